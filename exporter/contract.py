@@ -1,0 +1,117 @@
+"""The op contract of ``../shared/design/ops.md`` in code: the single source of truth.
+
+The exporter writes nodes from it, the ONNX Runtime op and the TensorRT plugin
+creators are tested against it (field names, types, defaults, input order).
+Change the contract here first, then everywhere, in the same change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DOMAIN = "dcn"
+DOMAIN_VERSION = 1
+PLUGIN_VERSION = "1"
+PLUGIN_NAMESPACE = ""
+
+# Attribute kinds, as ONNX names them; the TensorRT parser passes INT/INTS as int32
+# and FLOAT as float32 (PluginFieldType kINT32 / kFLOAT32).
+INT = "INT"
+INTS = "INTS"
+FLOAT = "FLOAT"
+
+TRT_FIELD_TYPE = {INT: "kINT32", INTS: "kINT32", FLOAT: "kFLOAT32"}
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    kind: str  # INT, INTS or FLOAT
+    default: Any = None  # None: required (or optional without default, see `required`)
+    length: int = 1  # number of values (INTS)
+    required: bool = False
+
+    @property
+    def trt_type(self) -> str:
+        return TRT_FIELD_TYPE[self.kind]
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    op_type: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[str, ...]
+    attrs: tuple[Attr, ...]
+    torch_op: str  # qualified torch.library name
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    @property
+    def attr_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attrs)
+
+    def attr(self, name: str) -> Attr:
+        for a in self.attrs:
+            if a.name == name:
+                return a
+        raise KeyError(f"{self.op_type}: no attribute {name!r}; expected one of {self.attr_names}")
+
+    def defaults(self) -> dict[str, Any]:
+        return {a.name: a.default for a in self.attrs if a.default is not None}
+
+
+DEFORM_CONV2D = OpSpec(
+    op_type="DeformConv2d",
+    inputs=(
+        Input("X"),
+        Input("W"),
+        Input("offset"),
+        Input("B", optional=True),
+        Input("mask", optional=True),
+    ),
+    outputs=("Y",),
+    attrs=(
+        Attr("strides", INTS, (1, 1), length=2),
+        Attr("pads", INTS, (0, 0, 0, 0), length=4),  # top, left, bottom, right
+        Attr("dilations", INTS, (1, 1), length=2),
+        Attr("group", INT, 1),
+        Attr("offset_group", INT, 1),
+        Attr("kernel_shape", INTS, None, length=2),  # optional; must equal W's
+    ),
+    torch_op="dcn::deform_conv2d",
+)
+
+DEFORM_PSROI_POOL = OpSpec(
+    op_type="DeformPSROIPool",
+    inputs=(Input("data"), Input("rois"), Input("trans", optional=True)),
+    outputs=("Y",),
+    attrs=(
+        Attr("spatial_scale", FLOAT, None, required=True),
+        Attr("output_dim", INT, None, required=True),
+        Attr("group_size", INT, None, required=True),
+        Attr("pooled_size", INT, None, required=True),
+        Attr("part_size", INT, 0),  # 0 = pooled_size
+        Attr("sample_per_part", INT, 4),
+        Attr("trans_std", FLOAT, 0.0),
+        Attr("no_trans", INT, 0),
+    ),
+    torch_op="dcn::deform_psroi_pool",
+)
+
+OPS: dict[str, OpSpec] = {op.op_type: op for op in (DEFORM_CONV2D, DEFORM_PSROI_POOL)}
+
+# Never name a node like this: TensorRT >= 10.1 imports the standard op itself.
+FORBIDDEN_OP_TYPES = ("DeformConv",)
+
+
+def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel: int, stride: int) -> int:
+    """oH = floor((H + top + bottom - dilation*(kH-1) - 1) / stride) + 1."""
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1

@@ -1,0 +1,26 @@
+"""Deformable ops: reference implementations (the truth), torch.library custom ops
+(``torch.ops.dcn.deform_conv2d`` / ``torch.ops.dcn.deform_psroi_pool``) and modules."""
+from . import custom  # noqa: F401  (registers torch.ops.dcn.*)
+from .custom import deform_conv2d_op, deform_psroi_pool_op
+from .modules import (
+    DeformConv2d,
+    DeformConv2dPack,
+    DeformPSROIPool,
+    DeformPSROIPoolPack,
+    ModulatedDeformConv2d,
+    ModulatedDeformConv2dPack,
+)
+from .reference import deform_conv2d, deform_psroi_pool
+
+__all__ = [
+    "deform_conv2d",
+    "deform_psroi_pool",
+    "deform_conv2d_op",
+    "deform_psroi_pool_op",
+    "DeformConv2d",
+    "ModulatedDeformConv2d",
+    "DeformConv2dPack",
+    "ModulatedDeformConv2dPack",
+    "DeformPSROIPool",
+    "DeformPSROIPoolPack",
+]
