@@ -1,0 +1,90 @@
+"""Example inputs and PyTorch outputs in Polygraphy's JSON formats.
+
+* ``inputs.json``: a list of feed dicts ``{name: ndarray}`` (``polygraphy.json.save_json``),
+  what ``polygraphy run --load-inputs`` reads.
+* ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch``,
+  what ``polygraphy run --load-outputs`` and ``dcn-compare`` read.
+
+Both files are written atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import DcnError
+
+RUNNER_NAME = "pytorch"
+INPUTS_FILE = "inputs.json"
+OUTPUTS_FILE = "outputs.json"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic(dest: Path, write) -> None:
+    from polygraphy.logger import G_LOGGER
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        with G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Saving ..." lines
+            write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
+    from polygraphy.json import save_json
+
+    data = [{k: np.asarray(v) for k, v in feed.items()} for feed in feeds]
+    _atomic(Path(path), lambda tmp: save_json(data, tmp, description="example inputs"))
+
+
+def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME) -> None:
+    from polygraphy.comparator import IterationResult, RunResults
+
+    results = RunResults()
+    results.append((runner_name, [IterationResult({k: np.asarray(v) for k, v in outputs.items()},
+                                                  runner_name=runner_name)]))
+    _atomic(Path(path), lambda tmp: results.save(tmp))
+
+
+def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> tuple[Path, Path]:
+    """Write ``DIR/inputs.json`` and ``DIR/outputs.json``; returns their paths."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DcnError(f"--save-io: cannot create directory '{d}': {e.strerror or e}") from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise DcnError(f"--save-io: directory '{d}' is not writable")
+    inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
+    save_inputs(inputs_path, [feed])
+    save_outputs(outputs_path, outputs)
+    return inputs_path, outputs_path
+
+
+def load_inputs(path: os.PathLike) -> list[dict[str, np.ndarray]]:
+    from polygraphy.json import load_json
+
+    return load_json(str(path), description="example inputs")
+
+
+def load_outputs(path: os.PathLike):
+    from polygraphy.comparator import RunResults
+
+    return RunResults.load(str(path))

@@ -1,0 +1,260 @@
+"""Run an exported ONNX model and compare it with PyTorch's outputs.
+
+Runtimes, first usable wins:
+
+1. ONNX Runtime alone, when the graph has no ``dcn`` node (``--deform-conv onnx``
+   without RoI pooling).
+2. ONNX Runtime with our custom-op library (``trt_runtime.plugins.ort_session``),
+   once that library is built.
+3. ONNX Runtime with every ``dcn::DeformConv2d`` run as the standard ``DeformConv``
+   (same semantics, inputs and attributes by the contract), when the graph has no
+   ``DeformPSROIPool`` and its opset has ``DeformConv`` (>= 19).
+4. ``onnx.reference.ReferenceEvaluator`` with ``dcn`` ops that call our PyTorch
+   reference: pure Python, slow on big models, runs anything.
+
+Tolerances come from :mod:`exporter.tolerance`: an element passes when
+``|got - ref| <= atol * scale + rtol * |ref|``, with ``scale = max(1, max |ref|)`` of that
+output. The table's atol is per op on unit-scale data; through a deep network float32
+rounding grows with the activations' scale (PyTorch's own float32 ResNet-50 differs from its
+float64 run by ~3e-5 of the output's range), so atol is taken relative to the output's
+range. The reference is PyTorch in float64 where the model runs in it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import onnx
+
+from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN
+from .errors import DcnError
+from .tolerance import output_scale, tolerance
+
+STANDARD_DEFORM_CONV_OPSET = 19
+
+
+# --------------------------------------------------------------------------- reference evaluator ops
+def _reference_ops():
+    """OpRun classes for the dcn domain, calling exporter.ops.reference (float math for half data)."""
+    import torch
+    from onnx.reference.op_run import OpRun
+
+    from .ops import reference as ref
+
+    def attrs(op, spec):
+        values = {}
+        for a in spec.attrs:
+            v = getattr(op, a.name, None)
+            if v is None:
+                v = a.default
+            values[a.name] = v
+        return values
+
+    def as_torch(a):
+        if a is None:
+            return None
+        t = torch.from_numpy(np.array(a, copy=True))
+        return t.float() if t.dtype == torch.float16 else t
+
+    class DeformConv2d(OpRun):
+        op_domain = DOMAIN
+
+        def _run(self, X, W, offset, B=None, mask=None, **_):
+            a = attrs(self, DEFORM_CONV2D)
+            y = ref.deform_conv2d(
+                as_torch(X), as_torch(offset), as_torch(W), as_torch(B), stride=tuple(a["strides"]),
+                padding=tuple(a["pads"]), dilation=tuple(a["dilations"]), mask=as_torch(mask),
+            )
+            got = {"group": X.shape[1] // W.shape[1],
+                   "offset_group": offset.shape[1] // (2 * W.shape[2] * W.shape[3])}
+            for key, want in got.items():
+                if int(a[key]) != want:
+                    raise DcnError(f"DeformConv2d '{self.onnx_node.name}': {key} is {a[key]}, "
+                                   f"expected {want} from the input shapes")
+            return (y.numpy().astype(X.dtype),)
+
+    class DeformPSROIPool(OpRun):
+        op_domain = DOMAIN
+
+        def _run(self, data, rois, trans=None, **_):
+            a = attrs(self, DEFORM_PSROI_POOL)
+            y = ref.deform_psroi_pool(
+                as_torch(data), as_torch(rois), None if a["no_trans"] else as_torch(trans),
+                spatial_scale=float(a["spatial_scale"]), output_dim=int(a["output_dim"]),
+                group_size=int(a["group_size"]), pooled_size=int(a["pooled_size"]), part_size=int(a["part_size"]),
+                sample_per_part=int(a["sample_per_part"]), trans_std=float(a["trans_std"]),
+            )
+            return (y.numpy().astype(data.dtype),)
+
+    return [DeformConv2d, DeformPSROIPool]
+
+
+# --------------------------------------------------------------------------- runtimes
+@dataclass
+class Runner:
+    name: str
+    run: Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
+
+
+def _dcn_op_types(model: onnx.ModelProto) -> set[str]:
+    return {n.op_type for n in model.graph.node if n.domain == DOMAIN}
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _ort_runner(model: onnx.ModelProto, name: str) -> Runner:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return Runner(name, lambda feed: sess.run(None, dict(feed)))
+
+
+def as_standard_deform_conv(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy in which every ``dcn::DeformConv2d`` is the standard ``DeformConv`` (contract: same semantics)."""
+    out = copy.deepcopy(model)
+    for node in out.graph.node:
+        if node.domain == DOMAIN and node.op_type == DEFORM_CONV2D.op_type:
+            node.op_type, node.domain = "DeformConv", ""
+    if not _dcn_op_types(out):
+        keep = [o for o in out.opset_import if o.domain != DOMAIN]
+        del out.opset_import[:]
+        out.opset_import.extend(keep)
+    return out
+
+
+def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
+    """ONNX Runtime with our custom-op library (trt_runtime.plugins), or None where it is not built."""
+    try:
+        from trt_runtime import plugins  # type: ignore
+    except Exception:
+        return None
+    factory = getattr(plugins, "ort_session", None)
+    if factory is None:
+        return None
+    try:
+        sess = factory(model.SerializeToString())
+    except Exception:  # library not built / not loadable: fall back to the next runtime
+        return None
+    return Runner("onnxruntime + dcn ops", lambda feed: sess.run(None, dict(feed)))
+
+
+def _reference_runner(model: onnx.ModelProto) -> Runner:
+    from onnx.reference import ReferenceEvaluator
+
+    ev = ReferenceEvaluator(model, new_ops=_reference_ops())
+    return Runner("onnx reference evaluator + dcn reference ops", lambda feed: list(ev.run(None, dict(feed))))
+
+
+def make_runner(model: onnx.ModelProto, prefer: str = "auto") -> Runner:
+    """Pick the first usable runtime (see module doc). ``prefer='reference'`` forces the evaluator."""
+    if prefer == "reference":
+        return _reference_runner(model)
+    ops = _dcn_op_types(model)
+    candidates: list[Callable[[], Optional[Runner]]] = []
+    if not ops:
+        candidates.append(lambda: _ort_runner(model, "onnxruntime"))
+    else:
+        candidates.append(lambda: _plugin_ort_runner(model))
+        if ops == {DEFORM_CONV2D.op_type} and _default_opset(model) >= STANDARD_DEFORM_CONV_OPSET:
+            candidates.append(lambda: _ort_runner(as_standard_deform_conv(model),
+                                                  "onnxruntime, dcn::DeformConv2d run as ONNX DeformConv"))
+    for make in candidates:
+        try:
+            runner = make()
+        except Exception:  # e.g. a float16 kernel ONNX Runtime's CPU provider lacks
+            runner = None
+        if runner is not None:
+            return runner
+    return _reference_runner(model)
+
+
+# --------------------------------------------------------------------------- comparison
+@dataclass
+class OutputError:
+    name: str
+    max_abs: float
+    max_rel: float  # |got - ref| / |ref| over elements with ref != 0
+    worst: float  # max |got - ref| / (atol * scale + rtol |ref|): <= 1 passes
+    scale: float = 1.0  # max(1, max |ref|)
+    shape_ok: bool = True
+    finite_ok: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return self.shape_ok and self.finite_ok and self.worst <= 1.0
+
+
+@dataclass
+class CheckReport:
+    runtime: str
+    dtype: str
+    atol: float
+    rtol: float
+    reference: str = "PyTorch"
+    outputs: list[OutputError] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    def summary(self) -> str:
+        """One line: runtime, per output max abs / rel error, tolerance, PASS/FAIL."""
+        parts = []
+        for o in self.outputs:
+            if not o.shape_ok:
+                parts.append(f"{o.name}: shape mismatch")
+            elif not o.finite_ok:
+                parts.append(f"{o.name}: non-finite values differ")
+            else:
+                parts.append(f"{o.name}: max abs {o.max_abs:.3g}, max rel {o.max_rel:.3g}, "
+                             f"{o.worst:.2g} of tolerance (scale {o.scale:.3g})")
+        verdict = "PASS" if self.passed else "FAIL"
+        return (f"check ({self.runtime} vs {self.reference}) {verdict}: " + "; ".join(parts)
+                + f" [{self.dtype} tolerance atol {self.atol:g} x scale, rtol {self.rtol:g}]")
+
+
+def compare(name: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputError:
+    got = np.asarray(got)
+    ref = np.asarray(ref)
+    if got.shape != ref.shape:
+        return OutputError(name, math.inf, math.inf, math.inf, shape_ok=False)
+    g = got.astype(np.float64)
+    r = ref.astype(np.float64)
+    fin_g, fin_r = np.isfinite(g), np.isfinite(r)
+    finite_ok = bool(np.array_equal(fin_g, fin_r) and np.array_equal(g[~fin_r], r[~fin_r]))
+    both = fin_g & fin_r
+    if not both.any():
+        return OutputError(name, 0.0, 0.0, 0.0, finite_ok=finite_ok)
+    d = np.abs(g[both] - r[both])
+    ar = np.abs(r[both])
+    nz = ar > 0
+    scale = output_scale(r)
+    return OutputError(
+        name,
+        max_abs=float(d.max()),
+        max_rel=float((d[nz] / ar[nz]).max()) if nz.any() else 0.0,
+        worst=float((d / (atol * scale + rtol * ar)).max()),
+        scale=scale,
+        finite_ok=finite_ok,
+    )
+
+
+def check_outputs(runner: Runner, feed: Mapping[str, np.ndarray], output_names: Sequence[str],
+                  reference: Sequence[np.ndarray], dtype: str, reference_name: str = "PyTorch") -> CheckReport:
+    atol, rtol = tolerance(dtype)
+    got = runner.run(feed)
+    report = CheckReport(runner.name, dtype, atol, rtol, reference_name)
+    for name, g, r in zip(output_names, got, reference):
+        report.outputs.append(compare(name, g, r, atol, rtol))
+    return report

@@ -1,0 +1,121 @@
+// dcn_conv_plan.h: how the DeformConv2d plugin splits its work (host code, no CUDA or
+// cuBLAS includes), shared by the TensorRT plugin and the host emulation test
+// (plugins/tests/host_kernels.cpp), so the GEMM group structure, batch chunking and
+// workspace arithmetic that the plugin runs are the ones tested on the host.
+//
+//   workspace = [ columns of a chunk of images | cuBLAS workspace ]
+//   for each chunk of images [n0, n0 + nb):
+//       deformable im2col -> columns col[nl][C*kH*kW][outH*outW]   (dcn_launch.h)
+//       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
+//
+// GEMMs are column-major (cuBLAS): a row-major [R, L] matrix is a column-major L x R one.
+// Per image and group g, with Kg = C/group*kH*kW, Mg = M/group, L = outH*outW:
+//   row-major  Y_g[Mg, L] = W_g[Mg, Kg] x col_g[Kg, L]
+//   col-major  Y_g^T (L x Mg) = col_g^T (L x Kg) x W_g^T (Kg x Mg)
+//   => gemm(m = L, n = Mg, k = Kg, A = col_g, lda = L, B = W_g, ldb = Kg, C = Y_g, ldc = L)
+// batched over images (strideB = 0, the weights are shared) or over groups.
+#pragma once
+
+#include "dcn_math.h"  // plugins/common
+
+#include <cstdint>
+
+namespace dcn {
+namespace plan {
+
+// Column buffer cap: a chunk holds as many images as fit (at least one).
+constexpr int64_t kColumnsCapBytes = int64_t(256) << 20;
+// cuBLAS workspace handed to cublasSetWorkspace (32 MiB: NVIDIA's recommendation for
+// Hopper and newer, more than enough before), so cuBLAS never allocates in enqueue
+// (safe under CUDA graph capture).
+constexpr int64_t kCublasWorkspaceBytes = int64_t(32) << 20;
+constexpr int64_t kAlignBytes = 256;
+
+inline int64_t align_up(int64_t v, int64_t a = kAlignBytes) { return (v + a - 1) / a * a; }
+
+// Elements of one image's column matrix: C*kH*kW x outH*outW.
+inline int64_t columns_per_image(const DeformConvDims& d) { return d.C * d.kH * d.kW * d.outH * d.outW; }
+
+// Bytes of the column part of the workspace for up to maxN images of at most
+// perImageBytes each: max(one image, min(all images, cap)). Any smaller problem's chunk
+// (chunk_images below) fits: a chunk of 1 needs one image <= this, a chunk of c > 1 needs
+// c*perImage <= min(N*perImage, cap).
+// (cap: kColumnsCapBytes; other values only in tests.)
+inline int64_t columns_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes) {
+    if (maxN <= 0 || perImageBytes <= 0) return 0;
+    const int64_t all = maxN * perImageBytes;
+    const int64_t capped = all < cap ? all : cap;
+    return perImageBytes > capped ? perImageBytes : capped;
+}
+
+// The whole workspace: aligned column part + cuBLAS workspace.
+inline int64_t workspace_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes) {
+    return align_up(columns_bytes(perImageBytes, maxN, cap)) + kCublasWorkspaceBytes;
+}
+
+// Offset of the cuBLAS workspace inside a workspace sized for (perImageBytes, N) or more.
+inline int64_t cublas_workspace_offset(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes) {
+    return align_up(columns_bytes(perImageBytes, N, cap));
+}
+
+// Images per chunk for N images of perImageBytes: as many as fit in the cap, >= 1, <= N.
+inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes) {
+    if (N <= 0) return 0;
+    const int64_t fit = perImageBytes > 0 ? cap / perImageBytes : N;
+    return fit < 1 ? 1 : (fit > N ? N : fit);
+}
+
+// One (strided-batched) column-major GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b] for
+// b < count, A[b] = A + a + b*strideA etc.; offsets in elements from the chunk's columns,
+// the weights and the chunk's first output image.
+struct Gemm {
+    int64_t m, n, k, lda, ldb, ldc;
+    int64_t a, b, c;
+    int64_t strideA, strideB, strideC;
+    int64_t count;
+};
+
+// Calls f(Gemm) for every GEMM of a chunk of nb images: one call per group batched over
+// the chunk's images when group <= nb (group == 1: a single call), else one call per
+// image batched over the groups.
+template <class F>
+void for_each_gemm(const DeformConvDims& d, int64_t nb, F&& f) {
+    const int64_t L = d.outH * d.outW;
+    const int64_t Kg = d.C / d.group * d.kH * d.kW;
+    const int64_t Mg = d.M / d.group;
+    const int64_t colImage = d.C * d.kH * d.kW * L;  // column elements per image
+    const int64_t outImage = d.M * L;                // output elements per image
+    Gemm g{};
+    g.m = L;
+    g.n = Mg;
+    g.k = Kg;
+    g.lda = L;
+    g.ldb = Kg;
+    g.ldc = L;
+    if (d.group <= nb) {
+        for (int64_t grp = 0; grp < d.group; ++grp) {
+            g.a = grp * Kg * L;
+            g.b = grp * Mg * Kg;
+            g.c = grp * Mg * L;
+            g.strideA = colImage;
+            g.strideB = 0;
+            g.strideC = outImage;
+            g.count = nb;
+            f(g);
+        }
+    } else {
+        for (int64_t nl = 0; nl < nb; ++nl) {
+            g.a = nl * colImage;
+            g.b = 0;
+            g.c = nl * outImage;
+            g.strideA = Kg * L;
+            g.strideB = Mg * Kg;
+            g.strideC = Mg * L;
+            g.count = d.group;
+            f(g);
+        }
+    }
+}
+
+}  // namespace plan
+}  // namespace dcn

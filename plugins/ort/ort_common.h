@@ -1,0 +1,186 @@
+// Shared plumbing of the ONNX Runtime custom ops: API version, errors as OrtStatus,
+// attribute reading with the contract's names and defaults, ParallelFor over the
+// session's intra-op thread pool. No math here: that is plugins/common/dcn_math.h.
+#pragma once
+
+#define ORT_API_MANUAL_INIT
+#include "onnxruntime_cxx_api.h"
+#undef ORT_API_MANUAL_INIT
+
+#include <cstdint>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dcn_math.h"
+
+namespace dcn_ort {
+
+// The lowest ONNX Runtime C API version the ops need: KernelContext_ParallelFor (1.17),
+// CreateKernelV2 / KernelComputeV2 (1.16), KernelInfo_GetNodeName and
+// KernelContext_GetAllocator (1.15), CreateOp / InvokeOp (1.12).
+constexpr int kMinOrtApiVersion = 17;
+
+// A contract violation (bad attribute or input): reported as ORT_INVALID_ARGUMENT.
+struct InvalidArgument : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Runs f, turning any exception into an OrtStatus (nullptr when f returns normally).
+template <class F> OrtStatusPtr guarded(F&& f) noexcept {
+    try {
+        f();
+        return nullptr;
+    } catch (const InvalidArgument& e) {
+        return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, e.what());
+    } catch (const Ort::Exception& e) {
+        return Ort::GetApi().CreateStatus(e.GetOrtErrorCode(), e.what());
+    } catch (const std::exception& e) {
+        return Ort::GetApi().CreateStatus(ORT_FAIL, e.what());
+    } catch (...) {
+        return Ort::GetApi().CreateStatus(ORT_FAIL, "dcn_ort: unknown exception");
+    }
+}
+
+inline void check(const std::string& message) {
+    if (!message.empty()) throw InvalidArgument(message);
+}
+
+// Reads node attributes by the contract's names; a missing required attribute or one of
+// the wrong type is an InvalidArgument naming op type, node and attribute.
+class Attributes {
+  public:
+    Attributes(const OrtKernelInfo* info, const char* op_type) : info_(info), op_type_(op_type) {
+        node_ = Ort::ConstKernelInfo(info).GetNodeName();
+    }
+    const std::string& node() const { return node_; }
+
+    int64_t get_int(const char* name, const int64_t* fallback) const {
+        int64_t v = 0;
+        if (ok(Ort::GetApi().KernelInfoGetAttribute_int64(info_, name, &v))) return v;
+        absent_or_wrong(name, "an INT", fallback != nullptr);  // throws unless there is a fallback
+        return *fallback;
+    }
+    int64_t get_int(const char* name, int64_t fallback) const { return get_int(name, &fallback); }
+    int64_t get_int(const char* name) const { return get_int(name, nullptr); }
+
+    double get_float(const char* name, const double* fallback) const {
+        float v = 0;
+        if (ok(Ort::GetApi().KernelInfoGetAttribute_float(info_, name, &v))) return v;
+        absent_or_wrong(name, "a FLOAT", fallback != nullptr);  // throws unless there is a fallback
+        return *fallback;
+    }
+    double get_float(const char* name, double fallback) const { return get_float(name, &fallback); }
+    double get_float(const char* name) const { return get_float(name, nullptr); }
+
+    // INTS; `fallback` when absent (an empty vector for an optional one without default).
+    std::vector<int64_t> get_ints(const char* name, std::vector<int64_t> fallback) const {
+        size_t n = 0;
+        if (ok(Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n))) {
+            // ONNX Runtime reads an attribute of another type as 0 ints: look closer.
+            if (n == 0 && other_than_empty_ints(name))
+                throw InvalidArgument(dcn::attribute_type_message(op_type_, node_, name, "an INTS list"));
+            std::vector<int64_t> v(n);
+            if (n) Ort::ThrowOnError(Ort::GetApi().KernelInfoGetAttributeArray_int64(info_, name, v.data(), &n));
+            return v;
+        }
+        absent_or_wrong(name, "an INTS list", true);
+        return fallback;
+    }
+
+  private:
+    static bool ok(OrtStatus* s) {
+        if (!s) return true;
+        Ort::GetApi().ReleaseStatus(s);
+        return false;
+    }
+    // The attribute reads as an empty INTS list but holds something else (a scalar, FLOATS, a string).
+    bool other_than_empty_ints(const char* name) const {
+        const OrtApi& api = Ort::GetApi();
+        int64_t i;
+        float f;
+        size_t n = 0, nf = 0;
+        return ok(api.KernelInfoGetAttribute_int64(info_, name, &i)) ||
+               ok(api.KernelInfoGetAttribute_float(info_, name, &f)) ||
+               ok(api.KernelInfoGetAttribute_string(info_, name, nullptr, &n)) ||
+               (ok(api.KernelInfoGetAttributeArray_float(info_, name, nullptr, &nf)) && nf > 0);
+    }
+    // The attribute could not be read as `kind`: throws if it is present with another type,
+    // or absent and required.
+    void absent_or_wrong(const char* name, const char* kind, bool has_default) const {
+        const OrtApi& api = Ort::GetApi();
+        int64_t i;
+        float f;
+        size_t n = 0;
+        const bool present = ok(api.KernelInfoGetAttribute_int64(info_, name, &i)) ||
+                             ok(api.KernelInfoGetAttribute_float(info_, name, &f)) ||
+                             ok(api.KernelInfoGetAttribute_string(info_, name, nullptr, &n)) ||
+                             ok(api.KernelInfoGetAttributeArray_int64(info_, name, nullptr, &n)) ||
+                             ok(api.KernelInfoGetAttributeArray_float(info_, name, nullptr, &n));
+        if (present) throw InvalidArgument(dcn::attribute_type_message(op_type_, node_, name, kind));
+        if (!has_default) throw InvalidArgument(dcn::missing_attribute_message(op_type_, node_, name, kind));
+    }
+
+    const OrtKernelInfo* info_;
+    const char* op_type_;
+    std::string node_;
+};
+
+inline std::vector<int64_t> shape_of(const Ort::ConstValue& v) {
+    return v.GetTensorTypeAndShapeInfo().GetShape();
+}
+
+// The optional input `index`, or an empty value when the node leaves it out.
+inline Ort::ConstValue optional_input(const Ort::KernelContext& ctx, size_t index) {
+    if (index >= ctx.GetInputCount()) return Ort::ConstValue(nullptr);
+    return ctx.GetInput(index);
+}
+
+// f(i) for i in [0, total) on the session's intra-op thread pool. f must not throw.
+template <class F> void parallel_for(const Ort::KernelContext& ctx, size_t total, const F& f) {
+    if (total == 0) return;
+    if (total == 1) {
+        f(size_t{0});
+        return;
+    }
+    ctx.ParallelFor([](void* user, size_t i) { (*static_cast<const F*>(user))(i); }, total, 0,
+                    const_cast<F*>(&f));
+}
+
+// CPU memory info, created once and never released (no ORT call during static destruction).
+inline const OrtMemoryInfo& cpu_memory_info() {
+    static const OrtMemoryInfo* info = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault).release();
+    return *info;
+}
+
+// A scratch buffer from the session's CPU allocator (its arena keeps it for the next run).
+template <class T> class Scratch {
+  public:
+    Scratch(const Ort::KernelContext& ctx, size_t count) {
+        if (count == 0) return;
+        alloc_ = ctx.GetAllocator(cpu_memory_info());
+        if (!alloc_) throw std::runtime_error("dcn_ort: no CPU allocator in the kernel context");
+        data_ = static_cast<T*>(alloc_->Alloc(alloc_, count * sizeof(T)));
+        if (!data_) throw std::bad_alloc();
+    }
+    ~Scratch() {
+        if (data_) alloc_->Free(alloc_, data_);
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    T* get() const { return data_; }
+
+  private:
+    OrtAllocator* alloc_ = nullptr;
+    T* data_ = nullptr;
+};
+
+// The element type tag of T for the custom-op type constraint.
+template <class T> constexpr ONNXTensorElementDataType element_type();
+template <> constexpr ONNXTensorElementDataType element_type<float>() { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+template <> constexpr ONNXTensorElementDataType element_type<dcn::Half>() {
+    return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+}
+
+}  // namespace dcn_ort

@@ -1,0 +1,100 @@
+// The TensorRT creators' fields: the op contract's attributes (shared/design/ops.md,
+// exporter/contract.py) as one table per op. Free of TensorRT includes so that
+// tests/test_trt_contract.py can compile it on its own and compare it, entry by
+// entry, with exporter/contract.py. The creators build getFieldNames(), parse
+// createPlugin()'s collection and emit getFieldsToSerialize() from these tables
+// only: no field name is spelled anywhere else in plugins/trt.
+#pragma once
+
+#include <cstdint>
+
+namespace dcn {
+namespace trt {
+
+// Contract kind (ONNX attribute type) of a field. The ONNX parser passes INT and
+// INTS as PluginFieldType::kINT32 and FLOAT as PluginFieldType::kFLOAT32.
+enum class FieldKind : int32_t
+{
+    kINT = 0,
+    kINTS = 1,
+    kFLOAT = 2,
+};
+
+struct FieldSpec
+{
+    char const* name;
+    FieldKind kind;
+    int32_t length;       // number of values (1 for INT / FLOAT)
+    bool required;        // the creator rejects a collection without it
+    bool hasDefault;      // false: optional without default (kernel_shape) or required
+    double defaults[4];   // first `length` entries meaningful when hasDefault
+};
+
+inline constexpr char const* fieldKindName(FieldKind k)
+{
+    return k == FieldKind::kINT ? "INT" : k == FieldKind::kINTS ? "INTS" : "FLOAT";
+}
+
+// TensorRT PluginFieldType spelled as in NvInferPluginBase.h (for messages and the
+// contract test; the creators map kINT/kINTS -> kINT32 and kFLOAT -> kFLOAT32).
+inline constexpr char const* fieldTrtTypeName(FieldKind k)
+{
+    return k == FieldKind::kFLOAT ? "kFLOAT32" : "kINT32";
+}
+
+// ---- DeformConv2d ------------------------------------------------------------------
+inline constexpr char const* kDeformConv2dName = "DeformConv2d";
+
+enum DeformConv2dField : int32_t
+{
+    kDC_STRIDES = 0,
+    kDC_PADS,
+    kDC_DILATIONS,
+    kDC_GROUP,
+    kDC_OFFSET_GROUP,
+    kDC_KERNEL_SHAPE,
+    kDC_NUM_FIELDS
+};
+
+inline constexpr FieldSpec kDeformConv2dFields[kDC_NUM_FIELDS] = {
+    {"strides", FieldKind::kINTS, 2, false, true, {1, 1}},
+    {"pads", FieldKind::kINTS, 4, false, true, {0, 0, 0, 0}},
+    {"dilations", FieldKind::kINTS, 2, false, true, {1, 1}},
+    {"group", FieldKind::kINT, 1, false, true, {1}},
+    {"offset_group", FieldKind::kINT, 1, false, true, {1}},
+    {"kernel_shape", FieldKind::kINTS, 2, false, false, {0}},
+};
+
+// ---- DeformPSROIPool ---------------------------------------------------------------
+inline constexpr char const* kDeformPSROIPoolName = "DeformPSROIPool";
+
+enum DeformPSROIPoolField : int32_t
+{
+    kPS_SPATIAL_SCALE = 0,
+    kPS_OUTPUT_DIM,
+    kPS_GROUP_SIZE,
+    kPS_POOLED_SIZE,
+    kPS_PART_SIZE,
+    kPS_SAMPLE_PER_PART,
+    kPS_TRANS_STD,
+    kPS_NO_TRANS,
+    kPS_NUM_FIELDS
+};
+
+inline constexpr FieldSpec kDeformPSROIPoolFields[kPS_NUM_FIELDS] = {
+    {"spatial_scale", FieldKind::kFLOAT, 1, true, false, {0}},
+    {"output_dim", FieldKind::kINT, 1, true, false, {0}},
+    {"group_size", FieldKind::kINT, 1, true, false, {0}},
+    {"pooled_size", FieldKind::kINT, 1, true, false, {0}},
+    {"part_size", FieldKind::kINT, 1, false, true, {0}},
+    {"sample_per_part", FieldKind::kINT, 1, false, true, {4}},
+    {"trans_std", FieldKind::kFLOAT, 1, false, true, {0.0}},
+    {"no_trans", FieldKind::kINT, 1, false, true, {0}},
+};
+
+// Plugin identity (contract: creator named like the op type, version "1", namespace "").
+inline constexpr char const* kPluginVersion = "1";
+inline constexpr char const* kPluginNamespace = "";
+
+} // namespace trt
+} // namespace dcn

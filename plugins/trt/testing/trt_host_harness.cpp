@@ -1,0 +1,586 @@
+// trt_host_harness.cpp: the dcn TensorRT plugins driven on the host, without TensorRT's
+// library or a GPU, for tests/test_trt_contract.py (ctypes).
+//
+// Built (scripts/check_cuda_build.sh, DCN_TRT_CHECK_ONLY=ON + DCN_TRT_HOST_HARNESS=ON) from
+// the real plugin sources, the real CUDA kernels, the CUDA runtime and cuBLAS, against real
+// TensorRT headers. TensorRT's library is replaced by what the plugins need of it:
+// getLogger() (a logger that keeps the messages) and getPluginRegistry() (null: the
+// on-load registration is skipped). The harness stands in for TensorRT's side of the
+// plugin interface: it calls getCreators(), createPlugin() with fields built by the
+// test, getFieldsToSerialize(), getOutputShapes() with an IExprBuilder whose expressions
+// carry a value (symbolic or constant), supportsFormatCombination(), getOutputDataTypes(),
+// configurePlugin(), getWorkspaceSize(), onShapeChange(), attachToContext() with an error
+// recorder, and enqueue() (which, with no GPU, must fail with a reported, non-zero status).
+// Test code only; not part of the plugin library.
+#include "NvInferRuntime.h"
+
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+#define HARNESS_API extern "C" __attribute__((visibility("default")))
+
+// ---- the plugin library's entry points (plugin_entry.cpp)
+extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+
+// ---- what the plugins take from libnvinfer
+namespace {
+struct KeepLogger : public ILogger
+{
+    std::string text;
+    void log(Severity severity, char const* msg) noexcept override
+    {
+        char const* s = severity == Severity::kINTERNAL_ERROR ? "INTERNAL_ERROR"
+            : severity == Severity::kERROR                    ? "ERROR"
+            : severity == Severity::kWARNING                  ? "WARNING"
+            : severity == Severity::kINFO                     ? "INFO"
+                                                              : "VERBOSE";
+        text += std::string(s) + ": " + msg + "\n";
+    }
+};
+KeepLogger gLogger;
+} // namespace
+
+extern "C" ILogger* getLogger() noexcept
+{
+    return &gLogger;
+}
+extern "C" IPluginRegistry* getPluginRegistry() noexcept
+{
+    return nullptr;
+}
+
+namespace {
+
+int copyOut(std::string const& s, char* buf, size_t n)
+{
+    if (buf && n)
+    {
+        size_t const k = s.size() < n - 1 ? s.size() : n - 1;
+        std::memcpy(buf, s.data(), k);
+        buf[k] = '\0';
+    }
+    return static_cast<int>(s.size());
+}
+
+std::string jsonString(char const* s)
+{
+    std::string o = "\"";
+    for (char const* p = s ? s : ""; *p; ++p)
+    {
+        if (*p == '"' || *p == '\\')
+        {
+            o += '\\';
+        }
+        o += *p;
+    }
+    return o + "\"";
+}
+
+IPluginCreatorV3One* findCreator(char const* name)
+{
+    int32_t nb = 0;
+    IPluginCreatorInterface* const* list = getCreators(nb);
+    for (int32_t i = 0; i < nb; ++i)
+    {
+        auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
+        if (std::strcmp(c->getPluginName(), name) == 0)
+        {
+            return c;
+        }
+    }
+    return nullptr;
+}
+
+// Expressions that carry a value: constant, or symbolic (a runtime dimension) with the
+// value it would have, so a test can evaluate TensorRT-side shape formulas.
+class Dim : public IDimensionExpr
+{
+public:
+    Dim(bool constant, int64_t value)
+    {
+        mCore.constant = constant;
+        mCore.value = value;
+        mImpl = &mCore;
+    }
+    ~Dim() noexcept override = default;
+    int64_t value() const
+    {
+        return mCore.value;
+    }
+
+private:
+    struct Core : public apiv::VDimensionExpr
+    {
+        bool constant{false};
+        int64_t value{0};
+        bool isConstant() const override
+        {
+            return constant;
+        }
+        int64_t getConstantValue() const override
+        {
+            return constant ? value : INT64_MIN;
+        }
+        bool isSizeTensor() const override
+        {
+            return false;
+        }
+    } mCore;
+};
+
+int64_t floorDiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+class Builder : public IExprBuilder
+{
+public:
+    Builder()
+    {
+        mImpl = &mCore;
+        mCore.owner = this;
+    }
+    ~Builder() noexcept override = default;
+    Dim const* make(bool constant, int64_t v)
+    {
+        mDims.emplace_back(new Dim(constant, v));
+        return mDims.back().get();
+    }
+    std::string error;
+
+private:
+    struct Core : public apiv::VExprBuilder
+    {
+        Builder* owner{nullptr};
+        IDimensionExpr const* constant(int64_t value) override
+        {
+            return owner->make(true, value);
+        }
+        IDimensionExpr const* operation(
+            DimensionOperation op, IDimensionExpr const& first, IDimensionExpr const& second) override
+        {
+            int64_t const a = static_cast<Dim const&>(first).value();
+            int64_t const b = static_cast<Dim const&>(second).value();
+            bool const c = first.isConstant() && second.isConstant();
+            int64_t v = 0;
+            switch (op)
+            {
+            case DimensionOperation::kSUM: v = a + b; break;
+            case DimensionOperation::kPROD: v = a * b; break;
+            case DimensionOperation::kMAX: v = a > b ? a : b; break;
+            case DimensionOperation::kMIN: v = a < b ? a : b; break;
+            case DimensionOperation::kSUB: v = a - b; break;
+            case DimensionOperation::kEQUAL: v = a == b; break;
+            case DimensionOperation::kLESS: v = a < b; break;
+            case DimensionOperation::kFLOOR_DIV:
+                if (b == 0)
+                {
+                    owner->error += "floor division by zero; ";
+                    return owner->make(c, 0);
+                }
+                v = floorDiv(a, b);
+                break;
+            case DimensionOperation::kCEIL_DIV:
+                if (b == 0)
+                {
+                    owner->error += "ceil division by zero; ";
+                    return owner->make(c, 0);
+                }
+                v = -floorDiv(-a, b);
+                break;
+            }
+            return owner->make(c, v);
+        }
+        IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override
+        {
+            owner->error += "declareSizeTensor called; ";
+            return nullptr;
+        }
+    } mCore;
+    std::vector<std::unique_ptr<Dim>> mDims;
+};
+
+class Recorder : public IErrorRecorder
+{
+public:
+    int32_t getNbErrors() const noexcept override
+    {
+        return static_cast<int32_t>(mErrors.size());
+    }
+    ErrorCode getErrorCode(int32_t i) const noexcept override
+    {
+        return mErrors.at(static_cast<size_t>(i)).first;
+    }
+    ErrorDesc getErrorDesc(int32_t i) const noexcept override
+    {
+        return mErrors.at(static_cast<size_t>(i)).second.c_str();
+    }
+    bool hasOverflowed() const noexcept override
+    {
+        return false;
+    }
+    void clear() noexcept override
+    {
+        mErrors.clear();
+    }
+    bool reportError(ErrorCode val, ErrorDesc desc) noexcept override
+    {
+        mErrors.emplace_back(val, desc ? desc : "");
+        return false;
+    }
+    RefCount incRefCount() noexcept override
+    {
+        return ++mRefs;
+    }
+    RefCount decRefCount() noexcept override
+    {
+        return --mRefs;
+    }
+    std::vector<std::pair<ErrorCode, std::string>> mErrors;
+    RefCount mRefs{0};
+};
+
+class ResourceContext : public IPluginResourceContext
+{
+public:
+    explicit ResourceContext(IErrorRecorder* r)
+        : mRecorder(r)
+    {
+    }
+    IGpuAllocator* getGpuAllocator() const noexcept override
+    {
+        return nullptr;
+    }
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return mRecorder;
+    }
+
+private:
+    IErrorRecorder* mRecorder;
+};
+
+Recorder gRecorder;
+
+struct Handle
+{
+    IPluginV3* plugin{nullptr};
+    IPluginV3OneCore* core{nullptr};
+    IPluginV3OneBuild* build{nullptr};
+    IPluginV3OneRuntime* runtime{nullptr};
+};
+
+Handle* wrap(IPluginV3* p)
+{
+    if (p == nullptr)
+    {
+        return nullptr;
+    }
+    auto* h = new Handle;
+    h->plugin = p;
+    h->core = static_cast<IPluginV3OneCore*>(p->getCapabilityInterface(PluginCapabilityType::kCORE));
+    h->build = static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    h->runtime = static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    return h;
+}
+
+Dims makeDims(int32_t rank, int64_t const* d)
+{
+    Dims r{};
+    r.nbDims = rank;
+    for (int32_t i = 0; i < rank; ++i)
+    {
+        r.d[i] = d[i];
+    }
+    return r;
+}
+
+// Tensor descriptions from flat arrays: ranks[i], dims[i*8 + k], types[i] (DataType), format linear.
+std::vector<DynamicPluginTensorDesc> dynDescs(int32_t n, int32_t const* ranks, int64_t const* dims, int32_t const* types)
+{
+    std::vector<DynamicPluginTensorDesc> v(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i)
+    {
+        Dims const d = makeDims(ranks[i], dims + 8 * i);
+        v[i].desc.dims = d;
+        v[i].desc.type = static_cast<DataType>(types[i]);
+        v[i].desc.format = TensorFormat::kLINEAR;
+        v[i].desc.scale = -1.F;
+        v[i].min = d;
+        v[i].opt = d;
+        v[i].max = d;
+    }
+    return v;
+}
+
+} // namespace
+
+// PluginFieldType / DataType codes by name, so the test hardcodes no enum value.
+HARNESS_API int dcn_harness_enum(char const* name)
+{
+    struct E
+    {
+        char const* n;
+        int v;
+    } const table[] = {
+        {"kFLOAT32", static_cast<int>(PluginFieldType::kFLOAT32)},
+        {"kFLOAT64", static_cast<int>(PluginFieldType::kFLOAT64)},
+        {"kINT32", static_cast<int>(PluginFieldType::kINT32)},
+        {"kINT64", static_cast<int>(PluginFieldType::kINT64)},
+        {"kFLOAT16", static_cast<int>(PluginFieldType::kFLOAT16)},
+        {"kCHAR", static_cast<int>(PluginFieldType::kCHAR)},
+        {"FP32", static_cast<int>(DataType::kFLOAT)},
+        {"FP16", static_cast<int>(DataType::kHALF)},
+        {"INT32", static_cast<int>(DataType::kINT32)},
+        {"INT8", static_cast<int>(DataType::kINT8)},
+        {"BF16", static_cast<int>(DataType::kBF16)},
+        {"LINEAR", static_cast<int>(TensorFormat::kLINEAR)},
+        {"CHW32", static_cast<int>(TensorFormat::kCHW32)},
+    };
+    for (E const& e : table)
+    {
+        if (std::strcmp(e.n, name) == 0)
+        {
+            return e.v;
+        }
+    }
+    return -1000;
+}
+
+HARNESS_API int dcn_harness_trt_version()
+{
+    return NV_TENSORRT_MAJOR * 10000 + NV_TENSORRT_MINOR * 100 + NV_TENSORRT_PATCH;
+}
+
+// JSON: [{"name", "version", "namespace", "interface", "fields": [{"name", "type", "length"}]}]
+HARNESS_API int dcn_harness_describe(char* buf, size_t n)
+{
+    int32_t nb = 0;
+    IPluginCreatorInterface* const* list = getCreators(nb);
+    std::string o = "[";
+    for (int32_t i = 0; i < nb; ++i)
+    {
+        auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
+        InterfaceInfo const info = c->getInterfaceInfo();
+        o += std::string(i ? "," : "") + "{\"name\":" + jsonString(c->getPluginName())
+            + ",\"version\":" + jsonString(c->getPluginVersion()) + ",\"namespace\":" + jsonString(c->getPluginNamespace())
+            + ",\"interface\":" + jsonString(info.kind) + ",\"interface_major\":" + std::to_string(info.major)
+            + ",\"fields\":[";
+        PluginFieldCollection const* fc = c->getFieldNames();
+        for (int32_t f = 0; fc && f < fc->nbFields; ++f)
+        {
+            PluginField const& pf = fc->fields[f];
+            char const* type = pf.type == PluginFieldType::kINT32 ? "kINT32"
+                : pf.type == PluginFieldType::kFLOAT32          ? "kFLOAT32"
+                                                                : "other";
+            o += std::string(f ? "," : "") + "{\"name\":" + jsonString(pf.name) + ",\"type\":" + jsonString(type)
+                + ",\"length\":" + std::to_string(pf.length) + ",\"data_is_null\":" + (pf.data ? "false" : "true")
+                + "}";
+        }
+        o += "]}";
+    }
+    o += "]";
+    return copyOut(o, buf, n);
+}
+
+// createPlugin(layer, fields) in the given phase (0 build, 1 runtime); null on error (see the log).
+HARNESS_API void* dcn_harness_create(char const* op, char const* layer, int32_t nbFields, char const* const* names,
+    int32_t const* types, int32_t const* lengths, void const* const* data, int32_t phase)
+{
+    IPluginCreatorV3One* c = findCreator(op);
+    if (c == nullptr)
+    {
+        gLogger.log(ILogger::Severity::kERROR, (std::string("harness: no creator ") + op).c_str());
+        return nullptr;
+    }
+    std::vector<PluginField> fields;
+    for (int32_t i = 0; i < nbFields; ++i)
+    {
+        fields.emplace_back(names[i], data[i], static_cast<PluginFieldType>(types[i]), lengths[i]);
+    }
+    PluginFieldCollection fc;
+    fc.nbFields = nbFields;
+    fc.fields = fields.data();
+    return wrap(c->createPlugin(layer, &fc, phase ? TensorRTPhase::kRUNTIME : TensorRTPhase::kBUILD));
+}
+
+// getFieldsToSerialize() -> createPlugin(kRUNTIME) with exactly those fields (deserialization).
+HARNESS_API void* dcn_harness_roundtrip(void* handle, char const* layer)
+{
+    auto* h = static_cast<Handle*>(handle);
+    PluginFieldCollection const* fc = h->runtime->getFieldsToSerialize();
+    if (fc == nullptr)
+    {
+        return nullptr;
+    }
+    IPluginCreatorV3One* c = findCreator(h->core->getPluginName());
+    return wrap(c->createPlugin(layer, fc, TensorRTPhase::kRUNTIME));
+}
+
+// JSON {"name","version","namespace","metadata","fields":[{"name","type","length","values"}]}
+HARNESS_API int dcn_harness_serialize(void* handle, char* buf, size_t n)
+{
+    auto* h = static_cast<Handle*>(handle);
+    PluginFieldCollection const* fc = h->runtime->getFieldsToSerialize();
+    std::string o = "{\"name\":" + jsonString(h->core->getPluginName()) + ",\"version\":"
+        + jsonString(h->core->getPluginVersion()) + ",\"namespace\":" + jsonString(h->core->getPluginNamespace())
+        + ",\"metadata\":" + jsonString(h->build->getMetadataString()) + ",\"fields\":[";
+    for (int32_t f = 0; fc && f < fc->nbFields; ++f)
+    {
+        PluginField const& pf = fc->fields[f];
+        std::string values;
+        for (int32_t k = 0; k < pf.length; ++k)
+        {
+            values += k ? "," : "";
+            if (pf.type == PluginFieldType::kFLOAT32)
+            {
+                char tmp[64];
+                std::snprintf(tmp, sizeof tmp, "%.9g", static_cast<double>(static_cast<float const*>(pf.data)[k]));
+                values += tmp;
+            }
+            else if (pf.type == PluginFieldType::kINT32)
+            {
+                values += std::to_string(static_cast<int32_t const*>(pf.data)[k]);
+            }
+        }
+        o += std::string(f ? "," : "") + "{\"name\":" + jsonString(pf.name) + ",\"type\":"
+            + jsonString(pf.type == PluginFieldType::kINT32 ? "kINT32" : pf.type == PluginFieldType::kFLOAT32 ? "kFLOAT32" : "other")
+            + ",\"length\":" + std::to_string(pf.length) + ",\"values\":[" + values + "]}";
+    }
+    o += "]}";
+    return copyOut(o, buf, n);
+}
+
+// getOutputShapes: inputs given as ranks / dims (8 per input) / symbolic flags (8 per input).
+// Writes the output's rank, values and constness; returns the plugin's status.
+HARNESS_API int dcn_harness_output_shapes(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* symbolic, int32_t* outRank, int64_t* outDims, int32_t* outConst, char* err, size_t errSize)
+{
+    auto* h = static_cast<Handle*>(handle);
+    Builder b;
+    std::vector<DimsExprs> in(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        in[i].nbDims = ranks[i];
+        for (int32_t k = 0; k < ranks[i]; ++k)
+        {
+            in[i].d[k] = b.make(symbolic[8 * i + k] == 0, dims[8 * i + k]);
+        }
+    }
+    DimsExprs out{};
+    int32_t const rc = h->build->getOutputShapes(in.data(), nbInputs, nullptr, 0, &out, 1, b);
+    *outRank = out.nbDims;
+    for (int32_t k = 0; rc == 0 && k < out.nbDims; ++k)
+    {
+        outDims[k] = static_cast<Dim const*>(out.d[k])->value();
+        outConst[k] = out.d[k]->isConstant() ? 1 : 0;
+    }
+    copyOut(b.error, err, errSize);
+    return rc;
+}
+
+HARNESS_API int dcn_harness_supports(void* handle, int32_t pos, int32_t nbInputs, int32_t nbOutputs,
+    int32_t const* types, int32_t const* formats)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DynamicPluginTensorDesc> io(static_cast<size_t>(nbInputs + nbOutputs));
+    for (int32_t i = 0; i < nbInputs + nbOutputs; ++i)
+    {
+        io[i].desc.type = static_cast<DataType>(types[i]);
+        io[i].desc.format = static_cast<TensorFormat>(formats[i]);
+    }
+    return h->build->supportsFormatCombination(pos, io.data(), nbInputs, nbOutputs) ? 1 : 0;
+}
+
+HARNESS_API int dcn_harness_output_types(void* handle, int32_t nbInputs, int32_t const* types, int32_t* outType)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DataType> in(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        in[i] = static_cast<DataType>(types[i]);
+    }
+    DataType out = DataType::kINT8;
+    int const rc = h->build->getOutputDataTypes(&out, 1, in.data(), nbInputs);
+    *outType = static_cast<int32_t>(out);
+    return rc;
+}
+
+// configurePlugin + getWorkspaceSize with min = opt = max = the given dims; output dims given too.
+HARNESS_API int dcn_harness_configure(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* types, int32_t outRank, int64_t const* outDims, int64_t* workspace)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DynamicPluginTensorDesc> in = dynDescs(nbInputs, ranks, dims, types);
+    std::vector<DynamicPluginTensorDesc> out = dynDescs(1, &outRank, outDims, types);
+    int const rc = h->build->configurePlugin(in.data(), nbInputs, out.data(), 1);
+    *workspace = static_cast<int64_t>(h->build->getWorkspaceSize(in.data(), nbInputs, out.data(), 1));
+    return rc;
+}
+
+// attachToContext (with the harness's error recorder) -> a new handle for the runtime clone.
+HARNESS_API void* dcn_harness_attach(void* handle)
+{
+    auto* h = static_cast<Handle*>(handle);
+    ResourceContext ctx(&gRecorder);
+    return wrap(h->runtime->attachToContext(&ctx));
+}
+
+// onShapeChange with the given dims, then enqueue with null device pointers (no GPU here:
+// the plugin must fail with a non-zero status, reported). Returns enqueue's status, or
+// onShapeChange's when that fails (in *stage: 1 onShapeChange, 2 enqueue).
+HARNESS_API int dcn_harness_run(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* types, int32_t outRank, int64_t const* outDims, int32_t* stage)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DynamicPluginTensorDesc> in = dynDescs(nbInputs, ranks, dims, types);
+    std::vector<DynamicPluginTensorDesc> out = dynDescs(1, &outRank, outDims, types);
+    std::vector<PluginTensorDesc> inD(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        inD[i] = in[i].desc;
+    }
+    PluginTensorDesc outD = out[0].desc;
+    *stage = 1;
+    int rc = h->runtime->onShapeChange(inD.data(), nbInputs, &outD, 1);
+    if (rc != 0)
+    {
+        return rc;
+    }
+    *stage = 2;
+    std::vector<void const*> inputs(static_cast<size_t>(nbInputs), nullptr);
+    void* outputs[1] = {nullptr};
+    return h->runtime->enqueue(inD.data(), &outD, inputs.data(), outputs, nullptr, nullptr);
+}
+
+HARNESS_API void dcn_harness_destroy(void* handle)
+{
+    auto* h = static_cast<Handle*>(handle);
+    if (h != nullptr)
+    {
+        delete h->plugin;
+        delete h;
+    }
+}
+
+// The log (all messages since the last call) and the error recorder's errors, then clears both.
+HARNESS_API int dcn_harness_take_log(char* buf, size_t n)
+{
+    std::string s = gLogger.text;
+    for (auto const& e : gRecorder.mErrors)
+    {
+        s += "RECORDER(" + std::to_string(static_cast<int>(e.first)) + "): " + e.second + "\n";
+    }
+    gLogger.text.clear();
+    gRecorder.clear();
+    return copyOut(s, buf, n);
+}

@@ -1,0 +1,86 @@
+"""Runs scripts/check_cuda_build.sh once per test session and hands its results to the tests
+(tests/test_cuda_compile.py, tests/test_trt_contract.py).
+
+No GPU or TensorRT library needed: nvcc (CUDA toolkit) for the kernels, TensorRT headers
+(PyPI's kernel-lens, or TensorRT_INCLUDE_DIR) for the plugin sources and the host harness.
+A missing tool skips the tests that need it, naming it; a failing build fails them.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "check_cuda_build.sh"
+BUILD = Path(os.environ.get("DCN_CHECK_BUILD_DIR", REPO / "build" / "cuda-check"))
+# Architectures CI must cover (the brief's list); newer ones are checked when nvcc has them.
+REQUIRED_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
+
+
+def nvcc() -> str | None:
+    for c in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if c and Path(c).is_file():
+            return c
+    return None
+
+
+def trt_headers_available() -> bool:
+    if os.environ.get("TensorRT_INCLUDE_DIR"):
+        return True
+    spec = importlib.util.find_spec("kernel_lens")
+    return bool(spec and spec.origin and (Path(spec.origin).parent / "include" / "tensorrt" / "NvInferRuntime.h").is_file())
+
+
+@dataclass
+class CheckResult:
+    rc: int
+    output: str
+    build: Path
+    with_trt: bool
+
+    @property
+    def ptxas(self) -> dict:
+        return json.loads((self.build / "ptxas.json").read_text())
+
+    @property
+    def table(self) -> str:
+        return (self.build / "ptxas_table.md").read_text()
+
+    @property
+    def harness(self) -> Path:
+        return Path((self.build / "harness_path.txt").read_text().strip())
+
+    @property
+    def trt_checked(self) -> list[str]:
+        return (self.build / "trt_checked.txt").read_text().splitlines()
+
+
+@functools.lru_cache(maxsize=None)
+def _run(with_trt: bool) -> CheckResult:
+    env = dict(os.environ, DCN_CHECK_BUILD_DIR=str(BUILD))
+    if not with_trt:
+        env["DCN_CHECK_SKIP_TRT"] = "1"
+    p = subprocess.run(["bash", str(SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    return CheckResult(p.returncode, p.stdout + p.stderr, BUILD, with_trt)
+
+
+def check_build(*, need_trt: bool) -> CheckResult:
+    """The check build's result; skips naming what is missing, fails when the build fails."""
+    if nvcc() is None:
+        pytest.skip("nvcc (CUDA toolkit) not found: install it or set CUDACXX")
+    with_trt = trt_headers_available()
+    if need_trt and not with_trt:
+        pytest.skip("TensorRT headers not found: kernel-lens not installed (pip install kernel-lens) "
+                    "and TensorRT_INCLUDE_DIR not set")
+    r = _run(with_trt)
+    if r.rc != 0:
+        pytest.fail(f"scripts/check_cuda_build.sh failed (exit {r.rc}):\n" + r.output[-6000:])
+    return r

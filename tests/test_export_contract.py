@@ -1,0 +1,186 @@
+"""The exporter's nodes and schemas equal exporter/contract.py: names, types, input order, defaults."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+import export_models as em
+import exporter
+from exporter import contract, schemas
+from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
+from exporter.export import translation_table
+
+ONNX_KIND = {contract.INT: onnx.AttributeProto.INT, contract.INTS: onnx.AttributeProto.INTS,
+             contract.FLOAT: onnx.AttributeProto.FLOAT}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One graph with DCNv1 (with/without bias), DCNv2 (with/without bias) and both pooling calls."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.zoo = em.OursZoo()
+            self.pool = em.PSRoINet()
+
+        def forward(self, x, rois):
+            return self.zoo(x), self.pool(torch.cat([x, x[:, :1]], 1), rois)
+
+    torch.manual_seed(0)
+    model = em.randomize_offsets(Net()).eval()
+    x = torch.randn(1, 3, 16, 20)
+    path = tmp_path_factory.mktemp("contract") / "net.onnx"
+    result = exporter.export(model, (x, em.rois_for(1, 64, 80)), path, input_names=["x", "rois"], verify=False)
+    return model, result, onnx.load(str(path))
+
+
+def _value_shapes(model: onnx.ModelProto) -> dict[str, list]:
+    out = {}
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        out[vi.name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
+    for t in model.graph.initializer:
+        out[t.name] = list(t.dims)
+    return out
+
+
+def test_dcn_nodes_attribute_names_and_types_equal_contract(exported):
+    _, _, model = exported
+    dcn = [n for n in model.graph.node if n.domain == DOMAIN]
+    assert {n.op_type for n in dcn} == {DEFORM_CONV2D.op_type, DEFORM_PSROI_POOL.op_type}
+    for n in dcn:
+        spec = contract.OPS[n.op_type]
+        got = {a.name: a.type for a in n.attribute}
+        # every contract attribute written explicitly (kernel_shape too: W is static here)
+        assert sorted(got) == sorted(spec.attr_names), n.name
+        for a in spec.attrs:
+            assert got[a.name] == ONNX_KIND[a.kind], (n.name, a.name)
+            if a.kind == contract.INTS:
+                assert len(helper.get_attribute_value(next(x for x in n.attribute if x.name == a.name))) == a.length
+
+
+def test_dcn_nodes_input_order_equals_contract(exported):
+    _, _, model = exported
+    shapes = _value_shapes(model)
+    inits = {t.name for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.domain != DOMAIN:
+            continue
+        spec = contract.OPS[n.op_type]
+        assert len(n.input) <= len(spec.inputs)
+        assert all(n.input), f"{n.name}: empty optional input in the middle"
+        s = {name: shapes[i] for name, i in zip(spec.input_names, n.input)}
+        if n.op_type == DEFORM_CONV2D.op_type:
+            X, W, off = s["X"], s["W"], s["offset"]
+            assert n.input[1] in inits and len(W) == 4
+            kh, kw = W[2], W[3]
+            og = next(a.i for a in n.attribute if a.name == "offset_group")
+            assert off[1] == 2 * og * kh * kw, n.name  # offset is input 2
+            if "B" in s:
+                assert s["B"] == [W[0]]
+            if "mask" in s:
+                assert "B" in s, "mask without B: the contract writes zeros for B"
+                assert s["mask"][1] == og * kh * kw
+            assert X[1] == W[1] * next(a.i for a in n.attribute if a.name == "group")
+        else:
+            assert s["rois"][1] == 5
+            if "trans" in s:
+                assert s["trans"][1] % 2 == 0
+            no_trans = next(a.i for a in n.attribute if a.name == "no_trans")
+            assert no_trans == (0 if "trans" in s else 1)
+
+
+def test_optional_inputs_follow_the_contract(exported):
+    _, result, model = exported
+    nodes = {n.name: n for n in model.graph.node if n.domain == DOMAIN}
+    assert len(nodes["zoo.v1"].input) == 4 and nodes["zoo.v1"].input[3] == "zoo.v1.bias"  # v1 + bias
+    assert len(nodes["zoo.plain_v1"].input) == 3  # v1 without bias: 3 inputs
+    assert len(nodes["zoo.plain_v2"].input) == 5  # v2 + bias
+    v2 = nodes["zoo.v2"]  # v2 without bias: zeros for B
+    assert len(v2.input) == 5
+    b = next(t for t in model.graph.initializer if t.name == v2.input[3])
+    assert not np.any(onnx.numpy_helper.to_array(b)) and list(b.dims) == [12]
+    assert {o.domain: o.version for o in model.opset_import}[DOMAIN] == DOMAIN_VERSION
+    assert not [n for n in model.graph.node if n.domain == DOMAIN and n.op_type in contract.FORBIDDEN_OP_TYPES]
+
+
+def test_schemas_equal_contract():
+    schemas.register()
+    schemas.register()  # idempotent
+    for spec in (DEFORM_CONV2D, DEFORM_PSROI_POOL):
+        s = onnx.defs.get_schema(spec.op_type, DOMAIN_VERSION, DOMAIN)
+        assert [i.name for i in s.inputs] == list(spec.input_names)
+        opt = onnx.defs.OpSchema.FormalParameterOption.Optional
+        assert [i.option == opt for i in s.inputs] == [i.optional for i in spec.inputs]
+        assert [o.name for o in s.outputs] == list(spec.outputs)
+        assert sorted(s.attributes) == sorted(spec.attr_names)
+        for a in spec.attrs:
+            sa = s.attributes[a.name]
+            assert sa.type == {contract.INT: sa.type.INT, contract.INTS: sa.type.INTS, contract.FLOAT: sa.type.FLOAT}[a.kind]
+            if a.default is not None:
+                assert helper.get_attribute_value(sa.default_value) == (list(a.default) if a.kind == contract.INTS else a.default)
+            assert sa.required == a.required
+    for bad in contract.FORBIDDEN_OP_TYPES:
+        assert not onnx.defs.has(bad, DOMAIN_VERSION, DOMAIN)
+
+
+def test_translation_functions_take_torch_ops_arguments_in_contract_order():
+    table = translation_table("plugin")
+    for spec, op in ((DEFORM_CONV2D, torch.ops.dcn.deform_conv2d.default),
+                     (DEFORM_PSROI_POOL, torch.ops.dcn.deform_psroi_pool.default)):
+        torch_args = [a.name for a in op._schema.arguments]
+        fn_args = list(inspect.signature(table[op]).parameters)
+        assert fn_args == torch_args  # FX may bind by keyword
+        # the torch op = contract inputs then contract attributes (kernel_shape comes from W)
+        n_attrs = len(torch_args) - len(spec.inputs)
+        assert n_attrs == len([a for a in spec.attrs if a.name != "kernel_shape"])
+    tv = torch.ops.torchvision.deform_conv2d.default
+    assert list(inspect.signature(table[tv]).parameters) == [a.name for a in tv._schema.arguments]
+
+
+def _single_conv_model(x_shape, w_shape, off_shape, **attrs):
+    node = helper.make_node(DEFORM_CONV2D.op_type, ["X", "W", "offset"], ["Y"], domain=DOMAIN, name="conv", **attrs)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape),
+                                        helper.make_tensor_value_info("W", TensorProto.FLOAT, w_shape),
+                                        helper.make_tensor_value_info("offset", TensorProto.FLOAT, off_shape)],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid(DOMAIN, 1)],
+                             ir_version=10)
+
+
+def test_shape_inference_concrete_and_symbolic():
+    schemas.register()
+    # oH = (11 + 1 + 0 - 1*2 - 1) // 2 + 1 = 5, oW = (13 + 2 + 1 - 2*4 - 1) // 1 + 1 = 8
+    m = _single_conv_model([2, 4, 11, 13], [6, 2, 3, 5], [2, 60, 5, 8], strides=[2, 1], pads=[1, 2, 0, 1],
+                           dilations=[1, 2], group=2, offset_group=2, kernel_shape=[3, 5])
+    y = onnx.shape_inference.infer_shapes(m, strict_mode=True).graph.output[0]
+    assert [d.dim_value for d in y.type.tensor_type.shape.dim] == [2, 6, 5, 8]
+    m = _single_conv_model(["N", 4, "H", "W"], [6, 2, 3, 5], ["N", 60, "oh", "ow"], group=2, offset_group=2)
+    y = onnx.shape_inference.infer_shapes(m, strict_mode=True).graph.output[0]
+    dims = y.type.tensor_type.shape.dim
+    assert [dims[0].dim_param, dims[1].dim_value, dims[2].dim_param, dims[3].dim_param] == ["N", 6, "oh", "ow"]
+
+
+def test_shape_inference_rejects_contract_violations():
+    schemas.register()
+    m = _single_conv_model([1, 4, 8, 8], [6, 4, 3, 3], [1, 18, 8, 8], pads=[1, 1, 1, 1], kernel_shape=[3, 5])
+    with pytest.raises(Exception, match="kernel_shape is \\[3, 5\\], expected W's spatial shape \\[3, 3\\]"):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    m = _single_conv_model([1, 4, 8, 8], [6, 4, 3, 3], [1, 18, 8, 8], pads=[1, 1])
+    with pytest.raises(Exception, match="pads has 2 values \\[1, 1\\], expected 4"):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    m = _single_conv_model([1, 4, 8, 8], [6, 4, 3, 3], [1, 36, 8, 8], pads=[1, 1, 1, 1])
+    with pytest.raises(Exception, match="offset has 36 channels, expected 2\\*offset_group\\*kH\\*kW = 18"):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    m = _single_conv_model([1, 4, 8, 8], [6, 4, 3, 3], [1, 18, 7, 8], pads=[1, 1, 1, 1])
+    with pytest.raises(Exception, match="offset has height 7, expected the output's 8"):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    m = _single_conv_model([1, 4, 8, 8], [6, 4, 3, 3], [1, 18, 8, 8])
+    m.graph.input[1].type.tensor_type.elem_type = TensorProto.FLOAT16
+    with pytest.raises(Exception, match="different element types"):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)

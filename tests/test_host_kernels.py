@@ -1,0 +1,315 @@
+"""The TensorRT plugins' CUDA launches, emulated on the host, against the PyTorch reference.
+
+plugins/tests/host_kernels.cpp (in libdcn_host_tests, loaded with ctypes) runs, for every
+(block, thread) of the grid the launchers would start, the kernels' own per-thread bodies
+and index mapping (plugins/cuda/dcn_launch.h), the DeformConv2d plugin's batch chunking,
+workspace layout and per-group GEMM descriptors (plugins/cuda/dcn_conv_plan.h, with a plain
+loop standing in for cuBLAS) and the math header. This is the proof of the kernels'
+arithmetic and indexing without a GPU: float64 to the reference's precision, float32 and
+float16 storage within exporter/tolerance.py, on the awkward sweep (asymmetric stride /
+pad / dilation, kernel 3x2, groups and offset groups > 1, batch 33 in chunks, points
+outside the map, RoIs off the image), in int32 and int64 indexing and with a capped grid
+(grid-stride loop), checking that every output and column entry is written exactly where
+it belongs.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+from typing import Optional
+
+import numpy as np
+import pytest
+import torch
+
+from built_libs import require
+from exporter.contract import conv_out_size
+from exporter.ops import deform_conv2d, deform_psroi_pool
+from exporter.tolerance import tolerance
+from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from trt_runtime import plugins
+
+DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2, np.float16)}
+INDEX = {"auto": 0, "int32": 1, "int64": 2}
+I64 = ctypes.POINTER(ctypes.c_int64)
+P = ctypes.c_void_p
+N_STATS = 10
+
+
+@pytest.fixture(scope="module")
+def lib():
+    path = require(plugins.host_test_library)
+    L = ctypes.CDLL(str(path))
+    if not hasattr(L, "dcn_emu_deform_conv2d"):
+        pytest.fail(f"{path} has no dcn_emu_deform_conv2d: it was built without plugins/tests/host_kernels.cpp; "
+                    "rebuild it (bash scripts/setup.sh)")
+    L.dcn_emu_deform_conv2d.restype = ctypes.c_int
+    L.dcn_emu_deform_conv2d.argtypes = (
+        [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64] + [P, I64] * 5 + [I64, I64, I64]
+        + [ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p, ctypes.c_size_t])
+    L.dcn_emu_deform_psroi_pool.restype = ctypes.c_int
+    L.dcn_emu_deform_psroi_pool.argtypes = (
+        [ctypes.c_int, ctypes.c_int, ctypes.c_int64] + [P, I64] * 3
+        + [ctypes.c_double] + [ctypes.c_int64] * 5 + [ctypes.c_double, ctypes.c_int64]
+        + [P, I64, ctypes.c_char_p, ctypes.c_size_t])
+    L.dcn_emu_im2col_coords.argtypes = [ctypes.c_int64] * 6 + [I64]
+    L.dcn_emu_psroi_coords.argtypes = [ctypes.c_int64] * 3 + [I64]
+    L.dcn_emu_plan.restype = ctypes.c_int
+    L.dcn_emu_plan.argtypes = [ctypes.c_int64] * 5 + [I64]
+    L.dcn_emu_launch_constants.argtypes = [I64]
+    return L
+
+
+def _arr(t: Optional[torch.Tensor], np_dtype):
+    return None if t is None else np.ascontiguousarray(t.numpy().astype(np_dtype))
+
+
+def _p(a):
+    return None if a is None else a.ctypes.data_as(P)
+
+
+def _shape(a):
+    return (ctypes.c_int64 * 4)(*(a.shape if a is not None else ()))
+
+
+def _ints(v):
+    return (ctypes.c_int64 * len(v))(*v)
+
+
+def as_dtype(t: Optional[torch.Tensor], dtype: str) -> Optional[torch.Tensor]:
+    """The input as the implementation stores it (rounded to dtype), in float64 for the reference."""
+    return None if t is None else t.to(getattr(torch, dtype)).double()
+
+
+def emu_conv(lib, dtype, c, *, index="auto", max_blocks=0, cap=0):
+    code, npd = DTYPES[dtype]
+    x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
+    N, M = x.shape[0], w.shape[0]
+    oh = conv_out_size(x.shape[2], c.pads[0], c.pads[2], c.dilations[0], w.shape[2], c.strides[0])
+    ow = conv_out_size(x.shape[3], c.pads[1], c.pads[3], c.dilations[1], w.shape[3], c.strides[1])
+    y = np.zeros((N, M, oh, ow), dtype=npd)
+    stats = (ctypes.c_int64 * N_STATS)()
+    msg = ctypes.create_string_buffer(1024)
+    rc = lib.dcn_emu_deform_conv2d(
+        code, INDEX[index], max_blocks, cap,
+        _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
+        _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group,
+        _p(y), stats, msg, len(msg))
+    return rc, y, list(stats), msg.value.decode()
+
+
+def conv_reference(c, dtype):
+    return deform_conv2d(as_dtype(c.x, dtype), as_dtype(c.offset, dtype), as_dtype(c.weight, dtype),
+                         as_dtype(c.bias, dtype), stride=c.strides, padding=c.pads, dilation=c.dilations,
+                         mask=as_dtype(c.mask, dtype)).numpy()
+
+
+def assert_matches(got, want, dtype, what=""):
+    atol, rtol = tolerance(dtype)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    np.testing.assert_allclose(got.astype(np.float64), want, atol=atol, rtol=rtol, err_msg=what)
+
+
+def check_conv_stats(c, stats, *, chunk_expected=None):
+    chunks, gemms, batches, blocks, bits, uncovered, outside, unwritten, chunk, ws = stats
+    N, group = c.x.shape[0], c.group
+    assert uncovered == 0, "im2col left column entries unwritten"
+    assert outside == 0, "im2col wrote past the chunk's columns"
+    assert unwritten == 0, "output entries left unwritten"
+    if N == 0 or c.weight.shape[0] == 0:
+        return
+    if chunk_expected is not None:
+        assert chunk == chunk_expected
+    assert chunks == math.ceil(N / chunk)
+    # GEMMs: per chunk of nb images, `group` calls batched over images (group <= nb) or nb calls batched over groups
+    sizes = [min(chunk, N - n0) for n0 in range(0, N, chunk)]
+    assert gemms == sum(group if group <= nb else nb for nb in sizes)
+    assert batches == sum(group * nb for nb in sizes)
+
+
+# --------------------------------------------------------------------------- DeformConv2d
+CONV_IDS = [s[0] for s in CONV_SPECS]
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("spec", CONV_SPECS, ids=CONV_IDS)
+def test_conv_launch_matches_reference(lib, spec, dtype):
+    c = make_conv_case(spec)
+    rc, y, stats, msg = emu_conv(lib, dtype, c)
+    assert rc == 0, msg
+    check_conv_stats(c, stats)
+    assert_matches(y, conv_reference(c, dtype), dtype, spec[0])
+
+
+def _spec(name):
+    return next(s for s in CONV_SPECS if s[0] == name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("name,chunk", [
+    ("k3x2-asym", 4),      # group 2 <= 4 images: one GEMM per group, batched over the chunk's images
+    ("k2x3-stride12", 2),  # group 3 > 2 images: one GEMM per image, batched over the groups
+    ("basic3x3", 33),      # the whole batch in one chunk
+])
+def test_conv_batch33_in_chunks(lib, name, chunk, dtype):
+    """Batch 33 split into chunks (last one partial) by a small column cap, as the plugin does."""
+    c = make_conv_case(_spec(name), batch=33)
+    _, npd = DTYPES[dtype]
+    x = c.x
+    w = c.weight
+    oh = conv_out_size(x.shape[2], c.pads[0], c.pads[2], c.dilations[0], w.shape[2], c.strides[0])
+    ow = conv_out_size(x.shape[3], c.pads[1], c.pads[3], c.dilations[1], w.shape[3], c.strides[1])
+    per_image = x.shape[1] * w.shape[2] * w.shape[3] * oh * ow * np.dtype(npd).itemsize
+    rc, y, stats, msg = emu_conv(lib, dtype, c, cap=per_image * chunk + per_image // 2)
+    assert rc == 0, msg
+    check_conv_stats(c, stats, chunk_expected=chunk)
+    assert_matches(y, conv_reference(c, dtype), dtype, f"{name} batch 33")
+
+
+@pytest.mark.parametrize("index,max_blocks", [("int32", 0), ("int64", 0), ("auto", 1), ("int32", 2), ("int64", 3)])
+def test_conv_index_types_and_grid_stride(lib, index, max_blocks):
+    """int32 and int64 kernel instantiations, and a grid smaller than the work (grid-stride loop)."""
+    c = make_conv_case(_spec("k3x2-asym"), batch=5)
+    rc, y, stats, msg = emu_conv(lib, "float64", c, index=index, max_blocks=max_blocks)
+    assert rc == 0, msg
+    check_conv_stats(c, stats)
+    assert stats[4] == (64 if index == "int64" else 32)
+    if max_blocks:
+        assert stats[3] == max_blocks
+    assert_matches(y, conv_reference(c, "float64"), "float64", f"{index} max_blocks={max_blocks}")
+
+
+def test_conv_points_outside_and_partial_corners(lib):
+    """Offsets that put samples beyond the map, on its border and in partial corners."""
+    g = torch.Generator().manual_seed(3)
+    N, C, H, W, M, kH, kW = 2, 4, 5, 6, 3, 3, 2
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, kH, kW, generator=g, dtype=torch.float64)
+    oh, ow = conv_out_size(H, 1, 2, 2, kH, 1), conv_out_size(W, 0, 1, 1, kW, 2)
+    choices = torch.tensor([-7.0, -1.5, -1.0, -0.75, -0.25, 0.0, 0.5, 1.0, H - 0.5, W - 0.25, 9.0])
+    off = choices[torch.randint(len(choices), (N, 2 * kH * kW, oh, ow), generator=g)].double()
+    mask = torch.rand(N, kH * kW, oh, ow, generator=g, dtype=torch.float64)
+    from sweep import ConvCase
+    c = ConvCase(x, w, off, None, mask, (1, 2), (1, 0, 2, 1), (2, 1), 1, 1)
+    for dtype in DTYPES:
+        rc, y, stats, msg = emu_conv(lib, dtype, c)
+        assert rc == 0, msg
+        check_conv_stats(c, stats)
+        assert_matches(y, conv_reference(c, dtype), dtype, f"outside {dtype}")
+
+
+def test_conv_validation_message_from_header(lib):
+    c = make_conv_case(_spec("k3x2-asym"))
+    c.offset = c.offset[:, :-2]
+    rc, _, _, msg = emu_conv(lib, "float32", c)
+    assert rc == 1
+    assert msg == "DeformConv2d 'emu': offset has 34 channels, expected 2*offset_group*kH*kW = 36"
+
+
+def test_im2col_index_mapping(lib):
+    nb, C, kH, kW, oh, ow = 3, 5, 3, 2, 4, 7
+    total = nb * C * kH * kW * oh * ow
+    out = np.zeros((total, 7), dtype=np.int64)
+    lib.dcn_emu_im2col_coords(C, kH, kW, oh, ow, total, out.ctypes.data_as(I64))
+    n, c, i, j, ho, wo = np.unravel_index(np.arange(total), (nb, C, kH, kW, oh, ow))
+    np.testing.assert_array_equal(out, np.stack([n, c, i * kW + j, i, j, ho, wo], axis=1))
+
+
+def test_psroi_index_mapping(lib):
+    R, D, P_ = 4, 3, 5
+    total = R * D * P_ * P_
+    out = np.zeros((total, 4), dtype=np.int64)
+    lib.dcn_emu_psroi_coords(D, P_, total, out.ctypes.data_as(I64))
+    np.testing.assert_array_equal(out, np.stack(np.unravel_index(np.arange(total), (R, D, P_, P_)), axis=1))
+
+
+def test_workspace_plan_fits_every_smaller_problem(lib):
+    """getWorkspaceSize (max shapes) is enough for any shapes of the profile at enqueue."""
+    consts = (ctypes.c_int64 * 4)()
+    lib.dcn_emu_launch_constants(consts)
+    rng = np.random.default_rng(0)
+    out = (ctypes.c_int64 * 4)()
+    for cap in (int(consts[2]), 1000, 4096, 1 << 20):
+        for _ in range(400):
+            pmax = int(rng.integers(1, 3 * cap))
+            nmax = int(rng.integers(1, 70))
+            p = int(rng.integers(1, pmax + 1))
+            n = int(rng.integers(0, nmax + 1))
+            assert lib.dcn_emu_plan(pmax, nmax, p, n, cap, out) == 0, (pmax, nmax, p, n, cap, list(out))
+
+
+# --------------------------------------------------------------------------- DeformPSROIPool
+POOL_IDS = [s[0] for s in POOL_SPECS]
+
+
+def emu_pool(lib, dtype, case, *, index="auto", max_blocks=0):
+    code, npd = DTYPES[dtype]
+    data, rois, trans = (_arr(t, npd) for t in (case.data, case.rois, case.trans))
+    a = case.attrs
+    R = rois.shape[0]
+    y = np.zeros((R, a["output_dim"], a["pooled_size"], a["pooled_size"]), dtype=npd)
+    stats = (ctypes.c_int64 * 3)()
+    msg = ctypes.create_string_buffer(1024)
+    rois_shape = (ctypes.c_int64 * 2)(*rois.shape) if rois.ndim == 2 else (ctypes.c_int64 * 2)(0, 5)
+    rc = lib.dcn_emu_deform_psroi_pool(
+        code, INDEX[index], max_blocks, _p(data), _shape(data), _p(rois), rois_shape, _p(trans), _shape(trans),
+        a["spatial_scale"], a["output_dim"], a["group_size"], a["pooled_size"], a["part_size"],
+        a["sample_per_part"], a["trans_std"], a["no_trans"], _p(y), stats, msg, len(msg))
+    return rc, y, list(stats), msg.value.decode()
+
+
+def pool_reference(case, dtype):
+    return deform_psroi_pool(as_dtype(case.data, dtype), as_dtype(case.rois, dtype), as_dtype(case.trans, dtype),
+                             **pool_kwargs(case.attrs)).numpy()
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("spec", POOL_SPECS, ids=POOL_IDS)
+def test_pool_launch_matches_reference(lib, spec, dtype):
+    case = make_pool_case(spec)
+    rc, y, stats, msg = emu_pool(lib, dtype, case)
+    assert rc == 0, msg
+    assert stats[2] == 0, "output entries left unwritten"
+    assert_matches(y, pool_reference(case, dtype), dtype, spec[0])
+
+
+@pytest.mark.parametrize("index,max_blocks", [("int32", 0), ("int64", 0), ("auto", 1), ("int64", 2)])
+def test_pool_index_types_and_grid_stride(lib, index, max_blocks):
+    case = make_pool_case(next(s for s in POOL_SPECS if s[0] == "ps2-pooled5-offimage"))
+    rc, y, stats, msg = emu_pool(lib, "float64", case, index=index, max_blocks=max_blocks)
+    assert rc == 0, msg
+    assert stats[1] == (64 if index == "int64" else 32)
+    assert stats[2] == 0
+    assert_matches(y, pool_reference(case, "float64"), "float64")
+
+
+def test_pool_many_rois_off_image_and_bad_batch_index(lib):
+    """300 RoIs, many off the image or degenerate, some with a batch index outside [0, N) (-> 0)."""
+    g = torch.Generator().manual_seed(7)
+    N, D, G, P_, H, W = 2, 3, 3, 3, 9, 11
+    data = torch.randn(N, D * G * G, H, W, generator=g, dtype=torch.float64)
+    R = 300
+    xy = torch.rand(R, 4, generator=g, dtype=torch.float64) * 80 - 30
+    b = torch.randint(0, N, (R, 1), generator=g).double()
+    b[::37] = N + 1  # not a batch index: output 0
+    rois = torch.cat([b, xy], dim=1)
+    trans = torch.randn(R, 2, 2, 2, generator=g, dtype=torch.float64)
+    from sweep import PoolCase
+    attrs = dict(spatial_scale=0.5, output_dim=D, group_size=G, pooled_size=P_, part_size=2, sample_per_part=2,
+                 trans_std=0.2, no_trans=0)
+    case = PoolCase(data, rois, trans, attrs)
+    rc, y, stats, msg = emu_pool(lib, "float64", case)
+    assert rc == 0, msg
+    good = np.ones(R, dtype=bool)
+    good[::37] = False  # the reference rejects these; the kernel writes 0 for them
+    want = deform_psroi_pool(data, rois[good], trans[good], **pool_kwargs(attrs)).numpy()
+    assert_matches(y[good], want, "float64", "300 rois")
+    assert np.all(y[~good] == 0)
+
+
+def test_pool_validation_message_from_header(lib):
+    case = make_pool_case(POOL_SPECS[1])
+    case.attrs = dict(case.attrs, output_dim=case.attrs["output_dim"] + 1)
+    rc, _, _, msg = emu_pool(lib, "float32", case)
+    assert rc == 1
+    assert msg.startswith("DeformPSROIPool 'emu': data has ") and "expected output_dim*group_size^2" in msg

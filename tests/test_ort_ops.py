@@ -1,0 +1,378 @@
+"""libdcn_ort in ONNX Runtime sessions, against the float64 PyTorch reference.
+
+Single-node ONNX models written with onnx.helper from the contract (exporter.contract), run
+through trt_runtime.plugins.ort_session, on the awkward sweep (tests/sweep.py) in float32 and
+float16 (tolerances: exporter.tolerance), the MXNet golden data, Polygraphy's Comparator, and
+bad input inside a session: a clear error naming op, node, input and values, or a correct
+empty output, never a crash.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from built_libs import require
+from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, conv_out_size
+from exporter.ops import deform_conv2d, deform_psroi_pool
+from exporter.tolerance import tolerance
+from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from test_reference import golden_cases
+from trt_runtime import plugins
+
+ONNX_TYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
+NP_TYPE = {"float32": np.float32, "float16": np.float16}
+IR_VERSION = 10  # ONNX Runtime 1.20+ reads it
+ORT_ERRORS = (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ort.capi.onnxruntime_pybind11_state.Fail,
+              ort.capi.onnxruntime_pybind11_state.RuntimeException)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ort_lib():
+    return require(plugins.ort_library)
+
+
+# --------------------------------------------------------------------------- models
+def make_model(op, inputs, attrs, dtype="float32", name="n", initializers=()):
+    """One dcn node; `inputs` maps the op's input names (contract order) to arrays or None (absent)."""
+    names = [n if inputs.get(n) is not None else "" for n in op.input_names]
+    while names and names[-1] == "":
+        names.pop()
+    node = helper.make_node(op.op_type, names, ["Y"], domain=DOMAIN, name=name, **attrs)
+    init = [numpy_helper.from_array(np.asarray(inputs[n], dtype=NP_TYPE[dtype]), n) for n in initializers]
+    graph = helper.make_graph(
+        [node], f"single_{op.op_type}",
+        [helper.make_tensor_value_info(n, ONNX_TYPE[dtype], np.shape(inputs[n]))
+         for n in names if n and n not in initializers],
+        [helper.make_tensor_value_info("Y", ONNX_TYPE[dtype], None)],
+        initializer=init,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19),
+                                                    helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+                              ir_version=IR_VERSION)
+    return model.SerializeToString()
+
+
+def run(op, inputs, attrs, dtype="float32", name="n", initializers=(), threads=None):
+    so = ort.SessionOptions()
+    so.enable_cpu_mem_arena = False  # every tensor its own allocation: AddressSanitizer sees overruns
+    if threads:
+        so.intra_op_num_threads = threads
+    sess = plugins.ort_session(make_model(op, inputs, attrs, dtype, name, initializers), sess_options=so)
+    feed = {i.name: np.ascontiguousarray(inputs[i.name], dtype=NP_TYPE[dtype]) for i in sess.get_inputs()}
+    return sess.run(None, feed)[0]
+
+
+def rounded(t, dtype):
+    """The input as the op sees it (rounded to dtype), in float64 for the reference."""
+    return None if t is None else t.to(getattr(torch, dtype)).double()
+
+
+def assert_matches(got, want, dtype, what=""):
+    atol, rtol = tolerance(dtype)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    np.testing.assert_allclose(got.astype(np.float64), want, atol=atol, rtol=rtol, err_msg=what)
+
+
+def conv_inputs(c):
+    return {"X": c.x, "W": c.weight, "offset": c.offset, "B": c.bias, "mask": c.mask}
+
+
+def conv_ref(c, dtype, **over):
+    t = {k: rounded(v, dtype) for k, v in dict(conv_inputs(c), **over).items()}
+    return deform_conv2d(t["X"], t["offset"], t["W"], t["B"], stride=c.strides, padding=c.pads,
+                         dilation=c.dilations, mask=t["mask"]).numpy()
+
+
+def np_inputs(d):
+    return {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- DeformConv2d
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("spec", CONV_SPECS, ids=[s[0] for s in CONV_SPECS])
+def test_conv_sweep(spec, dtype):
+    c = make_conv_case(spec)
+    got = run(DEFORM_CONV2D, np_inputs(conv_inputs(c)), c.attrs(), dtype)
+    assert got.dtype == NP_TYPE[dtype]
+    assert_matches(got, conv_ref(c, dtype), dtype, spec[0])
+
+
+def test_conv_bigger_batch_and_threads():
+    c = make_conv_case(CONV_SPECS[1], batch=5, seed=3)
+    ins = np_inputs(conv_inputs(c))
+    one = run(DEFORM_CONV2D, ins, c.attrs(), threads=1)
+    two = run(DEFORM_CONV2D, ins, c.attrs(), threads=2)
+    assert_matches(one, conv_ref(c, "float32"), "float32")
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("present", [("B",), ("mask",), ()], ids=["v1-bias", "v2-no-bias", "v1-no-bias"])
+def test_conv_optional_inputs(present, dtype):
+    """B and mask each optional; mask without B leaves input 3 empty ("")."""
+    c = make_conv_case(CONV_SPECS[1])
+    ins = conv_inputs(c)
+    for opt in ("B", "mask"):
+        if opt not in present:
+            ins[opt] = None
+    got = run(DEFORM_CONV2D, np_inputs(ins), c.attrs(), dtype)
+    assert_matches(got, conv_ref(c, dtype, **{k: ins[k] for k in ("B", "mask")}), dtype)
+
+
+def test_conv_default_attributes_and_initializers():
+    """No attributes at all (contract defaults), W and B as initializers (as exported models have them)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 3, 6, 5, generator=g, dtype=torch.float64)
+    w = torch.randn(2, 3, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(2, generator=g, dtype=torch.float64)
+    off = torch.randn(1, 18, 4, 3, generator=g, dtype=torch.float64) * 2
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b})
+    got = run(DEFORM_CONV2D, ins, {}, initializers=("W", "B"))
+    want = deform_conv2d(*(rounded(t, "float32") for t in (x, off, w, b))).numpy()
+    assert_matches(got, want, "float32")
+
+
+def test_conv_nonfinite_offsets_read_nothing():
+    """NaN / inf / huge offsets: samples outside the map count zero; no crash, no stray reads."""
+    c = make_conv_case(CONV_SPECS[3])
+    off = c.offset.clone()
+    flat = off.view(-1)
+    flat[::7] = math.nan
+    flat[1::11] = math.inf
+    flat[2::13] = -math.inf
+    flat[3::5] = 1e30
+    flat[4::17] = -3e9
+    ins = dict(conv_inputs(c), offset=off)
+    got = run(DEFORM_CONV2D, np_inputs(ins), c.attrs())
+    assert np.all(np.isfinite(got))
+    assert_matches(got, conv_ref(c, "float32", offset=off), "float32")
+
+
+def test_conv_batch0_is_empty():
+    c = make_conv_case([s for s in CONV_SPECS if s[0] == "batch0"][0])
+    for dtype in ("float32", "float16"):
+        got = run(DEFORM_CONV2D, np_inputs(conv_inputs(c)), c.attrs(), dtype)
+        assert got.shape == (0, c.weight.shape[0], *c.offset.shape[2:])
+
+
+# --------------------------------------------------------------------------- DeformPSROIPool
+def pool_inputs(c):
+    return {"data": c.data, "rois": c.rois, "trans": c.trans}
+
+
+def pool_ref(c, dtype, attrs=None, **over):
+    t = {k: rounded(v, dtype) for k, v in dict(pool_inputs(c), **over).items()}
+    a = attrs or c.attrs
+    return deform_psroi_pool(t["data"], t["rois"], None if a.get("no_trans") else t["trans"],
+                             **pool_kwargs(a)).numpy()
+
+
+def pool_attrs(a):
+    """The attribute dict as ONNX node attributes (floats as FLOAT)."""
+    out = dict(a)
+    out["spatial_scale"] = float(out["spatial_scale"])
+    out["trans_std"] = float(out["trans_std"])
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("spec", POOL_SPECS, ids=[s[0] for s in POOL_SPECS])
+def test_pool_sweep(spec, dtype):
+    c = make_pool_case(spec)
+    got = run(DEFORM_PSROI_POOL, np_inputs(pool_inputs(c)), pool_attrs(c.attrs), dtype)
+    assert got.dtype == NP_TYPE[dtype]
+    assert_matches(got, pool_ref(c, dtype), dtype, spec[0])
+
+
+def test_pool_golden_mxnet():
+    n = 0
+    for i, a, data, rois, trans, out in golden_cases():
+        ins = {"data": data, "rois": rois, "trans": trans}
+        got = run(DEFORM_PSROI_POOL, ins, pool_attrs(a))
+        want = deform_psroi_pool(*(rounded(torch.from_numpy(v), "float32") if v is not None else None
+                                   for v in (data, rois, None if a["no_trans"] else trans)), **pool_kwargs(a))
+        assert_matches(got, want.numpy(), "float32", f"golden case {i} vs reference")
+        assert_matches(got, out, "float32", f"golden case {i} vs MXNet")
+        n += 1
+    assert n == 6
+
+
+def test_pool_no_trans_attribute_and_empty():
+    c = make_pool_case(POOL_SPECS[1])
+    a = dict(c.attrs, no_trans=1)
+    got = run(DEFORM_PSROI_POOL, np_inputs(pool_inputs(c)), pool_attrs(a))
+    assert_matches(got, pool_ref(c, "float32", attrs=a), "float32")
+    empty = make_pool_case([s for s in POOL_SPECS if s[0] == "no-rois"][0])
+    got = run(DEFORM_PSROI_POOL, np_inputs(pool_inputs(empty)), pool_attrs(empty.attrs))
+    P = empty.attrs["pooled_size"]
+    assert got.shape == (0, empty.attrs["output_dim"], P, P)
+
+
+# --------------------------------------------------------------------------- Polygraphy
+def test_polygraphy_comparator_ort_vs_pytorch():
+    from polygraphy.backend.onnxrt import OnnxrtRunner
+    from polygraphy.comparator import Comparator, DataLoader, SimpleCompareFunc
+
+    from trt_runtime.compare import TorchRunner
+
+    c = make_conv_case(CONV_SPECS[1])
+    attrs = c.attrs()
+    weight, bias = c.weight.float(), c.bias.float()
+
+    class Net(torch.nn.Module):
+        def forward(self, x, offset, mask):
+            return deform_conv2d(x, offset, weight.to(x.dtype), bias.to(x.dtype), stride=attrs["strides"],
+                                 padding=attrs["pads"], dilation=attrs["dilations"], mask=mask).contiguous()
+
+    ins = {"X": c.x, "W": weight, "offset": c.offset, "B": bias, "mask": c.mask}
+    model = make_model(DEFORM_CONV2D, np_inputs(ins), attrs, initializers=("W", "B"))
+    meta = [(n, np.float32, tuple(ins[n].shape)) for n in ("X", "offset", "mask")]
+    runners = [TorchRunner(Net(), meta, output_names=["Y"], dtype=torch.float64),
+               OnnxrtRunner(lambda: plugins.ort_session(model))]
+    results = Comparator.run(runners, data_loader=DataLoader(iterations=2, val_range=(-2.0, 2.0)))
+    atol, rtol = tolerance("float32")
+    assert bool(Comparator.compare_accuracy(results, compare_func=SimpleCompareFunc(atol=atol, rtol=rtol)))
+
+
+# --------------------------------------------------------------------------- bad input
+def expect_error(fn, message):
+    with pytest.raises(ORT_ERRORS) as err:
+        fn()
+    assert message in str(err.value), str(err.value)
+
+
+def test_conv_mismatched_offset_channels_names_everything():
+    c = make_conv_case(CONV_SPECS[0])  # 3x3, offset_group 1
+    ins = np_inputs(conv_inputs(c))
+    ins["offset"] = np.concatenate([ins["offset"], ins["offset"]], axis=1)  # 36 channels
+    expect_error(lambda: run(DEFORM_CONV2D, ins, c.attrs(), name="backbone.layer3.0.conv2"),
+                 "DeformConv2d 'backbone.layer3.0.conv2': offset has 36 channels, expected 2*offset_group*kH*kW = 18")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_conv_shape_errors(dtype):
+    c = make_conv_case(CONV_SPECS[1])
+    base = np_inputs(conv_inputs(c))
+    cases = [
+        (dict(mask=base["mask"][:, :9]), "mask has 9 channels, expected offset_group*kH*kW = 18"),
+        (dict(offset=base["offset"][:, :, :-1]), "offset has spatial size"),
+        (dict(B=base["B"][:3]), "B has 3 values, expected M = 4"),
+        (dict(X=base["X"][0]), "X has rank 3, expected 4 ([N, C, H, W])"),
+        (dict(W=base["W"][:, :2]), "W has 2 input channels, expected C/group = 3"),
+    ]
+    for change, message in cases:
+        expect_error(lambda: run(DEFORM_CONV2D, dict(base, **change), c.attrs(), dtype, name="c1"),
+                     f"DeformConv2d 'c1': {message}")
+
+
+def test_conv_attribute_errors_at_session_creation():
+    c = make_conv_case(CONV_SPECS[1])
+    ins = np_inputs(conv_inputs(c))
+    cases = [
+        (dict(group=0), "attribute group = 0, expected >= 1"),
+        (dict(strides=[0, 1]), "attribute strides = [0, 1], expected values >= 1"),
+        (dict(pads=[1, 1]), "attribute pads has 2 values, expected 4"),
+        (dict(strides=[1.0, 1.0]), "attribute strides has the wrong type, expected an INTS list"),
+        (dict(dilations=2), "attribute dilations has the wrong type, expected an INTS list"),
+        (dict(group=2.0), "attribute group has the wrong type, expected an INT"),
+        (dict(kernel_shape=[3, 3]), "attribute kernel_shape = [3, 3], expected W's kernel size [3, 2]"),
+    ]
+    for change, message in cases:
+        expect_error(lambda: run(DEFORM_CONV2D, ins, dict(c.attrs(), **change), name="c2"),
+                     f"DeformConv2d 'c2': {message}")
+
+
+def test_pool_errors():
+    c = make_pool_case(POOL_SPECS[1])  # N = 2, R = 3, output_dim 4, 2 classes
+    base = np_inputs(pool_inputs(c))
+    attrs = pool_attrs(c.attrs)
+    bad_batch = base["rois"].copy()
+    bad_batch[2, 0] = 2
+    cases = [
+        (dict(rois=base["rois"][:, :4]), attrs, "rois has shape [3, 4], expected [R, 5]"),
+        (dict(rois=bad_batch), attrs, "rois[2, 0] = 2, expected a batch index in [0, N) = [0, 2)"),
+        (dict(trans=base["trans"][:, :3]), attrs, "trans has 3 channels, expected an even number >= 2"),
+        (dict(trans=base["trans"][:2]), attrs, "trans has 2 RoIs, expected R = 3"),
+        (dict(data=base["data"][:, :10]), attrs, "data has 10 channels, expected output_dim*group_size^2 = 36"),
+        ({}, {k: v for k, v in attrs.items() if k != "spatial_scale"},
+         "attribute spatial_scale is missing, expected a FLOAT"),
+        ({}, dict(attrs, output_dim=4.0), "attribute output_dim has the wrong type, expected an INT"),
+        ({}, dict(attrs, sample_per_part=0), "attribute sample_per_part = 0, expected >= 1"),
+    ]
+    for change, a, message in cases:
+        expect_error(lambda: run(DEFORM_PSROI_POOL, dict(base, **change), a, name="head.psroi"),
+                     f"DeformPSROIPool 'head.psroi': {message}")
+
+
+def test_mismatched_dtypes_are_rejected():
+    """float32 X with float16 W: no kernel matches; ONNX Runtime says so instead of running."""
+    c = make_conv_case(CONV_SPECS[0])
+    ins = np_inputs(conv_inputs(c))
+    model = onnx.load_from_string(make_model(DEFORM_CONV2D, ins, c.attrs()))
+    model.graph.input[1].type.tensor_type.elem_type = TensorProto.FLOAT16
+    with pytest.raises(ORT_ERRORS):
+        sess = plugins.ort_session(model.SerializeToString())
+        sess.run(None, {"X": ins["X"].astype(np.float32), "W": ins["W"].astype(np.float16),
+                        "offset": ins["offset"].astype(np.float32), "B": ins["B"].astype(np.float32)})
+
+
+def test_ort_session_accepts_paths(tmp_path):
+    c = make_conv_case(CONV_SPECS[0])
+    ins = np_inputs(conv_inputs(c))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(make_model(DEFORM_CONV2D, ins, c.attrs()))
+    sess = plugins.ort_session(path)
+    got = sess.run(None, {k: v.astype(np.float32) for k, v in ins.items() if v is not None})[0]
+    assert_matches(got, conv_ref(c, "float32"), "float32")
+
+
+# --------------------------------------------------------------------------- benchmark smoke test
+def test_benchmark_quick(capsys):
+    """benchmarks/bench_ort_ops.py --quick runs end to end and prints both tables."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ort_ops.py"
+    spec = importlib.util.spec_from_file_location("bench_ort_ops", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| layer | DCN | ours ms | ORT DeformConv ms | ours/ORT |" in out
+    assert "| DeformPSROIPool (R-FCN head) | ours ms | PyTorch reference ms | ours/reference |" in out
+    assert "(!)" not in out  # ours agrees with ORT's DeformConv and with the reference
+
+
+# --------------------------------------------------------------------------- exported models
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_exported_models_match_pytorch(tmp_path, precision):
+    """Models written by exporter.export (every conv variant, a PS-RoI head) run with our ops and
+    match the float64 PyTorch forward; float16 exports run our float16 kernels."""
+    import copy
+
+    import export_models as em
+    import exporter
+
+    torch.manual_seed(0)
+    zoo = em.randomize_offsets(em.OursZoo()).eval()
+    x = torch.randn(2, 3, 17, 19)
+    head = em.psroi_net()
+    images, rois = torch.randn(2, 4, 16, 16), em.rois_for(2, 64, 64, r=6)
+    fp16 = precision == "float16"
+    for name, model, inputs in (("zoo", zoo, (x,)), ("psroi", head, (images, rois))):
+        path = tmp_path / f"{name}.onnx"
+        result = exporter.export(model, inputs, path, fp16=fp16, verify=False)
+        sess = plugins.ort_session(path)
+        got = sess.run(None, {n: t.numpy() for n, t in zip(result.input_names, inputs)})[0]
+        # a float16 model sees its inputs rounded to float16 (RoI corners included)
+        seen = [t.half().double() if fp16 else t.double() for t in inputs]
+        with torch.no_grad():
+            want = copy.deepcopy(model).double()(*seen).numpy()
+        assert_matches(got.astype(np.float64), want, precision, f"exported {name}")

@@ -1,0 +1,749 @@
+"""TensorRT paths of trt_runtime.
+
+The first half is pure and runs everywhere: the TensorRT 10 vs 11 build-path choice, the engine
+inspector check on canned layer JSON, argument parsing and latency statistics. The second half
+(marked ``trt`` and ``gpu``) builds and runs real engines and skips, naming the missing piece,
+without TensorRT, a CUDA device or the built plugin library.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.errors import DcnError
+from exporter.tolerance import TOLERANCES
+from trt_runtime import _trt
+from trt_runtime.build import (
+    PluginLayerCheckFailed,
+    build_plan,
+    check_plugin_layers,
+    check_profile,
+    dcn_nodes,
+    onnx_float_dtype,
+    parse_shapes,
+    parse_size,
+    plugin_layer_report,
+)
+from trt_runtime.infer import latency_stats
+
+# =========================================================================== pure: no TensorRT needed
+
+
+@pytest.mark.parametrize("version, onnx_dtype, fp16, expect", [
+    # TensorRT 10: float32 ONNX + FP16 builder flag, weakly typed
+    ("10.14.1.48", "float32", True, dict(precision="float16", strongly_typed=False, fp16_flag=True, convert_to_fp16=False)),
+    ("10.0.1", "float32", False, dict(precision="float32", strongly_typed=False, fp16_flag=False, convert_to_fp16=False)),
+    # a float16 ONNX is always built strongly typed, as its types say
+    ("10.9.0", "float16", True, dict(precision="float16", strongly_typed=True, fp16_flag=False, convert_to_fp16=False)),
+    ("11.0.0", "float16", True, dict(precision="float16", strongly_typed=True, fp16_flag=False, convert_to_fp16=False)),
+    # TensorRT 11: no FP16 flag; a float32 ONNX is converted to float16 first
+    ("11.0.0.12", "float32", True, dict(precision="float16", strongly_typed=True, fp16_flag=False, convert_to_fp16=True)),
+    ("11.2", "float32", False, dict(precision="float32", strongly_typed=True, fp16_flag=False, convert_to_fp16=False)),
+])
+def test_build_plan_trt10_vs_trt11(version, onnx_dtype, fp16, expect):
+    plan = build_plan(version, onnx_dtype, fp16)
+    assert {k: getattr(plan, k) for k in expect} == expect
+    assert plan.trt_major == int(version.split(".")[0])
+    if plan.trt_major >= 11:
+        assert not plan.fp16_flag  # TensorRT 11 has no BuilderFlag.FP16
+
+
+def test_build_plan_notes_and_errors():
+    assert "runs in float16 despite --no-fp16" in build_plan("10.9", "float16", False).note
+    assert "dcn-export --fp16" in build_plan("11.0", "float32", True).note
+    with pytest.raises(_trt.TensorRTNotInstalled, match="too old"):
+        build_plan("8.6.1", "float32", True)
+    with pytest.raises(DcnError, match="expected 'float32' or 'float16'"):
+        build_plan("10.9", "bfloat16", True)
+    with pytest.raises(DcnError, match="cannot read a version"):
+        build_plan("banana", "float32", True)
+
+
+def _layer(name, layer_type, *, plugin=None, meta=None, dtype="Half"):
+    d = {"Name": name, "LayerType": layer_type,
+         "Inputs": [{"Name": f"{name}_in", "Location": "Device", "Dimensions": [1, 16, 8, 8], "Format/Datatype": dtype}],
+         "Outputs": [{"Name": f"{name}_out", "Location": "Device", "Dimensions": [1, 16, 8, 8]}],
+         "ParameterType": "PluginV3" if plugin else layer_type}
+    if plugin:
+        d.update(PluginType=plugin, PluginVersion="1", PluginNamespace="")
+    if meta:
+        d["Metadata"] = meta
+    return d
+
+
+CANNED = {
+    "Layers": [
+        _layer("stem.conv + stem.relu", "CaskConvolution", meta="[ONNX Layer: stem.conv]\x1e[ONNX Layer: stem.relu]"),
+        _layer("layer1.0.conv2", "PluginV3", plugin="DeformConv2d", meta="[ONNX Layer: layer1.0.conv2]"),
+        _layer("layer2.0.conv2", "PluginV3", plugin="DeformConv2d", meta="[ONNX Layer: layer2.0.conv2]", dtype="Float"),
+        _layer("head.pool", "PluginV3", plugin="DeformPSROIPool", meta="[ONNX Layer: head.pool]"),
+        _layer("layer1.0.conv2 [profile 1]", "PluginV3", plugin="DeformConv2d"),
+    ],
+    "Bindings": ["images", "rois", "out"],
+}
+NODES = [("layer1.0.conv2", "DeformConv2d"), ("layer2.0.conv2", "DeformConv2d"), ("head.pool", "DeformPSROIPool")]
+
+
+def test_inspector_report_all_plugin_layers():
+    report = check_plugin_layers(json.dumps(CANNED), NODES)
+    assert [r["ok"] for r in report] == [True, True, True]
+    assert [r["plugin_type"] for r in report] == ["DeformConv2d", "DeformConv2d", "DeformPSROIPool"]
+    assert [r["precision"] for r in report] == ["Half", "Float", "Half"]
+
+
+def test_inspector_tensorrt11_schema_and_reformat_layers():
+    """TensorRT 11: 'I/O Tensors' instead of 'Bindings', DataType split from Format; reformat copies ignored."""
+    layers = []
+    for l in CANNED["Layers"][:4]:
+        l = json.loads(json.dumps(l))
+        for t in l["Inputs"]:
+            t["DataType"] = t.pop("Format/Datatype", "Float")
+            t["Format"] = "Row major linear FP16 format (kLINEAR)"
+        layers.append(l)
+    layers.insert(1, _layer("Reformatting CopyNode for Input Tensor 0 to layer1.0.conv2", "Reformat"))
+    info = {"Layers": layers, "I/O Tensors": [{"Name": "images", "IOMode": "Input", "DataType": "Float"}]}
+    report = check_plugin_layers(info, NODES)
+    assert [r["layer"] for r in report] == ["layer1.0.conv2", "layer2.0.conv2", "head.pool"]
+    assert [r["precision"] for r in report] == ["Half", "Float", "Half"]
+
+
+def test_inspector_fails_loudly_when_tensorrt_imported_the_node_itself():
+    info = json.loads(json.dumps(CANNED))
+    info["Layers"][2] = _layer("layer2.0.conv2", "CaskConvolution", meta="[ONNX Layer: layer2.0.conv2]")
+    with pytest.raises(PluginLayerCheckFailed) as e:
+        check_plugin_layers(info, NODES)
+    msg = str(e.value)
+    assert "1 of 3 dcn node(s)" in msg and "DeformConv2d 'layer2.0.conv2'" in msg
+    assert "TensorRT CaskConvolution layer, not our plugin" in msg and e.value.exit_code == 1
+
+
+def test_inspector_wrong_plugin_and_missing_node():
+    info = json.loads(json.dumps(CANNED))
+    info["Layers"][3]["PluginType"] = "SomethingElse"
+    report = plugin_layer_report(info, NODES + [("neck.dcn", "DeformConv2d")])
+    bad = {r["node"]: r["problem"] for r in report if not r["ok"]}
+    assert "became plugin 'SomethingElse', not 'DeformPSROIPool'" in bad["head.pool"]
+    assert bad["neck.dcn"] == "no layer of the engine comes from this node"
+    # an unnamed node claims a plugin layer of its type that no named node accounts for
+    info["Layers"].append(_layer("node_of_y7", "PluginV3", plugin="DeformConv2d"))
+    report = plugin_layer_report(info, [("", "DeformConv2d"), ("", "DeformConv2d")] + NODES[:2])
+    assert [r["ok"] for r in report] == [True, False, True, True]
+    assert report[0]["layer"] == "node_of_y7"
+
+
+def test_inspector_needs_detailed_verbosity():
+    with pytest.raises(DcnError, match="ProfilingVerbosity.DETAILED"):
+        plugin_layer_report({"Layers": ["layer1.0.conv2", "stem.conv"]}, NODES)
+    with pytest.raises(DcnError, match="not JSON"):
+        plugin_layer_report("{nope", NODES)
+
+
+def test_parse_size_and_shapes():
+    assert parse_size("512MiB") == 512 << 20 and parse_size("2GiB") == 2 << 30 and parse_size("1.5G") == 3 << 29
+    assert parse_size("64") == 64 << 20 and parse_size(None) is None
+    assert parse_shapes(["images:1x3x64x64:2x3x64x64:4x3x64x64"]) == {
+        "images": ((1, 3, 64, 64), (2, 3, 64, 64), (4, 3, 64, 64))}
+    with pytest.raises(DcnError, match="given twice"):
+        parse_shapes(["a:1:1:1", "a:1:1:1"])
+
+
+def test_check_profile():
+    inputs = [("images", 1, ("batch", 3, 64, 64)), ("rois", 1, (5, 5))]
+    shapes = parse_shapes(["images:1x3x64x64:2x3x64x64:4x3x64x64"])
+    assert check_profile(inputs, shapes) == shapes
+    with pytest.raises(DcnError, match=r"dynamic shape \[batch, 3, 64, 64\]"):
+        check_profile(inputs, {})
+    with pytest.raises(DcnError, match="rank 3 does not match"):
+        check_profile(inputs, parse_shapes(["images:1x3x64:1x3x64:1x3x64"]))
+
+
+def test_onnx_float_dtype_and_dcn_nodes():
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(dtype):
+        w = numpy_helper.from_array(np.zeros((2, 2), dtype), "w")
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]),
+                 helper.make_node("DeformPSROIPool", ["y", "r"], ["z"], domain="dcn", name="pool")]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 2])], [w])
+        return helper.make_model(g)
+
+    assert onnx_float_dtype(model(np.float32)) == "float32"
+    assert onnx_float_dtype(model(np.float16)) == "float16"
+    assert dcn_nodes(model(np.float32)) == [("pool", "DeformPSROIPool")]
+
+
+def test_latency_stats():
+    st = latency_stats([i / 1e3 for i in range(10, 0, -1)], batch=4)
+    assert st["median_ms"] == pytest.approx(5.5) and st["p90_ms"] == pytest.approx(9.0)
+    assert st["throughput_per_s"] == pytest.approx(1e3 / 5.5) and st["samples_per_s"] == pytest.approx(4e3 / 5.5)
+    assert latency_stats([0.002])["p90_ms"] == pytest.approx(2.0)
+    with pytest.raises(DcnError):
+        latency_stats([])
+
+
+# =========================================================================== TensorRT on a GPU
+
+
+class BasicBlock(torch.nn.Module):
+    def __init__(self, cin, cout, stride, dcn):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(cout)
+        self.conv2 = dcn(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(cout)
+        self.down = None if stride == 1 and cin == cout else torch.nn.Sequential(
+            torch.nn.Conv2d(cin, cout, 1, stride, bias=False), torch.nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNetDCN(torch.nn.Module):
+    """A small ResNet whose blocks' second convs are DCNv1 / DCNv2 (as ResNet-DCN c3-c5)."""
+
+    def __init__(self):
+        super().__init__()
+        from exporter.ops import DeformConv2dPack, ModulatedDeformConv2dPack
+
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(16),
+                                        torch.nn.ReLU())
+        self.layer1 = BasicBlock(16, 16, 1, DeformConv2dPack)
+        self.layer2 = BasicBlock(16, 32, 2, ModulatedDeformConv2dPack)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, images):
+        f = self.layer2(self.layer1(self.stem(images)))
+        return self.fc(f.mean(dim=(2, 3))), f
+
+
+def make_resnet_dcn() -> ResNetDCN:
+    """Deterministic weights with non-zero offsets and non-trivial BatchNorm statistics."""
+    g = torch.Generator().manual_seed(0)
+    model = ResNetDCN()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.2 if "conv_offset" in name else 0.3
+            p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 2 * scale)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trt_env():
+    """(tensorrt, plugin library path), or skip naming the missing piece."""
+    try:
+        trt = _trt.import_tensorrt()
+    except _trt.TrtEnvironmentError as err:
+        pytest.skip(f"TensorRT Python package not usable: {err}")
+    count, why = _trt.cuda_device_count()
+    if count < 1:
+        pytest.skip(f"no CUDA device: {why}")
+    try:
+        lib = _trt.resolve_plugin_path(None, required=True)
+    except _trt.TrtEnvironmentError as err:
+        pytest.skip(f"TensorRT plugin library not built: {err}")
+    return trt, lib
+
+
+@pytest.fixture(scope="module")
+def resnet_onnx(tmp_path_factory):
+    """The ResNet-DCN sample exported by dcn-export's Python API with a dynamic batch (CPU only)."""
+    try:
+        from exporter import export
+    except (ImportError, AttributeError) as err:
+        pytest.skip(f"exporter.export (dcn-export) is not available: {err}")
+    out = tmp_path_factory.mktemp("resnet_dcn") / "resnet_dcn.onnx"
+    export(make_resnet_dcn(), (torch.rand(2, 3, 32, 32),), out, input_names=["images"],
+           output_names=["logits", "features"], dynamic={"images": {0: "batch"}}, verify=False)
+    return out
+
+
+def test_resnet_dcn_sample_exports_and_matches_on_cpu(resnet_onnx):
+    """The engine tests' model, checked on the CPU first: ONNX Runtime + our ops vs PyTorch, two batch sizes."""
+    from trt_runtime import plugins
+    from trt_runtime.compare import compare
+
+    try:
+        plugins.ort_library()
+    except plugins.LibraryNotBuiltError as err:
+        pytest.skip(f"ONNX Runtime op library not built: {err}")
+    for shape in ("images:1x3x32x32", "images:3x3x32x32"):
+        outcome = compare(make_resnet_dcn(), str(resnet_onnx), input_shapes=[shape], log=lambda *_: None)
+        assert outcome.passed, outcome.outputs
+        assert [o["name"] for o in outcome.outputs] == ["logits", "features"]
+
+
+SHAPES = ["images:1x3x32x32:2x3x32x32:4x3x32x32"]
+
+
+@pytest.fixture(scope="module")
+def fp16_engine(trt_env, resnet_onnx, tmp_path_factory):
+    from trt_runtime.build import build_engine
+
+    out = tmp_path_factory.mktemp("engines") / "resnet_dcn.engine"
+    result = build_engine(resnet_onnx, out, fp16=True, shapes=SHAPES, workspace="1GiB",
+                          timing_cache=out.with_suffix(".cache"))
+    return out, result
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_build_fp16_engine_dynamic_batch(trt_env, fp16_engine):
+    trt, lib = trt_env
+    path, result = fp16_engine
+    assert path.is_file() and path.stat().st_size > 0
+    info = _trt.read_build_info(path)
+    assert info["trt_version"] == trt.__version__ and info["precision"] == "float16"
+    assert info["shapes"]["images"] == [[1, 3, 32, 32], [2, 3, 32, 32], [4, 3, 32, 32]]
+    assert result.plan == build_plan(trt.__version__, "float32", True)
+    assert Path(str(path.with_suffix(".cache"))).is_file()  # timing cache written
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_inspector_shows_our_plugin_layers(trt_env, fp16_engine, resnet_onnx):
+    import onnx
+
+    trt, _ = trt_env
+    path, result = fp16_engine
+    nodes = dcn_nodes(onnx.load(str(resnet_onnx), load_external_data=False))
+    assert len(nodes) == 2 and all(op == "DeformConv2d" for _, op in nodes)
+    assert [r["node"] for r in result.plugin_layers] == [n for n, _ in nodes]
+    assert all(r["ok"] for r in result.plugin_layers), result.plugin_layers
+    # and again from the engine file, through the inspector
+    engine, _runtime, _ = _trt.deserialize_engine(trt, str(path))
+    layer_json = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    report = check_plugin_layers(layer_json, nodes)
+    assert all(r["layer_type"] and "Plugin" in r["layer_type"] for r in report), report
+
+
+def _fp16_close(ref, got):
+    from trt_runtime.compare import error_stats
+
+    atol, rtol = TOLERANCES["float16"]
+    st = error_stats([np.asarray(ref)], [np.asarray(got)], atol, rtol)
+    assert st["outside_count"] == 0, st
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["cuda-python", "torch", "pycuda"])
+def test_engine_numpy_and_torch_inputs(trt_env, fp16_engine, backend):
+    from trt_runtime import Engine
+
+    if backend == "pycuda":
+        pytest.importorskip("pycuda.driver", reason="pycuda (optional extra [pycuda]) is not installed")
+    path, _ = fp16_engine
+    model = make_resnet_dcn()
+    with Engine(path, backend=backend) as eng:
+        assert eng.input_names == ["images"] and len(eng.output_names) == 2
+        for batch in (1, 3):  # dynamic batch, set per call
+            x = np.random.default_rng(batch).random((batch, 3, 32, 32), dtype=np.float32)
+            with torch.no_grad():
+                ref = [t.numpy() for t in model(torch.from_numpy(x))]
+            out = eng(images=x)  # numpy in, numpy out
+            assert all(isinstance(v, np.ndarray) for v in out.values())
+            for r, name in zip(ref, eng.output_names):
+                assert out[name].shape == r.shape
+                _fp16_close(r, out[name])
+            out_cpu = eng({"images": torch.from_numpy(x)})  # CPU tensor in, CPU tensor out
+            assert all(isinstance(v, torch.Tensor) and not v.is_cuda for v in out_cpu.values())
+            xc = torch.from_numpy(x).cuda()  # CUDA tensor: zero-copy, outputs on the GPU
+            out_gpu = eng(images=xc)
+            assert all(v.is_cuda for v in out_gpu.values())
+            for r, name in zip(ref, eng.output_names):
+                _fp16_close(r, out_gpu[name].cpu().numpy())
+        with pytest.raises(DcnError, match="outside the engine's profile"):
+            eng(images=np.zeros((5, 3, 32, 32), np.float32))
+        with pytest.raises(DcnError, match="missing"):
+            eng({})
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_dcn_compare_pytorch_vs_engine_fp16(trt_env, fp16_engine, tmp_path, capsys):
+    from polygraphy.comparator import Comparator
+
+    from trt_runtime.cli import compare_main
+    from trt_runtime.compare import TorchRunner, compare
+
+    path, _ = fp16_engine
+    model = make_resnet_dcn()
+    outcome = compare(model, str(path), input_shapes=["images:2x3x32x32"], seed=5, report=str(tmp_path / "r.json"))
+    assert outcome.passed, outcome.outputs
+    assert outcome.report["precision"] == "float16" and outcome.report["target"]["runner"] == "tensorrt"
+    # the CLI on saved PyTorch outputs, as dcn-export --save-io writes them
+    io = tmp_path / "io"
+    io.mkdir()
+    feeds = [OrderedDict(images=np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32))]
+    import onnx
+
+    names = [o.name for o in onnx.load(str(fp16_engine[1].info["onnx"]), load_external_data=False).graph.output]
+    Comparator.run([TorchRunner(model, [("images", np.float32, [None, 3, 32, 32])], output_names=names)],
+                   data_loader=feeds, save_inputs_path=str(io / "inputs.json"), save_outputs_path=str(io / "outputs.json"))
+    assert compare_main([str(io), str(path), "--plot", str(tmp_path / "plots")]) == 0, capsys.readouterr().out
+    assert any(p.suffix == ".png" for p in (tmp_path / "plots").iterdir())
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_dcn_infer_cli_with_timing(trt_env, fp16_engine, tmp_path, capsys):
+    from trt_runtime.cli import infer_main
+
+    path, _ = fp16_engine
+    x = np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out.npz"
+    assert infer_main([str(path), "--input", f"images={tmp_path / 'x.npy'}", "-o", str(out), "--iterations", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "median" in text and "p90" in text and "throughput" in text
+    with np.load(out) as z:
+        assert len(z.files) == 2 and all(z[k].shape[0] == 2 for k in z.files)
+
+
+@pytest.mark.trt
+@pytest.mark.gpu
+def test_fp32_engine_within_fp32_tolerance(trt_env, resnet_onnx, tmp_path):
+    from trt_runtime.build import build_engine
+    from trt_runtime.compare import compare
+
+    out = tmp_path / "fp32.engine"
+    result = build_engine(resnet_onnx, out, fp16=False, shapes=SHAPES)
+    assert result.plan.precision == "float32"
+    outcome = compare(make_resnet_dcn(), str(out), input_shapes=["images:2x3x32x32"])
+    assert outcome.report["precision"] == "float32"
+    assert outcome.passed, outcome.outputs
+
+
+# =========================================================================== dcn-build's orchestration, TensorRT faked
+
+
+class _FakeEngine:
+    def __init__(self, layer_json):
+        self.layer_json = layer_json
+
+    def create_engine_inspector(self):
+        eng = self
+
+        class _Inspector:
+            def get_engine_information(self, fmt):
+                assert fmt == "JSON"
+                return eng.layer_json
+
+        return _Inspector()
+
+
+@pytest.fixture
+def fake_build(monkeypatch, tmp_path):
+    """Polygraphy's TensorRT loaders replaced by recorders; a fake tensorrt module; one CUDA device."""
+    import types
+
+    from polygraphy.backend import onnx as pg_onnx
+    from polygraphy.backend import trt as pg_trt
+
+    calls: dict = {}
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "10.9.0.34"
+    trt.Logger = type("Logger", (), {"WARNING": 2, "ERROR": 1})
+    trt.ProfilingVerbosity = types.SimpleNamespace(DETAILED="DETAILED")
+    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+    trt.LayerInformationFormat = types.SimpleNamespace(JSON="JSON")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(_trt, "load_plugin_library", lambda t, p: calls.setdefault("plugins_loaded", p))
+
+    def recorder(name):
+        def make(*args, **kwargs):
+            calls[name] = (args, kwargs)
+            return (name, args, kwargs)
+        return make
+
+    for name in ("NetworkFromOnnxPath", "NetworkFromOnnxBytes", "LoadPlugins", "CreateConfig"):
+        monkeypatch.setattr(pg_trt, name, recorder(name))
+    for name in ("OnnxFromPath", "ConvertToFp16", "BytesFromOnnx"):
+        monkeypatch.setattr(pg_onnx, name, recorder(name))
+
+    class _Profile(dict):
+        def add(self, name, min, opt, max):
+            self[name] = (min, opt, max)
+            return self
+
+    monkeypatch.setattr(pg_trt, "Profile", _Profile)
+    state = {"layers": json.dumps(CANNED)}
+
+    def engine_from_network(network, config=None, save_timing_cache=None):
+        calls["engine_from_network"] = (network, config, save_timing_cache)
+        return _FakeEngine(state["layers"])
+
+    def save_engine(engine, path):
+        calls["save_engine"] = path
+        Path(path).write_bytes(b"ENGINE")
+        return engine
+
+    monkeypatch.setattr(pg_trt, "engine_from_network", engine_from_network)
+    monkeypatch.setattr(pg_trt, "save_engine", save_engine)
+    plugin = tmp_path / "libdcn_trt_plugins.so"
+    plugin.write_bytes(b"")
+    return types.SimpleNamespace(calls=calls, trt=trt, state=state, plugin=plugin, dir=tmp_path)
+
+
+def _dcn_onnx(path: Path, dtype=np.float32, names=("layer1.0.conv2", "layer2.0.conv2")):
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    nodes, prev = [], "images"
+    for i, n in enumerate(names):
+        nodes.append(helper.make_node("DeformConv2d", [prev, f"w{i}", "offset"], [f"y{i}"], domain="dcn", name=n))
+        prev = f"y{i}"
+    inits = [numpy_helper.from_array(np.zeros((3, 3, 3, 3), dtype), f"w{i}") for i in range(len(names))]
+    g = helper.make_graph(nodes, "g",
+                          [helper.make_tensor_value_info("images", elem, ["batch", 3, 8, 8]),
+                           helper.make_tensor_value_info("offset", elem, ["batch", 18, 8, 8])],
+                          [helper.make_tensor_value_info(prev, elem, ["batch", 3, 8, 8])], inits)
+    import onnx
+
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("dcn", 1)]), str(path))
+    return path
+
+
+SHAPES_2 = ["images:1x3x8x8:2x3x8x8:4x3x8x8", "offset:1x18x8x8:2x18x8x8:4x18x8x8"]
+
+
+def test_build_orchestration_trt10_fp16(fake_build, capsys):
+    from trt_runtime.cli import build_main
+
+    onnx_path = _dcn_onnx(fake_build.dir / "m.onnx")
+    out = fake_build.dir / "m.engine"
+    rc = build_main([str(onnx_path), "-o", str(out), "--plugins", str(fake_build.plugin), "--workspace", "256MiB",
+                     "--timing-cache", str(fake_build.dir / "tc.cache"), "--no-progress"] +
+                    sum((["--shapes", s] for s in SHAPES_2), []))
+    text = capsys.readouterr()
+    assert rc == 0, text.err
+    calls = fake_build.calls
+    assert calls["plugins_loaded"] == str(fake_build.plugin.resolve())
+    assert calls["NetworkFromOnnxPath"][1] == {"strongly_typed": False}  # TensorRT 10: weakly typed + FP16 flag
+    cfg = calls["CreateConfig"][1]
+    assert cfg["fp16"] is True and cfg["profiling_verbosity"] == "DETAILED"
+    assert cfg["memory_pool_limits"] == {"WORKSPACE": 256 << 20}
+    assert cfg["profiles"][0]["images"] == ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))
+    assert calls["LoadPlugins"][1]["plugins"] == [str(fake_build.plugin.resolve())]
+    assert calls["engine_from_network"][2] == str(fake_build.dir / "tc.cache")
+    assert out.read_bytes() == b"ENGINE" and ".tmp" in calls["save_engine"]  # temp file, then renamed
+    info = _trt.read_build_info(out)
+    assert info["trt_version"] == "10.9.0.34" and info["precision"] == "float16"
+    assert [r["node"] for r in info["plugin_layers"]] == ["layer1.0.conv2", "layer2.0.conv2"]
+    assert "2 dcn node(s) run as our plugin layers (1x Half, 1x Float)" in text.out
+
+
+def test_build_orchestration_trt11_converts_float32(fake_build, monkeypatch, capsys):
+    import types
+
+    from trt_runtime.build import build_engine
+
+    # Polygraphy's ConvertToFp16 is faked here; dcn-build only checks that its converter imports
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", types.ModuleType("onnxconverter_common"))
+
+    fake_build.trt.__version__ = "11.0.0.8"
+    onnx_path = _dcn_onnx(fake_build.dir / "m.onnx")
+    build_engine(onnx_path, fake_build.dir / "m.engine", shapes=SHAPES_2, plugins=str(fake_build.plugin), progress=False)
+    assert "NetworkFromOnnxBytes" in fake_build.calls and fake_build.calls["NetworkFromOnnxBytes"][1] == {"strongly_typed": True}
+    assert "ConvertToFp16" in fake_build.calls and fake_build.calls["CreateConfig"][1]["fp16"] is False
+
+
+def test_build_orchestration_trt11_without_converter_says_how(fake_build, monkeypatch):
+    from trt_runtime.build import build_engine
+
+    fake_build.trt.__version__ = "11.0.0.8"
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", None)
+    with pytest.raises(DcnError, match="export it with `dcn-export --fp16`"):
+        build_engine(_dcn_onnx(fake_build.dir / "m.onnx"), fake_build.dir / "m.engine", shapes=SHAPES_2,
+                     plugins=str(fake_build.plugin), progress=False)
+    # a float16 ONNX needs no conversion on TensorRT 11: strongly typed, no FP16 flag
+    build_engine(_dcn_onnx(fake_build.dir / "h.onnx", np.float16), fake_build.dir / "h.engine", shapes=SHAPES_2,
+                 plugins=str(fake_build.plugin), progress=False)
+    assert fake_build.calls["NetworkFromOnnxPath"][1] == {"strongly_typed": True}
+    assert fake_build.calls["CreateConfig"][1]["fp16"] is False
+
+
+def test_build_fails_loudly_and_writes_nothing_when_a_node_is_not_our_plugin(fake_build, capsys):
+    from trt_runtime.cli import build_main
+
+    bad = json.loads(json.dumps(CANNED))
+    bad["Layers"][2] = _layer("layer2.0.conv2", "CaskConvolution", meta="[ONNX Layer: layer2.0.conv2]")
+    fake_build.state["layers"] = json.dumps(bad)
+    out = fake_build.dir / "m.engine"
+    out.write_bytes(b"old")
+    rc = build_main([str(_dcn_onnx(fake_build.dir / "m.onnx")), "-o", str(out), "--plugins", str(fake_build.plugin),
+                     "--no-progress"] + sum((["--shapes", s] for s in SHAPES_2), []))
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "dcn-build: error: 1 of 2 dcn node(s) did not become our plugin layers: DeformConv2d 'layer2.0.conv2'" in err
+    assert out.read_bytes() == b"old" and not _trt.build_info_path(out).exists()
+    assert "save_engine" not in fake_build.calls
+
+
+# =========================================================================== Engine's bookkeeping, TensorRT faked
+
+
+class _FakeMemory:
+    """A host-memory stand-in for a device backend: 'pointers' index byte arrays."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.mem: dict[int, bytearray] = {}
+        self.allocs = 0
+
+    def stream(self):
+        return "stream"
+
+    def handle(self, stream):
+        return 0
+
+    def alloc(self, nbytes):
+        self.allocs += 1
+        key = 4096 * self.allocs
+        self.mem[key] = bytearray(max(nbytes, 256))
+        return key
+
+    def ptr(self, buf):
+        return buf
+
+    def free(self, buf):
+        self.mem.pop(buf, None)
+
+    def htod(self, buf, host, stream):
+        self.mem[buf][: host.nbytes] = host.tobytes()
+
+    def dtoh(self, host, buf, stream):
+        host[...] = np.frombuffer(bytes(self.mem[buf][: host.nbytes]), dtype=host.dtype).reshape(host.shape)
+
+    def sync(self, stream):
+        pass
+
+    def close(self, stream):
+        pass
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """Engine over a fake TensorRT engine computing out = 2 * images, dynamic batch 1..4."""
+    import types
+
+    from trt_runtime import infer
+
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "10.9.0"
+    trt.Logger = type("Logger", (), {"WARNING": 2, "ERROR": 1})
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
+    trt.nptype = lambda dt: np.float32
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (1, ""))
+    memory = _FakeMemory()
+    monkeypatch.setattr(infer, "_make_backend", lambda name, device: memory)
+
+    class Context:
+        def __init__(self):
+            self.shapes, self.addr = {}, {}
+
+        def set_input_shape(self, name, shape):
+            self.shapes[name] = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name):
+            return self.shapes["images"]
+
+        def set_tensor_address(self, name, ptr):
+            self.addr[name] = ptr
+
+        def execute_async_v3(self, stream):
+            shape = self.shapes["images"]
+            n = int(np.prod(shape)) * 4
+            x = np.frombuffer(bytes(memory.mem[self.addr["images"]][:n]), np.float32)
+            memory.mem[self.addr["out"]][:n] = (2 * x).tobytes()
+            return True
+
+    class FakeEngine:
+        num_io_tensors = 2
+
+        def get_tensor_name(self, i):
+            return ["images", "out"][i]
+
+        def get_tensor_mode(self, name):
+            return trt.TensorIOMode.INPUT if name == "images" else trt.TensorIOMode.OUTPUT
+
+        def get_tensor_dtype(self, name):
+            return "float32"
+
+        def get_tensor_shape(self, name):
+            return (-1, 3, 4, 4)
+
+        def get_tensor_profile_shape(self, name, profile):
+            return [(1, 3, 4, 4), (2, 3, 4, 4), (4, 3, 4, 4)]
+
+        def create_execution_context(self):
+            return Context()
+
+    monkeypatch.setattr(_trt, "deserialize_engine", lambda t, path, plugins=None: (FakeEngine(), None, None))
+    return memory
+
+
+def test_engine_bookkeeping_numpy_torch_dynamic_shapes(fake_engine, tmp_path):
+    from trt_runtime import Engine
+
+    with Engine(tmp_path / "fake.engine") as eng:
+        assert eng.input_names == ["images"] and eng.output_names == ["out"]
+        assert eng.profile_shapes("images") == ((1, 3, 4, 4), (2, 3, 4, 4), (4, 3, 4, 4))
+        for batch in (1, 4, 2):
+            x = np.arange(batch * 48, dtype=np.float64).reshape(batch, 3, 4, 4)  # float64 in: cast to the engine's type
+            out = eng(images=x)
+            assert list(out) == ["out"] and out["out"].dtype == np.float32
+            np.testing.assert_array_equal(out["out"], 2 * x.astype(np.float32))
+        t = eng({"images": torch.ones(2, 3, 4, 4)})
+        assert isinstance(t["out"], torch.Tensor) and torch.equal(t["out"], torch.full((2, 3, 4, 4), 2.0))
+        assert fake_engine.allocs == 4  # buffers grow once for batch 4, then are reused
+        with pytest.raises(DcnError, match=r"shape \[5, 3, 4, 4\] is outside the engine's profile min \[1, 3, 4, 4\]"):
+            eng(images=np.zeros((5, 3, 4, 4), np.float32))
+        with pytest.raises(DcnError, match=r"got shape \[1, 3, 4, 5\], the engine expects \[-1, 3, 4, 4\]"):
+            eng(images=np.zeros((1, 3, 4, 5), np.float32))
+        with pytest.raises(DcnError, match=r"takes inputs \['images'\]; missing \['images'\]; unknown \['x'\]"):
+            eng(x=np.zeros(1))
+    with pytest.raises(DcnError, match="is closed"):
+        eng(images=np.zeros((1, 3, 4, 4), np.float32))
+
+
+def test_engine_backend_name_checked(fake_engine, tmp_path):
+    from trt_runtime import Engine
+
+    with pytest.raises(DcnError, match="backend 'opencl'"):
+        Engine(tmp_path / "fake.engine", backend="opencl")
+
+
+def test_infer_cli_with_fake_engine(fake_engine, tmp_path, capsys):
+    from trt_runtime.cli import infer_main
+
+    x = np.ones((2, 3, 4, 4), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out.npz"
+    rc = infer_main([str(tmp_path / "fake.engine"), "--input", f"images={tmp_path / 'x.npy'}", "-o", str(out),
+                     "--iterations", "5", "--warmup", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "out: shape [2, 3, 4, 4] float32" in text
+    assert "latency over 5 runs (batch 2" in text and "median" in text and "p90" in text and "samples/s" in text
+    with np.load(out) as z:
+        np.testing.assert_array_equal(z["out"], 2 * x)
+    # a single-input engine takes a bare FILE.npy too
+    assert infer_main([str(tmp_path / "fake.engine"), "--input", str(tmp_path / "x.npy")]) == 0

@@ -1,0 +1,257 @@
+"""Command lines: dcn-build, dcn-infer, dcn-compare (also ``python -m trt_runtime.cli build|infer|compare``).
+
+Each ``*_main(argv=None)`` returns its exit code: 0 success / PASS, 1 mismatch (dcn-compare) or
+an engine that does not use our plugins (dcn-build), 2 usage, input or environment errors,
+printed as one line ``<tool>: error: <message>`` without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from exporter.errors import DcnError
+
+from . import _trt
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2 (argparse's own convention)
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {_trt.one_line(message)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
+         body: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]]) -> int:
+    parser = make_parser(prog)
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return int(body(args) or 0)
+    except DcnError as err:
+        print(f"{prog}: error: {_trt.one_line(err)}", file=sys.stderr)
+        if getattr(args, "verbose", False) and err.__cause__ is not None:
+            import traceback  # noqa: PLC0415
+
+            traceback.print_exception(err.__cause__, file=sys.stderr)
+        return getattr(err, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001
+        pg = sys.modules.get("polygraphy.exception")
+        if pg is not None and isinstance(err, pg.PolygraphyException):
+            lines = [l for l in str(err).splitlines() if l.strip()]
+            print(f"{prog}: error: {_trt.one_line(lines[0] if lines else err)}", file=sys.stderr)
+            return 2
+        raise
+
+
+# --------------------------------------------------------------------------- dcn-build
+
+
+def _build_parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="Build a TensorRT engine (FP16 by default) from an ONNX model with dcn nodes.")
+    p.add_argument("model", metavar="MODEL.onnx", help="ONNX model written by dcn-export")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.engine", help="engine file to write (atomically)")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True,
+                   help="FP16 engine (default); TensorRT 10: builder flag, TensorRT 11: float16 ONNX, strongly typed")
+    p.add_argument("--shapes", action="append", default=[], metavar="NAME:MIN:OPT:MAX",
+                   help="optimization profile of a dynamic input, each shape like 1x3x224x224 (repeatable)")
+    p.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 512MiB, 4GiB (number: MiB)")
+    p.add_argument("--timing-cache", metavar="PATH", help="tactic timing cache: read if present, updated after the build")
+    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (default: the one this package built)")
+    p.add_argument("--skip-plugin-check", action="store_true",
+                   help="write the engine even if a dcn node did not become our plugin layer")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines during the build")
+    p.add_argument("-v", "--verbose", action="store_true", help="Polygraphy / TensorRT build log")
+    return p
+
+
+def _build_body(args) -> int:
+    from .build import build_engine, parse_shapes  # noqa: PLC0415
+
+    build_engine(
+        args.model, args.output, fp16=args.fp16, shapes=parse_shapes(args.shapes), workspace=args.workspace,
+        timing_cache=args.timing_cache, plugins=args.plugins, check_plugins=not args.skip_plugin_check,
+        verbose=args.verbose, progress=not args.no_progress,
+    )
+    return 0
+
+
+def build_main(argv: Optional[Sequence[str]] = None) -> int:
+    return _run("dcn-build", _build_parser, _build_body, argv)
+
+
+# --------------------------------------------------------------------------- dcn-infer
+
+
+def _infer_parser(prog: str) -> argparse.ArgumentParser:
+    from .infer import BACKENDS  # noqa: PLC0415
+
+    p = _Parser(prog=prog, description="Run a TensorRT engine on .npy inputs; optionally time it.")
+    p.add_argument("engine", metavar="MODEL.engine")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input array (repeatable); FILE.npz gives all inputs by name")
+    p.add_argument("--load-inputs", metavar="inputs.json", help="first feed dict of a Polygraphy inputs JSON")
+    p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs by name (atomically)")
+    p.add_argument("--iterations", type=int, default=0, metavar="N", help="time N runs: median / p90 latency, throughput")
+    p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs before timing (default 3)")
+    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (default: the one this package built)")
+    p.add_argument("--backend", choices=BACKENDS, default="cuda-python", help="device memory and streams (default cuda-python)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -> dict:
+    """--input NAME=FILE.npy / FILE.npz / FILE.npy (single input: name '') -> {name: array}."""
+    import numpy as np  # noqa: PLC0415
+
+    feeds: dict = {}
+    if load_inputs:
+        from polygraphy.json import load_json  # noqa: PLC0415
+
+        if not Path(load_inputs).is_file():
+            raise DcnError(f"--load-inputs {load_inputs!r} does not exist or is not a file")
+        try:
+            data = load_json(load_inputs, description="input data")
+        except Exception as err:  # noqa: BLE001
+            raise DcnError(f"--load-inputs {load_inputs!r} is not Polygraphy input JSON: {_trt.one_line(err)}") from None
+        first = data if isinstance(data, dict) else (list(data)[0] if len(data) else {})
+        feeds.update({k: np.asarray(v) for k, v in dict(first).items()})
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        if not path:
+            raise DcnError(f"--input {spec!r}: expected NAME=FILE.npy")
+        p = Path(path)
+        if not p.is_file():
+            raise DcnError(f"--input {spec!r}: file {path!r} does not exist")
+        try:
+            loaded = np.load(p, allow_pickle=False)
+        except Exception as err:  # noqa: BLE001
+            raise DcnError(f"--input {spec!r}: {path!r} is not a .npy/.npz file ({_trt.one_line(err)})") from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            if name:
+                if name not in loaded.files:
+                    raise DcnError(f"--input {spec!r}: {path!r} has arrays {loaded.files}, not {name!r}")
+                feeds[name] = loaded[name]
+            else:
+                feeds.update({k: loaded[k] for k in loaded.files})
+        else:
+            feeds[name] = loaded
+    return feeds
+
+
+def _infer_body(args) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from .infer import Engine, benchmark  # noqa: PLC0415
+
+    if args.iterations < 0:
+        raise DcnError(f"--iterations {args.iterations}: must be >= 0")
+    if args.output:
+        _trt.check_writable(args.output)
+    feeds = load_input_arrays(args.input, args.load_inputs)
+    if not feeds:
+        raise DcnError("no inputs: give --input NAME=FILE.npy (repeatable) or --load-inputs inputs.json")
+    with Engine(args.engine, plugins=args.plugins, backend=args.backend) as engine:
+        if "" in feeds:
+            if len(engine.input_names) != 1:
+                raise DcnError(f"--input without NAME= needs a single-input engine; its inputs are {engine.input_names}")
+            feeds[engine.input_names[0]] = feeds.pop("")
+        outputs = engine(feeds)
+        for name, arr in outputs.items():
+            a = np.asarray(arr)
+            print(f"{name}: shape {list(a.shape)} {a.dtype}, min {a.min() if a.size else '-'}, "
+                  f"max {a.max() if a.size else '-'}, mean {a.mean() if a.size else '-'}")
+        if args.output:
+            with _trt.atomic_output(args.output) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **{k: np.asarray(v) for k, v in outputs.items()})
+            print(f"wrote {args.output}")
+        if args.iterations:
+            st = benchmark(engine, feeds, args.iterations, warmup=args.warmup)
+            print(f"latency over {st['iterations']} runs (batch {st['batch']}, host<->device copies included): "
+                  f"median {st['median_ms']:.3f} ms, p90 {st['p90_ms']:.3f} ms, mean {st['mean_ms']:.3f} ms; "
+                  f"throughput {st['throughput_per_s']:.1f} inferences/s = {st['samples_per_s']:.1f} samples/s")
+    return 0
+
+
+def infer_main(argv: Optional[Sequence[str]] = None) -> int:
+    return _run("dcn-infer", _infer_parser, _infer_body, argv)
+
+
+# --------------------------------------------------------------------------- dcn-compare
+
+
+def _compare_parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Compare a deployed model (ONNX Runtime or TensorRT) with its PyTorch original through "
+                    "Polygraphy's Comparator. Exit code 0: every output within tolerance, 1: mismatch, 2: error.",
+    )
+    p.add_argument("reference", metavar="REFERENCE",
+                   help="PyTorch model (TorchScript, .pt2, state dict + --factory, pickle + --trust-pickle), "
+                        "or saved Polygraphy outputs (outputs.json, or the dcn-export --save-io directory)")
+    p.add_argument("target", metavar="TARGET", help="MODEL.onnx (ONNX Runtime + dcn CPU ops) or MODEL.engine (TensorRT)")
+    p.add_argument("--load-inputs", metavar="inputs.json", help="Polygraphy input JSON (default: generated)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE",
+                   help="shape of a generated input, fixing dynamic dims, e.g. images:2x3x224x224 (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="seed of generated inputs (Polygraphy's default if omitted)")
+    p.add_argument("--iterations", type=int, default=1, help="number of generated input sets (default 1)")
+    p.add_argument("--val-range", action="append", default=[], metavar="[NAME:]LOW,HIGH",
+                   help="value range of generated inputs (default 0,1)")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
+                   help="tolerance row of exporter.tolerance (auto: from the ONNX types / the engine's build)")
+    p.add_argument("--atol", action="append", default=[], metavar="[NAME:]VALUE", help="absolute tolerance override")
+    p.add_argument("--rtol", action="append", default=[], metavar="[NAME:]VALUE", help="relative tolerance override")
+    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library for engine targets")
+    p.add_argument("--factory", metavar="module:callable", help="builds the model for a state-dict REFERENCE")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a pickled nn.Module REFERENCE (runs its code)")
+    p.add_argument("--device", default="cpu", help="torch device of the PyTorch reference (default cpu)")
+    p.add_argument("--report", metavar="out.json", help="write the comparison as JSON (atomically)")
+    p.add_argument("--plot", metavar="DIR", help="write per-output error histograms and heatmaps (PNG)")
+    p.add_argument("-v", "--verbose", action="store_true", help="Polygraphy's log")
+    return p
+
+
+def _compare_body(args) -> int:
+    from .compare import compare  # noqa: PLC0415
+
+    outcome = compare(
+        args.reference, args.target, load_inputs=args.load_inputs, input_shapes=args.input, seed=args.seed,
+        iterations=args.iterations, val_range=args.val_range, precision=args.precision, atol=args.atol,
+        rtol=args.rtol, plugins=args.plugins, factory=args.factory, trust_pickle=args.trust_pickle,
+        device=args.device, report=args.report, plot=args.plot, verbose=args.verbose,
+    )
+    return outcome.exit_code
+
+
+def compare_main(argv: Optional[Sequence[str]] = None) -> int:
+    return _run("dcn-compare", _compare_parser, _compare_body, argv)
+
+
+# --------------------------------------------------------------------------- python -m trt_runtime.cli
+
+_COMMANDS = {"build": build_main, "infer": infer_main, "compare": compare_main}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in _COMMANDS:
+        print("usage: python -m trt_runtime.cli {build,infer,compare} ...", file=sys.stderr)
+        if argv and argv[0] in ("-h", "--help"):
+            return 0
+        print(f"trt_runtime.cli: error: expected a command: {', '.join(_COMMANDS)}", file=sys.stderr)
+        return 2
+    return _COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
