@@ -18,7 +18,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from built_libs import require
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, conv_out_size
+from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from exporter.tolerance import tolerance
 from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs

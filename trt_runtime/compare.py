@@ -683,6 +683,7 @@ def compare(
             "reference_dtype": str(np.asarray(refs[0]).dtype),
             "atol": a,
             "rtol": r,
+            "scale": scales[name],
             **st,
             "passed": bool(verdicts.get(name, False)),
         }

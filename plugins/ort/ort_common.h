@@ -155,6 +155,7 @@ inline const OrtMemoryInfo& cpu_memory_info() {
 }
 
 // A scratch buffer from the session's CPU allocator (its arena keeps it for the next run).
+// The allocator handle KernelContext_GetAllocator returns is released with the buffer.
 template <class T> class Scratch {
   public:
     Scratch(const Ort::KernelContext& ctx, size_t count) {
@@ -162,10 +163,14 @@ template <class T> class Scratch {
         alloc_ = ctx.GetAllocator(cpu_memory_info());
         if (!alloc_) throw std::runtime_error("dcn_ort: no CPU allocator in the kernel context");
         data_ = static_cast<T*>(alloc_->Alloc(alloc_, count * sizeof(T)));
-        if (!data_) throw std::bad_alloc();
+        if (!data_) {
+            Ort::GetApi().ReleaseAllocator(alloc_);
+            throw std::bad_alloc();
+        }
     }
     ~Scratch() {
         if (data_) alloc_->Free(alloc_, data_);
+        if (alloc_) Ort::GetApi().ReleaseAllocator(alloc_);
     }
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
