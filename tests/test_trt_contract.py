@@ -1,7 +1,7 @@
 """The TensorRT creators against the op contract (exporter/contract.py), and the plugin
 layer's behaviour on the host.
 
-1. The field table the creators are built from (plugins/trt/dcn_plugin_fields.h), compiled
+1. The field table the creators and the ONNX Runtime ops are built from (plugins/common/dcn_fields.h), compiled
    with g++ and printed, equals the contract: op types, attribute names in order, kinds,
    TensorRT field types (INT/INTS -> kINT32, FLOAT -> kFLOAT32), lengths, defaults,
    required flags; and no plugin source spells a field name outside that table.
@@ -29,12 +29,13 @@ from exporter import contract
 from exporter.contract import conv_out_size
 
 TRT_DIR = REPO / "plugins" / "trt"
-TABLE = TRT_DIR / "dcn_plugin_fields.h"
+TABLE = REPO / "plugins" / "common" / "dcn_fields.h"
+ORT_DIR = REPO / "plugins" / "ort"
 
 PRINTER = r"""
-#include "dcn_plugin_fields.h"
+#include "dcn_fields.h"
 #include <cstdio>
-using namespace dcn::trt;
+using namespace dcn;
 static void op(const char* name, const FieldSpec* f, int n, bool last) {
     std::printf("\"%s\": [", name);
     for (int i = 0; i < n; ++i) {
@@ -60,10 +61,10 @@ int main() {
 def table(tmp_path_factory):
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
-        pytest.skip("no C++ compiler (g++) to compile plugins/trt/dcn_plugin_fields.h")
+        pytest.skip("no C++ compiler (g++) to compile plugins/common/dcn_fields.h")
     d = tmp_path_factory.mktemp("fields")
     (d / "p.cpp").write_text(PRINTER)
-    subprocess.run([cxx, "-std=c++17", "-Wall", "-Werror", f"-I{TRT_DIR}", str(d / "p.cpp"), "-o", str(d / "p")],
+    subprocess.run([cxx, "-std=c++17", "-Wall", "-Werror", f"-I{TABLE.parent}", str(d / "p.cpp"), "-o", str(d / "p")],
                    check=True)
     return json.loads(subprocess.run([str(d / "p")], capture_output=True, text=True, check=True).stdout)
 
@@ -90,12 +91,10 @@ def test_field_table_equals_contract(table):
 
 def test_no_field_name_spelled_outside_the_table():
     names = {a.name for op in contract.OPS.values() for a in op.attrs} | set(contract.OPS)
-    for f in sorted(TRT_DIR.glob("*.[ch]*")):
-        if f == TABLE:
-            continue
+    for f in sorted([*TRT_DIR.glob("*.[ch]*"), *ORT_DIR.glob("*.[ch]*")]):
         code = re.sub(r"//[^\n]*|/\*.*?\*/", "", f.read_text(), flags=re.S)  # comments may name them
         for lit in re.findall(r'"([A-Za-z_0-9]+)"', code):
-            assert lit not in names, f"{f.name} spells \"{lit}\": use plugins/trt/dcn_plugin_fields.h"
+            assert lit not in names, f"{f.name} spells \"{lit}\": use plugins/common/dcn_fields.h"
 
 
 def test_creators_use_the_table():
@@ -486,3 +485,11 @@ def test_onshapechange_validates_runtime_shapes(hx, clean_log):
     rc, stage = hx.run(p, [[1, 21 * 49, 10, 12], [4, 4], [4, 2, 7, 7]], [4, 21, 7, 7])
     assert stage == 1 and rc != 0
     assert "DeformPSROIPool 'p': rois has shape [4, 4], expected [R, 5] [onShapeChange]" in hx.log()
+
+
+def test_ort_ops_read_attributes_from_the_table():
+    """The ONNX Runtime ops read every attribute through the same table (dcn_fields.h)."""
+    src = "\n".join(f.read_text() for f in ORT_DIR.glob("*.cpp"))
+    for op, prefix in ((contract.DEFORM_CONV2D, "kDC_"), (contract.DEFORM_PSROI_POOL, "kPS_")):
+        for a in op.attrs:
+            assert f"attrs_.field(f[dcn::{prefix}{a.name.upper()}]" in src, (op.op_type, a.name)

@@ -83,6 +83,8 @@
 // The full list of templates is in the validate_* functions below; tests match them.
 #pragma once
 
+#include "dcn_fields.h"  // op type names, attribute table
+
 #include <cstdint>
 #include <cstring>
 #include <cmath>
@@ -486,8 +488,6 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const T* rois, const T* tran
 // ---------------------------------------------------------------------------------------
 #if !defined(__CUDA_ARCH__)
 
-constexpr const char* kDeformConv2d = "DeformConv2d";
-constexpr const char* kDeformPSROIPool = "DeformPSROIPool";
 
 struct ShapeRef {
     const int64_t* dims = nullptr;
@@ -547,7 +547,7 @@ struct DeformConvAttrs {
 };
 
 inline std::string validate_deform_conv2d_attrs(const std::string& node, const DeformConvAttrs& a) {
-    const std::string p = op_prefix(kDeformConv2d, node);
+    const std::string p = op_prefix(kDeformConv2dName, node);
     struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min; };
     const List lists[] = {{"strides", a.strides, 2, 1}, {"pads", a.pads, 4, 0}, {"dilations", a.dilations, 2, 1}};
     for (const List& l : lists) {
@@ -578,7 +578,7 @@ inline std::string validate_deform_conv2d(const std::string& node, const DeformC
                                           ShapeRef offset, ShapeRef B, ShapeRef mask, DeformConvDims* out) {
     std::string e = validate_deform_conv2d_attrs(node, a);
     if (!e.empty()) return e;
-    const std::string p = op_prefix(kDeformConv2d, node);
+    const std::string p = op_prefix(kDeformConv2dName, node);
     auto rank = [&](const char* name, ShapeRef s, int64_t want, const char* layout) -> std::string {
         if (s.rank != want)
             return p + name + " has rank " + std::to_string(s.rank) + ", expected " + std::to_string(want) + " (" +
@@ -668,7 +668,7 @@ struct DeformPSROIPoolAttrs {
 };
 
 inline std::string validate_deform_psroi_pool_attrs(const std::string& node, const DeformPSROIPoolAttrs& a) {
-    const std::string p = op_prefix(kDeformPSROIPool, node);
+    const std::string p = op_prefix(kDeformPSROIPoolName, node);
     if (!(std::isfinite(a.spatial_scale) && a.spatial_scale > 0))
         return p + "attribute spatial_scale = " + float_str(a.spatial_scale) + ", expected a finite value > 0";
     struct Int { const char* name; int64_t v; int64_t min; };
@@ -690,7 +690,7 @@ inline std::string validate_deform_psroi_pool(const std::string& node, const Def
                                               ShapeRef rois, ShapeRef trans, DeformPSROIPoolDims* out) {
     std::string e = validate_deform_psroi_pool_attrs(node, a);
     if (!e.empty()) return e;
-    const std::string p = op_prefix(kDeformPSROIPool, node);
+    const std::string p = op_prefix(kDeformPSROIPoolName, node);
     if (data.rank != 4)
         return p + "data has rank " + std::to_string(data.rank) + ", expected 4 ([N, output_dim*group_size^2, H, W])";
     if (rois.rank != 2 || rois[1] != 5)
@@ -747,7 +747,7 @@ inline std::string validate_deform_psroi_pool_batch_indices(const std::string& n
     for (int64_t r = 0; r < R; ++r) {
         const Acc v = load<Acc>(rois[r * 5]);
         if (psroi_batch_index<Acc>(v, N) < 0)
-            return op_prefix(kDeformPSROIPool, node) + "rois[" + std::to_string(r) + ", 0] = " +
+            return op_prefix(kDeformPSROIPoolName, node) + "rois[" + std::to_string(r) + ", 0] = " +
                    float_str(static_cast<double>(v)) + ", expected a batch index in [0, N) = [0, " +
                    std::to_string(N) + ")";
     }

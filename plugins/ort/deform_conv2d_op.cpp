@@ -38,13 +38,14 @@ bool all_finite(const dcn::Half* v, int64_t n) {
 }
 
 template <class T> struct DeformConv2dKernel {
-    DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2d), matmul_(nullptr) {
-        a_.strides = attrs_.get_ints("strides", {1, 1});
-        a_.pads = attrs_.get_ints("pads", {0, 0, 0, 0});
-        a_.dilations = attrs_.get_ints("dilations", {1, 1});
-        a_.kernel_shape = attrs_.get_ints("kernel_shape", {});
-        a_.group = attrs_.get_int("group", int64_t{1});
-        a_.offset_group = attrs_.get_int("offset_group", int64_t{1});
+    DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr) {
+        const auto& f = dcn::kDeformConv2dFields;
+        attrs_.field(f[dcn::kDC_STRIDES], a_.strides);
+        attrs_.field(f[dcn::kDC_PADS], a_.pads);
+        attrs_.field(f[dcn::kDC_DILATIONS], a_.dilations);
+        attrs_.field(f[dcn::kDC_KERNEL_SHAPE], a_.kernel_shape);
+        attrs_.field(f[dcn::kDC_GROUP], a_.group);
+        attrs_.field(f[dcn::kDC_OFFSET_GROUP], a_.offset_group);
         check(dcn::validate_deform_conv2d_attrs(attrs_.node(), a_));
         const char* names[] = {"T"};
         const ONNXTensorElementDataType types[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
@@ -194,7 +195,7 @@ struct DeformConv2dOp : Ort::CustomOpBase<DeformConv2dOp<T>, DeformConv2dKernel<
     OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
         return guarded([&] { *kernel = new DeformConv2dKernel<T>(info); });
     }
-    const char* GetName() const { return dcn::kDeformConv2d; }
+    const char* GetName() const { return dcn::kDeformConv2dName; }
     size_t GetInputTypeCount() const { return 5; }  // X, W, offset, B, mask
     ONNXTensorElementDataType GetInputType(size_t) const { return element_type<T>(); }
     OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {

@@ -7,15 +7,16 @@ namespace dcn_ort {
 namespace {
 
 template <class T> struct DeformPSROIPoolKernel {
-    DeformPSROIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformPSROIPool) {
-        a_.spatial_scale = attrs_.get_float("spatial_scale");
-        a_.output_dim = attrs_.get_int("output_dim");
-        a_.group_size = attrs_.get_int("group_size");
-        a_.pooled_size = attrs_.get_int("pooled_size");
-        a_.part_size = attrs_.get_int("part_size", int64_t{0});
-        a_.sample_per_part = attrs_.get_int("sample_per_part", int64_t{4});
-        a_.trans_std = attrs_.get_float("trans_std", 0.0);
-        a_.no_trans = attrs_.get_int("no_trans", int64_t{0});
+    DeformPSROIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformPSROIPoolName) {
+        const auto& f = dcn::kDeformPSROIPoolFields;
+        attrs_.field(f[dcn::kPS_SPATIAL_SCALE], a_.spatial_scale);
+        attrs_.field(f[dcn::kPS_OUTPUT_DIM], a_.output_dim);
+        attrs_.field(f[dcn::kPS_GROUP_SIZE], a_.group_size);
+        attrs_.field(f[dcn::kPS_POOLED_SIZE], a_.pooled_size);
+        attrs_.field(f[dcn::kPS_PART_SIZE], a_.part_size);
+        attrs_.field(f[dcn::kPS_SAMPLE_PER_PART], a_.sample_per_part);
+        attrs_.field(f[dcn::kPS_TRANS_STD], a_.trans_std);
+        attrs_.field(f[dcn::kPS_NO_TRANS], a_.no_trans);
         check(dcn::validate_deform_psroi_pool_attrs(attrs_.node(), a_));
     }
 
@@ -63,7 +64,7 @@ struct DeformPSROIPoolOp : Ort::CustomOpBase<DeformPSROIPoolOp<T>, DeformPSROIPo
     OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
         return guarded([&] { *kernel = new DeformPSROIPoolKernel<T>(info); });
     }
-    const char* GetName() const { return dcn::kDeformPSROIPool; }
+    const char* GetName() const { return dcn::kDeformPSROIPoolName; }
     size_t GetInputTypeCount() const { return 3; }  // data, rois, trans
     ONNXTensorElementDataType GetInputType(size_t) const { return element_type<T>(); }
     OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {

@@ -89,6 +89,23 @@ class Attributes {
         return fallback;
     }
 
+    // By the contract's table (dcn_fields.h): the field's name, and its default unless it
+    // has none (required, or optional without default: an empty INTS list).
+    int64_t get(const dcn::FieldSpec& f, int64_t*) const {
+        return f.hasDefault ? get_int(f.name, static_cast<int64_t>(f.defaults[0])) : get_int(f.name);
+    }
+    double get(const dcn::FieldSpec& f, double*) const {
+        return f.hasDefault ? get_float(f.name, f.defaults[0]) : get_float(f.name);
+    }
+    std::vector<int64_t> get(const dcn::FieldSpec& f, std::vector<int64_t>*) const {
+        std::vector<int64_t> fallback;
+        if (f.hasDefault)
+            for (int32_t i = 0; i < f.length; ++i) fallback.push_back(static_cast<int64_t>(f.defaults[i]));
+        return get_ints(f.name, fallback);
+    }
+    // field(table[i], out): reads the attribute into `out` by the table's name and default.
+    template <class V> void field(const dcn::FieldSpec& f, V& out) const { out = get(f, static_cast<V*>(nullptr)); }
+
   private:
     static bool ok(OrtStatus* s) {
         if (!s) return true;

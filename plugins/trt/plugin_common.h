@@ -3,7 +3,7 @@
 // getFieldsToSerialize(). TensorRT API only through trt_compat.h.
 #pragma once
 
-#include "dcn_plugin_fields.h"
+#include "dcn_fields.h"
 #include "trt_compat.h"
 
 #include <cstddef>

@@ -55,7 +55,7 @@ void autoRegister() noexcept
         for (int32_t i = 0; i < kNbCreators; ++i)
         {
             nvinfer1::IPluginCreatorInterface* c = creators()[i];
-            gAutoRegistered[i] = registry->registerCreator(*c, dcn::trt::kPluginNamespace);
+            gAutoRegistered[i] = registry->registerCreator(*c, dcn::kPluginNamespace);
             if (!gAutoRegistered[i])
             {
                 auto* v3 = static_cast<nvinfer1::IPluginCreatorV3One*>(c);

@@ -1,15 +1,15 @@
-// The TensorRT creators' fields: the op contract's attributes (shared/design/ops.md,
-// exporter/contract.py) as one table per op. Free of TensorRT includes so that
-// tests/test_trt_contract.py can compile it on its own and compare it, entry by
-// entry, with exporter/contract.py. The creators build getFieldNames(), parse
-// createPlugin()'s collection and emit getFieldsToSerialize() from these tables
-// only: no field name is spelled anywhere else in plugins/trt.
+// The op contract's attributes (shared/design/ops.md, exporter/contract.py) as one table
+// per op, for every C++ consumer: the ONNX Runtime ops read their node attributes by
+// these names and defaults, and the TensorRT creators build getFieldNames(), parse
+// createPlugin()'s collection and emit getFieldsToSerialize() from them. No attribute
+// name is spelled anywhere else in plugins/ort or plugins/trt. Free of ONNX Runtime and
+// TensorRT includes, so tests/test_trt_contract.py compiles it on its own and compares
+// it, entry by entry, with exporter/contract.py.
 #pragma once
 
 #include <cstdint>
 
 namespace dcn {
-namespace trt {
 
 // Contract kind (ONNX attribute type) of a field. The ONNX parser passes INT and
 // INTS as PluginFieldType::kINT32 and FLOAT as PluginFieldType::kFLOAT32.
@@ -96,5 +96,4 @@ inline constexpr FieldSpec kDeformPSROIPoolFields[kPS_NUM_FIELDS] = {
 inline constexpr char const* kPluginVersion = "1";
 inline constexpr char const* kPluginNamespace = "";
 
-} // namespace trt
 } // namespace dcn
