@@ -37,7 +37,16 @@ if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ]; then
 fi
 log "ONNX Runtime headers: $ONNXRUNTIME_INCLUDE_DIR"
 
-log "building the package and its C++ libraries (pip install -e .)"
-pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e . \
-  -Ccmake.define.ONNXRUNTIME_INCLUDE_DIR="$ONNXRUNTIME_INCLUDE_DIR"
+# The package build (scikit-build-core + CMake) is redone only when its inputs changed.
+build_stamp="$VENV/.dcn-build-stamp"
+build_want="$( (cat pyproject.toml; echo "$ONNXRUNTIME_INCLUDE_DIR"; find plugins -type f | LC_ALL=C sort | xargs cat) | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$build_stamp" ] || [ "$(cat "$build_stamp")" != "$build_want" ] \
+   || ! "$VENV/bin/python" -c "import trt_runtime.plugins as p; p.ort_library()" >/dev/null 2>&1; then
+  log "building the package and its C++ libraries (pip install -e .)"
+  pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e . \
+    -Ccmake.define.ONNXRUNTIME_INCLUDE_DIR="$ONNXRUNTIME_INCLUDE_DIR"
+  echo "$build_want" > "$build_stamp"
+else
+  log "package and C++ libraries up to date"
+fi
 log "done: activate with 'source .venv/bin/activate'"

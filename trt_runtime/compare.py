@@ -66,6 +66,17 @@ def _flatten_outputs(out) -> tuple[list[Any], Optional[list[str]]]:
     return [], None
 
 
+def _module_call(model, method: str, *args):
+    """model.<method>(*args); modules of a torch.export program (.pt2) refuse eval() / to() and are
+    already in inference form: they run as they are."""
+    try:
+        return getattr(model, method)(*args)
+    except (NotImplementedError, RuntimeError) as err:
+        if "not supported" not in str(err):
+            raise
+        return model
+
+
 class TorchRunner(BaseRunner):
     """A device-agnostic Polygraphy runner for a ``torch.nn.Module``.
 
@@ -102,10 +113,10 @@ class TorchRunner(BaseRunner):
 
         model = self._model() if callable(self._model) and not isinstance(self._model, torch.nn.Module) \
             else self._model
-        model = model.to(self.device)
+        model = _module_call(model, "to", self.device)
         if self.dtype is not None:
-            model = model.to(self.dtype)
-        self.model = model.eval()
+            model = _module_call(model, "to", self.dtype)
+        self.model = _module_call(model, "eval")
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         self._float_dtype = self.dtype or (params[0].dtype if params else torch.float32)
 
@@ -140,7 +151,7 @@ class TorchRunner(BaseRunner):
             t = t.detach().cpu()
             if t.is_floating_point():
                 t = t.float()
-            result[n] = t.numpy()
+            result[n] = np.ascontiguousarray(t.numpy())  # Polygraphy views its outputs: keep them contiguous
         return result
 
     def deactivate_impl(self):
