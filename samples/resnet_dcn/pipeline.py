@@ -34,7 +34,8 @@ MAX_THREADS = 2  # the machines this runs on in CI are small and shared
 
 
 def set_threads(n: Optional[int] = None) -> int:
-    n = n or min(MAX_THREADS, os.cpu_count() or 1)
+    """PyTorch's threads: ``n``, else at most MAX_THREADS (fewer if OMP_NUM_THREADS or the caller set fewer)."""
+    n = n or min(MAX_THREADS, torch.get_num_threads(), os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
 
@@ -175,15 +176,17 @@ def load_io(io_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
     """(inputs, PyTorch outputs) of the first iteration saved by ``dcn-export --save-io``."""
     from polygraphy.comparator import RunResults
     from polygraphy.json import load_json
+    from polygraphy.logger import G_LOGGER
 
-    feeds = load_json(str(io_dir / "inputs.json"))
+    with G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Loading ..." lines
+        feeds = load_json(str(io_dir / "inputs.json"))
+        results = RunResults.load(str(io_dir / "outputs.json"))
     feed = dict(feeds[0] if isinstance(feeds, list) else feeds)
-    results = RunResults.load(str(io_dir / "outputs.json"))
     name, iters = list(results.items())[0]
     return feed, {k: np.asarray(v) for k, v in iters[0].items()}
 
 
-def ort_run(onnx_path: Path, feed: Mapping[str, np.ndarray], *, ours: bool, threads: int = MAX_THREADS,
+def ort_run(onnx_path: Path, feed: Mapping[str, np.ndarray], *, ours: bool, threads: Optional[int] = None,
             repeat: int = 3) -> tuple[dict[str, np.ndarray], float]:
     """Outputs and median latency (ms) of ONNX Runtime on ``feed``.
 
@@ -192,9 +195,10 @@ def ort_run(onnx_path: Path, feed: Mapping[str, np.ndarray], *, ours: bool, thre
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
+    so.intra_op_num_threads = threads or torch.get_num_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared machines: no busy-waiting
     if ours:
         from trt_runtime.plugins import ort_session
 

@@ -1,0 +1,91 @@
+"""Write the R-FCN / Faster R-CNN deformable RoI pooling sample to a file that dcn-export reads.
+
+    python -m samples.rfcn_dpsroi.make_model --head rfcn -o out/rfcn_dpsroi/model.pt2
+    python -m samples.rfcn_dpsroi.make_model --head faster --tiny -o out/faster_dpsroi/model.pt2
+
+A ``torch.export`` program (``.pt2``) with two inputs, ``images`` [1, 3, SIZE, SIZE] and
+``rois`` [R, 5] (valid boxes inside the image, saved as its example inputs), batch and RoI count
+traced symbolic (``--dynamic images:0=batch --dynamic rois:0=num_rois`` work). Written atomically;
+the parent directory is created. Prints the next command.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from samples.resnet_dcn import model as resnet
+from samples.resnet_dcn.pipeline import main_wrapper, save_program, set_threads
+
+from . import model as M
+
+PROG = "samples.rfcn_dpsroi.make_model"
+DEFAULT_OFFSET_STD = 0.1  # full size
+TINY_OFFSET_STD = 0.5
+EXPORT_ARGS = ["--output-names", ",".join(M.OUTPUT_NAMES)]
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--head", choices=list(M.HEADS), default="rfcn",
+                   help="rfcn: deformable PS-RoI pooling, group_size 7 (default); faster: Faster R-CNN with "
+                        "deformable RoI pooling, group_size 1, fc offsets")
+    p.add_argument("--variant", choices=list(resnet.VARIANTS), default="dcnv2", help="backbone (default dcnv2)")
+    p.add_argument("--tiny", action="store_true", help="CI size: 1-block, 1/4-width backbone, narrow heads")
+    p.add_argument("--size", type=int, default=None,
+                   help=f"image height = width (default {M.DEFAULT_SIZE}, {M.TINY_SIZE} with --tiny)")
+    p.add_argument("--rois", type=int, default=None, help="number of RoIs in the example (default 300, 8 with --tiny)")
+    p.add_argument("--offset-std", type=float, default=None,
+                   help="random offset-branch weights giving offsets of about this many pixels, so the deformable "
+                        f"sampling is exercised; 0 = zero-initialised as before training (default {TINY_OFFSET_STD} "
+                        f"with --tiny, else {DEFAULT_OFFSET_STD}: through the full depth, larger random offsets amplify "
+                        "float32 rounding -- PyTorch's own float32 included -- towards the float32 tolerance)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and example inputs (default 0)")
+
+
+def sizes(args: argparse.Namespace) -> tuple[int, int]:
+    size = args.size if args.size is not None else (M.TINY_SIZE if args.tiny else M.DEFAULT_SIZE)
+    rois = args.rois if args.rois is not None else (8 if args.tiny else 300)
+    if size < 32:
+        raise ValueError(f"--size {size}: must be at least 32")
+    if rois < 1:
+        raise ValueError(f"--rois {rois}: must be at least 1")
+    if args.offset_std is None:
+        args.offset_std = TINY_OFFSET_STD if args.tiny else DEFAULT_OFFSET_STD
+    if args.offset_std < 0:
+        raise ValueError(f"--offset-std {args.offset_std}: must be >= 0")
+    return size, rois
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    p.add_argument("-o", "--output", required=True, help="model file to write, e.g. out/rfcn_dpsroi/model.pt2")
+    return p
+
+
+def make(args: argparse.Namespace) -> int:
+    set_threads()
+    size, num_rois = sizes(args)
+    net = M.build(args.head, args.variant, tiny=args.tiny, offset_std=args.offset_std, seed=args.seed)
+    images = resnet.example_images(size, seed=args.seed)
+    rois = M.example_rois(num_rois, size, size, seed=args.seed)
+    out = Path(args.output)
+    name = "R-FCN (deformable PS-RoI pooling)" if args.head == "rfcn" else "Faster R-CNN (deformable RoI pooling)"
+    print(f"{name} on ResNet-50-DCN {args.variant}{' (tiny)' if args.tiny else ''}: "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f} M parameters; RoI pooling offsets on the example: "
+          f"mean {M.pool_offset_stats(net, images, rois):.2f} px")
+    save_program(net, (images, rois), out, dynamic={0: {0: "batch"}, 1: {0: "num_rois"}})
+    print(f"wrote {out} (torch.export program, example inputs images 1x3x{size}x{size}, rois {num_rois}x5)")
+    print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')} {' '.join(EXPORT_ARGS)} "
+          f"--save-io {out.parent / 'io'} --check")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return main_wrapper(PROG, make, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
