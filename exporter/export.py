@@ -29,7 +29,6 @@ import functools
 import inspect
 import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from torch import nn
 
 from . import schemas
 from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, FORBIDDEN_OP_TYPES, INT, INTS, OpSpec
+from .atomic import write_bytes_atomic
 from .errors import DcnError
 from .swap import Swap, swap_modules
 
@@ -558,25 +558,6 @@ def _check_contract(model: onnx.ModelProto) -> None:
         raise AssertionError(f"opset import {DOMAIN} is {imports.get(DOMAIN)}, expected {DOMAIN_VERSION}")
 
 
-def _write_atomic(data: bytes, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def check_output_path(path: Path) -> None:
     """Fail before any work when ``path`` cannot be written."""
     if path.exists() and path.is_dir():
@@ -771,7 +752,7 @@ def export(
             raise CheckError(f"{report.summary()}; nothing written")
 
     try:
-        _write_atomic(data, out_path)
+        write_bytes_atomic(out_path, data)
     except OSError as e:
         raise DcnError(f"cannot write '{out_path}': {one_line(e)}") from e
     if io_dir is not None:

@@ -10,12 +10,12 @@ Both files are written atomically (temp file + rename).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import DcnError
 
 RUNNER_NAME = "pytorch"
@@ -23,28 +23,11 @@ INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic(dest: Path, write) -> None:
     from polygraphy.logger import G_LOGGER
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        with G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Saving ..." lines
-            write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(dest) as tmp, G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Saving ..." lines
+        write(str(tmp))
 
 
 def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:

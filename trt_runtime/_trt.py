@@ -7,6 +7,7 @@ is one line: what is missing, and how to get it.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -414,32 +415,15 @@ def as_list(value: Optional[Sequence[str] | str]) -> list[str]:
 # --------------------------------------------------------------------------- files
 
 
-class atomic_output:
-    """Context manager giving a temporary path next to ``path``; renamed onto it on success.
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike):
+    """A temporary path next to ``path`` (same suffix), renamed onto it on success
+    (exporter.atomic.atomic_path), after checking that ``path`` can be written at all."""
+    from exporter.atomic import atomic_path  # noqa: PLC0415
 
-    The temporary name keeps the suffix (numpy and matplotlib choose formats by it); on any
-    exception the temporary file is removed and an existing ``path`` stays untouched.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.tmp: Optional[Path] = None
-
-    def __enter__(self) -> Path:
-        parent = check_writable(self.path)
-        self.tmp = parent / f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}"
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.tmp is not None
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            try:
-                self.tmp.unlink()
-            except OSError:
-                pass
-        return False
+    check_writable(path)
+    with atomic_path(path) as tmp:
+        yield tmp
 
 
 def check_writable(path: str | os.PathLike) -> Path:
