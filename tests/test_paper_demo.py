@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import struct
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def _readme_quick_command() -> list[str]:
     text = README.read_text()
     m = re.search(r"^\.venv/bin/python (-m samples\.paper_demo\.run --quick[^\n]*)$", text, re.M)
     assert m, "samples/paper_demo/README.md has no `.venv/bin/python -m samples.paper_demo.run --quick ...` line"
-    return m.group(1).split()
+    return shlex.split(m.group(1), comments=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +72,11 @@ def reduce(argv: list[str]) -> list[str]:
         return argv + ["--quick"]
     if prog == "python" and args[:1] == ["benchmarks/bench_gpu.py"]:
         return argv + (["--tiny", "--iterations", "5", "--warmup", "1"] if have_gpu_and_tensorrt() else [])
-    if prog == "dcn-export":
+    if prog in ("dcn-export", "dcn-build"):
         out = []
         for a in args:
             a = re.sub(r"^(samples\.[\w.]+:)(?!tiny_)(\w+)$", r"\1tiny_\2", a)  # --factory: the tiny twin
-            a = re.sub(r"^(images:\d+x3x)224x224$", r"\g<1>64x64", a)
+            a = re.sub(r"(\d+x3x)224x224\b", r"\g<1>64x64", a)  # --input / --shapes: the tiny size
             out.append(a)
         return [prog] + out
     return argv
@@ -170,21 +167,26 @@ def test_index_lists_the_sample_commands():
 
 
 def test_resnet_dcn_readme(tmp_path, monkeypatch, capsys):
-    """One-shot run (dcnv2, plugin + standard mode), the step-by-step dcnv1 commands, a dynamic
-    batch, and the state-dict + factory route (dcnv2 with deform groups 4)."""
+    """One-shot run (dcnv2, plugin + standard mode), the step-by-step dcnv1 commands (dynamic
+    batch), the state-dict + factory route (DCNv2, 4 deform groups), the GPU commands' exit path."""
     monkeypatch.chdir(tmp_path)
     outputs = run_readme(SAMPLE_READMES["resnet_dcn"], capsys)
     run = next(o for c, o in outputs.items() if c.startswith("python -m samples.resnet_dcn.run"))
     assert_run_passed(run, ("plugin", "onnx"))
     assert "3 dcn::DeformConv2d" in run and "3 DeformConv " in run
+    std = "dcn-export out/resnet_dcn/model.pt2 -o out/resnet_dcn/model_std.onnx --deform-conv onnx --check"
+    assert f"$ {std}" in run and f"`{std}`" in SAMPLE_READMES["resnet_dcn"].read_text()  # the README's prose is true
     compares = [o for c, o in outputs.items() if c.startswith("dcn-compare") and not c.endswith(".engine")]
-    assert len(compares) == 2 and all("PASS: all 1 output(s) within tolerance" in o for o in compares)
+    assert len(compares) == 1 and all("PASS: all 1 output(s) within tolerance" in o for o in compares)
     checks = [o for c, o in outputs.items() if c.startswith("dcn-export")]
-    assert len(checks) == 4 and all(re.search(r"check \(onnxruntime.*\) PASS", o) for o in checks), checks
+    assert len(checks) == 2 and all(re.search(r"check \(onnxruntime.*\) PASS", o) for o in checks), checks
     import onnx
 
-    dims = onnx.load(str(tmp_path / "out/resnet_dcn/model_dyn.onnx")).graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, 64, 64]
+    model = onnx.load(str(tmp_path / "out/resnet_dcn/model.onnx"))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert model.graph.input[0].name == "images" and [d.dim_param or d.dim_value for d in dims] == ["batch", 3, 64, 64]
+    v1 = [n for n in model.graph.node if n.op_type == "DeformConv2d"]
+    assert len(v1) == 3 and all(len(n.input) == 3 for n in v1)  # DCNv1 without bias: X, W, offset
     dg4 = onnx.load(str(tmp_path / "out/resnet_dcn/dg4.onnx"))
     convs = [n for n in dg4.graph.node if n.op_type == "DeformConv2d"]
     assert [n.name for n in convs] == ["layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"]
@@ -193,57 +195,63 @@ def test_resnet_dcn_readme(tmp_path, monkeypatch, capsys):
 
 
 def test_rfcn_dpsroi_readme(tmp_path, monkeypatch, capsys):
-    """R-FCN (deformable PS-RoI pooling) and Faster R-CNN (deformable RoI pooling): plugin mode PASS."""
+    """R-FCN (deformable PS-RoI pooling, one-shot run) and Faster R-CNN (deformable RoI pooling,
+    step by step with a dynamic RoI count): plugin mode PASS."""
     monkeypatch.chdir(tmp_path)
     outputs = run_readme(SAMPLE_READMES["rfcn_dpsroi"], capsys)
-    runs = [o for c, o in outputs.items() if c.startswith("python -m samples.rfcn_dpsroi.run")]
-    assert len(runs) == 2
-    for out, pools in zip(runs, (4, 2)):
-        assert_run_passed(out, ("plugin",))
-        assert f"{pools} dcn::DeformPSROIPool" in out
-        pool_offsets = float(re.search(r"RoI pooling offsets on the example: mean ([0-9.]+) px", out).group(1))
+    run = next(o for c, o in outputs.items() if c.startswith("python -m samples.rfcn_dpsroi.run"))
+    assert_run_passed(run, ("plugin",))
+    assert "3 dcn::DeformConv2d, 4 dcn::DeformPSROIPool" in run
+    make = next(o for c, o in outputs.items() if c.startswith("python -m samples.rfcn_dpsroi.make_model"))
+    for out in (run, make):
+        pool_offsets = float(re.search(r"RoI pooling offsets mean ([0-9.]+) px", out).group(1))
         assert pool_offsets > 0.1, out
     compare = next(o for c, o in outputs.items() if c.startswith("dcn-compare"))
-    assert re.search(r"^cls_score\s+8x21\s.*PASS", compare, re.M) and re.search(r"^bbox_pred\s+8x8\s.*PASS", compare,
-                                                                              re.M), compare
+    assert re.search(r"^cls_score\s+8x21\s.*PASS", compare, re.M) and \
+        re.search(r"^bbox_pred\s+8x8\s.*PASS", compare, re.M), compare
     import onnx
 
-    model = onnx.load(str(tmp_path / "out/rfcn_dpsroi/model.onnx"))
-    rois = model.graph.input[1]
-    assert rois.name == "rois" and [d.dim_param or d.dim_value for d in rois.type.tensor_type.shape.dim] == \
-        ["num_rois", 5]
-    attrs = [{a.name: (a.i if a.type == onnx.AttributeProto.INT else a.f) for a in n.attribute}
-             for n in model.graph.node if n.op_type == "DeformPSROIPool"]
+    def pools(path):
+        model = onnx.load(str(path))
+        return model, [{a.name: (a.i if a.type == onnx.AttributeProto.INT else a.f) for a in n.attribute}
+                       for n in model.graph.node if n.op_type == "DeformPSROIPool"]
+
+    _, attrs = pools(tmp_path / "out/rfcn_dpsroi/model.onnx")
     deformable = [a for a in attrs if not a["no_trans"]]
     assert sorted(a["output_dim"] for a in deformable) == [8, 21]
     assert all(a["group_size"] == 7 and a["pooled_size"] == 7 and abs(a["trans_std"] - 0.1) < 1e-7
                and abs(a["spatial_scale"] - 1 / 16) < 1e-9 for a in deformable)
     # the offsets' pooling: class-specific (2*21) for cls, class-agnostic (2) for bbox
     assert sorted(a["output_dim"] for a in attrs if a["no_trans"]) == [2, 42]
-    # different RoI counts run (dynamic axis), inside the image
+    faster, attrs = pools(tmp_path / "out/faster_dpsroi/model.onnx")
+    assert [(a["group_size"], a["no_trans"]) for a in attrs] == [(1, 1), (1, 0)]
+    rois = faster.graph.input[1]
+    assert rois.name == "rois" and [d.dim_param or d.dim_value for d in rois.type.tensor_type.shape.dim] == \
+        ["num_rois", 5]
+    # another RoI count runs (dynamic axis)
     from samples.rfcn_dpsroi.model import example_rois
     from trt_runtime.plugins import ort_session
 
-    sess = ort_session(str(tmp_path / "out/rfcn_dpsroi/model.onnx"))
+    sess = ort_session(str(tmp_path / "out/faster_dpsroi/model.onnx"))
     images = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     cls, bbox = sess.run(None, {"images": images, "rois": example_rois(3, 64, 64).numpy()})
     assert cls.shape == (3, 21) and bbox.shape == (3, 8) and np.isfinite(cls).all()
 
 
 def test_deeplab_dcn_readme(tmp_path, monkeypatch, capsys):
-    """DeepLab-DCN: plugin + standard mode PASS; logits at the input size."""
+    """DeepLab-DCN: plugin + standard mode PASS; logits at the input size; c5 dilated 2, stride 1."""
     monkeypatch.chdir(tmp_path)
     outputs = run_readme(SAMPLE_READMES["deeplab_dcn"], capsys)
     run = next(o for c, o in outputs.items() if c.startswith("python -m samples.deeplab_dcn.run"))
     assert_run_passed(run, ("plugin", "onnx"))
-    compare = next(o for c, o in outputs.items() if c.startswith("dcn-compare"))
-    assert re.search(r"^logits\s+1x21x64x64\s.*PASS", compare, re.M), compare
+    assert len(re.findall(r"^logits\s+1x21x64x64\s.*PASS", run, re.M)) == 2, run
     import onnx
 
     model = onnx.load(str(tmp_path / "out/deeplab_dcn/model.onnx"))
-    c5 = [n for n in model.graph.node if n.op_type == "DeformConv2d" and "layer4" in n.name]
-    assert c5 and all({a.name: list(a.ints) for a in n.attribute if a.ints}["dilations"] == [2, 2] and
-                      {a.name: list(a.ints) for a in n.attribute if a.ints}["strides"] == [1, 1] for n in c5)
+    ints = [{a.name: list(a.ints) for a in n.attribute if a.ints} for n in model.graph.node
+            if n.op_type == "DeformConv2d" and "layer4" in n.name]
+    assert ints and all(a["dilations"] == [2, 2] and a["strides"] == [1, 1] and a["pads"] == [2, 2, 2, 2]
+                        for a in ints)
 
 
 def test_benchmark_commands(tmp_path, monkeypatch, capsys):
@@ -281,17 +289,16 @@ def test_bench_gpu_names_each_missing_piece(capsys):
         assert "a CUDA GPU" in lines[0]
 
 
-# --------------------------------------------------------------------------- the lead's command, as a process
-def test_make_model_command_as_a_process(tmp_path):
-    """``python -m samples.resnet_dcn.make_model ...`` from a shell: exit 0, the .pt2 loads with its
-    example input, no temp file left, the next command printed."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+# --------------------------------------------------------------------------- scripts/run.sh's command
+def test_make_model_command_of_the_main_script(tmp_path, monkeypatch, capsys):
+    """scripts/run.sh's ``python -m samples.resnet_dcn.make_model ...``: exit 0, the .pt2 loads with
+    its example input and runs, no temp file left, the next command printed."""
+    monkeypatch.chdir(tmp_path)
+    command = "python -m samples.resnet_dcn.make_model --variant dcnv1 --tiny --offset-std 0.05 -o out/sample/model.pt2"
+    assert command in (REPO / "scripts/run.sh").read_text().replace('"$out/sample/model.pt2"', "out/sample/model.pt2")
+    assert dispatch(shlex.split(command)) == 0
+    assert "next: dcn-export out/sample/model.pt2 -o out/sample/model.onnx" in capsys.readouterr().out
     out = tmp_path / "out/sample/model.pt2"
-    proc = subprocess.run([sys.executable, "-m", "samples.resnet_dcn.make_model", "--variant", "dcnv1", "--tiny",
-                           "--offset-std", "0.05", "-o", "out/sample/model.pt2"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "next: dcn-export out/sample/model.pt2 -o out/sample/model.onnx" in proc.stdout
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.pt2"]
     from exporter.loading import load_model
 
@@ -300,6 +307,14 @@ def test_make_model_command_as_a_process(tmp_path):
     assert tuple(images.shape) == (1, 3, 64, 64)
     with torch.no_grad():
         assert module(images).shape == (1, 1000)
+
+
+def test_python_dash_m_entry_points():
+    """Each sample module runs as ``python -m`` (its ``__main__`` guard calls main)."""
+    for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn"):
+        for module in ("make_model", "run"):
+            text = (SAMPLES / name / f"{module}.py").read_text()
+            assert text.rstrip().endswith('if __name__ == "__main__":\n    sys.exit(main())'), (name, module)
 
 
 def test_make_model_errors_are_one_line(tmp_path, capsys):
@@ -315,34 +330,45 @@ def test_make_model_errors_are_one_line(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the models' structure
-@pytest.mark.parametrize("variant, cls_name, groups", [("dcnv1", "DeformConv2dPack", 1),
-                                                       ("dcnv2", "ModulatedDeformConv2dPack", 1),
-                                                       ("dcnv2-dg4", "ModulatedDeformConv2dPack", 4)])
-def test_resnet50_dcn_structure(variant, cls_name, groups):
-    """Full-size ResNet-50: conv2 of every bottleneck in layer2-4 deformable (13), stride 2 on the
-    first block's 3x3, no bias, dense weights kept, zero offset branch; the rest is torchvision's."""
+def test_resnet50_dcn_structure():
+    """Full-size ResNet-50 (DCNv1): conv2 of every bottleneck in layer2-4 deformable (13), stride 2
+    on the first block's 3x3, no bias, dense weights kept, zero offset branch; the rest is
+    torchvision's resnet50(weights=None) (bn3's weight excepted: RESIDUAL_GAIN)."""
     import torchvision
 
+    from exporter.ops import DeformConv2d, DeformConv2dPack
     from samples.resnet_dcn import model as M
 
-    net = M.backbone(variant)
+    net = M.backbone("dcnv1")
     torch.manual_seed(0)
     tv = torchvision.models.resnet50(weights=None)
     convs = dict(M.deformable_convs(net))
     expected = [f"layer{s}.{b}.conv2" for s, n in ((2, 4), (3, 6), (4, 3)) for b in range(n)]
     assert list(convs) == expected
     for name, m in convs.items():
-        assert type(m).__name__ == cls_name and m.deform_groups == groups and m.bias is None
+        assert type(m) is DeformConv2dPack and m.deform_groups == 1 and m.bias is None
         assert m.kernel_size == (3, 3) and m.padding == (1, 1, 1, 1) and m.dilation == (1, 1)
-        assert m.stride == ((2, 2) if name.endswith(".0.conv2") and not name.startswith("layer1") else (1, 1))
+        assert m.stride == ((2, 2) if name.endswith(".0.conv2") else (1, 1))
         assert not m.conv_offset.weight.any() and not m.conv_offset.bias.any()
         assert torch.equal(m.weight, tv.get_submodule(name).weight)
-    from exporter.ops import DeformConv2d
-
     assert not any(isinstance(m, DeformConv2d) for m in net.layer1.modules())
     ours = {k: v for k, v in net.state_dict().items() if "conv_offset" not in k}
-    assert ours.keys() == tv.state_dict().keys()
-    assert all(torch.equal(v, tv.state_dict()[k]) for k, v in ours.items())
+    theirs = tv.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.items() if not k.endswith("bn3.weight"))
+    assert all((v == M.RESIDUAL_GAIN).all() for k, v in ours.items() if k.endswith("bn3.weight"))
+
+
+@pytest.mark.parametrize("variant, cls_name, groups", [("dcnv2", "ModulatedDeformConv2dPack", 1),
+                                                       ("dcnv2-dg4", "ModulatedDeformConv2dPack", 4)])
+def test_dcnv2_variants(variant, cls_name, groups):
+    from samples.resnet_dcn import model as M
+
+    convs = M.deformable_convs(M.backbone(variant, tiny=True))
+    assert [n for n, _ in convs] == ["layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"]
+    for _, m in convs:
+        assert type(m).__name__ == cls_name and m.deform_groups == groups and m.bias is None
+        assert m.conv_offset.out_channels == 27 * groups  # (dh, dw, mask) per kernel point and group
 
 
 def test_tiny_and_dilated_backbones():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from samples.resnet_dcn import model as resnet
-from samples.resnet_dcn.pipeline import main_wrapper, save_program, set_threads
+from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
 
 from . import model as M
 
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make(args: argparse.Namespace) -> int:
     set_threads()
     size = size_of(args)
+    check_writable_file(Path(args.output))  # before any work
     net = M.build(args.variant, tiny=args.tiny, offset_std=args.offset_std, seed=args.seed)
     images = resnet.example_images(size, seed=args.seed)
     out = Path(args.output)

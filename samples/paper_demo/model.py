@@ -1,17 +1,17 @@
 """The demo's CNN: a plain version and the same network with deformable convs in its last 3 layers.
 
-Both share one layout (paper sec. 3 in small: deformable convs replace the last
+Both share one layout (the paper's recipe in small: deformable convs replace the last
 plain 3x3 convs, offsets from a zero-initialised conv branch, ``DeformConv2dPack``)::
 
-    images [N, 1, S, S]
-    conv1 3x3, 16  + BN + ReLU, maxpool 2      stride 2
-    conv2 3x3, 32  + BN + ReLU, maxpool 2      stride 4
-    conv3 3x3, 32  + BN + ReLU   <- deformable in the DCN model
-    conv4 3x3, 32  + BN + ReLU   <- deformable
-    conv5 3x3, 32  + BN + ReLU   <- deformable
-    global average pool, fc -> logits [N, num_classes]
+    images [N, 1, 32, 32]
+    conv1 3x3, 8   + BN + ReLU, maxpool 2      stride 2 (16x16)
+    conv2 3x3, 16  + BN + ReLU
+    conv3 3x3, 16  + BN + ReLU   <- deformable in the DCN model
+    conv4 3x3, 16  + BN + ReLU   <- deformable
+    conv5 3x3, 16  + BN + ReLU   <- deformable
+    global average pool, fc -> logits [N, 4]
 
-The plain network's receptive field is 34 pixels, half of a large object (up to 60
+The plain network's receptive field is 20 pixels, less than a large object (up to 30
 pixels wide): a unit sees a part of a big shape, or a small shape with clutter around
 it. Deformable layers can spread or gather their sampling points to the object's size.
 
@@ -27,14 +27,10 @@ from exporter.ops import DeformConv2dPack
 from .fast import deform_conv_fast
 
 NUM_CLASSES = 4
-WIDTH = 32
+WIDTH = 16
 IMAGE_SIZE = 32
+FEATURE_STRIDE = 2  # image pixels per feature pixel at conv3..conv5
 DEFORM_LAYERS = ("conv3", "conv4", "conv5")
-
-
-def FEATURE_STRIDE_OF(model: "ShapeNet") -> int:  # noqa: N802
-    """Image pixels per feature pixel at conv3..conv5."""
-    return 4 if isinstance(model.pool2, nn.MaxPool2d) else 2
 
 
 def _block(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -42,7 +38,7 @@ def _block(conv: nn.Module, channels: int) -> nn.Sequential:
 
 
 class ShapeNet(nn.Module):
-    def __init__(self, deformable: bool, num_classes: int = NUM_CLASSES, width: int = WIDTH, pool2: bool = True) -> None:
+    def __init__(self, deformable: bool, num_classes: int = NUM_CLASSES, width: int = WIDTH) -> None:
         super().__init__()
         self.deformable = deformable
         self.fast = False  # True: deformable layers via samples.paper_demo.fast (training speed)
@@ -50,7 +46,6 @@ class ShapeNet(nn.Module):
         self.conv1 = _block(nn.Conv2d(1, half, 3, padding=1, bias=False), half)
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = _block(nn.Conv2d(half, width, 3, padding=1, bias=False), width)
-        self.pool2 = nn.MaxPool2d(2) if pool2 else nn.Identity()
         for name in DEFORM_LAYERS:
             conv = (DeformConv2dPack(width, width, 3, padding=1, bias=False) if deformable
                     else nn.Conv2d(width, width, 3, padding=1, bias=False))
@@ -59,7 +54,7 @@ class ShapeNet(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Inputs of conv3, conv4, conv5 and the output of conv5 (for the sampling-location plot)."""
-        x = self.pool2(self.conv2(self.pool1(self.conv1(x))))
+        x = self.conv2(self.pool1(self.conv1(x)))
         feats = [x]
         for name in DEFORM_LAYERS:
             block = getattr(self, name)

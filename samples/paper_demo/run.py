@@ -49,8 +49,8 @@ class Schedule:
     weight_decay: float = 1e-4
 
 
-DEFAULT = Schedule(train=6000, test=2000, epochs=8)
-QUICK = Schedule(train=2500, test=1000, epochs=5)
+DEFAULT = Schedule(train=3000, test=2000, epochs=6)
+QUICK = Schedule(train=1500, test=1000, epochs=4)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -114,14 +114,19 @@ def predict(model: ShapeNet, x: Tensor, fast: bool = False, batch: int = 250) ->
         model.fast = False
 
 
-def _pick_examples(params: Tensor, correct: Tensor, count: int = 4) -> list[int]:
-    """Correctly classified test images spread over object size (small -> large)."""
+def _pick_examples(params: Tensor, labels: Tensor, correct: Tensor, num_classes: int) -> list[int]:
+    """One correctly classified test image per class, object sizes spread from small to large."""
     radius = params[:, 2]
-    idx = torch.nonzero(correct).flatten()
-    if len(idx) < count:
-        idx = torch.arange(len(params))
-    order = idx[torch.argsort(radius[idx])]
-    picks = [int(order[round(q * (len(order) - 1))]) for q in torch.linspace(0.05, 0.95, count).tolist()]
+    lo, hi = float(radius.min()), float(radius.max())
+    picks = []
+    for k in range(num_classes):
+        target = lo + (hi - lo) * (0.1 + 0.8 * k / max(num_classes - 1, 1))
+        pool = torch.nonzero((labels == k) & correct).flatten()
+        if len(pool) == 0:
+            pool = torch.nonzero(labels == k).flatten()
+        if len(pool) == 0:
+            continue
+        picks.append(int(pool[torch.argmin((radius[pool] - target).abs())]))
     return picks
 
 
@@ -171,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # Figure 5 in small
     dcn = models["deformable"]
-    picks = _pick_examples(p_test, correct)
+    picks = _pick_examples(p_test, y_test, correct, NUM_CLASSES)
     centres = [(float(p_test[i, 1]), float(p_test[i, 0])) for i in picks]  # params: cx, cy -> (y, x)
     titles = [f"{DATA.classes[int(y_test[i])]}, radius {float(p_test[i, 2]):.0f} px" for i in picks]
     png = out / "sampling_locations.png"

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .model import FEATURE_STRIDE_OF, ShapeNet
+from .model import FEATURE_STRIDE, ShapeNet
 
 
 def _interp(field: Tensor, h: Tensor, w: Tensor) -> Tensor:
@@ -46,13 +46,13 @@ def sampling_locations(model: ShapeNet, image: Tensor, unit: tuple[int, int]) ->
         w = pts[:, 1, None] + kj[None] + off[..., 1]
         pts = torch.stack((h, w), dim=-1).reshape(-1, 2)
         levels.append(pts)
-    stride = FEATURE_STRIDE_OF(model)
+    stride = FEATURE_STRIDE
     return [p * stride + (stride - 1) / 2 for p in levels]
 
 
 def unit_at(model: ShapeNet, y: float, x: float, size: int) -> tuple[int, int]:
     """The last layer's unit whose centre is nearest to image pixel (y, x)."""
-    stride = FEATURE_STRIDE_OF(model)
+    stride = FEATURE_STRIDE
     n = size // stride
     conv = lambda v: int(min(max(round((v - (stride - 1) / 2) / stride), 0), n - 1))  # noqa: E731
     return conv(y), conv(x)
@@ -72,7 +72,7 @@ def plot_sampling(model: ShapeNet, images: Tensor, centres: list[tuple[float, fl
     for ax, img, (cy, cx), title in zip(axes[0], images, centres, titles):
         unit = unit_at(model, cy, cx, size)
         l5, l4, l3 = sampling_locations(model, img, unit)
-        stride = FEATURE_STRIDE_OF(model)
+        stride = FEATURE_STRIDE
         ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, extent=(-0.5, size - 0.5, size - 0.5, -0.5))
         ax.scatter(l3[:, 1], l3[:, 0], s=5, c="red", alpha=0.55, linewidths=0, label="729 (conv3)")
         ax.scatter(l5[:, 1], l5[:, 0], s=14, c="yellow", edgecolors="black", linewidths=0.4, label="9 (conv5)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import model as M
-from .pipeline import main_wrapper, save_program, save_state_dict, set_threads
+from .pipeline import check_writable_file, main_wrapper, save_program, save_state_dict, set_threads
 
 PROG = "samples.resnet_dcn.make_model"
 DEFAULT_OFFSET_STD = 0.1  # full size
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make(args: argparse.Namespace) -> int:
     set_threads()
     size = size_of(args)
+    check_writable_file(Path(args.output))  # before any work
     net = M.build(args.variant, tiny=args.tiny, offset_std=args.offset_std, seed=args.seed)
     images = M.example_images(size, seed=args.seed)
     out = Path(args.output)

@@ -18,7 +18,6 @@ import argparse
 import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from exporter.atomic import atomic_path
 from exporter.errors import DcnError
 
 MAX_THREADS = 2  # the machines this runs on in CI are small and shared
@@ -44,7 +44,10 @@ def check_writable_file(path: Path) -> None:
     if path.exists() and path.is_dir():
         raise DcnError(f"output '{path}' is a directory, expected a file path")
     parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DcnError(f"cannot create output directory '{parent}': {e.strerror or e}") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise DcnError(f"output directory '{parent}' is not writable")
 
@@ -79,18 +82,8 @@ def save_program(model: nn.Module, example_inputs: Sequence[torch.Tensor], path:
     except Exception as e:  # noqa: BLE001
         raise DcnError(f"torch.export of the sample model failed: {type(e).__name__}: {_first_line(e)}") from e
     ep.example_inputs = (example_inputs, {})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt2", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # ends in .pt2 like path
         torch.export.save(ep, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 
@@ -98,43 +91,9 @@ def save_state_dict(model: nn.Module, path: os.PathLike | str) -> Path:
     """``torch.save(model.state_dict())`` atomically (for ``dcn-export --factory``)."""
     path = Path(path)
     check_writable_file(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
-
-
-def save_npy(array: np.ndarray, path: os.PathLike | str) -> Path:
-    path = Path(path)
-    check_writable_file(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, array)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _first_line(e: BaseException) -> str:
@@ -156,19 +115,17 @@ def dcn_export(argv: Sequence[Any], say: Callable[[str], None] = print) -> None:
     say(f"$ {command_line('dcn-export', argv)}")
     code = main(argv)
     if code != 0:
-        raise DcnError(f"dcn-export exited with {code} (its message is above)")
+        err = DcnError(f"dcn-export exited with {code} (its message is above)")
+        err.exit_code = code  # 1: --check found a mismatch, 2: an error
+        raise err
 
 
-def dcn_compare(reference: Any, target: Any, extra: Sequence[Any] = (), say: Callable[[str], None] = print):
-    """``dcn-compare REFERENCE TARGET`` through its Python API (same code as the CLI); returns the outcome."""
+def dcn_compare(reference: Any, target: Any, say: Callable[[str], None] = print):
+    """``dcn-compare REFERENCE TARGET`` through its Python API (the CLI's own code); returns the outcome."""
     from trt_runtime.compare import compare
 
-    argv = [str(reference), str(target)] + [str(a) for a in extra]
-    say(f"$ {command_line('dcn-compare', argv)}")
-    load_inputs = None
-    if "--load-inputs" in argv:
-        load_inputs = argv[argv.index("--load-inputs") + 1]
-    return compare(str(reference), str(target), load_inputs=load_inputs, log=say)
+    say(f"$ {command_line('dcn-compare', [reference, target])}")
+    return compare(str(reference), str(target), log=say)
 
 
 # --------------------------------------------------------------------------- ONNX Runtime by hand
@@ -310,7 +267,10 @@ def print_summary(title: str, results: Sequence[ModeResult], say: Callable[[str]
 def main_wrapper(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
                  argv: Optional[Sequence[str]]) -> int:
     """Parse, run, and turn DcnError / ValueError into one line on stderr (exit 2)."""
-    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    try:
+        args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    except SystemExit as e:  # argparse printed its usage line (or --help)
+        return int(e.code) if isinstance(e.code, int) else 2
     try:
         return int(body(args) or 0)
     except (DcnError, ValueError, OSError) as e:

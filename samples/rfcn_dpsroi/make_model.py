@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from samples.resnet_dcn import model as resnet
-from samples.resnet_dcn.pipeline import main_wrapper, save_program, set_threads
+from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
 
 from . import model as M
 
@@ -68,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 def make(args: argparse.Namespace) -> int:
     set_threads()
     size, num_rois = sizes(args)
+    check_writable_file(Path(args.output))  # before any work
     net = M.build(args.head, args.variant, tiny=args.tiny, offset_std=args.offset_std, seed=args.seed)
     images = resnet.example_images(size, seed=args.seed)
     rois = M.example_rois(num_rois, size, size, seed=args.seed)
     out = Path(args.output)
     name = "R-FCN (deformable PS-RoI pooling)" if args.head == "rfcn" else "Faster R-CNN (deformable RoI pooling)"
     print(f"{name} on ResNet-50-DCN {args.variant}{' (tiny)' if args.tiny else ''}: "
-          f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f} M parameters; RoI pooling offsets on the example: "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f} M parameters; on the example: backbone offsets "
+          f"mean |offset| {resnet.offset_stats(net.backbone, images)['mean_abs_offset']:.3f} px, RoI pooling offsets "
           f"mean {M.pool_offset_stats(net, images, rois):.2f} px")
     save_program(net, (images, rois), out, dynamic={0: {0: "batch"}, 1: {0: "num_rois"}})
     print(f"wrote {out} (torch.export program, example inputs images 1x3x{size}x{size}, rois {num_rois}x5)")
