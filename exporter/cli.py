@@ -27,7 +27,8 @@ examples:
 
 inputs are generated from --seed: floats ~ N(0, 1); an input whose name contains 'roi'
 with shape [R, 5] gets valid boxes (batch_index, x1, y1, x2, y2) inside the image (its size
-is the first 4-D input's, divided by the model's DeformPSROIPool spatial_scale if any).
+is the first 4-D input's, divided by the model's DeformPSROIPool spatial_scale when that input is
+the pooling's feature map).
 """
 
 
@@ -111,21 +112,26 @@ def make_inputs(specs: Sequence[InputSpec], model, seed: int = 0) -> list:
             raise DcnError(f"--input {s.name}={s.file}: holds {type(arr).__name__}, expected one .npy array")
         tensors[i] = torch.from_numpy(np.ascontiguousarray(arr))
     gen = torch.Generator().manual_seed(seed)
-    image = None  # (N, H, W) of the first 4-D float input
+    image = None  # (N, C, H, W) of the first 4-D float input
     for s, t in zip(specs, tensors):
         shape = tuple(t.shape) if t is not None else s.shape
         dtype = str(t.dtype).replace("torch.", "") if t is not None else s.dtype
         if len(shape) == 4 and dtype.startswith("float"):
-            image = shape[0], shape[2], shape[3]
+            image = shape
             break
-    scale = next((m.spatial_scale for m in model.modules() if isinstance(m, DeformPSROIPool)), None) \
+    pool = next((m for m in model.modules() if isinstance(m, DeformPSROIPool)), None) \
         if hasattr(model, "modules") else None
+    # RoIs are in image pixels: a 4-D input that is the pooling's own feature map (its channels are
+    # output_dim*group_size^2) is 1/spatial_scale smaller than the image; any other 4-D input is the image.
+    scale = None
+    if pool is not None and image is not None and image[1] == pool.output_dim * pool.group_size ** 2:
+        scale = pool.spatial_scale
     for i, s in enumerate(specs):
         if tensors[i] is not None:
             continue
         dtype = _torch_dtype(s.dtype)
         if _is_rois(s):
-            n, h, w = image if image is not None else (1, 64, 64)
+            n, _, h, w = image if image is not None else (1, 3, 64, 64)
             if scale:
                 h, w = h / scale, w / scale
             tensors[i] = _boxes(s.shape[0], n, h, w, gen).to(dtype)

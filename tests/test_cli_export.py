@@ -233,3 +233,30 @@ def test_python_dash_m_exporter(files, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--trust-pickle" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_generated_rois_lie_inside_the_image_for_image_inputs():
+    """RoIs are image pixels: with an image input (3 channels) they are not scaled by 1/spatial_scale;
+    with the pooling's own feature map as input they are."""
+    import torch
+
+    from exporter.cli import InputSpec, make_inputs
+    from exporter.ops import DeformPSROIPool
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Conv2d(3, 2 * 3 * 3, 1, stride=16)
+            self.pool = DeformPSROIPool(1 / 16, 2, 3, 3)
+
+        def forward(self, images, rois):
+            return self.pool(self.body(images), rois)
+
+    def boxes(first):
+        specs = [InputSpec(first[0], first[1], "float32", None), InputSpec("rois", (6, 5), "float32", None)]
+        return make_inputs(specs, Head(), seed=0)[1]
+
+    on_image = boxes(("images", (1, 3, 64, 64)))
+    assert float(on_image[:, 1:].max()) <= 64 and float(on_image[:, 1:].min()) >= 0
+    on_features = boxes(("features", (1, 18, 4, 4)))
+    assert float(on_features[:, 1:].max()) <= 64 and float(on_features[:, 1:].max()) > 4
