@@ -14,39 +14,22 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from samples.resnet_dcn import make_model as resnet_make
 from samples.resnet_dcn import model as resnet
 from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
 
 from . import model as M
 
 PROG = "samples.deeplab_dcn.make_model"
-DEFAULT_OFFSET_STD = 0.1  # full size
-TINY_OFFSET_STD = 0.5
 EXPORT_ARGS = ["--output-names", ",".join(M.OUTPUT_NAMES)]
 
 
+size_of = resnet_make.size_of  # the backbone options are the ResNet sample's
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", choices=list(resnet.VARIANTS), default="dcnv2", help="backbone (default dcnv2)")
-    p.add_argument("--tiny", action="store_true", help="CI size: 1-block, 1/4-width backbone, 32-channel head")
-    p.add_argument("--size", type=int, default=None,
-                   help=f"image height = width (default {M.DEFAULT_SIZE}, {M.TINY_SIZE} with --tiny)")
-    p.add_argument("--offset-std", type=float, default=None,
-                   help="random offset-branch weights giving offsets of about this many pixels, so the deformable "
-                        f"sampling is exercised; 0 = zero-initialised as before training (default {TINY_OFFSET_STD} "
-                        f"with --tiny, else {DEFAULT_OFFSET_STD}: through the full depth, larger random offsets amplify "
-                        "float32 rounding -- PyTorch's own float32 included -- towards the float32 tolerance)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and example input (default 0)")
-
-
-def size_of(args: argparse.Namespace) -> int:
-    size = args.size if args.size is not None else (M.TINY_SIZE if args.tiny else M.DEFAULT_SIZE)
-    if size < 32:
-        raise ValueError(f"--size {size}: must be at least 32")
-    if args.offset_std is None:
-        args.offset_std = TINY_OFFSET_STD if args.tiny else DEFAULT_OFFSET_STD
-    if args.offset_std < 0:
-        raise ValueError(f"--offset-std {args.offset_std}: must be >= 0")
-    return size
+    resnet_make.add_model_args(p, variant_help="backbone (default dcnv2)",
+                               tiny_help="CI size: 1-block, 1/4-width backbone, 32-channel head")
 
 
 def build_parser() -> argparse.ArgumentParser:

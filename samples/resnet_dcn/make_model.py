@@ -24,12 +24,16 @@ DEFAULT_OFFSET_STD = 0.1  # full size
 TINY_OFFSET_STD = 0.5
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", choices=list(M.VARIANTS), default="dcnv2",
-                   help="dcnv1: DeformConv2dPack; dcnv2: ModulatedDeformConv2dPack; dcnv2-dg4: DCNv2, "
-                        "deform_groups 4 (default dcnv2)")
-    p.add_argument("--tiny", action="store_true",
-                   help="CI size: one bottleneck per stage, a quarter of the width (default input 64x64)")
+VARIANT_HELP = ("dcnv1: DeformConv2dPack; dcnv2: ModulatedDeformConv2dPack; dcnv2-dg4: DCNv2, "
+                "deform_groups 4 (default dcnv2)")
+
+
+def add_model_args(p: argparse.ArgumentParser, *, variant_help: str = VARIANT_HELP,
+                   tiny_help: str = "CI size: one bottleneck per stage, a quarter of the width (default input 64x64)"
+                   ) -> None:
+    """The backbone options every sample's make_model shares (--variant, --tiny, --size, --offset-std, --seed)."""
+    p.add_argument("--variant", choices=list(M.VARIANTS), default="dcnv2", help=variant_help)
+    p.add_argument("--tiny", action="store_true", help=tiny_help)
     p.add_argument("--size", type=int, default=None,
                    help=f"example input height = width (default {M.DEFAULT_SIZE}, {M.TINY_SIZE} with --tiny)")
     p.add_argument("--offset-std", type=float, default=None,
@@ -37,7 +41,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         f"sampling is exercised; 0 = zero-initialised as before training (default {TINY_OFFSET_STD} "
                         f"with --tiny, else {DEFAULT_OFFSET_STD}: through the full depth, larger random offsets amplify "
                         "float32 rounding -- PyTorch's own float32 included -- towards the float32 tolerance)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the example input (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the example inputs (default 0)")
 
 
 def size_of(args: argparse.Namespace) -> int:

@@ -15,14 +15,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from samples.resnet_dcn import make_model as resnet_make
 from samples.resnet_dcn import model as resnet
 from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
 
 from . import model as M
 
 PROG = "samples.rfcn_dpsroi.make_model"
-DEFAULT_OFFSET_STD = 0.1  # full size
-TINY_OFFSET_STD = 0.5
 EXPORT_ARGS = ["--output-names", ",".join(M.OUTPUT_NAMES)]
 
 
@@ -30,30 +29,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head", choices=list(M.HEADS), default="rfcn",
                    help="rfcn: deformable PS-RoI pooling, group_size 7 (default); faster: Faster R-CNN with "
                         "deformable RoI pooling, group_size 1, fc offsets")
-    p.add_argument("--variant", choices=list(resnet.VARIANTS), default="dcnv2", help="backbone (default dcnv2)")
-    p.add_argument("--tiny", action="store_true", help="CI size: 1-block, 1/4-width backbone, narrow heads")
-    p.add_argument("--size", type=int, default=None,
-                   help=f"image height = width (default {M.DEFAULT_SIZE}, {M.TINY_SIZE} with --tiny)")
+    resnet_make.add_model_args(p, variant_help="backbone (default dcnv2)",
+                               tiny_help="CI size: 1-block, 1/4-width backbone, narrow heads")
     p.add_argument("--rois", type=int, default=None, help="number of RoIs in the example (default 300, 8 with --tiny)")
-    p.add_argument("--offset-std", type=float, default=None,
-                   help="random offset-branch weights giving offsets of about this many pixels, so the deformable "
-                        f"sampling is exercised; 0 = zero-initialised as before training (default {TINY_OFFSET_STD} "
-                        f"with --tiny, else {DEFAULT_OFFSET_STD}: through the full depth, larger random offsets amplify "
-                        "float32 rounding -- PyTorch's own float32 included -- towards the float32 tolerance)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and example inputs (default 0)")
 
 
 def sizes(args: argparse.Namespace) -> tuple[int, int]:
-    size = args.size if args.size is not None else (M.TINY_SIZE if args.tiny else M.DEFAULT_SIZE)
+    size = resnet_make.size_of(args)
     rois = args.rois if args.rois is not None else (8 if args.tiny else 300)
-    if size < 32:
-        raise ValueError(f"--size {size}: must be at least 32")
     if rois < 1:
         raise ValueError(f"--rois {rois}: must be at least 1")
-    if args.offset_std is None:
-        args.offset_std = TINY_OFFSET_STD if args.tiny else DEFAULT_OFFSET_STD
-    if args.offset_std < 0:
-        raise ValueError(f"--offset-std {args.offset_std}: must be >= 0")
     return size, rois
 
 
