@@ -2,7 +2,7 @@
 this package (or trt_runtime.plugins) needs neither tensorrt nor a GPU."""
 
 
-# --- added by the trt_runtime build/infer/compare helper (issue 6): lazy public API ---
+# Lazy public API: importing trt_runtime needs neither tensorrt nor torch.
 _LAZY = {"Engine": ".infer", "build_engine": ".build", "compare": ".compare", "TorchRunner": ".compare"}
 
 
