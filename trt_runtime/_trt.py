@@ -21,7 +21,7 @@ MIN_TRT_MAJOR = 10  # our plugins are IPluginV3 (TensorRT >= 10)
 
 TRT_INSTALL_HINT = (
     "install it on a GPU machine with `pip install 'dcn-deploy[tensorrt]'` "
-    "(or `pip install tensorrt --extra-index-url https://pypi.nvidia.com`)"
+    "(or `pip install tensorrt` with NVIDIA's package index as an extra index)"
 )
 
 # (creator name, version, namespace) of our plugins, from the op contract.
