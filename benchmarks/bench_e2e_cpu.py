@@ -34,22 +34,9 @@ from typing import Callable, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_runtime.timing import interleaved_times  # noqa: E402
+
 PROG = "bench_e2e_cpu"
-
-
-def timeit(fns: dict[str, Callable[[], object]], repeat: int, warmup: int) -> dict[str, list[float]]:
-    """Wall times (ms) of each callable, run interleaved in a rotating order after ``warmup`` runs each."""
-    names = list(fns)
-    for name in names:
-        for _ in range(warmup):
-            fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeat):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def p90(ms: Sequence[float]) -> float:
@@ -184,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {label}: exported in {time.perf_counter() - t0:.1f} s, output within tolerance of "
                       f"PyTorch (max |err| {err:.1e})")
             rows[label] = (lambda s=sess: s.run(["output"], feed))
-        times = timeit(rows, repeat, warmup)
+        times = interleaved_times(rows, repeat, warmup)
     finally:
         if tmp is not None:
             tmp.cleanup()

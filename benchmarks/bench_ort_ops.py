@@ -24,7 +24,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +37,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION  # noqa: E402
 from trt_runtime import plugins  # noqa: E402
+from trt_runtime.timing import interleaved_times  # noqa: E402
 
 IR_VERSION = 10
 
@@ -47,19 +47,8 @@ QUICK_LAYERS = [("tiny", 8, 8)]
 
 
 def timeit(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, float]:
-    """Median wall time in ms of each callable, run interleaved (round r runs them all, in a
-    rotating order), so that load from elsewhere on the machine hits every column alike."""
-    names = list(fns)
-    for name in names:
-        for _ in range(warmup):
-            fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeat):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    """Median wall time in ms of each callable, run interleaved (trt_runtime.timing)."""
+    return {name: statistics.median(t) for name, t in interleaved_times(fns, repeat, warmup).items()}
 
 
 def session(model, threads: int, ours: bool):
