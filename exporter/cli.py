@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .cli_common import DEFAULT, VERBOSE, Stages, add_common_args, process_t0, table, verbosity
 from .errors import DcnError
 
 PROG = "dcn-export"
@@ -183,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--save-io", metavar="DIR", help="write DIR/inputs.json and DIR/outputs.json (Polygraphy JSON, "
                    "runner 'pytorch') for polygraphy run --load-inputs/--load-outputs and dcn-compare")
+    p.add_argument("--io-format", choices=("json", "npz"), default="json",
+                   help="format of --save-io: json (default; what Polygraphy reads) or npz (inputs.npz / outputs.npz: "
+                        "smaller, faster; read by dcn-compare and dcn-infer)")
+    p.add_argument("--report", metavar="OUT.json", help="write what was exported as JSON (atomically): inputs, "
+                   "outputs, dynamic axes, dcn nodes, swaps, check numbers, stage times, versions")
     p.add_argument("--check", action="store_true", help="fail (exit 1, nothing written) when the ONNX model's "
                    "outputs differ from PyTorch's beyond exporter.tolerance")
     p.add_argument("--no-verify", action="store_true", help="skip running the exported model")
@@ -192,8 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a pickled nn.Module (unpickling runs code from the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of errors")
+    add_common_args(p, verbose_help="tracebacks of errors")
     return p
 
 
@@ -215,6 +220,14 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from .export import check_output_path
 
     check_output_path(Path(args.output))  # before loading anything
+    if args.report:
+        check_output_path(Path(args.report))
+    level = verbosity(args)
+    verify = not args.no_verify or args.check
+    stages = Stages(["load", "pytorch run", "torch.export", "onnx conversion", "onnx checker"]
+                    + (["verify"] if verify else []) + ["save"], level=level, prog=PROG,
+                    t0=getattr(args, "t0", None))
+    stages.start("load")
     model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
     if specs:
         inputs = make_inputs(specs, model, seed=args.seed)
@@ -232,34 +245,58 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
             raise DcnError("the program's saved example inputs use keyword arguments; give --input for each input")
         inputs, input_names = list(ex_args), None
         say("using the example inputs saved in the torch.export program")
+    def on_check(report) -> None:  # the check's numbers as a table, like dcn-compare's
+        stages.stop()
+        say(f"check: {report.runtime} vs {report.reference}, {report.dtype} tolerance "
+            f"atol {report.atol:g} x scale, rtol {report.rtol:g}")
+        for line in table(*report.table_rows(), indent="  ") + report.notes():
+            say(line)
+
     try:
         result = export(
             model, tuple(inputs), args.output, input_names=input_names, output_names=output_names,
             dynamic=dynamic or None, opset=args.opset, deform_conv=args.deform_conv, fp16=args.fp16 or args.fp16_io,
-            fp16_io=args.fp16_io, save_io=args.save_io, check=args.check, verify=not args.no_verify,
-            runtime="reference" if args.reference_check else "auto", log=say,
+            fp16_io=args.fp16_io, save_io=args.save_io, save_io_format=args.io_format, check=args.check,
+            verify=not args.no_verify, runtime="reference" if args.reference_check else "auto", log=say,
+            stages=stages, on_check=on_check,
         )
     except CheckError:
         raise
-    say(result.summary())
+    finally:
+        stages.done()
+    total = stages.total
+    if args.report:
+        from .report import export_report, write_report
+
+        write_report(args.report, export_report(result, args.model, total))
+    say(result.summary(seconds=total))
+    if level >= VERBOSE:
+        for line in table(["stage", "seconds"], stages.rows(), indent="  "):
+            say(line)
     if result.check is not None and not result.check.passed:
         say("warning: the exported model's outputs differ from PyTorch's beyond the tolerance "
             "(--check makes this an error)")
     if result.io_dir is not None:
-        say(f"wrote {result.io_dir}/inputs.json and {result.io_dir}/outputs.json (runner 'pytorch')")
+        ext = args.io_format
+        say(f"wrote {result.io_dir}/inputs.{ext} and {result.io_dir}/outputs.{ext}"
+            + (" (runner 'pytorch')" if ext == "json" else ""))
+    if args.report:
+        say(f"wrote {args.report}")
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    t0 = process_t0() if argv is None else None  # the whole command's time when run as a command
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse printed its usage line
         return int(e.code) if isinstance(e.code, int) else 2
+    args.t0 = t0
 
-    def say(msg: str) -> None:
-        if not args.quiet:
-            print(f"{PROG}: {msg}", flush=True)
+    def say(msg: str) -> None:  # table lines (indented) without the prefix
+        if verbosity(args) >= DEFAULT:
+            print(msg if msg.startswith("  ") else f"{PROG}: {msg}", flush=True)
 
     try:
         return _run(args, say)

@@ -43,6 +43,7 @@ from torch import nn
 from . import schemas
 from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, FORBIDDEN_OP_TYPES, INT, INTS, OpSpec
 from .atomic import write_bytes_atomic
+from .cli_common import Stages
 from .errors import DcnError
 from .swap import Swap, swap_modules
 
@@ -79,15 +80,17 @@ class ExportResult:
     check: Any = None  # verify.CheckReport when verified
     io_dir: Optional[Path] = None
     model: Optional[onnx.ModelProto] = field(default=None, repr=False)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage (see export's stages)
 
-    def summary(self) -> str:
+    def summary(self, seconds: Optional[float] = None) -> str:
+        """One line; ``seconds``: the wall time to report (default: this export call's, total_seconds)."""
         counts: dict[str, int] = {}
         for t in self.dcn_nodes.values():
             counts[t] = counts.get(t, 0) + 1
         nodes = ", ".join(f"{n} {t}" for t, n in counts.items()) or "no deformable nodes"
         prec = "float16" + (" (float16 I/O)" if self.fp16_io else " (float32 I/O)") if self.fp16 else "float32"
         return (f"wrote {self.path} ({nodes}; opset {self.opset}, IR {self.ir_version}, {prec}) "
-                f"in {self.export_seconds:.1f} s")
+                f"in {self.total_seconds if seconds is None else seconds:.1f} s")
 
 
 # --------------------------------------------------------------------------- translation table
@@ -675,10 +678,13 @@ def export(
     fp16: bool = False,
     fp16_io: bool = False,
     save_io: Union[str, os.PathLike, None] = None,
+    save_io_format: str = "json",
     check: bool = False,
     verify: bool = True,
     runtime: str = "auto",
     log: Optional[Callable[[str], None]] = None,
+    stages: Any = None,
+    on_check: Optional[Callable[[Any], None]] = None,
 ) -> ExportResult:
     """Export ``model`` to ONNX at ``path`` with ``dcn`` nodes; see the module doc.
 
@@ -691,17 +697,22 @@ def export(
     opset: ONNX opset of the default domain (``dcn`` is always version 1).
     deform_conv: "plugin" (``dcn::DeformConv2d``) or "onnx" (standard ``DeformConv``, opset >= 19).
     fp16: float16 weights and compute; I/O stays float32 unless ``fp16_io`` (which implies fp16).
-    save_io: directory for Polygraphy ``inputs.json`` / ``outputs.json`` (runner "pytorch").
+    save_io: directory for Polygraphy ``inputs.json`` / ``outputs.json`` (runner "pytorch"),
+        or ``inputs.npz`` / ``outputs.npz`` with ``save_io_format="npz"``.
     verify: run the ONNX model and compare with PyTorch (result in ``.check``);
     check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
     runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
     log: called with progress lines (swaps, the check's summary).
+    stages: an ``exporter.cli_common.Stages`` timing the steps (and showing progress); times in
+        ``.stage_seconds`` either way.
+    on_check: called with the check's report (instead of logging its one-line summary).
 
     Raises :class:`DcnError` (one line, naming module / input / attribute) for anything the
     user can fix; nothing is written then.
     """
     t_start = time.perf_counter()
     say = log or (lambda s: None)
+    st = stages if stages is not None else Stages()
     out_path = Path(path)
     opset = _validate_options(deform_conv, runtime, opset)
     fp16 = fp16 or fp16_io  # float16 I/O is a float16 model's option
@@ -709,6 +720,8 @@ def export(
     io_dir = Path(save_io) if save_io is not None else None
     if io_dir is not None and io_dir.exists() and not io_dir.is_dir():
         raise DcnError(f"--save-io '{io_dir}' exists and is not a directory")
+    if save_io_format not in ("json", "npz"):
+        raise DcnError(f"--io-format {save_io_format!r}: expected json or npz")
     verify = verify or check
 
     inputs = _as_inputs(example_inputs)
@@ -721,6 +734,7 @@ def export(
     # PyTorch sees the values the ONNX model gets (float16-rounded for float16 I/O)
     ref_inputs = tuple(t.float() if fp16_io and t.is_floating_point() else t for t in onnx_inputs)
 
+    st.start("pytorch run")
     reference = _reference_outputs(module, ref_inputs, names)
     outs = _output_names(output_names, len(reference), names)
     truth, truth_name = [t.detach().cpu().numpy() for t in reference], "PyTorch float32"
@@ -730,14 +744,17 @@ def export(
             truth, truth_name = ref64, "PyTorch float64"
 
     t_export = time.perf_counter()
+    st.start("torch.export")
     ep, swaps, strip, dim_labels = _trace(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say)
     _scan_ops(ep, deform_conv, opset, strip)
+    st.start("onnx conversion")
     try:
         proto = _to_onnx(ep, opset, deform_conv, names, outs)
     except DcnError:
         raise
     except Exception as e:
         raise DcnError(f"ONNX translation failed: {one_line(_root_cause(e))}") from e
+    st.start("onnx checker")
     proto, dcn_nodes = _postprocess(proto, strip, dim_labels, deform_conv, fp16, fp16_io, swaps)
     data = proto.SerializeToString()
     export_seconds = time.perf_counter() - t_export
@@ -745,12 +762,17 @@ def export(
     report = None
     feed = {n: t.detach().cpu().numpy() for n, t in zip(names, onnx_inputs)}
     if verify:
+        st.start("verify")
         dtype = "float16" if fp16 else str(reference[0].dtype).replace("torch.", "")
         report = _verify(proto, feed, outs, truth, truth_name, dtype, runtime)
-        say(report.summary())
+        if on_check is not None:
+            on_check(report)
+        else:
+            say(report.summary())
         if check and not report.passed:
             raise CheckError(f"{report.summary()}; nothing written")
 
+    st.start("save")
     try:
         write_bytes_atomic(out_path, data)
     except OSError as e:
@@ -759,12 +781,13 @@ def export(
         from .polygraphy_io import save_io as _save_io
 
         ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype) for a, t in zip(truth, reference)]
-        _save_io(io_dir, feed, dict(zip(outs, ref_np)))
+        _save_io(io_dir, feed, dict(zip(outs, ref_np)), fmt=save_io_format)
+    st.stop()
     return ExportResult(
         path=out_path, input_names=names, output_names=outs, dcn_nodes=dcn_nodes, opset=opset,
         ir_version=proto.ir_version, deform_conv=deform_conv, fp16=fp16, fp16_io=fp16_io,
         export_seconds=export_seconds, total_seconds=time.perf_counter() - t_start, swaps=swaps, check=report,
-        io_dir=io_dir, model=proto,
+        io_dir=io_dir, model=proto, stage_seconds=dict(st.seconds),
     )
 
 

@@ -5,7 +5,9 @@
 * ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch``,
   what ``polygraphy run --load-outputs`` and ``dcn-compare`` read.
 
-Both files are written atomically (temp file + rename).
+Both files are written atomically (temp file + rename). ``fmt="npz"`` writes the same data as
+numpy archives instead (``inputs.npz`` / ``outputs.npz``: one array per name, one iteration;
+smaller and faster for big tensors, but Polygraphy's own ``--load-inputs`` reads JSON only).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .errors import DcnError
 RUNNER_NAME = "pytorch"
 INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
+IO_FORMATS = ("json", "npz")  # json first: the default, what Polygraphy reads
 
 
 def _atomic(dest: Path, write) -> None:
@@ -46,8 +49,30 @@ def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_na
     _atomic(Path(path), lambda tmp: results.save(tmp))
 
 
-def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> tuple[Path, Path]:
-    """Write ``DIR/inputs.json`` and ``DIR/outputs.json``; returns their paths."""
+def save_npz(path: os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """One feed dict / one iteration's outputs as a numpy archive, written atomically."""
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_npz(path: os.PathLike, what: str = "arrays") -> dict[str, np.ndarray]:
+    """{name: array} of a .npz archive; DcnError (one line) for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise DcnError(f"{what} {str(path)!r} does not exist or is not a file")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001
+        raise DcnError(f"{what} {str(path)!r} is not a .npz archive ({type(e).__name__}: {e})") from None
+
+
+def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+            fmt: str = "json") -> tuple[Path, Path]:
+    """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths."""
+    if fmt not in IO_FORMATS:
+        raise DcnError(f"--io-format {fmt!r}: expected one of {', '.join(IO_FORMATS)}")
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -56,6 +81,11 @@ def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Map
     if not os.access(d, os.W_OK | os.X_OK):
         raise DcnError(f"--save-io: directory '{d}' is not writable")
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
+    if fmt == "npz":
+        inputs_path, outputs_path = inputs_path.with_suffix(".npz"), outputs_path.with_suffix(".npz")
+        save_npz(inputs_path, feed)
+        save_npz(outputs_path, outputs)
+        return inputs_path, outputs_path
     save_inputs(inputs_path, [feed])
     save_outputs(outputs_path, outputs)
     return inputs_path, outputs_path

@@ -223,6 +223,25 @@ class CheckReport:
         return (f"check ({self.runtime} vs {self.reference}) {verdict}: " + "; ".join(parts)
                 + f" [{self.dtype} tolerance atol {self.atol:g} x scale, rtol {self.rtol:g}]")
 
+    def table_rows(self) -> tuple[list[str], list[list[str]]]:
+        """(header, rows) of the per-output table (exporter.cli_common.table prints it)."""
+        head = ["output", "max_abs", "max_rel", "of_tolerance", "scale", "result"]
+        rows = []
+        for o in self.outputs:
+            if not o.shape_ok or not o.finite_ok:
+                what = "shape mismatch" if not o.shape_ok else "non-finite values differ"
+                rows.append([o.name, what, "", "", "", "FAIL"])
+                continue
+            rows.append([o.name, f"{o.max_abs:.3g}", f"{o.max_rel:.3g}", f"{o.worst:.2g}", f"{o.scale:.3g}",
+                         "PASS" if o.passed else "FAIL"])
+        return head, rows
+
+    def notes(self) -> list[str]:
+        """Lines explaining numbers that look alarming but are not (large max_rel on a pass)."""
+        from .cli_common import near_zero_note
+
+        return near_zero_note(o.max_rel for o in self.outputs if o.passed)
+
 
 def compare(name: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> OutputError:
     got = np.asarray(got)

@@ -25,6 +25,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "torch==2.14.1" "torchvision==0.29.1" \
     numpy onnx onnxscript onnxruntime polygraphy \
     pytest matplotlib \
+    tqdm \
     "scikit-build-core>=0.10" "cmake>=3.25" ninja \
     cuda-python kernel-lens
   echo "$want" > "$stamp"

@@ -324,26 +324,42 @@ def check_plugin_layers(engine_info: str | Mapping[str, Any], nodes: Sequence[tu
 
 
 def _make_progress_monitor(trt, stream=sys.stderr, interval: float = 2.0):
-    """A TensorRT IProgressMonitor printing phases and steps (throttled), or None if unavailable."""
+    """A TensorRT IProgressMonitor: tqdm bars per top-level phase on a terminal, else phase and step
+    lines (throttled); None if TensorRT has no IProgressMonitor."""
     base = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
+    from exporter.cli_common import DEFAULT, progress_enabled  # noqa: PLC0415
+
+    bars = progress_enabled(DEFAULT, stream)
 
     class _Monitor(base):
         def __init__(self):
             base.__init__(self)
             self._steps: dict[str, int] = {}
             self._depth: dict[str, int] = {}
+            self._bars: dict[str, Any] = {}
             self._last = 0.0
 
         def phase_start(self, phase_name, parent_phase, num_steps):
             depth = self._depth.get(parent_phase, -1) + 1 if parent_phase else 0
             self._depth[phase_name] = depth
             self._steps[phase_name] = num_steps
-            if depth <= 1:
+            if bars:
+                if depth <= 1:
+                    from tqdm import tqdm  # noqa: PLC0415
+
+                    self._bars[phase_name] = tqdm(total=num_steps, desc=f"[dcn-build] {phase_name}", leave=False,
+                                                  position=depth, file=stream, dynamic_ncols=True)
+            elif depth <= 1:
                 print(f"[dcn-build] {'  ' * depth}{phase_name} ({num_steps} steps)", file=stream, flush=True)
 
         def step_complete(self, phase_name, step):
+            if bars:
+                bar = self._bars.get(phase_name)
+                if bar is not None:
+                    bar.update(step + 1 - bar.n)
+                return True
             now = time.monotonic()
             if now - self._last >= interval:
                 self._last = now
@@ -352,6 +368,9 @@ def _make_progress_monitor(trt, stream=sys.stderr, interval: float = 2.0):
             return True
 
         def phase_finish(self, phase_name):
+            bar = self._bars.pop(phase_name, None)
+            if bar is not None:
+                bar.close()
             self._steps.pop(phase_name, None)
             self._depth.pop(phase_name, None)
 
@@ -408,6 +427,7 @@ def build_engine(
     log=print,
 ) -> BuildResult:
     """Build ``onnx_path`` into ``output`` (see module docstring). Raises DcnError subclasses."""
+    t_start = time.monotonic()
     # 1. Everything that needs no TensorRT: arguments and the ONNX model.
     model = load_onnx(onnx_path)
     if shapes is not None and not isinstance(shapes, Mapping):
@@ -518,7 +538,7 @@ def build_engine(
     with G_LOGGER.verbosity(severity), _trt.atomic_output(out) as tmp:
         pg_trt.save_engine(engine, str(tmp))
     _trt.write_json_atomic(_trt.build_info_path(out), info)
-    log(f"[dcn-build] wrote {str(out)!r} in {seconds:.1f} s; "
+    log(f"[dcn-build] wrote {str(out)!r} in {time.monotonic() - t_start:.1f} s (TensorRT build {seconds:.1f} s); "
         f"{len(report)} dcn node(s) run as our plugin layers" + (f" ({_precisions(report)})" if report else ""))
     return BuildResult(str(out), plan, report, seconds, info)
 

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, fmt_g,
+                                 join_option_values, progress_enabled, table, verbosity)
 from exporter.errors import DcnError
 
 from . import _trt
@@ -30,6 +32,7 @@ def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
+    configure_polygraphy(verbosity(args))
     try:
         return int(body(args) or 0)
     except DcnError as err:
@@ -67,8 +70,9 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (default: the one this package built)")
     p.add_argument("--skip-plugin-check", action="store_true",
                    help="write the engine even if a dcn node did not become our plugin layer")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines during the build")
-    p.add_argument("-v", "--verbose", action="store_true", help="Polygraphy / TensorRT build log")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar during the build (it shows only "
+                   "when stderr is a terminal)")
+    add_common_args(p, verbose_help="the TensorRT build log")
     return p
 
 
@@ -78,7 +82,8 @@ def _build_body(args) -> int:
     build_engine(
         args.model, args.output, fp16=args.fp16, shapes=parse_shapes(args.shapes), workspace=args.workspace,
         timing_cache=args.timing_cache, plugins=args.plugins, check_plugins=not args.skip_plugin_check,
-        verbose=args.verbose, progress=not args.no_progress,
+        verbose=verbosity(args) >= VERBOSE, progress=not args.no_progress and progress_enabled(verbosity(args)),
+        log=_say(args),
     )
     return 0
 
@@ -93,18 +98,36 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
 def _infer_parser(prog: str) -> argparse.ArgumentParser:
     from .infer import BACKENDS  # noqa: PLC0415
 
-    p = _Parser(prog=prog, description="Run a TensorRT engine on .npy inputs; optionally time it.")
-    p.add_argument("engine", metavar="MODEL.engine")
+    p = _Parser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a TensorRT engine (GPU, our plugins) or an ONNX model (ONNX Runtime CPU with our dcn "
+                    "ops) on saved inputs; print its outputs, optionally save and time them.",
+        epilog="MODEL.onnx runs on the CPU without TensorRT (exported with the default dcn::DeformConv2d nodes).\n"
+               "For plain Polygraphy / ONNX Runtime without our op library (polygraphy run --onnxrt), export with\n"
+               "`dcn-export --deform-conv onnx`: the standard DeformConv (opset >= 19), which they run as it is.",
+    )
+    p.add_argument("engine", metavar="MODEL", help="MODEL.engine (TensorRT) or MODEL.onnx (ONNX Runtime CPU + dcn ops)")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input array (repeatable); FILE.npz gives all inputs by name")
-    p.add_argument("--load-inputs", metavar="inputs.json", help="first feed dict of a Polygraphy inputs JSON")
+    p.add_argument("--load-inputs", metavar="inputs.json|inputs.npz",
+                   help="first feed dict of a Polygraphy inputs JSON, or an .npz (dcn-export --save-io)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs by name (atomically)")
     p.add_argument("--iterations", type=int, default=0, metavar="N", help="time N runs: median / p90 latency, throughput")
     p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs before timing (default 3)")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (default: the one this package built)")
-    p.add_argument("--backend", choices=BACKENDS, default="cuda-python", help="device memory and streams (default cuda-python)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library, or for MODEL.onnx the ONNX Runtime "
+                   "op library (default: the one this package built)")
+    p.add_argument("--backend", choices=BACKENDS, default="cuda-python",
+                   help="engines: device memory and streams (default cuda-python)")
+    p.add_argument("--threads", type=int, metavar="N", help="MODEL.onnx: ONNX Runtime intra-op threads "
+                   "(default: ONNX Runtime's)")
+    add_common_args(p)
     return p
+
+
+def _say(args) -> Callable[[str], None]:
+    """print when not -q."""
+    level = verbosity(args)
+    return (lambda msg: print(msg, flush=True)) if level >= DEFAULT else (lambda msg: None)
 
 
 def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -> dict:
@@ -112,7 +135,11 @@ def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -
     import numpy as np  # noqa: PLC0415
 
     feeds: dict = {}
-    if load_inputs:
+    if load_inputs and load_inputs.lower().endswith(".npz"):
+        from exporter.polygraphy_io import load_npz  # noqa: PLC0415
+
+        feeds.update(load_npz(load_inputs, "--load-inputs"))
+    elif load_inputs:
         from polygraphy.json import load_json  # noqa: PLC0415
 
         if not Path(load_inputs).is_file():
@@ -160,26 +187,42 @@ def _infer_body(args) -> int:
     feeds = load_input_arrays(args.input, args.load_inputs)
     if not feeds:
         raise DcnError("no inputs: give --input NAME=FILE.npy (repeatable) or --load-inputs inputs.json")
-    with Engine(args.engine, plugins=args.plugins, backend=args.backend) as engine:
+    say = _say(args)
+    if args.engine.lower().endswith(".onnx"):
+        from .ort_model import OrtModel  # noqa: PLC0415
+
+        model = OrtModel(args.engine, library=args.plugins, threads=args.threads)
+        where = model.description
+    else:
+        model = Engine(args.engine, plugins=args.plugins, backend=args.backend)
+        where = f"TensorRT, backend {args.backend}, host<->device copies included"
+    with model as engine:
         if "" in feeds:
             if len(engine.input_names) != 1:
-                raise DcnError(f"--input without NAME= needs a single-input engine; its inputs are {engine.input_names}")
+                raise DcnError(f"--input without NAME= needs a single-input model; its inputs are {engine.input_names}")
             feeds[engine.input_names[0]] = feeds.pop("")
         outputs = engine(feeds)
+        rows = []
         for name, arr in outputs.items():
             a = np.asarray(arr)
-            print(f"{name}: shape {list(a.shape)} {a.dtype}, min {a.min() if a.size else '-'}, "
-                  f"max {a.max() if a.size else '-'}, mean {a.mean() if a.size else '-'}")
+            rows.append([name, "x".join(map(str, a.shape)) or "scalar", a.dtype,
+                         *(fmt_g(float(f(a))) if a.size else "-" for f in (np.min, np.max, np.mean))])
+        for line in table(["output", "shape", "dtype", "min", "max", "mean"], rows):
+            say(line)
         if args.output:
             with _trt.atomic_output(args.output) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **{k: np.asarray(v) for k, v in outputs.items()})
-            print(f"wrote {args.output}")
+            say(f"wrote {args.output}")
         if args.iterations:
             st = benchmark(engine, feeds, args.iterations, warmup=args.warmup)
-            print(f"latency over {st['iterations']} runs (batch {st['batch']}, host<->device copies included): "
-                  f"median {st['median_ms']:.3f} ms, p90 {st['p90_ms']:.3f} ms, mean {st['mean_ms']:.3f} ms; "
-                  f"throughput {st['throughput_per_s']:.1f} inferences/s = {st['samples_per_s']:.1f} samples/s")
+            say(f"latency ({where}):")
+            for line in table(["runs", "batch", "median_ms", "p90_ms", "mean_ms", "min_ms", "inferences/s",
+                               "samples/s"],
+                              [[st["iterations"], st["batch"], f"{st['median_ms']:.3f}", f"{st['p90_ms']:.3f}",
+                                f"{st['mean_ms']:.3f}", f"{st['min_ms']:.3f}", f"{st['throughput_per_s']:.1f}",
+                                f"{st['samples_per_s']:.1f}"]], indent="  "):
+                say(line)
     return 0
 
 
@@ -200,13 +243,14 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
                    help="PyTorch model (TorchScript, .pt2, state dict + --factory, pickle + --trust-pickle), "
                         "or saved Polygraphy outputs (outputs.json, or the dcn-export --save-io directory)")
     p.add_argument("target", metavar="TARGET", help="MODEL.onnx (ONNX Runtime + dcn CPU ops) or MODEL.engine (TensorRT)")
-    p.add_argument("--load-inputs", metavar="inputs.json", help="Polygraphy input JSON (default: generated)")
+    p.add_argument("--load-inputs", metavar="inputs.json|inputs.npz",
+                   help="Polygraphy input JSON or an .npz of one feed (default: generated)")
     p.add_argument("--input", action="append", default=[], metavar="NAME:SHAPE",
                    help="shape of a generated input, fixing dynamic dims, e.g. images:2x3x224x224 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="seed of generated inputs (Polygraphy's default if omitted)")
     p.add_argument("--iterations", type=int, default=1, help="number of generated input sets (default 1)")
     p.add_argument("--val-range", action="append", default=[], metavar="[NAME:]LOW,HIGH",
-                   help="value range of generated inputs (default 0,1)")
+                   help="value range of generated inputs (default 0,1), e.g. --val-range -2,2")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
                    help="tolerance row of exporter.tolerance (auto: from the ONNX types / the engine's build)")
     p.add_argument("--atol", action="append", default=[], metavar="[NAME:]VALUE", help="absolute tolerance override")
@@ -217,7 +261,7 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device of the PyTorch reference (default cpu)")
     p.add_argument("--report", metavar="out.json", help="write the comparison as JSON (atomically)")
     p.add_argument("--plot", metavar="DIR", help="write per-output error histograms and heatmaps (PNG)")
-    p.add_argument("-v", "--verbose", action="store_true", help="Polygraphy's log")
+    add_common_args(p)
     return p
 
 
@@ -228,13 +272,22 @@ def _compare_body(args) -> int:
         args.reference, args.target, load_inputs=args.load_inputs, input_shapes=args.input, seed=args.seed,
         iterations=args.iterations, val_range=args.val_range, precision=args.precision, atol=args.atol,
         rtol=args.rtol, plugins=args.plugins, factory=args.factory, trust_pickle=args.trust_pickle,
-        device=args.device, report=args.report, plot=args.plot, verbose=args.verbose,
+        device=args.device, report=args.report, plot=args.plot, verbose=args.verbose, log=_compare_log(args),
+        progress=verbosity(args),
     )
     return outcome.exit_code
 
 
+def _compare_log(args) -> Callable[[str], None]:
+    """-q: only a FAIL verdict (on stderr); default: notes, the table and the verdict."""
+    if verbosity(args) >= DEFAULT:
+        return lambda msg: print(msg, flush=True)
+    return lambda msg: print(msg, file=sys.stderr, flush=True) if msg.startswith("FAIL") else None
+
+
 def compare_main(argv: Optional[Sequence[str]] = None) -> int:
-    return _run("dcn-compare", _compare_parser, _compare_body, argv)
+    # "--val-range -2,2": argparse would take -2,2 for an option
+    return _run("dcn-compare", _compare_parser, _compare_body, join_option_values(argv, ["--val-range"]))
 
 
 # --------------------------------------------------------------------------- python -m trt_runtime.cli

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
+from exporter.cli_common import QUIET, near_zero_note, polygraphy_severity, progress_bar, table
 from exporter.errors import DcnError
 from exporter.tolerance import TOLERANCES, output_scale, tolerance
 
@@ -444,12 +445,28 @@ def resolve_input_metadata(target: TargetInfo, shapes: Mapping[str, tuple[int, .
                 log(f"[dcn-compare] input {name!r}: using the engine profile's OPT shape {list(shape)} "
                     f"(give --input {name}:SHAPE to choose)")
             else:
-                example = "x".join(str(d) if d is not None else "1" for d in dims)
-                raise DcnError(f"input {name!r} has dynamic shape {_fmt(dims)}; give it with --input {name}:{example}")
+                raise DcnError(f"input {name!r} has dynamic shape {_fmt(dims)}; give a shape the model takes with "
+                               f"--input {name}:SHAPE, e.g. --input {name}:{_example_shape(dims)}")
         else:
             shape = tuple(dims)
         meta.add(name, dtype=dt, shape=list(shape))
     return meta
+
+
+def _example_shape(dims) -> str:
+    """A plausible shape for a hint: a dynamic batch (first of >= 3 dims) 1, dynamic image sides 224
+    (4-D NCHW), other dynamic dims 16."""
+    out = []
+    for i, d in enumerate(dims):
+        if d is not None:
+            out.append(str(d))
+        elif i == 0 and len(dims) >= 3:
+            out.append("1")
+        elif len(dims) == 4 and i >= 2:
+            out.append("224")
+        else:
+            out.append("16")
+    return "x".join(out)
 
 
 def _fmt(dims) -> str:
@@ -457,16 +474,21 @@ def _fmt(dims) -> str:
 
 
 def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
-    """Feed dicts from a Polygraphy inputs JSON (a list of {name: array}, or one dict)."""
+    """Feed dicts from a Polygraphy inputs JSON (a list of {name: array}, or one dict) or an .npz (one feed)."""
     from polygraphy.json import load_json  # noqa: PLC0415
 
     p = Path(path)
     if not p.is_file():
         raise DcnError(f"--load-inputs {path!r} does not exist or is not a file")
-    try:
-        data = load_json(str(p), description="input data")
-    except Exception as err:  # noqa: BLE001
-        raise DcnError(f"--load-inputs {path!r} is not Polygraphy input JSON: {_first_line(err)}") from None
+    if p.suffix.lower() == ".npz":
+        from exporter.polygraphy_io import load_npz  # noqa: PLC0415
+
+        data = [load_npz(p, "--load-inputs")]
+    else:
+        try:
+            data = load_json(str(p), description="input data")
+        except Exception as err:  # noqa: BLE001
+            raise DcnError(f"--load-inputs {path!r} is not Polygraphy input JSON: {_first_line(err)}") from None
     feeds = [data] if isinstance(data, Mapping) else list(data)
     if not feeds or not all(isinstance(f, Mapping) for f in feeds):
         raise DcnError(f"--load-inputs {path!r}: expected a list of {{input name: array}} feed dicts")
@@ -478,8 +500,17 @@ def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def load_reference_outputs(path: str):
-    """(RunResults with one runner, runner name) from a Polygraphy outputs JSON."""
-    from polygraphy.comparator import RunResults  # noqa: PLC0415
+    """(RunResults with one runner, runner name) from a Polygraphy outputs JSON, or an .npz of one
+    iteration's outputs (runner 'pytorch')."""
+    from polygraphy.comparator import IterationResult, RunResults  # noqa: PLC0415
+
+    if str(path).lower().endswith(".npz"):
+        from exporter.polygraphy_io import RUNNER_NAME, load_npz  # noqa: PLC0415
+
+        arrays = load_npz(path, "REFERENCE")
+        results = RunResults()
+        results.append((RUNNER_NAME, [IterationResult(arrays, runner_name=RUNNER_NAME)]))
+        return results, RUNNER_NAME
 
     try:
         results = RunResults.load(str(path))
@@ -517,13 +548,16 @@ def _reference_paths(reference: str) -> tuple[str, Optional[str]]:
     p = Path(reference)
     if p.is_dir():
         out = p / "outputs.json"
+        if not out.is_file() and (p / "outputs.npz").is_file():
+            out = p / "outputs.npz"
         if not out.is_file():
-            raise DcnError(f"REFERENCE directory {reference!r} has no outputs.json (written by dcn-export --save-io)")
+            raise DcnError(f"REFERENCE directory {reference!r} has no outputs.json or outputs.npz "
+                           "(written by dcn-export --save-io)")
         p = out
-    if p.suffix.lower() == ".json":
+    if p.suffix.lower() in (".json", ".npz"):
         if not p.is_file():
             raise DcnError(f"REFERENCE {reference!r} does not exist")
-        sib = p.with_name("inputs.json")
+        sib = p.with_name("inputs" + p.suffix.lower())
         return str(p), (str(sib) if sib.is_file() else None)
     return reference, None
 
@@ -556,14 +590,16 @@ def compare(
     device: str = "cpu",
     report: Optional[str] = None,
     plot: Optional[str] = None,
-    verbose: bool = False,
+    verbose: bool | int = False,
     log: Callable[[str], None] = print,
+    progress: int = QUIET,
 ) -> CompareOutcome:
     """Run REFERENCE and TARGET on the same inputs and compare every output (see module docstring).
 
     ``reference`` is a path (PyTorch model file, or outputs.json / a --save-io directory) or an
     ``nn.Module``. Raises DcnError for usage / environment errors; a mismatch is
-    ``outcome.passed == False``.
+    ``outcome.passed == False``. ``verbose``: 1 Polygraphy's info log, 2 its verbose log;
+    ``progress``: the command's verbosity level (a bar over the runs on a terminal when >= 0).
     """
     from polygraphy.comparator import Comparator, DataLoader  # noqa: PLC0415
     from polygraphy.exception import PolygraphyException  # noqa: PLC0415
@@ -589,7 +625,7 @@ def compare(
     model = None
     if isinstance(reference, (str, Path)):
         ref_path, sibling_inputs = _reference_paths(str(reference))
-        if ref_path.lower().endswith(".json"):
+        if ref_path.lower().endswith((".json", ".npz")):
             ref_results, ref_name = load_reference_outputs(ref_path)
             if load_inputs is None:
                 if sibling_inputs is None:
@@ -607,7 +643,8 @@ def compare(
         ref_label = type(reference).__name__
 
     quiet = G_LOGGER.CRITICAL + 10
-    with G_LOGGER.verbosity(G_LOGGER.INFO if verbose else quiet):
+    loud = polygraphy_severity(int(verbose)) if verbose else quiet
+    with G_LOGGER.verbosity(loud):
         try:
             info = describe_onnx_target(str(target), plugins) if kind == "onnx" else \
                 describe_engine_target(str(target), plugins)
@@ -631,7 +668,7 @@ def compare(
                 raise DcnError(f"--load-inputs: input {n!r} has shape {list(s)}, the target expects {_fmt(dyn[n])}")
     else:
         meta = resolve_input_metadata(info, shapes, log=log)
-        with G_LOGGER.verbosity(G_LOGGER.INFO if verbose else quiet):
+        with G_LOGGER.verbosity(loud):
             feeds = list(DataLoader(seed=seed, iterations=iterations, input_metadata=meta, val_range=vrange))
 
     if ref_results is not None:
@@ -649,15 +686,20 @@ def compare(
         runners.append(TorchRunner(model, [(n, dt, list(d)) for n, dt, d in info.inputs],
                                    output_names=info.outputs, device=device))
     runners.append(info.runner_factory())
+    bar = progress_bar(progress, total=len(runners) * len(feeds), desc="dcn-compare", unit="run")
+    for runner in runners:
+        _count_calls(runner, "infer", bar)
 
     t0 = time.monotonic()
-    with G_LOGGER.verbosity(G_LOGGER.INFO if verbose else quiet):
+    with G_LOGGER.verbosity(loud):
         try:
             results = Comparator.run(runners, data_loader=feeds)
         except DcnError:
             raise
         except (PolygraphyException, RuntimeError, ValueError, TypeError) as err:
             raise DcnError(f"running the models failed: {_first_line(err)}") from (err if verbose else None)
+        finally:
+            bar.close()
     run_seconds = time.monotonic() - t0
 
     all_results = [ref_results, results] if ref_results is not None else results
@@ -672,7 +714,7 @@ def compare(
     compare_func = _simple_compare_func(
         atol={n: a for n, (a, _) in tols.items()}, rtol={n: r for n, (_, r) in tols.items()},
     )
-    with G_LOGGER.verbosity(G_LOGGER.INFO if verbose else quiet):
+    with G_LOGGER.verbosity(loud):
         try:
             accuracy = Comparator.compare_accuracy(all_results, comparisons=[(1, 0)], compare_func=compare_func)
         except PolygraphyException as err:
@@ -729,6 +771,18 @@ def compare(
             _trt.write_json_atomic(report, rep)
         log(f"[dcn-compare] plots: {len(files)} file(s) in {plot}")
     return CompareOutcome(passed, outputs, rep)
+
+
+def _count_calls(obj: Any, method: str, bar) -> None:
+    """Advance ``bar`` after every call of ``obj.<method>`` (the runners' infer: one tick per run)."""
+    inner = getattr(obj, method)
+
+    def counted(*args, **kwargs):
+        out = inner(*args, **kwargs)
+        bar.update(1)
+        return out
+
+    setattr(obj, method, counted)
 
 
 def _simple_compare_func(atol, rtol):
@@ -802,13 +856,13 @@ def _print_table(outputs: Sequence[Mapping[str, Any]], rep: Mapping[str, Any], l
             _g(o["max_abs"]), _g(o["mean_abs"]), _g(o["median_abs"]), _g(o["max_rel"]), _g(o["mean_rel"]),
             _g(o["median_rel"]), f"{100 * o['outside']:.3g}%", "PASS" if o["passed"] else "FAIL",
         ])
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     log(f"[dcn-compare] {rep['reference']['runner']} ({rep['reference']['source']}) vs "
         f"{rep['target']['runner']} ({rep['target']['source']}), {rep['precision']} tolerances, "
         f"{rep['iterations']} iteration(s)")
-    log("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for r in rows:
-        log("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    for line in table(head, rows):
+        log(line)
+    for line in near_zero_note(o.get("max_rel") for o in outputs if o["passed"]):
+        log(line)
     failing = [o["name"] for o in outputs if not o["passed"]]
     if failing:
         log(f"FAIL: {len(failing)} of {len(outputs)} output(s) outside tolerance: {', '.join(failing)}")
@@ -859,8 +913,14 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
 
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         floor = 1e-12
-        vals = np.log10(np.maximum(flat, floor)) if flat.size else np.zeros(1)
-        ax.hist(vals, bins=60, color="#3b75af")
+        exact = int((flat == 0).sum())
+        nonzero = flat[flat > 0]
+        vals = np.log10(np.maximum(nonzero, floor)) if nonzero.size else np.zeros(0)
+        if vals.size:
+            ax.hist(vals, bins=60, color="#3b75af", label=f"|diff| > 0 ({vals.size} elements)")
+        if exact:  # log10(0) has no place on the axis: its own, labelled bar left of the rest
+            left = (vals.min() if vals.size else math.log10(floor)) - 1.0
+            ax.bar([left], [exact], width=0.5, color="#7f8c8d", label=f"|diff| = 0 exactly ({exact} elements)")
         ax.axvline(math.log10(max(o["atol"], floor)), color="#c0392b", linestyle="--", label=f"atol {o['atol']:.3g}")
         ax.set_xlabel("log10 |target - reference|")
         ax.set_ylabel("elements")

@@ -31,10 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 SETUP_HINT = "build it with `bash scripts/setup.sh`"
 TRT_BUILD_HINT = (
-    "build it on a GPU machine with CUDA and TensorRT: "
-    "`cmake -S plugins -B build/trt -DDCN_BUILD_CUDA=ON -DDCN_BUILD_TRT=ON "
-    '-DONNXRUNTIME_INCLUDE_DIR="$(bash scripts/get_onnxruntime_headers.sh)" && cmake --build build/trt -j` '
-    "(see README 'GPU machine')"
+    "build it on a GPU machine with CUDA and TensorRT: `bash scripts/build_trt_plugins.sh [TensorRT_ROOT]` "
+    "(see README 'TensorRT plugins')"
 )
 
 
@@ -171,12 +169,17 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     )
     parser.add_argument("--ort", action="store_true", help="the ONNX Runtime op library (libdcn_ort)")
     parser.add_argument("--trt", action="store_true", help="the TensorRT plugin library (libdcn_trt_plugins)")
+    from exporter.cli_common import add_common_args, verbosity  # noqa: PLC0415
+
+    add_common_args(parser)
     args = parser.parse_args(None if argv is None else list(argv))
     wanted = [lib for lib, on in ((ORT, args.ort), (TRT, args.trt)) if on] or [ORT, TRT]
     missing = 0
     for lib in wanted:
         try:
-            print(locate(lib))
+            path = locate(lib)
+            if verbosity(args) >= 0:
+                print(path)
         except LibraryNotBuiltError as err:
             print(f"dcn-plugins: {err}", file=sys.stderr)
             missing += 1
