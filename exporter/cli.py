@@ -247,8 +247,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         say("using the example inputs saved in the torch.export program")
     def on_check(report) -> None:  # the check's numbers as a table, like dcn-compare's
         stages.stop()
-        say(f"check: {report.runtime} vs {report.reference}, {report.dtype} tolerance "
-            f"atol {report.atol:g} x scale, rtol {report.rtol:g}")
+        say(f"check ({report.runtime} vs {report.reference}) {'PASS' if report.passed else 'FAIL'} "
+            f"[{report.dtype} tolerance atol {report.atol:g} x scale, rtol {report.rtol:g}]")
         for line in table(*report.table_rows(), indent="  ") + report.notes():
             say(line)
 

@@ -16,10 +16,12 @@ out="${DCN_OUT:-$root/out}"
 mkdir -p "$out"
 say() { printf '\n[run] %s\n' "$*" >&2; }
 
+sample=""
 if [ $# -eq 0 ]; then
   say "no model given: creating the built-in sample (tiny ResNet-50-DCN c3-c5, DCNv1, random offsets)"
   python -m samples.resnet_dcn.make_model --variant dcnv1 --tiny --offset-std 0.05 -o "$out/sample/model.pt2"
   set -- "$out/sample/model.pt2"
+  sample=1
 fi
 model="$1"
 shift
@@ -27,6 +29,12 @@ name="$(basename "$model")"
 name="${name%.*}"
 onnx="$out/$name.onnx"
 io="$out/$name.io"
+if [ -n "$sample" ]; then
+  # the paths make_model's "next:" line names: the sample's folder
+  out="$out/sample"
+  onnx="$out/model.onnx"
+  io="$out/io"
+fi
 
 say "dcn-export $model -o $onnx --save-io $io --check $*"
 dcn-export "$model" -o "$onnx" --save-io "$io" --check "$@"

@@ -53,7 +53,7 @@ def test_missing_library_says_what_where_and_how(world):
     with pytest.raises(plugins.LibraryNotBuiltError) as err:
         plugins.trt_library()
     assert "TensorRT plugin library libdcn_trt_plugins.so is not built" in str(err.value)
-    assert "GPU machine" in str(err.value) and "-DDCN_BUILD_TRT=ON" in str(err.value)
+    assert "GPU machine" in str(err.value) and "`bash scripts/build_trt_plugins.sh" in str(err.value)  # as the README
 
 
 def test_order_argument_env_package_site_build(world, monkeypatch, tmp_path):

@@ -134,7 +134,7 @@ def _pick_examples(params: Tensor, labels: Tensor, correct: Tensor, num_classes:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m samples.paper_demo.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (the test's setting, < 60 s)")
+    p.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (the test's setting; about 2 minutes on 2 shared CPU cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the initialisation and the shuffling")
     p.add_argument("--out", type=Path, default=Path("out/paper_demo"), help="output directory (default out/paper_demo)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")

@@ -1,0 +1,280 @@
+"""The command lines as a Polygraphy / trtexec user meets them (issue 16): ``--version`` everywhere,
+``-q`` silence, no Polygraphy noise by default, ``dcn-infer MODEL.onnx`` on the CPU, ``.npz`` I/O
+round trips, ``dcn-export --report``, and every printed ``next:`` command run with the files it
+names checked.
+
+Commands run as the installed console scripts (subprocesses: what a shell sees, stderr included)
+where the output streams are the point, in-process elsewhere (faster).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import export_models as em
+from exporter.cli import main as export_main
+from exporter.cli_common import join_option_values, table, versions
+from named_paths import missing_outputs
+from trt_runtime.cli import compare_main, infer_main
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ENTRY = {
+    "dcn-export": "from exporter.cli import main",
+    "dcn-build": "from trt_runtime.cli import build_main as main",
+    "dcn-infer": "from trt_runtime.cli import infer_main as main",
+    "dcn-compare": "from trt_runtime.cli import compare_main as main",
+    "dcn-plugins": "from trt_runtime.plugins import main",
+}
+
+
+def command(prog: str) -> list[str]:
+    """The console script, or the same entry point through this interpreter."""
+    script = BIN / prog
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", f"import sys; {ENTRY[prog]}; sys.exit(main())"]
+
+
+def sh(prog: str, *args, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(command(prog) + [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A small DCNv2 model as a torch.export program (example input 1x3x8x8) and its ONNX export,
+    with inputs and PyTorch outputs saved as JSON and as .npz."""
+    d = tmp_path_factory.mktemp("ux")
+    model = em.small_dcn()
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3, 8, 8),)), d / "m.pt2")
+    assert export_main([str(d / "m.pt2"), "-o", str(d / "m.onnx"), "--input", "images:2x3x8x8",
+                        "--dynamic", "images:0=batch", "--save-io", str(d / "io"), "-q"]) == 0
+    assert export_main([str(d / "m.pt2"), "-o", str(d / "m2.onnx"), "--input", "images:2x3x8x8",
+                        "--save-io", str(d / "npzio"), "--io-format", "npz", "--report", str(d / "report.json"),
+                        "--check", "-q"]) == 0
+    return d
+
+
+# --------------------------------------------------------------------------- --version
+@pytest.mark.parametrize("prog", sorted(ENTRY))
+def test_version_of_every_command(prog, tmp_path):
+    proc = sh(prog, "--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert re.fullmatch(rf"{prog} \S+ \(dcn-deploy\)", lines[0]), lines
+    names = [ln.split()[0] for ln in lines[1:]]
+    assert names[:5] == ["torch", "onnx", "onnxruntime", "polygraphy", "TensorRT"], lines
+    assert f"torch {torch.__version__.split('+')[0]}" in proc.stdout
+
+
+def test_version_survives_a_broken_tensorrt(tmp_path, monkeypatch):
+    """A TensorRT that fails to import is reported 'not installed', never an error."""
+    (tmp_path / "tensorrt.py").write_text("raise RuntimeError('libnvinfer.so.10: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    from importlib import metadata
+
+    real = metadata.version
+
+    def no_trt_dist(name):
+        if name.startswith("tensorrt"):
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", no_trt_dist)
+    v = versions()
+    assert v["TensorRT"] is None and v["torch"]
+
+
+# --------------------------------------------------------------------------- verbosity
+def test_quiet_passing_runs_print_nothing(made, tmp_path):
+    """-q: a passing run of every command writes nothing to stdout or stderr."""
+    runs = [
+        ("dcn-export", made / "m.pt2", "-o", tmp_path / "q.onnx", "--input", "images:1x3x8x8", "--save-io",
+         tmp_path / "qio", "--check", "--report", tmp_path / "q.json", "-q"),
+        ("dcn-compare", made / "io", made / "m.onnx", "--report", tmp_path / "c.json", "-q"),
+        ("dcn-infer", made / "m.onnx", "--load-inputs", made / "io/inputs.json", "--iterations", "2", "-o",
+         tmp_path / "o.npz", "-q"),
+        ("dcn-plugins", "--ort", "-q"),
+    ]
+    for prog, *args in runs:
+        proc = sh(prog, *args, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), (prog, proc.stdout, proc.stderr)
+    assert (tmp_path / "q.onnx").is_file() and (tmp_path / "q.json").is_file() and (tmp_path / "o.npz").is_file()
+
+
+def test_default_compare_is_a_table_without_polygraphy_noise(made, tmp_path):
+    proc = sh("dcn-compare", made / "io", made / "m.onnx", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not [ln for ln in lines if re.match(r"\[[WIEV]\] ", ln)], lines  # no "[W] 'colored'..", "[I] Loading.."
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("output "))
+    assert lines[head + 1].startswith("output ") and lines[head + 1].split()[-1] == "PASS"
+    assert lines[-1] == "PASS: all 1 output(s) within tolerance" and len(lines) <= 6, lines
+
+
+def test_export_check_is_a_table_and_verbose_gives_stage_times(made, tmp_path, capsys):
+    code = export_main([str(made / "m.pt2"), "-o", str(tmp_path / "v.onnx"), "--input", "images:1x3x8x8", "--check",
+                        "-v"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("dcn-export: check ("))
+    assert lines[i + 1].split() == ["output", "max_abs", "max_rel", "of_tolerance", "scale", "result"]
+    assert lines[i + 2].split()[0] == "output" and lines[i + 2].split()[-1] == "PASS"
+    stages = {ln.split()[0]: float(ln.split()[-1]) for ln in lines if re.match(r"  [a-z.]+( [a-z]+)?\s+[0-9.]+$", ln)}
+    for stage in ("load", "torch.export", "verify", "save", "total"):
+        assert stage in " ".join(lines), (stage, out)
+    total = float(re.search(r"wrote \S+ \(.*\) in ([0-9.]+) s", out).group(1))
+    assert total >= max(stages.values()) - 0.05, out  # the summary's time is the whole run's
+
+
+def test_verbosity_flags_are_the_same_everywhere():
+    from exporter.cli import build_parser
+    from trt_runtime import cli
+
+    parsers = [build_parser(), cli._build_parser("dcn-build"), cli._infer_parser("dcn-infer"),
+               cli._compare_parser("dcn-compare")]
+    for p in parsers:
+        opts = {o for a in p._actions for o in a.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose", "--version"} <= opts, p.prog
+    args = cli._compare_parser("dcn-compare").parse_args(["a", "b", "-vv"])
+    assert args.verbose == 2
+
+
+def test_negative_val_range_is_a_value():
+    assert join_option_values(["x", "--val-range", "-2,2", "--val-range", "rois:0,5", "-q"], ["--val-range"]) == \
+        ["x", "--val-range=-2,2", "--val-range", "rois:0,5", "-q"]
+    args = compare_parser_args(["ref", "t.onnx", "--val-range", "-2,2"])
+    assert args.val_range == ["-2,2"]
+
+
+def compare_parser_args(argv):
+    from trt_runtime import cli
+
+    return cli._compare_parser("dcn-compare").parse_args(join_option_values(argv, ["--val-range"]))
+
+
+def test_dynamic_input_hint_names_a_usable_shape():
+    from trt_runtime.compare import _example_shape
+
+    assert _example_shape((None, 3, None, None)) == "1x3x224x224"
+    assert _example_shape((None, 5)) == "16x5"
+    assert _example_shape((2, 3, 64, None)) == "2x3x64x224"
+
+
+def test_one_table_helper():
+    assert table(["a", "bb"], [["xxx", 1], ["y", None]]) == ["a    bb", "xxx  1", "y    None"]
+
+
+# --------------------------------------------------------------------------- dcn-infer on the CPU
+def test_infer_onnx_on_the_cpu(made, tmp_path, capsys):
+    from trt_runtime.plugins import ort_session
+
+    out = tmp_path / "out.npz"
+    code = infer_main([str(made / "m.onnx"), "--load-inputs", str(made / "io/inputs.json"), "-o", str(out),
+                       "--iterations", "3", "--warmup", "1", "--threads", "1"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert re.search(r"^output\s+shape\s+dtype\s+min\s+max\s+mean$", text, re.M), text
+    assert "latency (ONNX Runtime" in text and "dcn ops" in text
+    row = text.splitlines()[-1].split()
+    assert row[:2] == ["3", "2"] and float(row[2]) > 0, text  # runs, batch, median_ms
+    from polygraphy.json import load_json
+
+    feed = load_json(str(made / "io/inputs.json"))[0]
+    want = ort_session(str(made / "m.onnx")).run(None, dict(feed))[0]
+    with np.load(out) as z:
+        np.testing.assert_array_equal(z["output"], want)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]  # atomic: no temp file left
+
+
+def test_infer_help_points_at_the_standard_op():
+    from trt_runtime import cli
+
+    text = cli._infer_parser("dcn-infer").format_help()
+    assert "MODEL.onnx" in text and "--deform-conv onnx" in text
+
+
+# --------------------------------------------------------------------------- .npz round trips, --report
+def test_npz_io_round_trips(made, tmp_path, capsys):
+    npzio = made / "npzio"
+    assert sorted(p.name for p in npzio.iterdir()) == ["inputs.npz", "outputs.npz"]
+    assert compare_main([str(npzio), str(made / "m2.onnx")]) == 0  # the directory: outputs.npz + inputs.npz
+    assert compare_main([str(npzio / "outputs.npz"), str(made / "m2.onnx"), "--load-inputs",
+                         str(npzio / "inputs.npz")]) == 0
+    assert compare_main([str(made / "m.pt2"), str(made / "m2.onnx"), "--load-inputs", str(npzio / "inputs.npz")]) == 0
+    assert "PASS: all 1 output(s)" in capsys.readouterr().out
+    out = tmp_path / "o.npz"
+    assert infer_main([str(made / "m2.onnx"), "--load-inputs", str(npzio / "inputs.npz"), "-o", str(out), "-q"]) == 0
+    with np.load(npzio / "outputs.npz") as ref, np.load(out) as got:
+        np.testing.assert_allclose(got["output"], ref["output"], rtol=1e-4, atol=1e-4)
+
+    from exporter.polygraphy_io import load_npz, save_npz
+
+    arrays = {"a": np.arange(6, dtype=np.float16).reshape(2, 3), "rois": np.ones((4, 5), np.float32),
+              "n": np.array([3], np.int64)}
+    save_npz(tmp_path / "x.npz", arrays)
+    back = load_npz(tmp_path / "x.npz")
+    assert back.keys() == arrays.keys()
+    for k in arrays:
+        assert back[k].dtype == arrays[k].dtype
+        np.testing.assert_array_equal(back[k], arrays[k])
+
+
+def test_export_report(made):
+    rep = json.loads((made / "report.json").read_text())
+    assert rep["output"].endswith("m2.onnx") and rep["source"].endswith("m.pt2")
+    assert rep["inputs"] == [{"name": "images", "shape": [2, 3, 8, 8], "dtype": "float32"}]
+    assert rep["node_counts"] == {"DeformConv2d": 1} and len(rep["dcn_nodes"]) == 1
+    assert rep["check"]["passed"] is True and rep["check"]["outputs"][0]["max_abs"] < 1e-3
+    assert {"load", "torch.export", "onnx conversion", "verify", "save"} <= set(rep["stage_seconds"])
+    assert rep["io"]["files"] == ["inputs.npz", "outputs.npz"] and rep["versions"]["torch"]
+    assert rep["swaps"] == [] and rep["dynamic_axes"] == {}
+    dyn = made / "dyn.json"
+    assert export_main([str(made / "m.pt2"), "-o", str(made / "dyn.onnx"), "--input", "images:2x3x8x8",
+                        "--dynamic", "images:0=batch,2=height", "--report", str(dyn), "-q", "--no-verify"]) == 0
+    rep = json.loads(dyn.read_text())
+    assert rep["dynamic_axes"] == {"images": {"0": "batch", "2": "height"}} and rep["check"] is None
+
+
+# --------------------------------------------------------------------------- printed next: commands
+NEXT_SOURCES = [
+    ["python", "-m", "samples.resnet_dcn.make_model", "--variant", "dcnv1", "--tiny", "--offset-std", "0.05",
+     "-o", "out/sample/model.pt2"],  # scripts/run.sh's
+    ["python", "-m", "samples.resnet_dcn.make_model", "--variant", "dcnv2", "--tiny", "--format", "state-dict",
+     "-o", "out/sd/model.pth"],
+    ["python", "-m", "samples.rfcn_dpsroi.make_model", "--tiny", "-o", "out/rfcn/model.pt2"],
+    ["python", "-m", "samples.deeplab_dcn.make_model", "--tiny", "-o", "out/deeplab/model.pt2"],
+]
+
+
+@pytest.mark.parametrize("argv", NEXT_SOURCES, ids=lambda a: " ".join(a[2:4]))
+def test_printed_next_commands_run_and_write_what_they_name(argv, tmp_path, monkeypatch, capsys):
+    from test_samples import dispatch
+
+    monkeypatch.chdir(tmp_path)
+    assert dispatch(argv) == 0
+    nexts = [ln[len("next: "):] for ln in capsys.readouterr().out.splitlines() if ln.startswith("next: ")]
+    assert len(nexts) == 1, nexts
+    step = shlex.split(nexts[0])
+    assert dispatch(step) == 0, capsys.readouterr()
+    assert missing_outputs(step, tmp_path) == [], nexts[0]
+    assert "-o" in step
+
+
+def test_run_sh_writes_where_the_sample_next_line_points():
+    """scripts/run.sh's sample run writes the ONNX model and I/O make_model's next: line names."""
+    text = (REPO / "scripts/run.sh").read_text()
+    assert 'onnx="$out/model.onnx"' in text and 'io="$out/io"' in text and 'out="$out/sample"' in text
