@@ -53,11 +53,12 @@ def sh(prog: str, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A small DCNv2 model as a torch.export program (example input 1x3x8x8) and its ONNX export,
-    with inputs and PyTorch outputs saved as JSON and as .npz."""
+    """A small DCNv2 model as a torch.export program (dynamic batch, example input 2x3x8x8) and its
+    ONNX export, with inputs and PyTorch outputs saved as JSON and as .npz."""
     d = tmp_path_factory.mktemp("ux")
     model = em.small_dcn()
-    torch.export.save(torch.export.export(model, (torch.randn(1, 3, 8, 8),)), d / "m.pt2")
+    program = torch.export.export(model, (torch.randn(2, 3, 8, 8),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    torch.export.save(program, d / "m.pt2")
     assert export_main([str(d / "m.pt2"), "-o", str(d / "m.onnx"), "--input", "images:2x3x8x8",
                         "--dynamic", "images:0=batch", "--save-io", str(d / "io"), "-q"]) == 0
     assert export_main([str(d / "m.pt2"), "-o", str(d / "m2.onnx"), "--input", "images:2x3x8x8",
