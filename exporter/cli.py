@@ -287,6 +287,11 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = process_t0() if argv is None else None  # the whole command's time when run as a command
+    if "--version" in (sys.argv[1:] if argv is None else list(argv)):  # without importing torch first
+        from .cli_common import version_text
+
+        print(version_text(PROG))
+        return 0
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

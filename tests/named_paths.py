@@ -6,7 +6,7 @@ folders) and ``--save-io`` (a folder with inputs.* and outputs.*), relative to `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 OUTPUT_FLAGS = ("-o", "--output", "--report", "--plot")
 
@@ -25,14 +25,15 @@ def written_paths(argv: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def missing_outputs(argv: Sequence[str], cwd: Path) -> list[str]:
-    """The named outputs of ``argv`` that do not exist under ``cwd`` (empty: all there)."""
+def missing_outputs(argv: Sequence[str], cwd: Path, since: Optional[float] = None) -> list[str]:
+    """The named outputs of ``argv`` that do not exist under ``cwd`` (empty: all there); with
+    ``since`` (a time.time()), also those not written since then (stale files from an earlier run)."""
     missing = []
     for flag, value in written_paths(argv):
         p = Path(value) if Path(value).is_absolute() else cwd / value
+        files = [p]
         if flag == "--save-io":
-            if not (p.is_dir() and any(p.glob("inputs.*")) and any(p.glob("outputs.*"))):
-                missing.append(f"{flag} {value}")
-        elif not p.exists():
+            files = [next(iter(sorted(p.glob(f"{stem}.*"))), p / f"{stem}.*") for stem in ("inputs", "outputs")]
+        if not all(f.exists() and (since is None or f.stat().st_mtime >= since - 1) for f in files):
             missing.append(f"{flag} {value}")
     return missing

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from named_paths import missing_outputs, written_paths
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_MARK = "# GPU machine only"
@@ -53,8 +57,21 @@ def test_readme_block(index, tmp_path):
             pytest.skip("only the test command itself")
         cmd = ["bash", "-euo", "pipefail", "-c", "\n".join(lines)]
     (REPO / "out").mkdir(exist_ok=True)
+    started = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"README block {index} failed:\n{body}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    # the files each command names (-o, --save-io, --report, --plot) exist, written by this run
+    if lang == "bash":
+        for line in lines:
+            assert missing_outputs(shlex.split(line, comments=True), REPO, since=started) == [], line
+    # scripts/run.sh takes the next step its sample's make_model prints: the files that step names exist
+    follows_next = lang == "bash" and any(ln.startswith("bash scripts/run.sh") for ln in lines)
+    nexts = [ln.split("next: ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("next: ")]
+    assert nexts or not follows_next, proc.stdout[-2000:]
+    for line in nexts if follows_next else []:
+        written = [p for _, p in written_paths(shlex.split(line))]
+        assert written and missing_outputs(shlex.split(line), REPO, since=started) == [], \
+            f"printed next step {line!r} names outputs the run did not write"
 
 
 def test_readme_opens_with_the_two_commands():
