@@ -279,3 +279,56 @@ def test_run_sh_writes_where_the_sample_next_line_points():
     """scripts/run.sh's sample run writes the ONNX model and I/O make_model's next: line names."""
     text = (REPO / "scripts/run.sh").read_text()
     assert 'onnx="$out/model.onnx"' in text and 'io="$out/io"' in text and 'out="$out/sample"' in text
+
+
+# --------------------------------------------------------------------------- progress
+PROGRESS_SCRIPT = """
+import time
+from exporter.cli_common import Stages, progress_bar
+s = Stages(["load", "torch.export", "save"], level={level}, prog="dcn-export")
+for name in ("load", "torch.export", "save"):
+    s.start(name)
+    time.sleep(0.05)
+s.done()
+bar = progress_bar({level}, total=2, desc="dcn-compare", unit="run")
+bar.update(2)
+bar.close()
+print("done")
+"""
+
+
+def _on_a_terminal(code: str) -> bytes:
+    """Run ``python -c code`` with stdout and stderr on a pseudo-terminal (100 columns); its output."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=slave, stderr=slave, stdin=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pseudo-terminal test written for Linux")
+def test_progress_only_on_a_terminal_and_not_with_quiet(tmp_path):
+    shown = _on_a_terminal(PROGRESS_SCRIPT.format(level=0)).decode(errors="replace")
+    assert "torch.export" in shown and "dcn-compare" in shown and "done" in shown, shown
+    quiet = _on_a_terminal(PROGRESS_SCRIPT.format(level=-1)).decode(errors="replace")
+    assert "torch.export" not in quiet and "dcn-compare" not in quiet and "done" in quiet, quiet
+    piped = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT.format(level=0)], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert (piped.stdout, piped.stderr) == ("done\n", ""), piped  # stderr not a terminal: no bars

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, fmt_g,
-                                 join_option_values, progress_enabled, table, verbosity)
+                                 join_option_values, process_t0, progress_enabled, table, verbosity)
 from exporter.errors import DcnError
 
 from . import _trt
@@ -26,13 +27,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
-         body: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]]) -> int:
+         body: Callable[[argparse.Namespace], int], argv: Optional[Sequence[str]],
+         as_command: Optional[bool] = None) -> int:
     parser = make_parser(prog)
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     configure_polygraphy(verbosity(args))
+    # run as the console script: times count from the process start
+    args.as_command = argv is None if as_command is None else as_command
     try:
         return int(body(args) or 0)
     except DcnError as err:
@@ -268,6 +272,7 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
 def _compare_body(args) -> int:
     from .compare import compare  # noqa: PLC0415
 
+    t0 = process_t0() if getattr(args, "as_command", False) else time.perf_counter()
     outcome = compare(
         args.reference, args.target, load_inputs=args.load_inputs, input_shapes=args.input, seed=args.seed,
         iterations=args.iterations, val_range=args.val_range, precision=args.precision, atol=args.atol,
@@ -275,6 +280,10 @@ def _compare_body(args) -> int:
         device=args.device, report=args.report, plot=args.plot, verbose=args.verbose, log=_compare_log(args),
         progress=verbosity(args),
     )
+    if verbosity(args) >= VERBOSE:
+        for line in table(["stage", "seconds"], [["run (both models)", f"{outcome.report['run_seconds']:.2f}"],
+                                                  ["total", f"{time.perf_counter() - t0:.2f}"]], indent="  "):
+            print(line)
     return outcome.exit_code
 
 
@@ -287,7 +296,8 @@ def _compare_log(args) -> Callable[[str], None]:
 
 def compare_main(argv: Optional[Sequence[str]] = None) -> int:
     # "--val-range -2,2": argparse would take -2,2 for an option
-    return _run("dcn-compare", _compare_parser, _compare_body, join_option_values(argv, ["--val-range"]))
+    return _run("dcn-compare", _compare_parser, _compare_body, join_option_values(argv, ["--val-range"]),
+                as_command=argv is None)
 
 
 # --------------------------------------------------------------------------- python -m trt_runtime.cli
