@@ -224,8 +224,12 @@ class Stages:
             self._bar.update(1)
 
     def stop(self) -> None:
-        """End the running stage (the bar stays for further stages)."""
+        """End the running stage and clear the bar from the terminal (so that lines printed now stay
+        clean; the next ``start`` draws it again)."""
         self._finish()
+        clear = getattr(self._bar, "clear", None)
+        if clear is not None:
+            clear()
 
     def done(self) -> None:
         self._finish()
