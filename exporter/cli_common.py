@@ -243,6 +243,22 @@ class Stages:
         return [[k, f"{v:.2f}"] for k, v in self.seconds.items()] + [["total", f"{self.total:.2f}"]]
 
 
+def example_shape(dims: Sequence[Any]) -> str:
+    """A plausible shape for a hint about dynamic dims (None / a label / negative): a batch (first of
+    >= 3 dims) 1, the sides of a 4-D NCHW input 224, others 16; e.g. [?, 3, ?, ?] -> 1x3x224x224."""
+    out = []
+    for i, d in enumerate(dims):
+        if isinstance(d, int) and d >= 0:
+            out.append(str(d))
+        elif i == 0 and len(dims) >= 3:
+            out.append("1")
+        elif len(dims) == 4 and i >= 2:
+            out.append("224")
+        else:
+            out.append("16")
+    return "x".join(out)
+
+
 # --------------------------------------------------------------------------- tables
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> list[str]:
     """Lines of a plain text table: columns left-aligned, two spaces apart (every command's summaries)."""

@@ -168,11 +168,14 @@ def compare_parser_args(argv):
 
 
 def test_dynamic_input_hint_names_a_usable_shape():
-    from trt_runtime.compare import _example_shape
+    from exporter.cli_common import example_shape
+    from trt_runtime.build import check_profile
 
-    assert _example_shape((None, 3, None, None)) == "1x3x224x224"
-    assert _example_shape((None, 5)) == "16x5"
-    assert _example_shape((2, 3, 64, None)) == "2x3x64x224"
+    assert example_shape((None, 3, None, None)) == "1x3x224x224"
+    assert example_shape((None, 5)) == "16x5"
+    assert example_shape((2, 3, 64, "width")) == "2x3x64x224"
+    with pytest.raises(Exception, match=r"--shapes images:1x3x224x224:1x3x224x224:1x3x224x224"):
+        check_profile([("images", 1, ("batch", 3, "height", "width"))], {})
 
 
 def test_one_table_helper():

@@ -183,7 +183,9 @@ def check_profile(inputs: Sequence[tuple[str, int, tuple[Any, ...]]],
         dynamic = any(not isinstance(d, int) for d in dims)
         if name not in shapes:
             if dynamic:
-                example = "x".join(str(d) if isinstance(d, int) else "1" for d in dims)
+                from exporter.cli_common import example_shape  # noqa: PLC0415
+
+                example = example_shape(dims)
                 raise DcnError(
                     f"input {name!r} has dynamic shape {_fmt_dims(dims)}; give its range with "
                     f"--shapes {name}:MIN:OPT:MAX, e.g. --shapes {name}:{example}:{example}:{example}"

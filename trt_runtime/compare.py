@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
-from exporter.cli_common import QUIET, near_zero_note, polygraphy_severity, progress_bar, table
+from exporter.cli_common import QUIET, example_shape, near_zero_note, polygraphy_severity, progress_bar, table
 from exporter.errors import DcnError
 from exporter.tolerance import TOLERANCES, output_scale, tolerance
 
@@ -446,27 +446,11 @@ def resolve_input_metadata(target: TargetInfo, shapes: Mapping[str, tuple[int, .
                     f"(give --input {name}:SHAPE to choose)")
             else:
                 raise DcnError(f"input {name!r} has dynamic shape {_fmt(dims)}; give a shape the model takes with "
-                               f"--input {name}:SHAPE, e.g. --input {name}:{_example_shape(dims)}")
+                               f"--input {name}:SHAPE, e.g. --input {name}:{example_shape(dims)}")
         else:
             shape = tuple(dims)
         meta.add(name, dtype=dt, shape=list(shape))
     return meta
-
-
-def _example_shape(dims) -> str:
-    """A plausible shape for a hint: a dynamic batch (first of >= 3 dims) 1, dynamic image sides 224
-    (4-D NCHW), other dynamic dims 16."""
-    out = []
-    for i, d in enumerate(dims):
-        if d is not None:
-            out.append(str(d))
-        elif i == 0 and len(dims) >= 3:
-            out.append("1")
-        elif len(dims) == 4 and i >= 2:
-            out.append("224")
-        else:
-            out.append("16")
-    return "x".join(out)
 
 
 def _fmt(dims) -> str:
