@@ -180,6 +180,12 @@ def test_dynamic_input_hint_names_a_usable_shape():
 
 def test_one_table_helper():
     assert table(["a", "bb"], [["xxx", 1], ["y", None]]) == ["a    bb", "xxx  1", "y    None"]
+    from trt_runtime.build import plugin_layer_table
+
+    lines = plugin_layer_table([{"node": "layer2.0.conv2", "op_type": "DeformConv2d", "plugin_type": "DeformConv2d",
+                                 "precision": "Half", "ok": True}])
+    assert [ln.split() for ln in lines] == [["node", "op_type", "plugin", "precision", "check"],
+                                            ["layer2.0.conv2", "DeformConv2d", "DeformConv2d", "Half", "ok"]]
 
 
 # --------------------------------------------------------------------------- dcn-infer on the CPU

@@ -542,7 +542,21 @@ def build_engine(
     _trt.write_json_atomic(_trt.build_info_path(out), info)
     log(f"[dcn-build] wrote {str(out)!r} in {time.monotonic() - t_start:.1f} s (TensorRT build {seconds:.1f} s); "
         f"{len(report)} dcn node(s) run as our plugin layers" + (f" ({_precisions(report)})" if report else ""))
+    for line in plugin_layer_table(report):
+        log(line)
     return BuildResult(str(out), plan, report, seconds, info)
+
+
+def plugin_layer_table(report: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The plugin-layer check as the same kind of table as dcn-compare's (exporter.cli_common.table)."""
+    if not report:
+        return []
+    from exporter.cli_common import table  # noqa: PLC0415
+
+    rows = [[r.get("node") or "?", r.get("op_type") or "-", r.get("plugin_type") or "-",
+             r.get("precision") or "-", "ok" if r.get("ok") else (r.get("problem") or "not our plugin")]
+            for r in report]
+    return table(["node", "op_type", "plugin", "precision", "check"], rows, indent="  ")
 
 
 def _precisions(report: Sequence[Mapping[str, Any]]) -> str:
