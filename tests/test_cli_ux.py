@@ -341,3 +341,24 @@ def test_progress_only_on_a_terminal_and_not_with_quiet(tmp_path):
     piped = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT.format(level=0)], capture_output=True, text=True,
                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert (piped.stdout, piped.stderr) == ("done\n", ""), piped  # stderr not a terminal: no bars
+
+
+def test_build_progress_monitor_without_a_terminal_prints_lines():
+    """dcn-build's TensorRT IProgressMonitor (a stand-in base class here): phase lines when the
+    stream is not a terminal (the CLI turns progress off then; the library call keeps lines)."""
+    import io
+    import types
+
+    from trt_runtime.build import _make_progress_monitor
+
+    class IProgressMonitor:
+        def __init__(self):
+            pass
+
+    stream = io.StringIO()
+    mon = _make_progress_monitor(types.SimpleNamespace(IProgressMonitor=IProgressMonitor), stream=stream, interval=0)
+    mon.phase_start("Building engine", None, 3)
+    assert mon.step_complete("Building engine", 0) is True
+    mon.phase_finish("Building engine")
+    assert stream.getvalue().splitlines() == ["[dcn-build] Building engine (3 steps)", "[dcn-build]   Building engine: 1/3"]
+    assert _make_progress_monitor(types.SimpleNamespace()) is None
