@@ -130,6 +130,28 @@ def test_pool_enqueue_reports_the_launch_status(dx, clean):
                      r"with cuda\w+", log), log
 
 
+@NO_GPU
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_device_lifecycle_dry_run(dx, clean, dtype):
+    """tests/trt_device.py's lifecycle on host memory: every step before enqueue passes (types,
+    formats, shapes, workspace, serialize, runtime creation, attach, onShapeChange); enqueue then
+    fails before touching memory. On a GPU the same runs for real (tests/test_trt_device.py)."""
+    import trt_device as td
+    from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
+
+    case = make_conv_case(CONV_SPECS[1])
+    case.bias = None
+    lay = td.run_plugin(dx, td.CONV_OP, "dry", case.attrs(), td.conv_inputs(case, empty_bias=True), dtype,
+                        device="cpu", expect_ok=False, misalign=16)
+    assert lay.shapes[3] == [] and lay.out_shape == list(td.conv_reference(lay, case).shape)
+    assert "cublasCreate (attachToContext) failed" in dx.log()
+    pool = make_pool_case(POOL_SPECS[1])
+    lay = td.run_plugin(dx, td.POOL_OP, "dry", pool.attrs, td.pool_inputs(pool), dtype, float32_at=(1,),
+                        device="cpu", expect_ok=False)
+    assert lay.out_shape == list(td.pool_reference(lay, pool).shape)
+    assert "kernel launch failed" in dx.log()
+
+
 # --------------------------------------------------------------------------- workspace
 @pytest.mark.parametrize("s", SHAPES[:3])
 def test_workspace_has_slack_for_aligning_its_base(dx, clean, s):

@@ -149,12 +149,14 @@ def _input_types(hx: DeviceHarness, h, dtype: torch.dtype, shapes: list, float32
 
 def run_plugin(hx: DeviceHarness, op: str, layer: str, fields: dict, inputs: Sequence[Optional[torch.Tensor]],
                dtype: torch.dtype, *, context: int = 0, misalign: int = 0, float32_at: Sequence[int] = (),
-               poison: bool = True) -> Layer:
+               poison: bool = True, device: str = "cuda", expect_ok: bool = True) -> Layer:
     """The whole lifecycle of one plugin layer; returns the attached layer after one enqueue on
     the current stream (output in layer.output; not synchronised). `inputs`: float64 or
     dtype tensors (moved to CUDA and cast; None = an empty optional input, rank 0, null
     pointer); `float32_at`: inputs kept in float32 when the plugin asks so; `misalign`: bytes
-    added to the workspace pointer TensorRT would hand over (its alignment is undocumented)."""
+    added to the workspace pointer TensorRT would hand over (its alignment is undocumented).
+    device="cpu", expect_ok=False: the host dry run (tests/test_trt_robustness.py): every step
+    up to enqueue, which then fails before touching memory (no GPU)."""
     shapes = [list(t.shape) if t is not None else [] for t in inputs]
     h = hx.create(op, layer, fields)
     assert h, hx.log()
@@ -174,15 +176,17 @@ def run_plugin(hx: DeviceHarness, op: str, layer: str, fields: dict, inputs: Seq
     h_ctx = hx.attach_context(h_rt, context)
     assert h_ctx, hx.log()
     assert hx.shape_change(h_ctx, shapes, out_shape, types) == 0, hx.log()
-    dev = [None if t is None else t.to(device="cuda", dtype=torch.float32 if ty == "FP32" else torch.float16).contiguous()
+    dev = [None if t is None else t.to(device=device, dtype=torch.float32 if ty == "FP32" else torch.float16).contiguous()
            for t, ty in zip(inputs, types)]
     out_dtype = torch.float32 if out_type == "FP32" else torch.float16
-    out = torch.full(out_shape, float("nan"), dtype=out_dtype, device="cuda") if poison else \
-        torch.empty(out_shape, dtype=out_dtype, device="cuda")
-    wsbuf = torch.empty(ws + misalign if ws else 0, dtype=torch.uint8, device="cuda")
+    out = torch.full(out_shape, float("nan"), dtype=out_dtype, device=device) if poison else \
+        torch.empty(out_shape, dtype=out_dtype, device=device)
+    wsbuf = torch.empty(ws + misalign if ws else 0, dtype=torch.uint8, device=device)
     lay = Layer(hx, h_ctx, shapes, types, out_shape, out_type, dev, out, wsbuf, ws, misalign)
-    rc = lay.enqueue()
-    assert rc == 0, hx.log()
+    rc = lay.enqueue() if device == "cuda" else lay.hx.enqueue(
+        h_ctx, shapes, out_shape, types, out_type, [t.data_ptr() if t is not None else 0 for t in dev],
+        out.data_ptr(), lay.workspace_ptr, 0)
+    assert (rc == 0) == expect_ok, hx.log()
     return lay
 
 
