@@ -173,16 +173,9 @@ void SharedCublas::acquire(nvinfer1::IPluginResourceContext const* context) noex
         mKey = buf;
         CublasResource proto;
         nvinfer1::IPluginResource* r = nullptr;
-        if (nvinfer1::IPluginRegistry* reg = trtRegistry())
-        {
-            r = reg->acquirePluginResource(mKey.c_str(), &proto);
-            mLocal = false;
-        }
-        else
-        {
-            r = localRegistry().acquire(mKey, &proto);
-            mLocal = true;
-        }
+        mRegistry = trtRegistry();
+        r = mRegistry != nullptr ? mRegistry->acquirePluginResource(mKey.c_str(), &proto)
+                                 : localRegistry().acquire(mKey, &proto);
         // The key names our library's resource type only, so the registered object is ours.
         mResource = static_cast<CublasResource*>(r);
     }
@@ -201,13 +194,13 @@ void SharedCublas::reset() noexcept
     mResource = nullptr;
     try
     {
-        if (mLocal)
+        if (mRegistry != nullptr)
+        {
+            (void) mRegistry->releasePluginResource(mKey.c_str());
+        }
+        else
         {
             localRegistry().release(mKey);
-        }
-        else if (nvinfer1::IPluginRegistry* reg = trtRegistry())
-        {
-            (void) reg->releasePluginResource(mKey.c_str());
         }
     }
     catch (...)

@@ -57,7 +57,7 @@ public:
 private:
     std::string mKey;
     CublasResource* mResource{nullptr};
-    bool mLocal{false}; // acquired from the process-local registry
+    nvinfer1::IPluginRegistry* mRegistry{nullptr}; // where it was acquired; null: the process-local registry
 };
 
 // Number of cuBLAS resources alive in this process (registered clones; tests).
