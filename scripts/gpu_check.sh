@@ -10,8 +10,9 @@
 # for its deform_conv2d column; TensorRT headers only (no TensorRT library): TensorRT_INCLUDE_DIR,
 # else kernel-lens of that Python, else third_party_headers/tensorrt. Steps:
 #   1. build, for this GPU's architecture only: the host harness (plugin sources + CUDA kernels +
-#      cuBLAS, TensorRT's side played by plugins/trt/testing) and libdcn_trt_plugins.so without
-#      libnvinfer (DCN_TRT_LINK_NVINFER=OFF), checked to need no libnvinfer;
+#      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
+#      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
+#      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
 #   2. tests/test_trt_device.py: every plugin lifecycle step to enqueue on torch CUDA tensors,
 #      FP32 and FP16, against the float64 reference (exporter/tolerance.py), CUDA graph replay,
 #      two execution contexts on two streams;
@@ -81,11 +82,7 @@ build() {  # $1 log file
     "$CMAKE" -S plugins/trt -B "$BD/harness" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
       -DDCN_CUDA_ARCHITECTURES="${GPU_CHECK_ARCH:-native}" -DDCN_TRT_CHECK_ONLY=ON -DDCN_TRT_HOST_HARNESS=ON \
       -DTensorRT_INCLUDE_DIR="$TRT_INC" -DDCN_PYTHON="$PY" &&
-    "$CMAKE" --build "$BD/harness" -j "$(nproc)" --target dcn_trt_host_harness &&
-    echo "== configure: libdcn_trt_plugins.so without libnvinfer (DCN_TRT_LINK_NVINFER=OFF)" &&
-    "$CMAKE" -S plugins/trt -B "$BD/lib" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
-      -DDCN_CUDA_ARCHITECTURES="${GPU_CHECK_ARCH:-native}" -DDCN_TRT_LINK_NVINFER=OFF -DTensorRT_INCLUDE_DIR="$TRT_INC" -DDCN_PYTHON="$PY" &&
-    "$CMAKE" --build "$BD/lib" -j "$(nproc)"
+    "$CMAKE" --build "$BD/harness" -j "$(nproc)" --target dcn_trt_host_harness dcn_trt_plugins_no_nvinfer
   } >"$log" 2>&1
 }
 
@@ -109,11 +106,13 @@ echo "gpu_check: $gpu"
 s=$SECONDS
 if build "$OUT/build.log"; then
   HARNESS="$(find "$BD/harness" -name libdcn_trt_host_harness.so | head -1)"
-  LIB="$(find "$BD/lib" -name libdcn_trt_plugins.so | head -1)"
-  if readelf -d "$LIB" 2>/dev/null | grep -q 'NEEDED.*libnvinfer'; then
+  LIB="$(find "$BD/harness" -name libdcn_trt_plugins_no_nvinfer.so | head -1)"
+  if [ -z "$LIB" ] || [ -z "$HARNESS" ]; then
+    step build FAIL "harness or plugin library missing after the build (see build.log)"
+  elif readelf -d "$LIB" 2>/dev/null | grep -q 'NEEDED.*libnvinfer'; then
     step build FAIL "$LIB needs libnvinfer"
   else
-    step build PASS "harness + libdcn_trt_plugins.so (no libnvinfer: $(readelf -d "$LIB" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')), $((SECONDS - s)) s"
+    step build PASS "harness + plugin library without libnvinfer (needs $(readelf -d "$LIB" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')), $((SECONDS - s)) s"
   fi
 else
   step build FAIL "see build.log"
