@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import trt_device as td
-from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs  # noqa: F401
+from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
 
 pytestmark = pytest.mark.gpu
 
