@@ -79,6 +79,18 @@ def test_one_cublas_handle_per_context(dx, clean, registry):
     assert end["live"] == start["live"] and end["keys"] == start["keys"]
 
 
+def test_clone_of_an_attached_plugin_shares_its_handle(dx, clean):
+    h, _, _ = _conv(dx)
+    a = dx.attach_context(h, 108)
+    start = dx.resources()
+    c = dx.clone(a)
+    assert c and dx.resources()["live"] == start["live"] and dx.resources()["acquires"] == start["acquires"] + 1
+    dx.destroy(a)
+    assert dx.resources()["live"] == start["live"]  # the clone still holds it
+    dx.destroy(c)
+    assert dx.resources()["live"] == start["live"] - 1
+
+
 def test_build_phase_plugins_hold_no_handle(dx, clean):
     live = dx.resources()["live"]
     h, shapes, out = _conv(dx)

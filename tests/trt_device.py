@@ -60,6 +60,8 @@ class DeviceHarness(Harness):
         L = self.L
         P, I32, I64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64)
         L.dcn_harness_attach_context.restype = P
+        L.dcn_harness_clone.restype = P
+        L.dcn_harness_clone.argtypes = [P]
         L.dcn_harness_attach_context.argtypes = [P, ctypes.c_int32]
         L.dcn_harness_use_registry.argtypes = [ctypes.c_int32]
         L.dcn_harness_resources.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
@@ -72,6 +74,12 @@ class DeviceHarness(Harness):
 
     def attach_context(self, h, context: int):
         h2 = self.L.dcn_harness_attach_context(h, context)
+        if h2:
+            self.handles.append(h2)
+        return h2
+
+    def clone(self, h):
+        h2 = self.L.dcn_harness_clone(h)
         if h2:
             self.handles.append(h2)
         return h2

@@ -171,11 +171,41 @@ void SharedCublas::acquire(nvinfer1::IPluginResourceContext const* context) noex
         char buf[64];
         std::snprintf(buf, sizeof buf, "dcn.cublas.%p.%d", static_cast<void const*>(context), device);
         mKey = buf;
-        CublasResource proto;
-        nvinfer1::IPluginResource* r = nullptr;
         mRegistry = trtRegistry();
-        r = mRegistry != nullptr ? mRegistry->acquirePluginResource(mKey.c_str(), &proto)
-                                 : localRegistry().acquire(mKey, &proto);
+        acquireKey();
+    }
+    catch (...)
+    {
+        mResource = nullptr;
+    }
+}
+
+void SharedCublas::share(SharedCublas const& other) noexcept
+{
+    reset();
+    if (other.mResource == nullptr)
+    {
+        return;
+    }
+    try
+    {
+        mKey = other.mKey;
+        mRegistry = other.mRegistry;
+        acquireKey();
+    }
+    catch (...)
+    {
+        mResource = nullptr;
+    }
+}
+
+void SharedCublas::acquireKey() noexcept
+{
+    try
+    {
+        CublasResource proto;
+        nvinfer1::IPluginResource* r = mRegistry != nullptr ? mRegistry->acquirePluginResource(mKey.c_str(), &proto)
+                                                            : localRegistry().acquire(mKey, &proto);
         // The key names our library's resource type only, so the registered object is ours.
         mResource = static_cast<CublasResource*>(r);
     }

@@ -39,6 +39,8 @@ public:
     // Acquires the context's handle (created on first use). Never throws; on failure
     // handle() is null and status() says why.
     void acquire(nvinfer1::IPluginResourceContext const* context) noexcept;
+    // Acquires the handle `other` holds (a clone of an attached plugin), if any.
+    void share(SharedCublas const& other) noexcept;
     // Gives the handle back (the last user of a context destroys it).
     void reset() noexcept;
 
@@ -55,6 +57,8 @@ public:
     }
 
 private:
+    void acquireKey() noexcept; // mKey from mRegistry (or the process-local registry)
+
     std::string mKey;
     CublasResource* mResource{nullptr};
     nvinfer1::IPluginRegistry* mRegistry{nullptr}; // where it was acquired; null: the process-local registry

@@ -85,7 +85,8 @@ nvinfer1::IPluginV3* DeformConv2dPlugin::clone() noexcept
         p->mDimsValid = mDimsValid;
         p->mHasBias = mHasBias;
         p->mNbInputs = mNbInputs;
-        return p; // no cuBLAS handle: attachToContext acquires the context's
+        p->mCublas.share(mCublas); // a clone of an attached plugin uses its context's handle too
+        return p; // else none: attachToContext acquires the context's
     }
     DCN_TRT_CATCH(recorder(), who(), "clone", return nullptr)
 }

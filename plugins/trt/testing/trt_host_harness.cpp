@@ -695,6 +695,12 @@ HARNESS_API void* dcn_harness_attach_context(void* handle, int32_t contextId)
     return wrap(h->runtime->attachToContext(resourceContext(contextId)));
 }
 
+// IPluginV3::clone() -> a new handle.
+HARNESS_API void* dcn_harness_clone(void* handle)
+{
+    return wrap(static_cast<Handle*>(handle)->plugin->clone());
+}
+
 // 1: getPluginRegistry() returns the harness registry (default); 0: null (the plugins then
 // use their process-local registry, as a library built without libnvinfer does).
 HARNESS_API void dcn_harness_use_registry(int32_t on)
