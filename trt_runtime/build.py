@@ -274,7 +274,7 @@ def _clean_plugin_type(value: Any) -> Optional[str]:
     if not text:
         return None
     text = re.split(r"::|/", text)[-1].strip()  # namespace
-    text = re.sub(r"\s*\(\s*version\s*[\w.]+\s*\)$|\s+v(ersion)?\s*[\w.]+$|_v?\d+$", "", text, flags=re.I)
+    text = re.sub(r"\s*\(\s*version\s*\d[\w.]*\s*\)$|\s+v(?:ersion)?\s*\d[\w.]*$|_v?\d+$", "", text, flags=re.I)
     return text or None
 
 
