@@ -8,7 +8,9 @@
 # lib/), else the system's (Debian/Ubuntu libnvinfer-dev), else the `tensorrt` wheel's
 # libraries of the Python below with kernel-lens' TensorRT 10.14 headers (same major).
 # Environment: DCN_CUDA_ARCHITECTURES (default auto: sm_75..sm_120 as nvcc allows; "native"
-# builds only for this machine's GPU, faster), DCN_PYTHON, CMAKE, JOBS, BUILD_DIR.
+# builds only for this machine's GPU, faster), DCN_TRT_LINK_NVINFER=OFF (no libnvinfer link: for
+# version-compatible engines / the lean runtime; registered through loadLibrary only), DCN_PYTHON,
+# CMAKE, JOBS, BUILD_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,6 +25,7 @@ args=(-DCMAKE_BUILD_TYPE=Release -DDCN_PYTHON="$PY")
 trt_root="${1:-${TensorRT_ROOT:-}}"
 [ -n "$trt_root" ] && args+=(-DTensorRT_ROOT="$trt_root")
 [ -n "${DCN_CUDA_ARCHITECTURES:-}" ] && args+=(-DDCN_CUDA_ARCHITECTURES="$DCN_CUDA_ARCHITECTURES")
+[ -n "${DCN_TRT_LINK_NVINFER:-}" ] && args+=(-DDCN_TRT_LINK_NVINFER="$DCN_TRT_LINK_NVINFER")
 command -v ninja >/dev/null 2>&1 && args+=(-G Ninja)
 "$CMAKE" -S plugins/trt -B "$build" "${args[@]}"
 "$CMAKE" --build "$build" -j "${JOBS:-$(nproc)}"

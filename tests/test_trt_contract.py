@@ -429,7 +429,7 @@ def test_conv_configure_and_workspace(hx, clean_log, s, dtype, size):
     N, C, _, _, _, kH, kW = s[:7]
     per_image = C * kH * kW * out[2] * out[3] * size
     align = lambda v: (v + 255) // 256 * 256  # noqa: E731
-    assert ws == align(_columns_bytes(per_image, N)) + (32 << 20)
+    assert ws == 256 + align(_columns_bytes(per_image, N)) + (32 << 20)  # 256: slack to align the base
 
 
 def test_conv_configure_rejects_bad_shapes_with_header_messages(hx, clean_log):
@@ -452,22 +452,24 @@ def test_conv_configure_rejects_bad_shapes_with_header_messages(hx, clean_log):
 
 
 def test_enqueue_without_gpu_reports_and_returns_the_status(hx, clean_log):
+    # null device pointers: the error is reported, naming the layer and the input, to the
+    # execution context's error recorder, and returned (the cuBLAS / kernel launch statuses
+    # without a GPU: tests/test_trt_robustness.py)
     shapes, out, fields = conv_io(SHAPES[0])
     h = hx.attach(hx.create("DeformConv2d", "dcn.layer", fields))
     assert h
     rc, stage = hx.run(h, shapes, out)
     log = hx.log()
     assert stage == 2 and rc != 0, log
-    # cuBLAS cannot start without a GPU: its status is reported, naming the layer, to the
-    # execution context's error recorder, and returned
-    assert re.search(r"RECORDER\(\d+\): DeformConv2d 'dcn.layer': cublasCreate failed with CUBLAS_STATUS_\w+", log), log
+    assert re.search(r"RECORDER\(\d+\): DeformConv2d 'dcn.layer': X has shape \[2,6,7,9\] and a null device pointer",
+                     log), log
 
     p = hx.attach(hx.create("DeformPSROIPool", "psroi", POOL_FIELDS))
     rc, stage = hx.run(p, [[1, 21 * 49, 10, 12], [4, 5], [4, 2, 7, 7]], [4, 21, 7, 7])
     log = hx.log()
     assert stage == 2 and rc != 0, log
-    assert re.search(r"RECORDER\(\d+\): DeformPSROIPool 'psroi': deformable PS-RoI pooling kernel launch failed "
-                     r"with cuda\w+", log), log
+    assert re.search(r"RECORDER\(\d+\): DeformPSROIPool 'psroi': data has shape \[1,1029,10,12\] and a null device "
+                     r"pointer", log), log
 
 
 def test_enqueue_empty_batch_and_no_rois_do_nothing(hx, clean_log):

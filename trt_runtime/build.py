@@ -229,16 +229,66 @@ def _mentions(texts: Sequence[str], node_name: str) -> bool:
     return False
 
 
+# The inspector's JSON for plugin layers is not documented: the spellings below are read
+# tolerantly. A layer is a plugin layer when a type field (LayerType, ParameterType, Type,
+# "Layer Type", any case) says "plugin" (PluginV2, PluginV3, kPLUGIN_V3, Plugin...) or its
+# metadata carries our plugins' getMetadataString ("DeformConv2d v1: ..."). Its plugin type is
+# the first of the keys below (case, spaces and underscores ignored), a string or a nested
+# object's Name / Type, without a namespace ("dcn::DeformConv2d") or version suffix
+# ("DeformConv2d_1", "DeformConv2d v1", "DeformConv2d (version 1)"); else the op named by
+# that metadata.
+_TYPE_KEYS = ("layertype", "parametertype", "type")
+_PLUGIN_KEYS = ("plugintype", "pluginname", "plugin", "plugincreator", "plugincreatorname", "creator", "pluginv3",
+                "pluginv2")
+_META_RE = re.compile(r"(?:^|[\s:\[])([A-Za-z_][A-Za-z0-9_]*) v" + re.escape(contract.PLUGIN_VERSION) + r":")
+
+
+def _norm_key(key: Any) -> str:
+    return re.sub(r"[\s_/-]", "", str(key)).lower()
+
+
+def _normalized_fields(layer: Mapping[str, Any]) -> dict[str, Any]:
+    return {_norm_key(k): v for k, v in layer.items()}
+
+
+def _metadata_op(layer: Mapping[str, Any]) -> Optional[str]:
+    for t in _layer_text_fields(layer)[1:]:
+        m = _META_RE.search(t)
+        if m and m.group(1) in contract.OPS:
+            return m.group(1)
+    return None
+
+
 def _is_plugin_layer(layer: Mapping[str, Any]) -> bool:
-    kinds = f"{layer.get('LayerType', '')} {layer.get('ParameterType', '')}"
-    return "plugin" in kinds.lower()
+    f = _normalized_fields(layer)
+    kinds = " ".join(str(f.get(k, "")) for k in _TYPE_KEYS)
+    return "plugin" in _norm_key(kinds) or _metadata_op(layer) is not None
+
+
+def _clean_plugin_type(value: Any) -> Optional[str]:
+    if isinstance(value, Mapping):
+        inner = _normalized_fields(value)
+        for k in ("name", "type", "plugintype", "pluginname"):
+            if inner.get(k):
+                return _clean_plugin_type(inner[k])
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    text = re.split(r"::|/", text)[-1].strip()  # namespace
+    text = re.sub(r"\s*\(\s*version\s*\d[\w.]*\s*\)$|\s+v(?:ersion)?\s*\d[\w.]*$|_v?\d+$", "", text, flags=re.I)
+    return text or None
 
 
 def _plugin_type(layer: Mapping[str, Any]) -> Optional[str]:
-    for key in ("PluginType", "PluginName", "Plugin", "PluginCreator"):
-        if layer.get(key):
-            return str(layer[key])
-    return None
+    f = _normalized_fields(layer)
+    for key in _PLUGIN_KEYS:
+        if f.get(key):
+            t = _clean_plugin_type(f[key])
+            if t:
+                # our op types in their own spelling, whatever the case the JSON used
+                return next((op for op in contract.OPS if op.lower() == t.lower()), t)
+    return _metadata_op(layer)
 
 
 def _layer_precision(layer: Mapping[str, Any]) -> Optional[str]:

@@ -3,7 +3,10 @@
 // (plugins/tests/host_kernels.cpp), so the GEMM group structure, batch chunking and
 // workspace arithmetic that the plugin runs are the ones tested on the host.
 //
-//   workspace = [ columns of a chunk of images | cuBLAS workspace ]
+//   workspace = [ padding to 256 B | columns of a chunk of images | cuBLAS workspace ]
+//   (TensorRT documents no alignment of the workspace base; cublasSetWorkspace wants
+//   256-byte alignment: getWorkspaceSize asks kAlignBytes more and enqueue starts at the
+//   first aligned byte, base_padding())
 //   for each chunk of images [n0, n0 + nb):
 //       deformable im2col -> columns col[nl][C*kH*kW][outH*outW]   (dcn_launch.h)
 //       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
@@ -48,12 +51,19 @@ inline int64_t columns_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = 
     return perImageBytes > capped ? perImageBytes : capped;
 }
 
-// The whole workspace: aligned column part + cuBLAS workspace.
+// The whole workspace: slack for aligning its base + aligned column part + cuBLAS workspace.
 inline int64_t workspace_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes) {
-    return align_up(columns_bytes(perImageBytes, maxN, cap)) + kCublasWorkspaceBytes;
+    return kAlignBytes + align_up(columns_bytes(perImageBytes, maxN, cap)) + kCublasWorkspaceBytes;
 }
 
-// Offset of the cuBLAS workspace inside a workspace sized for (perImageBytes, N) or more.
+// Bytes from a workspace base address to the first kAlignBytes-aligned byte (< kAlignBytes).
+inline int64_t base_padding(uintptr_t address) {
+    const uintptr_t a = static_cast<uintptr_t>(kAlignBytes);
+    return static_cast<int64_t>((a - address % a) % a);
+}
+
+// Offset of the cuBLAS workspace from the aligned base (base + base_padding()) inside a
+// workspace sized for (perImageBytes, N) or more.
 inline int64_t cublas_workspace_offset(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes) {
     return align_up(columns_bytes(perImageBytes, N, cap));
 }

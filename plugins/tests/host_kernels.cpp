@@ -300,9 +300,17 @@ DCN_EMU_EXPORT int dcn_emu_plan(int64_t perImageMax, int64_t maxN, int64_t perIm
     out[1] = chunk * perImage;
     out[2] = offset;
     out[3] = ws;
-    const bool ok = chunk * perImage <= offset && offset + plan::kCublasWorkspaceBytes <= ws && offset % plan::kAlignBytes == 0 &&
+    // the worst base padding (kAlignBytes - 1) included: any workspace address works
+    const bool ok = chunk * perImage <= offset &&
+                    plan::kAlignBytes - 1 + offset + plan::kCublasWorkspaceBytes <= ws && offset % plan::kAlignBytes == 0 &&
                     (N == 0 || (chunk >= 1 && chunk <= N));
-    return ok ? 0 : 1;
+    bool aligned = true;  // the base the plugin starts at, for workspace addresses of every residue
+    for (uintptr_t addr : {uintptr_t(0), uintptr_t(1), uintptr_t(16), uintptr_t(255), uintptr_t(256), uintptr_t(4097)}) {
+        const int64_t pad = plan::base_padding(addr);
+        aligned = aligned && (addr + static_cast<uintptr_t>(pad)) % plan::kAlignBytes == 0 && pad < plan::kAlignBytes &&
+                  pad + offset + plan::kCublasWorkspaceBytes <= ws;
+    }
+    return ok && aligned ? 0 : 1;
 }
 
 DCN_EMU_EXPORT int dcn_emu_launch_constants(int64_t* out) {

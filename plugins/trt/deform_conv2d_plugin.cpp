@@ -71,15 +71,6 @@ DeformConv2dPlugin::DeformConv2dPlugin(std::string layerName, std::vector<FieldV
     }
 }
 
-DeformConv2dPlugin::~DeformConv2dPlugin()
-{
-    if (mCublas != nullptr)
-    {
-        cublasDestroy(mCublas); // status ignored: the CUDA context may already be gone at exit
-        mCublas = nullptr;
-    }
-}
-
 nvinfer1::IPluginV3* DeformConv2dPlugin::clone() noexcept
 {
     DCN_TRT_TRY
@@ -92,8 +83,10 @@ nvinfer1::IPluginV3* DeformConv2dPlugin::clone() noexcept
             p->mShapes[i] = mShapes[i];
         }
         p->mDimsValid = mDimsValid;
+        p->mHasBias = mHasBias;
         p->mNbInputs = mNbInputs;
-        return p; // no cuBLAS handle: each attached clone creates its own
+        p->mCublas.share(mCublas); // a clone of an attached plugin uses its context's handle too
+        return p; // else none: attachToContext acquires the context's
     }
     DCN_TRT_CATCH(recorder(), who(), "clone", return nullptr)
 }
@@ -106,14 +99,16 @@ void DeformConv2dPlugin::setShapes(nvinfer1::Dims const* dims, int32_t nbInputs)
     {
         mShapes[i] = dims[i];
     }
+    mHasBias = nbInputs > 3 && !isEmptyInput(dims[3]);
     mDimsValid = true;
 }
 
 DeformConvDims DeformConv2dPlugin::validate(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
     checkInputCount(nbInputs, 1);
+    // B and mask: absent when not given or empty (rank 0)
     auto ref = [&](int32_t i) {
-        return i < nbInputs ? ShapeRef(dims[i].d, dims[i].nbDims) : ShapeRef();
+        return i < nbInputs && !(i >= 3 && isEmptyInput(dims[i])) ? ShapeRef(dims[i].d, dims[i].nbDims) : ShapeRef();
     };
     DeformConvDims d{};
     std::string const e = validate_deform_conv2d(mLayerName, mAttrs, ref(0), ref(1), ref(2), ref(3), ref(4), &d);
@@ -181,7 +176,7 @@ int32_t DeformConv2dPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, i
         int32_t const ranks[] = {4, 4, 4, 1, 4};
         for (int32_t i = 0; i < nbInputs; ++i)
         {
-            if (inputs[i].nbDims != ranks[i])
+            if (inputs[i].nbDims != ranks[i] && !(i >= 3 && inputs[i].nbDims <= 0)) // B, mask: may be empty
             {
                 throw PluginError(who() + ": " + names[i] + " has rank " + std::to_string(inputs[i].nbDims)
                     + ", expected " + std::to_string(ranks[i]));
@@ -236,21 +231,6 @@ int32_t DeformConv2dPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, 
     DCN_TRT_CATCH(recorder(), who(), "onShapeChange", return -1)
 }
 
-cublasStatus_t DeformConv2dPlugin::ensureCublas() noexcept
-{
-    if (mCublas != nullptr)
-    {
-        return CUBLAS_STATUS_SUCCESS;
-    }
-    cublasStatus_t st = cublasCreate(&mCublas);
-    if (st != CUBLAS_STATUS_SUCCESS)
-    {
-        mCublas = nullptr;
-        return st;
-    }
-    return cublasSetMathMode(mCublas, CUBLAS_DEFAULT_MATH); // FP32: no TF32; FP16: tensor cores, FP32 accumulation
-}
-
 nvinfer1::IPluginV3* DeformConv2dPlugin::attachToContext(nvinfer1::IPluginResourceContext* context) noexcept
 {
     DCN_TRT_TRY
@@ -261,13 +241,15 @@ nvinfer1::IPluginV3* DeformConv2dPlugin::attachToContext(nvinfer1::IPluginResour
             return nullptr;
         }
         p->setRecorder(context != nullptr ? context->getErrorRecorder() : nullptr);
-        // Our own cuBLAS handle (TensorRT 11 hands plugins none). Created here, outside any
-        // CUDA graph capture; enqueue retries if this fails and reports the status there.
-        cublasStatus_t const st = p->ensureCublas();
-        if (st != CUBLAS_STATUS_SUCCESS)
+        // The context's shared cuBLAS handle (TensorRT 11 hands plugins none), created here on
+        // first use, outside enqueue and any CUDA graph capture. A failure is reported by
+        // enqueue, which never creates one.
+        p->mCublas.acquire(context);
+        if (p->mCublas.handle() == nullptr)
         {
             logMessage(nvinfer1::ILogger::Severity::kWARNING,
-                who() + ": cublasCreate failed with " + cublasGetStatusName(st) + " in attachToContext, retrying at enqueue");
+                who() + ": cublasCreate failed with " + cublasGetStatusName(p->mCublas.status())
+                    + " in attachToContext; enqueue will fail");
         }
         return p;
     }
@@ -287,8 +269,10 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
 
     int64_t const perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
     int64_t const chunk = plan::chunk_images(perImage, d.N);
-    T* col = static_cast<T*>(workspace);
-    void* cublasWs = static_cast<char*>(workspace) + plan::cublas_workspace_offset(perImage, d.N);
+    // Columns and cuBLAS workspace from the first 256-byte aligned byte (getWorkspaceSize asked for the slack).
+    char* const base = static_cast<char*>(workspace) + plan::base_padding(reinterpret_cast<uintptr_t>(workspace));
+    T* col = reinterpret_cast<T*>(base);
+    void* cublasWs = base + plan::cublas_workspace_offset(perImage, d.N);
 
     auto cudaFail = [&](char const* what, cudaError_t e) {
         reportError(recorder(), who() + ": " + what + " failed with " + cudaMessage(e) + " [enqueue]",
@@ -302,16 +286,17 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         return static_cast<int32_t>(st);
     };
 
-    cublasStatus_t st = ensureCublas();
-    if (st != CUBLAS_STATUS_SUCCESS)
+    cublasHandle_t const blas = mCublas.handle();
+    if (blas == nullptr)
     {
-        return blasFail("cublasCreate", st);
+        return blasFail("cublasCreate (attachToContext)", mCublas.status());
     }
-    if ((st = cublasSetStream(mCublas, stream)) != CUBLAS_STATUS_SUCCESS)
+    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+    if ((st = cublasSetStream(blas, stream)) != CUBLAS_STATUS_SUCCESS)
     {
         return blasFail("cublasSetStream", st);
     }
-    if ((st = cublasSetWorkspace(mCublas, cublasWs, static_cast<size_t>(plan::kCublasWorkspaceBytes)))
+    if ((st = cublasSetWorkspace(blas, cublasWs, static_cast<size_t>(plan::kCublasWorkspaceBytes)))
         != CUBLAS_STATUS_SUCCESS)
     {
         return blasFail("cublasSetWorkspace", st);
@@ -344,7 +329,7 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
             {
                 return;
             }
-            st = cublasGemmStridedBatchedEx(mCublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m),
+            st = cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m),
                 static_cast<int>(g.n), static_cast<int>(g.k), &alpha, col + g.a, dt, static_cast<int>(g.lda),
                 g.strideA, W + g.b, dt, static_cast<int>(g.ldb), g.strideB, &beta, Yc + g.c, dt,
                 static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.count), CUBLAS_COMPUTE_32F,
@@ -371,6 +356,10 @@ int32_t DeformConv2dPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         {
             throw PluginError(who() + ": enqueue before onShapeChange, expected onShapeChange first");
         }
+        if (!mCublas.acquired())
+        {
+            throw PluginError(who() + ": enqueue before attachToContext, expected attachToContext first");
+        }
         bool same = mDimsValid;
         for (int32_t i = 0; same && i < mNbInputs; ++i)
         {
@@ -390,7 +379,17 @@ int32_t DeformConv2dPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         {
             return 0; // empty batch or output: nothing to do
         }
-        bool const hasBias = mNbInputs >= 4;
+        bool const hasBias = mHasBias;
+        char const* names[] = {"X", "W", "offset", "B", "mask"};
+        bool const used[] = {true, true, true, hasBias, d.hasMask};
+        for (int32_t i = 0; i < mNbInputs; ++i)
+        {
+            if (used[i] && inputs[i] == nullptr)
+            {
+                throw PluginError(who() + ": " + names[i] + " has shape " + dimsToString(inputDesc[i].dims)
+                    + " and a null device pointer, expected its data");
+            }
+        }
         switch (inputDesc[0].type)
         {
         case nvinfer1::DataType::kFLOAT: return run<float>(d, hasBias, inputs, outputs[0], workspace, stream);

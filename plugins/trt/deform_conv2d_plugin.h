@@ -2,13 +2,14 @@
 // IPluginV3OneCore/Build/Runtime, and its IPluginCreatorV3One creator "DeformConv2d"
 // version "1", namespace "". Inputs X, W, offset[, B[, mask]], linear FP32 or FP16.
 // enqueue: bias broadcast, then per chunk of the batch a deformable im2col into the
-// workspace and cuBLAS GEMMs (FP32 accumulation) on the plugin's own cuBLAS handle.
+// workspace and cuBLAS GEMMs (FP32 accumulation) on the execution context's shared cuBLAS
+// handle (cublas_resource.h). An empty optional input (B or mask of rank 0, as TensorRT
+// may pass for an ONNX input named "") counts as absent.
 #pragma once
 
 #include "dcn_math.h"
+#include "cublas_resource.h"
 #include "plugin_base.h"
-
-#include <cublas_v2.h>
 
 namespace dcn {
 namespace trt {
@@ -18,7 +19,7 @@ class DeformConv2dPlugin final : public PluginBase
 public:
     // fields: parsed by parseFields(kDeformConv2dFields); validated here (throws PluginError).
     DeformConv2dPlugin(std::string layerName, std::vector<FieldValue> fields);
-    ~DeformConv2dPlugin() override;
+    ~DeformConv2dPlugin() override = default;
 
     // IPluginV3
     nvinfer1::IPluginV3* clone() noexcept override;
@@ -61,15 +62,13 @@ private:
     template <class T>
     int32_t run(DeformConvDims const& d, bool hasBias, void const* const* inputs, void* output, void* workspace,
         cudaStream_t stream);
-    // Creates the cuBLAS handle if there is none; returns its status.
-    cublasStatus_t ensureCublas() noexcept;
-
     DeformConvAttrs mAttrs;
-    cublasHandle_t mCublas{nullptr};
+    SharedCublas mCublas; // acquired by attachToContext (runtime clones only)
     // Dims validated by onShapeChange for the current input shapes.
     DeformConvDims mDims{};
     nvinfer1::Dims mShapes[5]{};
     bool mDimsValid{false};
+    bool mHasBias{false}; // B given and not empty (current shapes)
     int32_t mNbInputs{0}; // seen by configurePlugin / onShapeChange (enqueue gets none)
 };
 

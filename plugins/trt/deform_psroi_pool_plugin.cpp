@@ -66,7 +66,10 @@ void DeformPSROIPoolPlugin::setShapes(nvinfer1::Dims const* dims, int32_t nbInpu
 DeformPSROIPoolDims DeformPSROIPoolPlugin::validate(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
     checkInputCount(nbInputs, 1);
-    auto ref = [&](int32_t i) { return i < nbInputs ? ShapeRef(dims[i].d, dims[i].nbDims) : ShapeRef(); };
+    // trans: absent when not given or empty (rank 0); ignored with no_trans = 1 (the header)
+    auto ref = [&](int32_t i) {
+        return i < nbInputs && !(i == 2 && isEmptyInput(dims[i])) ? ShapeRef(dims[i].d, dims[i].nbDims) : ShapeRef();
+    };
     DeformPSROIPoolDims d{};
     std::string const e = validate_deform_psroi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d);
     if (!e.empty())
@@ -115,6 +118,11 @@ int32_t DeformPSROIPoolPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs
         int32_t const ranks[] = {4, 2, 4};
         for (int32_t i = 0; i < nbInputs; ++i)
         {
+            // trans: any rank with no_trans = 1 (ignored), or empty (rank 0, absent)
+            if (i == 2 && (mAttrs.no_trans != 0 || inputs[i].nbDims <= 0))
+            {
+                continue;
+            }
             if (inputs[i].nbDims != ranks[i])
             {
                 throw PluginError(who() + ": " + names[i] + " has rank " + std::to_string(inputs[i].nbDims)
@@ -194,7 +202,17 @@ int32_t DeformPSROIPoolPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDe
         {
             return 0; // no RoIs: empty output
         }
-        void const* trans = mNbInputs >= 3 ? inputs[2] : nullptr;
+        void const* trans = d.no_trans ? nullptr : inputs[2]; // no_trans: set when trans is absent, empty or ignored
+        char const* names[] = {"data", "rois", "trans"};
+        int32_t const nbUsed = d.no_trans ? 2 : 3;
+        for (int32_t i = 0; i < nbUsed; ++i)
+        {
+            if (inputs[i] == nullptr)
+            {
+                throw PluginError(who() + ": " + names[i] + " has shape " + dimsToString(inputDesc[i].dims)
+                    + " and a null device pointer, expected its data");
+            }
+        }
         cudaError_t e = cudaSuccess;
         switch (inputDesc[0].type)
         {

@@ -45,10 +45,12 @@ void logMessage(nvinfer1::ILogger::Severity severity, std::string const& msg) no
         {
             logger = finder->findLogger();
         }
+#if !(defined(DCN_TRT_NO_NVINFER) && DCN_TRT_NO_NVINFER)
         if (logger == nullptr)
         {
             logger = getLogger(); // libnvinfer: the logger of the current builder / runtime
         }
+#endif
         std::string const line = "[dcn] " + msg;
         if (logger != nullptr)
         {
@@ -162,6 +164,11 @@ int64_t volume(nvinfer1::Dims const& d) noexcept
         v *= d.d[i];
     }
     return v;
+}
+
+bool isEmptyInput(nvinfer1::Dims const& d) noexcept
+{
+    return d.nbDims <= 0;
 }
 
 namespace {

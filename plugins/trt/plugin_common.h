@@ -29,7 +29,7 @@ public:
 std::string describe(char const* opType, std::string const& layerName);
 
 // Logging: through the ILoggerFinder TensorRT handed to setLoggerFinder(), else
-// TensorRT's getLogger() (when linked), else stderr.
+// TensorRT's getLogger() (when linked: not with DCN_TRT_NO_NVINFER), else stderr.
 void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept;
 void logMessage(nvinfer1::ILogger::Severity severity, std::string const& msg) noexcept;
 
@@ -103,6 +103,11 @@ bool sameDims(nvinfer1::Dims const& a, nvinfer1::Dims const& b) noexcept;
 
 // Element count of a fully known Dims (no -1); 0 for an empty tensor.
 int64_t volume(nvinfer1::Dims const& d) noexcept;
+
+// An optional input given as empty: rank 0 (or no dims at all). TensorRT's ONNX parser
+// adds a null tensor for an input named "" (onnx/onnx-tensorrt, ModelImporter.cpp and
+// addPluginWithCreator in onnxOpImporters.cpp); such an input is treated as absent.
+bool isEmptyInput(nvinfer1::Dims const& d) noexcept;
 
 } // namespace trt
 } // namespace dcn

@@ -12,6 +12,15 @@
 // loadLibrary refuses a library whose creators are already registered, and it dlopens the
 // library first (running 2.), so getCreators() takes the creators that 2. registered out
 // of the global registry again before handing them to TensorRT.
+//
+// Built with -DDCN_TRT_LINK_NVINFER=OFF (DCN_TRT_NO_NVINFER=1) the library does not link
+// libnvinfer, like TensorRT's own version-compatible plugin library (NVIDIA/TensorRT
+// plugin/CMakeLists.txt, tensorrt_vc_plugins, and plugin/vc/vfcCommon.cpp at
+// a892d22267d9cd2dedc1a0893e6892ac901f6d3d): only way 1. registers it (no static
+// registration, no getPluginRegistry()), logging goes through setLoggerFinder(), and
+// the library can be serialized into a version-compatible engine
+// (IBuilderConfig::setPluginsToSerialize, trtexec --setPluginsToSerialize) and loaded by
+// the lean runtime.
 #include "deform_conv2d_plugin.h"
 #include "deform_psroi_pool_plugin.h"
 #include "plugin_common.h"
@@ -37,6 +46,18 @@ nvinfer1::IPluginCreatorInterface* const* creators()
 std::mutex gMutex;
 bool gAutoRegistered[kNbCreators] = {false, false};
 
+#if defined(DCN_TRT_NO_NVINFER) && DCN_TRT_NO_NVINFER
+nvinfer1::IPluginRegistry* globalRegistry() noexcept
+{
+    return nullptr; // no libnvinfer: registered only through getCreators()
+}
+#else
+nvinfer1::IPluginRegistry* globalRegistry() noexcept
+{
+    return getPluginRegistry();
+}
+#endif
+
 void autoRegister() noexcept
 {
     try
@@ -46,7 +67,7 @@ void autoRegister() noexcept
         {
             return;
         }
-        nvinfer1::IPluginRegistry* registry = getPluginRegistry();
+        nvinfer1::IPluginRegistry* registry = globalRegistry();
         if (registry == nullptr)
         {
             return;
@@ -92,7 +113,7 @@ DCN_TRT_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCre
     try
     {
         std::lock_guard<std::mutex> lock(gMutex);
-        nvinfer1::IPluginRegistry* registry = getPluginRegistry();
+        nvinfer1::IPluginRegistry* registry = globalRegistry();
         for (int32_t i = 0; i < kNbCreators; ++i)
         {
             if (gAutoRegistered[i] && registry != nullptr)

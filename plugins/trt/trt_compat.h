@@ -4,7 +4,8 @@
 // which is the same in TensorRT 10.x and 11.x. What differs:
 //  * TensorRT 11 hands plugins no cuBLAS / cuDNN handle (IPluginV2Ext::attachToContext
 //    always gets nullptr; IPluginResourceContext has none): the DeformConv2d plugin
-//    creates and owns its cuBLAS handle on every TensorRT version.
+//    creates its cuBLAS handle itself on every TensorRT version, one per execution context
+//    (cublas_resource.h).
 //  * TensorRT 11 has no BuilderFlag::kFP16 and every network is strongly typed: the
 //    plugin never sees a precision flag, only the tensor types TensorRT proposes in
 //    supportsFormatCombination (FP32 or FP16, linear). Nothing to do in C++; the

@@ -4,21 +4,30 @@
 // Built (scripts/check_cuda_build.sh, DCN_TRT_CHECK_ONLY=ON + DCN_TRT_HOST_HARNESS=ON) from
 // the real plugin sources, the real CUDA kernels, the CUDA runtime and cuBLAS, against real
 // TensorRT headers. TensorRT's library is replaced by what the plugins need of it:
-// getLogger() (a logger that keeps the messages) and getPluginRegistry() (null: the
-// on-load registration is skipped). The harness stands in for TensorRT's side of the
+// getLogger() (a logger that keeps the messages) and getPluginRegistry() (a registry that
+// records creator registrations and implements the plugin resource calls,
+// acquirePluginResource / releasePluginResource, with TensorRT's documented semantics;
+// dcn_harness_use_registry(0) makes it null). The harness stands in for TensorRT's side of the
 // plugin interface: it calls getCreators(), createPlugin() with fields built by the
 // test, getFieldsToSerialize(), getOutputShapes() with an IExprBuilder whose expressions
 // carry a value (symbolic or constant), supportsFormatCombination(), getOutputDataTypes(),
 // configurePlugin(), getWorkspaceSize(), onShapeChange(), attachToContext() with an error
-// recorder, and enqueue() (which, with no GPU, must fail with a reported, non-zero status).
+// recorder and one resource context per execution context id, and enqueue() (which, with
+// no GPU, must fail with a reported, non-zero status). Device mode (a CUDA device present):
+// dcn_harness_enqueue() runs enqueue on device buffers and a stream the caller owns
+// (tests/trt_device.py: torch CUDA tensors, CUDA graphs, two contexts on two streams).
 // Test code only; not part of the plugin library.
 #include "NvInferRuntime.h"
+
+#include "cublas_resource.h"
 
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +54,136 @@ struct KeepLogger : public ILogger
     }
 };
 KeepLogger gLogger;
+
+// What the plugins use of TensorRT's registry: creator registration (counted) and plugin
+// resources (IPluginRegistry::acquirePluginResource: the first acquire of a key registers
+// resource->clone(), later ones count; releasePluginResource: the last release calls
+// release() and deletes the clone). Everything else answers "nothing".
+class Registry : public IPluginRegistry
+{
+public:
+    std::mutex mutex;
+    std::map<std::string, std::pair<IPluginResource*, int32_t>> resources;
+    int32_t registered{0};
+    int32_t deregistered{0};
+    int32_t acquires{0};
+    int32_t releases{0};
+
+#if NV_TENSORRT_MAJOR < 11 // the IPluginV2 creator calls TensorRT 10 still declares (deprecated)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override
+    {
+        return false;
+    }
+    IPluginCreator* const* getPluginCreatorList(int32_t* const n) const noexcept override
+    {
+        *n = 0;
+        return nullptr;
+    }
+    IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept override
+    {
+        return nullptr;
+    }
+    bool deregisterCreator(IPluginCreator const&) noexcept override
+    {
+        return false;
+    }
+#pragma GCC diagnostic pop
+#endif
+    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return nullptr;
+    }
+    bool isParentSearchEnabled() const override
+    {
+        return false;
+    }
+    void setParentSearchEnabled(bool const) override {}
+    PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override
+    {
+        return nullptr;
+    }
+    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
+    bool registerCreator(IPluginCreatorInterface&, AsciiChar const* const) noexcept override
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++registered;
+        return true;
+    }
+    IPluginCreatorInterface* const* getAllCreators(int32_t* const n) const noexcept override
+    {
+        *n = 0;
+        return nullptr;
+    }
+    IPluginCreatorInterface* getCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept override
+    {
+        return nullptr;
+    }
+    bool deregisterCreator(IPluginCreatorInterface const&) noexcept override
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++deregistered;
+        return true;
+    }
+    IPluginResource* acquirePluginResource(AsciiChar const* key, IPluginResource* resource) noexcept override
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++acquires;
+        if (key == nullptr || resource == nullptr)
+        {
+            return nullptr;
+        }
+        auto it = resources.find(key);
+        if (it != resources.end())
+        {
+            ++it->second.second;
+            return it->second.first;
+        }
+        IPluginResource* r = resource->clone();
+        if (r != nullptr)
+        {
+            resources.emplace(key, std::make_pair(r, 1));
+        }
+        return r;
+    }
+    int32_t releasePluginResource(AsciiChar const* key) noexcept override
+    {
+        IPluginResource* dead = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            ++releases;
+            auto it = key ? resources.find(key) : resources.end();
+            if (it == resources.end())
+            {
+                return -1;
+            }
+            if (--it->second.second > 0)
+            {
+                return 0;
+            }
+            dead = it->second.first;
+            resources.erase(it);
+        }
+        int32_t const rc = dead->release();
+        delete dead;
+        return rc;
+    }
+    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const n) noexcept override
+    {
+        *n = 0;
+        return nullptr;
+    }
+};
+
+bool gUseRegistry = true;
+
+Registry& registry()
+{
+    static Registry* r = new Registry; // never destroyed: plugin clones may release at exit
+    return *r;
+}
 } // namespace
 
 extern "C" ILogger* getLogger() noexcept
@@ -53,7 +192,7 @@ extern "C" ILogger* getLogger() noexcept
 }
 extern "C" IPluginRegistry* getPluginRegistry() noexcept
 {
-    return nullptr;
+    return gUseRegistry ? &registry() : nullptr;
 }
 
 namespace {
@@ -270,6 +409,21 @@ private:
 };
 
 Recorder gRecorder;
+
+// One IPluginResourceContext per execution context id (TensorRT has one per context);
+// they live as long as the process, so their addresses (the plugins' resource keys) stay distinct.
+ResourceContext* resourceContext(int32_t id)
+{
+    static std::map<int32_t, std::unique_ptr<ResourceContext>> contexts;
+    static std::mutex m;
+    std::lock_guard<std::mutex> lock(m);
+    auto& c = contexts[id];
+    if (!c)
+    {
+        c.reset(new ResourceContext(&gRecorder));
+    }
+    return c.get();
+}
 
 struct Handle
 {
@@ -531,8 +685,82 @@ HARNESS_API int dcn_harness_configure(void* handle, int32_t nbInputs, int32_t co
 HARNESS_API void* dcn_harness_attach(void* handle)
 {
     auto* h = static_cast<Handle*>(handle);
-    ResourceContext ctx(&gRecorder);
-    return wrap(h->runtime->attachToContext(&ctx));
+    return wrap(h->runtime->attachToContext(resourceContext(0)));
+}
+
+// The same for execution context `contextId` (its own IPluginResourceContext).
+HARNESS_API void* dcn_harness_attach_context(void* handle, int32_t contextId)
+{
+    auto* h = static_cast<Handle*>(handle);
+    return wrap(h->runtime->attachToContext(resourceContext(contextId)));
+}
+
+// IPluginV3::clone() -> a new handle.
+HARNESS_API void* dcn_harness_clone(void* handle)
+{
+    return wrap(static_cast<Handle*>(handle)->plugin->clone());
+}
+
+// 1: getPluginRegistry() returns the harness registry (default); 0: null (the plugins then
+// use their process-local registry, as a library built without libnvinfer does).
+HARNESS_API void dcn_harness_use_registry(int32_t on)
+{
+    gUseRegistry = on != 0;
+}
+
+// JSON {"live": cuBLAS resources alive, "registered", "deregistered", "acquires", "releases",
+// "keys": {key: reference count}} of the harness registry.
+HARNESS_API int dcn_harness_resources(char* buf, size_t n)
+{
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    std::string o = "{\"live\":" + std::to_string(dcn::trt::liveCublasResources()) + ",\"registered\":"
+        + std::to_string(r.registered) + ",\"deregistered\":" + std::to_string(r.deregistered) + ",\"acquires\":"
+        + std::to_string(r.acquires) + ",\"releases\":" + std::to_string(r.releases) + ",\"keys\":{";
+    bool first = true;
+    for (auto const& kv : r.resources)
+    {
+        o += std::string(first ? "" : ",") + jsonString(kv.first.c_str()) + ":" + std::to_string(kv.second.second);
+        first = false;
+    }
+    o += "}}";
+    return copyOut(o, buf, n);
+}
+
+// onShapeChange with the given dims (runtime clone). Returns its status.
+HARNESS_API int dcn_harness_shape_change(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* types, int32_t outRank, int64_t const* outDims)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DynamicPluginTensorDesc> in = dynDescs(nbInputs, ranks, dims, types);
+    std::vector<DynamicPluginTensorDesc> out = dynDescs(1, &outRank, outDims, types);
+    std::vector<PluginTensorDesc> inD(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        inD[i] = in[i].desc;
+    }
+    PluginTensorDesc outD = out[0].desc;
+    return h->runtime->onShapeChange(inD.data(), nbInputs, &outD, 1);
+}
+
+// enqueue on the caller's buffers and stream (device pointers; `stream` a cudaStream_t,
+// null for the legacy default stream), with the given descriptors; outType is the output's
+// DataType. Returns enqueue's status. Nothing is synchronised here.
+HARNESS_API int dcn_harness_enqueue(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* types, int32_t outRank, int64_t const* outDims, int32_t outType, void const* const* inputs,
+    void* output, void* workspace, void* stream)
+{
+    auto* h = static_cast<Handle*>(handle);
+    std::vector<DynamicPluginTensorDesc> in = dynDescs(nbInputs, ranks, dims, types);
+    std::vector<DynamicPluginTensorDesc> out = dynDescs(1, &outRank, outDims, &outType);
+    std::vector<PluginTensorDesc> inD(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        inD[i] = in[i].desc;
+    }
+    PluginTensorDesc outD = out[0].desc;
+    void* outputs[1] = {output};
+    return h->runtime->enqueue(inD.data(), &outD, inputs, outputs, workspace, static_cast<cudaStream_t>(stream));
 }
 
 // onShapeChange with the given dims, then enqueue with null device pointers (no GPU here:

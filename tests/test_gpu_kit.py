@@ -1,0 +1,85 @@
+"""The GPU proof kit (scripts/gpu_check.sh) where there is no GPU: it must say so in one line
+(exit 2), its device tests must skip naming the missing piece, and every module it imports
+must load without onnx, onnxruntime, Polygraphy or TensorRT (the GPU machine has its own
+torch, numpy and pytest only)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from cuda_check import REPO
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: the kit runs for real")
+
+BLOCKER = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = {"onnx", "onnxruntime", "polygraphy", "tensorrt", "onnxscript"}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked: the GPU machine does not have it")
+            return None
+    sys.meta_path.insert(0, Block())
+    sys.path[:0] = PATHS
+""")
+
+
+def _python(code: str, **kw) -> subprocess.CompletedProcess:
+    paths = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
+    prelude = BLOCKER.replace("PATHS", repr(paths))
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def test_kit_modules_import_without_onnx_polygraphy_tensorrt():
+    p = _python("""
+        import trt_device, test_trt_device, bench_plugins_cuda, sweep
+        from exporter.ops.reference import deform_conv2d, deform_psroi_pool
+        from exporter.tolerance import tolerance
+        import exporter.contract
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        assert not loaded, loaded
+        print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
+def test_blocker_blocks():
+    p = _python("import onnx")
+    assert p.returncode != 0 and "onnx is blocked" in p.stderr
+
+
+@NO_GPU
+def test_gpu_check_without_a_device_exits_2_with_one_line(tmp_path):
+    p = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(tmp_path / "out")], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: no CUDA device ("), p.stderr
+    assert p.stdout == ""
+
+
+def test_gpu_check_usage_is_one_line():
+    p = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh")], cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "usage:" in p.stderr
+
+
+@NO_GPU
+def test_bench_without_a_device_exits_2_with_one_line():
+    p = _python("import bench_plugins_cuda; sys.exit(bench_plugins_cuda.main([]))")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.strip().startswith("bench_plugins_cuda: no CUDA device (") and p.stderr.strip().count("\n") == 0
+
+
+@NO_GPU
+def test_device_tests_skip_naming_the_device():
+    p = subprocess.run([sys.executable, "-m", "pytest", "tests/test_trt_device.py", "-q", "-rs", "-p", "no:cacheprovider"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert "passed" not in p.stdout.splitlines()[-1] and "skipped" in p.stdout.splitlines()[-1], p.stdout[-2000:]
+    assert "no CUDA device (torch" in p.stdout

@@ -1,0 +1,174 @@
+"""The TensorRT plugins' real enqueue on a CUDA device, without TensorRT (tests/trt_device.py).
+
+Each test drives a plugin through TensorRT's lifecycle in the host harness and runs enqueue on
+torch CUDA tensors: the awkward sweep of tests/sweep.py, batch 33 (two chunks of the column
+buffer), ResNet-50-DCN c3-c5 layers at 1333x800 (no bias: an empty optional B, with a mask),
+an R-FCN head with 300 RoIs, FP32 and FP16; outputs against the float64 reference with
+exporter/tolerance.py. Then: enqueue captured in a CUDA graph and replayed; two execution
+contexts enqueuing concurrently on two streams. Without a CUDA device every test skips,
+naming it. scripts/gpu_check.sh runs this file (and compute-sanitizer over the "small" ones).
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import trt_device as td
+from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
+
+pytestmark = pytest.mark.gpu
+
+DTYPES = [torch.float32, torch.float16]
+DT_IDS = ["fp32", "fp16"]
+
+
+@pytest.fixture(scope="module")
+def hx():
+    why = td.cuda_missing()
+    if why:
+        pytest.skip(why)
+    h = td.DeviceHarness(td.device_harness_path())
+    yield h
+    torch.cuda.synchronize()
+    h.close()
+
+
+def check_conv(hx, case, dtype, *, what, empty_bias=False, misalign=0, context=0):
+    lay = td.run_plugin(hx, td.CONV_OP, what, case.attrs(), td.conv_inputs(case, empty_bias=empty_bias), dtype,
+                        misalign=misalign, context=context)
+    torch.cuda.synchronize()
+    td.assert_close(lay.output, td.conv_reference(lay, case), dtype, what)
+    return lay
+
+
+def check_pool(hx, case, dtype, *, what):
+    lay = td.run_plugin(hx, td.POOL_OP, what, case.attrs, td.pool_inputs(case), dtype, float32_at=(1,))
+    torch.cuda.synchronize()
+    td.assert_close(lay.output, td.pool_reference(lay, case), dtype, what)
+    return lay
+
+
+# --------------------------------------------------------------------------- DeformConv2d
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("spec", CONV_SPECS, ids=[s[0] for s in CONV_SPECS])
+def test_conv_sweep(hx, spec, dtype):
+    # workspace pointer 16 bytes off a 256-byte boundary: the plugin aligns it itself
+    check_conv(hx, td.unit_weights(make_conv_case(spec)), dtype, what=f"conv {spec[0]}", misalign=16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_conv_empty_bias_with_mask(hx, dtype):
+    case = td.unit_weights(make_conv_case(CONV_SPECS[1]))
+    case.bias = None
+    lay = check_conv(hx, case, dtype, what="conv no bias, mask", empty_bias=True)
+    assert lay.shapes[3] == [] and lay.inputs[3] is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_conv_batch33_runs_in_chunks(hx, dtype):
+    check_conv(hx, td.chunked_case(33), dtype, what="conv batch 33")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
+def test_resnet50_dcn_layers_1333x800(hx, stage, dtype):
+    check_conv(hx, td.resnet_case(stage), dtype, what=f"resnet50-dcn {stage}", empty_bias=True)
+
+
+# --------------------------------------------------------------------------- DeformPSROIPool
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("spec", POOL_SPECS, ids=[s[0] for s in POOL_SPECS])
+def test_pool_sweep(hx, spec, dtype):
+    check_pool(hx, make_pool_case(spec), dtype, what=f"pool {spec[0]}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_rfcn_head_300_rois(hx, dtype):
+    check_pool(hx, td.rfcn_case(300), dtype, what="R-FCN head")
+
+
+def test_pool_no_trans_ignores_any_trans(hx):
+    case = make_pool_case(POOL_SPECS[1])
+    want = td.run_plugin(hx, td.POOL_OP, "p", dict(case.attrs, no_trans=1), [case.data, case.rois], torch.float32)
+    bogus = torch.randn(7, 3, 5, dtype=torch.float64)  # rank 3: ignored with no_trans = 1
+    got = td.run_plugin(hx, td.POOL_OP, "p", dict(case.attrs, no_trans=1), [case.data, case.rois, bogus],
+                        torch.float32)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(got.output, want.output, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- graphs, contexts
+def _refill(lay):
+    for t in lay.inputs[:1]:  # new X / data values, same buffers
+        t.copy_(torch.randn_like(t, dtype=torch.float32).to(t.dtype))
+
+
+@pytest.mark.parametrize("op", ["conv", "pool"])
+def test_enqueue_captured_in_a_cuda_graph_replays_right(hx, op):
+    if op == "conv":
+        case = td.unit_weights(make_conv_case(CONV_SPECS[1]))
+        lay = td.run_plugin(hx, td.CONV_OP, "g", case.attrs(), td.conv_inputs(case), torch.float32, context=11)
+        ref = lambda: td.conv_reference(lay, case)  # noqa: E731
+    else:
+        case = make_pool_case(POOL_SPECS[1])
+        lay = td.run_plugin(hx, td.POOL_OP, "g", case.attrs, td.pool_inputs(case), torch.float32, context=11)
+        ref = lambda: td.pool_reference(lay, case)  # noqa: E731
+    torch.cuda.synchronize()
+    before = hx.resources()
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        with torch.cuda.graph(graph, stream=stream):
+            rc = lay.enqueue(stream)
+    assert rc == 0, hx.log()
+    _refill(lay)
+    lay.output.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    td.assert_close(lay.output, ref(), torch.float32, f"{op} graph replay")
+    after = hx.resources()
+    # no handle created or acquired inside enqueue / capture
+    assert (after["live"], after["acquires"]) == (before["live"], before["acquires"])
+
+
+def test_two_contexts_on_two_streams_concurrently(hx):
+    case = td.unit_weights(make_conv_case(CONV_SPECS[1], batch=4))
+    before = set(hx.resources()["keys"])
+    layers = [td.run_plugin(hx, td.CONV_OP, f"ctx{c}", case.attrs(), td.conv_inputs(case), torch.float32,
+                            context=c) for c in (21, 22)]
+    new = set(hx.resources()["keys"]) - before
+    assert len(new) == 2 and all(k.startswith("dcn.cublas.") for k in new), new  # one handle per context
+    torch.cuda.synchronize()
+    streams = [torch.cuda.Stream() for _ in layers]
+    errors = []
+
+    def work(lay, s):
+        with torch.cuda.stream(s):
+            for _ in range(20):
+                lay.output.fill_(float("nan"))
+                if lay.enqueue(s) != 0:
+                    errors.append(hx.log())
+
+    threads = [threading.Thread(target=work, args=(lay, s)) for lay, s in zip(layers, streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    torch.cuda.synchronize()
+    assert not errors, errors
+    want = td.conv_reference(layers[0], case)
+    for lay in layers:
+        td.assert_close(lay.output, want, torch.float32, "two contexts")
+
+
+def test_layers_of_one_context_share_one_cublas_handle(hx):
+    case = td.unit_weights(make_conv_case(CONV_SPECS[0]))
+    a = td.run_plugin(hx, td.CONV_OP, "a", case.attrs(), td.conv_inputs(case), torch.float32, context=31)
+    live = hx.resources()["live"]
+    b = td.run_plugin(hx, td.CONV_OP, "b", case.attrs(), td.conv_inputs(case), torch.float32, context=31)
+    assert hx.resources()["live"] == live
+    torch.cuda.synchronize()
+    td.assert_close(b.output, td.conv_reference(b, case), torch.float32, "shared handle")
+    td.assert_close(a.output, td.conv_reference(a, case), torch.float32, "shared handle")
