@@ -1,0 +1,126 @@
+"""Helpers of the serving tests and the serving benchmark: export the samples, start ``dcn-serve``
+on loopback with free ports, wait for it, always tear it down (the whole process tree)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def export_resnet_tiny(work: Path, size: int = 64) -> Path:
+    """The tiny ResNet-DCN sample (DCNv2) as ONNX with a dynamic batch (and height / width)."""
+    from exporter.cli import main as dcn_export
+    from samples.resnet_dcn import make_model
+
+    pt2, onnx_path = work / "resnet_dcn.pt2", work / "resnet_dcn.onnx"
+    assert make_model.main(["--variant", "dcnv2", "--tiny", "--offset-std", "0.05", "--size", str(size),
+                            "-o", str(pt2)]) == 0
+    assert dcn_export([str(pt2), "-o", str(onnx_path), "--input", f"images:2x3x{size}x{size}",
+                       "--dynamic", "images:0=batch,2=height,3=width"]) == 0
+    return onnx_path
+
+
+def export_rfcn_tiny(work: Path) -> Path:
+    """The tiny R-FCN sample (deformable PS-RoI pooling): images [1, 3, 64, 64], rois [R, 5]."""
+    from exporter.cli import main as dcn_export
+    from samples.rfcn_dpsroi import make_model
+
+    pt2, onnx_path = work / "rfcn_dpsroi.pt2", work / "rfcn_dpsroi.onnx"
+    assert make_model.main(["--head", "rfcn", "--tiny", "-o", str(pt2)]) == 0
+    assert dcn_export([str(pt2), "-o", str(onnx_path), *make_model.EXPORT_ARGS,
+                       "--dynamic", "rois:0=num_rois"]) == 0
+    return onnx_path
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (from /proc), deepest first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: list[int] = []
+
+    def walk(p: int) -> None:
+        for c in children.get(p, []):
+            walk(c)
+            out.append(c)
+
+    walk(pid)
+    return out
+
+
+class ServerProcess:
+    """``dcn-serve MODEL ARGS`` (``python -m trt_runtime.serve``) on 127.0.0.1 with free ports."""
+
+    def __init__(self, model: Path, args: Sequence[str], logdir: Path, argv0: Optional[Sequence[str]] = None):
+        from trt_runtime.serve import free_port
+
+        self.http_port, self.grpc_port, self.metrics_port = (free_port(HOST) for _ in range(3))
+        self.stdout_path, self.stderr_path = logdir / "serve.out", logdir / "serve.err"
+        cmd = list(argv0 or [sys.executable, "-m", "trt_runtime.serve"]) + [str(model), *args]
+        cmd += ["--host", HOST, "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
+                "--metrics-port", str(self.metrics_port)]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        self.cmd = cmd
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True)
+        self.returncode: Optional[int] = None
+
+    @property
+    def http_url(self) -> str:
+        return f"{HOST}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{HOST}:{self.grpc_port}"
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready; Ctrl-C stops" in self.stdout():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dcn-serve exited with {self.proc.returncode}:\n{self.stdout()}\n{self.stderr()}")
+            time.sleep(0.25)
+        raise TimeoutError(f"dcn-serve not ready after {timeout} s:\n{self.stdout()}\n{self.stderr()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Ctrl-C (SIGINT); after ``timeout`` the whole process tree is killed. Returns the exit code."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.returncode = self.proc.wait()
+        return self.returncode
+
+    def kill(self) -> None:
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()

@@ -1,0 +1,282 @@
+"""Serving at scale: ``dcn-serve`` (a real tritonserver through PyTriton, on 127.0.0.1 with free
+ports) and ``dcn-triton-repo`` (native model repositories, configs parsed by Triton's own
+model-config protobuf from tritonclient).
+
+Bounded: two servers (the tiny ResNet-DCN sample with dynamic batching, the tiny R-FCN sample
+without), 8 clients x 50 requests on the first, a few on the second; every server is stopped
+in a ``finally`` (SIGINT, then the whole process tree is killed), also when a test fails.
+Every response is compared with the PyTorch reference of *its own* input (distinct inputs,
+so a response swapped between requests of one dynamic batch fails), within the float32
+row of exporter/tolerance.py scaled by the output's range (model_tolerance).
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.tolerance import model_tolerance
+
+from serve_helpers import REPO, ServerProcess, export_resnet_tiny, export_rfcn_tiny
+
+tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
+import tritonclient.grpc as tritonclient_grpc  # noqa: E402
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+CLIENTS, REQUESTS = 8, 50  # the load test: 8 clients x 50 requests, half HTTP, half gRPC
+NUM_INPUTS = 24  # distinct inputs with their PyTorch references
+TIMEOUT_S = 60.0  # per request
+
+
+# --------------------------------------------------------------------------- models and references
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="module")
+def resnet(work):
+    """(onnx path, inputs [NUM_INPUTS, 3, 64, 64], PyTorch outputs, tolerance (atol, rtol))."""
+    from exporter.loading import load_model
+
+    onnx_path = export_resnet_tiny(work)
+    model = load_model(work / "resnet_dcn.pt2")
+    x = torch.randn(NUM_INPUTS, 3, 64, 64, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        ref = torch.cat([model(x[i:i + 4]) for i in range(0, NUM_INPUTS, 4)]).numpy()
+    return onnx_path, x.numpy(), ref, model_tolerance("float32", ref)
+
+
+@pytest.fixture(scope="module")
+def rfcn(work):
+    """(onnx path, [(images, rois, {output: reference})] with 8 or 5 RoIs)."""
+    from exporter.loading import load_model
+    from samples.resnet_dcn import model as resnet_model
+    from samples.rfcn_dpsroi import model as rfcn_model
+
+    onnx_path = export_rfcn_tiny(work)
+    model = load_model(work / "rfcn_dpsroi.pt2")
+    cases = []
+    for seed in range(6):
+        images = resnet_model.example_images(64, seed=100 + seed)
+        rois = rfcn_model.example_rois(8 if seed % 2 == 0 else 5, 64, 64, seed=100 + seed)
+        with torch.no_grad():
+            outs = model(images, rois)
+        cases.append((images.numpy(), rois.numpy(), dict(zip(rfcn_model.OUTPUT_NAMES, (o.numpy() for o in outs)))))
+    return onnx_path, cases
+
+
+def _server(request, model: Path, args, logdir: Path) -> ServerProcess:
+    server = ServerProcess(model, args, logdir)
+    request.addfinalizer(server.stop)  # always torn down, also when a test fails
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="module")
+def resnet_server(request, resnet, work):
+    logdir = work / "resnet-server"
+    logdir.mkdir()
+    return _server(request, resnet[0], ["--name", "resnet_dcn", "--instances", "2", "--threads", "1",
+                                        "--max-batch", "8", "--max-queue-delay-us", "5000"], logdir)
+
+
+@pytest.fixture(scope="module")
+def rfcn_server(request, rfcn, work):
+    logdir = work / "rfcn-server"
+    logdir.mkdir()
+    return _server(request, rfcn[0], ["--name", "rfcn", "--instances", "2", "--threads", "1"], logdir)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def _infer(client_module, client, model: str, feeds: dict, outputs):
+    inputs = []
+    for name, arr in feeds.items():
+        arr = np.ascontiguousarray(arr)
+        dtype = {np.dtype("float32"): "FP32", np.dtype("float64"): "FP64"}[arr.dtype]
+        inp = client_module.InferInput(name, list(arr.shape), dtype)
+        inp.set_data_from_numpy(arr)
+        inputs.append(inp)
+    wanted = [client_module.InferRequestedOutput(o) for o in outputs]
+    if client_module is tritonclient_grpc:
+        result = client.infer(model, inputs, outputs=wanted, client_timeout=TIMEOUT_S)
+    else:
+        result = client.infer(model, inputs, outputs=wanted)
+    return {o: result.as_numpy(o) for o in outputs}
+
+
+def _client(protocol: str, server: ServerProcess):
+    if protocol == "grpc":
+        return tritonclient_grpc, tritonclient_grpc.InferenceServerClient(server.grpc_url)
+    return tritonclient_http, tritonclient_http.InferenceServerClient(
+        server.http_url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+
+
+def _deviation(got: np.ndarray, ref: np.ndarray, tol) -> tuple[float, bool]:
+    atol, rtol = tol
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    return float(diff.max()), bool(got.shape == ref.shape and np.all(diff <= atol + rtol * np.abs(ref)))
+
+
+def _batch_stats(server: ServerProcess, model: str) -> dict[int, int]:
+    client = tritonclient_http.InferenceServerClient(server.http_url)
+    try:
+        stats = client.get_inference_statistics(model)["model_stats"][0]
+    finally:
+        client.close()
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
+# --------------------------------------------------------------------------- dcn-serve
+
+
+def test_startup_prints_endpoints_and_io(resnet_server):
+    out = resnet_server.stdout()
+    assert re.search(r"input\s+images FP32 \['batch', '3', 'height', 'width'\]", out), out
+    assert re.search(r"output\s+\S+ FP32", out), out
+    assert f"http://127.0.0.1:{resnet_server.http_port}/v2/models/resnet_dcn/infer" in out
+    assert f"grpc://127.0.0.1:{resnet_server.grpc_port}" in out
+    assert "2 instance(s), dynamic batching up to 8" in out
+
+
+def test_concurrent_load_every_response_is_its_own_reference(resnet_server, resnet):
+    """8 clients x 50 requests (HTTP and gRPC), batch 1 or 2 each, distinct inputs: nothing lost,
+    nothing mixed up, every response within tolerance; Triton's statistics show batches > 1."""
+    _, x, ref, tol = resnet
+    before = _batch_stats(resnet_server, "resnet_dcn")
+    out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
+    results: list[tuple[int, int, float, bool]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client_loop(c: int) -> None:
+        module, client = _client("grpc" if c % 2 else "http", resnet_server)
+        try:
+            for j in range(REQUESTS):
+                k = (c * REQUESTS + j) % NUM_INPUTS
+                idx = [k, (k + 7) % NUM_INPUTS] if j % 5 == 4 else [k]  # every 5th request: batch 2
+                try:
+                    got = _infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
+                    dev, ok = _deviation(got, ref[idx], tol)
+                    with lock:
+                        results.append((c, j, dev, ok))
+                except Exception as err:  # noqa: BLE001  (counted, reported below)
+                    with lock:
+                        errors.append(f"client {c} request {j}: {' '.join(str(err).split())[:300]}")
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=CLIENTS * REQUESTS * TIMEOUT_S)
+    after = _batch_stats(resnet_server, "resnet_dcn")
+    formed = {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
+    max_dev = max((r[2] for r in results), default=float("nan"))
+    summary = {"requests": CLIENTS * REQUESTS, "answered": len(results), "errors": len(errors),
+               "outside_tolerance": sum(not r[3] for r in results), "max_abs_deviation": max_dev,
+               "tolerance": {"atol": tol[0], "rtol": tol[1]}, "batches_formed": formed}
+    print("serving load test:", json.dumps(summary))
+    assert not errors, errors[:5]
+    assert len(results) == CLIENTS * REQUESTS
+    assert all(ok for *_, ok in results), summary
+    assert any(b > 1 for b in formed), f"no dynamic batch > 1 was formed: {formed}"
+    samples = sum(b * n for b, n in formed.items())
+    assert samples == CLIENTS * REQUESTS + CLIENTS * (REQUESTS // 5), (samples, formed)
+
+
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(resnet_server, resnet):
+    _, x, ref, tol = resnet
+    out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
+    for protocol in ("http", "grpc"):
+        module, client = _client(protocol, resnet_server)
+        try:
+            bad = [
+                ({"imgs": x[:1]}, r"imgs"),  # wrong input name
+                ({"images": x[:1].astype(np.float64)}, r"FP64|data.?type|datatype"),  # wrong dtype
+                ({"images": np.zeros((1, 4, 64, 64), np.float32)}, r"shape|\[.*4.*64.*64"),  # wrong channels
+            ]
+            for feeds, pattern in bad:
+                with pytest.raises(InferenceServerException) as info:
+                    _infer(module, client, "resnet_dcn", feeds, [out_name])
+                message = str(info.value)
+                assert re.search(pattern, message, re.I), message
+                assert "Traceback" not in message, message
+            with pytest.raises(InferenceServerException, match="no_such_model|unknown model|not found"):
+                _infer(module, client, "no_such_model", {"images": x[:1]}, [out_name])
+            got = _infer(module, client, "resnet_dcn", {"images": x[3:4]}, [out_name])[out_name]
+            assert _deviation(got, ref[3:4], tol)[1]
+        finally:
+            client.close()
+
+
+def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
+    """images [1, 3, H, W] + rois [R, 5]: axis 0 is not one batch axis, so no batching; R varies."""
+    _, cases = rfcn
+    out = rfcn_server.stdout()
+    assert "no batching (axis 0 is not one batch axis" in out, out
+    assert re.search(r"input\s+rois FP32 \['num_rois', '5'\]", out), out
+    errors, devs = [], []
+
+    def client_loop(c: int) -> None:
+        module, client = _client("grpc" if c % 2 else "http", rfcn_server)
+        try:
+            for j in range(5):
+                images, rois, ref = cases[(c + j) % len(cases)]
+                try:
+                    got = _infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
+                    for name, r in ref.items():
+                        dev, ok = _deviation(got[name], r, model_tolerance("float32", r))
+                        devs.append(dev)
+                        if not ok:
+                            errors.append(f"client {c} request {j} {name}: max deviation {dev}")
+                except Exception as err:  # noqa: BLE001
+                    errors.append(f"client {c} request {j}: {' '.join(str(err).split())[:300]}")
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20 * TIMEOUT_S)
+    print("serving PS-RoI sample:", json.dumps({"requests": 20, "errors": len(errors), "max_abs_deviation":
+                                                max(devs, default=float("nan"))}))
+    assert not errors, errors
+    assert len(devs) == 4 * 5 * 2
+
+
+def test_ctrl_c_stops_cleanly(rfcn_server):
+    code = rfcn_server.stop()
+    assert code in (0, 130), (code, rfcn_server.stderr())
+    assert "Traceback" not in rfcn_server.stderr(), rfcn_server.stderr()
+    assert "dcn-serve: stopped" in rfcn_server.stdout()
+
+
+def test_engine_without_tensorrt_is_one_line_exit_2(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an engine")
+    proc = subprocess.run([sys.executable, "-m", "trt_runtime.serve", str(engine), "--http-port", "0",
+                           "--grpc-port", "0", "--metrics-port", "0"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dcn-serve: error:"), proc.stderr
+
+
+def test_missing_model_is_one_line_exit_2(tmp_path):
+    from trt_runtime.serve import main
+
+    assert main([str(tmp_path / "nope.onnx"), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]) == 2
