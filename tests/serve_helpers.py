@@ -63,14 +63,16 @@ def _descendants(pid: int) -> list[int]:
 
 
 class ServerProcess:
-    """``dcn-serve MODEL ARGS`` (``python -m trt_runtime.serve``) on 127.0.0.1 with free ports."""
+    """``dcn-serve MODEL ARGS`` (``python -m trt_runtime.serve``; or ``command``, a whole dcn-serve
+    command line, e.g. the README's) on 127.0.0.1 with free ports (appended: the last option wins)."""
 
-    def __init__(self, model: Path, args: Sequence[str], logdir: Path, argv0: Optional[Sequence[str]] = None):
+    def __init__(self, model: Optional[Path], args: Sequence[str], logdir: Path,
+                 command: Optional[Sequence[str]] = None):
         from trt_runtime.serve import free_port
 
         self.http_port, self.grpc_port, self.metrics_port = (free_port(HOST) for _ in range(3))
         self.stdout_path, self.stderr_path = logdir / "serve.out", logdir / "serve.err"
-        cmd = list(argv0 or [sys.executable, "-m", "trt_runtime.serve"]) + [str(model), *args]
+        cmd = list(command) if command else [sys.executable, "-m", "trt_runtime.serve", str(model), *args]
         cmd += ["--host", HOST, "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                 "--metrics-port", str(self.metrics_port)]
         env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -75,19 +76,32 @@ def rfcn(work):
     return onnx_path, cases
 
 
-def _server(request, model: Path, args, logdir: Path) -> ServerProcess:
-    server = ServerProcess(model, args, logdir)
+def _server(request, model, args, logdir: Path, command=None) -> ServerProcess:
+    server = ServerProcess(model, args, logdir, command=command)
     request.addfinalizer(server.stop)  # always torn down, also when a test fails
     server.wait_ready()
     return server
 
 
+def readme_serving_block(lang: str) -> str:
+    """The one ``lang`` block of the README's "Serving" section (``sh``: dcn-serve, ``py``: the client);
+    tests/test_readme.py runs only ``bash`` / ``python`` blocks, these two need a server and run here."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(rf"```{lang}\n(.*?)```", section, re.S)
+    assert len(found) == 1, f"expected one ```{lang} block in the README's Serving section, found {len(found)}"
+    return found[0]
+
+
 @pytest.fixture(scope="module")
 def resnet_server(request, resnet, work):
+    """The README's dcn-serve command, on the exported sample and free loopback ports."""
+    lines = [ln for ln in readme_serving_block("sh").splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith("dcn-serve out/resnet_dcn.onnx "), lines
+    command = [str(resnet[0]) if a == "out/resnet_dcn.onnx" else a for a in shlex.split(lines[0])]
     logdir = work / "resnet-server"
     logdir.mkdir()
-    return _server(request, resnet[0], ["--name", "resnet_dcn", "--instances", "2", "--threads", "1",
-                                        "--max-batch", "8", "--max-queue-delay-us", "5000"], logdir)
+    return _server(request, None, [], logdir, command=command)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +236,15 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(resnet_serve
             client.close()
 
 
+def test_readme_client(resnet_server):
+    code = readme_serving_block("py").replace("127.0.0.1:8001", resnet_server.grpc_url)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "(2, 1000)", proc.stdout
+    assert re.fullmatch(r"\{.*\}", lines[1]), proc.stdout
+
+
 def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
     """images [1, 3, H, W] + rois [R, 5]: axis 0 is not one batch axis, so no batching; R varies."""
     _, cases = rfcn
@@ -258,11 +281,13 @@ def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
     assert len(devs) == 4 * 5 * 2
 
 
-def test_ctrl_c_stops_cleanly(rfcn_server):
-    code = rfcn_server.stop()
-    assert code in (0, 130), (code, rfcn_server.stderr())
-    assert "Traceback" not in rfcn_server.stderr(), rfcn_server.stderr()
-    assert "dcn-serve: stopped" in rfcn_server.stdout()
+@pytest.mark.parametrize("which", ["rfcn_server", "resnet_server"])
+def test_ctrl_c_stops_cleanly(which, request):
+    server = request.getfixturevalue(which)
+    code = server.stop()
+    assert code == 130, (code, server.stderr())
+    assert "Traceback" not in server.stderr(), server.stderr()
+    assert "dcn-serve: stopped" in server.stdout()
 
 
 def test_engine_without_tensorrt_is_one_line_exit_2(tmp_path):

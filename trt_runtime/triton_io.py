@@ -186,9 +186,8 @@ def describe_engine_object(engine) -> ModelSpec:
     """From a loaded trt_runtime.infer.Engine (GPU machine): TensorRT's own view."""
     ins = [TensorSpec(n, str(engine.dtypes[n]), tuple(d if d >= 0 else "" for d in engine.input_shape(n)))
            for n in engine.input_names]
-    outs = [TensorSpec(n, str(engine.dtypes[n]),
-                       tuple(d if d >= 0 else "" for d in engine._engine.get_tensor_shape(n)))  # noqa: SLF001
-            for n in engine.output_names]
+    outs = [TensorSpec(n, str(engine.dtypes[n]), tuple(d if d >= 0 else "" for d in engine.input_shape(n)))
+            for n in engine.output_names]  # input_shape(): TensorRT's declared shape of any I/O tensor
     spec = ModelSpec(Path(engine.path), "engine", ins, outs)
     dyn = [n for n in engine.input_names if engine.input_shape(n) and engine.input_shape(n)[0] < 0]
     if dyn:
