@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+TIMEOUT_S = 60.0  # per request
 
 
 def export_resnet_tiny(work: Path, size: int = 64) -> Path:
@@ -126,3 +127,55 @@ class ServerProcess:
             except ProcessLookupError:
                 pass
         self.proc.wait()
+
+
+# --------------------------------------------------------------------------- clients (tritonclient)
+
+
+def infer(client_module, client, model: str, feeds: dict, outputs):
+    """One request; {output: array}."""
+    import numpy as np
+    from tritonclient.utils import np_to_triton_dtype
+
+    inputs = []
+    for name, arr in feeds.items():
+        arr = np.ascontiguousarray(arr)
+        inp = client_module.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype))
+        inp.set_data_from_numpy(arr)
+        inputs.append(inp)
+    wanted = [client_module.InferRequestedOutput(o) for o in outputs]
+    timeout = {"client_timeout": TIMEOUT_S} if client_module.__name__.endswith("grpc") else {}
+    result = client.infer(model, inputs, outputs=wanted, **timeout)
+    return {o: result.as_numpy(o) for o in outputs}
+
+
+def client_for(protocol: str, server: ServerProcess):
+    """(tritonclient module, client) for "http" or "grpc"."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    if protocol == "grpc":
+        return grpcclient, grpcclient.InferenceServerClient(server.grpc_url)
+    return httpclient, httpclient.InferenceServerClient(
+        server.http_url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+
+
+def deviation(got, ref, tol) -> tuple[float, bool]:
+    """(max |got - ref|, within atol + rtol * |ref| everywhere with the same shape)."""
+    import numpy as np
+
+    atol, rtol = tol
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    return float(diff.max()), bool(got.shape == ref.shape and np.all(diff <= atol + rtol * np.abs(ref)))
+
+
+def batch_stats(server: ServerProcess, model: str) -> dict[int, int]:
+    """{batch size: executions} from Triton's statistics."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(server.http_url)
+    try:
+        stats = client.get_inference_statistics(model)["model_stats"][0]
+    finally:
+        client.close()
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}

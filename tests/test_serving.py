@@ -25,15 +25,14 @@ import torch
 
 from exporter.tolerance import model_tolerance
 
-from serve_helpers import REPO, ServerProcess, export_resnet_tiny, export_rfcn_tiny
+from serve_helpers import REPO, TIMEOUT_S, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, \
+    export_rfcn_tiny, infer
 
-tritonclient_http = pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
-import tritonclient.grpc as tritonclient_grpc  # noqa: E402
+pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 CLIENTS, REQUESTS = 8, 50  # the load test: 8 clients x 50 requests, half HTTP, half gRPC
 NUM_INPUTS = 24  # distinct inputs with their PyTorch references
-TIMEOUT_S = 60.0  # per request
 
 
 # --------------------------------------------------------------------------- models and references
@@ -111,47 +110,6 @@ def rfcn_server(request, rfcn, work):
     return _server(request, rfcn[0], ["--name", "rfcn", "--instances", "2", "--threads", "1"], logdir)
 
 
-# --------------------------------------------------------------------------- clients
-
-
-def _infer(client_module, client, model: str, feeds: dict, outputs):
-    inputs = []
-    for name, arr in feeds.items():
-        arr = np.ascontiguousarray(arr)
-        dtype = {np.dtype("float32"): "FP32", np.dtype("float64"): "FP64"}[arr.dtype]
-        inp = client_module.InferInput(name, list(arr.shape), dtype)
-        inp.set_data_from_numpy(arr)
-        inputs.append(inp)
-    wanted = [client_module.InferRequestedOutput(o) for o in outputs]
-    if client_module is tritonclient_grpc:
-        result = client.infer(model, inputs, outputs=wanted, client_timeout=TIMEOUT_S)
-    else:
-        result = client.infer(model, inputs, outputs=wanted)
-    return {o: result.as_numpy(o) for o in outputs}
-
-
-def _client(protocol: str, server: ServerProcess):
-    if protocol == "grpc":
-        return tritonclient_grpc, tritonclient_grpc.InferenceServerClient(server.grpc_url)
-    return tritonclient_http, tritonclient_http.InferenceServerClient(
-        server.http_url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
-
-
-def _deviation(got: np.ndarray, ref: np.ndarray, tol) -> tuple[float, bool]:
-    atol, rtol = tol
-    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    return float(diff.max()), bool(got.shape == ref.shape and np.all(diff <= atol + rtol * np.abs(ref)))
-
-
-def _batch_stats(server: ServerProcess, model: str) -> dict[int, int]:
-    client = tritonclient_http.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model)["model_stats"][0]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
-
-
 # --------------------------------------------------------------------------- dcn-serve
 
 
@@ -168,21 +126,21 @@ def test_concurrent_load_every_response_is_its_own_reference(resnet_server, resn
     """8 clients x 50 requests (HTTP and gRPC), batch 1 or 2 each, distinct inputs: nothing lost,
     nothing mixed up, every response within tolerance; Triton's statistics show batches > 1."""
     _, x, ref, tol = resnet
-    before = _batch_stats(resnet_server, "resnet_dcn")
+    before = batch_stats(resnet_server, "resnet_dcn")
     out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
     results: list[tuple[int, int, float, bool]] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def client_loop(c: int) -> None:
-        module, client = _client("grpc" if c % 2 else "http", resnet_server)
+        module, client = client_for("grpc" if c % 2 else "http", resnet_server)
         try:
             for j in range(REQUESTS):
                 k = (c * REQUESTS + j) % NUM_INPUTS
                 idx = [k, (k + 7) % NUM_INPUTS] if j % 5 == 4 else [k]  # every 5th request: batch 2
                 try:
-                    got = _infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
-                    dev, ok = _deviation(got, ref[idx], tol)
+                    got = infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
+                    dev, ok = deviation(got, ref[idx], tol)
                     with lock:
                         results.append((c, j, dev, ok))
                 except Exception as err:  # noqa: BLE001  (counted, reported below)
@@ -196,7 +154,7 @@ def test_concurrent_load_every_response_is_its_own_reference(resnet_server, resn
         t.start()
     for t in threads:
         t.join(timeout=CLIENTS * REQUESTS * TIMEOUT_S)
-    after = _batch_stats(resnet_server, "resnet_dcn")
+    after = batch_stats(resnet_server, "resnet_dcn")
     formed = {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
     max_dev = max((r[2] for r in results), default=float("nan"))
     summary = {"requests": CLIENTS * REQUESTS, "answered": len(results), "errors": len(errors),
@@ -215,7 +173,7 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(resnet_serve
     _, x, ref, tol = resnet
     out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
     for protocol in ("http", "grpc"):
-        module, client = _client(protocol, resnet_server)
+        module, client = client_for(protocol, resnet_server)
         try:
             bad = [
                 ({"imgs": x[:1]}, r"imgs"),  # wrong input name
@@ -224,14 +182,14 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(resnet_serve
             ]
             for feeds, pattern in bad:
                 with pytest.raises(InferenceServerException) as info:
-                    _infer(module, client, "resnet_dcn", feeds, [out_name])
+                    infer(module, client, "resnet_dcn", feeds, [out_name])
                 message = str(info.value)
                 assert re.search(pattern, message, re.I), message
                 assert "Traceback" not in message, message
             with pytest.raises(InferenceServerException, match="no_such_model|unknown model|not found"):
-                _infer(module, client, "no_such_model", {"images": x[:1]}, [out_name])
-            got = _infer(module, client, "resnet_dcn", {"images": x[3:4]}, [out_name])[out_name]
-            assert _deviation(got, ref[3:4], tol)[1]
+                infer(module, client, "no_such_model", {"images": x[:1]}, [out_name])
+            got = infer(module, client, "resnet_dcn", {"images": x[3:4]}, [out_name])[out_name]
+            assert deviation(got, ref[3:4], tol)[1]
         finally:
             client.close()
 
@@ -254,14 +212,14 @@ def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
     errors, devs = [], []
 
     def client_loop(c: int) -> None:
-        module, client = _client("grpc" if c % 2 else "http", rfcn_server)
+        module, client = client_for("grpc" if c % 2 else "http", rfcn_server)
         try:
             for j in range(5):
                 images, rois, ref = cases[(c + j) % len(cases)]
                 try:
-                    got = _infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
+                    got = infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
                     for name, r in ref.items():
-                        dev, ok = _deviation(got[name], r, model_tolerance("float32", r))
+                        dev, ok = deviation(got[name], r, model_tolerance("float32", r))
                         devs.append(dev)
                         if not ok:
                             errors.append(f"client {c} request {j} {name}: max deviation {dev}")
@@ -305,3 +263,18 @@ def test_missing_model_is_one_line_exit_2(tmp_path):
     from trt_runtime.serve import main
 
     assert main([str(tmp_path / "nope.onnx"), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]) == 2
+
+
+def test_port_in_use_is_one_line_exit_2(resnet, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        from trt_runtime.serve import main
+
+        assert main([str(resnet[0]), "--http-port", str(port), "--grpc-port", "0", "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-serve: error: --http-port {port}: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                   "choose another port (0: a free one)"]

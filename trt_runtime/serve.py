@@ -27,7 +27,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from exporter.errors import DcnError
 
@@ -176,6 +176,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def check_port(host: str, port: int, what: str) -> None:
+    """Fail now, in one line, when something listens on ``port`` (tritonserver would only time out)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise ServeEnvironmentError(f"{what} {port}: cannot listen on {host}:{port} ({err.strerror or err}); "
+                                        "choose another port (0: a free one)") from None
+
+
 def _tensors(mc, tensors, batching: bool):
     import numpy as np  # noqa: PLC0415
 
@@ -199,6 +210,8 @@ class Server:
                 setattr(opts, what, free_port(opts.host if opts.host != "0.0.0.0" else "127.0.0.1"))
             elif not 0 < port < 65536:
                 raise DcnError(f"--{what.replace('_', '-')} {port}: expected 1..65535 (0: a free port)")
+            else:
+                check_port(opts.host, port, f"--{what.replace('_', '-')}")
         self.pt, self.mc = import_pytriton()
         if not Path(self.model).is_file():
             raise DcnError(f"model {self.model!r} does not exist or is not a file")
@@ -243,10 +256,9 @@ class Server:
             log_file=None if self.opts.verbose else self.log_file,
         )
         security = pt.TritonSecurityConfig(restricted_endpoints=list(RESTRICTED_APIS))
-        triton = pt.Triton(config=config, security_config=security)
+        self.triton = triton = pt.Triton(config=config, security_config=security)
         try:
             triton.__enter__()  # launches tritonserver
-            self.triton = triton
             batcher = mc.DynamicBatcher(max_queue_delay_microseconds=self.opts.queue_delay_us)
             model_config = (mc.ModelConfig(max_batch_size=self.max_batch, batcher=batcher) if self.batching
                             else mc.ModelConfig(batching=False))
