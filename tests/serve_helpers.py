@@ -40,29 +40,6 @@ def export_rfcn_tiny(work: Path) -> Path:
     return onnx_path
 
 
-def _descendants(pid: int) -> list[int]:
-    """Process ids below ``pid`` (from /proc), deepest first."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: list[int] = []
-
-    def walk(p: int) -> None:
-        for c in children.get(p, []):
-            walk(c)
-            out.append(c)
-
-    walk(pid)
-    return out
-
-
 class ServerProcess:
     """``dcn-serve MODEL ARGS`` (``python -m trt_runtime.serve``; or ``command``, a whole dcn-serve
     command line, e.g. the README's) on 127.0.0.1 with free ports (appended: the last option wins)."""
@@ -121,7 +98,9 @@ class ServerProcess:
         return self.returncode
 
     def kill(self) -> None:
-        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+        from trt_runtime.serve import descendants
+
+        for pid in [*descendants(self.proc.pid), self.proc.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

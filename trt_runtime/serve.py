@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -187,6 +188,51 @@ def check_port(host: str, port: int, what: str) -> None:
                                         "choose another port (0: a free one)") from None
 
 
+def descendants(pid: int) -> list[int]:
+    """Ids of the processes below ``pid`` (from /proc; empty where there is none), deepest first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+
+    def walk(p: int) -> None:
+        for c in children.get(p, []):
+            walk(c)
+            found.append(c)
+
+    walk(pid)
+    return found
+
+
+def _start_time(pid: int) -> Optional[str]:
+    """The process's start time (field 22 of /proc/PID/stat): tells a reused id from the process we saw."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _reap(spawned: dict[int, Optional[str]], grace_s: float = 5.0) -> None:
+    """After the server stopped: give the processes it had spawned ``grace_s`` to exit, then SIGKILL them.
+    (A Python backend stub can outlive tritonserver when Triton's exit timeout expires.)"""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = [pid for pid, start in spawned.items() if start is not None and _start_time(pid) == start]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _tensors(mc, tensors, batching: bool):
     import numpy as np  # noqa: PLC0415
 
@@ -291,7 +337,9 @@ class Server:
     def stop(self, keep_log: bool = False) -> None:
         triton, self.triton = self.triton, None
         if triton is not None:
+            spawned = {pid: _start_time(pid) for pid in descendants(os.getpid())}  # tritonserver, backend stubs
             triton.stop()
+            _reap(spawned)
         self._keep_log = getattr(self, "_keep_log", False) or keep_log
         if not self._keep_log:
             shutil.rmtree(self._logdir, ignore_errors=True)
