@@ -158,3 +158,34 @@ def batch_stats(server: ServerProcess, model: str) -> dict[int, int]:
     finally:
         client.close()
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
+def run_clients(server: ServerProcess, clients: int, requests: int, one) -> tuple[list, list[str]]:
+    """``clients`` threads (even: HTTP, odd: gRPC), each calling ``one(module, client, c, j)`` for its
+    requests j = 0 .. requests-1. Returns (every result ``one`` returned, one line per exception)."""
+    import threading
+
+    results: list = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def loop(c: int) -> None:
+        module, client = client_for("grpc" if c % 2 else "http", server)
+        try:
+            for j in range(requests):
+                try:
+                    result = one(module, client, c, j)
+                    with lock:
+                        results.append(result)
+                except Exception as err:  # noqa: BLE001  (counted and reported by the caller)
+                    with lock:
+                        errors.append(f"client {c} request {j}: {' '.join(str(err).split())[:300]}")
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=requests * TIMEOUT_S)
+    return results, errors

@@ -16,7 +16,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ import torch
 
 from exporter.tolerance import model_tolerance
 
-from serve_helpers import REPO, TIMEOUT_S, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, \
-    export_rfcn_tiny, infer
+from serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
+    infer, run_clients
 
 pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -128,42 +127,24 @@ def test_concurrent_load_every_response_is_its_own_reference(resnet_server, resn
     _, x, ref, tol = resnet
     before = batch_stats(resnet_server, "resnet_dcn")
     out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
-    results: list[tuple[int, int, float, bool]] = []
-    errors: list[str] = []
-    lock = threading.Lock()
 
-    def client_loop(c: int) -> None:
-        module, client = client_for("grpc" if c % 2 else "http", resnet_server)
-        try:
-            for j in range(REQUESTS):
-                k = (c * REQUESTS + j) % NUM_INPUTS
-                idx = [k, (k + 7) % NUM_INPUTS] if j % 5 == 4 else [k]  # every 5th request: batch 2
-                try:
-                    got = infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
-                    dev, ok = deviation(got, ref[idx], tol)
-                    with lock:
-                        results.append((c, j, dev, ok))
-                except Exception as err:  # noqa: BLE001  (counted, reported below)
-                    with lock:
-                        errors.append(f"client {c} request {j}: {' '.join(str(err).split())[:300]}")
-        finally:
-            client.close()
+    def one(module, client, c: int, j: int) -> tuple[float, bool]:
+        k = (c * REQUESTS + j) % NUM_INPUTS
+        idx = [k, (k + 7) % NUM_INPUTS] if j % 5 == 4 else [k]  # every 5th request: batch 2
+        got = infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
+        return deviation(got, ref[idx], tol)
 
-    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=CLIENTS * REQUESTS * TIMEOUT_S)
+    results, errors = run_clients(resnet_server, CLIENTS, REQUESTS, one)
     after = batch_stats(resnet_server, "resnet_dcn")
     formed = {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
-    max_dev = max((r[2] for r in results), default=float("nan"))
+    max_dev = max((dev for dev, _ in results), default=float("nan"))
     summary = {"requests": CLIENTS * REQUESTS, "answered": len(results), "errors": len(errors),
-               "outside_tolerance": sum(not r[3] for r in results), "max_abs_deviation": max_dev,
+               "outside_tolerance": sum(not ok for _, ok in results), "max_abs_deviation": max_dev,
                "tolerance": {"atol": tol[0], "rtol": tol[1]}, "batches_formed": formed}
     print("serving load test:", json.dumps(summary))
     assert not errors, errors[:5]
     assert len(results) == CLIENTS * REQUESTS
-    assert all(ok for *_, ok in results), summary
+    assert all(ok for _, ok in results), summary
     assert any(b > 1 for b in formed), f"no dynamic batch > 1 was formed: {formed}"
     samples = sum(b * n for b, n in formed.items())
     assert samples == CLIENTS * REQUESTS + CLIENTS * (REQUESTS // 5), (samples, formed)
@@ -209,30 +190,15 @@ def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
     out = rfcn_server.stdout()
     assert "no batching (axis 0 is not one batch axis" in out, out
     assert re.search(r"input\s+rois FP32 \['num_rois', '5'\]", out), out
-    errors, devs = [], []
 
-    def client_loop(c: int) -> None:
-        module, client = client_for("grpc" if c % 2 else "http", rfcn_server)
-        try:
-            for j in range(5):
-                images, rois, ref = cases[(c + j) % len(cases)]
-                try:
-                    got = infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
-                    for name, r in ref.items():
-                        dev, ok = deviation(got[name], r, model_tolerance("float32", r))
-                        devs.append(dev)
-                        if not ok:
-                            errors.append(f"client {c} request {j} {name}: max deviation {dev}")
-                except Exception as err:  # noqa: BLE001
-                    errors.append(f"client {c} request {j}: {' '.join(str(err).split())[:300]}")
-        finally:
-            client.close()
+    def one(module, client, c: int, j: int) -> list[tuple[str, float, bool]]:
+        images, rois, ref = cases[(c + j) % len(cases)]
+        got = infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
+        return [(name, *deviation(got[name], r, model_tolerance("float32", r))) for name, r in ref.items()]
 
-    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20 * TIMEOUT_S)
+    results, errors = run_clients(rfcn_server, 4, 5, one)
+    devs = [dev for per_output in results for _, dev, _ in per_output]
+    errors += [f"{name}: max deviation {dev}" for per_output in results for name, dev, ok in per_output if not ok]
     print("serving PS-RoI sample:", json.dumps({"requests": 20, "errors": len(errors), "max_abs_deviation":
                                                 max(devs, default=float("nan"))}))
     assert not errors, errors

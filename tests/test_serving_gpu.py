@@ -7,35 +7,22 @@ skips naming the missing piece. Not run on the CPU-only CI machine.
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
 
 from exporter.tolerance import model_tolerance
-from trt_runtime import _trt
+from test_trt_runtime_gpu import trt_env  # noqa: F401  (the fixture: skips naming what is missing)
 
-from serve_helpers import ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, infer
+from serve_helpers import ServerProcess, batch_stats, deviation, export_resnet_tiny, infer, run_clients
 
 pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
 pytestmark = [pytest.mark.trt, pytest.mark.gpu]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+def engine(trt_env, tmp_path_factory):
     """(engine path, onnx path, inputs, PyTorch outputs) or skip naming what is missing."""
-    try:
-        _trt.import_tensorrt()
-    except _trt.TrtEnvironmentError as err:
-        pytest.skip(f"TensorRT Python package not usable: {err}")
-    count, why = _trt.cuda_device_count()
-    if count < 1:
-        pytest.skip(f"no CUDA device: {why}")
-    try:
-        _trt.resolve_plugin_path(None, required=True)
-    except _trt.TrtEnvironmentError as err:
-        pytest.skip(f"TensorRT plugin library not built: {err}")
     from exporter.loading import load_model
     from trt_runtime.build import build_engine
 
@@ -56,29 +43,15 @@ def test_engine_served_under_load(engine, tmp_path, request):
     request.addfinalizer(server.stop)
     server.wait_ready()
     tol = model_tolerance("float16", ref)
-    errors, devs = [], []
 
-    def loop(c: int) -> None:
-        module, client = client_for("grpc" if c % 2 else "http", server)
-        try:
-            for j in range(20):
-                k = (c * 20 + j) % len(x)
-                try:
-                    got = infer(module, client, "resnet_dcn_trt", {"images": x[k:k + 1]}, ["output"])["output"]
-                    dev, ok = deviation(got, ref[k:k + 1], tol)
-                    devs.append(dev)
-                    if not ok:
-                        errors.append(f"client {c} request {j}: deviation {dev}")
-                except Exception as err:  # noqa: BLE001
-                    errors.append(f"client {c} request {j}: {err}")
-        finally:
-            client.close()
+    def one(module, client, c: int, j: int) -> tuple[float, bool]:
+        k = (c * 20 + j) % len(x)
+        got = infer(module, client, "resnet_dcn_trt", {"images": x[k:k + 1]}, ["output"])["output"]
+        return deviation(got, ref[k:k + 1], tol)
 
-    threads = [threading.Thread(target=loop, args=(c,)) for c in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
+    results, errors = run_clients(server, 8, 20, one)
+    devs = [dev for dev, _ in results]
+    errors += [f"deviation {dev} outside {tol}" for dev, ok in results if not ok]
     stats = batch_stats(server, "resnet_dcn_trt")
     print("serving engine:", {"requests": 160, "errors": len(errors), "max_abs_deviation": max(devs, default=None),
                               "batches": stats})
