@@ -105,7 +105,7 @@ def make_runners(model: str, spec_kind: str, opts: ServeOptions) -> list:
 def infer_callable(runner: Callable[[dict], dict], spec: ModelSpec, batching: bool, model_name: str):
     """The instance's PyTriton callable: a list of requests in, one response per request out.
 
-    With batching, requests whose non-batch dimensions and dtypes agree are concatenated along
+    With batching, requests whose non-batch dimensions agree (dtypes are fixed by the config) are stacked along
     axis 0 and run once; the outputs are split back by each request's batch size, in order.
     """
     import numpy as np  # noqa: PLC0415

@@ -241,6 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return getattr(err, "exit_code", 2)
     print(f"wrote {res.model_dir}/: config.pbtxt, 1/{'model.onnx' if is_onnx(args.model) else 'model.plan'}, "
           f"{res.library.name}, README.md (max_batch_size {res.max_batch})")
+    for note in res.spec.notes:
+        print(note)
     print(f"serve it with: {res.command}")
     return 0
 
