@@ -24,6 +24,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   pip install -q --disable-pip-version-check \
     "torch==2.14.1" "torchvision==0.29.1" \
     numpy onnx onnxscript onnxruntime polygraphy \
+    nvidia-pytriton \
     pytest matplotlib \
     tqdm \
     "scikit-build-core>=0.10" "cmake>=3.25" ninja \

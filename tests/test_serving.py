@@ -1,0 +1,246 @@
+"""Serving at scale: ``dcn-serve`` (a real tritonserver through PyTriton, on 127.0.0.1 with free
+ports) and ``dcn-triton-repo`` (native model repositories, configs parsed by Triton's own
+model-config protobuf from tritonclient).
+
+Bounded: two servers (the tiny ResNet-DCN sample with dynamic batching, the tiny R-FCN sample
+without), 8 clients x 50 requests on the first, a few on the second; every server is stopped
+in a ``finally`` (SIGINT, then the whole process tree is killed), also when a test fails.
+Every response is compared with the PyTorch reference of *its own* input (distinct inputs,
+so a response swapped between requests of one dynamic batch fails), within the float32
+row of exporter/tolerance.py scaled by the output's range (model_tolerance).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.tolerance import model_tolerance
+
+from serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
+    infer, run_clients
+
+pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+CLIENTS, REQUESTS = 8, 50  # the load test: 8 clients x 50 requests, half HTTP, half gRPC
+NUM_INPUTS = 24  # distinct inputs with their PyTorch references
+
+
+# --------------------------------------------------------------------------- models and references
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="module")
+def resnet(work):
+    """(onnx path, inputs [NUM_INPUTS, 3, 64, 64], PyTorch outputs, tolerance (atol, rtol))."""
+    from exporter.loading import load_model
+
+    onnx_path = export_resnet_tiny(work)
+    model = load_model(work / "resnet_dcn.pt2")
+    x = torch.randn(NUM_INPUTS, 3, 64, 64, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        ref = torch.cat([model(x[i:i + 4]) for i in range(0, NUM_INPUTS, 4)]).numpy()
+    return onnx_path, x.numpy(), ref, model_tolerance("float32", ref)
+
+
+@pytest.fixture(scope="module")
+def rfcn(work):
+    """(onnx path, [(images, rois, {output: reference})] with 8 or 5 RoIs)."""
+    from exporter.loading import load_model
+    from samples.resnet_dcn import model as resnet_model
+    from samples.rfcn_dpsroi import model as rfcn_model
+
+    onnx_path = export_rfcn_tiny(work)
+    model = load_model(work / "rfcn_dpsroi.pt2")
+    cases = []
+    for seed in range(6):
+        images = resnet_model.example_images(64, seed=100 + seed)
+        rois = rfcn_model.example_rois(8 if seed % 2 == 0 else 5, 64, 64, seed=100 + seed)
+        with torch.no_grad():
+            outs = model(images, rois)
+        cases.append((images.numpy(), rois.numpy(), dict(zip(rfcn_model.OUTPUT_NAMES, (o.numpy() for o in outs)))))
+    return onnx_path, cases
+
+
+def _server(request, model, args, logdir: Path, command=None) -> ServerProcess:
+    server = ServerProcess(model, args, logdir, command=command)
+    request.addfinalizer(server.stop)  # always torn down, also when a test fails
+    server.wait_ready()
+    return server
+
+
+def readme_serving_block(lang: str) -> str:
+    """The one ``lang`` block of the README's "Serving" section (``sh``: dcn-serve, ``py``: the client);
+    tests/test_readme.py runs only ``bash`` / ``python`` blocks, these two need a server and run here."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Serving\n", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(rf"```{lang}\n(.*?)```", section, re.S)
+    assert len(found) == 1, f"expected one ```{lang} block in the README's Serving section, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def resnet_server(request, resnet, work):
+    """The README's dcn-serve command, on the exported sample and free loopback ports."""
+    lines = [ln for ln in readme_serving_block("sh").splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith("dcn-serve out/resnet_dcn.onnx "), lines
+    command = [str(resnet[0]) if a == "out/resnet_dcn.onnx" else a for a in shlex.split(lines[0])]
+    logdir = work / "resnet-server"
+    logdir.mkdir()
+    return _server(request, None, [], logdir, command=command)
+
+
+@pytest.fixture(scope="module")
+def rfcn_server(request, rfcn, work):
+    logdir = work / "rfcn-server"
+    logdir.mkdir()
+    return _server(request, rfcn[0], ["--name", "rfcn", "--instances", "2", "--threads", "1"], logdir)
+
+
+# --------------------------------------------------------------------------- dcn-serve
+
+
+def test_startup_prints_endpoints_and_io(resnet_server):
+    out = resnet_server.stdout()
+    assert re.search(r"input\s+images FP32 \['batch', '3', 'height', 'width'\]", out), out
+    assert re.search(r"output\s+\S+ FP32", out), out
+    assert f"http://127.0.0.1:{resnet_server.http_port}/v2/models/resnet_dcn/infer" in out
+    assert f"grpc://127.0.0.1:{resnet_server.grpc_port}" in out
+    assert "2 instance(s), dynamic batching up to 8" in out
+
+
+def test_concurrent_load_every_response_is_its_own_reference(resnet_server, resnet):
+    """8 clients x 50 requests (HTTP and gRPC), batch 1 or 2 each, distinct inputs: nothing lost,
+    nothing mixed up, every response within tolerance; Triton's statistics show batches > 1."""
+    _, x, ref, tol = resnet
+    before = batch_stats(resnet_server, "resnet_dcn")
+    out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
+
+    def one(module, client, c: int, j: int) -> tuple[float, bool]:
+        k = (c * REQUESTS + j) % NUM_INPUTS
+        idx = [k, (k + 7) % NUM_INPUTS] if j % 5 == 4 else [k]  # every 5th request: batch 2
+        got = infer(module, client, "resnet_dcn", {"images": x[idx]}, [out_name])[out_name]
+        return deviation(got, ref[idx], tol)
+
+    results, errors = run_clients(resnet_server, CLIENTS, REQUESTS, one)
+    after = batch_stats(resnet_server, "resnet_dcn")
+    formed = {b: n - before.get(b, 0) for b, n in after.items() if n - before.get(b, 0) > 0}
+    max_dev = max((dev for dev, _ in results), default=float("nan"))
+    summary = {"requests": CLIENTS * REQUESTS, "answered": len(results), "errors": len(errors),
+               "outside_tolerance": sum(not ok for _, ok in results), "max_abs_deviation": max_dev,
+               "tolerance": {"atol": tol[0], "rtol": tol[1]}, "batches_formed": formed}
+    print("serving load test:", json.dumps(summary))
+    assert not errors, errors[:5]
+    assert len(results) == CLIENTS * REQUESTS
+    assert all(ok for _, ok in results), summary
+    assert any(b > 1 for b in formed), f"no dynamic batch > 1 was formed: {formed}"
+    samples = sum(b * n for b, n in formed.items())
+    assert samples == CLIENTS * REQUESTS + CLIENTS * (REQUESTS // 5), (samples, formed)
+
+
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(resnet_server, resnet):
+    _, x, ref, tol = resnet
+    out_name = re.search(r"output\s+(\S+) FP32", resnet_server.stdout()).group(1)
+    for protocol in ("http", "grpc"):
+        module, client = client_for(protocol, resnet_server)
+        try:
+            bad = [
+                ({"imgs": x[:1]}, r"imgs"),  # wrong input name
+                ({"images": x[:1].astype(np.float64)}, r"FP64|data.?type|datatype"),  # wrong dtype
+                ({"images": np.zeros((1, 4, 64, 64), np.float32)}, r"shape|\[.*4.*64.*64"),  # wrong channels
+            ]
+            for feeds, pattern in bad:
+                with pytest.raises(InferenceServerException) as info:
+                    infer(module, client, "resnet_dcn", feeds, [out_name])
+                message = str(info.value)
+                assert re.search(pattern, message, re.I), message
+                assert "Traceback" not in message, message
+            with pytest.raises(InferenceServerException, match="no_such_model|unknown model|not found"):
+                infer(module, client, "no_such_model", {"images": x[:1]}, [out_name])
+            got = infer(module, client, "resnet_dcn", {"images": x[3:4]}, [out_name])[out_name]
+            assert deviation(got, ref[3:4], tol)[1]
+        finally:
+            client.close()
+
+
+def test_readme_client(resnet_server):
+    code = readme_serving_block("py").replace("127.0.0.1:8001", resnet_server.grpc_url)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "(2, 1000)", proc.stdout
+    assert re.fullmatch(r"\{.*\}", lines[1]), proc.stdout
+
+
+def test_psroi_sample_served_without_batching(rfcn_server, rfcn):
+    """images [1, 3, H, W] + rois [R, 5]: axis 0 is not one batch axis, so no batching; R varies."""
+    _, cases = rfcn
+    out = rfcn_server.stdout()
+    assert "no batching (axis 0 is not one batch axis" in out, out
+    assert re.search(r"input\s+rois FP32 \['num_rois', '5'\]", out), out
+
+    def one(module, client, c: int, j: int) -> list[tuple[str, float, bool]]:
+        images, rois, ref = cases[(c + j) % len(cases)]
+        got = infer(module, client, "rfcn", {"images": images, "rois": rois}, list(ref))
+        return [(name, *deviation(got[name], r, model_tolerance("float32", r))) for name, r in ref.items()]
+
+    results, errors = run_clients(rfcn_server, 4, 5, one)
+    devs = [dev for per_output in results for _, dev, _ in per_output]
+    errors += [f"{name}: max deviation {dev}" for per_output in results for name, dev, ok in per_output if not ok]
+    print("serving PS-RoI sample:", json.dumps({"requests": 20, "errors": len(errors), "max_abs_deviation":
+                                                max(devs, default=float("nan"))}))
+    assert not errors, errors
+    assert len(devs) == 4 * 5 * 2
+
+
+@pytest.mark.parametrize("which", ["rfcn_server", "resnet_server"])
+def test_ctrl_c_stops_cleanly(which, request):
+    server = request.getfixturevalue(which)
+    code = server.stop()
+    assert code == 130, (code, server.stderr())
+    assert "Traceback" not in server.stderr(), server.stderr()
+    assert "dcn-serve: stopped" in server.stdout()
+
+
+def test_engine_without_tensorrt_is_one_line_exit_2(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an engine")
+    proc = subprocess.run([sys.executable, "-m", "trt_runtime.serve", str(engine), "--http-port", "0",
+                           "--grpc-port", "0", "--metrics-port", "0"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dcn-serve: error:"), proc.stderr
+
+
+def test_missing_model_is_one_line_exit_2(tmp_path):
+    from trt_runtime.serve import main
+
+    assert main([str(tmp_path / "nope.onnx"), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]) == 2
+
+
+def test_port_in_use_is_one_line_exit_2(resnet, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        from trt_runtime.serve import main
+
+        assert main([str(resnet[0]), "--http-port", str(port), "--grpc-port", "0", "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-serve: error: --http-port {port}: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                   "choose another port (0: a free one)"]

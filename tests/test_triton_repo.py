@@ -1,0 +1,153 @@
+"""dcn-triton-repo: native Triton model repositories (no server here: NVIDIA's containers serve them).
+
+Every config.pbtxt is parsed by Triton's own model-config protobuf (tritonclient's
+model_config_pb2, text format): unknown fields, wrong types or enum names fail the parse.
+The ONNX repository's model and op library are also loaded together in ONNX Runtime, as
+the onnxruntime backend does (RegisterCustomOpsLibrary on the session options).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from trt_runtime.triton_repo import main
+
+model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                                       reason="tritonclient (installed with nvidia-pytriton)")
+from google.protobuf import text_format  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_config(path: Path):
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def _relu_onnx(path: Path, batch="batch", rois=None) -> Path:
+    """A small model with a batch axis (or, with ``rois``, a second input whose axis 0 is another symbol)."""
+    inputs = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, "height", "width"])]
+    nodes = [helper.make_node("Relu", ["images"], ["features"])]
+    outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, [batch, 3, "height", "width"])]
+    if rois:
+        inputs.append(helper.make_tensor_value_info("rois", TensorProto.FLOAT, [rois, 5]))
+        nodes.append(helper.make_node("Relu", ["rois"], ["boxes"]))
+        outputs.append(helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [rois, 5]))
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    return path
+
+
+def test_onnx_repository(tmp_path, capsys):
+    model = _relu_onnx(tmp_path / "relu.onnx")
+    repo = tmp_path / "repo"
+    assert main([str(model), "-o", str(repo), "--name", "relu", "--instances", "2", "--max-batch", "16",
+                 "--max-queue-delay-us", "500", "--mount", "/models"]) == 0
+    cfg = parse_config(repo / "relu" / "config.pbtxt")
+    assert cfg.name == "relu" and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 16
+    assert [(i.name, model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in cfg.input] == \
+        [("images", "TYPE_FP32", [3, -1, -1])]
+    assert [(o.name, list(o.dims)) for o in cfg.output] == [("features", [3, -1, -1])]
+    assert cfg.dynamic_batching.max_queue_delay_microseconds == 500
+    assert [(g.count, model_config_pb2.ModelInstanceGroup.Kind.Name(g.kind)) for g in cfg.instance_group] == \
+        [(2, "KIND_CPU")]
+    assert list(cfg.model_operations.op_library_filename) == ["/models/relu/libdcn_ort.so"]
+    assert (repo / "relu" / "1" / "model.onnx").read_bytes() == model.read_bytes()
+    from trt_runtime.plugins import ort_library
+
+    assert (repo / "relu" / "libdcn_ort.so").read_bytes() == ort_library().read_bytes()
+    readme = (repo / "relu" / "README.md").read_text()
+    assert "tritonserver --model-repository=/models" in readme
+    assert 'op_library_filename: "/models/relu/libdcn_ort.so"' in readme
+    assert "serve it with: tritonserver --model-repository=/models" in capsys.readouterr().out
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+
+
+def test_onnx_repository_of_the_psroi_layout_has_no_batching(tmp_path):
+    """images batch and rois count are different axes: max_batch_size 0, full shapes."""
+    model = _relu_onnx(tmp_path / "model.onnx", batch=1, rois="num_rois")
+    repo = tmp_path / "repo"
+    assert main([str(model), "-o", str(repo)]) == 0
+    name = tmp_path.name  # model.onnx is named after its folder
+    cfg = parse_config(repo / name / "config.pbtxt")
+    assert cfg.max_batch_size == 0 and not cfg.HasField("dynamic_batching")
+    assert [list(i.dims) for i in cfg.input] == [[1, 3, -1, -1], [-1, 5]]
+    assert list(cfg.model_operations.op_library_filename) == [f"{repo.resolve()}/{name}/libdcn_ort.so"]
+
+
+def test_repository_files_load_together_in_onnx_runtime(tmp_path):
+    """The copied model with the copied op library, as the onnxruntime backend loads them."""
+    from export_models import OursZoo  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    import exporter  # noqa: PLC0415
+    from trt_runtime.plugins import ort_session  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    net = OursZoo().eval()
+    x = torch.randn(2, 3, 12, 12)
+    exporter.export(net, (x,), str(tmp_path / "zoo.onnx"), input_names=["images"], dynamic={"images": {0: "batch"}})
+    repo = tmp_path / "repo"
+    assert main([str(tmp_path / "zoo.onnx"), "-o", str(repo)]) == 0
+    cfg = parse_config(repo / "zoo" / "config.pbtxt")
+    assert cfg.max_batch_size == 8
+    lib = cfg.model_operations.op_library_filename[0]
+    assert Path(lib).is_file()  # the default mount is the repository's own path
+    sess = ort_session(str(repo / "zoo" / "1" / "model.onnx"), library=lib)
+    with torch.no_grad():
+        ref = net(x).numpy()
+    got = sess.run(None, {"images": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_engine_repository(tmp_path):
+    """An engine (bytes here: TensorRT is not needed to write the repository), its inputs / outputs from the
+    ONNX named by its .build.json, max_batch_size capped by the build profile, the plugin library shipped."""
+    onnx_path = _relu_onnx(tmp_path / "relu.onnx")
+    engine = tmp_path / "relu.engine"
+    engine.write_bytes(b"engine bytes")
+    (tmp_path / "relu.engine.build.json").write_text(json.dumps(
+        {"onnx": str(onnx_path), "shapes": {"images": [[1, 3, 64, 64], [2, 3, 64, 64], [4, 3, 64, 64]]}}))
+    plugins = tmp_path / "libdcn_trt_plugins.so"
+    plugins.write_bytes(b"plugin library")
+    repo = tmp_path / "repo"
+    assert main([str(engine), "-o", str(repo), "--plugins", str(plugins), "--mount", "/models",
+                 "--instances", "3"]) == 0
+    cfg = parse_config(repo / "relu" / "config.pbtxt")
+    assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 4
+    assert [(g.count, model_config_pb2.ModelInstanceGroup.Kind.Name(g.kind)) for g in cfg.instance_group] == \
+        [(3, "KIND_GPU")]
+    assert not cfg.model_operations.op_library_filename
+    assert (repo / "relu" / "1" / "model.plan").read_bytes() == b"engine bytes"
+    assert (repo / "relu" / "libdcn_trt_plugins.so").read_bytes() == b"plugin library"
+    readme = (repo / "relu" / "README.md").read_text()
+    assert ("tritonserver --model-repository=/models "
+            "--backend-config=tensorrt,plugins=/models/relu/libdcn_trt_plugins.so") in readme
+    assert "LD_PRELOAD=/models/relu/libdcn_trt_plugins.so tritonserver --model-repository=/models" in readme
+
+
+def test_rewrite_is_atomic_and_errors_are_one_line(tmp_path):
+    model = _relu_onnx(tmp_path / "relu.onnx")
+    repo = tmp_path / "repo"
+    assert main([str(model), "-o", str(repo), "--max-batch", "4"]) == 0
+    before = (repo / "relu" / "config.pbtxt").read_text()
+    # a failure (no op library where it is said to be) leaves the previous version as it was
+    proc = subprocess.run([sys.executable, "-m", "trt_runtime.triton_repo", str(model), "-o", str(repo),
+                           "--ort-library", str(tmp_path / "missing.so")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("dcn-triton-repo: error:")
+    assert (repo / "relu" / "config.pbtxt").read_text() == before
+    # an engine without a way to know its inputs
+    engine = tmp_path / "x.engine"
+    engine.write_bytes(b"e")
+    assert main([str(engine), "-o", str(repo), "--plugins", str(engine)]) == 2
+    # a second run replaces the model's folder
+    assert main([str(model), "-o", str(repo), "--max-batch", "2"]) == 0
+    assert parse_config(repo / "relu" / "config.pbtxt").max_batch_size == 2
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")], "temporary folders left behind"
