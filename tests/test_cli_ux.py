@@ -28,13 +28,15 @@ from trt_runtime.cli import compare_main, infer_main
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ENTRY = {
-    "dcn-export": "from exporter.cli import main",
-    "dcn-build": "from trt_runtime.cli import build_main as main",
-    "dcn-infer": "from trt_runtime.cli import infer_main as main",
-    "dcn-compare": "from trt_runtime.cli import compare_main as main",
-    "dcn-plugins": "from trt_runtime.plugins import main",
-}
+def _console_scripts() -> dict[str, str]:
+    """Every command pyproject.toml declares, as ``from MODULE import FUNC as main`` (new ones included)."""
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    return {name: "from {} import {} as main".format(*target.split(":")) for name, target in scripts.items()}
+
+
+ENTRY = _console_scripts()
 
 
 def command(prog: str) -> list[str]:
@@ -145,8 +147,10 @@ def test_verbosity_flags_are_the_same_everywhere():
     from exporter.cli import build_parser
     from trt_runtime import cli
 
+    from trt_runtime import serve, triton_repo
+
     parsers = [build_parser(), cli._build_parser("dcn-build"), cli._infer_parser("dcn-infer"),
-               cli._compare_parser("dcn-compare")]
+               cli._compare_parser("dcn-compare"), serve.build_parser(), triton_repo.build_parser()]
     for p in parsers:
         opts = {o for a in p._actions for o in a.option_strings}
         assert {"-q", "--quiet", "-v", "--verbose", "--version"} <= opts, p.prog

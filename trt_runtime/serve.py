@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from exporter.cli_common import QUIET, VERBOSE, add_common_args, verbosity
 from exporter.errors import DcnError
 
 from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per instance (0: default)")
     p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (engines; default: the one built here)")
     p.add_argument("--ort-library", metavar="PATH", help="dcn ONNX Runtime op library (default: the one built here)")
-    p.add_argument("-v", "--verbose", action="store_true", help="Triton's and PyTriton's logs")
+    add_common_args(p, verbose_help="Triton's and PyTriton's logs")
     return p
 
 
@@ -431,15 +432,17 @@ def serve(model: str, opts: ServeOptions, say: Callable[[str], None] = print,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(None if argv is None else list(argv))
-    _quiet_logs(args.verbose)
+    level = verbosity(args)
+    _quiet_logs(level >= VERBOSE)
     opts = ServeOptions(
         name=args.name, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
         metrics_port=args.metrics_port, instances=args.instances, max_batch=args.max_batch,
         queue_delay_us=args.max_queue_delay_us, threads=args.threads, plugins=args.plugins,
-        ort_library=args.ort_library, verbose=args.verbose,
+        ort_library=args.ort_library, verbose=level >= VERBOSE,
     )
+    say = (lambda s: None) if level <= QUIET else (lambda s: print(s, flush=True))
     try:
-        return serve(args.model, opts, say=lambda s: print(s, flush=True))
+        return serve(args.model, opts, say=say)
     except DcnError as err:
         print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return getattr(err, "exit_code", 2)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from exporter.atomic import atomic_path
+from exporter.cli_common import QUIET, add_common_args, verbosity
 from exporter.errors import DcnError
 
 from .triton_io import ModelSpec, TensorSpec, check_name, default_name, describe_engine, describe_onnx, is_onnx, \
@@ -226,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ort-library", metavar="PATH", help="ONNX Runtime op library to ship (default: the one built here)")
     p.add_argument("--onnx", metavar="MODEL.onnx", help="engines: the ONNX model it was built from (default: named "
                    "by the engine's .build.json)")
+    add_common_args(p)
     return p
 
 
@@ -239,6 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DcnError as err:
         print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
+    if verbosity(args) <= QUIET:
+        return 0
     print(f"wrote {res.model_dir}/: config.pbtxt, 1/{'model.onnx' if is_onnx(args.model) else 'model.plan'}, "
           f"{res.library.name}, README.md (max_batch_size {res.max_batch})")
     for note in res.spec.notes:
