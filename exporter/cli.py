@@ -221,6 +221,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         input_names: Optional[list[str]] = names
     else:
         example = getattr(model, "example_inputs", None)
+        if example is None and getattr(model, "example_inputs_note", None):
+            say(model.example_inputs_note)
         if example is None:
             from .export import _forward_param_names
 
