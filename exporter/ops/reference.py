@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from ..contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, conv_out_size
+from ..contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, check_limits, conv_out_size
 from ..errors import ContractError
 
 IntOrSeq = Union[int, Sequence[int]]
@@ -102,6 +102,7 @@ def deform_conv2d_shapes(
     for attr, vals, low in (("strides", stride, 1), ("dilations", dilation, 1), ("pads", pads, 0)):
         if any(v < low for v in vals):
             raise ContractError(f"{op}: {attr} is {list(vals)}, expected every value >= {low}")
+    check_limits(DEFORM_CONV2D.op_type, name, {"strides": stride, "pads": pads, "dilations": dilation})
     if Cg <= 0 or C % Cg != 0:
         raise ContractError(f"{op}: X has {C} channels, expected a multiple of W.shape[1] = C/group = {Cg}")
     group = C // Cg
@@ -212,6 +213,9 @@ def deform_psroi_pool_check(
             raise ContractError(f"{op}: {attr} is {val}, expected >= 1")
     if part_size < 0:
         raise ContractError(f"{op}: part_size is {part_size}, expected >= 0 (0 = pooled_size)")
+    check_limits(DEFORM_PSROI_POOL.op_type, name, {"output_dim": output_dim, "group_size": group_size,
+                                                   "pooled_size": pooled_size, "part_size": part_size,
+                                                   "sample_per_part": sample_per_part})
     part = part_size or pooled_size
     if data.dim() != 4:
         raise ContractError(f"{op}: data has rank {data.dim()}, expected 4 [N, output_dim*group_size^2, H, W]")
@@ -270,17 +274,24 @@ def deform_psroi_pool(
         return data.new_zeros((0, output_dim, P, P))
 
     rois_d = rois.detach().to(dtype)
-    batch = rois_d[:, 0].long()
-    if not torch.jit.is_tracing() and bool(((batch < 0) | (batch >= N)).any()):
-        bad = batch[(batch < 0) | (batch >= N)][0].item()
+    b_raw = rois_d[:, 0]
+    b_ok = (b_raw > -1) & (b_raw < N)  # False for NaN too
+    if not torch.jit.is_tracing() and not bool(b_ok.all()):
+        r = int(torch.nonzero(~b_ok)[0, 0])
         raise ContractError(
-            f"{DEFORM_PSROI_POOL.op_type}: rois has batch index {bad}, expected 0 <= batch_index < N = {N}"
+            f"{DEFORM_PSROI_POOL.op_type}: rois[{r}, 0] = {float(b_raw[r])}, expected a batch index in [0, N) = [0, {N})"
         )
+    batch = torch.where(b_ok, b_raw, torch.zeros_like(b_raw)).long()
+    if H == 0 or W == 0:  # an empty map: no sample counts
+        return data.new_zeros((R, output_dim, P, P))
     x1, y1, x2, y2 = (round_half_away(rois_d[:, i]) for i in range(1, 5))
     start_w = x1 * spatial_scale - 0.5
     start_h = y1 * spatial_scale - 0.5
     end_w = (x2 + 1.0) * spatial_scale - 0.5
     end_h = (y2 + 1.0) * spatial_scale - 0.5
+    # A box that is not finite (NaN / inf coordinates, or overflowing when scaled) counts no sample: 0.
+    box_ok = (torch.isfinite(start_w) & torch.isfinite(start_h) & torch.isfinite(end_w)
+              & torch.isfinite(end_h)).view(R, 1, 1, 1, 1, 1)
     roi_w = torch.clamp(end_w - start_w, min=0.1)
     roi_h = torch.clamp(end_h - start_h, min=0.1)
     bin_w, bin_h = roi_w / P, roi_h / P
@@ -309,9 +320,10 @@ def deform_psroi_pool(
     w = wstart[..., None, None] + sf.view(1, S) * sub_w.view(R, 1, 1, 1, 1, 1)
     h = hstart[..., None, None] + sf.view(S, 1) * sub_h.view(R, 1, 1, 1, 1, 1)
     w, h = torch.broadcast_tensors(w, h)
-    keep = (w >= -0.5) & (w <= W - 0.5) & (h >= -0.5) & (h <= H - 0.5)
-    w = torch.clamp(w, 0, W - 1)
-    h = torch.clamp(h, 0, H - 1)
+    keep = (w >= -0.5) & (w <= W - 0.5) & (h >= -0.5) & (h <= H - 0.5) & box_ok  # False for NaN
+    # skipped samples (NaN / inf positions included) read position 0: never an index from NaN
+    w = torch.where(keep, torch.clamp(w, 0, W - 1), torch.zeros_like(w))
+    h = torch.where(keep, torch.clamp(h, 0, H - 1), torch.zeros_like(h))
     w = w.expand(R, output_dim, P, P, S, S)
     h = h.expand(R, output_dim, P, P, S, S)
     keep = keep.expand(R, output_dim, P, P, S, S)
