@@ -70,8 +70,8 @@ def bilinear_gather(planes: Tensor, h: Tensor, w: Tensor) -> Tensor:
             valid = inside & (y >= 0) & (y < H) & (x >= 0) & (x < W)
             idx = torch.where(valid, y * W + x, torch.zeros_like(y))
             vals = torch.gather(flat, 2, idx.unsqueeze(1).expand(B, K, idx.shape[-1]))
-            weight = torch.where(valid, wy * wx, torch.zeros_like(wy))
-            term = vals * weight.unsqueeze(1)
+            # a neighbour outside the map reads nothing (0, also next to inf / NaN values)
+            term = torch.where(valid.unsqueeze(1), vals * (wy * wx).unsqueeze(1), torch.zeros_like(vals))
             out = term if out is None else out + term
     assert out is not None
     return out
@@ -177,8 +177,9 @@ def deform_conv2d(
     planes = input.to(dtype).reshape(N * og, Cog, H, W)
     cols = bilinear_gather(planes, h.reshape(N * og, K * L), w.reshape(N * og, K * L))  # [N*og, Cog, K*L]
     cols = cols.reshape(N, og, Cog, K, L)
-    if mask is not None:
-        cols = cols * mask.to(dtype).reshape(N, og, 1, K, L)
+    if mask is not None:  # a sample outside the map reads nothing: 0 whatever the mask (inf / NaN too)
+        inside = ((h > -1) & (h < H) & (w > -1) & (w < W)).reshape(N, og, 1, K, L)
+        cols = torch.where(inside, cols * mask.to(dtype).reshape(N, og, 1, K, L), torch.zeros_like(cols))
     # [N, C, K, L] -> per convolution group [N, group, Cg*K, L]
     cols = cols.reshape(N, group, Cg * K, L)
     wmat = weight.to(dtype).reshape(group, M // group, Cg * K)
@@ -344,10 +345,11 @@ def deform_psroi_pool(
         for dx_, wx in ((0, 1 - lw), (1, lw)):
             y = torch.clamp(h0 + dy_, max=H - 1)
             x = torch.clamp(w0 + dx_, max=W - 1)
-            # after clamping into the map, a neighbour at H (or W) only ever has weight 0
+            # a neighbour at H (or W) is outside the map: it reads nothing (0, also next to inf / NaN)
+            valid = (h0 + dy_ <= H - 1) & (w0 + dx_ <= W - 1)
             idx = (base + y * W + x).reshape(1, 1, -1)
             vals = torch.gather(flat, 2, idx).reshape(h.shape)
-            term = vals * (wy * wx)
+            term = torch.where(valid, vals * (wy * wx), torch.zeros_like(vals))
             total = term if total is None else total + term
     assert total is not None
     total = torch.where(keep, total, torch.zeros_like(total))
