@@ -139,3 +139,26 @@ FORBIDDEN_OP_TYPES = ("DeformConv",)
 def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel: int, stride: int) -> int:
     """oH = floor((H + top + bottom - dilation*(kH-1) - 1) / stride) + 1."""
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+INT32_MAX = 2**31 - 1
+
+
+def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> None:
+    """An ONNX node's integer attributes before TensorRT's parser sees them: it passes INT /
+    INTS as int32 (wrapping larger values silently), so every value must fit int32 and its
+    LIMITS. Raises ContractError in the contract's style."""
+    from .errors import ContractError
+
+    spec = OPS.get(op_type)
+    if spec is None:
+        return
+    for a in spec.attrs:
+        value = attrs.get(a.name)
+        if value is None or a.kind == FLOAT:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if any(not isinstance(v, int) or not -INT32_MAX - 1 <= v <= INT32_MAX for v in values):
+            raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
+                                f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
+    check_limits(op_type, node, attrs)
