@@ -46,18 +46,36 @@ def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_na
     _atomic(Path(path), lambda tmp: results.save(tmp))
 
 
-def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> tuple[Path, Path]:
-    """Write ``DIR/inputs.json`` and ``DIR/outputs.json``; returns their paths."""
+def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+            group=None) -> tuple[Path, Path]:
+    """Write ``DIR/inputs.json`` and ``DIR/outputs.json``; returns their paths. With ``group``
+    (an exporter.atomic.AtomicGroup) both become temporaries that the group renames later."""
     d = Path(directory)
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        if group is not None:
+            group.mkdir(d)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DcnError(f"--save-io: cannot create directory '{d}': {e.strerror or e}") from None
     if not os.access(d, os.W_OK | os.X_OK):
         raise DcnError(f"--save-io: directory '{d}' is not writable")
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
-    save_inputs(inputs_path, [feed])
-    save_outputs(outputs_path, outputs)
+    if group is None:
+        save_inputs(inputs_path, [feed])
+        save_outputs(outputs_path, outputs)
+        return inputs_path, outputs_path
+    from polygraphy.comparator import IterationResult, RunResults
+    from polygraphy.json import save_json
+    from polygraphy.logger import G_LOGGER
+
+    results = RunResults()
+    results.append((RUNNER_NAME, [IterationResult({k: np.asarray(v) for k, v in outputs.items()},
+                                                  runner_name=RUNNER_NAME)]))
+    with G_LOGGER.verbosity(G_LOGGER.ERROR):
+        save_json([{k: np.asarray(v) for k, v in feed.items()}], str(group.path(inputs_path)),
+                  description="example inputs")
+        results.save(str(group.path(outputs_path)))
     return inputs_path, outputs_path
 
 

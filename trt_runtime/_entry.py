@@ -1,0 +1,68 @@
+"""Console-script entry points: Ctrl-C at any moment, start-up imports included, is one line, exit 130.
+
+Imported first by the ``dcn-*`` scripts (pyproject ``[project.scripts]``), never by library
+code: while the command's modules import (torch, ONNX, ...) nothing has been written, so
+SIGINT then exits at once with code 130. Once the command runs, Ctrl-C is a
+KeyboardInterrupt again, so that temporaries are removed (exporter.atomic) on the way out,
+and the command's own handler prints ``<tool>: interrupted`` and returns 130.
+"""
+import os
+import signal
+import sys
+
+_PROG = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "dcn"
+
+
+def _startup_interrupt(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    os.write(2, f"{_PROG}: interrupted\n".encode())
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _startup_interrupt)
+
+
+def _run(load):
+    try:
+        main = load()
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def export_main():
+    def load():
+        from exporter.cli import main
+        return main
+    return _run(load)
+
+
+def build_main():
+    def load():
+        from trt_runtime.cli import build_main as main
+        return main
+    return _run(load)
+
+
+def infer_main():
+    def load():
+        from trt_runtime.cli import infer_main as main
+        return main
+    return _run(load)
+
+
+def compare_main():
+    def load():
+        from trt_runtime.cli import compare_main as main
+        return main
+    return _run(load)
+
+
+def plugins_main():
+    def load():
+        from trt_runtime.plugins import main
+        return main
+    return _run(load)
