@@ -87,8 +87,9 @@ class ExportResult:
             counts[t] = counts.get(t, 0) + 1
         nodes = ", ".join(f"{n} {t}" for t, n in counts.items()) or "no deformable nodes"
         prec = "float16" + (" (float16 I/O)" if self.fp16_io else " (float32 I/O)") if self.fp16 else "float32"
+        checked = f"; checked on {self.check.runtime}" if self.check is not None else ""
         return (f"wrote {self.path} ({nodes}; opset {self.opset}, IR {self.ir_version}, {prec}) "
-                f"in {self.export_seconds:.1f} s")
+                f"in {self.export_seconds:.1f} s{checked}")
 
 
 # --------------------------------------------------------------------------- translation table

@@ -2,7 +2,8 @@
 
 Imported first by the ``dcn-*`` scripts (pyproject ``[project.scripts]``), never by library
 code: while the command's modules import (torch, ONNX, ...) nothing has been written, so
-SIGINT then exits at once with code 130. Once the command runs, Ctrl-C is a
+SIGINT then exits at once with code 130 (only the interpreter's own start, before this
+module's first line, is out of reach). Once the command runs, Ctrl-C is a
 KeyboardInterrupt again, so that temporaries are removed (exporter.atomic) on the way out,
 and the command's own handler prints ``<tool>: interrupted`` and returns 130.
 """
@@ -10,7 +11,7 @@ import os
 import signal
 import sys
 
-_PROG = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "dcn"
+_PROG = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].startswith(("/", ".", "dcn")) else "dcn"
 
 
 def _startup_interrupt(signum, frame):  # pragma: no cover - exercised by a subprocess test
