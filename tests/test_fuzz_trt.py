@@ -12,10 +12,9 @@ from __future__ import annotations
 import pytest
 
 import fuzz_cases
-from cuda_check import check_build
 from exporter.contract import OPS, check_node_attributes
 from exporter.errors import ContractError
-from test_trt_contract import Harness
+from test_trt_contract import hx  # noqa: F401  (the harness fixture)
 
 ATTR_CATEGORIES = ("conv attribute bounds", "pool attribute bounds", "wrapped products", "conv attribute type",
                    "pool attribute type")
@@ -30,14 +29,6 @@ def _fits_int32(value) -> bool:
 
 def _attribute_cases() -> list[dict]:
     return [c for c in fuzz_cases.all_cases() if c["category"] in ATTR_CATEGORIES]
-
-
-@pytest.fixture(scope="module")
-def hx():
-    r = check_build(need_trt=True)
-    h = Harness(r.harness)
-    yield h
-    h.close()
 
 
 def _int_attrs(case: dict) -> dict:

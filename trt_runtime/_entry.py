@@ -7,6 +7,7 @@ module's first line, is out of reach). Once the command runs, Ctrl-C is a
 KeyboardInterrupt again, so that temporaries are removed (exporter.atomic) on the way out,
 and the command's own handler prints ``<tool>: interrupted`` and returns 130.
 """
+import importlib
 import os
 import signal
 import sys
@@ -34,36 +35,14 @@ def _run(load):
         return 130
 
 
-def export_main():
-    def load():
-        from exporter.cli import main
-        return main
-    return _run(load)
+def _entry(module: str, name: str):
+    def entry():
+        return _run(lambda: getattr(importlib.import_module(module), name))
+    return entry
 
 
-def build_main():
-    def load():
-        from trt_runtime.cli import build_main as main
-        return main
-    return _run(load)
-
-
-def infer_main():
-    def load():
-        from trt_runtime.cli import infer_main as main
-        return main
-    return _run(load)
-
-
-def compare_main():
-    def load():
-        from trt_runtime.cli import compare_main as main
-        return main
-    return _run(load)
-
-
-def plugins_main():
-    def load():
-        from trt_runtime.plugins import main
-        return main
-    return _run(load)
+export_main = _entry("exporter.cli", "main")
+build_main = _entry("trt_runtime.cli", "build_main")
+infer_main = _entry("trt_runtime.cli", "infer_main")
+compare_main = _entry("trt_runtime.cli", "compare_main")
+plugins_main = _entry("trt_runtime.plugins", "main")
