@@ -336,3 +336,31 @@ def test_limits_in_header_equal_contract(tmp_path):
     c, p = LIMITS["DeformConv2d"], LIMITS["DeformPSROIPool"]
     assert got == [c["strides"], c["pads"], c["dilations"], p["output_dim"], p["group_size"], p["pooled_size"],
                    p["part_size"], p["sample_per_part"], MAX_ELEMENTS]
+
+
+@pytest.mark.parametrize("what", ["nan batch", "inf batch", "nan box", "inf box", "nan trans", "empty map"])
+def test_reference_on_non_finite_rois_and_empty_maps(what):
+    """The reference: a clear ContractError or the documented value, never an IndexError."""
+    from exporter.errors import ContractError
+    from exporter.ops import reference as ref
+
+    data = torch.randn(2, 8, 6, 7, dtype=torch.float64)
+    rois = torch.tensor([[0, 1, 1, 8, 9], [1, 2, 0, 6, 5]], dtype=torch.float64)
+    trans = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    kw = dict(spatial_scale=0.5, output_dim=2, group_size=2, pooled_size=3, sample_per_part=2, trans_std=0.1)
+    if what.endswith("batch"):
+        rois[1, 0] = math.nan if what.startswith("nan") else math.inf
+        with pytest.raises(ContractError, match=r"rois\[1, 0\] = (nan|inf), expected a batch index in \[0, N\)"):
+            ref.deform_psroi_pool(data, rois, trans, **kw)
+        return
+    if what.endswith("box"):
+        rois[1, 3] = math.nan if what.startswith("nan") else math.inf
+        y = ref.deform_psroi_pool(data, rois, trans, **kw)
+        assert torch.all(y[1] == 0) and torch.isfinite(y[0]).all() and torch.any(y[0] != 0)
+    elif what == "nan trans":
+        trans[0, :, 0, 0] = math.nan
+        y = ref.deform_psroi_pool(data, rois, trans, **kw)
+        assert torch.all(y[0, :, 0, 0] == 0) and torch.isfinite(y).all()
+    else:
+        y = ref.deform_psroi_pool(data[:, :, :0], rois, trans, **kw)
+        assert y.shape == (2, 2, 3, 3) and torch.all(y == 0)
