@@ -29,10 +29,12 @@ def _run(load):
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return main()
+        code = main()
     except KeyboardInterrupt:
+        code = 130
         print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done (or undone): exit with its code
+    return code
 
 
 def _entry(module: str, name: str):
