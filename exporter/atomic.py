@@ -41,3 +41,63 @@ def write_bytes_atomic(dest: PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+class AtomicGroup:
+    """Several outputs that replace their destinations together: ``path(dest)`` gives a
+    temporary beside each ``dest``; when the ``with`` block ends normally every temporary is
+    renamed onto its destination (only then, after all were written); on any exception
+    (a full disk, Ctrl-C) every temporary and every directory ``mkdir`` created is removed and
+    the old outputs stay untouched."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._created: list[Path] = []
+
+    def __enter__(self) -> "AtomicGroup":
+        return self
+
+    def mkdir(self, directory: PathLike) -> Path:
+        """Create ``directory`` (and parents) if missing; removed again if the group fails."""
+        d = Path(directory)
+        missing = []
+        p = d
+        while not p.exists():
+            missing.append(p)
+            if p.parent == p:
+                break
+            p = p.parent
+        d.mkdir(parents=True, exist_ok=True)
+        self._created.extend(missing)  # innermost first
+        return d
+
+    def path(self, dest: PathLike) -> Path:
+        dest = Path(dest)
+        parent = dest.parent if str(dest.parent) else Path(".")
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=parent)
+        os.close(fd)
+        self._pending.append((Path(name), dest))
+        return Path(name)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                mode = 0o666 & ~_umask()
+                for tmp, _ in self._pending:
+                    os.chmod(tmp, mode)
+                for tmp, dest in self._pending:
+                    os.replace(tmp, dest)
+                return
+            except BaseException:
+                self._discard()
+                raise
+        self._discard()
+
+    def _discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        for d in self._created:
+            try:
+                d.rmdir()  # only if still empty
+            except OSError:
+                pass

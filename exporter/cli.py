@@ -7,6 +7,7 @@ prints the underlying traceback).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import traceback
@@ -58,7 +59,31 @@ def parse_input(text: str) -> InputSpec:
         raise DcnError(f"--input {text!r}: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if any(d <= 0 for d in shape):
         raise DcnError(f"--input {text!r}: every dimension must be positive, got {list(shape)}")
+    check_input_size(f"--input {text!r}", shape, _ITEMSIZE[dtype], dtype)
     return InputSpec(m.group(1), shape, dtype)
+
+
+_ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1, "bool": 1}
+
+
+def input_size_limit() -> int:
+    """Bytes one generated input may take: half of this machine's memory (at least 1 GiB)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 << 30
+    return max(total // 2, 1 << 30)
+
+
+def check_input_size(what: str, shape: Sequence[int], itemsize: int = 4, dtype: str = "float32") -> None:
+    """Refuse a shape whose tensor would not fit, before anything allocates it."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    limit = input_size_limit()
+    if n * itemsize > limit:
+        raise DcnError(f"{what}: {n} elements ({n * itemsize / 2**30:.1f} GiB as {dtype}), expected at most "
+                       f"{limit / 2**30:.1f} GiB (half of this machine's memory)")
 
 
 def parse_dynamic(text: str) -> tuple[str, dict[int, str]]:
@@ -234,6 +259,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         input_names: Optional[list[str]] = names
     else:
         example = getattr(model, "example_inputs", None)
+        if example is None and getattr(model, "example_inputs_note", None):
+            say(model.example_inputs_note)
         if example is None:
             from .export import _forward_param_names
 
@@ -292,11 +319,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print(version_text(PROG))
         return 0
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse printed its usage line
         return int(e.code) if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     args.t0 = t0
 
     def say(msg: str) -> None:  # table lines (indented) without the prefix
@@ -314,6 +344,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - an I/O error, a failure inside a library: one line, exit 2
+        if args.verbose:
+            traceback.print_exception(e, file=sys.stderr)
+        msg = " ".join(str(e).split())[:400]
+        hint = "" if args.verbose else " (-v shows the traceback)"
+        print(f"{PROG}: error: {type(e).__name__}: {msg}{hint}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,6 +108,30 @@ DEFORM_PSROI_POOL = OpSpec(
 
 OPS: dict[str, OpSpec] = {op.op_type: op for op in (DEFORM_CONV2D, DEFORM_PSROI_POOL)}
 
+# Upper limits of the attributes that alone drive work or memory (README "Limits"; equal to the
+# kMax* constants of plugins/common/dcn_math.h, tested). INTS limits apply to every value.
+LIMITS: dict[str, dict[str, int]] = {
+    DEFORM_CONV2D.op_type: {"strides": 1024, "pads": 1024, "dilations": 1024},
+    DEFORM_PSROI_POOL.op_type: {"output_dim": 1 << 20, "group_size": 32, "pooled_size": 32, "part_size": 32,
+                                "sample_per_part": 16},
+}
+MAX_ELEMENTS = 1 << 58  # any output or workspace, in elements
+
+
+def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
+    """Raise ContractError (the contract's message) when an attribute is above its limit."""
+    from .errors import ContractError
+
+    for name, limit in LIMITS.get(op_type, {}).items():
+        value = attrs.get(name)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if any(int(v) > limit for v in values):
+            shown = f"[{', '.join(str(int(v)) for v in values)}]" if isinstance(value, (list, tuple)) else int(value)
+            raise ContractError(f"{op_type} '{node}': attribute {name} = {shown}, expected "
+                                f"{'values ' if isinstance(value, (list, tuple)) else ''}<= {limit} (limit)")
+
 # Never name a node like this: TensorRT >= 10.1 imports the standard op itself.
 FORBIDDEN_OP_TYPES = ("DeformConv",)
 
@@ -115,3 +139,26 @@ FORBIDDEN_OP_TYPES = ("DeformConv",)
 def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel: int, stride: int) -> int:
     """oH = floor((H + top + bottom - dilation*(kH-1) - 1) / stride) + 1."""
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+INT32_MAX = 2**31 - 1
+
+
+def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> None:
+    """An ONNX node's integer attributes before TensorRT's parser sees them: it passes INT /
+    INTS as int32 (wrapping larger values silently), so every value must fit int32 and its
+    LIMITS. Raises ContractError in the contract's style."""
+    from .errors import ContractError
+
+    spec = OPS.get(op_type)
+    if spec is None:
+        return
+    for a in spec.attrs:
+        value = attrs.get(a.name)
+        if value is None or a.kind == FLOAT:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if any(not isinstance(v, int) or not -INT32_MAX - 1 <= v <= INT32_MAX for v in values):
+            raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
+                                f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
+    check_limits(op_type, node, attrs)

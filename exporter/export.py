@@ -27,6 +27,7 @@ import types
 import copy
 import functools
 import inspect
+import io
 import os
 import re
 import time
@@ -42,7 +43,7 @@ from torch import nn
 
 from . import schemas
 from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, FORBIDDEN_OP_TYPES, INT, INTS, OpSpec
-from .atomic import write_bytes_atomic
+from .atomic import AtomicGroup
 from .cli_common import Stages
 from .errors import DcnError
 from .swap import Swap, swap_modules
@@ -89,8 +90,9 @@ class ExportResult:
             counts[t] = counts.get(t, 0) + 1
         nodes = ", ".join(f"{n} {t}" for t, n in counts.items()) or "no deformable nodes"
         prec = "float16" + (" (float16 I/O)" if self.fp16_io else " (float32 I/O)") if self.fp16 else "float32"
+        checked = f"; checked on {self.check.runtime}" if self.check is not None else ""
         return (f"wrote {self.path} ({nodes}; opset {self.opset}, IR {self.ir_version}, {prec}) "
-                f"in {self.total_seconds if seconds is None else seconds:.1f} s")
+                f"in {self.total_seconds if seconds is None else seconds:.1f} s{checked}")
 
 
 # --------------------------------------------------------------------------- translation table
@@ -249,6 +251,28 @@ def one_line(exc: BaseException) -> str:
     line = re.sub(r"\x1b\[[0-9;]*m", "", line)
     line = line if len(line) <= 400 else line[:397] + "..."
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+_USER_FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n\s*([^\n]+)')
+
+
+def _user_line(exc: BaseException) -> str:
+    """`` at FILE:LINE (`code`)``: the user's source line torch names in its message, else the
+    innermost traceback frame outside torch and this package; '' when there is none."""
+    def users(path: str) -> bool:
+        return "site-packages" not in path and f"{os.sep}torch{os.sep}" not in path and \
+            os.path.dirname(os.path.abspath(path)) != os.path.dirname(os.path.abspath(__file__))
+
+    found = [(f, int(n), code.strip()) for f, n, code in _USER_FRAME.findall(str(exc)) if users(f)]
+    if not found:
+        import traceback as _tb
+
+        found = [(fr.filename, fr.lineno or 0, (fr.line or "").strip())
+                 for fr in _tb.extract_tb(exc.__traceback__) if users(fr.filename)]
+    if not found:
+        return ""
+    f, n, code = found[-1]
+    return f" at {f}:{n}" + (f" (`{code}`)" if code else "")
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -772,16 +796,23 @@ def export(
         if check and not report.passed:
             raise CheckError(f"{report.summary()}; nothing written")
 
+    # Nothing is replaced until everything is written: the model and the I/O files go to
+    # temporaries, renamed together at the end (a full disk or Ctrl-C leaves the old ones).
     st.start("save")
     try:
-        write_bytes_atomic(out_path, data)
-    except OSError as e:
-        raise DcnError(f"cannot write '{out_path}': {one_line(e)}") from e
-    if io_dir is not None:
-        from .polygraphy_io import save_io as _save_io
+        with AtomicGroup() as group:
+            with open(group.path(out_path), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if io_dir is not None:
+                from .polygraphy_io import save_io as _save_io
 
-        ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype) for a, t in zip(truth, reference)]
-        _save_io(io_dir, feed, dict(zip(outs, ref_np)), fmt=save_io_format)
+                ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype)
+                          for a, t in zip(truth, reference)]
+                _save_io(io_dir, feed, dict(zip(outs, ref_np)), fmt=save_io_format, group=group)
+    except OSError as e:
+        raise DcnError(f"cannot write '{e.filename or out_path}': {one_line(e)}; nothing was replaced") from e
     st.stop()
     return ExportResult(
         path=out_path, input_names=names, output_names=outs, dcn_nodes=dcn_nodes, opset=opset,
@@ -857,17 +888,20 @@ def _trace(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tuple[tor
         {axis: torch.export.Dim.DYNAMIC for axis in dyn[i]} if i in dyn else None for i in range(len(inputs))
     ) if dyn else None
     tracker = ModuleTracker(inner)
+    printed = io.StringIO()  # torch.export prints the FX graph to stderr on some errors: kept for -v
     try:
-        with tracker, quiet_torch():
+        with tracker, quiet_torch(), contextlib.redirect_stderr(printed):
             ep = torch.export.export(work, trace_inputs, dynamic_shapes=dynamic_shapes, strict=False)
     except DcnError:
         raise
     except Exception as e:
         cause = _root_cause(e)
+        if printed.getvalue().strip():
+            e.add_note("torch.export printed:\n" + printed.getvalue())
         constraint = _constraint_message(cause, work, names, dyn)
         if constraint:
             raise DcnError(constraint) from e
-        raise DcnError(f"torch.export failed{tracker.where()}: {one_line(cause)}") from e
+        raise DcnError(f"torch.export failed{tracker.where()}{_user_line(cause)}: {one_line(cause)}") from e
     return ep, swaps, strip, _dim_symbols(ep, names, dyn)
 
 

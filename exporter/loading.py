@@ -190,12 +190,22 @@ def load_model(
             raise DcnError(f"cannot load TorchScript archive '{p}': {_one_line(e)}") from None
 
     if kind == "pt2":
+        note = None
         try:
-            ep = torch.export.load(str(p))
+            if trust_pickle:
+                ep = torch.export.load(str(p))
+                example = getattr(ep, "example_inputs", None)
+            else:  # nothing unpickled: see exporter/safe_archive.py
+                from .safe_archive import load_pt2
+
+                ep, example, note = load_pt2(str(p))
             module = ep.module(check_guards=False)
+        except DcnError:
+            raise
         except Exception as e:
             raise DcnError(f"cannot load torch.export program '{p}': {_one_line(e)}") from None
-        example = getattr(ep, "example_inputs", None)
+        if note is not None:
+            module.example_inputs_note = note  # type: ignore[attr-defined]
         if example is not None:
             module.example_inputs = example  # type: ignore[attr-defined]
         return module

@@ -12,6 +12,7 @@ smaller and faster for big tensors, but Polygraphy's own ``--load-inputs`` reads
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,32 +27,44 @@ OUTPUTS_FILE = "outputs.json"
 IO_FORMATS = ("json", "npz")  # json first: the default, what Polygraphy reads
 
 
-def _atomic(dest: Path, write) -> None:
+@contextmanager
+def _target(dest: Path, group=None):
+    """The path to write ``dest`` through: a temporary renamed at once (``atomic_path``), or one of
+    ``group``'s temporaries (an exporter.atomic.AtomicGroup renames them all together later)."""
+    if group is None:
+        with atomic_path(dest) as tmp:
+            yield tmp
+    else:
+        yield group.path(dest)
+
+
+def _atomic(dest: Path, write, group=None) -> None:
     from polygraphy.logger import G_LOGGER
 
-    with atomic_path(dest) as tmp, G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Saving ..." lines
+    with _target(dest, group) as tmp, G_LOGGER.verbosity(G_LOGGER.ERROR):  # no "[I] Saving ..." lines
         write(str(tmp))
 
 
-def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
+def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]], group=None) -> None:
     from polygraphy.json import save_json
 
     data = [{k: np.asarray(v) for k, v in feed.items()} for feed in feeds]
-    _atomic(Path(path), lambda tmp: save_json(data, tmp, description="example inputs"))
+    _atomic(Path(path), lambda tmp: save_json(data, tmp, description="example inputs"), group)
 
 
-def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME) -> None:
+def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME,
+                 group=None) -> None:
     from polygraphy.comparator import IterationResult, RunResults
 
     results = RunResults()
     results.append((runner_name, [IterationResult({k: np.asarray(v) for k, v in outputs.items()},
                                                   runner_name=runner_name)]))
-    _atomic(Path(path), lambda tmp: results.save(tmp))
+    _atomic(Path(path), lambda tmp: results.save(tmp), group)
 
 
-def save_npz(path: os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def save_npz(path: os.PathLike, arrays: Mapping[str, np.ndarray], group=None) -> None:
     """One feed dict / one iteration's outputs as a numpy archive, written atomically."""
-    with atomic_path(Path(path)) as tmp:
+    with _target(Path(path), group) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
@@ -69,13 +82,17 @@ def load_npz(path: os.PathLike, what: str = "arrays") -> dict[str, np.ndarray]:
 
 
 def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
-            fmt: str = "json") -> tuple[Path, Path]:
-    """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths."""
+            fmt: str = "json", group=None) -> tuple[Path, Path]:
+    """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths.
+    With ``group`` (an exporter.atomic.AtomicGroup) both become temporaries that the group renames later."""
     if fmt not in IO_FORMATS:
         raise DcnError(f"--io-format {fmt!r}: expected one of {', '.join(IO_FORMATS)}")
     d = Path(directory)
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        if group is not None:
+            group.mkdir(d)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DcnError(f"--save-io: cannot create directory '{d}': {e.strerror or e}") from None
     if not os.access(d, os.W_OK | os.X_OK):
@@ -83,11 +100,11 @@ def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Map
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
     if fmt == "npz":
         inputs_path, outputs_path = inputs_path.with_suffix(".npz"), outputs_path.with_suffix(".npz")
-        save_npz(inputs_path, feed)
-        save_npz(outputs_path, outputs)
-        return inputs_path, outputs_path
-    save_inputs(inputs_path, [feed])
-    save_outputs(outputs_path, outputs)
+        save_npz(inputs_path, feed, group)
+        save_npz(outputs_path, outputs, group)
+    else:
+        save_inputs(inputs_path, [feed], group)
+        save_outputs(outputs_path, outputs, group=group)
     return inputs_path, outputs_path
 
 

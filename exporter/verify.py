@@ -140,8 +140,12 @@ def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
         return None
     try:
         sess = factory(model.SerializeToString())
-    except Exception:  # library not built / not loadable: fall back to the next runtime
-        return None
+    except Exception as e:
+        if isinstance(e, LookupError):  # plugins.LibraryNotBuiltError: not built, the next runtime (named)
+            return None
+        # built but not loadable, or it refuses the model: an error, never a silent fallback
+        text = " ".join(str(e).split())[:400]
+        raise DcnError(f"ONNX Runtime with libdcn_ort failed to load the model: {type(e).__name__}: {text}") from e
     return Runner("onnxruntime + dcn ops", lambda feed: sess.run(None, dict(feed)))
 
 
@@ -168,6 +172,8 @@ def make_runner(model: onnx.ModelProto, prefer: str = "auto") -> Runner:
     for make in candidates:
         try:
             runner = make()
+        except DcnError:
+            raise
         except Exception:  # e.g. a float16 kernel ONNX Runtime's CPU provider lacks
             runner = None
         if runner is not None:

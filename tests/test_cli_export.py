@@ -83,7 +83,7 @@ ERROR_CASES = [
     ("unknown op", ["--input", "images:1x3x8x8", "--factory", "export_models:unknown_op_net"], None,
      "operator dcn_test::mystery in module 'body.1' (export_models._Mystery) has no ONNX translation"),
     ("unknown autograd function", ["--input", "images:1x3x8x8", "--factory", "export_models:unknown_function_net"],
-     None, "torch.export failed in module 'neck.custom' (export_models._Custom): RuntimeError"),
+     None, "torch.export failed in module 'neck.custom' (export_models._Custom) at "),
     ("bad factory", ["--input", "images:1x3x8x8", "--factory", "export_models"], None,
      "--factory 'export_models': expected MODULE:CALLABLE"),
 ]

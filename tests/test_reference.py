@@ -201,7 +201,7 @@ def test_conv_offset_group_divisibility_error():
         (dict(trans=torch.zeros(1, 3, 2, 2)), r"DeformPSROIPool: trans has shape \[1, 3, 2, 2\], expected \[R, 2\*num_classes"),
         (dict(trans=torch.zeros(1, 2, 3, 3)), r"DeformPSROIPool: trans has shape \[1, 2, 3, 3\], expected \[1, 2, 2, 2\] \(part_size = 2\)"),
         (dict(trans=torch.zeros(1, 6, 2, 2)), r"trans has 6 channels = 2\*3 classes, expected num_classes to divide output_dim = 2"),
-        (dict(rois=torch.tensor([[1.0, 0, 0, 2, 2]])), r"DeformPSROIPool: rois has batch index 1, expected 0 <= batch_index < N = 1"),
+        (dict(rois=torch.tensor([[1.0, 0, 0, 2, 2]])), r"DeformPSROIPool: rois\[0, 0\] = 1.0, expected a batch index in \[0, N\) = \[0, 1\)"),
     ],
 )
 def test_pool_errors(over, pattern):

@@ -171,6 +171,17 @@ def dcn_nodes(model) -> list[tuple[str, str]]:
             (n.op_type in contract.OPS and n.domain in ("", contract.DOMAIN))]
 
 
+def check_dcn_attributes(model) -> None:
+    """Our nodes' integer attributes fit TensorRT's int32 plugin fields and the contract's limits
+    (the parser would wrap a larger value silently)."""
+    from onnx import helper
+
+    for n in model.graph.node:
+        if n.op_type in contract.OPS and n.domain in ("", contract.DOMAIN):
+            contract.check_node_attributes(n.op_type, n.name, {a.name: helper.get_attribute_value(a)
+                                                               for a in n.attribute})
+
+
 def check_profile(inputs: Sequence[tuple[str, int, tuple[Any, ...]]],
                   shapes: Mapping[str, ShapeTriple]) -> dict[str, ShapeTriple]:
     """Validate --shapes against the ONNX inputs; every dynamic input needs one. Returns the profile."""
@@ -487,6 +498,7 @@ def build_engine(
     profile_shapes = check_profile(onnx_inputs(model), shapes or {})
     workspace_bytes = parse_size(workspace)
     nodes = dcn_nodes(model)
+    check_dcn_attributes(model)
     onnx_dtype = onnx_float_dtype(model)
     out = Path(output)
     if out.resolve() == Path(onnx_path).resolve():

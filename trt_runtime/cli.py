@@ -55,7 +55,14 @@ def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
             lines = [l for l in str(err).splitlines() if l.strip()]
             print(f"{prog}: error: {_trt.one_line(lines[0] if lines else err)}", file=sys.stderr)
             return 2
-        raise
+        # anything else (an I/O error, a failure inside a library): one line, exit 2; -v: the traceback
+        if getattr(args, "verbose", False):
+            import traceback  # noqa: PLC0415
+
+            traceback.print_exception(err, file=sys.stderr)
+        hint = "" if getattr(args, "verbose", False) else " (-v shows the traceback)"
+        print(f"{prog}: error: {type(err).__name__}: {_trt.one_line(err)}{hint}", file=sys.stderr)
+        return 2
 
 
 # --------------------------------------------------------------------------- dcn-build

@@ -16,6 +16,7 @@ which is never looser than ``numpy.isclose(target, ref, rtol, atol)`` with the s
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -402,6 +403,9 @@ def parse_input_shapes(specs: Optional[Sequence[str]]) -> dict[str, tuple[int, .
         if not sep or not name:
             raise DcnError(f"--input {spec!r}: expected NAME:SHAPE, e.g. images:1x3x224x224")
         out[name] = _trt.parse_shape(shape, f"--input {name}")
+        from exporter.cli import check_input_size  # noqa: PLC0415
+
+        check_input_size(f"--input {spec!r}", out[name], 8)  # generated inputs: up to float64
     return out
 
 
@@ -674,14 +678,19 @@ def compare(
     for runner in runners:
         _count_calls(runner, "infer", bar)
 
+    if kind == "onnx" and not verbose:  # ONNX Runtime's own error log would repeat our one-line error
+        import onnxruntime  # noqa: PLC0415
+
+        onnxruntime.set_default_logger_severity(4)
     t0 = time.monotonic()
     with G_LOGGER.verbosity(loud):
         try:
             results = Comparator.run(runners, data_loader=feeds)
         except DcnError:
             raise
-        except (PolygraphyException, RuntimeError, ValueError, TypeError) as err:
-            raise DcnError(f"running the models failed: {_first_line(err)}") from (err if verbose else None)
+        except Exception as err:  # noqa: BLE001 - an error inside a model (ONNX Runtime's included): one line
+            raise DcnError(f"running the models failed: {type(err).__name__}: {_first_line(err)}") \
+                from (err if verbose else None)
         finally:
             bar.close()
     run_seconds = time.monotonic() - t0
@@ -745,15 +754,25 @@ def compare(
         "versions": _versions(),
     }
     _print_table(outputs, rep, log)
+    # The plots and the report replace old ones together, only once all are written; a failure
+    # (a full disk) leaves the old ones and no empty plot folder.
+    from exporter.atomic import AtomicGroup  # noqa: PLC0415
+
+    try:
+        with AtomicGroup() as group:
+            if plot:
+                rep["plots"] = write_plots(plot, ref_iters, tgt_iters, outputs, group=group)
+            if report:
+                _trt.check_writable(report)
+                Path(group.path(report)).write_text(
+                    json.dumps(rep, indent=2, sort_keys=False, default=_trt._json_default) + "\n")
+    except OSError as err:
+        raise DcnError(f"cannot write {err.filename or report or plot!r}: {err.strerror or err}; "
+                       "nothing was replaced") from None
     if report:
-        _trt.write_json_atomic(report, rep)
         log(f"[dcn-compare] report: {report}")
     if plot:
-        files = write_plots(plot, ref_iters, tgt_iters, outputs)
-        rep["plots"] = files
-        if report:
-            _trt.write_json_atomic(report, rep)
-        log(f"[dcn-compare] plots: {len(files)} file(s) in {plot}")
+        log(f"[dcn-compare] plots: {len(rep['plots'])} file(s) in {plot}")
     return CompareOutcome(passed, outputs, rep)
 
 
@@ -873,7 +892,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "output"
 
 
-def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[str, Any]]) -> list[str]:
+def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[str, Any]], group=None) -> list[str]:
     """Per output: an error histogram PNG and, for >= 2-D outputs, an abs-error heatmap PNG."""
     try:
         import matplotlib  # noqa: PLC0415
@@ -885,7 +904,20 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
     import numpy as np  # noqa: PLC0415
 
     d = Path(directory)
-    d.mkdir(parents=False, exist_ok=True)
+    if group is not None:
+        if not d.parent.is_dir():
+            raise DcnError(f"--plot {directory!r}: directory {str(d.parent)!r} does not exist")
+        group.mkdir(d)
+    else:
+        d.mkdir(parents=False, exist_ok=True)
+
+    def save(fig, path):
+        if group is not None:
+            fig.savefig(group.path(path), dpi=100, format="png")
+            return
+        with _trt.atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+
     files = []
     for o in outputs:
         if "shape_mismatch" in o:
@@ -913,9 +945,10 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
         ax.legend()
         fig.tight_layout()
         path = d / f"{_safe(name)}_hist.png"
-        with _trt.atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+        try:
+            save(fig, path)
+        finally:
+            plt.close(fig)
         files.append(str(path))
 
         if len(o["shape"]) >= 2:
@@ -931,8 +964,9 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
             ax.set_ylabel(f"dim {a.ndim - 2}")
             fig.tight_layout()
             path = d / f"{_safe(name)}_heatmap.png"
-            with _trt.atomic_output(path) as tmp:
-                fig.savefig(tmp, dpi=100)
-            plt.close(fig)
+            try:
+                save(fig, path)
+            finally:
+                plt.close(fig)
             files.append(str(path))
     return files

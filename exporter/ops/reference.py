@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from ..contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, conv_out_size
+from ..contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, check_limits, conv_out_size
 from ..errors import ContractError
 
 IntOrSeq = Union[int, Sequence[int]]
@@ -70,8 +70,8 @@ def bilinear_gather(planes: Tensor, h: Tensor, w: Tensor) -> Tensor:
             valid = inside & (y >= 0) & (y < H) & (x >= 0) & (x < W)
             idx = torch.where(valid, y * W + x, torch.zeros_like(y))
             vals = torch.gather(flat, 2, idx.unsqueeze(1).expand(B, K, idx.shape[-1]))
-            weight = torch.where(valid, wy * wx, torch.zeros_like(wy))
-            term = vals * weight.unsqueeze(1)
+            # a neighbour outside the map reads nothing (0, also next to inf / NaN values)
+            term = torch.where(valid.unsqueeze(1), vals * (wy * wx).unsqueeze(1), torch.zeros_like(vals))
             out = term if out is None else out + term
     assert out is not None
     return out
@@ -102,6 +102,7 @@ def deform_conv2d_shapes(
     for attr, vals, low in (("strides", stride, 1), ("dilations", dilation, 1), ("pads", pads, 0)):
         if any(v < low for v in vals):
             raise ContractError(f"{op}: {attr} is {list(vals)}, expected every value >= {low}")
+    check_limits(DEFORM_CONV2D.op_type, name, {"strides": stride, "pads": pads, "dilations": dilation})
     if Cg <= 0 or C % Cg != 0:
         raise ContractError(f"{op}: X has {C} channels, expected a multiple of W.shape[1] = C/group = {Cg}")
     group = C // Cg
@@ -176,8 +177,9 @@ def deform_conv2d(
     planes = input.to(dtype).reshape(N * og, Cog, H, W)
     cols = bilinear_gather(planes, h.reshape(N * og, K * L), w.reshape(N * og, K * L))  # [N*og, Cog, K*L]
     cols = cols.reshape(N, og, Cog, K, L)
-    if mask is not None:
-        cols = cols * mask.to(dtype).reshape(N, og, 1, K, L)
+    if mask is not None:  # a sample outside the map reads nothing: 0 whatever the mask (inf / NaN too)
+        inside = ((h > -1) & (h < H) & (w > -1) & (w < W)).reshape(N, og, 1, K, L)
+        cols = torch.where(inside, cols * mask.to(dtype).reshape(N, og, 1, K, L), torch.zeros_like(cols))
     # [N, C, K, L] -> per convolution group [N, group, Cg*K, L]
     cols = cols.reshape(N, group, Cg * K, L)
     wmat = weight.to(dtype).reshape(group, M // group, Cg * K)
@@ -212,6 +214,9 @@ def deform_psroi_pool_check(
             raise ContractError(f"{op}: {attr} is {val}, expected >= 1")
     if part_size < 0:
         raise ContractError(f"{op}: part_size is {part_size}, expected >= 0 (0 = pooled_size)")
+    check_limits(DEFORM_PSROI_POOL.op_type, name, {"output_dim": output_dim, "group_size": group_size,
+                                                   "pooled_size": pooled_size, "part_size": part_size,
+                                                   "sample_per_part": sample_per_part})
     part = part_size or pooled_size
     if data.dim() != 4:
         raise ContractError(f"{op}: data has rank {data.dim()}, expected 4 [N, output_dim*group_size^2, H, W]")
@@ -270,17 +275,24 @@ def deform_psroi_pool(
         return data.new_zeros((0, output_dim, P, P))
 
     rois_d = rois.detach().to(dtype)
-    batch = rois_d[:, 0].long()
-    if not torch.jit.is_tracing() and bool(((batch < 0) | (batch >= N)).any()):
-        bad = batch[(batch < 0) | (batch >= N)][0].item()
+    b_raw = rois_d[:, 0]
+    b_ok = (b_raw > -1) & (b_raw < N)  # False for NaN too
+    if not torch.jit.is_tracing() and not bool(b_ok.all()):
+        r = int(torch.nonzero(~b_ok)[0, 0])
         raise ContractError(
-            f"{DEFORM_PSROI_POOL.op_type}: rois has batch index {bad}, expected 0 <= batch_index < N = {N}"
+            f"{DEFORM_PSROI_POOL.op_type}: rois[{r}, 0] = {float(b_raw[r])}, expected a batch index in [0, N) = [0, {N})"
         )
+    batch = torch.where(b_ok, b_raw, torch.zeros_like(b_raw)).long()
+    if H == 0 or W == 0:  # an empty map: no sample counts
+        return data.new_zeros((R, output_dim, P, P))
     x1, y1, x2, y2 = (round_half_away(rois_d[:, i]) for i in range(1, 5))
     start_w = x1 * spatial_scale - 0.5
     start_h = y1 * spatial_scale - 0.5
     end_w = (x2 + 1.0) * spatial_scale - 0.5
     end_h = (y2 + 1.0) * spatial_scale - 0.5
+    # A box that is not finite (NaN / inf coordinates, or overflowing when scaled) counts no sample: 0.
+    box_ok = (torch.isfinite(start_w) & torch.isfinite(start_h) & torch.isfinite(end_w)
+              & torch.isfinite(end_h)).view(R, 1, 1, 1, 1, 1)
     roi_w = torch.clamp(end_w - start_w, min=0.1)
     roi_h = torch.clamp(end_h - start_h, min=0.1)
     bin_w, bin_h = roi_w / P, roi_h / P
@@ -309,9 +321,10 @@ def deform_psroi_pool(
     w = wstart[..., None, None] + sf.view(1, S) * sub_w.view(R, 1, 1, 1, 1, 1)
     h = hstart[..., None, None] + sf.view(S, 1) * sub_h.view(R, 1, 1, 1, 1, 1)
     w, h = torch.broadcast_tensors(w, h)
-    keep = (w >= -0.5) & (w <= W - 0.5) & (h >= -0.5) & (h <= H - 0.5)
-    w = torch.clamp(w, 0, W - 1)
-    h = torch.clamp(h, 0, H - 1)
+    keep = (w >= -0.5) & (w <= W - 0.5) & (h >= -0.5) & (h <= H - 0.5) & box_ok  # False for NaN
+    # skipped samples (NaN / inf positions included) read position 0: never an index from NaN
+    w = torch.where(keep, torch.clamp(w, 0, W - 1), torch.zeros_like(w))
+    h = torch.where(keep, torch.clamp(h, 0, H - 1), torch.zeros_like(h))
     w = w.expand(R, output_dim, P, P, S, S)
     h = h.expand(R, output_dim, P, P, S, S)
     keep = keep.expand(R, output_dim, P, P, S, S)
@@ -332,10 +345,11 @@ def deform_psroi_pool(
         for dx_, wx in ((0, 1 - lw), (1, lw)):
             y = torch.clamp(h0 + dy_, max=H - 1)
             x = torch.clamp(w0 + dx_, max=W - 1)
-            # after clamping into the map, a neighbour at H (or W) only ever has weight 0
+            # a neighbour at H (or W) is outside the map: it reads nothing (0, also next to inf / NaN)
+            valid = (h0 + dy_ <= H - 1) & (w0 + dx_ <= W - 1)
             idx = (base + y * W + x).reshape(1, 1, -1)
             vals = torch.gather(flat, 2, idx).reshape(h.shape)
-            term = vals * (wy * wx)
+            term = torch.where(valid, vals * (wy * wx), torch.zeros_like(vals))
             total = term if total is None else total + term
     assert total is not None
     total = torch.where(keep, total, torch.zeros_like(total))

@@ -22,6 +22,10 @@
 //   DCN_HD int64_t conv_out_size(int64_t size, int64_t pad_begin, int64_t pad_end,
 //                                int64_t dilation, int64_t kernel, int64_t stride);
 //       floor((size + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1
+//   DCN_HD bool add_ok(int64_t a, int64_t b, int64_t* out);   mul_ok alike: false on int64 overflow
+//   DCN_HD bool conv_out_size_ok(size, pad_begin, pad_end, dilation, kernel, stride, int64_t* out);
+//   constexpr int64_t kMaxConvStride, kMaxConvPad, kMaxConvDilation, kMaxPoolOutputDim, kMaxPoolGroupSize,
+//       kMaxPoolPooledSize, kMaxPoolPartSize, kMaxPoolSamplePerPart;   attribute limits (contract LIMITS)
 //
 //   template<class Acc> struct BilinearTaps { int64_t idx[4]; Acc w[4]; int64_t hl, wl; };  idx < 0: unused
 //   template<class Acc>          DCN_HD BilinearTaps<Acc> bilinear_taps(int64_t H, int64_t W, Acc h, Acc w);
@@ -59,7 +63,8 @@
 //   template<class Acc, class T> DCN_HD Acc deform_psroi_pool_element(
 //       const T* data, const T* rois, const T* trans /*nullable*/, const DeformPSROIPoolDims& d,
 //       int64_t r, int64_t ctop, int64_t ph, int64_t pw);
-//       one output value; 0 when no sample counted or when rois[r, 0] is not a batch index.
+//       one output value; 0 when no sample counted (NaN / inf box or trans included) or when
+//       rois[r, 0] is not a batch index.
 //
 //   Host only (validation; "" when fine, else one message, see "Messages" below):
 //   struct ShapeRef { const int64_t* dims; int64_t rank; };           rank < 0: input absent
@@ -226,6 +231,44 @@ DCN_HD int64_t conv_out_size(int64_t size, int64_t pad_begin, int64_t pad_end, i
                              int64_t stride) {
     return floor_div(size + pad_begin + pad_end - dilation * (kernel - 1) - 1, stride) + 1;
 }
+
+// Overflow-checked int64 arithmetic: false (and *out untouched) when the exact result does not fit.
+DCN_HD bool add_ok(int64_t a, int64_t b, int64_t* out) {
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return false;
+    *out = a + b;
+    return true;
+}
+DCN_HD bool mul_ok(int64_t a, int64_t b, int64_t* out) {
+    if (a != 0 && b != 0) {
+        const bool bad = a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
+                               : (b > 0 ? a < INT64_MIN / b : b < INT64_MAX / a);
+        if (bad) return false;
+    }
+    *out = a * b;
+    return true;
+}
+// conv_out_size with every step checked; false when an intermediate value overflows int64.
+DCN_HD bool conv_out_size_ok(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t dilation, int64_t kernel,
+                             int64_t stride, int64_t* out) {
+    int64_t padded, extent, span;
+    if (!add_ok(size, pad_begin, &padded) || !add_ok(padded, pad_end, &padded)) return false;
+    if (!mul_ok(dilation, kernel - 1, &extent) || !add_ok(extent, 1, &extent)) return false;
+    if (!add_ok(padded, -extent, &span) || stride < 1) return false;
+    *out = floor_div(span, stride) + 1;
+    return true;
+}
+
+// Limits of the attributes that alone drive work or memory (contract: exporter/contract.py
+// LIMITS, README "Limits"). Also keeps every value inside TensorRT's int32 fields.
+constexpr int64_t kMaxElements = int64_t{1} << 58;  // any tensor or workspace, in elements (bytes fit int64)
+constexpr int64_t kMaxConvStride = 1024;      // strides
+constexpr int64_t kMaxConvPad = 1024;         // pads: each adds outputs
+constexpr int64_t kMaxConvDilation = 1024;    // dilations
+constexpr int64_t kMaxPoolOutputDim = 1 << 20;  // output_dim
+constexpr int64_t kMaxPoolGroupSize = 32;     // group_size: channels output_dim*group_size^2
+constexpr int64_t kMaxPoolPooledSize = 32;    // pooled_size: output pooled_size^2 per RoI and channel
+constexpr int64_t kMaxPoolPartSize = 32;      // part_size
+constexpr int64_t kMaxPoolSamplePerPart = 16;  // sample_per_part: sample_per_part^2 samples per output value
 
 // ---------------------------------------------------------------------------------------
 // Bilinear sampling (paper eq. 3-4; torchvision and ONNX DeformConv agree)
@@ -437,6 +480,10 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const T* rois, const T* tran
     const Acc start_h = round_of(load<Acc>(roi[2])) * scale - half;
     const Acc end_w = (round_of(load<Acc>(roi[3])) + Acc(1)) * scale - half;
     const Acc end_h = (round_of(load<Acc>(roi[4])) + Acc(1)) * scale - half;
+    // A box that is not finite (NaN / inf coordinates, or overflowing when scaled) counts no sample: 0.
+    if (!((start_w - start_w) == Acc(0) && (start_h - start_h) == Acc(0) && (end_w - end_w) == Acc(0) &&
+          (end_h - end_h) == Acc(0)))
+        return Acc(0);
     const Acc roi_w = (end_w - start_w > Acc(0.1)) ? end_w - start_w : Acc(0.1);
     const Acc roi_h = (end_h - start_h > Acc(0.1)) ? end_h - start_h : Acc(0.1);
     const int64_t P = d.pooled_size, S = d.sample_per_part;
@@ -548,8 +595,10 @@ struct DeformConvAttrs {
 
 inline std::string validate_deform_conv2d_attrs(const std::string& node, const DeformConvAttrs& a) {
     const std::string p = op_prefix(kDeformConv2dName, node);
-    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min; };
-    const List lists[] = {{"strides", a.strides, 2, 1}, {"pads", a.pads, 4, 0}, {"dilations", a.dilations, 2, 1}};
+    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min, max; };
+    const List lists[] = {{"strides", a.strides, 2, 1, kMaxConvStride},
+                          {"pads", a.pads, 4, 0, kMaxConvPad},
+                          {"dilations", a.dilations, 2, 1, kMaxConvDilation}};
     for (const List& l : lists) {
         if (l.v.size() != l.n)
             return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
@@ -558,6 +607,10 @@ inline std::string validate_deform_conv2d_attrs(const std::string& node, const D
             if (x < l.min)
                 return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
                        std::to_string(l.min);
+        for (int64_t x : l.v)
+            if (x > l.max)
+                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
+                       std::to_string(l.max) + " (limit)";
     }
     if (!a.kernel_shape.empty()) {
         if (a.kernel_shape.size() != 2)
@@ -566,6 +619,10 @@ inline std::string validate_deform_conv2d_attrs(const std::string& node, const D
         for (int64_t x : a.kernel_shape)
             if (x < 1) return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected values >= 1";
     }
+    for (int64_t x : a.kernel_shape)
+        if (x > INT32_MAX)
+            return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected values <= " +
+                   std::to_string(INT32_MAX);
     if (a.group < 1) return p + "attribute group = " + std::to_string(a.group) + ", expected >= 1";
     if (a.offset_group < 1)
         return p + "attribute offset_group = " + std::to_string(a.offset_group) + ", expected >= 1";
@@ -629,14 +686,22 @@ inline std::string validate_deform_conv2d(const std::string& node, const DeformC
     if (!a.kernel_shape.empty() && (a.kernel_shape[0] != d.kH || a.kernel_shape[1] != d.kW))
         return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected W's kernel size [" +
                std::to_string(d.kH) + ", " + std::to_string(d.kW) + "]";
-    d.outH = conv_out_size(d.H, d.padT, d.padB, d.dilH, d.kH, d.strideH);
-    d.outW = conv_out_size(d.W, d.padL, d.padR, d.dilW, d.kW, d.strideW);
+    const std::string geometry = " (input " + std::to_string(d.H) + "x" + std::to_string(d.W) + ", kernel " +
+                                 std::to_string(d.kH) + "x" + std::to_string(d.kW) + ", pads " + ints_str(a.pads) +
+                                 ", strides " + ints_str(a.strides) + ", dilations " + ints_str(a.dilations) + ")";
+    if (!conv_out_size_ok(d.H, d.padT, d.padB, d.dilH, d.kH, d.strideH, &d.outH) ||
+        !conv_out_size_ok(d.W, d.padL, d.padR, d.dilW, d.kW, d.strideW, &d.outW))
+        return p + "output size overflows int64" + geometry + ", expected a representable size";
     if (d.outH < 1 || d.outW < 1)
-        return p + "output size " + std::to_string(d.outH) + "x" + std::to_string(d.outW) + " (input " +
-               std::to_string(d.H) + "x" + std::to_string(d.W) + ", kernel " + std::to_string(d.kH) + "x" +
-               std::to_string(d.kW) + ", pads " + ints_str(a.pads) + ", strides " + ints_str(a.strides) +
-               ", dilations " + ints_str(a.dilations) + "), expected >= 1x1";
-    const int64_t kk = d.kH * d.kW;
+        return p + "output size " + std::to_string(d.outH) + "x" + std::to_string(d.outW) + geometry +
+               ", expected >= 1x1";
+    // Every size product the runtimes form (offset channels, output and column elements) must fit int64.
+    int64_t kk = 0, off_c = 0, L = 0, y = 0, cols = 0;
+    if (!mul_ok(d.kH, d.kW, &kk) || !mul_ok(d.offsetGroup, kk, &off_c) || !mul_ok(off_c, 2, &off_c) ||
+        !mul_ok(d.outH, d.outW, &L) || !mul_ok(d.N, d.M, &y) || !mul_ok(y, L, &y) || !mul_ok(d.C, kk, &cols) ||
+        !mul_ok(cols, L, &cols) || !mul_ok(cols, d.N, &cols) || y > kMaxElements || cols > kMaxElements)
+        return p + "sizes N*M*oH*oW, N*C*kH*kW*oH*oW or 2*offset_group*kH*kW overflow" + geometry +
+               ", expected at most 2^58 elements";
     auto spatial = [&](const char* name, ShapeRef s, int64_t channels, const char* formula) -> std::string {
         if (s[0] != d.N)
             return p + name + " has batch " + std::to_string(s[0]) + ", expected N = " + std::to_string(d.N);
@@ -648,7 +713,7 @@ inline std::string validate_deform_conv2d(const std::string& node, const DeformC
                    ", expected oH x oW = " + std::to_string(d.outH) + "x" + std::to_string(d.outW);
         return "";
     };
-    if (!(e = spatial("offset", offset, 2 * d.offsetGroup * kk, "2*offset_group*kH*kW")).empty()) return e;
+    if (!(e = spatial("offset", offset, off_c, "2*offset_group*kH*kW")).empty()) return e;
     if (mask.present() && !(e = spatial("mask", mask, d.offsetGroup * kk, "offset_group*kH*kW")).empty()) return e;
     if (B.present() && B[0] != d.M)
         return p + "B has " + std::to_string(B[0]) + " values, expected M = " + std::to_string(d.M);
@@ -671,13 +736,19 @@ inline std::string validate_deform_psroi_pool_attrs(const std::string& node, con
     const std::string p = op_prefix(kDeformPSROIPoolName, node);
     if (!(std::isfinite(a.spatial_scale) && a.spatial_scale > 0))
         return p + "attribute spatial_scale = " + float_str(a.spatial_scale) + ", expected a finite value > 0";
-    struct Int { const char* name; int64_t v; int64_t min; };
-    const Int ints[] = {{"output_dim", a.output_dim, 1},   {"group_size", a.group_size, 1},
-                        {"pooled_size", a.pooled_size, 1}, {"part_size", a.part_size, 0},
-                        {"sample_per_part", a.sample_per_part, 1}};
-    for (const Int& x : ints)
+    struct Int { const char* name; int64_t v; int64_t min, max; };
+    const Int ints[] = {{"output_dim", a.output_dim, 1, kMaxPoolOutputDim},
+                        {"group_size", a.group_size, 1, kMaxPoolGroupSize},
+                        {"pooled_size", a.pooled_size, 1, kMaxPoolPooledSize},
+                        {"part_size", a.part_size, 0, kMaxPoolPartSize},
+                        {"sample_per_part", a.sample_per_part, 1, kMaxPoolSamplePerPart}};
+    for (const Int& x : ints) {
         if (x.v < x.min)
             return p + "attribute " + x.name + " = " + std::to_string(x.v) + ", expected >= " + std::to_string(x.min);
+        if (x.v > x.max)
+            return p + "attribute " + x.name + " = " + std::to_string(x.v) + ", expected <= " +
+                   std::to_string(x.max) + " (limit)";
+    }
     if (!std::isfinite(a.trans_std))
         return p + "attribute trans_std = " + float_str(a.trans_std) + ", expected a finite value";
     if (a.no_trans != 0 && a.no_trans != 1)
@@ -712,7 +783,11 @@ inline std::string validate_deform_psroi_pool(const std::string& node, const Def
     d.trans_std = a.trans_std;
     d.no_trans = a.no_trans != 0 || !trans.present();
     d.num_classes = 1;
-    const int64_t want_c = a.output_dim * a.group_size * a.group_size;
+    const int64_t want_c = a.output_dim * a.group_size * a.group_size;  // <= 2^30 by the limits
+    int64_t out_elems = 0;
+    if (!mul_ok(d.R, a.output_dim * a.pooled_size * a.pooled_size, &out_elems) || out_elems > kMaxElements)
+        return p + "output size R*output_dim*pooled_size^2 overflows (R = " + std::to_string(d.R) +
+               "), expected at most 2^58 elements";
     if (d.C != want_c)
         return p + "data has " + std::to_string(d.C) + " channels, expected output_dim*group_size^2 = " +
                std::to_string(want_c);

@@ -1,0 +1,366 @@
+"""Fuzz: generated adversarial single-node models (tests/fuzz_cases.py) through ONNX Runtime + libdcn_ort.
+
+Each case runs in a forked child (the parent imports onnxruntime and torch once) with an
+address-space limit (RLIMIT_AS) and an alarm; the parent enforces a wall timeout and
+classifies the end. A case passes when the op gives a clear error (an ONNX Runtime
+exception, one line, no allocation failure) where the generator expects one, or an output
+equal to the float64 / float32 reference (exporter.ops) where it expects a result; never a
+signal, a timeout, an allocation failure or an output that differs from the reference.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import resource
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import fuzz_cases
+from built_libs import require
+from trt_runtime import plugins
+
+ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+CHILD_ALARM_S = 30
+WALL_TIMEOUT_S = 60
+EXTRA_ADDRESS_SPACE = 2 << 30  # bytes a case may map beyond the parent's address space
+ALLOCATION_FAILURES = ("bad_alloc", "failed to allocate", "memoryerror", "cannot allocate", "out of memory")
+
+
+# --------------------------------------------------------------------------- one case, in the child
+def _onnx_model(case: dict) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from exporter.contract import DOMAIN, DOMAIN_VERSION
+
+    etype = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
+             "int64": TensorProto.INT64}
+    names, vis = [], []
+    for name, spec in case["inputs"].items():
+        if spec is None:
+            names.append("")
+            continue
+        shape, dtype = spec
+        names.append(name)
+        vis.append(helper.make_tensor_value_info(name, etype[dtype], [f"{name}_{i}" for i in range(len(shape))]))
+    while names and names[-1] == "":
+        names.pop()
+    node = helper.make_node(case["op"], names, ["Y"], domain=DOMAIN, name="fuzz")
+    for k, v in case["attrs"].items():
+        node.attribute.append(helper.make_attribute(k, v, attr_type=onnx.AttributeProto.INTS) if v == [] else
+                              helper.make_attribute(k, v))
+    out_type = etype[next(s for s in case["inputs"].values() if s is not None)[1]]
+    graph = helper.make_graph([node], "fuzz", vis, [helper.make_tensor_value_info("Y", out_type, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19),
+                                                    helper.make_opsetid(DOMAIN, DOMAIN_VERSION)])
+    model.ir_version = 10
+    return model.SerializeToString()
+
+
+def _feeds(case: dict) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(abs(hash(case["id"])) % 2**32)
+    feeds = {}
+    for name, spec in case["inputs"].items():
+        if spec is None:
+            continue
+        shape, dtype = spec
+        if name == "rois":
+            d = case["dims"]
+            r = shape[0] if shape else 0
+            a = np.zeros(shape, np.float64)
+            if len(shape) == 2 and shape[1] >= 5:
+                h, w = d["H"] / 0.5, d["W"] / 0.5
+                x1 = rng.uniform(-2, w * 0.7, r)
+                y1 = rng.uniform(-2, h * 0.7, r)
+                a[:, 0] = rng.integers(0, max(d["N"], 1), r)
+                a[:, 1], a[:, 2] = x1, y1
+                a[:, 3], a[:, 4] = x1 + rng.uniform(0, w * 0.6, r), y1 + rng.uniform(0, h * 0.6, r)
+            else:
+                a = rng.uniform(0, 4, shape)
+        elif name == "mask":
+            a = rng.uniform(0, 1, shape)
+        elif name == "offset":
+            a = rng.normal(0, 2, shape)
+        else:
+            a = rng.normal(0, 1, shape)
+        feeds[name] = a.astype(dtype)
+    for name, (where, value) in case["poison"].items():
+        a = feeds[name]
+        if a.size == 0:
+            continue
+        if where == "all":
+            a[...] = value
+        elif where == "one":
+            a.reshape(-1)[a.size // 2] = value
+        else:  # rois column
+            a[0, int(where[3:])] = value
+    return feeds
+
+
+def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
+    from exporter.ops import reference as ref
+
+    t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
+    a = case["attrs"]
+    if case["op"] == "DeformConv2d":
+        return ref.deform_conv2d(t["X"], t["offset"], t["W"], t.get("B"), stride=a.get("strides", [1, 1]),
+                                 padding=a.get("pads", [0, 0, 0, 0]), dilation=a.get("dilations", [1, 1]),
+                                 mask=t.get("mask")).numpy()
+    trans = None if a.get("no_trans", 0) else t.get("trans")
+    # the contract computes coordinates in float32 (rois always float32)
+    return ref.deform_psroi_pool(t["data"], t["rois"], trans, spatial_scale=float(np.float32(a["spatial_scale"])),
+                                 output_dim=a["output_dim"], group_size=a["group_size"],
+                                 pooled_size=a["pooled_size"], part_size=a["part_size"],
+                                 sample_per_part=a["sample_per_part"],
+                                 trans_std=float(np.float32(a["trans_std"]))).numpy()
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> tuple[bool, str]:
+    if got.shape != want.shape:
+        return False, f"shape {got.shape} != reference {want.shape}"
+    g = got.astype(np.float64)
+    w = want.astype(np.float32).astype(np.float64)  # the reference as float32 holds it (overflow -> inf)
+    # float32 overflow zone (the reference NaN, inf or beyond 1e36): the order of summation decides
+    # between inf and NaN, so any non-finite or huge value is right there; everywhere else equal.
+    big = ~np.isfinite(w) | (np.abs(w) > 1e36)
+    wrong = big & np.isfinite(g) & (np.abs(g) <= 1e36)
+    if wrong.any():
+        i = np.argwhere(wrong)[0].tolist()
+        return False, f"at {i}: got {g[tuple(i)]!r}, reference {w[tuple(i)]!r} (non-finite)"
+    if np.any(np.isnan(g) & ~big):
+        i = np.argwhere(np.isnan(g) & ~big)[0].tolist()
+        return False, f"at {i}: got NaN, reference {w[tuple(i)]!r}"
+    fin = ~big
+    if fin.any():
+        scale = max(1.0, float(np.max(np.abs(w[fin]))))
+        bad = ~np.isclose(g[fin], w[fin], rtol=1e-3, atol=1e-4 * scale)
+        if bad.any():
+            i = np.argwhere(fin)[np.argmax(bad)].tolist()
+            return False, f"at {i}: got {g[tuple(i)]!r}, reference {w[tuple(i)]!r}"
+    return True, ""
+
+
+def run_case(case: dict, lib: str) -> dict:
+    model = _onnx_model(case)
+    feeds = _feeds(case)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 4
+    so.register_custom_ops_library(lib)
+    try:
+        sess = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        got = sess.run(None, feeds)[0]
+    except Exception as e:  # noqa: BLE001 - an ONNX Runtime error is the op's answer
+        return {"result": "error", "message": str(e)}
+    out = {"result": "ok", "shape": list(got.shape)}
+    reasons = []
+    for dtype in (torch.float64, torch.float32):
+        try:
+            want = _reference(case, feeds, dtype)
+        except Exception as e:  # noqa: BLE001
+            reasons.append(f"reference ({dtype}) raised {type(e).__name__}: {str(e)[:200]}")
+            continue
+        same, why = _same(got, want)
+        if same:
+            return out | {"same": True}
+        reasons.append(f"{dtype}: {why}")
+    return out | {"same": False, "why": "; ".join(reasons)}
+
+
+# --------------------------------------------------------------------------- the parent
+def _address_space() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+
+def _preload(lib: str) -> None:
+    """What every child needs, imported / loaded once in the parent (fork shares it)."""
+    import onnx  # noqa: F401
+    from onnx import helper  # noqa: F401
+
+    from exporter.ops import reference  # noqa: F401
+
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(lib)  # dlopen once
+    torch.set_num_threads(1)
+
+
+def run_forked(case: dict, lib: str) -> dict:
+    r, w = os.pipe()
+    limit = _address_space() + EXTRA_ADDRESS_SPACE
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            os.close(r)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            signal.alarm(CHILD_ALARM_S)
+            res = run_case(case, lib)
+            data = json.dumps(res).encode()
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+        except BaseException as e:  # noqa: BLE001
+            try:
+                os.write(w, json.dumps({"result": "child-exception", "message": repr(e)[:500]}).encode())
+            except Exception:  # noqa: BLE001
+                pass
+            code = 3
+        os._exit(code)
+    os.close(w)
+    deadline = time.monotonic() + WALL_TIMEOUT_S
+    chunks = []
+    os.set_blocking(r, False)
+    status = None
+    while True:
+        try:
+            chunk = os.read(r, 1 << 16)
+            if chunk:
+                chunks.append(chunk)
+        except BlockingIOError:
+            pass
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(r)
+            return {"result": "timeout"}
+        time.sleep(0.002)
+    try:
+        while True:
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    os.close(r)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return {"result": "timeout" if sig == signal.SIGALRM else f"signal {signal.Signals(sig).name}"}
+    try:
+        return json.loads(b"".join(chunks).decode())
+    except ValueError:
+        return {"result": f"exit {os.WEXITSTATUS(status)} without a result"}
+
+
+def verdict(case: dict, res: dict) -> str:
+    """'' when the case behaved, else why not."""
+    kind = res["result"]
+    if kind == "error":
+        msg = res["message"]
+        if any(s in msg.lower() for s in ALLOCATION_FAILURES):
+            return f"allocation failure: {msg[:300]}"
+        if not msg.strip():
+            return "an error without a message"
+        if case["expect"] == "ok":
+            return f"error where a result was expected: {msg[:300]}"
+        return ""
+    if kind == "ok":
+        if case["expect"] == "error":
+            return f"a result of shape {res['shape']} where an error was expected"
+        return "" if res["same"] else f"output differs from the reference: {res['why']}"
+    return kind + (f": {res.get('message', '')}" if res.get("message") else "")
+
+
+@pytest.fixture(scope="module")
+def lib() -> str:
+    path = str(require(plugins.ort_library))
+    _preload(path)
+    return path
+
+
+def test_fuzz_ort_ops(lib):
+    torch.set_num_threads(1)
+    cases = fuzz_cases.all_cases()
+    assert len(cases) >= 300
+    failures, counts = [], collections.Counter()
+    t0 = time.monotonic()
+    for case in cases:
+        res = run_forked(case, lib)
+        counts[case["category"]] += 1
+        why = verdict(case, res)
+        if why:
+            failures.append(f"{case['id']} {case['attrs']} {case['poison']} "
+                            f"{ {k: v for k, v in case['inputs'].items()} }: {why}")
+    took = time.monotonic() - t0
+    print(f"fuzz: {len(cases)} cases in {took:.1f}s; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    assert not failures, f"{len(failures)} of {len(cases)} cases misbehaved:\n" + "\n".join(failures[:40])
+
+
+def test_error_messages_are_one_line_and_name_the_node(lib):
+    """The contract's style: op type, node name, attribute / input, got, expected."""
+    torch.set_num_threads(1)
+    case = fuzz_cases.pool_case({"sample_per_part": 65536})
+    case.update(id="spp", category="x", expect="error")
+    res = run_forked(case, lib)
+    assert res["result"] == "error"
+    assert "DeformPSROIPool 'fuzz': attribute sample_per_part = 65536, expected <= 16 (limit)" in res["message"]
+    case = fuzz_cases.conv_case({"pads": [2**63 - 1, 0, 0, 0]})
+    case.update(id="pads", category="x", expect="error")
+    res = run_forked(case, lib)
+    assert "DeformConv2d 'fuzz': attribute pads = [9223372036854775807, 0, 0, 0], expected values <= 1024" \
+        in res["message"]
+
+
+def test_limits_in_header_equal_contract(tmp_path):
+    """plugins/common/dcn_math.h kMax* == exporter.contract.LIMITS."""
+    import shutil
+    import subprocess
+
+    from exporter.contract import LIMITS, MAX_ELEMENTS
+
+    if shutil.which("g++") is None:
+        pytest.skip("no C++ compiler (g++)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = tmp_path / "limits.cpp"
+    src.write_text('#include "dcn_math.h"\n#include <cstdio>\nint main() { std::printf("%lld %lld %lld %lld %lld '
+                   '%lld %lld %lld %lld\\n", (long long)dcn::kMaxConvStride, (long long)dcn::kMaxConvPad, '
+                   '(long long)dcn::kMaxConvDilation, (long long)dcn::kMaxPoolOutputDim, '
+                   '(long long)dcn::kMaxPoolGroupSize, (long long)dcn::kMaxPoolPooledSize, '
+                   '(long long)dcn::kMaxPoolPartSize, (long long)dcn::kMaxPoolSamplePerPart, '
+                   '(long long)dcn::kMaxElements); }\n')
+    exe = tmp_path / "limits"
+    subprocess.run(["g++", "-std=c++17", "-I", os.path.join(root, "plugins", "common"), str(src), "-o", str(exe)],
+                   check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    c, p = LIMITS["DeformConv2d"], LIMITS["DeformPSROIPool"]
+    assert got == [c["strides"], c["pads"], c["dilations"], p["output_dim"], p["group_size"], p["pooled_size"],
+                   p["part_size"], p["sample_per_part"], MAX_ELEMENTS]
+
+
+@pytest.mark.parametrize("what", ["nan batch", "inf batch", "nan box", "inf box", "nan trans", "empty map"])
+def test_reference_on_non_finite_rois_and_empty_maps(what):
+    """The reference: a clear ContractError or the documented value, never an IndexError."""
+    from exporter.errors import ContractError
+    from exporter.ops import reference as ref
+
+    data = torch.randn(2, 8, 6, 7, dtype=torch.float64)
+    rois = torch.tensor([[0, 1, 1, 8, 9], [1, 2, 0, 6, 5]], dtype=torch.float64)
+    trans = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    kw = dict(spatial_scale=0.5, output_dim=2, group_size=2, pooled_size=3, sample_per_part=2, trans_std=0.1)
+    if what.endswith("batch"):
+        rois[1, 0] = math.nan if what.startswith("nan") else math.inf
+        with pytest.raises(ContractError, match=r"rois\[1, 0\] = (nan|inf), expected a batch index in \[0, N\)"):
+            ref.deform_psroi_pool(data, rois, trans, **kw)
+        return
+    if what.endswith("box"):
+        rois[1, 3] = math.nan if what.startswith("nan") else math.inf
+        y = ref.deform_psroi_pool(data, rois, trans, **kw)
+        assert torch.all(y[1] == 0) and torch.isfinite(y[0]).all() and torch.any(y[0] != 0)
+    elif what == "nan trans":
+        trans[0, :, 0, 0] = math.nan
+        y = ref.deform_psroi_pool(data, rois, trans, **kw)
+        assert torch.all(y[0, :, 0, 0] == 0) and torch.isfinite(y).all()
+    else:
+        y = ref.deform_psroi_pool(data[:, :, :0], rois, trans, **kw)
+        assert y.shape == (2, 2, 3, 3) and torch.all(y == 0)
