@@ -30,6 +30,25 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# mmcv with its C++ CPU ops, for the tests against the real library (tests/test_mmcv_real.py):
+# the prebuilt wheel in ../shared/wheels/ when present (building mmcv takes ~21 minutes), installed
+# --no-deps so that pip never swaps torch; its own dependencies on a separate line. Without the
+# wheel (a user's machine) the tests that need mmcv skip and name the missing wheel.
+mmcv_wheel="$(ls "$root"/../shared/wheels/mmcv-*.whl 2>/dev/null | head -n 1 || true)"
+if [ -n "$mmcv_wheel" ]; then
+  mmcv_stamp="$VENV/.dcn-mmcv-stamp"
+  mmcv_want="$( (echo "$mmcv_wheel"; sha256sum "$mmcv_wheel") | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$mmcv_stamp" ] || [ "$(cat "$mmcv_stamp")" != "$mmcv_want" ]; then
+    log "installing mmcv (CPU ops) from $mmcv_wheel"
+    pip install -q --disable-pip-version-check \
+      "mmengine>=0.10,<0.11" addict yapf opencv-python-headless packaging pillow pyyaml
+    pip install -q --disable-pip-version-check --no-deps "$mmcv_wheel"
+    echo "$mmcv_want" > "$mmcv_stamp"
+  fi
+else
+  log "no mmcv wheel in ../shared/wheels/: the tests against the real mmcv will skip"
+fi
+
 # ONNX Runtime C/C++ headers (no wheel carries them): see scripts/get_onnxruntime_headers.sh
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ]; then
   ONNXRUNTIME_INCLUDE_DIR="$(bash scripts/get_onnxruntime_headers.sh)"

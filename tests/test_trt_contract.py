@@ -51,7 +51,8 @@ static void op(const char* name, const FieldSpec* f, int n, bool last) {
 int main() {
     std::printf("{\"version\": \"%s\", \"namespace\": \"%s\", \"ops\": {", kPluginVersion, kPluginNamespace);
     op(kDeformConv2dName, kDeformConv2dFields, kDC_NUM_FIELDS, false);
-    op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, true);
+    op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, false);
+    op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, true);
     std::printf("}}\n");
 }
 """
