@@ -466,13 +466,21 @@ def deform_roi_pool(
     flat = data.reshape(-1)
     base = ((batch.view(R, 1) * C + torch.arange(C, device=dev).view(1, C)) * (H * W)).view(R, C, 1, 1)
     total = torch.zeros((R, C, PH, PW), dtype=cdt, device=dev)
-    gh_max, gw_max = (int(gh.max().item()), int(gw.max().item())) if R else (0, 0)
-    for iy in range(gh_max):
-        y = y0 + (iy + 0.5) * bh / dh
-        for ix in range(gw_max):
-            x = x0 + (ix + 0.5) * bw / dw
-            use = ((gh > iy) & (gw > ix)).view(R, 1, 1, 1)
-            val = _roi_align_bilinear(flat, base, H, W, y.unsqueeze(1), x.unsqueeze(1))
-            total = total + torch.where(use, val, torch.zeros((), dtype=cdt, device=dev))
+    gh_max, gw_max = int(gh.max().item()), int(gw.max().item())
+    # one row of samples (iy) at a time, the row's ix vectorised: [R, C, PH, PW, gw_max]
+    ix = torch.arange(gw_max, device=dev, dtype=cdt)
+    x = x0.unsqueeze(-1) + (ix + 0.5) * bw.unsqueeze(-1) / dw.unsqueeze(-1)  # [R, PH, PW, gw_max]
+    use_x = ix.view(1, -1) < gw.view(R, 1)  # [R, gw_max]
+    # samples outside the map read 0: columns (and below, rows) outside for every RoI and bin are skipped,
+    # which keeps hostile RoIs (grids up to ROI_POOL_MAX_GRID) cheap
+    cols = ((x >= -1) & (x <= W) & use_x.view(R, 1, 1, -1)).flatten(0, 2).any(0)
+    x, use_x = x[..., cols], use_x[:, cols]
+    for iy in range(gh_max if x.shape[-1] else 0):
+        y = (y0 + (iy + 0.5) * bh / dh).unsqueeze(-1)
+        if not bool(((y >= -1) & (y <= H)).any()):
+            continue
+        use = (use_x & (gh > iy).view(R, 1)).view(R, 1, 1, 1, -1)
+        val = _roi_align_bilinear(flat, base.unsqueeze(-1), H, W, y.unsqueeze(1), x.unsqueeze(1))
+        total = total + torch.where(use, val, torch.zeros((), dtype=cdt, device=dev)).sum(-1)
     count = torch.clamp(gh * gw, min=1).view(R, 1, 1, 1)
     return (total / count).to(data.dtype)
