@@ -215,7 +215,7 @@ int32_t DeformRoIPoolPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc
         if (e != cudaSuccess)
         {
             reportError(recorder(),
-                who() + ": deformable PS-RoI pooling kernel launch failed with " + cudaGetErrorName(e) + " ("
+                who() + ": deformable RoI pooling kernel launch failed with " + cudaGetErrorName(e) + " ("
                     + cudaGetErrorString(e) + ") [enqueue]",
                 nvinfer1::ErrorCode::kFAILED_EXECUTION);
             return static_cast<int32_t>(e);
@@ -223,6 +223,33 @@ int32_t DeformRoIPoolPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc
         return 0;
     }
     DCN_TRT_CATCH(recorder(), who(), "enqueue", return -1)
+}
+
+int32_t DeformRoIPoolPlugin::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+    nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept
+{
+    DCN_TRT_TRY
+    {
+        checkInputCount(nbInputs, nbOutputs);
+        nvinfer1::DataType const t = inputTypes[0];
+        if (t != nvinfer1::DataType::kFLOAT && t != nvinfer1::DataType::kHALF)
+        {
+            throw PluginError(who() + ": data has type " + dataTypeName(t) + ", expected FP32 or FP16");
+        }
+        if (inputTypes[1] != nvinfer1::DataType::kFLOAT)
+        {
+            throw PluginError(who() + ": rois has type " + dataTypeName(inputTypes[1])
+                + ", expected FP32 (RoI coordinates are never FP16)");
+        }
+        if (nbInputs > 2 && inputTypes[2] != t)
+        {
+            throw PluginError(who() + ": offset has type " + dataTypeName(inputTypes[2]) + ", expected "
+                + dataTypeName(t) + " like data");
+        }
+        outputTypes[0] = t;
+        return 0;
+    }
+    DCN_TRT_CATCH(recorder(), who(), "getOutputDataTypes", return -1)
 }
 
 bool DeformRoIPoolPlugin::supportsFormatCombination(
