@@ -211,3 +211,44 @@ def test_ort_op_hostile_rois_finite():
                            spatial_scale=1.0).numpy()
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- the math header in float64
+def _host(data, rois, offset, attrs, node="head.pool"):
+    import ctypes
+
+    from built_libs import require
+    from trt_runtime import plugins
+
+    L = ctypes.CDLL(str(require(plugins.host_test_library)))
+    P, I64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+    f = L.dcn_host_deform_roi_pool
+    f.restype = ctypes.c_int
+    f.argtypes = [P, I64, ctypes.c_int64] * 3 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64,
+                                                 ctypes.c_double, ctypes.c_char_p, P, ctypes.c_char_p, ctypes.c_size_t]
+    arrays = [None if a is None else np.ascontiguousarray(a, dtype=np.float64) for a in (data, rois, offset)]
+    args = []
+    for a in arrays:
+        shape = (ctypes.c_int64 * 4)(*(a.shape if a is not None else ()))
+        args += [a.ctypes.data if a is not None else None, shape, a.ndim if a is not None else -1]
+    R, C = arrays[1].shape[0], arrays[0].shape[1]
+    out = np.zeros((R, C, attrs["pooled_height"], attrs["pooled_width"]))
+    msg = ctypes.create_string_buffer(1024)
+    rc = f(*args, attrs["pooled_height"], attrs["pooled_width"], attrs["spatial_scale"], attrs.get("sampling_ratio", 0),
+           attrs.get("gamma", 0.1), node.encode(), out.ctypes.data, msg, len(msg))
+    return rc, out, msg.value.decode()
+
+
+@pytest.mark.parametrize("data, rois, offset, attrs", CASES)
+def test_math_header_float64_matches_reference(data, rois, offset, attrs):
+    rc, got, msg = _host(data.numpy(), rois.numpy(), None if offset is None else offset.numpy(), attrs)
+    assert rc == 0, msg
+    want = deform_roi_pool(data, rois, offset, **attrs).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-12, rtol=1e-12)
+
+
+def test_math_header_messages():
+    rc, _, msg = _host(np.zeros((1, 2, 4, 4)), np.array([[0.0, 0, 0, 3, 3]]), np.zeros((1, 2, 2, 2)),
+                       dict(pooled_height=2, pooled_width=3, spatial_scale=1.0))
+    assert rc == 1 and msg == ("DeformRoIPool 'head.pool': offset has shape [1, 2, 2, 2], expected [1, 2, 2, 3] "
+                               "([R, 2, pooled_height, pooled_width])")
