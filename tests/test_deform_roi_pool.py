@@ -252,3 +252,12 @@ def test_math_header_messages():
                        dict(pooled_height=2, pooled_width=3, spatial_scale=1.0))
     assert rc == 1 and msg == ("DeformRoIPool 'head.pool': offset has shape [1, 2, 2, 2], expected [1, 2, 2, 3] "
                                "([R, 2, pooled_height, pooled_width])")
+
+
+def test_cli_generates_rois_on_the_image_of_a_roi_pack():
+    """dcn-export's generated RoIs lie in image pixels: feature map size / spatial_scale for a pack's feature map."""
+    from exporter.cli import InputSpec, make_inputs
+
+    model = torch.nn.Sequential(ModulatedDeformRoIPoolPack(2, 6, deform_fc_channels=4, spatial_scale=0.125))
+    _, rois = make_inputs([InputSpec("features", (1, 6, 5, 7)), InputSpec("rois", (9, 5))], model)
+    assert (rois[:, 3] <= 7 / 0.125).all() and (rois[:, 4] <= 5 / 0.125).all() and (rois[:, 3] > 7).any()

@@ -11,7 +11,7 @@
   swapped head equals mmcv's module graph evaluated with our op, and it exports with check.
 
 Skips name the missing piece where mmcv is absent (a user's machine without the wheel).
-mmdetection itself is not installed: mmdet 3.3.0 refuses mmcv 2.2.0 at import.
+mmdetection's own configs: tests/test_mmdet_real.py.
 """
 from __future__ import annotations
 
