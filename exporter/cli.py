@@ -29,8 +29,8 @@ examples:
 
 inputs are generated from --seed: floats ~ N(0, 1); an input whose name contains 'roi'
 with shape [R, 5] gets valid boxes (batch_index, x1, y1, x2, y2) inside the image (its size
-is the first 4-D input's, divided by the model's DeformPSROIPool spatial_scale when that input is
-the pooling's feature map).
+is the first 4-D input's, divided by the model's DeformPSROIPool or (Modulated)DeformRoIPoolPack
+spatial_scale when that input is the pooling's feature map).
 """
 
 
@@ -152,6 +152,11 @@ def make_inputs(specs: Sequence[InputSpec], model, seed: int = 0) -> list:
     scale = None
     if pool is not None and image is not None and image[1] == pool.output_dim * pool.group_size ** 2:
         scale = pool.spatial_scale
+    # the same for mmcv-style deformable RoI pooling packs (ours or mmcv's), whose feature map has output_channels
+    roi_pack = next((m for m in model.modules() if type(m).__name__ in ("DeformRoIPoolPack", "ModulatedDeformRoIPoolPack")),
+                    None) if hasattr(model, "modules") else None
+    if scale is None and roi_pack is not None and image is not None and image[1] == roi_pack.output_channels:
+        scale = roi_pack.spatial_scale
     for i, s in enumerate(specs):
         if tensors[i] is not None:
             continue
@@ -189,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Export a PyTorch model with deformable convolution / deformable (PS-)RoI pooling to ONNX "
-                    "with dcn::DeformConv2d / dcn::DeformPSROIPool nodes (or the standard DeformConv).",
+                    "with dcn::DeformConv2d / DeformPSROIPool / DeformRoIPool nodes (or the standard DeformConv).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="TorchScript archive, torch.export program (.pt2), pickled nn.Module "

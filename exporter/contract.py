@@ -106,7 +106,24 @@ DEFORM_PSROI_POOL = OpSpec(
     torch_op="dcn::deform_psroi_pool",
 )
 
-OPS: dict[str, OpSpec] = {op.op_type: op for op in (DEFORM_CONV2D, DEFORM_PSROI_POOL)}
+# mmcv's deformable RoI pooling (DeformRoIPool / ModulatedDeformRoIPoolPack's pooling): RoIAlign-style
+# sampling (aligned, unrounded RoIs, sampling_ratio grid, 0 = adaptive) with per-bin offsets
+# gamma * roi_size * offset; see the "DeformRoIPool" section of docs/deform_roi_pool.md.
+DEFORM_ROI_POOL = OpSpec(
+    op_type="DeformRoIPool",
+    inputs=(Input("data"), Input("rois"), Input("offset", optional=True)),
+    outputs=("Y",),
+    attrs=(
+        Attr("pooled_height", INT, None, required=True),
+        Attr("pooled_width", INT, None, required=True),
+        Attr("spatial_scale", FLOAT, None, required=True),
+        Attr("sampling_ratio", INT, 0),  # 0 = adaptive: ceil(roi size / pooled size) per RoI
+        Attr("gamma", FLOAT, 0.1),
+    ),
+    torch_op="dcn::deform_roi_pool",
+)
+
+OPS: dict[str, OpSpec] = {op.op_type: op for op in (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL)}
 
 # Upper limits of the attributes that alone drive work or memory (README "Limits"; equal to the
 # kMax* constants of plugins/common/dcn_math.h, tested). INTS limits apply to every value.

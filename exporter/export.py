@@ -1,11 +1,14 @@
-"""PyTorch deformable models -> ONNX with ``dcn::DeformConv2d`` / ``dcn::DeformPSROIPool`` nodes.
+"""PyTorch deformable models -> ONNX with ``dcn::DeformConv2d`` / ``DeformPSROIPool`` / ``DeformRoIPool`` nodes.
 
 Pipeline (``export``):
 
 1. Prepare: TorchScript -> torch.export program (``TS2EPConverter``); a copy of the model
    in eval mode with third-party deformable modules swapped for ours (:mod:`exporter.swap`);
    float16 copy for ``fp16``.
-2. Run PyTorch once on the example inputs (reference outputs; errors name the module).
+   The swap comes first, before anything runs, so a module that cannot be exported is named
+   in one line on every machine (even where the original's own kernels are missing).
+2. Run PyTorch once on the example inputs (reference outputs; errors name the module): the
+   original model, or its swapped copy where the original cannot run here (said in the log).
 3. ``torch.export.export(strict=False)`` with the requested dynamic axes, then a scan for
    operators without an ONNX translation (named with their module path).
 4. torch's dynamo ONNX exporter with a translation table that maps
@@ -42,11 +45,12 @@ import torch
 from torch import nn
 
 from . import schemas
-from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, FORBIDDEN_OP_TYPES, INT, INTS, OpSpec
+from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT,
+                       FORBIDDEN_OP_TYPES, INT, INTS, OPS, OpSpec)
 from .atomic import AtomicGroup
 from .cli_common import Stages
 from .errors import DcnError
-from .swap import Swap, swap_modules
+from .swap import Swap, match, swap_modules
 
 DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes
 MIN_OPSET = 18  # torch's ONNX function library is written at opset 18
@@ -175,9 +179,17 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
         inputs = [data, rois] + ([trans] if trans is not None and not attrs["no_trans"] else [])
         return pool_node(*inputs, **attrs)
 
+    roi_pool_node = getattr(dcn, DEFORM_ROI_POOL.op_type)
+
+    def dcn_deform_roi_pool(data, rois, offset=None, pooled_height=1, pooled_width=1, spatial_scale=1.0,
+                            sampling_ratio=0, gamma=0.1):
+        attrs = contract_attrs(DEFORM_ROI_POOL, (pooled_height, pooled_width, spatial_scale, sampling_ratio, gamma))
+        return roi_pool_node(*([data, rois] + ([offset] if offset is not None else [])), **attrs)
+
     table: dict[Any, Callable] = {
         torch.ops.dcn.deform_conv2d.default: dcn_deform_conv2d,
         torch.ops.dcn.deform_psroi_pool.default: dcn_deform_psroi_pool,
+        torch.ops.dcn.deform_roi_pool.default: dcn_deform_roi_pool,
     }
     tv = _torchvision_op()
     if tv is not None:
@@ -365,7 +377,8 @@ def _scan_ops(ep: torch.export.ExportedProgram, deform_conv: str, opset: int, st
         name = target.name().replace(".default", "")
         raise DcnError(
             f"operator {name}{where} has no ONNX translation; dcn-export maps "
-            f"dcn::deform_conv2d, dcn::deform_psroi_pool and {TORCHVISION_DEFORM_CONV} besides the standard ops"
+            f"dcn::deform_conv2d, dcn::deform_psroi_pool, dcn::deform_roi_pool and {TORCHVISION_DEFORM_CONV} "
+            f"besides the standard ops"
         )
 
 
@@ -432,8 +445,11 @@ def max_ir_version_for_onnxruntime() -> Optional[int]:
     return None
 
 
+_POOL_OPS = (DEFORM_PSROI_POOL.op_type, DEFORM_ROI_POOL.op_type)
+
+
 def _is_dcn_node(node: onnx.NodeProto) -> bool:
-    return (node.domain == DOMAIN and node.op_type in (DEFORM_CONV2D.op_type, DEFORM_PSROI_POOL.op_type)) or (
+    return (node.domain == DOMAIN and node.op_type in OPS) or (
         node.domain in ("", "ai.onnx") and node.op_type == "DeformConv"
     )
 
@@ -461,7 +477,7 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
                 scopes = []
         fx_name = scopes[-1] if scopes else n.name
         path = _strip_prefix(scopes[-2], strip) if len(scopes) >= 2 else ""
-        if not path and n.op_type != DEFORM_PSROI_POOL.op_type and len(n.input) > 1 and n.input[1].endswith(".weight"):
+        if not path and n.op_type not in _POOL_OPS and len(n.input) > 1 and n.input[1].endswith(".weight"):
             path = n.input[1][: -len(".weight")]
         proposals.append((n, path, fx_name))
     per_path: dict[str, int] = {}
@@ -523,7 +539,7 @@ def _drop_zero_bias_of_v1(model: onnx.ModelProto) -> None:
     """torchvision passes zeros for a missing bias; a DCNv1 node (no mask) then has 3 inputs."""
     dropped = False
     for n in model.graph.node:
-        if not _is_dcn_node(n) or n.op_type == DEFORM_PSROI_POOL.op_type or len(n.input) != 4 or not n.input[3]:
+        if not _is_dcn_node(n) or n.op_type in _POOL_OPS or len(n.input) != 4 or not n.input[3]:
             continue
         b = _constant_value(model, n.input[3])
         if b is not None and not np.any(b):
@@ -576,7 +592,7 @@ def _check_contract(model: onnx.ModelProto) -> None:
         if n.domain == DOMAIN and n.op_type in FORBIDDEN_OP_TYPES:
             raise AssertionError(f"node '{n.name}': op type {n.op_type} in domain {DOMAIN} is forbidden")
         if n.domain == DOMAIN:
-            spec = DEFORM_CONV2D if n.op_type == DEFORM_CONV2D.op_type else DEFORM_PSROI_POOL
+            spec = OPS.get(n.op_type, DEFORM_PSROI_POOL)
             unknown = [a.name for a in n.attribute if a.name not in spec.attr_names]
             if unknown:
                 raise AssertionError(f"{n.op_type} '{n.name}': attributes {unknown} not in the contract")
@@ -758,18 +774,21 @@ def export(
     # PyTorch sees the values the ONNX model gets (float16-rounded for float16 I/O)
     ref_inputs = tuple(t.float() if fp16_io and t.is_floating_point() else t for t in onnx_inputs)
 
+    # Swap first: a module that cannot be exported is named (one line) before anything runs.
+    swapped, swaps = _swap_copy(module, say)
     st.start("pytorch run")
-    reference = _reference_outputs(module, ref_inputs, names)
+    reference, ref_module = _reference_run(module, swapped, swaps, ref_inputs, names, say)
     outs = _output_names(output_names, len(reference), names)
     truth, truth_name = [t.detach().cpu().numpy() for t in reference], "PyTorch float32"
     if verify or io_dir is not None:  # the truth: PyTorch in float64 where the model runs in it
-        ref64 = _float64_reference(module, ref_inputs, len(reference))
+        ref64 = _float64_reference(ref_module, ref_inputs, len(reference))
         if ref64 is not None:
             truth, truth_name = ref64, "PyTorch float64"
 
     t_export = time.perf_counter()
     st.start("torch.export")
-    ep, swaps, strip, dim_labels = _trace(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say)
+    ep, _, strip, dim_labels = _trace(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say,
+                                      swapped=(swapped, swaps))
     _scan_ops(ep, deform_conv, opset, strip)
     st.start("onnx conversion")
     try:
@@ -840,6 +859,35 @@ def _validate_options(deform_conv: str, runtime: str, opset: Any) -> int:
     return opset
 
 
+def _swap_copy(module: Any, say: Callable[[str], None]) -> tuple[Any, list[Swap]]:
+    """A copy of ``module`` with third-party deformable modules swapped for ours (exporter.swap),
+    or ``module`` itself when there is nothing to swap (TorchScript is converted later)."""
+    if not isinstance(module, nn.Module) or isinstance(module, torch.jit.ScriptModule) or \
+            not any(match(m) for m in module.modules()):
+        return module, []
+    work = copy.deepcopy(module)
+    work, swaps = swap_modules(work)
+    for s in swaps:
+        say(f"swapped {s}")
+    return work, swaps
+
+
+def _reference_run(module: Any, swapped: Any, swaps: Sequence[Swap], inputs: tuple[torch.Tensor, ...],
+                   names: Sequence[str], say: Callable[[str], None]) -> tuple[list[torch.Tensor], Any]:
+    """The reference outputs: the original model's; where it cannot run here but its swapped copy can
+    (e.g. mmcv's deformable RoI pooling has no CPU kernel), the swapped model's, said in the log.
+    Returns (outputs, the module that produced them)."""
+    try:
+        return _reference_outputs(module, inputs, names), module
+    except DcnError as e:
+        if not swaps:
+            raise
+        outs = _reference_outputs(swapped, inputs, names)
+        say(f"the original model does not run here ({e}); the reference is the swapped model "
+            f"(exporter.swap's modules are tested equal to the originals)")
+        return outs, swapped
+
+
 def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...], names: Sequence[str]) -> list[torch.Tensor]:
     """Run the model as given (before any swap) in eval mode; an error names the running module."""
     was_training = module.training
@@ -869,15 +917,20 @@ def _output_names(output_names: Optional[Sequence[str]], count: int, input_names
 
 def _trace(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tuple[torch.Tensor, ...],
            names: Sequence[str], dyn: Mapping[int, Mapping[int, str]], fp16: bool, fp16_io: bool,
-           say: Callable[[str], None]):
+           say: Callable[[str], None], swapped: Optional[tuple[Any, Sequence[Swap]]] = None):
     """torch.export of a copy in eval mode, third-party modules swapped, float16 if asked.
+    ``swapped``: (model, swaps) of :func:`_swap_copy` when the swap was already made.
 
     Returns (program, swaps, module-path prefix to strip, torch symbol -> axis label)."""
-    work = copy.deepcopy(_from_torchscript(module, inputs))
-    _set_training(work, False)
-    work, swaps = swap_modules(work)
-    for s in swaps:
-        say(f"swapped {s}")
+    if swapped is not None and swapped[1]:
+        work, swaps = copy.deepcopy(swapped[0]), list(swapped[1])
+        _set_training(work, False)
+    else:
+        work = copy.deepcopy(_from_torchscript(module, inputs))
+        _set_training(work, False)
+        work, swaps = swap_modules(work)
+        for s in swaps:
+            say(f"swapped {s}")
     inner, strip = work, None
     if fp16:
         work, strip = _Float16(work, fp16_io), _FP16_PREFIX

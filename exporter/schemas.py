@@ -15,7 +15,8 @@ import onnx
 from onnx import TypeProto, defs, helper
 from onnx.defs import OpSchema
 
-from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS, OpSpec, conv_out_size
+from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS,
+                       OpSpec, conv_out_size)
 
 # Element types a dcn node may carry; every input of one node has the same one.
 TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
@@ -25,6 +26,14 @@ _ATTR_TYPE = {INT: OpSchema.AttrType.INT, INTS: OpSchema.AttrType.INTS, FLOAT: O
 _DOCS = {
     DEFORM_CONV2D.op_type: "Deformable convolution v1 (3-4 inputs) and v2 (mask given); see shared/design/ops.md.",
     DEFORM_PSROI_POOL.op_type: "Deformable (position-sensitive) RoI pooling; see shared/design/ops.md.",
+    DEFORM_ROI_POOL.op_type: "mmcv's deformable RoI pooling (RoIAlign-style sampling); see docs/deform_roi_pool.md.",
+}
+
+# Inputs with their own type constraint (name, allowed types, description); the rest are "T".
+# RoIs are coordinates: float32 (float64 in a float64 graph), never float16, whatever the data type.
+_OWN_TYPES = {
+    (DEFORM_ROI_POOL.op_type, "rois"): ("T1", ("tensor(float)", "tensor(double)"),
+                                        "RoI coordinates: float32 (float64 in a float64 graph), never float16"),
 }
 
 
@@ -179,15 +188,44 @@ def _infer_deform_psroi_pool(ctx) -> None:
     _set_output(ctx, data_t.tensor_type.elem_type, dims)
 
 
-_INFER = {DEFORM_CONV2D.op_type: _infer_deform_conv2d, DEFORM_PSROI_POOL.op_type: _infer_deform_psroi_pool}
+def _infer_deform_roi_pool(ctx) -> None:
+    spec = DEFORM_ROI_POOL
+    name = ctx.get_display_name()
+    data_t = ctx.get_input_type(0) if ctx.has_input(0) else None
+    rois_t = ctx.get_input_type(1) if ctx.has_input(1) else None
+    off_t = ctx.get_input_type(2) if ctx.get_num_inputs() > 2 and ctx.has_input(2) else None
+    if data_t is None:
+        return
+    if off_t is not None and off_t.tensor_type.elem_type and data_t.tensor_type.elem_type and \
+            off_t.tensor_type.elem_type != data_t.tensor_type.elem_type:
+        raise onnx.shape_inference.InferenceError(
+            f"{spec.op_type} '{name}': offset has element type "
+            f"{helper.tensor_dtype_to_np_dtype(off_t.tensor_type.elem_type).name}, expected data's "
+            f"{helper.tensor_dtype_to_np_dtype(data_t.tensor_type.elem_type).name}")
+    for what, tp, rank, layout in (("data", data_t, 4, "[N, C, H, W]"), ("rois", rois_t, 2, "[R, 5]"),
+                                   ("offset", off_t, 4, "[R, 2, pooled_height, pooled_width]")):
+        r = _rank(tp)
+        if r is not None and r != rank:
+            raise onnx.shape_inference.InferenceError(f"{spec.op_type} '{name}': {what} has rank {r}, expected "
+                                                      f"{rank} {layout}")
+    ph, pw = ctx.get_attribute("pooled_height"), ctx.get_attribute("pooled_width")
+    dims = [_Dim.of(rois_t, 0), _Dim.of(data_t, 1), _Dim(value=ph.i if ph is not None else None),
+            _Dim(value=pw.i if pw is not None else None)]
+    _set_output(ctx, data_t.tensor_type.elem_type, dims)
+
+
+_INFER = {DEFORM_CONV2D.op_type: _infer_deform_conv2d, DEFORM_PSROI_POOL.op_type: _infer_deform_psroi_pool,
+          DEFORM_ROI_POOL.op_type: _infer_deform_roi_pool}
 
 
 # --------------------------------------------------------------------------- schemas
 def build_schema(spec: OpSpec) -> OpSchema:
     """The ONNX schema of one contract op (domain ``dcn``, version ``DOMAIN_VERSION``)."""
     opt = OpSchema.FormalParameterOption
+    own = {i.name: _OWN_TYPES[(spec.op_type, i.name)] for i in spec.inputs if (spec.op_type, i.name) in _OWN_TYPES}
     inputs = [
-        OpSchema.FormalParameter(i.name, "T", param_option=opt.Optional if i.optional else opt.Single)
+        OpSchema.FormalParameter(i.name, own[i.name][0] if i.name in own else "T",
+                                 param_option=opt.Optional if i.optional else opt.Single)
         for i in spec.inputs
     ]
     outputs = [OpSchema.FormalParameter(name, "T") for name in spec.outputs]
@@ -201,7 +239,9 @@ def build_schema(spec: OpSpec) -> OpSchema:
     schema = OpSchema(
         spec.op_type, DOMAIN, DOMAIN_VERSION, _DOCS.get(spec.op_type, ""),
         inputs=inputs, outputs=outputs,
-        type_constraints=[("T", list(TYPES), "all inputs and the output of one node share one element type")],
+        type_constraints=[("T", list(TYPES), "all inputs and the output of one node share one element type"
+                           + (" (except " + ", ".join(own) + ")" if own else ""))]
+        + [(t, list(types), doc) for t, types, doc in own.values()],
         attributes=attributes,
     )
     schema.set_type_and_shape_inference_function(_INFER[spec.op_type])
@@ -216,7 +256,7 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    for spec in (DEFORM_CONV2D, DEFORM_PSROI_POOL):
+    for spec in (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL):
         if not defs.has(spec.op_type, DOMAIN_VERSION, DOMAIN):
             defs.register_schema(build_schema(spec))
     _registered = True

@@ -11,11 +11,11 @@ torchvision is not swapped: ``torchvision.ops.DeformConv2d`` and the functional
 ``torchvision.ops.deform_conv2d`` both call ``torchvision::deform_conv2d``, which the
 exporter translates straight into our node (one mapping covers modules and calls).
 
-mmcv's ``DeformRoIPool`` / ``DeformRoIPoolPack`` / ``ModulatedDeformRoIPoolPack`` are
-refused: they sample like RoIAlign (centred sub-bin samples on a ``sampling_ratio``
-grid, RoIs not rounded, every sample counted), not like the original
-``DeformablePSROIPooling`` that ``dcn::DeformPSROIPool`` implements, so exporting them
-as our node would be silently wrong.
+mmcv's ``DeformRoIPool`` / ``DeformRoIPoolPack`` / ``ModulatedDeformRoIPoolPack`` sample
+like RoIAlign (centred sub-bin samples on a ``sampling_ratio`` grid, RoIs not rounded,
+every sample counted), not like the original ``DeformablePSROIPooling`` of
+``dcn::DeformPSROIPool``: they become ours of the same names, built on ``dcn::DeformRoIPool``
+(mmcv's semantics), with their ``offset_fc`` / ``mask_fc`` weights.
 """
 from __future__ import annotations
 
@@ -102,8 +102,9 @@ def _finish(new: nn.Module, old: nn.Module, path: str) -> nn.Module:
                 f"module '{path}' ({_qualname(type(old))}): parameter {k} has shape {list(old_state[k].shape)}, "
                 f"expected {list(v.shape)} for {type(new).__name__}"
             )
-    ref = old.weight
-    new.to(device=ref.device, dtype=ref.dtype)
+    ref = next(iter(old.parameters()), None)
+    if ref is not None:
+        new.to(device=ref.device, dtype=ref.dtype)
     new.load_state_dict({k: old_state[k] for k in new_state}, strict=True)
     new.train(old.training)
     return new
@@ -165,12 +166,24 @@ def _d2(cls) -> Callable[[nn.Module, str], nn.Module]:
     return convert
 
 
-def _refuse_mmcv_roi_pool(m: nn.Module, path: str) -> nn.Module:
-    raise DcnError(
-        f"module '{path}' is mmcv {type(m).__name__}, which samples like RoIAlign (centred samples on a "
-        f"sampling_ratio grid, RoIs not rounded) and differs from dcn::DeformPSROIPool (the original "
-        f"DeformablePSROIPooling); refusing to export it silently wrong - use exporter.ops.DeformPSROIPool(Pack)"
-    )
+def _roi_pool_args(m: nn.Module) -> dict:
+    return dict(output_size=tuple(int(v) for v in _pair(m.output_size)), spatial_scale=float(m.spatial_scale),
+                sampling_ratio=int(m.sampling_ratio), gamma=float(m.gamma))
+
+
+def _mmcv_deform_roi_pool(m: nn.Module, path: str) -> nn.Module:
+    new = ours.DeformRoIPool(**_roi_pool_args(m))
+    new.train(m.training)
+    return new
+
+
+def _mmcv_roi_pool_pack(cls) -> Callable[[nn.Module, str], nn.Module]:
+    def convert(m: nn.Module, path: str) -> nn.Module:
+        new = cls(output_channels=int(m.output_channels), deform_fc_channels=int(m.deform_fc_channels),
+                  **_roi_pool_args(m))
+        return _finish(new, m, path)  # offset_fc (and mask_fc): names and shapes checked, weights copied
+
+    return convert
 
 
 # (library module prefix, class name) -> converter
@@ -179,9 +192,9 @@ KNOWN: dict[tuple[str, str], Callable[[nn.Module, str], nn.Module]] = {
     ("mmcv.ops", "DeformConv2dPack"): _mmcv_deform_conv_pack,
     ("mmcv.ops", "ModulatedDeformConv2d"): _mmcv_modulated,
     ("mmcv.ops", "ModulatedDeformConv2dPack"): _mmcv_modulated_pack,
-    ("mmcv.ops", "DeformRoIPool"): _refuse_mmcv_roi_pool,
-    ("mmcv.ops", "DeformRoIPoolPack"): _refuse_mmcv_roi_pool,
-    ("mmcv.ops", "ModulatedDeformRoIPoolPack"): _refuse_mmcv_roi_pool,
+    ("mmcv.ops", "DeformRoIPool"): _mmcv_deform_roi_pool,
+    ("mmcv.ops", "DeformRoIPoolPack"): _mmcv_roi_pool_pack(ours.DeformRoIPoolPack),
+    ("mmcv.ops", "ModulatedDeformRoIPoolPack"): _mmcv_roi_pool_pack(ours.ModulatedDeformRoIPoolPack),
     ("detectron2.layers", "DeformConv"): _d2(Detectron2DeformConv),
     ("detectron2.layers", "ModulatedDeformConv"): _d2(Detectron2ModulatedDeformConv),
 }

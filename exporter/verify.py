@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import onnx
 
-from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN
+from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN
 from .errors import DcnError
 from .tolerance import output_scale, tolerance
 
@@ -89,7 +89,19 @@ def _reference_ops():
             )
             return (y.numpy().astype(data.dtype),)
 
-    return [DeformConv2d, DeformPSROIPool]
+    class DeformRoIPool(OpRun):
+        op_domain = DOMAIN
+
+        def _run(self, data, rois, offset=None, **_):
+            a = attrs(self, DEFORM_ROI_POOL)
+            y = ref.deform_roi_pool(
+                as_torch(data), as_torch(rois), as_torch(offset), pooled_height=int(a["pooled_height"]),
+                pooled_width=int(a["pooled_width"]), spatial_scale=float(a["spatial_scale"]),
+                sampling_ratio=int(a["sampling_ratio"]), gamma=float(a["gamma"]),
+            )
+            return (y.numpy().astype(data.dtype),)
+
+    return [DeformConv2d, DeformPSROIPool, DeformRoIPool]
 
 
 # --------------------------------------------------------------------------- runtimes

@@ -32,6 +32,30 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# mmcv with its C++ CPU ops (and mmdetection), for the tests against the real libraries
+# (tests/test_mmcv_real.py, tests/test_mmdet_real.py):
+# the prebuilt wheel in ../shared/wheels/ when present (building mmcv takes ~21 minutes), installed
+# --no-deps so that pip never swaps torch; its own dependencies on a separate line. Without the
+# wheel (a user's machine) the tests that need mmcv skip and name the missing wheel.
+mmcv_wheel="$(ls "${DCN_WHEELS_DIR:-$root/../shared/wheels}"/mmcv-*.whl 2>/dev/null | head -n 1 || true)"
+if [ -n "$mmcv_wheel" ]; then
+  mmcv_stamp="$VENV/.dcn-mmcv-stamp"
+  mmcv_want="$( (echo "$want $mmcv_wheel"; sha256sum "$mmcv_wheel") | sha256sum | cut -d' ' -f1)"  # this script + the wheel
+  if [ ! -f "$mmcv_stamp" ] || [ "$(cat "$mmcv_stamp")" != "$mmcv_want" ]; then
+    log "installing mmcv (CPU ops) from $mmcv_wheel"
+    pip install -q --disable-pip-version-check \
+      "mmengine>=0.10,<0.11" addict yapf opencv-python-headless packaging pillow pyyaml \
+      pycocotools scipy shapely six terminaltables tqdm
+    pip install -q --disable-pip-version-check --no-deps "$mmcv_wheel"
+    # mmdetection, for its DCN configs (tests/test_mmdet_real.py): --no-deps, since it pins mmcv < 2.2.0
+    # (the tests lower mmcv's version string while importing it); its dependencies are on the line above
+    pip install -q --disable-pip-version-check --no-deps "mmdet==3.3.0"
+    echo "$mmcv_want" > "$mmcv_stamp"
+  fi
+else
+  log "no mmcv wheel in ${DCN_WHEELS_DIR:-../shared/wheels/}: the tests against the real mmcv / mmdet will skip"
+fi
+
 # ONNX Runtime C/C++ headers (no wheel carries them): see scripts/get_onnxruntime_headers.sh
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ]; then
   ONNXRUNTIME_INCLUDE_DIR="$(bash scripts/get_onnxruntime_headers.sh)"

@@ -110,3 +110,59 @@ def deform_psroi_pool(data, rois, trans, spatial_scale, output_dim, group_size, 
                             count += 1
                     out[r, ctop, ph, pw] = total / count if count else 0.0
     return out
+
+
+def roi_align_bilinear(plane: np.ndarray, y: float, x: float) -> float:
+    """RoIAlign's sampling rule (mmcv's bilinear_interpolate in common_cuda_helper.hpp, torchvision's
+    roi_align), as docs/deform_roi_pool.md states it."""
+    H, W = plane.shape
+    if not (-1 <= y <= H and -1 <= x <= W):
+        return 0.0
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(math.floor(y)), int(math.floor(x))
+    if y0 >= H - 1:
+        y0 = y1 = H - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= W - 1:
+        x0 = x1 = W - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    return ((1 - ly) * (1 - lx) * plane[y0, x0] + (1 - ly) * lx * plane[y0, x1] + ly * (1 - lx) * plane[y1, x0]
+            + ly * lx * plane[y1, x1])
+
+
+def deform_roi_pool(data, rois, offset, pooled_height, pooled_width, spatial_scale, sampling_ratio, gamma):
+    """mmcv's deformable RoI pooling, one output value at a time (mmcv/ops/csrc/common/cuda/
+    deform_roi_pool_cuda_kernel.cuh, forward kernel), float64."""
+    data, rois = np.asarray(data, dtype=np.float64), np.asarray(rois, dtype=np.float64)
+    offset = None if offset is None else np.asarray(offset, dtype=np.float64)
+    N, C, H, W = data.shape
+    R = rois.shape[0]
+    out = np.zeros((R, C, pooled_height, pooled_width))
+    for r in range(R):
+        b = int(rois[r, 0])
+        sw, sh = rois[r, 1] * spatial_scale - 0.5, rois[r, 2] * spatial_scale - 0.5
+        rw = rois[r, 3] * spatial_scale - 0.5 - sw
+        rh = rois[r, 4] * spatial_scale - 0.5 - sh
+        bw, bh = rw / pooled_width, rh / pooled_height
+        gh = sampling_ratio if sampling_ratio > 0 else max(int(math.ceil(rh / pooled_height)), 0)
+        gw = sampling_ratio if sampling_ratio > 0 else max(int(math.ceil(rw / pooled_width)), 0)
+        for ph in range(pooled_height):
+            for pw in range(pooled_width):
+                x0, y0 = sw, sh
+                if offset is not None:
+                    x0 += gamma * rw * offset[r, 0, ph, pw]
+                    y0 += gamma * rh * offset[r, 1, ph, pw]
+                for c in range(C):
+                    total = 0.0
+                    for iy in range(gh):
+                        y = y0 + ph * bh + (iy + 0.5) * bh / gh
+                        for ix in range(gw):
+                            x = x0 + pw * bw + (ix + 0.5) * bw / gw
+                            total += roi_align_bilinear(data[b, c], y, x)
+                    out[r, c, ph, pw] = total / max(gh * gw, 1)
+    return out

@@ -18,7 +18,8 @@ from cuda_check import REPO, REQUIRED_ARCHS, check_build
 
 KERNELS = {
     f"{k}<{t}, {i}>"
-    for k in ("dcn_deform_im2col_kernel", "dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel")
+    for k in ("dcn_deform_im2col_kernel", "dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel",
+              "dcn_deform_roi_pool_kernel")
     for t in ("float", "__half")
     for i in ("int32_t", "int64_t")
 }

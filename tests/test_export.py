@@ -195,10 +195,13 @@ def test_real_detectron2_swapped(tmp_path):
     assert list(result.dcn_nodes) == ["dcn"]
 
 
-def test_mmcv_deform_roi_pool_is_refused(tmp_path):
-    with pytest.raises(DcnError, match=r"module 'head.pool' is mmcv DeformRoIPool, which samples like RoIAlign"):
-        exporter.export(em.MmcvRoIPoolNet(), (torch.randn(1, 4, 8, 8), em.rois_for(1, 32, 32)), tmp_path / "x.onnx")
-    assert not list(tmp_path.iterdir())
+def test_mmcv_deform_roi_pool_becomes_deform_roi_pool(tmp_path):
+    """mmcv's DeformRoIPool (stand-in) is swapped for ours and exported as dcn::DeformRoIPool."""
+    result = exporter.export(em.MmcvRoIPoolNet(), (torch.randn(1, 4, 8, 8), em.rois_for(1, 32, 32)),
+                             tmp_path / "x.onnx", input_names=["feat", "rois"], check=True)
+    assert result.dcn_nodes == {"head.pool": "DeformRoIPool"} and result.check.passed
+    node = next(n for n in result.model.graph.node if n.op_type == "DeformRoIPool")
+    assert list(node.input) == ["feat", "rois"]
 
 
 # --------------------------------------------------------------------------- pooling

@@ -23,7 +23,8 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
-SAMPLE_READMES = {name: SAMPLES / name / "README.md" for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn")}
+SAMPLE_READMES = {name: SAMPLES / name / "README.md"
+                  for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "mmdet_mdpool")}
 INDEX_README = SAMPLES / "README.md"
 SETUP_LINES = ("bash scripts/setup.sh", "source .venv/bin/activate")
 
@@ -236,6 +237,31 @@ def test_rfcn_dpsroi_readme(tmp_path, monkeypatch, capsys):
     images = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     cls, bbox = sess.run(None, {"images": images, "rois": example_rois(3, 64, 64).numpy()})
     assert cls.shape == (3, 21) and bbox.shape == (3, 8) and np.isfinite(cls).all()
+
+
+def test_mmdet_mdpool_readme(tmp_path, monkeypatch, capsys):
+    """mmdetection's mdpool head (ModulatedDeformRoIPoolPack): one-shot run and step by step, plugin mode PASS,
+    two dcn::DeformRoIPool nodes with mmdet's attributes, the mask a Mul after the deformable one."""
+    monkeypatch.chdir(tmp_path)
+    outputs = run_readme(SAMPLE_READMES["mmdet_mdpool"], capsys)
+    run = next(o for c, o in outputs.items() if c.startswith("python -m samples.mmdet_mdpool.run"))
+    assert_run_passed(run, ("plugin",))
+    assert "3 dcn::DeformConv2d, 2 dcn::DeformRoIPool" in run
+    make = next(o for c, o in outputs.items() if c.startswith("python -m samples.mmdet_mdpool.make_model"))
+    assert float(re.search(r"RoI pooling offsets mean ([0-9.]+) px", make).group(1)) > 0.1, make
+    compare = next(o for c, o in outputs.items() if c.startswith("dcn-compare"))
+    assert re.search(r"^cls_score\s+8x81\s.*PASS", compare, re.M) and \
+        re.search(r"^bbox_pred\s+8x320\s.*PASS", compare, re.M), compare
+    import onnx
+
+    model = onnx.load(str(tmp_path / "out/mmdet_mdpool/model.onnx"))
+    nodes = [n for n in model.graph.node if n.op_type == "DeformRoIPool"]
+    attrs = [{a.name: (a.i if a.type == onnx.AttributeProto.INT else a.f) for a in n.attribute} for n in nodes]
+    assert [len(n.input) for n in nodes] == [2, 3]  # plain pooling for the branches, then with offsets
+    assert all(a["pooled_height"] == a["pooled_width"] == 7 and a["sampling_ratio"] == 0
+               and abs(a["gamma"] - 0.1) < 1e-7 and abs(a["spatial_scale"] - 1 / 16) < 1e-9 for a in attrs)
+    consumers = [n.op_type for n in model.graph.node if nodes[1].output[0] in n.input]
+    assert consumers == ["Mul"], consumers
 
 
 def test_deeplab_dcn_readme(tmp_path, monkeypatch, capsys):

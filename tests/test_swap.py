@@ -108,10 +108,14 @@ def test_offset_branch_with_other_geometry_is_refused():
         swap_modules(m)
 
 
-def test_mmcv_roi_pooling_refused_naming_the_module():
-    with pytest.raises(DcnError, match=r"module 'head.pool' is mmcv DeformRoIPool, which samples like RoIAlign "
-                                       r".* differs from dcn::DeformPSROIPool"):
-        swap_modules(em.MmcvRoIPoolNet())
+def test_mmcv_roi_pooling_swapped_for_deform_roi_pool():
+    """mmcv's DeformRoIPool (stand-in: roi_align(aligned=True), its zero-offset function) -> ours."""
+    original = em.MmcvRoIPoolNet().eval()
+    swapped, swaps = swap_modules(copy.deepcopy(original))
+    assert [str(s) for s in swaps] == ["head.pool: mmcv.ops.deform_roi_pool.DeformRoIPool -> "
+                                       "exporter.ops.modules.DeformRoIPool"]
+    assert type(swapped.head.pool) is ops.DeformRoIPool and swapped.head.pool.spatial_scale == 0.25
+    _same_outputs(original, swapped, torch.randn(2, 3, 10, 12), em.rois_for(2, 40, 48))
 
 
 def test_real_libraries_match():

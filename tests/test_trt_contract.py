@@ -51,7 +51,8 @@ static void op(const char* name, const FieldSpec* f, int n, bool last) {
 int main() {
     std::printf("{\"version\": \"%s\", \"namespace\": \"%s\", \"ops\": {", kPluginVersion, kPluginNamespace);
     op(kDeformConv2dName, kDeformConv2dFields, kDC_NUM_FIELDS, false);
-    op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, true);
+    op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, false);
+    op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, true);
     std::printf("}}\n");
 }
 """
@@ -99,10 +100,12 @@ def test_no_field_name_spelled_outside_the_table():
 
 def test_creators_use_the_table():
     src = "\n".join(f.read_text() for f in TRT_DIR.glob("*.cpp"))
-    for sym in ("kDeformConv2dFields", "kDeformPSROIPoolFields", "kDeformConv2dName", "kDeformPSROIPoolName"):
+    for sym in ("kDeformConv2dFields", "kDeformPSROIPoolFields", "kDeformConv2dName", "kDeformPSROIPoolName",
+                "kDeformRoIPoolFields", "kDeformRoIPoolName"):
         assert src.count(sym) >= 2, sym
-    # one parse path: both creators parse with parseFields(), the runtime phase included
+    # one parse path: every creator parses with parseFields(), the runtime phase included
     assert src.count("parseFields(kDeformConv2dName") == 1 and src.count("parseFields(kDeformPSROIPoolName") == 1
+    assert src.count("parseFields(kDeformRoIPoolName") == 1
 
 
 # --------------------------------------------------------------------------- 2. the harness

@@ -2,7 +2,7 @@
 
 Libraries (built by CMake from ``plugins/``, installed into ``trt_runtime/lib``):
 
-* ``libdcn_ort.so``          ONNX Runtime CPU custom ops ``dcn::DeformConv2d`` / ``dcn::DeformPSROIPool``
+* ``libdcn_ort.so``          ONNX Runtime CPU custom ops ``dcn::DeformConv2d`` / ``DeformPSROIPool`` / ``DeformRoIPool``
 * ``libdcn_trt_plugins.so``  TensorRT plugins (GPU machines only)
 * ``libdcn_host_tests.so``   the math header over whole tensors, for the tests (ctypes)
 

@@ -1,16 +1,19 @@
 """Deformable ops: reference implementations (the truth), torch.library custom ops
-(``torch.ops.dcn.deform_conv2d`` / ``torch.ops.dcn.deform_psroi_pool``) and modules."""
+(``torch.ops.dcn.deform_conv2d`` / ``deform_psroi_pool`` / ``deform_roi_pool``) and modules."""
 from . import custom  # noqa: F401  (registers torch.ops.dcn.*)
-from .custom import deform_conv2d_op, deform_psroi_pool_op
+from .custom import deform_conv2d_op, deform_psroi_pool_op, deform_roi_pool_op
 from .modules import (
     DeformConv2d,
     DeformConv2dPack,
     DeformPSROIPool,
     DeformPSROIPoolPack,
+    DeformRoIPool,
+    DeformRoIPoolPack,
     ModulatedDeformConv2d,
     ModulatedDeformConv2dPack,
+    ModulatedDeformRoIPoolPack,
 )
-from .reference import deform_conv2d, deform_psroi_pool
+from .reference import deform_conv2d, deform_psroi_pool, deform_roi_pool
 
 __all__ = [
     "deform_conv2d",
@@ -23,4 +26,9 @@ __all__ = [
     "ModulatedDeformConv2dPack",
     "DeformPSROIPool",
     "DeformPSROIPoolPack",
+    "deform_roi_pool",
+    "deform_roi_pool_op",
+    "DeformRoIPool",
+    "DeformRoIPoolPack",
+    "ModulatedDeformRoIPoolPack",
 ]

@@ -92,6 +92,27 @@ inline constexpr FieldSpec kDeformPSROIPoolFields[kPS_NUM_FIELDS] = {
     {"no_trans", FieldKind::kINT, 1, false, true, {0}},
 };
 
+// ---- DeformRoIPool (mmcv's deformable RoI pooling) -----------------------------------
+inline constexpr char const* kDeformRoIPoolName = "DeformRoIPool";
+
+enum DeformRoIPoolField : int32_t
+{
+    kRP_POOLED_HEIGHT = 0,
+    kRP_POOLED_WIDTH,
+    kRP_SPATIAL_SCALE,
+    kRP_SAMPLING_RATIO,
+    kRP_GAMMA,
+    kRP_NUM_FIELDS
+};
+
+inline constexpr FieldSpec kDeformRoIPoolFields[kRP_NUM_FIELDS] = {
+    {"pooled_height", FieldKind::kINT, 1, true, false, {0}},
+    {"pooled_width", FieldKind::kINT, 1, true, false, {0}},
+    {"spatial_scale", FieldKind::kFLOAT, 1, true, false, {0}},
+    {"sampling_ratio", FieldKind::kINT, 1, false, true, {0}},
+    {"gamma", FieldKind::kFLOAT, 1, false, true, {0.1}},
+};
+
 // Plugin identity (contract: creator named like the op type, version "1", namespace "").
 inline constexpr char const* kPluginVersion = "1";
 inline constexpr char const* kPluginNamespace = "";

@@ -1,4 +1,4 @@
-// libdcn_ort: ONNX Runtime custom ops dcn::DeformConv2d and dcn::DeformPSROIPool (CPU).
+// libdcn_ort: ONNX Runtime custom ops dcn::DeformConv2d, dcn::DeformPSROIPool and dcn::DeformRoIPool (CPU).
 // Load with SessionOptions.register_custom_ops_library(path) (Python) or
 // RegisterCustomOpsLibrary / Ort::CustomOpConfigs (C/C++); the entry point is RegisterCustomOps.
 #include <cstdio>
@@ -38,6 +38,7 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
             auto* d = new Ort::CustomOpDomain(kDomain);
             dcn_ort::add_deform_conv2d(*d, version);
             dcn_ort::add_deform_psroi_pool(*d, version);
+            dcn_ort::add_deform_roi_pool(*d, version);
             return d;
         }();
         Ort::UnownedSessionOptions(options).Add(*domain);

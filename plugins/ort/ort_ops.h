@@ -8,5 +8,6 @@ namespace dcn_ort {
 // Each adds a float32 and a float16 kernel; OrtCustomOp::version = api_version.
 void add_deform_conv2d(Ort::CustomOpDomain& domain, int api_version);
 void add_deform_psroi_pool(Ort::CustomOpDomain& domain, int api_version);
+void add_deform_roi_pool(Ort::CustomOpDomain& domain, int api_version);
 
 }  // namespace dcn_ort

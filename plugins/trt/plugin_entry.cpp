@@ -23,6 +23,7 @@
 // the lean runtime.
 #include "deform_conv2d_plugin.h"
 #include "deform_psroi_pool_plugin.h"
+#include "deform_roi_pool_plugin.h"
 #include "plugin_common.h"
 
 #include <cstdlib>
@@ -32,19 +33,21 @@ namespace {
 
 using dcn::trt::DeformConv2dCreator;
 using dcn::trt::DeformPSROIPoolCreator;
+using dcn::trt::DeformRoIPoolCreator;
 
-constexpr int32_t kNbCreators = 2;
+constexpr int32_t kNbCreators = 3;
 
 nvinfer1::IPluginCreatorInterface* const* creators()
 {
     static DeformConv2dCreator conv;
     static DeformPSROIPoolCreator pool;
-    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool};
+    static DeformRoIPoolCreator roiPool;
+    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool, &roiPool};
     return list;
 }
 
 std::mutex gMutex;
-bool gAutoRegistered[kNbCreators] = {false, false};
+bool gAutoRegistered[kNbCreators] = {false, false, false};
 
 #if defined(DCN_TRT_NO_NVINFER) && DCN_TRT_NO_NVINFER
 nvinfer1::IPluginRegistry* globalRegistry() noexcept

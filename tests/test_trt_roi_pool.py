@@ -1,0 +1,111 @@
+"""The TensorRT plugin of dcn::DeformRoIPool on the host harness (plugins/trt/testing, see
+tests/test_trt_contract.py): the creator's fields against the contract, serialize round trip,
+rejections naming layer / attribute / got / expected, the symbolic output shape (dynamic RoI
+count), types (data / offset / output FP32 or FP16, rois FP32 always), onShapeChange validation,
+enqueue without a GPU reporting the kernel's launch status. The kernel's arithmetic is
+dcn_math.h's deform_roi_pool_element, run on the host by tests/test_deform_roi_pool.py (ONNX Runtime op).
+"""
+from __future__ import annotations
+
+import ctypes
+import re
+
+import pytest
+
+from exporter import contract
+from test_trt_contract import ORT_DIR, Harness, _values, hx  # noqa: F401  (the harness fixture)
+
+FIELDS = dict(pooled_height=7, pooled_width=5, spatial_scale=0.0625, sampling_ratio=2, gamma=0.1)
+OP = "DeformRoIPool"
+
+
+@pytest.fixture
+def log_cleared(hx):  # noqa: F811
+    hx.log()
+    yield
+
+
+def _run(hx, h, shapes, out_shape, types):  # noqa: F811
+    ranks, dims = Harness._flat(shapes)
+    stage = ctypes.c_int32()
+    rc = hx.L.dcn_harness_run(h, len(shapes), ranks, dims, (ctypes.c_int32 * len(types))(*[hx.enum(t) for t in types]),
+                              len(out_shape), (ctypes.c_int64 * 8)(*out_shape), ctypes.byref(stage))
+    return rc, stage.value
+
+
+def test_serialize_roundtrip_and_defaults(hx, log_cleared):  # noqa: F811
+    h = hx.create(OP, "roi_head.pool", FIELDS)
+    assert h, hx.log()
+    ser = hx.serialize(h)
+    assert (ser["name"], ser["version"], ser["namespace"]) == (OP, "1", "")
+    got = _values(ser)
+    assert got["pooled_height"] == [7] and got["pooled_width"] == [5] and got["sampling_ratio"] == [2]
+    assert got["spatial_scale"] == pytest.approx([0.0625]) and got["gamma"] == pytest.approx([0.1])
+    assert {f["name"]: f["type"] for f in ser["fields"]} == {a.name: a.trt_type for a in contract.DEFORM_ROI_POOL.attrs}
+    assert hx.serialize(hx.roundtrip(h, "roi_head.pool")) == ser
+    h2 = hx.create(OP, "p", {a.name: FIELDS[a.name] for a in contract.DEFORM_ROI_POOL.attrs if a.required})
+    assert h2, hx.log()
+    vals = _values(hx.serialize(h2))
+    assert vals["sampling_ratio"] == [0] and vals["gamma"] == pytest.approx([0.1])
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({k: v for k, v in FIELDS.items() if k != "pooled_width"},
+     "DeformRoIPool 'head': attribute pooled_width is missing, expected an INT (kINT32)"),
+    (dict(FIELDS, sampling_ratio=-1), "DeformRoIPool 'head': attribute sampling_ratio = -1, expected >= 0"),
+    (dict(FIELDS, pooled_height=0), "DeformRoIPool 'head': attribute pooled_height = 0, expected >= 1"),
+    (dict(FIELDS, spatial_scale=0.0), "DeformRoIPool 'head': attribute spatial_scale = 0, expected a finite value > 0"),
+    (dict(FIELDS, gamma=float("inf")), "DeformRoIPool 'head': attribute gamma = inf, expected a finite value"),
+])
+def test_create_rejects_naming_everything(hx, log_cleared, fields, message):  # noqa: F811
+    assert not hx.create(OP, "head", fields)
+    log = hx.log()
+    assert message in log, log
+
+
+def test_output_shape_has_a_dynamic_roi_count(hx, log_cleared):  # noqa: F811
+    h = hx.create(OP, "p", FIELDS)
+    rc, got, const = hx.output_shape(h, [[2, 256, 38, 50], [300, 5], [300, 2, 7, 5]],
+                                     [[True, False, True, True], [True, False], [True, False, False, False]])
+    assert rc == 0 and got == [300, 256, 7, 5] and const == [False, True, True, True]
+
+
+def test_types_rois_fp32_data_fp32_or_fp16(hx, log_cleared):  # noqa: F811
+    h = hx.create(OP, "p", FIELDS)
+    for t in ("FP32", "FP16"):
+        types = [t, "FP32", t, t]  # data, rois, offset, Y
+        for pos in range(4):
+            assert hx.supports(h, pos, types, ["LINEAR"] * 4, 3), (t, pos)
+        assert hx.output_type(h, types[:3]) == (0, hx.enum(t))
+        assert hx.output_type(h, types[:2]) == (0, hx.enum(t))
+    assert not hx.supports(h, 1, ["FP16", "FP16", "FP16", "FP16"], ["LINEAR"] * 4, 3)
+    assert not hx.supports(h, 2, ["FP16", "FP32", "FP32", "FP16"], ["LINEAR"] * 4, 3)
+    assert not hx.supports(h, 1, ["FP32", "FP32", "FP32", "FP32"], ["LINEAR", "CHW32", "LINEAR", "LINEAR"], 3)
+    rc, _ = hx.output_type(h, ["FP16", "FP16"])
+    assert rc != 0
+    assert "DeformRoIPool 'p': rois has type FP16, expected FP32 (RoI coordinates are never FP16)" in hx.log()
+
+
+def test_enqueue_without_gpu_reports_and_returns_the_status(hx, log_cleared):  # noqa: F811
+    p = hx.attach(hx.create(OP, "roi_head.pool", FIELDS))
+    rc, stage = _run(hx, p, [[1, 8, 10, 12], [4, 5], [4, 2, 7, 5]], [4, 8, 7, 5], ["FP16", "FP32", "FP16"])
+    log = hx.log()
+    assert stage == 2 and rc != 0, log
+    assert re.search(r"RECORDER\(\d+\): DeformRoIPool 'roi_head.pool': deformable RoI pooling kernel launch failed "
+                     r"with cuda\w+", log), log
+    # no RoIs: nothing to launch
+    assert _run(hx, p, [[1, 8, 10, 12], [0, 5]], [0, 8, 7, 5], ["FP32", "FP32"]) == (0, 2)
+
+
+def test_onshapechange_validates_runtime_shapes(hx, log_cleared):  # noqa: F811
+    p = hx.attach(hx.create(OP, "p", FIELDS))
+    rc, stage = _run(hx, p, [[1, 8, 10, 12], [4, 5], [4, 2, 5, 7]], [4, 8, 7, 5], ["FP32"] * 3)
+    assert stage == 1 and rc != 0
+    assert ("DeformRoIPool 'p': offset has shape [4, 2, 5, 7], expected [4, 2, 7, 5] "
+            "([R, 2, pooled_height, pooled_width]) [onShapeChange]") in hx.log()
+
+
+def test_ort_op_reads_attributes_from_the_table():
+    src = (ORT_DIR / "deform_roi_pool_op.cpp").read_text()
+    for a in contract.DEFORM_ROI_POOL.attrs:
+        assert f"attrs_.field(f[dcn::kRP_{a.name.upper()}]" in src, a.name
