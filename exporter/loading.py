@@ -78,13 +78,19 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
+def _cwd_importable() -> None:
+    """The current directory importable, as for ``python -m``: --factory and --trust-pickle find
+    the model's own module there."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def parse_factory(spec: str) -> Callable[[], nn.Module]:
     """``module:callable`` (callable may be dotted, e.g. ``pkg.models:Net.build``) -> the callable."""
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise DcnError(f"--factory {spec!r}: expected MODULE:CALLABLE, e.g. samples.resnet_dcn:build")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    _cwd_importable()
     try:
         obj: Any = importlib.import_module(mod_name)
     except Exception as e:
@@ -198,6 +204,9 @@ def load_model(
         example = getattr(ep, "example_inputs", None)
         if example is not None:
             module.example_inputs = example  # type: ignore[attr-defined]
+        from .program_dims import program_dynamic_axes
+
+        module.dynamic_axes = program_dynamic_axes(ep)  # type: ignore[attr-defined]  (its own dynamic dims)
         return module
 
     # torch.save
@@ -207,6 +216,7 @@ def load_model(
         if _is_weights_only_refusal(e):
             if not trust_pickle:
                 raise DcnError(f"'{p}' is a pickled Python object (e.g. a whole nn.Module); {PICKLE_HINT}") from None
+            _cwd_importable()
             try:
                 obj = torch.load(str(p), map_location="cpu", weights_only=False)
             except Exception as e2:
