@@ -177,7 +177,8 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
         if trans is None:
             attrs["no_trans"] = 1
         trans = like(trans, data)
-        if rois.dtype is not None and rois.dtype != ir.DataType.FLOAT:  # contract: rois always float32
+        if rois.dtype not in (None, ir.DataType.FLOAT) and not (  # contract: rois always float32
+                rois.dtype == ir.DataType.DOUBLE and data.dtype == ir.DataType.DOUBLE):
             rois = op.Cast(rois, to=ir.DataType.FLOAT)
         inputs = [data, rois] + ([trans] if trans is not None and not attrs["no_trans"] else [])
         return pool_node(*inputs, **attrs)
