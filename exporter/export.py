@@ -813,7 +813,8 @@ def export(
         from .polygraphy_io import save_io as _save_io
 
         ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype) for a, t in zip(truth, reference)]
-        _save_io(io_dir, feed, dict(zip(outs, ref_np)))
+        own_np = dict(zip(outs, (np.asarray(o, dtype=np.float32) for o in own))) if own is not None else None
+        _save_io(io_dir, feed, dict(zip(outs, ref_np)), own_np)
     return ExportResult(
         path=out_path, input_names=names, output_names=outs, dcn_nodes=dcn_nodes, opset=opset,
         ir_version=proto.ir_version, deform_conv=deform_conv, fp16=fp16, fp16_io=fp16_io,

@@ -2,8 +2,11 @@
 
 * ``inputs.json``: a list of feed dicts ``{name: ndarray}`` (``polygraphy.json.save_json``),
   what ``polygraphy run --load-inputs`` reads.
-* ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch``,
-  what ``polygraphy run --load-outputs`` and ``dcn-compare`` read.
+* ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch`` (the
+  reference: PyTorch in float64 where the model runs in it), what ``polygraphy run --load-outputs``
+  and ``dcn-compare`` read; and, when known, runner ``pytorch-own``: PyTorch in the export's
+  precision (float32, or float16 for --fp16), whose error sets ``dcn-compare``'s bound
+  (``exporter.tolerance.passes``).
 
 Both files are written atomically (temp file + rename).
 """
@@ -19,6 +22,7 @@ from .atomic import atomic_path
 from .errors import DcnError
 
 RUNNER_NAME = "pytorch"
+OWN_RUNNER_NAME = "pytorch-own"
 INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
 
@@ -37,16 +41,19 @@ def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]]) ->
     _atomic(Path(path), lambda tmp: save_json(data, tmp, description="example inputs"))
 
 
-def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME) -> None:
+def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME,
+                 own: Mapping[str, np.ndarray] | None = None) -> None:
     from polygraphy.comparator import IterationResult, RunResults
 
     results = RunResults()
-    results.append((runner_name, [IterationResult({k: np.asarray(v) for k, v in outputs.items()},
-                                                  runner_name=runner_name)]))
+    for name, outs in ((runner_name, outputs), (OWN_RUNNER_NAME, own)):
+        if outs is not None:
+            results.append((name, [IterationResult({k: np.asarray(v) for k, v in outs.items()}, runner_name=name)]))
     _atomic(Path(path), lambda tmp: results.save(tmp))
 
 
-def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> tuple[Path, Path]:
+def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+            own: Mapping[str, np.ndarray] | None = None) -> tuple[Path, Path]:
     """Write ``DIR/inputs.json`` and ``DIR/outputs.json``; returns their paths."""
     d = Path(directory)
     try:
@@ -57,7 +64,7 @@ def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Map
         raise DcnError(f"--save-io: directory '{d}' is not writable")
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
     save_inputs(inputs_path, [feed])
-    save_outputs(outputs_path, outputs)
+    save_outputs(outputs_path, outputs, own=own)
     return inputs_path, outputs_path
 
 
