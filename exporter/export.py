@@ -303,8 +303,10 @@ class _Float16(nn.Module):
     """
 
     def __init__(self, model: nn.Module, io_fp16: bool, keep_float32: Sequence[int] = ()) -> None:
+        from .dtype_mode import cast_constants
+
         super().__init__()
-        self.model = model.half()
+        self.model = cast_constants(model.half(), torch.float16)
         self.io_fp16 = io_fp16
         self.keep_float32 = frozenset(keep_float32)
 
@@ -913,8 +915,10 @@ def _rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence
 def _float16_reference(module: Any, inputs: Sequence[torch.Tensor], count: int,
                        keep_float32: Sequence[int]) -> Optional[list[np.ndarray]]:
     """PyTorch's own float16 run (the FP16 wrapper, RoIs float32), float32 outputs; None where it does not run."""
+    from .dtype_mode import LikeData
+
     try:
-        with torch.no_grad(), quiet_torch():
+        with torch.no_grad(), quiet_torch(), LikeData():
             m16 = _Float16(copy.deepcopy(module), False, keep_float32)
             _set_training(m16, False)
             outs = _flatten_outputs(m16(*inputs))
@@ -1014,10 +1018,12 @@ def _float64_reference(module: nn.Module, inputs: Sequence[torch.Tensor], count:
     """The model's outputs computed in float64, or None where it does not run in float64."""
     if not any(t.is_floating_point() for t in inputs):
         return None
+    from .dtype_mode import LikeData, cast_constants
+
     try:
-        with torch.no_grad(), quiet_torch():
+        with torch.no_grad(), quiet_torch(), LikeData():
             m64 = copy.deepcopy(module)
-            m64.double()
+            cast_constants(m64.double(), torch.float64)
             _set_training(m64, False)
             outs = _flatten_outputs(m64(*(t.double() if t.is_floating_point() else t for t in inputs)))
     except Exception:

@@ -18,6 +18,7 @@ Every failure is a one-line :class:`DcnError`.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import sys
 import warnings
@@ -197,7 +198,8 @@ def load_model(
 
     if kind == "pt2":
         try:
-            ep = torch.export.load(str(p))
+            # torch.export.load takes a path only when it ends in .pt2; recognised by content, any name works
+            ep = torch.export.load(str(p) if p.suffix == ".pt2" else io.BytesIO(p.read_bytes()))
             module = ep.module(check_guards=False)
         except Exception as e:
             raise DcnError(f"cannot load torch.export program '{p}': {_one_line(e)}") from None

@@ -110,10 +110,8 @@ def files(tmp_path_factory):
             torch.jit.save(torch.jit.script(m), path)
         else:
             dyn = None
-            if fmt == "pt2_dynamic":
-                dims = {"batch": torch.export.Dim("batch"), "height": torch.export.Dim("height", min=2),
-                        "width": torch.export.Dim("width", min=2), "num_rois": torch.export.Dim("num_rois")}
-                dyn = tuple({int(a): dims[lbl] for a, lbl in (x.split("=") for x in spec.split(":")[1].split(","))}
+            if fmt == "pt2_dynamic":  # the axes of --dynamic, as torch.export.Dim.AUTO (its ranges)
+                dyn = tuple({int(x.split("=")[0]): torch.export.Dim.AUTO for x in spec.split(":")[1].split(",")}
                             for spec in _dynamic(model))
                 ex = tuple(_inputs(model, second=True).values())  # batch 2: not specialised
             torch.export.save(torch.export.export(m, ex, dynamic_shapes=dyn), path)

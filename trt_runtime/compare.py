@@ -121,7 +121,11 @@ class TorchRunner(BaseRunner):
             model = copy.deepcopy(model)  # the caller's model keeps its dtype
         model = _module_call(model, "to", self.device)
         if self.dtype is not None:
+            from exporter.dtype_mode import cast_constants  # noqa: PLC0415
+
             model = _module_call(model, "to", self.dtype)
+            if isinstance(model, torch.nn.Module):
+                cast_constants(model, self.dtype)
         self.model = _module_call(model, "eval")
         params = [p for p in self.model.parameters() if p.is_floating_point()]
         own = params[0].dtype if params else torch.float32
@@ -140,8 +144,10 @@ class TorchRunner(BaseRunner):
             if t.is_floating_point():
                 t = t.to(torch.float32 if name in self.keep_float32 else self._float_dtype)
             inputs.append(t.to(self.device))
+        from exporter.dtype_mode import LikeData  # noqa: PLC0415
+
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), LikeData():  # traced graphs keep float32 constants of the dcn ops
             out = self.model(*inputs)
         tensors, dict_names = _flatten_outputs(out)
         if self.device != "cpu" and torch.cuda.is_available():

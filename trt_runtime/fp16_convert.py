@@ -10,6 +10,8 @@ No TensorRT needed: the tests run the converted graph on ONNX Runtime.
 """
 from __future__ import annotations
 
+import copy
+
 import onnx
 from onnx import TensorProto, helper
 
@@ -27,9 +29,30 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
         raise DcnError(
             f"converting a float32 ONNX to float16 needs {REQUIREMENT} (pip install onnxconverter-common): {err}"
         ) from None
+    model = copy.deepcopy(model)
+    _isolate_outputs(model)
     out = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
     _rois_float32(out)
     return out
+
+
+def _isolate_outputs(model: onnx.ModelProto) -> None:
+    """A graph output that other nodes also read gets its own Identity: with keep_io_types the
+    converter casts such an output to float32 and then feeds the float32 value to its float16
+    readers (an invalid graph)."""
+    g = model.graph
+    read = {i for n in g.node for i in n.input}
+    for out in g.output:
+        if out.name not in read:
+            continue
+        inner = f"{out.name}__inner"
+        for n in g.node:
+            n.output[:] = [inner if o == out.name else o for o in n.output]
+            n.input[:] = [inner if i == out.name else i for i in n.input]
+        for vi in g.value_info:
+            if vi.name == out.name:
+                vi.name = inner
+        g.node.append(helper.make_node("Identity", [inner], [out.name], name=f"{out.name}/output"))
 
 
 def _rois_float32(model: onnx.ModelProto) -> None:
