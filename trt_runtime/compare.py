@@ -515,8 +515,11 @@ def load_own_outputs(path: str):
 
     from exporter.polygraphy_io import OWN_RUNNER_NAME  # noqa: PLC0415
 
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+
     try:
-        results = RunResults.load(str(path))
+        with G_LOGGER.verbosity(G_LOGGER.ERROR):  # load_reference_outputs already said it loads this file
+            results = RunResults.load(str(path))
     except Exception:  # noqa: BLE001  (load_reference_outputs reports a bad file)
         return None
     names = [n for n, _ in results.items()]
