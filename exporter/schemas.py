@@ -2,8 +2,8 @@
 
 Registering them lets ``onnx.checker.check_model(full_check=True)`` and
 ``onnx.shape_inference`` understand our nodes: input arity and optionality,
-attribute names and types, one element type for all inputs, and output shapes
-(symbolic where the graph's shapes are symbolic).
+attribute names and types, one element type for the inputs (except DeformPSROIPool's rois:
+always float32), and output shapes (symbolic where the graph's shapes are symbolic).
 
 ``register()`` is idempotent and process-wide (ONNX keeps one schema registry).
 """
