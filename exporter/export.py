@@ -669,15 +669,29 @@ def _from_torchscript(model: Any, inputs: tuple[torch.Tensor, ...]) -> nn.Module
 
 
 def _script_where(model: Any) -> str:
-    """`` (module 'a.b', DeformConv2d)``: the first scripted deformable submodule, the usual culprit."""
+    """`` (module 'dcn', torchvision.ops.deform_conv.DeformConv2d: .../deform_conv.py line 79)``: where the
+    scripted code slices a list (what TS2EPConverter cannot translate); the module is the submodule whose
+    class is defined in that file. '' when not found."""
     try:
-        for path, m in model.named_modules():
-            kind = getattr(m, "original_name", type(m).__name__)
-            if path and "deform" in kind.lower():
-                return f" (module '{path}', {kind})"
+        where = None
+        for node in model.inlined_graph.nodes():
+            if node.kind() == "aten::slice" and node.inputsAt(0).type().kind() == "ListType":
+                m = re.search(r'File "([^"]+)", line (\d+)', node.sourceRange())
+                if m:
+                    where = (m.group(1), m.group(2))
+                    break
+        if where is None:
+            return ""
+        path, line = where
+        short = "/".join(Path(path).parts[-3:])
+        for name, sub in model.named_modules():
+            qual = re.sub(r"\.___torch_mangle_\d+", "", sub._c.qualified_name.replace("__torch__.", ""))
+            mod_file = qual.rsplit(".", 1)[0].replace(".", "/") + ".py"
+            if path.endswith(mod_file):
+                return f" (module '{name or '<top>'}', {qual}: {short} line {line})"
+        return f" ({short} line {line})"
     except Exception:
-        pass
-    return ""
+        return ""
 
 
 def _set_training(module: nn.Module, mode: bool) -> None:

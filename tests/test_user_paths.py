@@ -197,3 +197,35 @@ def test_cells_cover_the_matrix():
         assert any((c[3], c[1], c[2]) == (m, p, s) for c in got)
     for m, f in itertools.product(MODELS, FORMATS):
         assert any((c[3], c[0]) == (m, f) for c in got)
+
+
+def test_scripted_model_the_converter_refuses_names_module_and_routes(tmp_path, capsys):
+    """A scripted model whose own code slices a list torch's converter cannot translate (even frozen):
+    one line naming the module and the source line, and the routes that work."""
+    path = tmp_path / "slice.ts"
+    torch.jit.save(torch.jit.script(upm.input_shape_slice()), path)
+    rc = export_main([str(path), "-o", str(tmp_path / "m.onnx"), "--input", "images:1x3x8x8"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "module '<top>', user_path_models.InputShapeSlice: " in err and "user_path_models.py line" in err
+    assert "export it from torch.jit.trace, a torch.export program (.pt2) or a state dict with --factory" in err
+
+
+def test_trust_pickle_imports_the_model_class_from_the_current_directory(tmp_path):
+    """As with --factory: the pickled module's class lives next to the user, in the current directory."""
+    import subprocess
+    import sys
+
+    (tmp_path / "my_dcn_model.py").write_text(
+        "import torch\nfrom exporter.ops import DeformConv2dPack\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.dcn = DeformConv2dPack(3, 4, 3, padding=1)\n"
+        "    def forward(self, images):\n        return self.dcn(images)\n")
+    script = ("import sys, torch; sys.path.insert(0, '.'); import my_dcn_model; "
+              "torch.save(my_dcn_model.Net().eval(), 'net.pt')")
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, capture_output=True)
+    exe = Path(sys.executable).with_name("dcn-export")
+    proc = subprocess.run([str(exe), "net.pt", "--trust-pickle", "-o", "net.onnx", "--input", "images:1x3x8x8", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "net.onnx").is_file()

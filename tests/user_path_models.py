@@ -127,3 +127,20 @@ def far_rois(r: int, n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     x2 = torch.minimum(x1 + 8 + torch.rand(r, generator=g) * (w - 1 - x1) * 0.8, torch.tensor(w - 1.0))
     y2 = torch.minimum(y1 + 8 + torch.rand(r, generator=g) * (h - 1 - y1) * 0.8, torch.tensor(h - 1.0))
     return torch.stack([b, x1, y1, x2, y2], 1)
+
+
+class InputShapeSlice(nn.Module):
+    """Slices its input's shape (``x.shape[-2:]``) in forward: scripted, torch's TorchScript converter
+    cannot translate that list slice even frozen (it depends on the input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dcn = DeformConv2dPack(3, 4, 3, padding=1)
+
+    def forward(self, images):
+        hw = images.shape[-2:]
+        return self.dcn(images) * float(hw[0])
+
+
+def input_shape_slice() -> nn.Module:
+    return _init(InputShapeSlice())
