@@ -911,6 +911,8 @@ def _rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence
     float32 probe run, or, for modules that reach ours only after the swap, named ``*roi*`` with shape [R, 5]."""
     keep = {i for i, (n, t) in enumerate(zip(names, inputs))
             if "roi" in n.lower() and t.dim() == 2 and t.shape[-1] == 5 and t.is_floating_point()}
+    if not _may_pool(module):
+        return sorted(keep)  # no probe run (a forward pass) for models without our pooling
     probe = _RoisProbe()
     was_training = module.training
     _set_training(module, False)
@@ -924,6 +926,25 @@ def _rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence
     keep |= {i for i, t in enumerate(inputs)
              if t.is_floating_point() and t.untyped_storage().data_ptr() in probe.storages}
     return sorted(keep)
+
+
+def _may_pool(module: Any) -> bool:
+    """Whether the model may call dcn::deform_psroi_pool (ours as a module, in a program's or TorchScript graph)."""
+    from .ops import DeformPSROIPool
+
+    try:
+        if isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+            return "dcn::deform_psroi_pool" in str(module.inlined_graph)
+        for m in module.modules():
+            if isinstance(m, DeformPSROIPool):
+                return True
+            graph = getattr(m, "graph", None)
+            if isinstance(graph, torch.fx.Graph) and any(
+                    n.target is torch.ops.dcn.deform_psroi_pool.default for n in graph.nodes):
+                return True
+    except Exception:
+        return True
+    return False
 
 
 def _float16_reference(module: Any, inputs: Sequence[torch.Tensor], count: int,
