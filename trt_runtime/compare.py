@@ -117,6 +117,7 @@ class TorchRunner(BaseRunner):
 
         model = self._model() if callable(self._model) and not isinstance(self._model, torch.nn.Module) \
             else self._model
+        self._as_given = model  # where the model refuses ``dtype`` when run: it runs as given
         if self.dtype is not None and isinstance(model, torch.nn.Module):
             model = copy.deepcopy(model)  # the caller's model keeps its dtype
         model = _module_call(model, "to", self.device)
@@ -147,8 +148,17 @@ class TorchRunner(BaseRunner):
         from exporter.dtype_mode import LikeData  # noqa: PLC0415
 
         start = time.perf_counter()
-        with torch.inference_mode(), LikeData():  # traced graphs keep float32 constants of the dcn ops
-            out = self.model(*inputs)
+        try:
+            with torch.inference_mode(), LikeData():  # traced graphs keep float32 constants of the dcn ops
+                out = self.model(*inputs)
+        except Exception:  # noqa: BLE001
+            if self.dtype is None or self.model is self._as_given:
+                raise
+            # e.g. a model with float32 arithmetic of its own cannot run in float64: run it as given
+            self.model = _module_call(_module_call(self._as_given, "to", self.device), "eval")
+            params = [p for p in self.model.parameters() if p.is_floating_point()]
+            self._float_dtype = params[0].dtype if params else torch.float32
+            return self.infer_impl(feed_dict)
         tensors, dict_names = _flatten_outputs(out)
         if self.device != "cpu" and torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -169,6 +179,7 @@ class TorchRunner(BaseRunner):
 
     def deactivate_impl(self):
         del self.model
+        del self._as_given
         del self._float_dtype
 
 
