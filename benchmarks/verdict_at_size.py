@@ -8,7 +8,11 @@ without the check and compared against the original's saved I/O: it must FAIL. P
 numbers of ``exporter.tolerance.passes`` (errors in tolerance units) -- a measurement, not a test:
 slow (minutes per variant on 2 cores).
 
-    python benchmarks/verdict_at_size.py [--variant dcnv1 dcnv2] [--size 800x1333] [--out out/verdict]
+``--rfcn``: instead, the R-FCN sample (tiny backbone, the full head: 21 classes, 7x7 bins) exported
+with ``--fp16`` at 1x3x800x1333 with 300 RoIs beyond 1024 px, checked against float64; then the same
+ONNX model fed the RoIs rounded to float16 (what a float16 rois input did), judged the same way.
+
+    python benchmarks/verdict_at_size.py [--variant dcnv1 dcnv2] [--size 800x1333] [--out out/verdict] [--rfcn]
 """
 from __future__ import annotations
 
@@ -46,11 +50,14 @@ def main() -> int:
     p.add_argument("--variant", nargs="+", default=["dcnv1", "dcnv2"])
     p.add_argument("--size", default="800x1333")
     p.add_argument("--out", default="out/verdict")
+    p.add_argument("--rfcn", action="store_true", help="the FP16 R-FCN head with float32 vs float16 RoIs")
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    if args.rfcn:
+        return rfcn(x, out)
     for variant in args.variant:
         model = C5(M.build(variant, offset_std=0.1)).eval()
         t = time.perf_counter()
@@ -66,6 +73,32 @@ def main() -> int:
                         verify=False)
         rc = compare_main([str(out / f"{variant}.io"), str(out / f"{variant}.twin.onnx")])
         print(f"[{variant}] 1%-perturbed twin: dcn-compare exit {rc} (1 = FAIL expected)", flush=True)
+    return 0
+
+
+def rfcn(x: torch.Tensor, out: Path) -> int:
+    import numpy as np
+
+    from exporter import verify
+    from exporter.polygraphy_io import load_outputs
+    from samples.rfcn_dpsroi import model as R
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import user_path_models as upm
+
+    h, w = x.shape[-2:]
+    model = R.build("rfcn", tiny=True, offset_std=0.1)
+    rois = upm.far_rois(300, 1, h, w)
+    res = exporter.export(model, (x, rois), out / "rfcn16.onnx", input_names=["images", "rois"],
+                          output_names=["cls_score", "bbox_pred"], fp16=True, save_io=out / "rfcn16.io")
+    print(f"[rfcn fp16, float32 rois] {res.check.summary()}", flush=True)
+    results = load_outputs(out / "rfcn16.io" / "outputs.json")
+    truth = [results["pytorch"][0][n] for n in res.output_names]
+    own = [results["pytorch-own"][0][n] for n in res.output_names]
+    runner = verify.make_runner(res.model)
+    feed = {"images": x.numpy(), "rois": rois.half().float().numpy()}
+    rep = verify.check_outputs(runner, feed, res.output_names, truth, "float16", "PyTorch float64", own=own)
+    print(f"[rfcn fp16, rois rounded to float16] {rep.summary()}", flush=True)
     return 0
 
 

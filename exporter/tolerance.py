@@ -2,11 +2,8 @@
 
 (atol, rtol) for comparing an implementation against the float64 PyTorch reference.
 Unit tests pass a value when |got - ref| <= atol + rtol * |ref| (numpy.isclose /
-torch.testing.assert_close). Polygraphy comparisons (dcn-compare, dcn-export --check)
-use Polygraphy's element-wise rule with the same numbers: an element fails only when
-|got - ref| > atol and |got - ref| / |ref| > rtol, i.e. it passes when
-|got - ref| <= max(atol, rtol * |ref|) -- never looser than the unit tests' rule.
-Whole-model comparisons scale atol by the output's range (``model_tolerance``).
+torch.testing.assert_close). Whole-model comparisons use the same element rule with atol
+scaled by the output's range (``output_scale``, ``model_tolerance``).
 
 Whole models are judged by one rule, ``passes`` (used by ``dcn-export --check`` and
 ``dcn-compare``): the target's error against the float64 reference, measured in units of
@@ -15,7 +12,7 @@ the tolerance (``error_ratio``: max over elements of |got - ref| / (atol * scale
 error in the target's precision (the model run in float32, or float16 for FP16 targets,
 against its float64 run) in the same units. Deep networks amplify rounding; a correct
 implementation is then about as far from the truth as PyTorch itself, never FACTOR times
-farther, while a wrong one (one weight off by 1%) is orders of magnitude farther. The
+farther, while a wrong one (one weight tensor off by 1%) is orders of magnitude farther. The
 dtype's row is the floor: where PyTorch's own error is unknown or tiny, the row decides, and
 so it does where PyTorch's own error is beyond rounding (over OWN_LIMIT: its runs disagree for
 another reason, e.g. random numbers in forward).
