@@ -40,6 +40,9 @@ class Attr:
 class Input:
     name: str
     optional: bool = False
+    # None: the node's one element type (float32 or float16, that of input 0 and the output);
+    # "float32": always float32, also in a float16 node (RoI coordinates are never half)
+    dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ DEFORM_CONV2D = OpSpec(
 
 DEFORM_PSROI_POOL = OpSpec(
     op_type="DeformPSROIPool",
-    inputs=(Input("data"), Input("rois"), Input("trans", optional=True)),
+    # data, trans and the output share one type; rois always float32 (ops.md)
+    inputs=(Input("data"), Input("rois", dtype="float32"), Input("trans", optional=True)),
     outputs=("Y",),
     attrs=(
         Attr("spatial_scale", FLOAT, None, required=True),
@@ -111,7 +115,7 @@ DEFORM_PSROI_POOL = OpSpec(
 # gamma * roi_size * offset; see the "DeformRoIPool" section of docs/deform_roi_pool.md.
 DEFORM_ROI_POOL = OpSpec(
     op_type="DeformRoIPool",
-    inputs=(Input("data"), Input("rois"), Input("offset", optional=True)),
+    inputs=(Input("data"), Input("rois", dtype="float32"), Input("offset", optional=True)),
     outputs=("Y",),
     attrs=(
         Attr("pooled_height", INT, None, required=True),

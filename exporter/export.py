@@ -43,6 +43,7 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import schemas
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT,
@@ -147,8 +148,23 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
             return op.Constant(value=ir.tensor(np.zeros(m, dtype=np_dtype)))
         return op.ConstantOfShape(op.Shape(weight, start=0, end=1), value=ir.tensor(np.zeros(1, dtype=np_dtype)))
 
+    def float32_rois(rois, data):
+        """Contract: rois always float32 (float64 only beside float64 data, for references)."""
+        if rois.dtype in (None, ir.DataType.FLOAT) or (rois.dtype == ir.DataType.DOUBLE and
+                                                       data.dtype == ir.DataType.DOUBLE):
+            return rois
+        return op.Cast(rois, to=ir.DataType.FLOAT)
+
+    def like(value, ref):
+        """``value`` in ``ref``'s element type: e.g. a float32 zero bias a float16 program computes
+        with (a .pt2 / TorchScript graph fixes the constant's dtype when it is traced)."""
+        if value is None or value.dtype is None or ref.dtype is None or value.dtype == ref.dtype:
+            return value
+        return op.Cast(value, to=ref.dtype)
+
     def conv(input, weight, offset, bias, mask, attr_values):
         attrs = contract_attrs(DEFORM_CONV2D, attr_values)
+        weight, offset, bias, mask = (like(v, input) for v in (weight, offset, bias, mask))
         ks = _static_dims(weight, [2, 3])
         if ks is not None:
             attrs["kernel_shape"] = ks
@@ -176,6 +192,7 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
                                                    sample_per_part, trans_std, no_trans))
         if trans is None:
             attrs["no_trans"] = 1
+        trans, rois = like(trans, data), float32_rois(rois, data)
         inputs = [data, rois] + ([trans] if trans is not None and not attrs["no_trans"] else [])
         return pool_node(*inputs, **attrs)
 
@@ -184,6 +201,7 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
     def dcn_deform_roi_pool(data, rois, offset=None, pooled_height=1, pooled_width=1, spatial_scale=1.0,
                             sampling_ratio=0, gamma=0.1):
         attrs = contract_attrs(DEFORM_ROI_POOL, (pooled_height, pooled_width, spatial_scale, sampling_ratio, gamma))
+        offset, rois = like(offset, data), float32_rois(rois, data)
         return roi_pool_node(*([data, rois] + ([offset] if offset is not None else [])), **attrs)
 
     table: dict[Any, Callable] = {
@@ -321,15 +339,24 @@ def _forward_param_names(model: nn.Module, n: int) -> list[str]:
 
 
 class _Float16(nn.Module):
-    """float16 weights and compute; float32 I/O unless ``io_fp16``."""
+    """float16 weights and compute; float32 I/O unless ``io_fp16``.
 
-    def __init__(self, model: nn.Module, io_fp16: bool) -> None:
+    Inputs at the positions ``keep_float32`` (RoIs: coordinates are never half) stay float32.
+    forward takes ``*args``: torch.export then sees one tuple argument, so dynamic shapes are
+    given for it as one tuple (``_trace``).
+    """
+
+    def __init__(self, model: nn.Module, io_fp16: bool, keep_float32: Sequence[int] = ()) -> None:
+        from .dtype_mode import cast_constants
+
         super().__init__()
-        self.model = model.half()
+        self.model = cast_constants(model.half(), torch.float16)
         self.io_fp16 = io_fp16
+        self.keep_float32 = frozenset(keep_float32)
 
     def forward(self, *args):
-        args = tuple(a.half() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        args = tuple(a.half() if isinstance(a, torch.Tensor) and a.is_floating_point() and i not in self.keep_float32
+                     else a for i, a in enumerate(args))
         out = self.model(*args)
         if self.io_fp16:
             return out
@@ -666,14 +693,53 @@ def _from_torchscript(model: Any, inputs: tuple[torch.Tensor, ...]) -> nn.Module
     """TorchScript -> torch.export program (TS2EPConverter) -> its module, which torch.export re-traces."""
     if not isinstance(model, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
         return model
-    try:
-        from torch._export.converter import TS2EPConverter
+    from torch._export.converter import TS2EPConverter
 
+    try:
         with quiet_torch():
             ep = TS2EPConverter(model, inputs).convert()
     except Exception as e:
-        raise DcnError(f"cannot convert the TorchScript model to a torch.export program: {one_line(e)}") from e
+        # Scripted code (e.g. torchvision's DeformConv2d: weight.shape[-2:]) slices lists the converter
+        # cannot translate; frozen, those shapes are constants and fold away.
+        try:
+            with quiet_torch():
+                frozen = torch.jit.freeze(model.eval()) if isinstance(model, torch.jit.ScriptModule) else None
+                if frozen is None:
+                    raise e
+                ep = TS2EPConverter(frozen, inputs).convert()
+        except Exception:
+            raise DcnError(
+                f"cannot convert the TorchScript model to a torch.export program{_script_where(model)}: "
+                f"{one_line(e)}; export it from torch.jit.trace, a torch.export program (.pt2) or a state dict "
+                f"with --factory instead"
+            ) from e
     return ep.module(check_guards=False)
+
+
+def _script_where(model: Any) -> str:
+    """`` (module 'dcn', torchvision.ops.deform_conv.DeformConv2d: .../deform_conv.py line 79)``: where the
+    scripted code slices a list (what TS2EPConverter cannot translate); the module is the submodule whose
+    class is defined in that file. '' when not found."""
+    try:
+        where = None
+        for node in model.inlined_graph.nodes():
+            if node.kind() == "aten::slice" and node.inputsAt(0).type().kind() == "ListType":
+                m = re.search(r'File "([^"]+)", line (\d+)', node.sourceRange())
+                if m:
+                    where = (m.group(1), m.group(2))
+                    break
+        if where is None:
+            return ""
+        path, line = where
+        short = "/".join(Path(path).parts[-3:])
+        for name, sub in model.named_modules():
+            qual = re.sub(r"\.___torch_mangle_\d+", "", sub._c.qualified_name.replace("__torch__.", ""))
+            mod_file = qual.rsplit(".", 1)[0].replace(".", "/") + ".py"
+            if path.endswith(mod_file):
+                return f" (module '{name or '<top>'}', {qual}: {short} line {line})"
+        return f" ({short} line {line})"
+    except Exception:
+        return ""
 
 
 def _set_training(module: nn.Module, mode: bool) -> None:
@@ -765,30 +831,39 @@ def export(
     verify = verify or check
 
     inputs = _as_inputs(example_inputs)
+    from .program_dims import dynamic_axes_of, merge_dynamic
+
+    program_dyn = dynamic_axes_of(model)  # a torch.export program's own dynamic dimensions
     module = _prepare_model(model)
     names = list(input_names) if input_names is not None else _forward_param_names(module, len(inputs))
     if len(names) != len(inputs) or len(set(names)) != len(names):
         raise DcnError(f"input names {names}: expected {len(inputs)} distinct names, one per example input")
-    dyn = _normalize_dynamic(dynamic, names, inputs)
-    onnx_inputs = tuple(t.half() if fp16_io and t.is_floating_point() else t for t in inputs)
+    dyn = _normalize_dynamic(merge_dynamic(program_dyn, dynamic, names), names, inputs)
+    # RoIs stay float32 in every FP16 mode (contract: coordinates are never half)
+    keep32 = _rois_positions(module, inputs, names) if fp16 else []
+    onnx_inputs = tuple(t.half() if fp16_io and t.is_floating_point() and i not in keep32 else t
+                        for i, t in enumerate(inputs))
     # PyTorch sees the values the ONNX model gets (float16-rounded for float16 I/O)
     ref_inputs = tuple(t.float() if fp16_io and t.is_floating_point() else t for t in onnx_inputs)
 
     # Swap first: a module that cannot be exported is named (one line) before anything runs.
     swapped, swaps = _swap_copy(module, say)
     st.start("pytorch run")
-    reference, ref_module = _reference_run(module, swapped, swaps, ref_inputs, names, say)
-    outs = _output_names(output_names, len(reference), names)
+    (reference, keys), ref_module = _reference_run(module, swapped, swaps, ref_inputs, names, say)
+    outs = _output_names(output_names if output_names is not None else keys, len(reference), names)
     truth, truth_name = [t.detach().cpu().numpy() for t in reference], "PyTorch float32"
+    own = None  # PyTorch's own outputs in the target's precision, judged against the same truth
     if verify or io_dir is not None:  # the truth: PyTorch in float64 where the model runs in it
         ref64 = _float64_reference(ref_module, ref_inputs, len(reference))
         if ref64 is not None:
             truth, truth_name = ref64, "PyTorch float64"
+            own = _float16_reference(ref_module, ref_inputs, len(reference), keep32) if fp16 else \
+                [t.detach().cpu().numpy() for t in reference]
 
     t_export = time.perf_counter()
     st.start("torch.export")
-    ep, _, strip, dim_labels = _trace(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say,
-                                      swapped=(swapped, swaps))
+    ep, swaps, strip, dim_labels = _trace(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say, keep32,
+                                          swapped=(swapped, swaps))
     _scan_ops(ep, deform_conv, opset, strip)
     st.start("onnx conversion")
     try:
@@ -807,7 +882,7 @@ def export(
     if verify:
         st.start("verify")
         dtype = "float16" if fp16 else str(reference[0].dtype).replace("torch.", "")
-        report = _verify(proto, feed, outs, truth, truth_name, dtype, runtime)
+        report = _verify(proto, feed, outs, truth, truth_name, dtype, runtime, own)
         if on_check is not None:
             on_check(report)
         else:
@@ -829,7 +904,8 @@ def export(
 
                 ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype)
                           for a, t in zip(truth, reference)]
-                _save_io(io_dir, feed, dict(zip(outs, ref_np)), fmt=save_io_format, group=group)
+                own_np = dict(zip(outs, (np.asarray(o, dtype=np.float32) for o in own))) if own is not None else None
+                _save_io(io_dir, feed, dict(zip(outs, ref_np)), own_np, fmt=save_io_format, group=group)
     except OSError as e:
         raise DcnError(f"cannot write '{e.filename or out_path}': {one_line(e)}; nothing was replaced") from e
     st.stop()
@@ -873,10 +949,11 @@ def _swap_copy(module: Any, say: Callable[[str], None]) -> tuple[Any, list[Swap]
 
 
 def _reference_run(module: Any, swapped: Any, swaps: Sequence[Swap], inputs: tuple[torch.Tensor, ...],
-                   names: Sequence[str], say: Callable[[str], None]) -> tuple[list[torch.Tensor], Any]:
-    """The reference outputs: the original model's; where it cannot run here but its swapped copy can
-    (e.g. mmcv's deformable RoI pooling has no CPU kernel), the swapped model's, said in the log.
-    Returns (outputs, the module that produced them)."""
+                   names: Sequence[str], say: Callable[[str], None]
+                   ) -> tuple[tuple[list[torch.Tensor], Optional[list[str]]], Any]:
+    """The reference outputs (:func:`_reference_outputs`): the original model's; where it cannot run
+    here but its swapped copy can (e.g. mmcv's deformable RoI pooling has no CPU kernel), the swapped
+    model's, said in the log. Returns (outputs and dict keys, the module that produced them)."""
     try:
         return _reference_outputs(module, inputs, names), module
     except DcnError as e:
@@ -888,14 +965,18 @@ def _reference_run(module: Any, swapped: Any, swaps: Sequence[Swap], inputs: tup
         return outs, swapped
 
 
-def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...], names: Sequence[str]) -> list[torch.Tensor]:
-    """Run the model as given (before any swap) in eval mode; an error names the running module."""
+def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...],
+                       names: Sequence[str]) -> tuple[list[torch.Tensor], Optional[list[str]]]:
+    """Run the model as given (before any swap) in eval mode; an error names the running module.
+
+    Returns the output tensors in order and, when forward returns a dict, their names (its keys)."""
     was_training = module.training
     _set_training(module, False)
     tracker = ModuleTracker(module)
     try:
         with torch.no_grad(), tracker, quiet_torch():
-            return _flatten_outputs(module(*inputs))
+            out = module(*inputs)
+            return _flatten_outputs(out), _output_keys(out)
     except DcnError:
         raise
     except Exception as e:
@@ -903,6 +984,98 @@ def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...], names: Seq
         raise DcnError(f"model rejected the example inputs ({shapes}){tracker.where()}: {one_line(e)}") from e
     finally:
         _set_training(module, was_training)
+
+
+def _output_keys(out: Any) -> Optional[list[str]]:
+    """A dict's keys in its order (nested containers: ``key.sub``), or None when forward returns no dict."""
+    if not isinstance(out, Mapping):
+        return None
+    leaves, _ = torch.utils._pytree.tree_flatten_with_path(out)
+    names = []
+    for path, _leaf in leaves:
+        parts = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+        names.append(".".join(parts))
+    return names
+
+
+def _pool_ops() -> tuple[Any, ...]:
+    """The dcn pooling ops, whose ``rois`` (argument 1) stay float32 in every precision."""
+    return (torch.ops.dcn.deform_psroi_pool.default, torch.ops.dcn.deform_roi_pool.default)
+
+
+class _RoisProbe(TorchDispatchMode):
+    """Records the storage of every tensor passed as ``rois`` to a dcn pooling op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.storages: set[int] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _pool_ops():
+            rois = args[1] if len(args) > 1 else kwargs.get("rois")
+            if isinstance(rois, torch.Tensor):
+                self.storages.add(rois.untyped_storage().data_ptr())
+        return func(*args, **kwargs)
+
+
+def _rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence[str]) -> list[int]:
+    """Positions of the inputs that are RoIs: passed (or viewed) as ``rois`` of a dcn pooling op in a
+    float32 probe run, or, for modules that reach ours only after the swap, named ``*roi*`` with shape [R, 5]."""
+    keep = {i for i, (n, t) in enumerate(zip(names, inputs))
+            if "roi" in n.lower() and t.dim() == 2 and t.shape[-1] == 5 and t.is_floating_point()}
+    if not _may_pool(module):
+        return sorted(keep)  # no probe run (a forward pass) for models without our pooling
+    probe = _RoisProbe()
+    was_training = module.training
+    _set_training(module, False)
+    try:
+        with torch.no_grad(), quiet_torch(), probe:
+            module(*inputs)
+    except Exception:  # the reference run names the problem
+        pass
+    finally:
+        _set_training(module, was_training)
+    keep |= {i for i, t in enumerate(inputs)
+             if t.is_floating_point() and t.untyped_storage().data_ptr() in probe.storages}
+    return sorted(keep)
+
+
+def _may_pool(module: Any) -> bool:
+    """Whether the model may call a dcn pooling op (ours as a module, in a program's or TorchScript graph)."""
+    from .ops import DeformPSROIPool, DeformRoIPool
+
+    ops = _pool_ops()
+    try:
+        if isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+            graph = str(module.inlined_graph)
+            return any(f"dcn::{o._schema.name.split('::')[-1]}" in graph for o in ops)
+        for m in module.modules():
+            if isinstance(m, (DeformPSROIPool, DeformRoIPool)):
+                return True
+            graph = getattr(m, "graph", None)
+            if isinstance(graph, torch.fx.Graph) and any(n.target in ops for n in graph.nodes):
+                return True
+    except Exception:
+        return True
+    return False
+
+
+def _float16_reference(module: Any, inputs: Sequence[torch.Tensor], count: int,
+                       keep_float32: Sequence[int]) -> Optional[list[np.ndarray]]:
+    """PyTorch's own float16 run (the FP16 wrapper, RoIs float32), float32 outputs; None where it does not run."""
+    from .dtype_mode import LikeData
+
+    try:
+        with torch.no_grad(), quiet_torch(), LikeData():
+            m16 = _Float16(copy.deepcopy(module), False, keep_float32)
+            _set_training(m16, False)
+            outs = _flatten_outputs(m16(*inputs))
+    except Exception:
+        return None
+    if len(outs) != count:
+        return None
+    return [o.detach().cpu().float().numpy() if o.is_floating_point() else o.detach().cpu().numpy() for o in outs]
 
 
 def _output_names(output_names: Optional[Sequence[str]], count: int, input_names: Sequence[str]) -> list[str]:
@@ -917,7 +1090,8 @@ def _output_names(output_names: Optional[Sequence[str]], count: int, input_names
 
 def _trace(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tuple[torch.Tensor, ...],
            names: Sequence[str], dyn: Mapping[int, Mapping[int, str]], fp16: bool, fp16_io: bool,
-           say: Callable[[str], None], swapped: Optional[tuple[Any, Sequence[Swap]]] = None):
+           say: Callable[[str], None], keep_float32: Sequence[int] = (),
+           swapped: Optional[tuple[Any, Sequence[Swap]]] = None):
     """torch.export of a copy in eval mode, third-party modules swapped, float16 if asked.
     ``swapped``: (model, swaps) of :func:`_swap_copy` when the swap was already made.
 
@@ -933,13 +1107,15 @@ def _trace(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tuple[tor
             say(f"swapped {s}")
     inner, strip = work, None
     if fp16:
-        work, strip = _Float16(work, fp16_io), _FP16_PREFIX
+        work, strip = _Float16(work, fp16_io, keep_float32), _FP16_PREFIX
         _set_training(work, False)
     # torch.export specializes axes of size 0/1: trace dynamic ones at size 2.
     trace_inputs = tuple(_grow(t, dyn.get(i, {})) for i, t in enumerate(onnx_inputs))
     dynamic_shapes = tuple(
         {axis: torch.export.Dim.DYNAMIC for axis in dyn[i]} if i in dyn else None for i in range(len(inputs))
     ) if dyn else None
+    if dynamic_shapes is not None and fp16:
+        dynamic_shapes = (dynamic_shapes,)  # the wrapper's one *args tuple
     tracker = ModuleTracker(inner)
     printed = io.StringIO()  # torch.export prints the FX graph to stderr on some errors: kept for -v
     try:
@@ -984,12 +1160,12 @@ def _postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappi
 
 
 def _verify(proto: onnx.ModelProto, feed: Mapping[str, np.ndarray], outs: Sequence[str], truth: Sequence[np.ndarray],
-            truth_name: str, dtype: str, runtime: str):
+            truth_name: str, dtype: str, runtime: str, own: Optional[Sequence[np.ndarray]] = None):
     from . import verify as verify_mod
 
     try:
         runner = verify_mod.make_runner(proto, prefer=runtime)
-        return verify_mod.check_outputs(runner, feed, outs, truth, dtype, truth_name)
+        return verify_mod.check_outputs(runner, feed, outs, truth, dtype, truth_name, own=own)
     except DcnError:
         raise
     except Exception as e:
@@ -1000,10 +1176,12 @@ def _float64_reference(module: nn.Module, inputs: Sequence[torch.Tensor], count:
     """The model's outputs computed in float64, or None where it does not run in float64."""
     if not any(t.is_floating_point() for t in inputs):
         return None
+    from .dtype_mode import LikeData, cast_constants
+
     try:
-        with torch.no_grad(), quiet_torch():
+        with torch.no_grad(), quiet_torch(), LikeData():
             m64 = copy.deepcopy(module)
-            m64.double()
+            cast_constants(m64.double(), torch.float64)
             _set_training(m64, False)
             outs = _flatten_outputs(m64(*(t.double() if t.is_floating_point() else t for t in inputs)))
     except Exception:

@@ -18,6 +18,7 @@ Every failure is a one-line :class:`DcnError`.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import sys
 import warnings
@@ -78,13 +79,19 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
+def _cwd_importable() -> None:
+    """The current directory importable, as for ``python -m``: --factory and --trust-pickle find
+    the model's own module there."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def parse_factory(spec: str) -> Callable[[], nn.Module]:
     """``module:callable`` (callable may be dotted, e.g. ``pkg.models:Net.build``) -> the callable."""
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise DcnError(f"--factory {spec!r}: expected MODULE:CALLABLE, e.g. samples.resnet_dcn:build")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    _cwd_importable()
     try:
         obj: Any = importlib.import_module(mod_name)
     except Exception as e:
@@ -193,7 +200,8 @@ def load_model(
         note = None
         try:
             if trust_pickle:
-                ep = torch.export.load(str(p))
+                # torch.export.load takes a path only when it ends in .pt2; recognised by content, any name works
+                ep = torch.export.load(str(p) if p.suffix == ".pt2" else io.BytesIO(p.read_bytes()))
                 example = getattr(ep, "example_inputs", None)
             else:  # nothing unpickled: see exporter/safe_archive.py
                 from .safe_archive import load_pt2
@@ -208,6 +216,9 @@ def load_model(
             module.example_inputs_note = note  # type: ignore[attr-defined]
         if example is not None:
             module.example_inputs = example  # type: ignore[attr-defined]
+        from .program_dims import program_dynamic_axes
+
+        module.dynamic_axes = program_dynamic_axes(ep)  # type: ignore[attr-defined]  (its own dynamic dims)
         return module
 
     # torch.save
@@ -217,6 +228,7 @@ def load_model(
         if _is_weights_only_refusal(e):
             if not trust_pickle:
                 raise DcnError(f"'{p}' is a pickled Python object (e.g. a whole nn.Module); {PICKLE_HINT}") from None
+            _cwd_importable()
             try:
                 obj = torch.load(str(p), map_location="cpu", weights_only=False)
             except Exception as e2:

@@ -2,8 +2,11 @@
 
 * ``inputs.json``: a list of feed dicts ``{name: ndarray}`` (``polygraphy.json.save_json``),
   what ``polygraphy run --load-inputs`` reads.
-* ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch``,
-  what ``polygraphy run --load-outputs`` and ``dcn-compare`` read.
+* ``outputs.json``: a Polygraphy ``RunResults`` with one iteration of runner ``pytorch`` (the
+  reference: PyTorch in float64 where the model runs in it), what ``polygraphy run --load-outputs``
+  and ``dcn-compare`` read; and, when known, runner ``pytorch-own``: PyTorch in the export's
+  precision (float32, or float16 for --fp16), whose error sets ``dcn-compare``'s bound
+  (``exporter.tolerance.passes``).
 
 Both files are written atomically (temp file + rename). ``fmt="npz"`` writes the same data as
 numpy archives instead (``inputs.npz`` / ``outputs.npz``: one array per name, one iteration;
@@ -22,6 +25,7 @@ from .atomic import atomic_path
 from .errors import DcnError
 
 RUNNER_NAME = "pytorch"
+OWN_RUNNER_NAME = "pytorch-own"
 INPUTS_FILE = "inputs.json"
 OUTPUTS_FILE = "outputs.json"
 IO_FORMATS = ("json", "npz")  # json first: the default, what Polygraphy reads
@@ -53,12 +57,13 @@ def save_inputs(path: os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]], gr
 
 
 def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_name: str = RUNNER_NAME,
-                 group=None) -> None:
+                 own: Mapping[str, np.ndarray] | None = None, group=None) -> None:
     from polygraphy.comparator import IterationResult, RunResults
 
     results = RunResults()
-    results.append((runner_name, [IterationResult({k: np.asarray(v) for k, v in outputs.items()},
-                                                  runner_name=runner_name)]))
+    for name, outs in ((runner_name, outputs), (OWN_RUNNER_NAME, own)):
+        if outs is not None:
+            results.append((name, [IterationResult({k: np.asarray(v) for k, v in outs.items()}, runner_name=name)]))
     _atomic(Path(path), lambda tmp: results.save(tmp), group)
 
 
@@ -81,10 +86,20 @@ def load_npz(path: os.PathLike, what: str = "arrays") -> dict[str, np.ndarray]:
         raise DcnError(f"{what} {str(path)!r} is not a .npz archive ({type(e).__name__}: {e})") from None
 
 
+def split_own(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """(reference outputs, PyTorch's own outputs or None) of an ``outputs.npz``: the own outputs are
+    stored under ``pytorch-own/<name>`` beside the reference's ``<name>``."""
+    prefix = f"{OWN_RUNNER_NAME}/"
+    ref = {k: v for k, v in arrays.items() if not k.startswith(prefix)}
+    own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return ref, (own or None)
+
+
 def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
-            fmt: str = "json", group=None) -> tuple[Path, Path]:
+            own: Mapping[str, np.ndarray] | None = None, fmt: str = "json", group=None) -> tuple[Path, Path]:
     """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths.
-    With ``group`` (an exporter.atomic.AtomicGroup) both become temporaries that the group renames later."""
+    ``own``: PyTorch's outputs in the export's precision, kept beside the reference. With ``group``
+    (an exporter.atomic.AtomicGroup) both files become temporaries that the group renames later."""
     if fmt not in IO_FORMATS:
         raise DcnError(f"--io-format {fmt!r}: expected one of {', '.join(IO_FORMATS)}")
     d = Path(directory)
@@ -101,10 +116,10 @@ def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Map
     if fmt == "npz":
         inputs_path, outputs_path = inputs_path.with_suffix(".npz"), outputs_path.with_suffix(".npz")
         save_npz(inputs_path, feed, group)
-        save_npz(outputs_path, outputs, group)
+        save_npz(outputs_path, {**outputs, **{f"{OWN_RUNNER_NAME}/{k}": v for k, v in (own or {}).items()}}, group)
     else:
         save_inputs(inputs_path, [feed], group)
-        save_outputs(outputs_path, outputs, group=group)
+        save_outputs(outputs_path, outputs, own=own, group=group)
     return inputs_path, outputs_path
 
 

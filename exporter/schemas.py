@@ -2,8 +2,8 @@
 
 Registering them lets ``onnx.checker.check_model(full_check=True)`` and
 ``onnx.shape_inference`` understand our nodes: input arity and optionality,
-attribute names and types, one element type for all inputs, and output shapes
-(symbolic where the graph's shapes are symbolic).
+attribute names and types, one element type for the inputs (except DeformPSROIPool's rois:
+always float32), and output shapes (symbolic where the graph's shapes are symbolic).
 
 ``register()`` is idempotent and process-wide (ONNX keeps one schema registry).
 """
@@ -18,8 +18,10 @@ from onnx.defs import OpSchema
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS,
                        OpSpec, conv_out_size)
 
-# Element types a dcn node may carry; every input of one node has the same one.
+# Element types a dcn node may carry; its inputs and output share one, except inputs the
+# contract fixes to float32 (DeformPSROIPool's rois; float64 nodes, for references, may use float64).
 TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
+FIXED_TYPES = {"float32": ("tensor(float)", "tensor(double)")}
 
 _ATTR_TYPE = {INT: OpSchema.AttrType.INT, INTS: OpSchema.AttrType.INTS, FLOAT: OpSchema.AttrType.FLOAT}
 
@@ -28,14 +30,6 @@ _DOCS = {
     DEFORM_PSROI_POOL.op_type: "Deformable (position-sensitive) RoI pooling; see shared/design/ops.md.",
     DEFORM_ROI_POOL.op_type: "mmcv's deformable RoI pooling (RoIAlign-style sampling); see docs/deform_roi_pool.md.",
 }
-
-# Inputs with their own type constraint (name, allowed types, description); the rest are "T".
-# RoIs are coordinates: float32 (float64 in a float64 graph), never float16, whatever the data type.
-_OWN_TYPES = {
-    (DEFORM_ROI_POOL.op_type, "rois"): ("T1", ("tensor(float)", "tensor(double)"),
-                                        "RoI coordinates: float32 (float64 in a float64 graph), never float16"),
-}
-
 
 # --------------------------------------------------------------------------- shape inference
 class _Dim:
@@ -94,13 +88,22 @@ def _input_types(ctx, spec: OpSpec) -> list[Optional[TypeProto]]:
     types = []
     for i in range(ctx.get_num_inputs()):
         types.append(ctx.get_input_type(i) if ctx.has_input(i) else None)
-    present = [(spec.inputs[i].name, t.tensor_type.elem_type) for i, t in enumerate(types)
+    present = [(spec.inputs[i], t.tensor_type.elem_type) for i, t in enumerate(types)
                if t is not None and t.HasField("tensor_type") and t.tensor_type.elem_type]
-    if len({e for _, e in present}) > 1:
-        got = ", ".join(f"{n}={helper.tensor_dtype_to_np_dtype(e).name}" for n, e in present)
+    shared = [(i.name, e) for i, e in present if i.dtype is None]
+    if len({e for _, e in shared}) > 1:
+        got = ", ".join(f"{n}={helper.tensor_dtype_to_np_dtype(e).name}" for n, e in shared)
         raise onnx.shape_inference.InferenceError(
             f"{spec.op_type} '{ctx.get_display_name()}': inputs have different element types ({got}), expected one"
         )
+    node_type = shared[0][1] if shared else None
+    for inp, e in present:
+        if inp.dtype == "float32" and e != onnx.TensorProto.FLOAT and not (
+                e == onnx.TensorProto.DOUBLE and node_type == onnx.TensorProto.DOUBLE):
+            raise onnx.shape_inference.InferenceError(
+                f"{spec.op_type} '{ctx.get_display_name()}': {inp.name} is "
+                f"{helper.tensor_dtype_to_np_dtype(e).name}, expected float32 (also in a float16 node)"
+            )
     return types
 
 
@@ -222,12 +225,13 @@ _INFER = {DEFORM_CONV2D.op_type: _infer_deform_conv2d, DEFORM_PSROI_POOL.op_type
 def build_schema(spec: OpSpec) -> OpSchema:
     """The ONNX schema of one contract op (domain ``dcn``, version ``DOMAIN_VERSION``)."""
     opt = OpSchema.FormalParameterOption
-    own = {i.name: _OWN_TYPES[(spec.op_type, i.name)] for i in spec.inputs if (spec.op_type, i.name) in _OWN_TYPES}
     inputs = [
-        OpSchema.FormalParameter(i.name, own[i.name][0] if i.name in own else "T",
+        OpSchema.FormalParameter(i.name, "T" if i.dtype is None else f"T_{i.name}",
                                  param_option=opt.Optional if i.optional else opt.Single)
         for i in spec.inputs
     ]
+    fixed = [(f"T_{i.name}", list(FIXED_TYPES[i.dtype]), f"{i.name}: {i.dtype} (float64 in float64 nodes)")
+             for i in spec.inputs if i.dtype is not None]
     outputs = [OpSchema.FormalParameter(name, "T") for name in spec.outputs]
     attributes = []
     for a in spec.attrs:
@@ -239,9 +243,8 @@ def build_schema(spec: OpSpec) -> OpSchema:
     schema = OpSchema(
         spec.op_type, DOMAIN, DOMAIN_VERSION, _DOCS.get(spec.op_type, ""),
         inputs=inputs, outputs=outputs,
-        type_constraints=[("T", list(TYPES), "all inputs and the output of one node share one element type"
-                           + (" (except " + ", ".join(own) + ")" if own else ""))]
-        + [(t, list(types), doc) for t, types, doc in own.values()],
+        type_constraints=[("T", list(TYPES), "the inputs and the output of one node share one element type")]
+        + fixed,
         attributes=attributes,
     )
     schema.set_type_and_shape_inference_function(_INFER[spec.op_type])

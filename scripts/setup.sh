@@ -23,7 +23,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing Python dependencies (torch is large; the first run takes minutes)"
   pip install -q --disable-pip-version-check \
     "torch==2.14.1" "torchvision==0.29.1" \
-    numpy onnx onnxscript onnxruntime polygraphy \
+    numpy onnx onnxscript onnxruntime polygraphy "onnxconverter-common>=1.14" \
     nvidia-pytriton \
     pytest matplotlib \
     tqdm \

@@ -156,7 +156,7 @@ def test_input_and_range_parsing():
 # --------------------------------------------------------------------------- error statistics
 
 
-def test_error_stats_match_polygraphy_elementwise_rule():
+def test_error_stats_statistics_and_the_verdicts_outside_share():
     ref = np.array([1.0, 2.0, 0.0, 100.0], np.float32)
     got = np.array([1.0, 2.5, 1e-3, 100.5], np.float32)
     st = error_stats([ref], [got], atol=1e-2, rtol=1e-2)
@@ -166,8 +166,10 @@ def test_error_stats_match_polygraphy_elementwise_rule():
     assert st["mean_abs"] == pytest.approx((0 + 0.5 + 1e-3 + 0.5) / 4, rel=1e-5)
     assert st["median_abs"] == pytest.approx((1e-3 + 0.5) / 2, rel=1e-5)
     assert st["max_rel"] > 1e9  # zero reference: Polygraphy's epsilon denominator
-    # outside = abs > atol AND rel > rtol: only element 1 (2 -> 2.5)
+    # outside = abs > bound * (atol + rtol*|ref|) (exporter.tolerance.passes): only element 1 (2 -> 2.5)
     assert st["outside_count"] == 1 and st["outside"] == 0.25
+    assert error_stats([ref], [got], atol=1e-2, rtol=1e-2, bound=10.0)["outside_count"] == 1  # .5 > 10*.03
+    assert error_stats([ref], [got], atol=1e-2, rtol=1e-2, bound=20.0)["outside_count"] == 0
 
 
 def test_error_stats_nan_and_shape_mismatch():

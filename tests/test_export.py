@@ -331,7 +331,7 @@ def test_save_io_polygraphy_json(tmp_path):
     assert len(feeds) == 1 and list(feeds[0]) == ["images", "rois"]
     np.testing.assert_array_equal(feeds[0]["rois"], rois.numpy())
     results = RunResults.load(str(tmp_path / "io" / "outputs.json"))
-    assert [name for name, _ in results] == ["pytorch"]
+    assert [name for name, _ in results] == ["pytorch", "pytorch-own"]  # float64 truth, float32 PyTorch
     (iteration,) = results["pytorch"]
     assert list(iteration.keys()) == ["output"] and iteration["output"].dtype == np.float32
     np.testing.assert_allclose(iteration["output"], torch_out(model, (images, rois))[0], rtol=1e-6, atol=1e-7)

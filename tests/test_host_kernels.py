@@ -244,7 +244,8 @@ POOL_IDS = [s[0] for s in POOL_SPECS]
 
 def emu_pool(lib, dtype, case, *, index="auto", max_blocks=0):
     code, npd = DTYPES[dtype]
-    data, rois, trans = (_arr(t, npd) for t in (case.data, case.rois, case.trans))
+    data, trans = (_arr(t, npd) for t in (case.data, case.trans))
+    rois = _arr(case.rois, np.float64 if npd == np.float64 else np.float32)  # contract: rois float32
     a = case.attrs
     R = rois.shape[0]
     y = np.zeros((R, a["output_dim"], a["pooled_size"], a["pooled_size"]), dtype=npd)
@@ -259,7 +260,8 @@ def emu_pool(lib, dtype, case, *, index="auto", max_blocks=0):
 
 
 def pool_reference(case, dtype):
-    return deform_psroi_pool(as_dtype(case.data, dtype), as_dtype(case.rois, dtype), as_dtype(case.trans, dtype),
+    return deform_psroi_pool(as_dtype(case.data, dtype), as_dtype(case.rois, "float64" if dtype == "float64" else "float32"),
+                             as_dtype(case.trans, dtype),
                              **pool_kwargs(case.attrs)).numpy()
 
 

@@ -115,10 +115,11 @@ def host_pool(lib, dtype, data, rois, trans=None, *, spatial_scale, output_dim, 
               shapes_only=False):
     code, store, result = DTYPES[dtype]
     keep, args = [], []
-    for t in (data, rois, trans):
+    for i, t in enumerate((data, rois, trans)):
+        st = store if i != 1 or store == np.float64 else np.float32  # rois: float32 (float64 for float64)
         if shapes_only and t is not None:
-            t = np.zeros(t, dtype=store)
-        k, p, s, r = _tensor(t, store)
+            t = np.zeros(t, dtype=st)
+        k, p, s, r = _tensor(t, st)
         keep.append(k)
         args += [p, s, r]
     msg = ctypes.create_string_buffer(1024)
@@ -136,6 +137,11 @@ def host_pool(lib, dtype, data, rois, trans=None, *, spatial_scale, output_dim, 
 def as_dtype(t: Optional[torch.Tensor], dtype: str) -> Optional[torch.Tensor]:
     """The input as the implementation sees it (rounded to dtype), in float64 for the reference."""
     return None if t is None else t.to(getattr(torch, dtype)).double()
+
+
+def rois_dtype(dtype: str) -> str:
+    """RoIs are float32 in float32 and float16 ops (contract), float64 in the float64 builds."""
+    return "float64" if dtype == "float64" else "float32"
 
 
 def assert_matches(got, want, dtype, what=""):
@@ -346,7 +352,7 @@ def pool_reference(c, dtype, data=None, rois=None, trans="case", attrs=None):
     a = attrs or c.attrs
     t = as_dtype(c.trans, dtype) if isinstance(trans, str) else trans
     return deform_psroi_pool(as_dtype(c.data, dtype) if data is None else data,
-                             as_dtype(c.rois, dtype) if rois is None else rois,
+                             as_dtype(c.rois, rois_dtype(dtype)) if rois is None else rois,
                              None if a.get("no_trans") else t, **pool_kwargs(a))
 
 

@@ -418,6 +418,23 @@ def test_formats_fp32_fp16_linear_one_type(hx, clean_log):
     assert "DeformConv2d 'c': input 2 has type FP32, expected FP16 like input 0 (all inputs of one type)" in hx.log()
 
 
+def test_pool_formats_rois_always_fp32(hx, clean_log):
+    """DeformPSROIPool: data, trans and the output share FP32 or FP16; rois are FP32 in both (contract)."""
+    h = hx.create("DeformPSROIPool", "p", {"spatial_scale": 0.0625, "output_dim": 2, "group_size": 3,
+                                            "pooled_size": 3})
+    for t in ("FP32", "FP16"):
+        types = [t, "FP32", t, t]  # data, rois, trans, Y
+        for pos in range(4):
+            assert hx.supports(h, pos, types, ["LINEAR"] * 4, 3), (t, pos)
+        assert hx.output_type(h, [t, "FP32", t]) == (0, hx.enum(t))
+        assert hx.output_type(h, [t, "FP32"]) == (0, hx.enum(t))
+    assert not hx.supports(h, 1, ["FP16", "FP16", "FP16", "FP16"], ["LINEAR"] * 4, 3)  # half rois refused
+    assert not hx.supports(h, 2, ["FP16", "FP32", "FP32", "FP16"], ["LINEAR"] * 4, 3)  # trans follows data
+    rc, _ = hx.output_type(h, ["FP16", "FP16", "FP16"])
+    assert rc != 0
+    assert "DeformPSROIPool 'p': input 1 has type FP16, expected FP32 (also in an FP16 layer)" in hx.log()
+
+
 def _columns_bytes(per_image, n, cap=256 << 20):
     return max(per_image, min(n * per_image, cap))
 

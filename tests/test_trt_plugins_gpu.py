@@ -285,7 +285,7 @@ def pool_network(env: Env, dtype: str, builder):
     net = new_network(env, builder)
     C = p["output_dim"] * p["group_size"] ** 2
     data = net.add_input("data", trt_dtype(env, dtype), (-1, C, -1, -1))
-    rois = net.add_input("rois", trt_dtype(env, dtype), (-1, 5))
+    rois = net.add_input("rois", trt_dtype(env, "float32"), (-1, 5))  # contract: rois float32 in FP16 too
     trans = net.add_input("trans", trt_dtype(env, dtype), (-1, 2 * p["classes"], p["part_size"], p["part_size"]))
     fields = field_collection(env, contract.DEFORM_PSROI_POOL, {k: v for k, v in p.items() if k != "classes"})
     plugin = creator(env, "DeformPSROIPool").create_plugin("rfcn.psroi", fields, trt.TensorRTPhase.BUILD)
@@ -318,10 +318,10 @@ def test_deform_psroi_pool_plugin_dynamic_rois_and_serialization(env, dtype):
         xy = torch.rand(R, 4, generator=g, dtype=torch.float64) * torch.tensor([w, h, w, h]) * 6 - 20  # some off the image
         rois = torch.cat([torch.randint(0, n, (R, 1), generator=g).double(), xy], dim=1)
         trans = torch.randn(R, 2 * p["classes"], p["part_size"], p["part_size"], generator=g, dtype=torch.float64)
-        feeds = {"data": data.to(TORCH_DTYPE[dtype]), "rois": rois.to(TORCH_DTYPE[dtype]),
+        feeds = {"data": data.to(TORCH_DTYPE[dtype]), "rois": rois.float(),
                  "trans": trans.to(TORCH_DTYPE[dtype])}
         got = run(env, engine, feeds)["Y"]
-        want = deform_psroi_pool(rounded(data, dtype), rounded(rois, dtype), rounded(trans, dtype), **kwargs)
+        want = deform_psroi_pool(rounded(data, dtype), rounded(rois, "float32"), rounded(trans, dtype), **kwargs)
         assert tuple(got.shape) == (R, p["output_dim"], p["pooled_size"], p["pooled_size"])
         assert_close(got, want, dtype, f"DeformPSROIPool {dtype} N={n} {h}x{w} R={R}")
         results.append((feeds, got))

@@ -3,7 +3,7 @@
 * TensorRT 10: a float32 ONNX is built with the FP16 builder flag (weakly typed network).
 * TensorRT 11 has no FP16 flag; networks are strongly typed, so precision comes from the ONNX
   types: a float16 ONNX (``dcn-export --fp16``) is built as it is, a float32 ONNX is first
-  converted with Polygraphy's ``ConvertToFp16`` (onnxconverter-common, I/O kept float32).
+  converted with onnxconverter-common (``trt_runtime.fp16_convert``, I/O kept float32, rois float32).
 
 The choice is the pure function :func:`build_plan`. After the build, the engine inspector's
 layer JSON must show every ``dcn`` node as one of our plugin layers (:func:`check_plugin_layers`),
@@ -519,7 +519,7 @@ def build_engine(
         log(f"[dcn-build] note: {plan.note}")
     if plan.convert_to_fp16:
         try:
-            import onnxconverter_common  # noqa: F401, PLC0415  (used by Polygraphy's ConvertToFp16)
+            import onnxconverter_common  # noqa: F401, PLC0415  (trt_runtime.fp16_convert calls it directly)
         except ImportError:
             raise DcnError(
                 f"TensorRT {trt.__version__} builds FP16 only from a float16 ONNX and {str(onnx_path)!r} is float32: "
@@ -534,9 +534,12 @@ def build_engine(
 
     # 3. Loaders: plugins -> ONNX parser (-> fp16 conversion) -> config -> engine.
     if plan.convert_to_fp16:
+        from .fp16_convert import convert_to_float16  # noqa: PLC0415
+
+        # onnxconverter-common directly (not Polygraphy's ConvertToFp16, which some versions route
+        # through onnxmltools), rois kept float32 as the contract says
         network = pg_trt.NetworkFromOnnxBytes(
-            pg_onnx.BytesFromOnnx(pg_onnx.ConvertToFp16(pg_onnx.OnnxFromPath(str(onnx_path)))),
-            strongly_typed=True,
+            pg_onnx.BytesFromOnnx(convert_to_float16(load_onnx(str(onnx_path)))), strongly_typed=True,
         )
     else:
         network = pg_trt.NetworkFromOnnxPath(str(onnx_path), strongly_typed=plan.strongly_typed)

@@ -168,11 +168,12 @@ class DeformPSROIPool(nn.Module):
         self.sample_per_part = int(sample_per_part)
         self.trans_std = float(trans_std)
 
-    def pool(self, data: Tensor, rois: Tensor, trans: Optional[Tensor], *, output_dim: Optional[int] = None,
+    def pool(self, data: Tensor, rois: Tensor, trans: Optional[Tensor], output_dim: Optional[int] = None,
              trans_std: Optional[float] = None) -> Tensor:
+        # written so that torch.jit.script compiles it (no keyword-only arguments, no `or` on Optional)
         return torch.ops.dcn.deform_psroi_pool(
-            data, rois, trans, self.spatial_scale, output_dim or self.output_dim, self.group_size,
-            self.pooled_size, self.part_size, self.sample_per_part,
+            data, rois, trans, self.spatial_scale, self.output_dim if output_dim is None else output_dim,
+            self.group_size, self.pooled_size, self.part_size, self.sample_per_part,
             self.trans_std if trans_std is None else trans_std, int(trans is None),
         )
 

@@ -270,7 +270,10 @@ def deform_psroi_pool(
     N, C, H, W = data.shape
     R = rois.shape[0]
     P, S, G = pooled_size, sample_per_part, group_size
-    dtype = data.dtype if data.is_floating_point() else torch.float32
+    # float64 data: all in float64; otherwise coordinates, sampling and sums in float32 and the
+    # result stored in data's type (contract: coordinates never in half, rois float32)
+    dtype = torch.float64 if data.dtype == torch.float64 else torch.float32
+    out_dtype = data.dtype if data.is_floating_point() else torch.float32
     dev = data.device
     if R == 0:
         return data.new_zeros((0, output_dim, P, P))
@@ -357,7 +360,7 @@ def deform_psroi_pool(
     count = keep.sum(dim=(-1, -2)).to(dtype)
     summed = total.sum(dim=(-1, -2))
     out = torch.where(count > 0, summed / count.clamp(min=1), torch.zeros_like(summed))
-    return out
+    return out.to(out_dtype)
 
 
 # --------------------------------------------------------------------------- deform_roi_pool (mmcv)

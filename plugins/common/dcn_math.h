@@ -60,8 +60,8 @@
 //                                pooled_size, part_size /*resolved*/, sample_per_part;
 //                                double trans_std; num_classes; bool no_trans; };
 //   template<class Acc> DCN_HD int64_t psroi_batch_index(Acc v, int64_t N);  -1 if not in [0, N)
-//   template<class Acc, class T> DCN_HD Acc deform_psroi_pool_element(
-//       const T* data, const T* rois, const T* trans /*nullable*/, const DeformPSROIPoolDims& d,
+//   template<class Acc, class T, class TR> DCN_HD Acc deform_psroi_pool_element(
+//       const T* data, const TR* rois /*float32 for float32/float16 data*/, const T* trans /*nullable*/, const DeformPSROIPoolDims& d,
 //       int64_t r, int64_t ctop, int64_t ph, int64_t pw);
 //       one output value; 0 when no sample counted (NaN / inf box or trans included) or when
 //       rois[r, 0] is not a batch index.
@@ -468,10 +468,11 @@ template <class Acc> DCN_HD int64_t psroi_batch_index(Acc v, int64_t N) {
     return (b >= 0 && b < N) ? b : -1;
 }
 
-template <class Acc, class T>
-DCN_HD Acc deform_psroi_pool_element(const T* data, const T* rois, const T* trans, const DeformPSROIPoolDims& d,
+// rois: float32 for float32 and float16 data (contract: coordinates never in half); TR = T for float64.
+template <class Acc, class T, class TR>
+DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* trans, const DeformPSROIPoolDims& d,
                                      int64_t r, int64_t ctop, int64_t ph, int64_t pw) {
-    const T* roi = rois + r * 5;
+    const TR* roi = rois + r * 5;
     const int64_t b = psroi_batch_index<Acc>(load<Acc>(roi[0]), d.N);
     if (b < 0) return Acc(0);
     const Acc scale = static_cast<Acc>(d.spatial_scale);

@@ -25,15 +25,16 @@ template <class T>
 cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream);
 
 // Deformable PS-RoI pooling: Y [R, output_dim, P, P]. trans: nullptr or ignored when d.no_trans.
+// rois are float32 for both data types (contract: coordinates never in half).
 template <class T>
-cudaError_t deform_psroi_pool(const T* data, const T* rois, const T* trans, const DeformPSROIPoolDims& d, T* Y,
+cudaError_t deform_psroi_pool(const T* data, const float* rois, const T* trans, const DeformPSROIPoolDims& d, T* Y,
                               cudaStream_t stream);
 
 #define DCN_DECLARE_LAUNCHERS(T)                                                                                    \
     extern template cudaError_t deform_im2col<T>(const T*, const T*, const T*, const DeformConvDims&, int64_t,     \
                                                  int64_t, T*, cudaStream_t);                                        \
     extern template cudaError_t fill_bias<T>(const T*, const DeformConvDims&, T*, cudaStream_t);                   \
-    extern template cudaError_t deform_psroi_pool<T>(const T*, const T*, const T*, const DeformPSROIPoolDims&, T*, \
+    extern template cudaError_t deform_psroi_pool<T>(const T*, const float*, const T*, const DeformPSROIPoolDims&, T*, \
                                                      cudaStream_t);
 DCN_DECLARE_LAUNCHERS(float)
 DCN_DECLARE_LAUNCHERS(__half)

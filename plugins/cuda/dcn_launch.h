@@ -121,8 +121,9 @@ DCN_HD int64_t psroi_total(const DeformPSROIPoolDims& d) {
     return d.R * d.output_dim * d.pooled_size * d.pooled_size;
 }
 
-template <class T, class I>
-DCN_HD void deform_psroi_pool_thread(I tid, I nthreads, const T* data, const T* rois, const T* trans,
+// rois: float32 (TR = float) for float32 and float16 data; TR = T for the host's float64 tests.
+template <class T, class I, class TR>
+DCN_HD void deform_psroi_pool_thread(I tid, I nthreads, const T* data, const TR* rois, const T* trans,
                                      const DeformPSROIPoolDims& d, T* Y) {
     using Acc = typename AccOf<T>::type;
     const I total = static_cast<I>(psroi_total(d));

@@ -10,7 +10,7 @@ namespace {
 
 template <class T, class I>
 __global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
-    dcn_deform_psroi_pool_kernel(const T* __restrict__ data, const T* __restrict__ rois,
+    dcn_deform_psroi_pool_kernel(const T* __restrict__ data, const float* __restrict__ rois,
                                  const T* __restrict__ trans, const DeformPSROIPoolDims d, T* __restrict__ Y) {
     const I tid = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
     const I nthreads = static_cast<I>(gridDim.x) * static_cast<I>(blockDim.x);
@@ -20,7 +20,7 @@ __global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
 }  // namespace
 
 template <class T>
-cudaError_t deform_psroi_pool(const T* data, const T* rois, const T* trans, const DeformPSROIPoolDims& d, T* Y,
+cudaError_t deform_psroi_pool(const T* data, const float* rois, const T* trans, const DeformPSROIPoolDims& d, T* Y,
                               cudaStream_t stream) {
     const int64_t total = launch::psroi_total(d);
     if (total <= 0) return cudaSuccess;
@@ -35,7 +35,7 @@ cudaError_t deform_psroi_pool(const T* data, const T* rois, const T* trans, cons
 
 template cudaError_t deform_psroi_pool<float>(const float*, const float*, const float*, const DeformPSROIPoolDims&,
                                               float*, cudaStream_t);
-template cudaError_t deform_psroi_pool<__half>(const __half*, const __half*, const __half*,
+template cudaError_t deform_psroi_pool<__half>(const __half*, const float*, const __half*,
                                                const DeformPSROIPoolDims&, __half*, cudaStream_t);
 
 }  // namespace cuda

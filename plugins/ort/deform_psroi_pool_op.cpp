@@ -1,5 +1,6 @@
 // dcn::DeformPSROIPool for ONNX Runtime (CPU): one dcn_math.h element per output value,
-// threaded over (output channel, bin), RoIs innermost. float32 and float16 (float16: math in float32).
+// threaded over (output channel, bin), RoIs innermost. float32 and float16 (float16: math in float32);
+// rois are float32 in both (contract: coordinates never in half).
 #include "ort_common.h"
 #include "ort_ops.h"
 
@@ -28,7 +29,7 @@ template <class T> struct DeformPSROIPoolKernel {
         dcn::DeformPSROIPoolDims d{};
         check(dcn::validate_deform_psroi_pool(attrs_.node(), a_, ds, rs, trans ? dcn::ShapeRef(ts) : dcn::ShapeRef(),
                                               &d));
-        const T* rp = rois.GetTensorData<T>();
+        const float* rp = rois.GetTensorData<float>();
         check(dcn::validate_deform_psroi_pool_batch_indices(attrs_.node(), rp, d.R, d.N));
         const int64_t P = d.pooled_size;
         Ort::UnownedValue Y = ctx.GetOutput(0, {d.R, d.output_dim, P, P});
@@ -66,7 +67,9 @@ struct DeformPSROIPoolOp : Ort::CustomOpBase<DeformPSROIPoolOp<T>, DeformPSROIPo
     }
     const char* GetName() const { return dcn::kDeformPSROIPoolName; }
     size_t GetInputTypeCount() const { return 3; }  // data, rois, trans
-    ONNXTensorElementDataType GetInputType(size_t) const { return element_type<T>(); }
+    ONNXTensorElementDataType GetInputType(size_t index) const {
+        return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : element_type<T>();
+    }
     OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
         return index == 2 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
                           : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;

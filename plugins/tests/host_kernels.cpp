@@ -21,6 +21,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dcn_conv_plan.h"
@@ -182,8 +183,9 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
 template <class T>
 void psroi(const DeformPSROIPoolDims& d, int index_mode, int64_t max_blocks, const void* datav, const void* roisv,
            const void* transv, void* Yv, int64_t* stats) {
+    using TR = typename std::conditional<std::is_same<T, double>::value, double, float>::type;  // rois: float32
     const T* data = static_cast<const T*>(datav);
-    const T* rois = static_cast<const T*>(roisv);
+    const TR* rois = static_cast<const TR*>(roisv);
     const T* trans = static_cast<const T*>(transv);
     T* Y = static_cast<T*>(Yv);
     const int64_t total = launch::psroi_total(d);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dcn_math.h"
@@ -108,8 +109,9 @@ template <class T>
 void psroi(const dcn::DeformPSROIPoolDims& d, const void* datav, const void* roisv, const void* transv,
            void* outv) {
     using Acc = typename dcn::AccOf<T>::type;
+    using TR = typename std::conditional<std::is_same<T, double>::value, double, float>::type;  // rois: float32
     const T* data = static_cast<const T*>(datav);
-    const T* rois = static_cast<const T*>(roisv);
+    const TR* rois = static_cast<const TR*>(roisv);
     const T* trans = static_cast<const T*>(transv);
     Acc* out = static_cast<Acc*>(outv);
     const int64_t P = d.pooled_size;
@@ -203,7 +205,7 @@ DCN_EXPORT int dcn_host_deform_psroi_pool(int dtype, const void* data, const int
         switch (dtype) {
             case 0: e = dcn::validate_deform_psroi_pool_batch_indices(name, static_cast<const double*>(rois), d.R, d.N); break;
             case 1: e = dcn::validate_deform_psroi_pool_batch_indices(name, static_cast<const float*>(rois), d.R, d.N); break;
-            case 2: e = dcn::validate_deform_psroi_pool_batch_indices(name, static_cast<const dcn::Half*>(rois), d.R, d.N); break;
+            case 2: e = dcn::validate_deform_psroi_pool_batch_indices(name, static_cast<const float*>(rois), d.R, d.N); break;
             default: break;
         }
     }

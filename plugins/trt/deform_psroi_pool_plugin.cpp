@@ -223,7 +223,7 @@ int32_t DeformPSROIPoolPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDe
             break;
         case nvinfer1::DataType::kHALF:
             e = cuda::deform_psroi_pool<__half>(static_cast<__half const*>(inputs[0]),
-                static_cast<__half const*>(inputs[1]), static_cast<__half const*>(trans), d,
+                static_cast<float const*>(inputs[1]), static_cast<__half const*>(trans), d,
                 static_cast<__half*>(outputs[0]), stream);
             break;
         default:

@@ -1,6 +1,7 @@
 // TensorRT plugin for dcn::DeformPSROIPool (shared/design/ops.md): IPluginV3 with
 // IPluginV3OneCore/Build/Runtime, and its IPluginCreatorV3One creator "DeformPSROIPool"
-// version "1", namespace "". Inputs data, rois[, trans], linear FP32 or FP16, output
+// version "1", namespace "". Inputs data, rois[, trans], linear; data, trans and the output
+// FP32 or FP16 (one type), rois always FP32 (coordinates never in half); output
 // [R, output_dim, pooled_size, pooled_size] with R symbolic (dynamic RoI count).
 #pragma once
 
@@ -47,6 +48,10 @@ protected:
     char const* inputNames() const noexcept override
     {
         return "data, rois[, trans]";
+    }
+    bool isFloat32Input(int32_t index) const noexcept override
+    {
+        return index == 1; // rois
     }
 
 private:

@@ -77,6 +77,15 @@ int32_t PluginBase::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t 
         }
         for (int32_t i = 1; i < nbInputs; ++i)
         {
+            if (isFloat32Input(i))
+            {
+                if (inputTypes[i] != nvinfer1::DataType::kFLOAT)
+                {
+                    throw PluginError(mWho + ": input " + std::to_string(i) + " has type "
+                        + dataTypeName(inputTypes[i]) + ", expected FP32 (also in an FP16 layer)");
+                }
+                continue;
+            }
             if (inputTypes[i] != t)
             {
                 throw PluginError(mWho + ": input " + std::to_string(i) + " has type " + dataTypeName(inputTypes[i])
@@ -104,6 +113,10 @@ bool PluginBase::supportsFormatCombination(
     if (pos == 0)
     {
         return d.type == nvinfer1::DataType::kFLOAT || d.type == nvinfer1::DataType::kHALF;
+    }
+    if (pos < nbInputs && isFloat32Input(pos))
+    {
+        return d.type == nvinfer1::DataType::kFLOAT;
     }
     return d.type == inOut[0].desc.type;
 }

@@ -1,6 +1,7 @@
 // What both dcn plugins share: the IPluginV3 capability plumbing, identity (version "1",
 // namespace ""), the error recorder of the attached execution context, the field list,
-// the format rule (linear FP32 or FP16, every input and the output of one type) and
+// the format rule (linear FP32 or FP16, every input and the output of one type, except
+// inputs the contract fixes to FP32 -- DeformPSROIPool's rois) and
 // the serialized fields. Each op derives and adds shapes, validation and enqueue.
 #pragma once
 
@@ -82,6 +83,11 @@ protected:
     virtual int32_t minInputs() const noexcept = 0;
     virtual int32_t maxInputs() const noexcept = 0;
     virtual char const* inputNames() const noexcept = 0; // e.g. "X, W, offset[, B[, mask]]"
+    // Inputs that are FP32 whatever the node's type (contract: DeformPSROIPool's rois).
+    virtual bool isFloat32Input(int32_t /*index*/) const noexcept
+    {
+        return false;
+    }
 
     char const* mOpType;
     FieldSpec const* mSpecs;
