@@ -153,8 +153,21 @@ def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
             raise ContractError(f"{op_type} '{node}': attribute {name} = {shown}, expected "
                                 f"{'values ' if isinstance(value, (list, tuple)) else ''}<= {limit} (limit)")
 
-# Never name a node like this: TensorRT >= 10.1 imports the standard op itself.
-FORBIDDEN_OP_TYPES = ("DeformConv",)
+# ONNX's own deformable convolution (opset >= 19; ``dcn-export --deform-conv onnx``). Never name one
+# of our nodes like this: TensorRT >= 10.1 imports the standard op itself.
+STANDARD_DEFORM_CONV = "DeformConv"
+STANDARD_DEFORM_CONV_OPSET = 19
+FORBIDDEN_OP_TYPES = (STANDARD_DEFORM_CONV,)
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def is_dcn_node(node, standard: bool = True) -> bool:
+    """Is this ONNX node a deformable one: ours (domain ``dcn``, or one of OPS' op types in the
+    default domain, which TensorRT's parser also hands to our plugins by name) or, unless
+    ``standard=False`` (the nodes our plugins run), ONNX's standard DeformConv."""
+    if node.domain == DOMAIN or (node.domain in _DEFAULT_DOMAINS and node.op_type in OPS):
+        return True
+    return standard and node.domain in _DEFAULT_DOMAINS and node.op_type == STANDARD_DEFORM_CONV
 
 
 def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel: int, stride: int) -> int:

@@ -47,7 +47,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import schemas
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT,
-                       FORBIDDEN_OP_TYPES, INT, INTS, OPS, OpSpec)
+                       FORBIDDEN_OP_TYPES, INT, INTS, OPS, STANDARD_DEFORM_CONV_OPSET, OpSpec, is_dcn_node)
 from .atomic import AtomicGroup
 from .cli_common import Stages
 from .errors import DcnError
@@ -55,7 +55,6 @@ from .swap import Swap, match, swap_modules
 
 DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes
 MIN_OPSET = 18  # torch's ONNX function library is written at opset 18
-STANDARD_DEFORM_CONV_OPSET = 19
 DEFORM_CONV_MODES = ("plugin", "onnx")
 MAX_PROTO_BYTES = 2**31 - 1
 
@@ -475,12 +474,6 @@ def max_ir_version_for_onnxruntime() -> Optional[int]:
 _POOL_OPS = (DEFORM_PSROI_POOL.op_type, DEFORM_ROI_POOL.op_type)
 
 
-def _is_dcn_node(node: onnx.NodeProto) -> bool:
-    return (node.domain == DOMAIN and node.op_type in OPS) or (
-        node.domain in ("", "ai.onnx") and node.op_type == "DeformConv"
-    )
-
-
 def _meta(node: onnx.NodeProto) -> dict[str, str]:
     return {p.key: p.value for p in node.metadata_props}
 
@@ -492,7 +485,7 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
     Without module scope (TorchScript), the weight's parameter name gives the path.
     """
     graph = model.graph
-    dcn = [n for n in graph.node if _is_dcn_node(n)]
+    dcn = [n for n in graph.node if is_dcn_node(n)]
     proposals = []
     for n in dcn:
         scopes: list[str] = []
@@ -510,7 +503,7 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
     per_path: dict[str, int] = {}
     for _, path, _ in proposals:
         per_path[path] = per_path.get(path, 0) + 1
-    taken = {n.name for n in graph.node if not _is_dcn_node(n)}
+    taken = {n.name for n in graph.node if not is_dcn_node(n)}
     names: dict[str, str] = {}
     for n, path, fx_name in proposals:
         name = path if path and per_path[path] == 1 else (f"{path}/{fx_name}" if path else fx_name)
@@ -566,7 +559,7 @@ def _drop_zero_bias_of_v1(model: onnx.ModelProto) -> None:
     """torchvision passes zeros for a missing bias; a DCNv1 node (no mask) then has 3 inputs."""
     dropped = False
     for n in model.graph.node:
-        if not _is_dcn_node(n) or n.op_type in _POOL_OPS or len(n.input) != 4 or not n.input[3]:
+        if not is_dcn_node(n) or n.op_type in _POOL_OPS or len(n.input) != 4 or not n.input[3]:
             continue
         b = _constant_value(model, n.input[3])
         if b is not None and not np.any(b):
@@ -605,7 +598,7 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
         raise DcnError(f"ONNX shape inference rejected the exported graph: {one_line(e)}") from e
     known = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
     for n in inferred.graph.node:
-        if not _is_dcn_node(n):
+        if not is_dcn_node(n):
             continue
         vi = known.get(n.output[0])
         if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != 4:

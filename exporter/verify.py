@@ -29,11 +29,10 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import onnx
 
-from .contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN
+from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, STANDARD_DEFORM_CONV,
+                       STANDARD_DEFORM_CONV_OPSET, is_dcn_node)
 from .errors import DcnError
 from .tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
-
-STANDARD_DEFORM_CONV_OPSET = 19
 
 
 # --------------------------------------------------------------------------- reference evaluator ops
@@ -112,7 +111,7 @@ class Runner:
 
 
 def _dcn_op_types(model: onnx.ModelProto) -> set[str]:
-    return {n.op_type for n in model.graph.node if n.domain == DOMAIN}
+    return {n.op_type for n in model.graph.node if is_dcn_node(n, standard=False)}
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -133,7 +132,7 @@ def as_standard_deform_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     out = copy.deepcopy(model)
     for node in out.graph.node:
         if node.domain == DOMAIN and node.op_type == DEFORM_CONV2D.op_type:
-            node.op_type, node.domain = "DeformConv", ""
+            node.op_type, node.domain = STANDARD_DEFORM_CONV, ""
     if not _dcn_op_types(out):
         keep = [o for o in out.opset_import if o.domain != DOMAIN]
         del out.opset_import[:]

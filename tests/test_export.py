@@ -16,7 +16,7 @@ from onnx import helper
 import export_models as em
 import exporter
 from exporter import verify
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN
+from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, is_dcn_node
 from exporter.errors import DcnError
 from exporter.export import CheckError, max_ir_version_for_onnxruntime
 from exporter.tolerance import tolerance
@@ -28,7 +28,7 @@ def attrs(node: onnx.NodeProto) -> dict:
 
 
 def dcn_nodes(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
-    return {n.name: n for n in model.graph.node if n.domain == DOMAIN or n.op_type == "DeformConv"}
+    return {n.name: n for n in model.graph.node if is_dcn_node(n)}
 
 
 def conv_attrs_of(module, offset_group=None) -> dict:

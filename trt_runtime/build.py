@@ -167,8 +167,7 @@ def onnx_outputs(model) -> list[str]:
 
 def dcn_nodes(model) -> list[tuple[str, str]]:
     """[(node name, op type)] of the nodes our plugins must run."""
-    return [(n.name, n.op_type) for n in model.graph.node if n.domain == contract.DOMAIN or
-            (n.op_type in contract.OPS and n.domain in ("", contract.DOMAIN))]
+    return [(n.name, n.op_type) for n in model.graph.node if contract.is_dcn_node(n, standard=False)]
 
 
 def check_dcn_attributes(model) -> None:

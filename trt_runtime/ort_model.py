@@ -25,13 +25,13 @@ _ORT_TYPES = {
 def _has_dcn_nodes(path: str) -> bool:
     import onnx  # noqa: PLC0415
 
-    from exporter.contract import DOMAIN  # noqa: PLC0415
+    from exporter.contract import DOMAIN, is_dcn_node  # noqa: PLC0415
 
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as err:  # noqa: BLE001
         raise DcnError(f"{path!r} is not a readable ONNX model: {_trt.one_line(err)}") from None
-    return any(n.domain == DOMAIN for n in model.graph.node) or any(
+    return any(is_dcn_node(n, standard=False) for n in model.graph.node) or any(
         f.domain == DOMAIN for f in model.functions)
 
 
