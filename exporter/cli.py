@@ -10,11 +10,10 @@ import argparse
 import os
 import re
 import sys
-import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .cli_common import DEFAULT, VERBOSE, Stages, add_common_args, process_t0, table, verbosity
+from .cli_common import DEFAULT, VERBOSE, Stages, add_common_args, process_t0, run_command, table, verbosity
 from .errors import DcnError
 
 PROG = "dcn-export"
@@ -338,24 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if verbosity(args) >= DEFAULT:
             print(msg if msg.startswith("  ") else f"{PROG}: {msg}", flush=True)
 
-    try:
-        return _run(args, say)
-    except DcnError as e:
-        if args.verbose:
-            traceback.print_exception(e.__cause__ or e, file=sys.stderr)
-        msg = " ".join(str(e).split("\n"))
-        print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - an I/O error, a failure inside a library: one line, exit 2
-        if args.verbose:
-            traceback.print_exception(e, file=sys.stderr)
-        msg = " ".join(str(e).split())[:400]
-        hint = "" if args.verbose else " (-v shows the traceback)"
-        print(f"{PROG}: error: {type(e).__name__}: {msg}{hint}", file=sys.stderr, flush=True)
-        return 2
+    return run_command(PROG, lambda: _run(args, say), verbose=bool(args.verbose))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,8 @@
 """What every command line of the project shares: ``--version``, one verbosity scheme, progress, tables.
 
 Used by ``dcn-export`` (exporter.cli) and by ``dcn-build`` / ``dcn-infer`` / ``dcn-compare`` /
-``dcn-plugins`` (trt_runtime); it imports nothing of trt_runtime (dependencies go one way) and
+``dcn-plugins``, ``dcn-serve``, ``dcn-triton-repo`` (trt_runtime): ``run_command`` turns errors into one line
+and an exit code for all of them. It imports nothing of trt_runtime (dependencies go one way) and
 nothing heavy at import time.
 
 Verbosity (the same on every command): ``-q`` errors only (-1), default summaries (0), ``-v`` stage
@@ -14,7 +15,7 @@ import argparse
 import importlib.util
 import sys
 import time
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 QUIET, DEFAULT, VERBOSE, VERY_VERBOSE = -1, 0, 1, 2
 
@@ -286,3 +287,34 @@ def fmt_g(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.3g}"
     return str(x)
+
+
+def run_command(prog: str, body: Callable[[], Optional[int]], verbose: bool = False) -> int:
+    """Run a command's body and turn what it raises into one line on stderr and an exit code
+    (every ``dcn-*`` command): DcnError -> its ``exit_code`` (2: usage, input, environment),
+    Ctrl-C -> 130, a Polygraphy error or any other exception (an I/O error, a failure inside a
+    library) -> 2. ``verbose`` (-v) adds the traceback."""
+    import traceback
+
+    from .errors import DcnError, first_line, one_line
+
+    try:
+        return int(body() or 0)
+    except DcnError as err:
+        if verbose:
+            traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
+        return getattr(err, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as err:  # noqa: BLE001
+        pg = sys.modules.get("polygraphy.exception")
+        if pg is not None and isinstance(err, pg.PolygraphyException):
+            print(f"{prog}: error: {first_line(err)}", file=sys.stderr, flush=True)
+            return 2
+        if verbose:
+            traceback.print_exception(err, file=sys.stderr)
+        hint = "" if verbose else " (-v shows the traceback)"
+        print(f"{prog}: error: {type(err).__name__}: {one_line(err)[:400]}{hint}", file=sys.stderr, flush=True)
+        return 2

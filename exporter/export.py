@@ -50,7 +50,7 @@ from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN
                        FORBIDDEN_OP_TYPES, INT, INTS, OPS, STANDARD_DEFORM_CONV_OPSET, OpSpec, is_dcn_node)
 from .atomic import AtomicGroup
 from .cli_common import Stages
-from .errors import DcnError
+from .errors import DcnError, describe
 from .swap import Swap, match, swap_modules
 
 DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes
@@ -273,13 +273,6 @@ class ModuleTracker:
             return f" in module '{path}'"
 
 
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    line = lines[0] if lines else ""
-    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-    line = line if len(line) <= 400 else line[:397] + "..."
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 _USER_FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n\s*([^\n]+)')
@@ -595,7 +588,7 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
-        raise DcnError(f"ONNX shape inference rejected the exported graph: {one_line(e)}") from e
+        raise DcnError(f"ONNX shape inference rejected the exported graph: {describe(e)}") from e
     known = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
     for n in inferred.graph.node:
         if not is_dcn_node(n):
@@ -703,7 +696,7 @@ def _from_torchscript(model: Any, inputs: tuple[torch.Tensor, ...]) -> nn.Module
         except Exception:
             raise DcnError(
                 f"cannot convert the TorchScript model to a torch.export program{_script_where(model)}: "
-                f"{one_line(e)}; export it from torch.jit.trace, a torch.export program (.pt2) or a state dict "
+                f"{describe(e)}; export it from torch.jit.trace, a torch.export program (.pt2) or a state dict "
                 f"with --factory instead"
             ) from e
     return ep.module(check_guards=False)
@@ -864,7 +857,7 @@ def export(
     except DcnError:
         raise
     except Exception as e:
-        raise DcnError(f"ONNX translation failed: {one_line(_root_cause(e))}") from e
+        raise DcnError(f"ONNX translation failed: {describe(_root_cause(e))}") from e
     st.start("onnx checker")
     proto, dcn_nodes = _postprocess(proto, strip, dim_labels, deform_conv, fp16, fp16_io, swaps)
     data = proto.SerializeToString()
@@ -900,7 +893,7 @@ def export(
                 own_np = dict(zip(outs, (np.asarray(o, dtype=np.float32) for o in own))) if own is not None else None
                 _save_io(io_dir, feed, dict(zip(outs, ref_np)), own_np, fmt=save_io_format, group=group)
     except OSError as e:
-        raise DcnError(f"cannot write '{e.filename or out_path}': {one_line(e)}; nothing was replaced") from e
+        raise DcnError(f"cannot write '{e.filename or out_path}': {describe(e)}; nothing was replaced") from e
     st.stop()
     return ExportResult(
         path=out_path, input_names=names, output_names=outs, dcn_nodes=dcn_nodes, opset=opset,
@@ -974,7 +967,7 @@ def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...],
         raise
     except Exception as e:
         shapes = ", ".join(f"{n}: {_shape_str(t)}" for n, t in zip(names, inputs))
-        raise DcnError(f"model rejected the example inputs ({shapes}){tracker.where()}: {one_line(e)}") from e
+        raise DcnError(f"model rejected the example inputs ({shapes}){tracker.where()}: {describe(e)}") from e
     finally:
         _set_training(module, was_training)
 
@@ -1123,7 +1116,7 @@ def _trace(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tuple[tor
         constraint = _constraint_message(cause, work, names, dyn)
         if constraint:
             raise DcnError(constraint) from e
-        raise DcnError(f"torch.export failed{tracker.where()}{_user_line(cause)}: {one_line(cause)}") from e
+        raise DcnError(f"torch.export failed{tracker.where()}{_user_line(cause)}: {describe(cause)}") from e
     return ep, swaps, strip, _dim_symbols(ep, names, dyn)
 
 
@@ -1148,7 +1141,7 @@ def _postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappi
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        raise DcnError(f"onnx.checker rejected the exported model: {one_line(e)}") from e
+        raise DcnError(f"onnx.checker rejected the exported model: {describe(e)}") from e
     return proto, dcn_nodes
 
 
@@ -1162,7 +1155,7 @@ def _verify(proto: onnx.ModelProto, feed: Mapping[str, np.ndarray], outs: Sequen
     except DcnError:
         raise
     except Exception as e:
-        raise DcnError(f"running the exported model failed: {one_line(e)}") from e
+        raise DcnError(f"running the exported model failed: {describe(e)}") from e
 
 
 def _float64_reference(module: nn.Module, inputs: Sequence[torch.Tensor], count: int) -> Optional[list[np.ndarray]]:

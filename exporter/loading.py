@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from .errors import DcnError
+from .errors import DcnError, describe
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 
@@ -49,11 +49,6 @@ def register_ops() -> None:
         pass
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0].strip() if text else ""
-    line = line if len(line) <= 300 else line[:297] + "..."
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def file_kind(path: Path) -> str:
@@ -95,7 +90,7 @@ def parse_factory(spec: str) -> Callable[[], nn.Module]:
     try:
         obj: Any = importlib.import_module(mod_name)
     except Exception as e:
-        raise DcnError(f"--factory {spec!r}: cannot import module {mod_name!r}: {_one_line(e)}") from None
+        raise DcnError(f"--factory {spec!r}: cannot import module {mod_name!r}: {describe(e)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise DcnError(f"--factory {spec!r}: module {mod_name!r} has no attribute {attr!r}")
@@ -111,7 +106,7 @@ def _build(factory: Union[str, Callable[[], nn.Module]]) -> nn.Module:
     try:
         model = fn()
     except Exception as e:
-        raise DcnError(f"--factory {name!r} failed: {_one_line(e)}") from None
+        raise DcnError(f"--factory {name!r} failed: {describe(e)}") from None
     if not isinstance(model, nn.Module):
         raise DcnError(f"--factory {name!r} returned {type(model).__name__}, expected an nn.Module")
     return model
@@ -179,7 +174,7 @@ def load_model(
     try:
         kind = file_kind(p)
     except OSError as e:
-        raise DcnError(f"cannot read '{p}': {_one_line(e)}") from None
+        raise DcnError(f"cannot read '{p}': {describe(e)}") from None
     if kind == "unknown":
         raise DcnError(
             f"'{p}' is not a TorchScript archive, torch.export program or torch.save file (unrecognised or corrupt)"
@@ -194,7 +189,7 @@ def load_model(
                 warnings.simplefilter("ignore")
                 return torch.jit.load(str(p), map_location="cpu")
         except Exception as e:
-            raise DcnError(f"cannot load TorchScript archive '{p}': {_one_line(e)}") from None
+            raise DcnError(f"cannot load TorchScript archive '{p}': {describe(e)}") from None
 
     if kind == "pt2":
         note = None
@@ -211,7 +206,7 @@ def load_model(
         except DcnError:
             raise
         except Exception as e:
-            raise DcnError(f"cannot load torch.export program '{p}': {_one_line(e)}") from None
+            raise DcnError(f"cannot load torch.export program '{p}': {describe(e)}") from None
         if note is not None:
             module.example_inputs_note = note  # type: ignore[attr-defined]
         if example is not None:
@@ -232,9 +227,9 @@ def load_model(
             try:
                 obj = torch.load(str(p), map_location="cpu", weights_only=False)
             except Exception as e2:
-                raise DcnError(f"cannot unpickle '{p}': {_one_line(e2)}") from None
+                raise DcnError(f"cannot unpickle '{p}': {describe(e2)}") from None
         else:
-            raise DcnError(f"cannot read '{p}' as a torch.save file (corrupt or truncated?): {_one_line(e)}") from None
+            raise DcnError(f"cannot read '{p}' as a torch.save file (corrupt or truncated?): {describe(e)}") from None
 
     if isinstance(obj, nn.Module):
         if factory is not None:

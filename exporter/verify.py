@@ -4,7 +4,7 @@ Runtimes, first usable wins:
 
 1. ONNX Runtime alone, when the graph has no ``dcn`` node (``--deform-conv onnx``
    without RoI pooling).
-2. ONNX Runtime with our custom-op library (``trt_runtime.plugins.ort_session``),
+2. ONNX Runtime with our custom-op library (``exporter.libraries.ort_session``),
    once that library is built.
 3. ONNX Runtime with every ``dcn::DeformConv2d`` run as the standard ``DeformConv``
    (same semantics, inputs and attributes by the contract), when the graph has no
@@ -31,7 +31,7 @@ import onnx
 
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, STANDARD_DEFORM_CONV,
                        STANDARD_DEFORM_CONV_OPSET, is_dcn_node)
-from .errors import DcnError
+from .errors import DcnError, one_line
 from .tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
 
 
@@ -141,22 +141,18 @@ def as_standard_deform_conv(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
-    """ONNX Runtime with our custom-op library (trt_runtime.plugins), or None where it is not built."""
-    try:
-        from trt_runtime import plugins  # type: ignore
-    except Exception:
-        return None
-    factory = getattr(plugins, "ort_session", None)
-    if factory is None:
-        return None
+    """ONNX Runtime with our custom-op library (exporter.libraries), or None where it is not built."""
+    from . import libraries
+
+    factory = libraries.ort_session
     try:
         sess = factory(model.SerializeToString())
     except Exception as e:
-        if isinstance(e, LookupError):  # plugins.LibraryNotBuiltError: not built, the next runtime (named)
+        if isinstance(e, LookupError):  # libraries.LibraryNotBuiltError: not built, the next runtime (named)
             return None
         # built but not loadable, or it refuses the model: an error, never a silent fallback
-        text = " ".join(str(e).split())[:400]
-        raise DcnError(f"ONNX Runtime with libdcn_ort failed to load the model: {type(e).__name__}: {text}") from e
+        raise DcnError(f"ONNX Runtime with libdcn_ort failed to load the model: {type(e).__name__}: "
+                       f"{one_line(e)[:400]}") from e
     return Runner("onnxruntime + dcn ops", lambda feed: sess.run(None, dict(feed)))
 
 

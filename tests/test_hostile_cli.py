@@ -203,12 +203,12 @@ def test_ctrl_c_at_any_moment_is_130_and_replaces_nothing(tmp_path, delay):
 # --------------------------------------------------------------------------- no silent fallback
 def test_built_but_broken_op_library_is_an_error(monkeypatch):
     from exporter import export
-    from trt_runtime import plugins
+    from exporter import libraries
 
     def broken(*args, **kwargs):
         raise RuntimeError("libdcn_ort.so: undefined symbol: OrtGetApiBase")
 
-    monkeypatch.setattr(plugins, "ort_session", broken)
+    monkeypatch.setattr(libraries, "ort_session", broken)
     with pytest.raises(DcnError, match="libdcn_ort failed to load the model: RuntimeError: libdcn_ort.so"):
         export(em.small_dcn(), (torch.randn(1, 3, 8, 8),), "unused.onnx", check=True)
     assert not Path("unused.onnx").exists()
@@ -216,11 +216,11 @@ def test_built_but_broken_op_library_is_an_error(monkeypatch):
 
 def test_not_built_library_falls_back_with_the_runtime_named(tmp_path, monkeypatch):
     from exporter import export
-    from trt_runtime import plugins
+    from exporter import libraries
 
     def not_built(*args, **kwargs):
-        raise plugins.LibraryNotBuiltError("libdcn_ort.so not built")
+        raise libraries.LibraryNotBuiltError("libdcn_ort.so not built")
 
-    monkeypatch.setattr(plugins, "ort_session", not_built)
+    monkeypatch.setattr(libraries, "ort_session", not_built)
     res = export(em.small_dcn(), (torch.randn(1, 3, 8, 8),), tmp_path / "m.onnx", check=True)
     assert "run as ONNX DeformConv" in res.summary() or "reference evaluator" in res.summary()

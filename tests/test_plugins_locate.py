@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import trt_runtime
+from exporter import libraries
 from trt_runtime import plugins
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,12 +27,12 @@ def world(monkeypatch, tmp_path):
         p.mkdir()
     for lib in (plugins.ORT, plugins.TRT, plugins.HOST_TESTS):
         monkeypatch.delenv(lib.env, raising=False)
-    monkeypatch.setattr(plugins, "REPO", places["repo"])
+    monkeypatch.setattr(libraries, "REPO", places["repo"])
     monkeypatch.setattr(trt_runtime, "__path__", [str(places["pkg"])])
     monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: {"platlib": str(places["site"]),
                                                                  "purelib": str(places["site"])})
-    monkeypatch.setattr(plugins.site, "getsitepackages", lambda: [])
-    monkeypatch.setattr(plugins.site, "getusersitepackages", lambda: str(places["user"]))
+    monkeypatch.setattr(libraries.site, "getsitepackages", lambda: [])
+    monkeypatch.setattr(libraries.site, "getusersitepackages", lambda: str(places["user"]))
     return places
 
 

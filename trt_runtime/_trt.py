@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line  # noqa: F401  (one_line: used by the runtime's modules)
 
 MIN_TRT_MAJOR = 10  # our plugins are IPluginV3 (TensorRT >= 10)
 
@@ -49,11 +49,6 @@ class PluginLibraryError(TrtEnvironmentError):
 
 class EngineIncompatible(TrtEnvironmentError):
     pass
-
-
-def one_line(text: Any) -> str:
-    """Collapse a message onto one line (errors are printed as ``tool: error: <one line>``)."""
-    return " ".join(str(text).split())
 
 
 # --------------------------------------------------------------------------- TensorRT

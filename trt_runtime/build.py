@@ -12,6 +12,7 @@ otherwise nothing is written. The engine is written atomically, with a side file
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from exporter import contract
-from exporter.errors import DcnError
+from exporter.errors import DcnError, first_line
 
 from . import _trt
 
@@ -569,12 +570,12 @@ def build_engine(
         f"({'strongly typed' if plan.strongly_typed else 'FP16 builder flag' if plan.fp16_flag else 'FP32'})")
     t0 = time.monotonic()
     try:
-        with G_LOGGER.verbosity(severity), (_Heartbeat() if (progress and monitor is None) else _nullctx()):
+        with G_LOGGER.verbosity(severity), (_Heartbeat() if (progress and monitor is None) else contextlib.nullcontext()):
             engine = pg_trt.engine_from_network(
                 network, config=config, save_timing_cache=str(timing_cache) if timing_cache else None
             )
     except PolygraphyException as err:
-        raise DcnError(f"TensorRT failed to build {str(onnx_path)!r}: {_first_line(err)}") from None
+        raise DcnError(f"TensorRT failed to build {str(onnx_path)!r}: {first_line(err)}") from None
     seconds = time.monotonic() - t0
     if engine is None:
         raise DcnError(f"TensorRT failed to build {str(onnx_path)!r} (see the log above)")
@@ -631,14 +632,3 @@ def _precisions(report: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{v}x {k}" for k, v in seen.items())
 
 
-def _first_line(err: BaseException) -> str:
-    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
-    return _trt.one_line(lines[0]) if lines else type(err).__name__
-
-
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, fmt_g,
-                                 join_option_values, process_t0, progress_enabled, table, verbosity)
+                                 join_option_values, process_t0, progress_enabled, run_command, table, verbosity)
 from exporter.errors import DcnError
 
 from . import _trt
@@ -37,32 +37,13 @@ def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
     configure_polygraphy(verbosity(args))
     # run as the console script: times count from the process start
     args.as_command = argv is None if as_command is None else as_command
-    try:
-        return int(body(args) or 0)
-    except DcnError as err:
-        print(f"{prog}: error: {_trt.one_line(err)}", file=sys.stderr)
-        if getattr(args, "verbose", False) and err.__cause__ is not None:
-            import traceback  # noqa: PLC0415
+    return run_command(prog, lambda: body(args), verbose=bool(getattr(args, "verbose", False)))
 
-            traceback.print_exception(err.__cause__, file=sys.stderr)
-        return getattr(err, "exit_code", 2)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001
-        pg = sys.modules.get("polygraphy.exception")
-        if pg is not None and isinstance(err, pg.PolygraphyException):
-            lines = [l for l in str(err).splitlines() if l.strip()]
-            print(f"{prog}: error: {_trt.one_line(lines[0] if lines else err)}", file=sys.stderr)
-            return 2
-        # anything else (an I/O error, a failure inside a library): one line, exit 2; -v: the traceback
-        if getattr(args, "verbose", False):
-            import traceback  # noqa: PLC0415
 
-            traceback.print_exception(err, file=sys.stderr)
-        hint = "" if getattr(args, "verbose", False) else " (-v shows the traceback)"
-        print(f"{prog}: error: {type(err).__name__}: {_trt.one_line(err)}{hint}", file=sys.stderr)
-        return 2
+def _add_plugins(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--plugins PATH`` (every command that may load our TensorRT plugins)."""
+    p.add_argument("--plugins", metavar="PATH",
+                   help=f"TensorRT plugin library{what} (default: the one this package built)")
 
 
 # --------------------------------------------------------------------------- dcn-build
@@ -78,7 +59,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
                    help="optimization profile of a dynamic input, each shape like 1x3x224x224 (repeatable)")
     p.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 512MiB, 4GiB (number: MiB)")
     p.add_argument("--timing-cache", metavar="PATH", help="tactic timing cache: read if present, updated after the build")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (default: the one this package built)")
+    _add_plugins(p)
     p.add_argument("--skip-plugin-check", action="store_true",
                    help="write the engine even if a dcn node did not become our plugin layer")
     p.add_argument("--no-progress", action="store_true", help="no progress bar during the build (it shows only "
@@ -125,8 +106,7 @@ def _infer_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs by name (atomically)")
     p.add_argument("--iterations", type=int, default=0, metavar="N", help="time N runs: median / p90 latency, throughput")
     p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs before timing (default 3)")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library, or for MODEL.onnx the ONNX Runtime "
-                   "op library (default: the one this package built)")
+    _add_plugins(p, ", or for MODEL.onnx the ONNX Runtime op library")
     p.add_argument("--backend", choices=BACKENDS, default="cuda-python",
                    help="engines: device memory and streams (default cuda-python)")
     p.add_argument("--threads", type=int, metavar="N", help="MODEL.onnx: ONNX Runtime intra-op threads "
@@ -266,7 +246,7 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
                    help="tolerance row of exporter.tolerance (auto: from the ONNX types / the engine's build)")
     p.add_argument("--atol", action="append", default=[], metavar="[NAME:]VALUE", help="absolute tolerance override")
     p.add_argument("--rtol", action="append", default=[], metavar="[NAME:]VALUE", help="relative tolerance override")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library for engine targets")
+    _add_plugins(p, " for engine targets")
     p.add_argument("--factory", metavar="module:callable", help="builds the model for a state-dict REFERENCE")
     p.add_argument("--trust-pickle", action="store_true", help="allow a pickled nn.Module REFERENCE (runs its code)")
     p.add_argument("--device", default="cpu", help="torch device of the PyTorch reference (default cpu)")

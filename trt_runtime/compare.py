@@ -29,7 +29,7 @@ from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
 from exporter.cli_common import QUIET, example_shape, near_zero_note, polygraphy_severity, progress_bar, table
-from exporter.errors import DcnError
+from exporter.errors import DcnError, first_line
 from exporter.tolerance import FACTOR, TOLERANCES, error_ratio, output_scale, passes, tolerance
 
 from . import _trt
@@ -502,7 +502,7 @@ def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
         try:
             data = load_json(str(p), description="input data")
         except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--load-inputs {path!r} is not Polygraphy input JSON: {_first_line(err)}") from None
+            raise DcnError(f"--load-inputs {path!r} is not Polygraphy input JSON: {first_line(err)}") from None
     feeds = [data] if isinstance(data, Mapping) else list(data)
     if not feeds or not all(isinstance(f, Mapping) for f in feeds):
         raise DcnError(f"--load-inputs {path!r}: expected a list of {{input name: array}} feed dicts")
@@ -529,7 +529,7 @@ def load_reference_outputs(path: str):
     try:
         results = RunResults.load(str(path))
     except Exception as err:  # noqa: BLE001
-        raise DcnError(f"REFERENCE {path!r} is not Polygraphy RunResults JSON: {_first_line(err)}") from None
+        raise DcnError(f"REFERENCE {path!r} is not Polygraphy RunResults JSON: {first_line(err)}") from None
     if not len(results):
         raise DcnError(f"REFERENCE {path!r} holds no runner results")
     names = [n for n, _ in results.items()]
@@ -684,7 +684,7 @@ def compare(
             info = describe_onnx_target(str(target), plugins) if kind == "onnx" else \
                 describe_engine_target(str(target), plugins)
         except PolygraphyException as err:
-            raise DcnError(f"cannot load TARGET {str(target)!r}: {_first_line(err)}") from None
+            raise DcnError(f"cannot load TARGET {str(target)!r}: {first_line(err)}") from None
     prec = PRECISIONS[precision] if precision != "auto" else (info.precision or "float32")
     if precision == "auto" and kind == "engine" and not _trt.read_build_info(str(target)).get("precision"):
         log(f"[dcn-compare] note: no {_trt.build_info_path(target).name} from dcn-build next to the engine; "
@@ -741,7 +741,7 @@ def compare(
         except DcnError:
             raise
         except Exception as err:  # noqa: BLE001 - an error inside a model (ONNX Runtime's included): one line
-            raise DcnError(f"running the models failed: {type(err).__name__}: {_first_line(err)}") \
+            raise DcnError(f"running the models failed: {type(err).__name__}: {first_line(err)}") \
                 from (err if verbose else None)
         finally:
             bar.close()
@@ -854,11 +854,6 @@ def _versions() -> dict[str, str]:
         if m is not None and getattr(m, "__version__", None):
             out[mod] = m.__version__
     return out
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
-    return _trt.one_line(lines[0]) if lines else type(err).__name__
 
 
 def _g(x: float) -> str:

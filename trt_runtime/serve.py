@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from exporter.cli_common import QUIET, VERBOSE, add_common_args, verbosity
+from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from exporter.errors import DcnError
 
 from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
@@ -441,14 +441,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ort_library=args.ort_library, verbose=level >= VERBOSE,
     )
     say = (lambda s: None) if level <= QUIET else (lambda s: print(s, flush=True))
-    try:
-        return serve(args.model, opts, say=say)
-    except DcnError as err:
-        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return getattr(err, "exit_code", 2)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: serve(args.model, opts, say=say), verbose=level >= VERBOSE)
 
 
 if __name__ == "__main__":  # pragma: no cover

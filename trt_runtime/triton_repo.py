@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from exporter.atomic import atomic_path
-from exporter.cli_common import QUIET, add_common_args, verbosity
+from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from exporter.errors import DcnError
 
 from .triton_io import ModelSpec, TensorSpec, check_name, default_name, describe_engine, describe_onnx, is_onnx, \
@@ -236,11 +236,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = RepoOptions(name=args.name, max_batch=args.max_batch, queue_delay_us=args.max_queue_delay_us,
                        instances=args.instances, kind=args.kind, mount=args.mount, plugins=args.plugins,
                        ort_library=args.ort_library, onnx=args.onnx)
-    try:
-        res = write_repository(args.model, args.output, opts)
-    except DcnError as err:
-        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return getattr(err, "exit_code", 2)
+    return run_command(PROG, lambda: _write(args, opts), verbose=verbosity(args) >= VERBOSE)
+
+
+def _write(args: argparse.Namespace, opts: RepoOptions) -> int:
+    res = write_repository(args.model, args.output, opts)
     if verbosity(args) <= QUIET:
         return 0
     print(f"wrote {res.model_dir}/: config.pbtxt, 1/{'model.onnx' if is_onnx(args.model) else 'model.plan'}, "
