@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 
-def program_dynamic_axes(ep: Any) -> list[dict[int, str]]:
-    """[{axis: name}] per user input of an ExportedProgram, in forward order (empty dicts: static)."""
+# An axis label before the ONNX input names are known: (input position, axis, the program's input name).
+Label = tuple[int, int, str]
+
+
+def program_dynamic_axes(ep: Any) -> list[dict[int, Label]]:
+    """[{axis: label}] per user input of an ExportedProgram, in forward order (empty dicts: static);
+    :func:`merge_dynamic` turns the labels into names once the ONNX input names are known."""
     user = list(ep.graph_signature.user_inputs)
     nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    seen: dict[str, str] = {}
-    out: list[dict[int, str]] = []
-    for name in user:
+    seen: dict[str, Label] = {}
+    out: list[dict[int, Label]] = []
+    for i, name in enumerate(user):
         val = nodes[name].meta.get("val") if name in nodes else None
         axes: dict[int, str] = {}
         for axis, dim in enumerate(getattr(val, "shape", ())):
@@ -25,12 +30,12 @@ def program_dynamic_axes(ep: Any) -> list[dict[int, str]]:
             expr = getattr(getattr(dim, "node", None), "expr", None)
             if expr is None or not getattr(expr, "is_Symbol", False):
                 continue  # a derived dimension (2*s0) follows its symbol
-            axes[axis] = seen.setdefault(str(expr), f"{name}_dim{axis}")
+            axes[axis] = seen.setdefault(str(expr), (i, axis, name))
         out.append(axes)
     return out
 
 
-def dynamic_axes_of(model: Any) -> list[dict[int, str]]:
+def dynamic_axes_of(model: Any) -> list[dict[int, Label]]:
     """The program's dynamic axes: of an ExportedProgram, or kept by exporter.loading on its module."""
     import torch
 
@@ -39,9 +44,15 @@ def dynamic_axes_of(model: Any) -> list[dict[int, str]]:
     return list(getattr(model, "dynamic_axes", None) or [])
 
 
-def merge_dynamic(program: Sequence[Mapping[int, str]], user: Optional[Mapping[str, Any]],
+def merge_dynamic(program: Sequence[Mapping[int, Label]], user: Optional[Mapping[str, Any]],
                   names: Sequence[str]) -> Optional[dict[str, Any]]:
-    """{input name: axes}: the program's axes by position, replaced input by input by ``user``'s."""
-    merged: dict[str, Any] = {names[i]: dict(axes) for i, axes in enumerate(program) if axes and i < len(names)}
+    """{input name: axes}: the program's axes by position, named after the ONNX input that first
+    carries each dimension (``images_dim0``), replaced input by input by ``user``'s."""
+    def label(lab: Label) -> str:
+        i, axis, program_name = lab
+        return f"{names[i] if i < len(names) else program_name}_dim{axis}"
+
+    merged: dict[str, Any] = {names[i]: {a: label(lab) for a, lab in axes.items()}
+                              for i, axes in enumerate(program) if axes and i < len(names)}
     merged.update(user or {})
     return merged or None

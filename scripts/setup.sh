@@ -21,9 +21,10 @@ stamp="$VENV/.dcn-deps-stamp"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing Python dependencies (torch is large; the first run takes minutes)"
+  # numpy < 2: nvidia-pytriton 0.7 (dcn-serve) needs it; its Python backend fails under numpy 2
   pip install -q --disable-pip-version-check \
     "torch==2.14.1" "torchvision==0.29.1" \
-    numpy onnx onnxscript onnxruntime polygraphy "onnxconverter-common>=1.14" \
+    "numpy<2" onnx onnxscript onnxruntime polygraphy "onnxconverter-common>=1.14" \
     nvidia-pytriton \
     pytest matplotlib \
     tqdm \
@@ -44,7 +45,7 @@ if [ -n "$mmcv_wheel" ]; then
   if [ ! -f "$mmcv_stamp" ] || [ "$(cat "$mmcv_stamp")" != "$mmcv_want" ]; then
     log "installing mmcv (CPU ops) from $mmcv_wheel"
     pip install -q --disable-pip-version-check \
-      "mmengine>=0.10,<0.11" addict yapf opencv-python-headless packaging pillow pyyaml \
+      "numpy<2" "mmengine>=0.10,<0.11" addict yapf opencv-python-headless packaging pillow pyyaml \
       pycocotools scipy shapely six terminaltables tqdm
     pip install -q --disable-pip-version-check --no-deps "$mmcv_wheel"
     # mmdetection, for its DCN configs (tests/test_mmdet_real.py): --no-deps, since it pins mmcv < 2.2.0

@@ -250,12 +250,13 @@ def test_npz_io_round_trips(made, tmp_path, capsys):
 def test_export_report(made):
     rep = json.loads((made / "report.json").read_text())
     assert rep["output"].endswith("m2.onnx") and rep["source"].endswith("m.pt2")
-    assert rep["inputs"] == [{"name": "images", "shape": [2, 3, 8, 8], "dtype": "float32"}]
+    # the program's own dynamic batch is carried into the ONNX model (issue 10) without --dynamic
+    assert rep["inputs"] == [{"name": "images", "shape": ["images_dim0", 3, 8, 8], "dtype": "float32"}]
     assert rep["node_counts"] == {"DeformConv2d": 1} and len(rep["dcn_nodes"]) == 1
     assert rep["check"]["passed"] is True and rep["check"]["outputs"][0]["max_abs"] < 1e-3
     assert {"load", "torch.export", "onnx conversion", "verify", "save"} <= set(rep["stage_seconds"])
     assert rep["io"]["files"] == ["inputs.npz", "outputs.npz"] and rep["versions"]["torch"]
-    assert rep["swaps"] == [] and rep["dynamic_axes"] == {}
+    assert rep["swaps"] == [] and rep["dynamic_axes"] == {"images": {"0": "images_dim0"}}
     dyn = made / "dyn.json"
     assert export_main([str(made / "m.pt2"), "-o", str(made / "dyn.onnx"), "--input", "images:2x3x8x8",
                         "--dynamic", "images:0=batch,2=height", "--report", str(dyn), "-q", "--no-verify"]) == 0

@@ -115,8 +115,8 @@ def test_dcn_plugins_command(world, monkeypatch, tmp_path, capsys):
 
 def test_console_script_and_lazy_imports():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["dcn-plugins"] == "trt_runtime.plugins:main"
-    code = ("import sys, trt_runtime.plugins; "
+    assert scripts["dcn-plugins"] == "trt_runtime._entry:plugins_main"  # the Ctrl-C shim, then trt_runtime.plugins:main
+    code = ("import sys, trt_runtime._entry, trt_runtime.plugins; "
             "bad = [m for m in ('tensorrt', 'onnxruntime') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

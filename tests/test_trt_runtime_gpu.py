@@ -742,8 +742,11 @@ def test_infer_cli_with_fake_engine(fake_engine, tmp_path, capsys):
                      "--iterations", "5", "--warmup", "1"])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert "out: shape [2, 3, 4, 4] float32" in text
-    assert "latency over 5 runs (batch 2" in text and "median" in text and "p90" in text and "samples/s" in text
+    lines = [ln.split() for ln in text.splitlines()]
+    assert ["out", "2x3x4x4", "float32", "2", "2", "2"] in lines, text  # the outputs table: name, shape, dtype, values
+    head = ["runs", "batch", "median_ms", "p90_ms", "mean_ms", "min_ms", "inferences/s", "samples/s"]
+    assert head in lines, text
+    assert lines[lines.index(head) + 1][:2] == ["5", "2"], text  # 5 timed runs of batch 2
     with np.load(out) as z:
         np.testing.assert_array_equal(z["out"], 2 * x)
     # a single-input engine takes a bare FILE.npy too
