@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
+from .errors import DcnError
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -101,3 +103,18 @@ class AtomicGroup:
                 d.rmdir()  # only if still empty
             except OSError:
                 pass
+
+
+def check_output_path(path: Path) -> None:
+    """Fail before any work when ``path`` cannot be written."""
+    if path.exists() and path.is_dir():
+        raise DcnError(f"output '{path}' is a directory, expected a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise DcnError(f"output directory '{parent}' does not exist")
+    if not parent.is_dir():
+        raise DcnError(f"output directory '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DcnError(f"output directory '{parent}' is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DcnError(f"output file '{path}' is not writable")

@@ -246,7 +246,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         dynamic.setdefault(name, {}).update(axes)
     output_names = [n.strip() for n in args.output_names.split(",")] if args.output_names else None
 
-    from .export import check_output_path
+    from .atomic import check_output_path
 
     check_output_path(Path(args.output))  # before loading anything
     if args.report:
@@ -266,9 +266,9 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         if example is None and getattr(model, "example_inputs_note", None):
             say(model.example_inputs_note)
         if example is None:
-            from .export import _forward_param_names
+            from .trace import forward_param_names
 
-            params = [p for p in _forward_param_names(model, 8) if not p.startswith("input_")]
+            params = [p for p in forward_param_names(model, 8) if not p.startswith("input_")]
             wanted = f" (forward takes {', '.join(params)})" if params else ""
             raise DcnError(f"no example inputs: give --input NAME:SHAPE for each of the model's inputs{wanted}")
         ex_args, ex_kwargs = example if isinstance(example, tuple) and len(example) == 2 else (example, {})

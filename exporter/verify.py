@@ -31,7 +31,7 @@ import onnx
 
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, STANDARD_DEFORM_CONV,
                        STANDARD_DEFORM_CONV_OPSET, is_dcn_node)
-from .errors import DcnError, one_line
+from .errors import DcnError, describe, one_line
 from .tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
 
 
@@ -304,3 +304,16 @@ def check_outputs(runner: Runner, feed: Mapping[str, np.ndarray], output_names: 
     for name, g, r, o in zip(output_names, got, reference, owns):
         report.outputs.append(compare(name, g, r, atol, rtol, o))
     return report
+
+
+def check_export(proto: onnx.ModelProto, feed: Mapping[str, np.ndarray], outs: Sequence[str], truth: Sequence[np.ndarray],
+            truth_name: str, dtype: str, runtime: str, own: Optional[Sequence[np.ndarray]] = None):
+    from . import verify as verify_mod
+
+    try:
+        runner = verify_mod.make_runner(proto, prefer=runtime)
+        return verify_mod.check_outputs(runner, feed, outs, truth, dtype, truth_name, own=own)
+    except DcnError:
+        raise
+    except Exception as e:
+        raise DcnError(f"running the exported model failed: {describe(e)}") from e

@@ -13,7 +13,7 @@ import export_models as em
 import exporter
 from exporter import contract, schemas
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
-from exporter.export import translation_table
+from exporter.translate import translation_table
 
 ONNX_KIND = {contract.INT: onnx.AttributeProto.INT, contract.INTS: onnx.AttributeProto.INTS,
              contract.FLOAT: onnx.AttributeProto.FLOAT}
