@@ -17,175 +17,28 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import sys
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from polygraphy.backend.base import BaseRunner
-from polygraphy.common import TensorMetadata
-
-from exporter.cli_common import QUIET, example_shape, near_zero_note, polygraphy_severity, progress_bar, table
+from exporter.cli_common import QUIET, polygraphy_severity, progress_bar
 from exporter.errors import DcnError, first_line
-from exporter.tolerance import FACTOR, TOLERANCES, error_ratio, output_scale, passes, tolerance
+from exporter.tolerance import TOLERANCES, error_ratio, output_scale, passes, tolerance
 
 from . import _trt
+from .feeds import (fmt_dims, load_feeds, load_own_outputs, load_reference_outputs, parse_input_shapes,  # noqa: F401
+                    parse_val_ranges, reference_paths, resolve_input_metadata)
+from .report import check_plot_dir, error_stats, print_table, runtime_versions, write_plots  # noqa: F401
+from .targets import describe_engine_target, describe_onnx_target, target_kind
+from .torch_runner import TorchRunner, load_torch_model
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-ONNX_SUFFIXES = (".onnx",)
+
 PRECISIONS = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16"}
+
+
 CRITERION = ("exporter.tolerance.passes: max |target-ref| / (atol + rtol*|ref|) <= max(1, FACTOR x the same "
              "for PyTorch's own run in the target's precision); ref = PyTorch float64")
-EPSILON = 2.220446049250313e-16  # Polygraphy adds this to zero reference values for relative errors
-
-
-# --------------------------------------------------------------------------- PyTorch runner
-
-
-def _flatten_outputs(out) -> tuple[list[Any], Optional[list[str]]]:
-    """Tensors of a forward() result in order, and names when it is a dict."""
-    import torch  # noqa: PLC0415
-
-    if isinstance(out, torch.Tensor):
-        return [out], None
-    if isinstance(out, Mapping):
-        tensors, names = [], []
-        for k, v in out.items():
-            sub, sub_names = _flatten_outputs(v)
-            tensors += sub
-            names += [str(k)] if len(sub) == 1 and sub_names is None else (
-                [f"{k}.{n}" for n in sub_names] if sub_names else [f"{k}.{i}" for i in range(len(sub))])
-        return tensors, names
-    if isinstance(out, (list, tuple)):
-        tensors: list[Any] = []
-        for v in out:
-            tensors += _flatten_outputs(v)[0]
-        return tensors, None
-    return [], None
-
-
-def _module_call(model, method: str, *args):
-    """model.<method>(*args); modules of a torch.export program (.pt2) refuse eval() / to() and are
-    already in inference form: they run as they are."""
-    try:
-        return getattr(model, method)(*args)
-    except (NotImplementedError, RuntimeError) as err:
-        if "not supported" not in str(err):
-            raise
-        return model
-
-
-class TorchRunner(BaseRunner):
-    """A device-agnostic Polygraphy runner for a ``torch.nn.Module``.
-
-    Unlike Polygraphy's ``PytRunner`` it never calls ``.cuda()``: the model runs on ``device``
-    ("cpu" by default). Inputs are fed positionally in ``input_metadata`` order; floating outputs
-    come back as float32 numpy arrays named ``output_names`` (or the dict keys / output_<i>).
-    """
-
-    def __init__(self, model, input_metadata, output_names: Optional[Sequence[str]] = None,
-                 device: str = "cpu", dtype=None, name: str = "pytorch", keep_float32: Sequence[str] = ()):
-        """
-        Args:
-            model: an nn.Module or a callable returning one.
-            input_metadata: a polygraphy TensorMetadata (names in forward() order; dtype; shape,
-                None for dynamic dims), or a list of (name, numpy dtype, shape).
-            output_names: names for the flattened outputs (e.g. the ONNX graph's outputs).
-            device: torch device the model runs on.
-            dtype: torch dtype for the model and its floating inputs (None: keep the model's); the
-                model is then copied, and run in its own dtype where it refuses this one.
-            keep_float32: inputs that stay float32 whatever ``dtype`` (RoIs in a float16 run).
-        """
-        super().__init__(name=name, prefix="pytorch-runner")
-        if not isinstance(input_metadata, TensorMetadata):
-            meta = TensorMetadata()
-            for n, dt, shape in input_metadata:
-                meta.add(n, dtype=dt, shape=shape)
-            input_metadata = meta
-        self._model = model
-        self.input_metadata = input_metadata
-        self.output_names = list(output_names) if output_names else None
-        self.device = device
-        self.dtype = dtype
-        self.keep_float32 = set(keep_float32)
-
-    def activate_impl(self):
-        import copy  # noqa: PLC0415
-
-        import torch  # noqa: PLC0415
-
-        model = self._model() if callable(self._model) and not isinstance(self._model, torch.nn.Module) \
-            else self._model
-        self._as_given = model  # where the model refuses ``dtype`` when run: it runs as given
-        if self.dtype is not None and isinstance(model, torch.nn.Module):
-            model = copy.deepcopy(model)  # the caller's model keeps its dtype
-        model = _module_call(model, "to", self.device)
-        if self.dtype is not None:
-            from exporter.dtype_mode import cast_constants  # noqa: PLC0415
-
-            model = _module_call(model, "to", self.dtype)
-            if isinstance(model, torch.nn.Module):
-                cast_constants(model, self.dtype)
-        self.model = _module_call(model, "eval")
-        params = [p for p in self.model.parameters() if p.is_floating_point()]
-        own = params[0].dtype if params else torch.float32
-        self._float_dtype = self.dtype if self.dtype is not None and (not params or own == self.dtype) else own
-
-    def get_input_metadata_impl(self):
-        return self.input_metadata
-
-    def infer_impl(self, feed_dict):
-        import numpy as np  # noqa: PLC0415
-        import torch  # noqa: PLC0415
-
-        inputs = []
-        for name in self.input_metadata.keys():
-            t = torch.as_tensor(np.ascontiguousarray(feed_dict[name]))
-            if t.is_floating_point():
-                t = t.to(torch.float32 if name in self.keep_float32 else self._float_dtype)
-            inputs.append(t.to(self.device))
-        from exporter.dtype_mode import LikeData  # noqa: PLC0415
-
-        start = time.perf_counter()
-        try:
-            with torch.inference_mode(), LikeData():  # traced graphs keep float32 constants of the dcn ops
-                out = self.model(*inputs)
-        except Exception:  # noqa: BLE001
-            if self.dtype is None or self.model is self._as_given:
-                raise
-            # e.g. a model with float32 arithmetic of its own cannot run in float64: run it as given
-            self.model = _module_call(_module_call(self._as_given, "to", self.device), "eval")
-            params = [p for p in self.model.parameters() if p.is_floating_point()]
-            self._float_dtype = params[0].dtype if params else torch.float32
-            return self.infer_impl(feed_dict)
-        tensors, dict_names = _flatten_outputs(out)
-        if self.device != "cpu" and torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.inference_time = time.perf_counter() - start
-        names = self.output_names or dict_names or [f"output_{i}" for i in range(len(tensors))]
-        if len(tensors) != len(names):
-            raise DcnError(
-                f"the PyTorch model returned {len(tensors)} tensor(s), but the target has "
-                f"{len(names)} output(s) {names}"
-            )
-        result = OrderedDict()
-        for n, t in zip(names, tensors):
-            t = t.detach().cpu()
-            if t.is_floating_point():
-                t = t.float()
-            result[n] = np.ascontiguousarray(t.numpy())  # Polygraphy views its outputs: keep them contiguous
-        return result
-
-    def deactivate_impl(self):
-        del self.model
-        del self._as_given
-        del self._float_dtype
-
-
-# --------------------------------------------------------------------------- tolerances
 
 
 def parse_per_output(values: Optional[Sequence[str | float]], flag: str) -> tuple[Optional[float], dict[str, float]]:
@@ -238,329 +91,6 @@ def resolve_tolerances(output_names: Sequence[str], precision: str,
             for n in output_names}
 
 
-# --------------------------------------------------------------------------- error statistics
-
-
-def error_arrays(ref, got):
-    """(abs error, rel error against ref) as Polygraphy computes them (fp16 promoted to fp32)."""
-    import numpy as np  # noqa: PLC0415
-
-    def up(a):
-        a = np.asarray(a)
-        if a.dtype == np.float16:
-            return a.astype(np.float32)
-        if a.dtype == np.bool_:
-            return a.astype(np.int32)
-        return a
-
-    r, g = up(ref), up(got)
-    with np.errstate(invalid="ignore", over="ignore"):
-        absdiff = np.abs(g - r) if r.dtype.kind == "f" or g.dtype.kind == "f" else np.abs(
-            g.astype(np.int64) - r.astype(np.int64))
-        denom = r.astype(absdiff.dtype, copy=True) if absdiff.dtype.kind == "f" else r.astype(np.float64)
-        denom[denom == 0] += EPSILON
-        reldiff = absdiff / np.abs(denom)
-    return absdiff, reldiff
-
-
-def error_stats(refs: Sequence[Any], gots: Sequence[Any], atol: float, rtol: float, bound: float = 1.0) -> dict[str, Any]:
-    """Max / mean / median abs and rel error and the share of elements outside tolerance
-    (|got - ref| > bound * (atol + rtol * |ref|), the verdict's rule; NaN counts as outside).
-
-    ``refs``/``gots`` are one array per iteration; statistics are over all elements of all of them.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    abs_parts, rel_parts = [], []
-    for r, g in zip(refs, gots):
-        r, g = np.asarray(r), np.asarray(g)
-        if r.shape != g.shape:
-            return {"shape_mismatch": f"reference {list(r.shape)} vs target {list(g.shape)}",
-                    "elements": int(r.size), "outside": 1.0, "outside_count": int(max(r.size, g.size))}
-        a, rl = error_arrays(r, g)
-        abs_parts.append(a.reshape(-1))
-        rel_parts.append(rl.reshape(-1))
-    a = np.concatenate(abs_parts) if abs_parts else np.zeros(0)
-    rl = np.concatenate(rel_parts) if rel_parts else np.zeros(0)
-    r_abs = np.concatenate([np.abs(np.asarray(r, dtype=np.float64)).reshape(-1) for r in refs]) if refs else a
-    with np.errstate(invalid="ignore"):
-        bad = np.isnan(a) | (a > bound * (atol + rtol * r_abs))
-    n = int(a.size)
-
-    def stat(fn, x):
-        if x.size == 0:
-            return 0.0
-        v = fn(x.astype(np.float64))
-        return float(v)
-
-    return {
-        "elements": n,
-        "max_abs": stat(np.nanmax, a) if n and not np.all(np.isnan(a)) else (float("nan") if n else 0.0),
-        "mean_abs": stat(np.mean, a),
-        "median_abs": stat(np.median, a),
-        "max_rel": stat(np.nanmax, rl) if n and not np.all(np.isnan(rl)) else (float("nan") if n else 0.0),
-        "mean_rel": stat(np.mean, rl),
-        "median_rel": stat(np.median, rl),
-        "nan_count": int(np.isnan(a).sum()),
-        "outside_count": int(bad.sum()),
-        "outside": float(bad.sum()) / n if n else 0.0,
-    }
-
-
-# --------------------------------------------------------------------------- targets
-
-
-@dataclass
-class TargetInfo:
-    kind: str  # "onnx" or "engine"
-    path: str
-    inputs: list[tuple[str, Any, tuple[Any, ...]]]  # (name, numpy dtype, dims with None for dynamic)
-    outputs: list[str]
-    precision: Optional[str]  # auto-detected float type
-    runner_factory: Callable[[], Any]
-    runner_name: str
-    profile_opt: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    description: str = ""
-
-
-def _target_kind(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        return "onnx"
-    if suffix in ENGINE_SUFFIXES:
-        return "engine"
-    raise DcnError(f"TARGET {path!r}: expected an ONNX model (.onnx) or a TensorRT engine ({', '.join(ENGINE_SUFFIXES)})")
-
-
-def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
-    """A callable building an ONNX Runtime session with our CPU ops (``trt_runtime.plugins.ort_session``).
-
-    Models without dcn nodes fall back to a plain session when the op library is not built.
-    """
-
-    def make():
-        try:
-            from trt_runtime import plugins  # noqa: PLC0415
-
-            return plugins.ort_session(path, providers=["CPUExecutionProvider"])
-        except ImportError as err:
-            why = f"trt_runtime.plugins cannot be imported ({_trt.one_line(err)})"
-        except DcnError as err:
-            if not _looks_not_built(err):
-                raise
-            why = _trt.one_line(err)
-        if needs_dcn_ops:
-            raise _trt.PluginLibraryError(
-                f"ONNX Runtime op library not built, needed for the dcn nodes of {path!r}: {why}; "
-                "run the project's set-up command or `dcn-plugins --ort` to see why"
-            )
-        import onnxruntime as ort  # noqa: PLC0415
-
-        return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-    return make
-
-
-def _looks_not_built(err: BaseException) -> bool:
-    name = type(err).__name__.lower()
-    return isinstance(err, _trt.TrtEnvironmentError) or "notbuilt" in name or "not built" in str(err).lower() \
-        or "missing" in name or "notfound" in name
-
-
-def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
-    import numpy as np  # noqa: PLC0415
-    from onnx import helper  # noqa: PLC0415
-
-    from .build import dcn_nodes, load_onnx, onnx_float_dtype, onnx_inputs, onnx_outputs  # noqa: PLC0415
-
-    model = load_onnx(path)
-    inputs = []
-    for name, elem, dims in onnx_inputs(model):
-        try:
-            dt = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
-        except Exception:  # noqa: BLE001
-            raise DcnError(f"ONNX input {name!r} has element type {elem}, which cannot be fed from numpy") from None
-        inputs.append((name, dt, tuple(d if isinstance(d, int) else None for d in dims)))
-    needs = bool(dcn_nodes(model))
-    from polygraphy.backend.onnxrt import OnnxrtRunner  # noqa: PLC0415
-
-    factory = ort_session_factory(str(path), needs)
-    return TargetInfo(
-        kind="onnx", path=str(path), inputs=inputs, outputs=onnx_outputs(model), precision=onnx_float_dtype(model),
-        runner_factory=lambda: OnnxrtRunner(factory, name="onnxruntime"), runner_name="onnxruntime",
-        description="ONNX Runtime (CPU" + (", dcn ops" if needs else "") + ")",
-    )
-
-
-def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
-    import numpy as np  # noqa: PLC0415
-
-    trt = _trt.import_tensorrt()
-    _trt.require_cuda_device()
-    engine, runtime, _ = _trt.deserialize_engine(trt, str(path), plugins=plugins)
-    in_names, out_names = _trt.io_tensors(trt, engine)
-    inputs, opt = [], {}
-    for n in in_names:
-        shape = tuple(engine.get_tensor_shape(n))
-        inputs.append((n, np.dtype(trt.nptype(engine.get_tensor_dtype(n))),
-                       tuple(d if d >= 0 else None for d in shape)))
-        if any(d < 0 for d in shape):
-            opt[n] = tuple(engine.get_tensor_profile_shape(n, 0)[1])
-    info = _trt.read_build_info(path)
-    from polygraphy.backend.trt import TrtRunner  # noqa: PLC0415
-
-    keep = (engine, runtime)  # the runtime must outlive the engine
-    return TargetInfo(
-        kind="engine", path=str(path), inputs=inputs, outputs=out_names,
-        precision=info.get("precision") or "float16",
-        runner_factory=lambda: TrtRunner(keep[0], name="tensorrt"), runner_name="tensorrt",
-        profile_opt=opt, description=f"TensorRT {trt.__version__}",
-    )
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def parse_input_shapes(specs: Optional[Sequence[str]]) -> dict[str, tuple[int, ...]]:
-    """['images:2x3x64x64'] -> {'images': (2, 3, 64, 64)}."""
-    out = {}
-    for spec in specs or []:
-        name, sep, shape = spec.rpartition(":")
-        if not sep or not name:
-            raise DcnError(f"--input {spec!r}: expected NAME:SHAPE, e.g. images:1x3x224x224")
-        out[name] = _trt.parse_shape(shape, f"--input {name}")
-        from exporter.cli import check_input_size  # noqa: PLC0415
-
-        check_input_size(f"--input {spec!r}", out[name], 8)  # generated inputs: up to float64
-    return out
-
-
-def parse_val_ranges(specs: Optional[Sequence[str]]):
-    """['0,1', 'rois:0,60'] -> Polygraphy val_range: a tuple, or a dict with '' as the default."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for spec in specs or []:
-        name, sep, rng = spec.rpartition(":")
-        lo, comma, hi = rng.partition(",")
-        try:
-            pair = (float(lo), float(hi))
-        except ValueError:
-            raise DcnError(f"--val-range {spec!r}: expected [NAME:]LOW,HIGH, e.g. images:-1,1") from None
-        if not comma or pair[0] > pair[1]:
-            raise DcnError(f"--val-range {spec!r}: expected [NAME:]LOW,HIGH with LOW <= HIGH")
-        ranges[name if sep else ""] = pair
-    if not ranges:
-        return None
-    if list(ranges) == [""]:
-        return ranges[""]
-    return ranges
-
-
-def resolve_input_metadata(target: TargetInfo, shapes: Mapping[str, tuple[int, ...]], log=print):
-    """TensorMetadata with every dimension fixed: target shapes, then --input overrides."""
-    from polygraphy.common import TensorMetadata  # noqa: PLC0415
-
-    names = [n for n, _, _ in target.inputs]
-    unknown = sorted(set(shapes) - set(names))
-    if unknown:
-        raise DcnError(f"--input names {unknown}, but the target's inputs are {names}")
-    meta = TensorMetadata()
-    for name, dt, dims in target.inputs:
-        if name in shapes:
-            shape = shapes[name]
-            if len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape)):
-                raise DcnError(f"--input {name}: shape {list(shape)} does not fit the target's {_fmt(dims)}")
-        elif any(d is None for d in dims):
-            if name in target.profile_opt:
-                shape = target.profile_opt[name]
-                log(f"[dcn-compare] input {name!r}: using the engine profile's OPT shape {list(shape)} "
-                    f"(give --input {name}:SHAPE to choose)")
-            else:
-                raise DcnError(f"input {name!r} has dynamic shape {_fmt(dims)}; give a shape the model takes with "
-                               f"--input {name}:SHAPE, e.g. --input {name}:{example_shape(dims)}")
-        else:
-            shape = tuple(dims)
-        meta.add(name, dtype=dt, shape=list(shape))
-    return meta
-
-
-def _fmt(dims) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
-
-
-def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
-    """Feed dicts from a Polygraphy inputs JSON (a list of {name: array}, or one dict) or an .npz (one feed)."""
-    from polygraphy.json import load_json  # noqa: PLC0415
-
-    p = Path(path)
-    if not p.is_file():
-        raise DcnError(f"--load-inputs {path!r} does not exist or is not a file")
-    if p.suffix.lower() == ".npz":
-        from exporter.polygraphy_io import load_npz  # noqa: PLC0415
-
-        data = [load_npz(p, "--load-inputs")]
-    else:
-        try:
-            data = load_json(str(p), description="input data")
-        except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--load-inputs {path!r} is not Polygraphy input JSON: {first_line(err)}") from None
-    feeds = [data] if isinstance(data, Mapping) else list(data)
-    if not feeds or not all(isinstance(f, Mapping) for f in feeds):
-        raise DcnError(f"--load-inputs {path!r}: expected a list of {{input name: array}} feed dicts")
-    for i, f in enumerate(feeds):
-        missing = [n for n in input_names if n not in f]
-        if missing:
-            raise DcnError(f"--load-inputs {path!r}: iteration {i} lacks input(s) {missing}; it has {sorted(f)}")
-    return [OrderedDict((n, f[n]) for n in input_names) for f in feeds]
-
-
-def load_reference_outputs(path: str):
-    """(RunResults with one runner, runner name) from a Polygraphy outputs JSON, or an .npz of one
-    iteration's outputs (runner 'pytorch')."""
-    from polygraphy.comparator import IterationResult, RunResults  # noqa: PLC0415
-
-    if str(path).lower().endswith(".npz"):
-        from exporter.polygraphy_io import RUNNER_NAME, load_npz, split_own  # noqa: PLC0415
-
-        arrays, _own = split_own(load_npz(path, "REFERENCE"))
-        results = RunResults()
-        results.append((RUNNER_NAME, [IterationResult(arrays, runner_name=RUNNER_NAME)]))
-        return results, RUNNER_NAME
-
-    try:
-        results = RunResults.load(str(path))
-    except Exception as err:  # noqa: BLE001
-        raise DcnError(f"REFERENCE {path!r} is not Polygraphy RunResults JSON: {first_line(err)}") from None
-    if not len(results):
-        raise DcnError(f"REFERENCE {path!r} holds no runner results")
-    names = [n for n, _ in results.items()]
-    pick = "pytorch" if "pytorch" in names else names[0]
-    only = RunResults()
-    only.append((pick, results[pick]))
-    return only, pick
-
-
-def load_own_outputs(path: str):
-    """The ``pytorch-own`` iterations of a Polygraphy outputs JSON (PyTorch in the export's precision), or None."""
-    from polygraphy.comparator import IterationResult, RunResults  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
-
-    from exporter.polygraphy_io import OWN_RUNNER_NAME, load_npz, split_own  # noqa: PLC0415
-
-    if str(path).lower().endswith(".npz"):
-        _ref, own = split_own(load_npz(path, "REFERENCE"))
-        return None if own is None else [IterationResult(own, runner_name=OWN_RUNNER_NAME)]
-    try:
-        with G_LOGGER.verbosity(G_LOGGER.ERROR):  # load_reference_outputs already said it loads this file
-            results = RunResults.load(str(path))
-    except Exception:  # noqa: BLE001  (load_reference_outputs reports a bad file)
-        return None
-    names = [n for n, _ in results.items()]
-    return list(results[OWN_RUNNER_NAME]) if OWN_RUNNER_NAME in names else None
-
-
-# --------------------------------------------------------------------------- compare
-
-
 @dataclass
 class CompareOutcome:
     passed: bool
@@ -574,35 +104,6 @@ class CompareOutcome:
     @property
     def failing(self) -> list[str]:
         return [o["name"] for o in self.outputs if not o["passed"]]
-
-
-def _reference_paths(reference: str) -> tuple[str, Optional[str]]:
-    """(outputs.json, sibling inputs.json or None) when REFERENCE is saved outputs, else (reference, None)."""
-    p = Path(reference)
-    if p.is_dir():
-        out = p / "outputs.json"
-        if not out.is_file() and (p / "outputs.npz").is_file():
-            out = p / "outputs.npz"
-        if not out.is_file():
-            raise DcnError(f"REFERENCE directory {reference!r} has no outputs.json or outputs.npz "
-                           "(written by dcn-export --save-io)")
-        p = out
-    if p.suffix.lower() in (".json", ".npz"):
-        if not p.is_file():
-            raise DcnError(f"REFERENCE {reference!r} does not exist")
-        sib = p.with_name("inputs" + p.suffix.lower())
-        return str(p), (str(sib) if sib.is_file() else None)
-    return reference, None
-
-
-def _load_torch_model(reference: str, factory: Optional[str], trust_pickle: bool):
-    if not Path(reference).exists():
-        raise DcnError(f"REFERENCE {reference!r} does not exist")
-    try:
-        from exporter.loading import load_model  # noqa: PLC0415
-    except ImportError as err:
-        raise DcnError(f"cannot load PyTorch models: exporter.loading is not available ({_trt.one_line(err)})") from None
-    return load_model(reference, factory=factory, trust_pickle=trust_pickle)
 
 
 def compare(
@@ -634,64 +135,118 @@ def compare(
     ``outcome.passed == False``. ``verbose``: 1 Polygraphy's info log, 2 its verbose log;
     ``progress``: the command's verbosity level (a bar over the runs on a terminal when >= 0).
     """
-    from polygraphy.comparator import Comparator, DataLoader  # noqa: PLC0415
-    from polygraphy.exception import PolygraphyException  # noqa: PLC0415
     from polygraphy.logger import G_LOGGER  # noqa: PLC0415
 
     if report:
         _trt.check_writable(report)
     if plot:
-        _check_plot_dir(plot)
+        check_plot_dir(plot)
     if iterations < 1:
         raise DcnError(f"--iterations {iterations}: must be >= 1")
-    kind = _target_kind(str(target))
+    kind = target_kind(str(target))
     if not Path(target).is_file():
         raise DcnError(f"TARGET {str(target)!r} does not exist or is not a file")
     if precision != "auto" and precision not in PRECISIONS:
         raise DcnError(f"--precision {precision!r}: expected auto, fp32 or fp16")
     shapes = input_shapes if isinstance(input_shapes, Mapping) else parse_input_shapes(input_shapes)
     vrange = parse_val_ranges(val_range)
-
-    # Reference first: cheap argument errors before loading big things.
-    ref_results = None
-    own_iters = None  # PyTorch's own outputs in the target's precision
-    ref_name = "pytorch"
-    model = None
-    if isinstance(reference, (str, Path)):
-        ref_path, sibling_inputs = _reference_paths(str(reference))
-        if ref_path.lower().endswith((".json", ".npz")):
-            ref_results, ref_name = load_reference_outputs(ref_path)
-            own_iters = load_own_outputs(ref_path)
-            if load_inputs is None:
-                if sibling_inputs is None:
-                    raise DcnError(
-                        f"REFERENCE {ref_path!r} holds outputs only: give the inputs they came from with "
-                        "--load-inputs inputs.json (dcn-export --save-io writes both)"
-                    )
-                load_inputs = sibling_inputs
-                log(f"[dcn-compare] inputs: {load_inputs}")
-        else:
-            model = _load_torch_model(ref_path, factory, trust_pickle)
-        ref_label = str(reference)
-    else:
-        model = reference
-        ref_label = type(reference).__name__
-
     quiet = G_LOGGER.CRITICAL + 10
     loud = polygraphy_severity(int(verbose)) if verbose else quiet
+
+    # 1. What is compared: the reference first (cheap argument errors before loading big things), the target.
+    ref = _load_reference(reference, load_inputs, factory, trust_pickle, log)
+    load_inputs = ref.load_inputs
+    info, prec = _load_target(str(target), kind, plugins, precision, loud, log)
+    # 2. The inputs: loaded, or generated once from the target's input shapes (same for every runner).
+    feeds = _make_feeds(info, ref, load_inputs, shapes, seed, iterations, vrange, loud, log)
+    # 3. Run the reference (float64 and the target's precision) and the target on them.
+    ref_runner, ref_iters, own_iters, tgt_runner, tgt_iters, run_seconds = _run(ref, info, kind, feeds, prec, device,
+                                                                                verbose, progress, loud)
+    # 4. The verdict per output (exporter.tolerance.passes), the table, the report and the plots.
+    outputs = _judge(ref_iters, tgt_iters, own_iters, prec, atol, rtol)
+    passed = all(o["passed"] for o in outputs)
+    import numpy as np  # noqa: PLC0415
+
+    input_names = [n for n, _, _ in info.inputs]
+    rep = {
+        "passed": passed,
+        "reference": {"source": ref.label, "runner": ref_runner},
+        "target": {"source": str(target), "runner": tgt_runner, "kind": kind, "backend": info.description},
+        "precision": prec,
+        "tolerance_table": {k: list(v) for k, v in TOLERANCES.items()},
+        "criterion": CRITERION,
+        "iterations": len(feeds),
+        "seed": None if load_inputs else (seed if seed is not None else _default_seed()),
+        "inputs": {"source": load_inputs or "generated (polygraphy DataLoader)",
+                   "shapes": {n: list(np.asarray(feeds[0][n]).shape) for n in input_names}},
+        "outputs": outputs,
+        "not_compared": [n for n in tgt_iters[0].keys() if n not in {o["name"] for o in outputs}],
+        "run_seconds": round(run_seconds, 3),
+        "versions": runtime_versions(),
+    }
+    print_table(outputs, rep, log)
+    _write_report(rep, report, plot, ref_iters, tgt_iters, outputs, log)
+    return CompareOutcome(passed, outputs, rep)
+
+
+@dataclass
+class _Reference:
+    """REFERENCE as loaded: a PyTorch model, or saved outputs (with PyTorch's own, where saved)."""
+
+    label: str
+    load_inputs: Optional[str]
+    model: Any = None
+    results: Any = None  # Polygraphy RunResults of saved outputs
+    name: str = "pytorch"
+    own_iters: Any = None  # PyTorch's own outputs in the target's precision
+
+
+def _load_reference(reference: Any, load_inputs: Optional[str], factory: Optional[str], trust_pickle: bool,
+                    log: Callable[[str], None]) -> _Reference:
+    if not isinstance(reference, (str, Path)):
+        return _Reference(type(reference).__name__, load_inputs, model=reference)
+    ref = _Reference(str(reference), load_inputs)
+    ref_path, sibling_inputs = reference_paths(str(reference))
+    if ref_path.lower().endswith((".json", ".npz")):
+        ref.results, ref.name = load_reference_outputs(ref_path)
+        ref.own_iters = load_own_outputs(ref_path)
+        if ref.load_inputs is None:
+            if sibling_inputs is None:
+                raise DcnError(
+                    f"REFERENCE {ref_path!r} holds outputs only: give the inputs they came from with "
+                    "--load-inputs inputs.json (dcn-export --save-io writes both)"
+                )
+            ref.load_inputs = sibling_inputs
+            log(f"[dcn-compare] inputs: {ref.load_inputs}")
+    else:
+        ref.model = load_torch_model(ref_path, factory, trust_pickle)
+    return ref
+
+
+def _load_target(target: str, kind: str, plugins: Optional[str], precision: str, loud: int,
+                 log: Callable[[str], None]):
+    """(TargetInfo, the precision compared in)."""
+    from polygraphy.exception import PolygraphyException  # noqa: PLC0415
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+
     with G_LOGGER.verbosity(loud):
         try:
-            info = describe_onnx_target(str(target), plugins) if kind == "onnx" else \
-                describe_engine_target(str(target), plugins)
+            info = describe_onnx_target(target, plugins) if kind == "onnx" else describe_engine_target(target, plugins)
         except PolygraphyException as err:
-            raise DcnError(f"cannot load TARGET {str(target)!r}: {first_line(err)}") from None
+            raise DcnError(f"cannot load TARGET {target!r}: {first_line(err)}") from None
     prec = PRECISIONS[precision] if precision != "auto" else (info.precision or "float32")
-    if precision == "auto" and kind == "engine" and not _trt.read_build_info(str(target)).get("precision"):
+    if precision == "auto" and kind == "engine" and not _trt.read_build_info(target).get("precision"):
         log(f"[dcn-compare] note: no {_trt.build_info_path(target).name} from dcn-build next to the engine; "
             "assuming float16 tolerances (choose with --precision)")
-    input_names = [n for n, _, _ in info.inputs]
+    return info, prec
 
-    # Inputs: loaded, or generated once from the target's input shapes (same for both runners).
+
+def _make_feeds(info, ref: _Reference, load_inputs: Optional[str], shapes, seed: Optional[int], iterations: int,
+                vrange, loud: int, log: Callable[[str], None]) -> list:
+    from polygraphy.comparator import DataLoader  # noqa: PLC0415
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+
+    input_names = [n for n, _, _ in info.inputs]
     if load_inputs:
         if shapes:
             log("[dcn-compare] note: --input shapes are ignored with --load-inputs")
@@ -700,21 +255,30 @@ def compare(
         dyn = {n: d for n, _, d in info.inputs}
         for n, s in meta_shapes.items():
             if len(s) != len(dyn[n]) or any(d is not None and d != x for d, x in zip(dyn[n], s)):
-                raise DcnError(f"--load-inputs: input {n!r} has shape {list(s)}, the target expects {_fmt(dyn[n])}")
+                raise DcnError(f"--load-inputs: input {n!r} has shape {list(s)}, the target expects {fmt_dims(dyn[n])}")
     else:
         meta = resolve_input_metadata(info, shapes, log=log)
         with G_LOGGER.verbosity(loud):
             feeds = list(DataLoader(seed=seed, iterations=iterations, input_metadata=meta, val_range=vrange))
 
-    if ref_results is not None:
-        n_ref = len(ref_results[ref_name])
+    if ref.results is not None:
+        n_ref = len(ref.results[ref.name])
         if n_ref != len(feeds):
             raise DcnError(f"REFERENCE has {n_ref} iteration(s) of outputs, but there are {len(feeds)} input feed(s)")
-        ref_outputs = list(ref_results[ref_name][0].keys())
+        ref_outputs = list(ref.results[ref.name][0].keys())
         missing = [n for n in ref_outputs if n not in info.outputs]
         if missing:
             raise DcnError(f"reference outputs {missing} are not outputs of TARGET; its outputs are {info.outputs}")
+    return feeds
 
+
+def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, verbose, progress: int, loud: int):
+    """Polygraphy's Comparator over the runners: (reference runner, its iterations, PyTorch's own iterations
+    or None, target runner, its iterations, seconds the runs took)."""
+    from polygraphy.comparator import Comparator  # noqa: PLC0415
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+
+    model = ref.model
     runners = []
     if model is not None:
         import torch  # noqa: PLC0415
@@ -745,12 +309,16 @@ def compare(
                 from (err if verbose else None)
         finally:
             bar.close()
-    run_seconds = time.monotonic() - t0
-
-    flat = list(ref_results.items()) + list(results.items()) if ref_results is not None else list(results.items())
+    seconds = time.monotonic() - t0
+    flat = list(ref.results.items()) + list(results.items()) if ref.results is not None else list(results.items())
     (ref_runner, ref_iters), (tgt_runner, tgt_iters) = flat[0], flat[-1]
     if model is not None:
-        own_iters = flat[1][1]
+        return ref_runner, ref_iters, flat[1][1], tgt_runner, tgt_iters, seconds
+    return ref_runner, ref_iters, ref.own_iters, tgt_runner, tgt_iters, seconds
+
+
+def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[str, Any]]:
+    """One entry per output both sides have: error statistics, the error in tolerance units, PyTorch's own, the verdict."""
     compared = [n for n in ref_iters[0].keys() if n in tgt_iters[0].keys()]
     if not compared:
         raise DcnError(f"no common outputs: reference {list(ref_iters[0].keys())} vs target {list(tgt_iters[0].keys())}")
@@ -787,26 +355,11 @@ def compare(
             "passed": bool(verdict.passed and "shape_mismatch" not in st),
         }
         outputs.append(entry)
-    not_compared = [n for n in tgt_iters[0].keys() if n not in compared]
-    passed = all(o["passed"] for o in outputs)
+    return outputs
 
-    rep = {
-        "passed": passed,
-        "reference": {"source": ref_label, "runner": ref_runner},
-        "target": {"source": str(target), "runner": tgt_runner, "kind": kind, "backend": info.description},
-        "precision": prec,
-        "tolerance_table": {k: list(v) for k, v in TOLERANCES.items()},
-        "criterion": CRITERION,
-        "iterations": len(feeds),
-        "seed": None if load_inputs else (seed if seed is not None else _default_seed()),
-        "inputs": {"source": load_inputs or "generated (polygraphy DataLoader)",
-                   "shapes": {n: list(np.asarray(feeds[0][n]).shape) for n in input_names}},
-        "outputs": outputs,
-        "not_compared": not_compared,
-        "run_seconds": round(run_seconds, 3),
-        "versions": _versions(),
-    }
-    _print_table(outputs, rep, log)
+
+def _write_report(rep: dict, report: Optional[str], plot: Optional[str], ref_iters, tgt_iters, outputs,
+                  log: Callable[[str], None]) -> None:
     # The plots and the report replace old ones together, only once all are written; a failure
     # (a full disk) leaves the old ones and no empty plot folder.
     from exporter.atomic import AtomicGroup  # noqa: PLC0415
@@ -826,7 +379,6 @@ def compare(
         log(f"[dcn-compare] report: {report}")
     if plot:
         log(f"[dcn-compare] plots: {len(rep['plots'])} file(s) in {plot}")
-    return CompareOutcome(passed, outputs, rep)
 
 
 def _count_calls(obj: Any, method: str, bar) -> None:
@@ -845,151 +397,3 @@ def _default_seed() -> int:
     from polygraphy import constants  # noqa: PLC0415
 
     return constants.DEFAULT_SEED
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for mod in ("polygraphy", "onnxruntime", "torch", "numpy", "tensorrt"):
-        m = sys.modules.get(mod)
-        if m is not None and getattr(m, "__version__", None):
-            out[mod] = m.__version__
-    return out
-
-
-def _g(x: float) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return str(x)
-    return f"{x:.3g}"
-
-
-def _print_table(outputs: Sequence[Mapping[str, Any]], rep: Mapping[str, Any], log) -> None:
-    head = ["output", "shape", "atol", "rtol", "max_abs", "mean_abs", "median_abs", "max_rel", "mean_rel",
-            "median_rel", "outside", "error", "pytorch_own", "bound", "result"]
-    rows = []
-    for o in outputs:
-        if "shape_mismatch" in o:
-            rows.append([o["name"], "x".join(map(str, o["shape"])), _g(o["atol"]), _g(o["rtol"]),
-                         "shape mismatch: " + o["shape_mismatch"], "", "", "", "", "", "100%", "", "", "", "FAIL"])
-            continue
-        rows.append([
-            o["name"], "x".join(map(str, o["shape"])) or "scalar", _g(o["atol"]), _g(o["rtol"]),
-            _g(o["max_abs"]), _g(o["mean_abs"]), _g(o["median_abs"]), _g(o["max_rel"]), _g(o["mean_rel"]),
-            _g(o["median_rel"]), f"{100 * o['outside']:.3g}%", _g(o["error"]),
-            _g(o["own_error"]) if o["own_error"] is not None else "unknown", _g(o["bound"]),
-            "PASS" if o["passed"] else "FAIL",
-        ])
-    log(f"[dcn-compare] {rep['reference']['runner']} ({rep['reference']['source']}) vs "
-        f"{rep['target']['runner']} ({rep['target']['source']}), {rep['precision']} tolerances, "
-        f"{rep['iterations']} iteration(s)")
-    log(f"  (error, pytorch_own: largest |x - ref| / (atol + rtol*|ref|), x = target / PyTorch in the target's "
-        f"precision; PASS when error <= bound = max(1, {FACTOR:g} x pytorch_own), exporter.tolerance.passes)")
-    for line in table(head, rows):
-        log(line)
-    for line in near_zero_note(o.get("max_rel") for o in outputs if o["passed"]):
-        log(line)
-    failing = [o["name"] for o in outputs if not o["passed"]]
-    if failing:
-        log(f"FAIL: {len(failing)} of {len(outputs)} output(s) outside tolerance: {', '.join(failing)}")
-    else:
-        log(f"PASS: all {len(outputs)} output(s) within tolerance")
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _check_plot_dir(path: str) -> None:
-    try:
-        import matplotlib  # noqa: F401, PLC0415
-    except ImportError as err:
-        raise DcnError(f"--plot needs matplotlib ({_trt.one_line(err)}); pip install 'dcn-deploy[plot]'") from None
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise DcnError(f"--plot {path!r} exists and is not a directory")
-    if not p.exists():
-        _trt.check_writable(p)  # its parent must exist and be writable
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "output"
-
-
-def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[str, Any]], group=None) -> list[str]:
-    """Per output: an error histogram PNG and, for >= 2-D outputs, an abs-error heatmap PNG."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as err:
-        raise DcnError(f"--plot needs matplotlib ({_trt.one_line(err)}); pip install 'dcn-deploy[plot]'") from None
-    import numpy as np  # noqa: PLC0415
-
-    d = Path(directory)
-    if group is not None:
-        if not d.parent.is_dir():
-            raise DcnError(f"--plot {directory!r}: directory {str(d.parent)!r} does not exist")
-        group.mkdir(d)
-    else:
-        d.mkdir(parents=False, exist_ok=True)
-
-    def save(fig, path):
-        if group is not None:
-            fig.savefig(group.path(path), dpi=100, format="png")
-            return
-        with _trt.atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-
-    files = []
-    for o in outputs:
-        if "shape_mismatch" in o:
-            continue
-        name = o["name"]
-        absd = [error_arrays(r[name], t[name])[0] for r, t in zip(ref_iters, tgt_iters)]
-        flat = np.concatenate([a.reshape(-1) for a in absd]).astype(np.float64)
-        flat = flat[np.isfinite(flat)]
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        floor = 1e-12
-        exact = int((flat == 0).sum())
-        nonzero = flat[flat > 0]
-        vals = np.log10(np.maximum(nonzero, floor)) if nonzero.size else np.zeros(0)
-        if vals.size:
-            ax.hist(vals, bins=60, color="#3b75af", label=f"|diff| > 0 ({vals.size} elements)")
-        if exact:  # log10(0) has no place on the axis: its own, labelled bar left of the rest
-            left = (vals.min() if vals.size else math.log10(floor)) - 1.0
-            ax.bar([left], [exact], width=0.5, color="#7f8c8d", label=f"|diff| = 0 exactly ({exact} elements)")
-        ax.axvline(math.log10(max(o["atol"], floor)), color="#c0392b", linestyle="--", label=f"atol {o['atol']:.3g}")
-        ax.set_xlabel("log10 |target - reference|")
-        ax.set_ylabel("elements")
-        ax.set_title(f"{name}: {'PASS' if o['passed'] else 'FAIL'}, max abs {_g(o['max_abs'])}, "
-                     f"{100 * o['outside']:.3g}% outside")
-        ax.legend()
-        fig.tight_layout()
-        path = d / f"{_safe(name)}_hist.png"
-        try:
-            save(fig, path)
-        finally:
-            plt.close(fig)
-        files.append(str(path))
-
-        if len(o["shape"]) >= 2:
-            worst = max(range(len(absd)), key=lambda i: float(np.nanmax(absd[i])) if absd[i].size else 0.0)
-            a = absd[worst].astype(np.float64)
-            a2 = a.reshape(-1, a.shape[-2], a.shape[-1]).max(axis=0) if a.ndim > 2 else a
-            fig, ax = plt.subplots(figsize=(6.4, 5.2))
-            im = ax.imshow(a2, cmap="magma", aspect="auto", interpolation="nearest")
-            fig.colorbar(im, ax=ax, label="|target - reference|")
-            lead = " (max over leading dims)" if a.ndim > 2 else ""
-            ax.set_title(f"{name}: abs error{lead}")
-            ax.set_xlabel(f"dim {a.ndim - 1}")
-            ax.set_ylabel(f"dim {a.ndim - 2}")
-            fig.tight_layout()
-            path = d / f"{_safe(name)}_heatmap.png"
-            try:
-                save(fig, path)
-            finally:
-                plt.close(fig)
-            files.append(str(path))
-    return files
