@@ -48,9 +48,9 @@ def missing_requirements() -> list[str]:
     """What this machine lacks for the benchmark, each as a short phrase (empty: all there)."""
     missing = []
     try:
-        from trt_runtime import _trt
+        from trt_runtime import environment
 
-        _trt.import_tensorrt()
+        environment.import_tensorrt()
     except Exception as e:  # noqa: BLE001  (TensorRTNotInstalled and anything a broken install raises)
         missing.append(f"TensorRT: {_short(e)}, pip install 'dcn-deploy[tensorrt]'")
     try:

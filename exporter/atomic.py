@@ -1,11 +1,12 @@
 """Nothing half-written: every output file of the project goes through ``atomic_path``."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from .errors import DcnError
 
@@ -118,3 +119,45 @@ def check_output_path(path: Path) -> None:
         raise DcnError(f"output directory '{parent}' is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise DcnError(f"output file '{path}' is not writable")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike):
+    """A temporary path next to ``path`` (same suffix), renamed onto it on success
+    (exporter.atomic.atomic_path), after checking that ``path`` can be written at all."""
+    check_writable(path)
+    with atomic_path(path) as tmp:
+        yield tmp
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise DcnError unless ``path`` can be (over)written as a file; returns its directory."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DcnError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise DcnError(f"cannot write {str(path)!r}: it is a directory")
+    if not os.access(parent, os.W_OK):
+        raise DcnError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not writable")
+    return parent
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
+
+
+def json_default(o):
+    try:
+        import numpy as np  # noqa: PLC0415
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -18,7 +18,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trt_runtime import _trt
+from trt_runtime import cuda_env, engine_files, environment, plugin_loader
+from exporter import atomic
 from trt_runtime.cli import build_main, compare_main, infer_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,9 +124,9 @@ def no_trt(monkeypatch):
 def with_fake_trt(monkeypatch):
     """A fake TensorRT 10 that imports, a CUDA device count of 1 and no default plugin library."""
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
-    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(cuda_env, "cuda_device_count", lambda: (1, ""))
     monkeypatch.setenv("DCN_TRT_LIBRARY", "/nonexistent/libdcn_trt_plugins.so")
-    _trt._LOADED.clear()
+    plugin_loader._LOADED.clear()
 
 
 def _one_error_line(err: str, prog: str) -> str:
@@ -140,21 +141,21 @@ def _one_error_line(err: str, prog: str) -> str:
 
 
 def test_import_tensorrt_missing(no_trt):
-    with pytest.raises(_trt.TensorRTNotInstalled) as e:
-        _trt.import_tensorrt()
+    with pytest.raises(environment.TensorRTNotInstalled) as e:
+        environment.import_tensorrt()
     msg = str(e.value)
     assert msg.startswith("TensorRT is not installed") and "pip install 'dcn-deploy[tensorrt]'" in msg
-    assert "\n" not in msg and _trt.TensorRTNotInstalled.exit_code == 2
+    assert "\n" not in msg and environment.TensorRTNotInstalled.exit_code == 2
 
 
 def test_tensorrt_placeholder_and_too_old(monkeypatch):
     stub = types.ModuleType("tensorrt")  # the PyPI placeholder: no version, no Logger
     monkeypatch.setitem(sys.modules, "tensorrt", stub)
-    with pytest.raises(_trt.TensorRTNotInstalled, match="placeholder"):
-        _trt.import_tensorrt()
+    with pytest.raises(environment.TensorRTNotInstalled, match="placeholder"):
+        environment.import_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt(version="8.6.1"))
-    with pytest.raises(_trt.TensorRTNotInstalled, match=r"TensorRT 8.6.1 is too old.*>= 10"):
-        _trt.import_tensorrt()
+    with pytest.raises(environment.TensorRTNotInstalled, match=r"TensorRT 8.6.1 is too old.*>= 10"):
+        environment.import_tensorrt()
 
 
 @pytest.mark.parametrize("tool", ["build", "infer", "compare"])
@@ -203,7 +204,7 @@ def test_module_entry_point_usage(tmp_path):
 
 
 def test_cuda_device_count_reports_a_reason():
-    count, why = _trt.cuda_device_count()
+    count, why = cuda_env.cuda_device_count()
     assert isinstance(count, int) and count >= 0
     if count == 0:
         assert why  # e.g. "CUDA driver version is insufficient ... (cudaErrorInsufficientDriver)"
@@ -211,7 +212,7 @@ def test_cuda_device_count_reports_a_reason():
 
 def test_cli_no_cuda_device(monkeypatch, files, capsys):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
-    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (0, "no CUDA-capable device is detected (cudaErrorNoDevice)"))
+    monkeypatch.setattr(cuda_env, "cuda_device_count", lambda: (0, "no CUDA-capable device is detected (cudaErrorNoDevice)"))
     out = files["dir"] / "out.engine"
     assert build_main([str(files["static"]), "-o", str(out)]) == 2
     line = _one_error_line(capsys.readouterr().err, "dcn-build")
@@ -251,7 +252,7 @@ def test_cli_plugin_path_missing(with_fake_trt, files, capsys):
 
 
 def test_plugin_library_not_required_without_dcn_nodes(with_fake_trt):
-    assert _trt.resolve_plugin_path(None, required=False) is None
+    assert plugin_loader.resolve_plugin_path(None, required=False) is None
 
 
 # --------------------------------------------------------------------------- engine from another TensorRT
@@ -269,12 +270,12 @@ def test_plugin_library_not_required_without_dcn_nodes(with_fake_trt):
     ("something else entirely", "unknown"),
 ])
 def test_classify_deserialize_failure(message, kind):
-    got, msg = _trt.classify_deserialize_failure(["[W] unrelated warning", message] if kind != "unknown" else [message])
+    got, msg = engine_files.classify_deserialize_failure(["[W] unrelated warning", message] if kind != "unknown" else [message])
     assert got == kind and (msg == message or kind == "unknown")
 
 
 def test_cli_engine_from_other_tensorrt_version(with_fake_trt, files, capsys):
-    _trt.write_json_atomic(_trt.build_info_path(files["engine"]), {"trt_version": "10.3.0.26", "precision": "float16"})
+    atomic.write_json_atomic(engine_files.build_info_path(files["engine"]), {"trt_version": "10.3.0.26", "precision": "float16"})
     assert infer_main([str(files["engine"]), "--input", f"images={files['npy']}"]) == 2
     line = _one_error_line(capsys.readouterr().err, "dcn-infer")
     assert "was built by another TensorRT version (built with TensorRT 10.3.0.26)" in line
@@ -286,11 +287,11 @@ def test_cli_engine_from_other_tensorrt_version(with_fake_trt, files, capsys):
 def test_engine_not_an_engine(monkeypatch, with_fake_trt, files):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt(message="Serialization assertion magicTagRead == kMAGIC_TAG failed."
                                                                    "Magic tag does not match"))
-    trt = _trt.import_tensorrt()
-    with pytest.raises(_trt.EngineIncompatible, match="is not a TensorRT engine or is corrupted"):
-        _trt.deserialize_engine(trt, str(files["engine"]))
+    trt = environment.import_tensorrt()
+    with pytest.raises(environment.EngineIncompatible, match="is not a TensorRT engine or is corrupted"):
+        engine_files.deserialize_engine(trt, str(files["engine"]))
     with pytest.raises(Exception, match="does not exist"):
-        _trt.deserialize_engine(trt, str(files["dir"] / "missing.engine"))
+        engine_files.deserialize_engine(trt, str(files["dir"] / "missing.engine"))
 
 
 # --------------------------------------------------------------------------- dcn-build input errors (before TensorRT)
@@ -345,7 +346,7 @@ def test_compare_onnx_with_dcn_nodes_needs_the_ort_library(files, monkeypatch, c
             return torch.zeros(images.shape[0], 4, 8, 8)
 
     monkeypatch.setenv("DCN_ORT_LIBRARY", "/nonexistent/libdcn_ort.so")
-    with pytest.raises(_trt.PluginLibraryError) as e:
+    with pytest.raises(environment.PluginLibraryError) as e:
         compare(Stub(), str(files["dcn"]), log=lambda *_: None)
     msg = str(e.value)
     assert msg.startswith("ONNX Runtime op library not built, needed for the dcn nodes of")

@@ -18,7 +18,7 @@ import torch
 
 from exporter.errors import DcnError
 from exporter.tolerance import TOLERANCES
-from trt_runtime import _trt
+from trt_runtime import cuda_env, engine_files, environment, plugin_loader
 from trt_runtime.build import (
     PluginLayerCheckFailed,
     build_plan,
@@ -57,7 +57,7 @@ def test_build_plan_trt10_vs_trt11(version, onnx_dtype, fp16, expect):
 def test_build_plan_notes_and_errors():
     assert "runs in float16 despite --no-fp16" in build_plan("10.9", "float16", False).note
     assert "dcn-export --fp16" in build_plan("11.0", "float32", True).note
-    with pytest.raises(_trt.TensorRTNotInstalled, match="too old"):
+    with pytest.raises(environment.TensorRTNotInstalled, match="too old"):
         build_plan("8.6.1", "float32", True)
     with pytest.raises(DcnError, match="expected 'float32' or 'float16'"):
         build_plan("10.9", "bfloat16", True)
@@ -244,15 +244,15 @@ def make_resnet_dcn() -> ResNetDCN:
 def trt_env():
     """(tensorrt, plugin library path), or skip naming the missing piece."""
     try:
-        trt = _trt.import_tensorrt()
-    except _trt.TrtEnvironmentError as err:
+        trt = environment.import_tensorrt()
+    except environment.TrtEnvironmentError as err:
         pytest.skip(f"TensorRT Python package not usable: {err}")
-    count, why = _trt.cuda_device_count()
+    count, why = cuda_env.cuda_device_count()
     if count < 1:
         pytest.skip(f"no CUDA device: {why}")
     try:
-        lib = _trt.resolve_plugin_path(None, required=True)
-    except _trt.TrtEnvironmentError as err:
+        lib = plugin_loader.resolve_plugin_path(None, required=True)
+    except environment.TrtEnvironmentError as err:
         pytest.skip(f"TensorRT plugin library not built: {err}")
     return trt, lib
 
@@ -304,7 +304,7 @@ def test_build_fp16_engine_dynamic_batch(trt_env, fp16_engine):
     trt, lib = trt_env
     path, result = fp16_engine
     assert path.is_file() and path.stat().st_size > 0
-    info = _trt.read_build_info(path)
+    info = engine_files.read_build_info(path)
     assert info["trt_version"] == trt.__version__ and info["precision"] == "float16"
     assert info["shapes"]["images"] == [[1, 3, 32, 32], [2, 3, 32, 32], [4, 3, 32, 32]]
     assert result.plan == build_plan(trt.__version__, "float32", True)
@@ -323,7 +323,7 @@ def test_inspector_shows_our_plugin_layers(trt_env, fp16_engine, resnet_onnx):
     assert [r["node"] for r in result.plugin_layers] == [n for n, _ in nodes]
     assert all(r["ok"] for r in result.plugin_layers), result.plugin_layers
     # and again from the engine file, through the inspector
-    engine, _runtime, _ = _trt.deserialize_engine(trt, str(path))
+    engine, _runtime, _ = engine_files.deserialize_engine(trt, str(path))
     layer_json = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
     report = check_plugin_layers(layer_json, nodes)
     assert all(r["layer_type"] and "Plugin" in r["layer_type"] for r in report), report
@@ -461,8 +461,8 @@ def fake_build(monkeypatch, tmp_path):
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
     trt.LayerInformationFormat = types.SimpleNamespace(JSON="JSON")
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (1, ""))
-    monkeypatch.setattr(_trt, "load_plugin_library", lambda t, p: calls.setdefault("plugins_loaded", p))
+    monkeypatch.setattr(cuda_env, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(plugin_loader, "load_plugin_library", lambda t, p: calls.setdefault("plugins_loaded", p))
 
     def recorder(name):
         def make(*args, **kwargs):
@@ -541,7 +541,7 @@ def test_build_orchestration_trt10_fp16(fake_build, capsys):
     assert calls["LoadPlugins"][1]["plugins"] == [str(fake_build.plugin.resolve())]
     assert calls["engine_from_network"][2] == str(fake_build.dir / "tc.cache")
     assert out.read_bytes() == b"ENGINE" and ".tmp" in calls["save_engine"]  # temp file, then renamed
-    info = _trt.read_build_info(out)
+    info = engine_files.read_build_info(out)
     assert info["trt_version"] == "10.9.0.34" and info["precision"] == "float16"
     assert [r["node"] for r in info["plugin_layers"]] == ["layer1.0.conv2", "layer2.0.conv2"]
     assert "2 dcn node(s) run as our plugin layers (1x Half, 1x Float)" in text.out
@@ -591,7 +591,7 @@ def test_build_fails_loudly_and_writes_nothing_when_a_node_is_not_our_plugin(fak
     err = capsys.readouterr().err
     assert rc == 1
     assert "dcn-build: error: 1 of 2 dcn node(s) did not become our plugin layers: DeformConv2d 'layer2.0.conv2'" in err
-    assert out.read_bytes() == b"old" and not _trt.build_info_path(out).exists()
+    assert out.read_bytes() == b"old" and not engine_files.build_info_path(out).exists()
     assert "save_engine" not in fake_build.calls
 
 
@@ -651,7 +651,7 @@ def fake_engine(monkeypatch):
     trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
     trt.nptype = lambda dt: np.float32
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(_trt, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(cuda_env, "cuda_device_count", lambda: (1, ""))
     memory = _FakeMemory()
     monkeypatch.setattr(infer, "_make_backend", lambda name, device: memory)
 
@@ -697,7 +697,7 @@ def fake_engine(monkeypatch):
         def create_execution_context(self):
             return Context()
 
-    monkeypatch.setattr(_trt, "deserialize_engine", lambda t, path, plugins=None: (FakeEngine(), None, None))
+    monkeypatch.setattr(engine_files, "deserialize_engine", lambda t, path, plugins=None: (FakeEngine(), None, None))
     return memory
 
 

@@ -26,7 +26,9 @@ from typing import Any, Mapping, Optional, Sequence
 from exporter import contract
 from exporter.errors import DcnError, first_line
 
-from . import _trt
+from . import cuda_env, engine_files, environment, plugin_loader
+from exporter import atomic
+from exporter.errors import one_line
 
 ShapeTriple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
@@ -65,7 +67,7 @@ def parse_shapes(specs: Sequence[str] | None) -> dict[str, ShapeTriple]:
         if len(parts) != 4 or not parts[0]:
             raise DcnError(f"--shapes {spec!r}: expected NAME:MIN:OPT:MAX, e.g. images:1x3x224x224:4x3x224x224:8x3x224x224")
         name = parts[0]
-        mn, opt, mx = (_trt.parse_shape(p, f"--shapes {name}") for p in parts[1:])
+        mn, opt, mx = (engine_files.parse_shape(p, f"--shapes {name}") for p in parts[1:])
         if not (len(mn) == len(opt) == len(mx)):
             raise DcnError(f"--shapes {spec!r}: MIN, OPT and MAX must have the same rank, got {mn}, {opt}, {mx}")
         for a, b, c in zip(mn, opt, mx):
@@ -94,10 +96,10 @@ def build_plan(trt_version: str, onnx_dtype: str, fp16: bool) -> BuildPlan:
 
     onnx_dtype is the model's float type, "float32" or "float16" (see :func:`onnx_float_dtype`).
     """
-    major = _trt.version_tuple(trt_version)[0]
-    if major < _trt.MIN_TRT_MAJOR:
-        raise _trt.TensorRTNotInstalled(
-            f"TensorRT {trt_version} is too old: the dcn plugins need TensorRT >= {_trt.MIN_TRT_MAJOR}"
+    major = environment.version_tuple(trt_version)[0]
+    if major < environment.MIN_TRT_MAJOR:
+        raise environment.TensorRTNotInstalled(
+            f"TensorRT {trt_version} is too old: the dcn plugins need TensorRT >= {environment.MIN_TRT_MAJOR}"
         )
     if onnx_dtype not in ("float32", "float16"):
         raise DcnError(f"ONNX float type {onnx_dtype!r}: expected 'float32' or 'float16'")
@@ -125,7 +127,7 @@ def load_onnx(path: str | Path):
     try:
         return onnx.load(str(p), load_external_data=False)
     except Exception as err:  # noqa: BLE001  (protobuf DecodeError and friends)
-        raise DcnError(f"{str(path)!r} is not a readable ONNX model: {_trt.one_line(err)}") from None
+        raise DcnError(f"{str(path)!r} is not a readable ONNX model: {one_line(err)}") from None
 
 
 def onnx_float_dtype(model) -> str:
@@ -324,7 +326,7 @@ def plugin_layer_report(engine_info: str | Mapping[str, Any],
         try:
             engine_info = json.loads(engine_info)
         except ValueError as err:
-            raise DcnError(f"engine layer information is not JSON: {_trt.one_line(err)}") from None
+            raise DcnError(f"engine layer information is not JSON: {one_line(err)}") from None
     layers = engine_info.get("Layers") if isinstance(engine_info, Mapping) else None
     if not isinstance(layers, list):
         raise DcnError("engine layer information has no 'Layers' list")
@@ -503,17 +505,17 @@ def build_engine(
     out = Path(output)
     if out.resolve() == Path(onnx_path).resolve():
         raise DcnError(f"output {str(output)!r} is the input model")
-    _trt.check_writable(out)
+    atomic.check_writable(out)
     if timing_cache:
-        _trt.check_writable(timing_cache)
+        atomic.check_writable(timing_cache)
     del model
 
     # 2. The environment.
-    trt = _trt.import_tensorrt()
-    _trt.require_cuda_device()
-    plugin_path = _trt.resolve_plugin_path(plugins, required=bool(nodes))
+    trt = environment.import_tensorrt()
+    cuda_env.require_cuda_device()
+    plugin_path = plugin_loader.resolve_plugin_path(plugins, required=bool(nodes))
     if plugin_path:
-        _trt.load_plugin_library(trt, plugin_path)
+        plugin_loader.load_plugin_library(trt, plugin_path)
     plan = build_plan(trt.__version__, onnx_dtype, fp16)
     if plan.note:
         log(f"[dcn-build] note: {plan.note}")
@@ -602,9 +604,9 @@ def build_engine(
         "build_seconds": round(seconds, 3),
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    with G_LOGGER.verbosity(severity), _trt.atomic_output(out) as tmp:
+    with G_LOGGER.verbosity(severity), atomic.atomic_output(out) as tmp:
         pg_trt.save_engine(engine, str(tmp))
-    _trt.write_json_atomic(_trt.build_info_path(out), info)
+    atomic.write_json_atomic(engine_files.build_info_path(out), info)
     log(f"[dcn-build] wrote {str(out)!r} in {time.monotonic() - t_start:.1f} s (TensorRT build {seconds:.1f} s); "
         f"{len(report)} dcn node(s) run as our plugin layers" + (f" ({_precisions(report)})" if report else ""))
     for line in plugin_layer_table(report):

@@ -16,13 +16,14 @@ from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_po
                                  join_option_values, process_t0, progress_enabled, run_command, table, verbosity)
 from exporter.errors import DcnError
 
-from . import _trt
+from exporter import atomic
+from exporter.errors import one_line
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2 (argparse's own convention)
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {_trt.one_line(message)}", file=sys.stderr)
+        print(f"{self.prog}: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -138,7 +139,7 @@ def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -
         try:
             data = load_json(load_inputs, description="input data")
         except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--load-inputs {load_inputs!r} is not Polygraphy input JSON: {_trt.one_line(err)}") from None
+            raise DcnError(f"--load-inputs {load_inputs!r} is not Polygraphy input JSON: {one_line(err)}") from None
         first = data if isinstance(data, dict) else (list(data)[0] if len(data) else {})
         feeds.update({k: np.asarray(v) for k, v in dict(first).items()})
     for spec in specs:
@@ -153,7 +154,7 @@ def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -
         try:
             loaded = np.load(p, allow_pickle=False)
         except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--input {spec!r}: {path!r} is not a .npy/.npz file ({_trt.one_line(err)})") from None
+            raise DcnError(f"--input {spec!r}: {path!r} is not a .npy/.npz file ({one_line(err)})") from None
         if isinstance(loaded, np.lib.npyio.NpzFile):
             if name:
                 if name not in loaded.files:
@@ -174,7 +175,7 @@ def _infer_body(args) -> int:
     if args.iterations < 0:
         raise DcnError(f"--iterations {args.iterations}: must be >= 0")
     if args.output:
-        _trt.check_writable(args.output)
+        atomic.check_writable(args.output)
     feeds = load_input_arrays(args.input, args.load_inputs)
     if not feeds:
         raise DcnError("no inputs: give --input NAME=FILE.npy (repeatable) or --load-inputs inputs.json")
@@ -201,7 +202,7 @@ def _infer_body(args) -> int:
         for line in table(["output", "shape", "dtype", "min", "max", "mean"], rows):
             say(line)
         if args.output:
-            with _trt.atomic_output(args.output) as tmp:
+            with atomic.atomic_output(args.output) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **{k: np.asarray(v) for k, v in outputs.items()})
             say(f"wrote {args.output}")

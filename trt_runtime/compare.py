@@ -26,7 +26,8 @@ from exporter.cli_common import QUIET, polygraphy_severity, progress_bar
 from exporter.errors import DcnError, first_line
 from exporter.tolerance import TOLERANCES, error_ratio, output_scale, passes, tolerance
 
-from . import _trt
+from . import engine_files
+from exporter import atomic
 from .feeds import (fmt_dims, load_feeds, load_own_outputs, load_reference_outputs, parse_input_shapes,  # noqa: F401
                     parse_val_ranges, reference_paths, resolve_input_metadata)
 from .report import check_plot_dir, error_stats, print_table, runtime_versions, write_plots  # noqa: F401
@@ -138,7 +139,7 @@ def compare(
     from polygraphy.logger import G_LOGGER  # noqa: PLC0415
 
     if report:
-        _trt.check_writable(report)
+        atomic.check_writable(report)
     if plot:
         check_plot_dir(plot)
     if iterations < 1:
@@ -235,8 +236,8 @@ def _load_target(target: str, kind: str, plugins: Optional[str], precision: str,
         except PolygraphyException as err:
             raise DcnError(f"cannot load TARGET {target!r}: {first_line(err)}") from None
     prec = PRECISIONS[precision] if precision != "auto" else (info.precision or "float32")
-    if precision == "auto" and kind == "engine" and not _trt.read_build_info(target).get("precision"):
-        log(f"[dcn-compare] note: no {_trt.build_info_path(target).name} from dcn-build next to the engine; "
+    if precision == "auto" and kind == "engine" and not engine_files.read_build_info(target).get("precision"):
+        log(f"[dcn-compare] note: no {engine_files.build_info_path(target).name} from dcn-build next to the engine; "
             "assuming float16 tolerances (choose with --precision)")
     return info, prec
 
@@ -369,9 +370,9 @@ def _write_report(rep: dict, report: Optional[str], plot: Optional[str], ref_ite
             if plot:
                 rep["plots"] = write_plots(plot, ref_iters, tgt_iters, outputs, group=group)
             if report:
-                _trt.check_writable(report)
+                atomic.check_writable(report)
                 Path(group.path(report)).write_text(
-                    json.dumps(rep, indent=2, sort_keys=False, default=_trt._json_default) + "\n")
+                    json.dumps(rep, indent=2, sort_keys=False, default=atomic.json_default) + "\n")
     except OSError as err:
         raise DcnError(f"cannot write {err.filename or report or plot!r}: {err.strerror or err}; "
                        "nothing was replaced") from None

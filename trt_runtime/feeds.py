@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Sequence
 from exporter.cli_common import example_shape
 from exporter.errors import DcnError, first_line
 
-from . import _trt
+from . import engine_files
 from .targets import TargetInfo
 
 
@@ -20,7 +20,7 @@ def parse_input_shapes(specs: Optional[Sequence[str]]) -> dict[str, tuple[int, .
         name, sep, shape = spec.rpartition(":")
         if not sep or not name:
             raise DcnError(f"--input {spec!r}: expected NAME:SHAPE, e.g. images:1x3x224x224")
-        out[name] = _trt.parse_shape(shape, f"--input {name}")
+        out[name] = engine_files.parse_shape(shape, f"--input {name}")
         from exporter.cli import check_input_size  # noqa: PLC0415
 
         check_input_size(f"--input {spec!r}", out[name], 8)  # generated inputs: up to float64

@@ -20,7 +20,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from exporter.errors import DcnError
 
-from . import _trt
+from . import cuda_env, engine_files, environment
+from exporter.errors import one_line
 
 BACKENDS = ("cuda-python", "pycuda", "torch")
 
@@ -37,17 +38,17 @@ class _CudaPython:
     name = "cuda-python"
 
     def __init__(self, device: int):
-        self.rt = _trt.import_cudart()
-        _trt.check_cuda(self.rt.cudaSetDevice(device), "cudaSetDevice")
+        self.rt = cuda_env.import_cudart()
+        cuda_env.check_cuda(self.rt.cudaSetDevice(device), "cudaSetDevice")
 
     def stream(self):
-        return _trt.check_cuda(self.rt.cudaStreamCreate(), "cudaStreamCreate")
+        return cuda_env.check_cuda(self.rt.cudaStreamCreate(), "cudaStreamCreate")
 
     def handle(self, stream) -> int:
         return int(stream)
 
     def alloc(self, nbytes: int):
-        return _trt.check_cuda(self.rt.cudaMalloc(max(int(nbytes), 256)), "cudaMalloc")
+        return cuda_env.check_cuda(self.rt.cudaMalloc(max(int(nbytes), 256)), "cudaMalloc")
 
     def ptr(self, buf) -> int:
         return int(buf)
@@ -57,14 +58,14 @@ class _CudaPython:
 
     def htod(self, buf, host, stream):
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _trt.check_cuda(self.rt.cudaMemcpyAsync(buf, host.ctypes.data, host.nbytes, kind, stream), "cudaMemcpyAsync")
+        cuda_env.check_cuda(self.rt.cudaMemcpyAsync(buf, host.ctypes.data, host.nbytes, kind, stream), "cudaMemcpyAsync")
 
     def dtoh(self, host, buf, stream):
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _trt.check_cuda(self.rt.cudaMemcpyAsync(host.ctypes.data, buf, host.nbytes, kind, stream), "cudaMemcpyAsync")
+        cuda_env.check_cuda(self.rt.cudaMemcpyAsync(host.ctypes.data, buf, host.nbytes, kind, stream), "cudaMemcpyAsync")
 
     def sync(self, stream):
-        _trt.check_cuda(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        cuda_env.check_cuda(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
     def close(self, stream):
         if stream is not None:
@@ -78,8 +79,8 @@ class _PyCuda:
         try:
             import pycuda.driver as cuda  # noqa: PLC0415
         except ImportError as err:
-            raise _trt.CudaUnavailable(
-                f"backend 'pycuda' needs pycuda ({_trt.one_line(err)}); install it on a GPU machine with "
+            raise environment.CudaUnavailable(
+                f"backend 'pycuda' needs pycuda ({one_line(err)}); install it on a GPU machine with "
                 "`pip install 'dcn-deploy[pycuda]'` (it builds against the CUDA toolkit), or use backend 'cuda-python'"
             ) from None
         self.cuda = cuda
@@ -126,7 +127,7 @@ class _Torch:
         import torch  # noqa: PLC0415
 
         if not torch.cuda.is_available():
-            raise _trt.CudaUnavailable("backend 'torch' needs a CUDA build of torch and a CUDA device")
+            raise environment.CudaUnavailable("backend 'torch' needs a CUDA build of torch and a CUDA device")
         self.torch = torch
         self.device = torch.device("cuda", device)
 
@@ -191,16 +192,16 @@ class Engine:
         self._np = np
         self.path = str(path)
         self._closed = True
-        trt = self._trt = _trt.import_tensorrt()
-        _trt.require_cuda_device()
+        trt = self._trt = environment.import_tensorrt()
+        cuda_env.require_cuda_device()
         self.backend = backend
         self.device = device
-        self._engine, self._runtime, self._logger = _trt.deserialize_engine(trt, self.path, plugins=plugins)
+        self._engine, self._runtime, self._logger = engine_files.deserialize_engine(trt, self.path, plugins=plugins)
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise DcnError(f"TensorRT could not create an execution context for {self.path!r} (out of GPU memory?)")
         self._mem = _make_backend(backend, device)
-        self.input_names, self.output_names = _trt.io_tensors(trt, self._engine)
+        self.input_names, self.output_names = engine_files.io_tensors(trt, self._engine)
         self.dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n)))
                        for n in self.input_names + self.output_names}
         self._stream = self._mem.stream()

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 
 from exporter.errors import DcnError
 
-from . import _trt
+from exporter.errors import one_line
 
 # ONNX Runtime's type strings -> numpy dtype names
 _ORT_TYPES = {
@@ -30,7 +30,7 @@ def _has_dcn_nodes(path: str) -> bool:
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as err:  # noqa: BLE001
-        raise DcnError(f"{path!r} is not a readable ONNX model: {_trt.one_line(err)}") from None
+        raise DcnError(f"{path!r} is not a readable ONNX model: {one_line(err)}") from None
     return any(is_dcn_node(n, standard=False) for n in model.graph.node) or any(
         f.domain == DOMAIN for f in model.functions)
 
@@ -59,7 +59,7 @@ class OrtModel:
         except DcnError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise DcnError(f"ONNX Runtime cannot load {self.path!r}: {_trt.one_line(err)}") from None
+            raise DcnError(f"ONNX Runtime cannot load {self.path!r}: {one_line(err)}") from None
         self.input_names = [i.name for i in self._sess.get_inputs()]
         self.output_names = [o.name for o in self._sess.get_outputs()]
         self.dtypes = {i.name: _ORT_TYPES.get(i.type) for i in self._sess.get_inputs()}
@@ -89,7 +89,7 @@ class OrtModel:
         try:
             outs = self._sess.run(None, arrays)
         except Exception as err:  # noqa: BLE001
-            raise DcnError(f"ONNX Runtime failed on {Path(self.path).name!r}: {_trt.one_line(err)}") from None
+            raise DcnError(f"ONNX Runtime failed on {Path(self.path).name!r}: {one_line(err)}") from None
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:

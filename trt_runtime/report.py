@@ -12,7 +12,8 @@ from exporter.cli_common import near_zero_note, table
 from exporter.errors import DcnError
 from exporter.tolerance import FACTOR
 
-from . import _trt
+from exporter import atomic
+from exporter.errors import one_line
 
 
 EPSILON = 2.220446049250313e-16  # Polygraphy adds this to zero reference values for relative errors
@@ -137,12 +138,12 @@ def check_plot_dir(path: str) -> None:
     try:
         import matplotlib  # noqa: F401, PLC0415
     except ImportError as err:
-        raise DcnError(f"--plot needs matplotlib ({_trt.one_line(err)}); pip install 'dcn-deploy[plot]'") from None
+        raise DcnError(f"--plot needs matplotlib ({one_line(err)}); pip install 'dcn-deploy[plot]'") from None
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise DcnError(f"--plot {path!r} exists and is not a directory")
     if not p.exists():
-        _trt.check_writable(p)  # its parent must exist and be writable
+        atomic.check_writable(p)  # its parent must exist and be writable
 
 
 def _safe(name: str) -> str:
@@ -157,7 +158,7 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as err:
-        raise DcnError(f"--plot needs matplotlib ({_trt.one_line(err)}); pip install 'dcn-deploy[plot]'") from None
+        raise DcnError(f"--plot needs matplotlib ({one_line(err)}); pip install 'dcn-deploy[plot]'") from None
     import numpy as np  # noqa: PLC0415
 
     d = Path(directory)
@@ -172,7 +173,7 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
         if group is not None:
             fig.savefig(group.path(path), dpi=100, format="png")
             return
-        with _trt.atomic_output(path) as tmp:
+        with atomic.atomic_output(path) as tmp:
             fig.savefig(tmp, dpi=100)
 
     files = []

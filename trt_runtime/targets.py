@@ -8,7 +8,8 @@ from typing import Any, Callable, Optional
 
 from exporter.errors import DcnError
 
-from . import _trt
+from . import cuda_env, engine_files, environment
+from exporter.errors import one_line
 
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -51,13 +52,13 @@ def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
 
             return plugins.ort_session(path, providers=["CPUExecutionProvider"])
         except ImportError as err:
-            why = f"trt_runtime.plugins cannot be imported ({_trt.one_line(err)})"
+            why = f"trt_runtime.plugins cannot be imported ({one_line(err)})"
         except DcnError as err:
             if not _looks_not_built(err):
                 raise
-            why = _trt.one_line(err)
+            why = one_line(err)
         if needs_dcn_ops:
-            raise _trt.PluginLibraryError(
+            raise environment.PluginLibraryError(
                 f"ONNX Runtime op library not built, needed for the dcn nodes of {path!r}: {why}; "
                 "run the project's set-up command or `dcn-plugins --ort` to see why"
             )
@@ -70,7 +71,7 @@ def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
 
 def _looks_not_built(err: BaseException) -> bool:
     name = type(err).__name__.lower()
-    return isinstance(err, _trt.TrtEnvironmentError) or "notbuilt" in name or "not built" in str(err).lower() \
+    return isinstance(err, environment.TrtEnvironmentError) or "notbuilt" in name or "not built" in str(err).lower() \
         or "missing" in name or "notfound" in name
 
 
@@ -102,10 +103,10 @@ def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo
 def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
     import numpy as np  # noqa: PLC0415
 
-    trt = _trt.import_tensorrt()
-    _trt.require_cuda_device()
-    engine, runtime, _ = _trt.deserialize_engine(trt, str(path), plugins=plugins)
-    in_names, out_names = _trt.io_tensors(trt, engine)
+    trt = environment.import_tensorrt()
+    cuda_env.require_cuda_device()
+    engine, runtime, _ = engine_files.deserialize_engine(trt, str(path), plugins=plugins)
+    in_names, out_names = engine_files.io_tensors(trt, engine)
     inputs, opt = [], {}
     for n in in_names:
         shape = tuple(engine.get_tensor_shape(n))
@@ -113,7 +114,7 @@ def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetIn
                        tuple(d if d >= 0 else None for d in shape)))
         if any(d < 0 for d in shape):
             opt[n] = tuple(engine.get_tensor_profile_shape(n, 0)[1])
-    info = _trt.read_build_info(path)
+    info = engine_files.read_build_info(path)
     from polygraphy.backend.trt import TrtRunner  # noqa: PLC0415
 
     keep = (engine, runtime)  # the runtime must outlive the engine

@@ -12,7 +12,7 @@ from polygraphy.common import TensorMetadata
 
 from exporter.errors import DcnError
 
-from . import _trt
+from exporter.errors import one_line
 
 
 def _flatten_outputs(out) -> tuple[list[Any], Optional[list[str]]]:
@@ -161,5 +161,5 @@ def load_torch_model(reference: str, factory: Optional[str], trust_pickle: bool)
     try:
         from exporter.loading import load_model  # noqa: PLC0415
     except ImportError as err:
-        raise DcnError(f"cannot load PyTorch models: exporter.loading is not available ({_trt.one_line(err)})") from None
+        raise DcnError(f"cannot load PyTorch models: exporter.loading is not available ({one_line(err)})") from None
     return load_model(reference, factory=factory, trust_pickle=trust_pickle)

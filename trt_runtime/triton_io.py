@@ -161,16 +161,16 @@ def onnx_external_files(path: Union[str, Path]) -> list[Path]:
 def describe_engine(path: Union[str, Path], onnx_path: Optional[Union[str, Path]] = None) -> ModelSpec:
     """An engine's inputs / outputs from the ONNX model it was built from (``onnx_path``, else
     the one named in its ``.build.json``), with the profile's largest batch from that file."""
-    from . import _trt  # noqa: PLC0415
+    from . import engine_files  # noqa: PLC0415
 
     p = Path(path)
     if not p.is_file():
         raise DcnError(f"engine {str(path)!r} does not exist or is not a file")
-    info = _trt.read_build_info(p)
+    info = engine_files.read_build_info(p)
     src = onnx_path or info.get("onnx")
     if not src or not Path(src).is_file():
-        where = f"{str(src)!r} (from {_trt.build_info_path(p).name}) does not exist" if src else \
-            f"no {_trt.build_info_path(p).name} beside it names one"
+        where = f"{str(src)!r} (from {engine_files.build_info_path(p).name}) does not exist" if src else \
+            f"no {engine_files.build_info_path(p).name} beside it names one"
         raise DcnError(f"engine {str(path)!r}: its inputs / outputs are read from the ONNX model it was built from, "
                        f"and {where}; pass --onnx MODEL.onnx")
     spec = describe_onnx(src)
