@@ -110,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    import trt_device as td
+    from helpers import trt_device as td
 
     why = td.cuda_missing()
     if why:

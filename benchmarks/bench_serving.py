@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import tritonclient.http as httpclient
 
     from exporter.tolerance import model_tolerance
-    from serve_helpers import ServerProcess, export_resnet_tiny
+    from helpers.serve_helpers import ServerProcess, export_resnet_tiny
     from trt_runtime.plugins import ort_session
 
     args = build_parser().parse_args(argv)

@@ -84,7 +84,7 @@ def rfcn(x: torch.Tensor, out: Path) -> int:
     from samples.rfcn_dpsroi import model as R
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    import user_path_models as upm
+    from helpers import user_path_models as upm
 
     h, w = x.shape[-2:]
     model = R.build("rfcn", tiny=True, offset_std=0.1)

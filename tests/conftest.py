@@ -1,5 +1,2 @@
-import sys
-from pathlib import Path
-
-# tests/ helpers (naive.py, sweep.py) importable as top-level modules
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+"""pytest configuration. Shared helpers are the package tests/helpers (``from helpers import sweep``):
+pytest puts tests/ on sys.path for the test modules (rootdir-relative import, no sys.path insert here)."""

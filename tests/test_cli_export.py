@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 
-import export_models as em
+from helpers import export_models as em
 from exporter.cli import main, make_inputs, parse_dynamic, parse_input
 from exporter.contract import DOMAIN
 from exporter.errors import DcnError

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-import export_models as em
+from helpers import export_models as em
 from exporter.cli import main as export_main
 from exporter.cli_common import join_option_values, table, versions
-from named_paths import missing_outputs
+from helpers.named_paths import missing_outputs
 from trt_runtime.cli import compare_main, infer_main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from cuda_check import REPO, REQUIRED_ARCHS, check_build
+from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build
 
 KERNELS = {
     f"{k}<{t}, {i}>"

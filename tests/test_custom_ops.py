@@ -17,7 +17,7 @@ from exporter.ops import (
     deform_psroi_pool,
 )
 from exporter.errors import ContractError
-from sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 
 
 def op_conv(c, **over):

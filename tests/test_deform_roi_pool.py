@@ -2,7 +2,7 @@
 
 The reference (exporter.ops.reference.deform_roi_pool) is held to two outside anchors:
 torchvision's roi_align(aligned=True) with the same sampling ratio at zero offsets, and a
-loop transcription of mmcv's kernel (tests/naive.py) with offsets; every other
+loop transcription of mmcv's kernel (tests/helpers/naive.py) with offsets; every other
 implementation (custom op, ONNX Runtime op float32 / float16, host math in float64) is held
 to the reference on the same generated sweep of awkward cases.
 """
@@ -15,7 +15,7 @@ import pytest
 import torch
 import torchvision
 
-import naive
+from helpers import naive
 from exporter.contract import DEFORM_ROI_POOL
 from exporter.errors import ContractError
 from exporter.ops import DeformRoIPool, ModulatedDeformRoIPoolPack, deform_roi_pool
@@ -155,7 +155,7 @@ def _ort(data, rois, offset, attrs, dtype, name="head.pool"):
     """One dcn::DeformRoIPool node in ONNX Runtime with libdcn_ort: data / offset in dtype, rois float32."""
     from onnx import TensorProto, helper
 
-    from built_libs import require
+    from helpers.built_libs import require
     from exporter.contract import DOMAIN, DOMAIN_VERSION
     from trt_runtime import plugins
 
@@ -217,7 +217,7 @@ def test_ort_op_hostile_rois_finite():
 def _host(data, rois, offset, attrs, node="head.pool"):
     import ctypes
 
-    from built_libs import require
+    from helpers.built_libs import require
     from trt_runtime import plugins
 
     L = ctypes.CDLL(str(require(plugins.host_test_library)))

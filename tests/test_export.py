@@ -13,7 +13,7 @@ import pytest
 import torch
 from onnx import helper
 
-import export_models as em
+from helpers import export_models as em
 import exporter
 from exporter import verify
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, is_dcn_node

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import user_path_models as upm
-from built_libs import require
+from helpers import user_path_models as upm
+from helpers.built_libs import require
 from exporter.contract import DEFORM_PSROI_POOL
 from exporter.ops import deform_psroi_pool
 from exporter.tolerance import error_ratio, tolerance

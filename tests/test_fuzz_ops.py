@@ -1,4 +1,4 @@
-"""Fuzz: generated adversarial single-node models (tests/fuzz_cases.py) through ONNX Runtime + libdcn_ort.
+"""Fuzz: generated adversarial single-node models (tests/helpers/fuzz_cases.py) through ONNX Runtime + libdcn_ort.
 
 Each case runs in a forked child (the parent imports onnxruntime and torch once) with an
 address-space limit (RLIMIT_AS) and an alarm; the parent enforces a wall timeout and
@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pytest
 
-import fuzz_cases
-from built_libs import require
+from helpers import fuzz_cases
+from helpers.built_libs import require
 from trt_runtime import plugins
 
 ort = pytest.importorskip("onnxruntime")

@@ -1,4 +1,4 @@
-"""The fuzz's attribute cases (tests/fuzz_cases.py) through the TensorRT creators and configurePlugin
+"""The fuzz's attribute cases (tests/helpers/fuzz_cases.py) through the TensorRT creators and configurePlugin
 (the host harness of tests/test_trt_contract.py), and dcn-build's check before TensorRT's parser.
 
 TensorRT's ONNX parser hands INT / INTS attributes to a creator as int32, wrapping larger
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-import fuzz_cases
+from helpers import fuzz_cases
 from exporter.contract import OPS, check_node_attributes
 from exporter.errors import ContractError
 from test_trt_contract import hx  # noqa: F401  (the harness fixture)

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from cuda_check import REPO
+from helpers.cuda_check import REPO
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: the kit runs for real")
 
@@ -38,7 +38,8 @@ def _python(code: str, **kw) -> subprocess.CompletedProcess:
 
 def test_kit_modules_import_without_onnx_polygraphy_tensorrt():
     p = _python("""
-        import trt_device, test_trt_device, bench_plugins_cuda, sweep
+        import test_trt_device, bench_plugins_cuda
+        from helpers import trt_device, sweep
         from exporter.ops.reference import deform_conv2d, deform_psroi_pool
         from exporter.tolerance import tolerance
         import exporter.contract

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from built_libs import require
+from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from exporter.tolerance import tolerance
-from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from trt_runtime import plugins
 
 DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2, np.float16)}
@@ -189,7 +189,7 @@ def test_conv_points_outside_and_partial_corners(lib):
     choices = torch.tensor([-7.0, -1.5, -1.0, -0.75, -0.25, 0.0, 0.5, 1.0, H - 0.5, W - 0.25, 9.0])
     off = choices[torch.randint(len(choices), (N, 2 * kH * kW, oh, ow), generator=g)].double()
     mask = torch.rand(N, kH * kW, oh, ow, generator=g, dtype=torch.float64)
-    from sweep import ConvCase
+    from helpers.sweep import ConvCase
     c = ConvCase(x, w, off, None, mask, (1, 2), (1, 0, 2, 1), (2, 1), 1, 1)
     for dtype in DTYPES:
         rc, y, stats, msg = emu_conv(lib, dtype, c)
@@ -296,7 +296,7 @@ def test_pool_many_rois_off_image_and_bad_batch_index(lib):
     b[::37] = N + 1  # not a batch index: output 0
     rois = torch.cat([b, xy], dim=1)
     trans = torch.randn(R, 2, 2, 2, generator=g, dtype=torch.float64)
-    from sweep import PoolCase
+    from helpers.sweep import PoolCase
     attrs = dict(spatial_scale=0.5, output_dim=D, group_size=G, pooled_size=P_, part_size=2, sample_per_part=2,
                  trans_std=0.2, no_trans=0)
     case = PoolCase(data, rois, trans, attrs)

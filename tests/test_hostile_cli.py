@@ -22,7 +22,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-import export_models as em
+from helpers import export_models as em
 from exporter.cli import main as export_main
 from exporter.errors import DcnError
 from trt_runtime.cli import compare_main

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-import export_models as em
+from helpers import export_models as em
 from exporter import ops
 from exporter.errors import DcnError
 from exporter.loading import file_kind, load_model, parse_factory

@@ -3,7 +3,7 @@
 The header's functions run over whole tensors in libdcn_host_tests (plugins/tests/host_math.cpp,
 loaded with ctypes) in float64, float32 and float16 storage; they are compared with the float64
 reference (exporter.ops) on the same (rounded) inputs, with the tolerances of exporter.tolerance,
-on the awkward sweep (tests/sweep.py), the MXNet golden data and extra random cases. Validation
+on the awkward sweep (tests/helpers/sweep.py), the MXNet golden data and extra random cases. Validation
 messages are matched letter for letter.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from built_libs import require
+from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from exporter.ops.reference import bilinear_gather
 from exporter.tolerance import tolerance
-from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from test_reference import golden_cases
 from trt_runtime import plugins
 

@@ -6,7 +6,7 @@
   groups, an input smaller than the kernel), and built the way mmdetection builds them
   (``mmcv.cnn.build_conv_layer(dict(type='DCN' | 'DCNv2'))``), exported with ``check``.
 * DeformRoIPool(Pack) / ModulatedDeformRoIPoolPack: mmcv has no CPU kernel for them, so their
-  numerics are held to a loop transcription of mmcv's kernel (tests/naive.py) and to
+  numerics are held to a loop transcription of mmcv's kernel (tests/helpers/naive.py) and to
   torchvision's roi_align (test_deform_roi_pool.py); here: the swap keeps every parameter, the
   swapped head equals mmcv's module graph evaluated with our op, and it exports with check.
 

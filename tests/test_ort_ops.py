@@ -1,7 +1,7 @@
 """libdcn_ort in ONNX Runtime sessions, against the float64 PyTorch reference.
 
 Single-node ONNX models written with onnx.helper from the contract (exporter.contract), run
-through trt_runtime.plugins.ort_session, on the awkward sweep (tests/sweep.py) in float32 and
+through trt_runtime.plugins.ort_session, on the awkward sweep (tests/helpers/sweep.py) in float32 and
 float16 (tolerances: exporter.tolerance), the MXNet golden data, Polygraphy's Comparator, and
 bad input inside a session: a clear error naming op, node, input and values, or a correct
 empty output, never a crash.
@@ -17,11 +17,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from built_libs import require
+from helpers.built_libs import require
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from exporter.tolerance import tolerance
-from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from test_reference import golden_cases
 from trt_runtime import plugins
 
@@ -365,7 +365,7 @@ def test_exported_models_match_pytorch(tmp_path, precision):
     match the float64 PyTorch forward; float16 exports run our float16 kernels."""
     import copy
 
-    import export_models as em
+    from helpers import export_models as em
     import exporter
 
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import export_models as em
+from helpers import export_models as em
 from exporter.errors import DcnError
 from exporter.loading import load_model
 

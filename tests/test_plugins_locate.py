@@ -123,7 +123,7 @@ def test_console_script_and_lazy_imports():
 
 
 def test_ort_session_registers_our_ops():
-    from built_libs import require
+    from helpers.built_libs import require
 
     require(plugins.ort_library)
     import numpy as np

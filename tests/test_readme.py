@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from named_paths import missing_outputs, written_paths
+from helpers.named_paths import missing_outputs, written_paths
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_MARK = "# GPU machine only"

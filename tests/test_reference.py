@@ -10,10 +10,10 @@ import pytest
 import torch
 import torchvision
 
-import naive
+from helpers import naive
 from exporter.errors import ContractError
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

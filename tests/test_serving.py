@@ -24,7 +24,7 @@ import torch
 
 from exporter.tolerance import model_tolerance
 
-from serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
+from helpers.serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
     infer, run_clients
 
 pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")

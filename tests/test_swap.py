@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-import export_models as em
+from helpers import export_models as em
 from exporter import ops
 from exporter.errors import DcnError
 from exporter.swap import Detectron2DeformConv, Detectron2ModulatedDeformConv, match, swap_modules

@@ -83,7 +83,7 @@ def test_onnx_repository_of_the_psroi_layout_has_no_batching(tmp_path):
 
 def test_repository_files_load_together_in_onnx_runtime(tmp_path):
     """The copied model with the copied op library, as the onnxruntime backend loads them."""
-    from export_models import OursZoo  # noqa: PLC0415
+    from helpers.export_models import OursZoo  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
     import exporter  # noqa: PLC0415

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_check import REPO, check_build
+from helpers.cuda_check import REPO, check_build
 from exporter import contract
 from exporter.contract import conv_out_size
 

@@ -1,7 +1,7 @@
-"""The TensorRT plugins' real enqueue on a CUDA device, without TensorRT (tests/trt_device.py).
+"""The TensorRT plugins' real enqueue on a CUDA device, without TensorRT (tests/helpers/trt_device.py).
 
 Each test drives a plugin through TensorRT's lifecycle in the host harness and runs enqueue on
-torch CUDA tensors: the awkward sweep of tests/sweep.py, batch 33 (two chunks of the column
+torch CUDA tensors: the awkward sweep of tests/helpers/sweep.py, batch 33 (two chunks of the column
 buffer), ResNet-50-DCN c3-c5 layers at 1333x800 (no bias: an empty optional B, with a mask),
 an R-FCN head with 300 RoIs, FP32 and FP16; outputs against the float64 reference with
 exporter/tolerance.py. Then: enqueue captured in a CUDA graph and replayed; two execution
@@ -15,8 +15,8 @@ import threading
 import pytest
 import torch
 
-import trt_device as td
-from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
+from helpers import trt_device as td
+from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
 
 pytestmark = pytest.mark.gpu
 

@@ -22,10 +22,10 @@ import subprocess
 import pytest
 import torch
 
-from cuda_check import check_build
+from helpers.cuda_check import check_build
 from exporter import contract
 from test_trt_contract import POOL_FIELDS, SHAPES, conv_io
-from trt_device import DeviceHarness
+from helpers.trt_device import DeviceHarness
 from trt_runtime.build import check_plugin_layers, plugin_layer_report
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="host-only: enqueue on dummy device pointers")
@@ -145,11 +145,11 @@ def test_pool_enqueue_reports_the_launch_status(dx, clean):
 @NO_GPU
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_device_lifecycle_dry_run(dx, clean, dtype):
-    """tests/trt_device.py's lifecycle on host memory: every step before enqueue passes (types,
+    """tests/helpers/trt_device.py's lifecycle on host memory: every step before enqueue passes (types,
     formats, shapes, workspace, serialize, runtime creation, attach, onShapeChange); enqueue then
     fails before touching memory. On a GPU the same runs for real (tests/test_trt_device.py)."""
-    import trt_device as td
-    from sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
+    from helpers import trt_device as td
+    from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
 
     case = make_conv_case(CONV_SPECS[1])
     case.bias = None

@@ -10,7 +10,7 @@ design (``REFUSED``) assert their one-line message instead.
 The cells are generated (``cells()``): a greedy cover of every (format, precision, shapes),
 every (model, precision, shapes) and every (model, format) combination -- the combinations
 users run -- instead of the full product, to keep CI to a couple of minutes. Models are tiny
-(tests/user_path_models.py); each model file is written once per module.
+(tests/helpers/user_path_models.py); each model file is written once per module.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-import user_path_models as upm
-from built_libs import require
+from helpers import user_path_models as upm
+from helpers.built_libs import require
 from exporter.cli import main as export_main
 from trt_runtime import plugins
 from trt_runtime.cli import compare_main

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import exporter
-import user_path_models as upm
-from built_libs import require
+from helpers import user_path_models as upm
+from helpers.built_libs import require
 from exporter import verify
 from exporter.polygraphy_io import load_outputs
 from exporter.tolerance import FACTOR, OWN_LIMIT, error_ratio, passes

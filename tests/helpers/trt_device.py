@@ -28,7 +28,7 @@ import torch
 
 from test_trt_contract import Harness
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GPU_CHECK = REPO / "scripts" / "gpu_check.sh"
 TRT_TYPE = {torch.float32: "FP32", torch.float16: "FP16"}
 
@@ -227,7 +227,7 @@ CONV_OP, POOL_OP = "DeformConv2d", "DeformPSROIPool"
 
 
 def conv_inputs(case, *, empty_bias: bool = False) -> list:
-    """X, W, offset[, B[, mask]] of a tests/sweep.py ConvCase, as the ONNX node has them. With
+    """X, W, offset[, B[, mask]] of a tests/helpers/sweep.py ConvCase, as the ONNX node has them. With
     a mask and no bias: B is an empty optional input (None) if `empty_bias`, else zeros (what
     dcn-export writes)."""
     ins = [case.x, case.weight, case.offset]
@@ -280,7 +280,7 @@ RESNET_LAYERS = [("c3", 128, 100, 167), ("c4", 256, 50, 84), ("c5", 512, 25, 42)
 
 
 def resnet_case(stage: str, batch: int = 1, seed: int = 0, dtype=torch.float64):
-    from sweep import ConvCase
+    from .sweep import ConvCase
 
     _, C, H, W = next(r for r in RESNET_LAYERS if r[0] == stage)
     g = torch.Generator().manual_seed(seed)
@@ -294,7 +294,7 @@ def resnet_case(stage: str, batch: int = 1, seed: int = 0, dtype=torch.float64):
 def chunked_case(batch: int = 33, seed: int = 0):
     """Big enough per image (64ch 3x3 over 64x64: 9.4 MB of FP32 columns) that batch 33 runs in
     two chunks of the 256 MiB column buffer (27 + 6 images), with groups, offset groups, bias, mask."""
-    from sweep import ConvCase
+    from .sweep import ConvCase
 
     g = torch.Generator().manual_seed(seed)
     N, C, H, W, M = batch, 64, 64, 64, 32
@@ -309,7 +309,7 @@ def chunked_case(batch: int = 33, seed: int = 0):
 def rfcn_case(rois: int = 300, seed: int = 0, dtype=torch.float64):
     """R-FCN head (Dai et al.): c4 features at stride 16 of a 1333x800 image, 21 classes,
     group_size = pooled_size = part_size 7, sample_per_part 4, trans_std 0.1, class-agnostic offsets."""
-    from sweep import PoolCase
+    from .sweep import PoolCase
 
     g = torch.Generator().manual_seed(seed)
     H, W, D, G = 50, 84, 21, 7

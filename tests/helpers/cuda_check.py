@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_cuda_build.sh"
 BUILD = Path(os.environ.get("DCN_CHECK_BUILD_DIR", REPO / "build" / "cuda-check"))
 # Architectures CI must cover (the brief's list); newer ones are checked when nvcc has them.
