@@ -106,21 +106,6 @@ class AtomicGroup:
                 pass
 
 
-def check_output_path(path: Path) -> None:
-    """Fail before any work when ``path`` cannot be written."""
-    if path.exists() and path.is_dir():
-        raise DcnError(f"output '{path}' is a directory, expected a file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise DcnError(f"output directory '{parent}' does not exist")
-    if not parent.is_dir():
-        raise DcnError(f"output directory '{parent}' is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DcnError(f"output directory '{parent}' is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise DcnError(f"output file '{path}' is not writable")
-
-
 @contextmanager
 def atomic_output(path: str | os.PathLike):
     """A temporary path next to ``path`` (same suffix), renamed onto it on success
@@ -131,15 +116,20 @@ def atomic_output(path: str | os.PathLike):
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Raise DcnError unless ``path`` can be (over)written as a file; returns its directory."""
+    """Fail before any work when ``path`` cannot be (over)written as a file (every command's outputs);
+    returns its directory."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise DcnError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
     if path.is_dir():
-        raise DcnError(f"cannot write {str(path)!r}: it is a directory")
-    if not os.access(parent, os.W_OK):
-        raise DcnError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not writable")
+        raise DcnError(f"output '{path}' is a directory, expected a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise DcnError(f"output directory '{parent}' does not exist")
+    if not parent.is_dir():
+        raise DcnError(f"output directory '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DcnError(f"output directory '{parent}' is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DcnError(f"output file '{path}' is not writable")
     return parent
 
 

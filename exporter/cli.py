@@ -246,11 +246,11 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         dynamic.setdefault(name, {}).update(axes)
     output_names = [n.strip() for n in args.output_names.split(",")] if args.output_names else None
 
-    from .atomic import check_output_path
+    from .atomic import check_writable
 
-    check_output_path(Path(args.output))  # before loading anything
+    check_writable(Path(args.output))  # before loading anything
     if args.report:
-        check_output_path(Path(args.report))
+        check_writable(Path(args.report))
     level = verbosity(args)
     verify = not args.no_verify or args.check
     stages = Stages(["load", "pytorch run", "torch.export", "onnx conversion", "onnx checker"]

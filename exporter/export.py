@@ -49,7 +49,7 @@ from .trace import (as_inputs, float16_reference, float64_reference, forward_par
                     prepare_model, reference_run, rois_positions, root_cause, trace_program)
 from .translate import DEFORM_CONV_MODES, scan_ops, to_onnx
 from .verify import check_export
-from .atomic import check_output_path
+from .atomic import check_writable
 
 
 DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes
@@ -146,7 +146,7 @@ def export(
     out_path = Path(path)
     opset = _validate_options(deform_conv, runtime, opset)
     fp16 = fp16 or fp16_io  # float16 I/O is a float16 model's option
-    check_output_path(out_path)
+    check_writable(out_path)
     io_dir = Path(save_io) if save_io is not None else None
     if io_dir is not None and io_dir.exists() and not io_dir.is_dir():
         raise DcnError(f"--save-io '{io_dir}' exists and is not a directory")

@@ -80,10 +80,10 @@ ERROR_CASES = [
     ("no inputs", [], "model.ts", "no example inputs: give --input NAME:SHAPE"),
     ("onnx mode opset", ["--input", "images:1x3x8x8", "--deform-conv", "onnx", "--opset", "18"], "model.ts",
      "--deform-conv onnx writes the standard DeformConv, which needs opset >= 19; got opset 18"),
-    ("unknown op", ["--input", "images:1x3x8x8", "--factory", "export_models:unknown_op_net"], None,
-     "operator dcn_test::mystery in module 'body.1' (export_models._Mystery) has no ONNX translation"),
-    ("unknown autograd function", ["--input", "images:1x3x8x8", "--factory", "export_models:unknown_function_net"],
-     None, "torch.export failed in module 'neck.custom' (export_models._Custom) at "),
+    ("unknown op", ["--input", "images:1x3x8x8", "--factory", "helpers.export_models:unknown_op_net"], None,
+     "operator dcn_test::mystery in module 'body.1' (helpers.export_models._Mystery) has no ONNX translation"),
+    ("unknown autograd function", ["--input", "images:1x3x8x8", "--factory", "helpers.export_models:unknown_function_net"],
+     None, "torch.export failed in module 'neck.custom' (helpers.export_models._Custom) at "),
     ("bad factory", ["--input", "images:1x3x8x8", "--factory", "export_models"], None,
      "--factory 'export_models': expected MODULE:CALLABLE"),
 ]
@@ -132,7 +132,7 @@ def test_argparse_usage_error(capsys):
 def test_check_failure_exit_1(tmp_path, capsys):
     out = tmp_path / "out.onnx"
     out.write_bytes(OLD)
-    code, _, err = run(["--factory", "export_models:noisy_net", "-o", out, "--input", "images:1x3x8x8", "--check"],
+    code, _, err = run(["--factory", "helpers.export_models:noisy_net", "-o", out, "--input", "images:1x3x8x8", "--check"],
                        capsys)
     assert_one_line_error(code, err, "FAIL: output: max abs", expected_code=1)
     assert "nothing written" in err
@@ -141,7 +141,7 @@ def test_check_failure_exit_1(tmp_path, capsys):
 
 def test_mismatch_without_check_is_a_warning(tmp_path, capsys):
     out = tmp_path / "out.onnx"
-    code, stdout, err = run(["--factory", "export_models:noisy_net", "-o", out, "--input", "images:1x3x8x8"], capsys)
+    code, stdout, err = run(["--factory", "helpers.export_models:noisy_net", "-o", out, "--input", "images:1x3x8x8"], capsys)
     assert code == 0 and out.is_file()
     assert "FAIL" in stdout and "(--check makes this an error)" in stdout
 
@@ -170,7 +170,7 @@ def test_pt2_uses_its_saved_example_inputs(files, tmp_path, capsys):
 
 def test_state_dict_factory_npy_input_standard_mode(files, tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    code, stdout, err = run([files / "weights.pth", "--factory", "export_models:small_dcn", "-o", out,
+    code, stdout, err = run([files / "weights.pth", "--factory", "helpers.export_models:small_dcn", "-o", out,
                              "--input", f"images={files / 'x.npy'}", "--deform-conv", "onnx", "--check"], capsys)
     assert code == 0, err
     assert "check (onnxruntime vs PyTorch float64) PASS" in stdout
@@ -187,7 +187,7 @@ def test_pickled_with_trust_and_fp16(files, tmp_path, capsys):
 
 def test_psroi_factory_generated_rois(tmp_path, capsys):
     out, io = tmp_path / "m.onnx", tmp_path / "io"
-    code, stdout, err = run(["--factory", "export_models:psroi_net", "-o", out, "--input", "images:2x4x8x10",
+    code, stdout, err = run(["--factory", "helpers.export_models:psroi_net", "-o", out, "--input", "images:2x4x8x10",
                              "--input", "rois:7x5", "--dynamic", "rois:0=num_rois", "--save-io", io, "--check"],
                             capsys)
     assert code == 0, err

@@ -160,7 +160,7 @@ def test_export_save_io_failure_replaces_nothing(small, tmp_path, capfd, monkeyp
 
 def _export_cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from trt_runtime._entry import export_main; sys.exit(export_main())",
-            "--factory", "export_models:small_dcn", "-o", str(out), "--input", "x:1x3x8x8", *extra]
+            "--factory", "helpers.export_models:small_dcn", "-o", str(out), "--input", "x:1x3x8x8", *extra]
 
 
 def _env() -> dict:

@@ -78,7 +78,7 @@ def test_pickle_needs_trust(files):
 def test_state_dict_with_factory(files):
     d, model, x = files
     for name in ("weights.pth", "checkpoint.pth"):
-        m = load_model(d / name, factory="export_models:small_dcn")
+        m = load_model(d / name, factory="helpers.export_models:small_dcn")
         _same(m, model, x)
     with pytest.raises(DcnError, match=r"holds a state dict \(\d+ tensors\); give the model's constructor with "
                                        r"--factory MODULE:CALLABLE"):
@@ -87,13 +87,13 @@ def test_state_dict_with_factory(files):
 
 def test_state_dict_that_does_not_fit(files):
     d, _, _ = files
-    with pytest.raises(DcnError, match=r"does not fit the model from --factory 'export_models:psroi_net': "
+    with pytest.raises(DcnError, match=r"does not fit the model from --factory 'helpers.export_models:psroi_net': "
                                        r"missing body.weight, .*; unexpected 0.weight"):
-        load_model(d / "weights.pth", factory="export_models:psroi_net")
+        load_model(d / "weights.pth", factory="helpers.export_models:psroi_net")
 
 
 def test_factory_alone_builds_a_fresh_model():
-    m = load_model(None, factory="export_models:small_dcn")
+    m = load_model(None, factory="helpers.export_models:small_dcn")
     assert isinstance(m[2], ops.ModulatedDeformConv2dPack)
     with pytest.raises(DcnError, match="no model: give a model file, or --factory"):
         load_model(None)
@@ -102,10 +102,10 @@ def test_factory_alone_builds_a_fresh_model():
 @pytest.mark.parametrize("spec, message", [
     ("export_models", r"--factory 'export_models': expected MODULE:CALLABLE"),
     ("no_such_module_xyz:build", r"cannot import module 'no_such_module_xyz': ModuleNotFoundError"),
-    ("export_models:nope", r"module 'export_models' has no attribute 'nope'"),
-    ("export_models:torch", r"'torch' is module, expected a callable returning nn.Module"),
-    ("export_models:rois_for", r"--factory 'export_models:rois_for' failed: TypeError"),
-    ("export_models:_define_mystery", r"returned NoneType, expected an nn.Module"),
+    ("helpers.export_models:nope", r"module 'helpers.export_models' has no attribute 'nope'"),
+    ("helpers.export_models:torch", r"'torch' is module, expected a callable returning nn.Module"),
+    ("helpers.export_models:rois_for", r"--factory 'helpers.export_models:rois_for' failed: TypeError"),
+    ("helpers.export_models:_define_mystery", r"returned NoneType, expected an nn.Module"),
 ])
 def test_factory_errors(spec, message):
     with pytest.raises(DcnError, match=message):
@@ -129,7 +129,7 @@ def test_bad_files(files, name, message):
 def test_factory_with_whole_model_file_is_an_error(files):
     d, _, _ = files
     with pytest.raises(DcnError, match="--factory applies to state-dict files; '.*scripted.pt' is a TorchScript"):
-        load_model(d / "scripted.pt", factory="export_models:small_dcn")
+        load_model(d / "scripted.pt", factory="helpers.export_models:small_dcn")
 
 
 def test_corrupt_zip_member(files, tmp_path):
@@ -144,4 +144,4 @@ def test_corrupt_zip_member(files, tmp_path):
     bad = tmp_path / "damaged.pth"
     bad.write_bytes(bytes(raw))
     with pytest.raises(DcnError, match=r"damaged.pth"):
-        load_model(bad, factory="export_models:small_dcn")
+        load_model(bad, factory="helpers.export_models:small_dcn")

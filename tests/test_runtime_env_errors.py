@@ -307,7 +307,7 @@ def test_engine_not_an_engine(monkeypatch, with_fake_trt, files):
     (["{plain}", "-o", "{out}", "--shapes", "images:1x3x9x8:2x3x9x8:4x3x9x8"], "dimension 2 is fixed to 8"),
     (["{static}", "-o", "{out}", "--workspace", "lots"], "--workspace 'lots'"),
     (["{static}", "-o", "{dir}/no/such/dir/x.engine"], "does not exist"),
-    (["{static}", "-o", "{dir}"], "it is a directory"),
+    (["{static}", "-o", "{dir}"], "is a directory, expected a file path"),
 ])
 def test_build_input_errors_leave_files_untouched(files, capsys, args, words, no_trt):
     d = files["dir"]

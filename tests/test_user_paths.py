@@ -207,7 +207,7 @@ def test_scripted_model_the_converter_refuses_names_module_and_routes(tmp_path, 
     rc = export_main([str(path), "-o", str(tmp_path / "m.onnx"), "--input", "images:1x3x8x8"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
-    assert "module '<top>', user_path_models.InputShapeSlice: " in err and "user_path_models.py line" in err
+    assert "module '<top>', helpers.user_path_models.InputShapeSlice: " in err and "user_path_models.py line" in err
     assert "export it from torch.jit.trace, a torch.export program (.pt2) or a state dict with --factory" in err
 
 

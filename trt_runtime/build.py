@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from exporter import contract
-from exporter.errors import DcnError, first_line
+from exporter import atomic
+from exporter.errors import DcnError, first_line, one_line
 
 from . import cuda_env, engine_files, environment, plugin_loader
-from exporter import atomic
-from exporter.errors import one_line
 
 ShapeTriple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 

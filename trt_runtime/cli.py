@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from exporter import atomic
 from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, fmt_g,
                                  join_option_values, process_t0, progress_enabled, run_command, table, verbosity)
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 
-from exporter import atomic
-from exporter.errors import one_line
+from .plugin_loader import add_plugins_arg
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,12 +41,6 @@ def _run(prog: str, make_parser: Callable[[str], argparse.ArgumentParser],
     return run_command(prog, lambda: body(args), verbose=bool(getattr(args, "verbose", False)))
 
 
-def _add_plugins(p: argparse.ArgumentParser, what: str = "") -> None:
-    """``--plugins PATH`` (every command that may load our TensorRT plugins)."""
-    p.add_argument("--plugins", metavar="PATH",
-                   help=f"TensorRT plugin library{what} (default: the one this package built)")
-
-
 # --------------------------------------------------------------------------- dcn-build
 
 
@@ -60,7 +54,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
                    help="optimization profile of a dynamic input, each shape like 1x3x224x224 (repeatable)")
     p.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 512MiB, 4GiB (number: MiB)")
     p.add_argument("--timing-cache", metavar="PATH", help="tactic timing cache: read if present, updated after the build")
-    _add_plugins(p)
+    add_plugins_arg(p)
     p.add_argument("--skip-plugin-check", action="store_true",
                    help="write the engine even if a dcn node did not become our plugin layer")
     p.add_argument("--no-progress", action="store_true", help="no progress bar during the build (it shows only "
@@ -107,7 +101,7 @@ def _infer_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs by name (atomically)")
     p.add_argument("--iterations", type=int, default=0, metavar="N", help="time N runs: median / p90 latency, throughput")
     p.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs before timing (default 3)")
-    _add_plugins(p, ", or for MODEL.onnx the ONNX Runtime op library")
+    add_plugins_arg(p, ", or for MODEL.onnx the ONNX Runtime op library")
     p.add_argument("--backend", choices=BACKENDS, default="cuda-python",
                    help="engines: device memory and streams (default cuda-python)")
     p.add_argument("--threads", type=int, metavar="N", help="MODEL.onnx: ONNX Runtime intra-op threads "
@@ -247,7 +241,7 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
                    help="tolerance row of exporter.tolerance (auto: from the ONNX types / the engine's build)")
     p.add_argument("--atol", action="append", default=[], metavar="[NAME:]VALUE", help="absolute tolerance override")
     p.add_argument("--rtol", action="append", default=[], metavar="[NAME:]VALUE", help="relative tolerance override")
-    _add_plugins(p, " for engine targets")
+    add_plugins_arg(p, " for engine targets")
     p.add_argument("--factory", metavar="module:callable", help="builds the model for a state-dict REFERENCE")
     p.add_argument("--trust-pickle", action="store_true", help="allow a pickled nn.Module REFERENCE (runs its code)")
     p.add_argument("--device", default="cpu", help="torch device of the PyTorch reference (default cpu)")

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from exporter import atomic
 from exporter.cli_common import QUIET, polygraphy_severity, progress_bar
 from exporter.errors import DcnError, first_line
 from exporter.tolerance import TOLERANCES, error_ratio, output_scale, passes, tolerance
 
 from . import engine_files
-from exporter import atomic
 from .feeds import (fmt_dims, load_feeds, load_own_outputs, load_reference_outputs, parse_input_shapes,  # noqa: F401
                     parse_val_ranges, reference_paths, resolve_input_metadata)
 from .report import check_plot_dir, error_stats, print_table, runtime_versions, write_plots  # noqa: F401

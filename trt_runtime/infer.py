@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 
 from . import cuda_env, engine_files, environment
-from exporter.errors import one_line
 
 BACKENDS = ("cuda-python", "pycuda", "torch")
 

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 
-from exporter.errors import one_line
 
 # ONNX Runtime's type strings -> numpy dtype names
 _ORT_TYPES = {

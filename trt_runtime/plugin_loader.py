@@ -104,3 +104,9 @@ def load_plugin_library(trt, path: str) -> str:
     if still:
         raise PluginLibraryError(f"plugin library {path!r} loaded, but TensorRT's registry lacks {', '.join(still)}")
     return path
+
+
+def add_plugins_arg(parser, what: str = "") -> None:
+    """``--plugins PATH`` on a command line (every command that may load or ship our TensorRT plugins)."""
+    parser.add_argument("--plugins", metavar="PATH",
+                        help=f"TensorRT plugin library{what} (default: the one this package built)")

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from exporter import atomic
 from exporter.cli_common import near_zero_note, table
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 from exporter.tolerance import FACTOR
 
-from exporter import atomic
-from exporter.errors import one_line
 
 
 EPSILON = 2.220446049250313e-16  # Polygraphy adds this to zero reference values for relative errors
@@ -170,11 +169,17 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
         d.mkdir(parents=False, exist_ok=True)
 
     def save(fig, path):
-        if group is not None:
-            fig.savefig(group.path(path), dpi=100, format="png")
-            return
-        with atomic.atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=100)
+        """Lay out, write (atomically, or into ``group``), close; the path joins ``files``."""
+        fig.tight_layout()
+        try:
+            if group is not None:
+                fig.savefig(group.path(path), dpi=100, format="png")
+            else:
+                with atomic.atomic_output(path) as tmp:
+                    fig.savefig(tmp, dpi=100)
+        finally:
+            plt.close(fig)
+        files.append(str(path))
 
     files = []
     for o in outputs:
@@ -201,13 +206,7 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
         ax.set_title(f"{name}: {'PASS' if o['passed'] else 'FAIL'}, max abs {_g(o['max_abs'])}, "
                      f"{100 * o['outside']:.3g}% outside")
         ax.legend()
-        fig.tight_layout()
-        path = d / f"{_safe(name)}_hist.png"
-        try:
-            save(fig, path)
-        finally:
-            plt.close(fig)
-        files.append(str(path))
+        save(fig, d / f"{_safe(name)}_hist.png")
 
         if len(o["shape"]) >= 2:
             worst = max(range(len(absd)), key=lambda i: float(np.nanmax(absd[i])) if absd[i].size else 0.0)
@@ -220,11 +219,5 @@ def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[
             ax.set_title(f"{name}: abs error{lead}")
             ax.set_xlabel(f"dim {a.ndim - 1}")
             ax.set_ylabel(f"dim {a.ndim - 2}")
-            fig.tight_layout()
-            path = d / f"{_safe(name)}_heatmap.png"
-            try:
-                save(fig, path)
-            finally:
-                plt.close(fig)
-            files.append(str(path))
+            save(fig, d / f"{_safe(name)}_heatmap.png")
     return files

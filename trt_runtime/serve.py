@@ -33,6 +33,7 @@ from typing import Callable, Optional, Sequence
 from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from exporter.errors import DcnError
 
+from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
 
 PROG = "dcn-serve"
@@ -383,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue-delay-us", type=int, default=1000,
                    help="how long a request may wait for others to batch with (default 1000 us)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per instance (0: default)")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library (engines; default: the one built here)")
+    add_plugins_arg(p, " for engines")
     p.add_argument("--ort-library", metavar="PATH", help="dcn ONNX Runtime op library (default: the one built here)")
     add_common_args(p, verbose_help="Triton's and PyTriton's logs")
     return p

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 
 from . import cuda_env, engine_files, environment
-from exporter.errors import one_line
 
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")

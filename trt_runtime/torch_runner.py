@@ -10,9 +10,8 @@ from typing import Any, Mapping, Optional, Sequence
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
-from exporter.errors import DcnError
+from exporter.errors import DcnError, one_line
 
-from exporter.errors import one_line
 
 
 def _flatten_outputs(out) -> tuple[list[Any], Optional[list[str]]]:

@@ -33,6 +33,7 @@ from exporter.atomic import atomic_path
 from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from exporter.errors import DcnError
 
+from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, TensorSpec, check_name, default_name, describe_engine, describe_onnx, is_onnx, \
     onnx_external_files
 
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instance kind (default: GPU for engines, CPU for ONNX)")
     p.add_argument("--mount", metavar="DIR", help="REPO's path as the server sees it, e.g. /models in a container "
                    "(default: REPO's absolute path here)")
-    p.add_argument("--plugins", metavar="PATH", help="TensorRT plugin library to ship (default: the one built here)")
+    add_plugins_arg(p, " to ship")
     p.add_argument("--ort-library", metavar="PATH", help="ONNX Runtime op library to ship (default: the one built here)")
     p.add_argument("--onnx", metavar="MODEL.onnx", help="engines: the ONNX model it was built from (default: named "
                    "by the engine's .build.json)")

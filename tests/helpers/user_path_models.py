@@ -1,5 +1,5 @@
 """The models of the user-path matrix (tests/test_user_paths.py): tiny, and built by
-factories so that ``--factory user_path_models:NAME`` and pickling find them by name.
+factories so that ``--factory helpers.user_path_models:NAME`` and pickling find them by name.
 
 * ``dcnv1_bias``: DCNv1 with bias (ours);
 * ``dcnv2_bn``: torchvision ``DeformConv2d`` with ``mask=`` and ``bias=False``, then BatchNorm
