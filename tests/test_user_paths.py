@@ -100,7 +100,7 @@ def files(tmp_path_factory):
         flags: list[str] = []
         if fmt == "state_dict":
             torch.save(m.state_dict(), path)
-            flags = ["--factory", f"user_path_models:{model}"]
+            flags = ["--factory", f"helpers.user_path_models:{model}"]
         elif fmt == "pickle":
             torch.save(m, path)
             flags = ["--trust-pickle"]
