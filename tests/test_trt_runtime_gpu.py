@@ -14,58 +14,18 @@ import torch
 from exporter.errors import DcnError
 from exporter.tolerance import TOLERANCES
 from trt_runtime import cuda_env, engine_files, environment, plugin_loader
+from samples.resnet_dcn import model as resnet_sample
 from trt_runtime.build import build_plan, check_plugin_layers, dcn_nodes
+
+S = resnet_sample.TINY_SIZE  # the sample's CI image size
 
 # =========================================================================== TensorRT on a GPU
 
 
-class BasicBlock(torch.nn.Module):
-    def __init__(self, cin, cout, stride, dcn):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = torch.nn.BatchNorm2d(cout)
-        self.conv2 = dcn(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = torch.nn.BatchNorm2d(cout)
-        self.down = None if stride == 1 and cin == cout else torch.nn.Sequential(
-            torch.nn.Conv2d(cin, cout, 1, stride, bias=False), torch.nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return torch.relu(y + (x if self.down is None else self.down(x)))
-
-
-class ResNetDCN(torch.nn.Module):
-    """A small ResNet whose blocks' second convs are DCNv1 / DCNv2 (as ResNet-DCN c3-c5)."""
-
-    def __init__(self):
-        super().__init__()
-        from exporter.ops import DeformConv2dPack, ModulatedDeformConv2dPack
-
-        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(16),
-                                        torch.nn.ReLU())
-        self.layer1 = BasicBlock(16, 16, 1, DeformConv2dPack)
-        self.layer2 = BasicBlock(16, 32, 2, ModulatedDeformConv2dPack)
-        self.fc = torch.nn.Linear(32, 10)
-
-    def forward(self, images):
-        f = self.layer2(self.layer1(self.stem(images)))
-        return self.fc(f.mean(dim=(2, 3))), f
-
-
-def make_resnet_dcn() -> ResNetDCN:
-    """Deterministic weights with non-zero offsets and non-trivial BatchNorm statistics."""
-    g = torch.Generator().manual_seed(0)
-    model = ResNetDCN()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            scale = 0.2 if "conv_offset" in name else 0.3
-            p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 2 * scale)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model.eval()
+def make_resnet_dcn() -> torch.nn.Module:
+    """The ResNet-DCN sample (samples/resnet_dcn), CI size, DCNv2 with offsets of about half a pixel:
+    deterministic weights, BatchNorm calibrated."""
+    return resnet_sample.build("dcnv2", tiny=True, offset_std=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +53,8 @@ def resnet_onnx(tmp_path_factory):
     except (ImportError, AttributeError) as err:
         pytest.skip(f"exporter.export (dcn-export) is not available: {err}")
     out = tmp_path_factory.mktemp("resnet_dcn") / "resnet_dcn.onnx"
-    export(make_resnet_dcn(), (torch.rand(2, 3, 32, 32),), out, input_names=["images"],
-           output_names=["logits", "features"], dynamic={"images": {0: "batch"}}, verify=False)
+    export(make_resnet_dcn(), (torch.rand(2, 3, S, S),), out, input_names=["images"],
+           output_names=["logits"], dynamic={"images": {0: "batch"}}, verify=False)
     return out
 
 
@@ -107,13 +67,13 @@ def test_resnet_dcn_sample_exports_and_matches_on_cpu(resnet_onnx):
         plugins.ort_library()
     except plugins.LibraryNotBuiltError as err:
         pytest.skip(f"ONNX Runtime op library not built: {err}")
-    for shape in ("images:1x3x32x32", "images:3x3x32x32"):
+    for shape in (f"images:1x3x{S}x{S}", f"images:3x3x{S}x{S}"):
         outcome = compare(make_resnet_dcn(), str(resnet_onnx), input_shapes=[shape], log=lambda *_: None)
         assert outcome.passed, outcome.outputs
-        assert [o["name"] for o in outcome.outputs] == ["logits", "features"]
+        assert [o["name"] for o in outcome.outputs] == ["logits"]
 
 
-SHAPES = ["images:1x3x32x32:2x3x32x32:4x3x32x32"]
+SHAPES = [f"images:1x3x{S}x{S}:2x3x{S}x{S}:4x3x{S}x{S}"]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +94,7 @@ def test_build_fp16_engine_dynamic_batch(trt_env, fp16_engine):
     assert path.is_file() and path.stat().st_size > 0
     info = engine_files.read_build_info(path)
     assert info["trt_version"] == trt.__version__ and info["precision"] == "float16"
-    assert info["shapes"]["images"] == [[1, 3, 32, 32], [2, 3, 32, 32], [4, 3, 32, 32]]
+    assert info["shapes"]["images"] == [[1, 3, S, S], [2, 3, S, S], [4, 3, S, S]]
     assert result.plan == build_plan(trt.__version__, "float32", True)
     assert Path(str(path.with_suffix(".cache"))).is_file()  # timing cache written
 
@@ -147,7 +107,7 @@ def test_inspector_shows_our_plugin_layers(trt_env, fp16_engine, resnet_onnx):
     trt, _ = trt_env
     path, result = fp16_engine
     nodes = dcn_nodes(onnx.load(str(resnet_onnx), load_external_data=False))
-    assert len(nodes) == 2 and all(op == "DeformConv2d" for _, op in nodes)
+    assert len(nodes) == 3 and all(op == "DeformConv2d" for _, op in nodes)  # conv2 of layer2-4
     assert [r["node"] for r in result.plugin_layers] == [n for n, _ in nodes]
     assert all(r["ok"] for r in result.plugin_layers), result.plugin_layers
     # and again from the engine file, through the inspector
@@ -176,11 +136,11 @@ def test_engine_numpy_and_torch_inputs(trt_env, fp16_engine, backend):
     path, _ = fp16_engine
     model = make_resnet_dcn()
     with Engine(path, backend=backend) as eng:
-        assert eng.input_names == ["images"] and len(eng.output_names) == 2
+        assert eng.input_names == ["images"] and eng.output_names == ["logits"]
         for batch in (1, 3):  # dynamic batch, set per call
-            x = np.random.default_rng(batch).random((batch, 3, 32, 32), dtype=np.float32)
+            x = np.random.default_rng(batch).random((batch, 3, S, S), dtype=np.float32)
             with torch.no_grad():
-                ref = [t.numpy() for t in model(torch.from_numpy(x))]
+                ref = [model(torch.from_numpy(x)).numpy()]
             out = eng(images=x)  # numpy in, numpy out
             assert all(isinstance(v, np.ndarray) for v in out.values())
             for r, name in zip(ref, eng.output_names):
@@ -194,7 +154,7 @@ def test_engine_numpy_and_torch_inputs(trt_env, fp16_engine, backend):
             for r, name in zip(ref, eng.output_names):
                 _fp16_close(r, out_gpu[name].cpu().numpy())
         with pytest.raises(DcnError, match="outside the engine's profile"):
-            eng(images=np.zeros((5, 3, 32, 32), np.float32))
+            eng(images=np.zeros((5, 3, S, S), np.float32))
         with pytest.raises(DcnError, match="missing"):
             eng({})
 
@@ -209,17 +169,17 @@ def test_dcn_compare_pytorch_vs_engine_fp16(trt_env, fp16_engine, tmp_path, caps
 
     path, _ = fp16_engine
     model = make_resnet_dcn()
-    outcome = compare(model, str(path), input_shapes=["images:2x3x32x32"], seed=5, report=str(tmp_path / "r.json"))
+    outcome = compare(model, str(path), input_shapes=[f"images:2x3x{S}x{S}"], seed=5, report=str(tmp_path / "r.json"))
     assert outcome.passed, outcome.outputs
     assert outcome.report["precision"] == "float16" and outcome.report["target"]["runner"] == "tensorrt"
     # the CLI on saved PyTorch outputs, as dcn-export --save-io writes them
     io = tmp_path / "io"
     io.mkdir()
-    feeds = [OrderedDict(images=np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32))]
+    feeds = [OrderedDict(images=np.random.default_rng(0).random((4, 3, S, S), dtype=np.float32))]
     import onnx
 
     names = [o.name for o in onnx.load(str(fp16_engine[1].info["onnx"]), load_external_data=False).graph.output]
-    Comparator.run([TorchRunner(model, [("images", np.float32, [None, 3, 32, 32])], output_names=names)],
+    Comparator.run([TorchRunner(model, [("images", np.float32, [None, 3, S, S])], output_names=names)],
                    data_loader=feeds, save_inputs_path=str(io / "inputs.json"), save_outputs_path=str(io / "outputs.json"))
     assert compare_main([str(io), str(path), "--plot", str(tmp_path / "plots")]) == 0, capsys.readouterr().out
     assert any(p.suffix == ".png" for p in (tmp_path / "plots").iterdir())
@@ -231,14 +191,14 @@ def test_dcn_infer_cli_with_timing(trt_env, fp16_engine, tmp_path, capsys):
     from trt_runtime.cli import infer_main
 
     path, _ = fp16_engine
-    x = np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)
+    x = np.random.default_rng(1).random((2, 3, S, S), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out.npz"
     assert infer_main([str(path), "--input", f"images={tmp_path / 'x.npy'}", "-o", str(out), "--iterations", "20"]) == 0
     text = capsys.readouterr().out
     assert "median" in text and "p90" in text and "throughput" in text
     with np.load(out) as z:
-        assert len(z.files) == 2 and all(z[k].shape[0] == 2 for k in z.files)
+        assert len(z.files) == 1 and all(z[k].shape[0] == 2 for k in z.files)
 
 
 @pytest.mark.trt
@@ -250,7 +210,7 @@ def test_fp32_engine_within_fp32_tolerance(trt_env, resnet_onnx, tmp_path):
     out = tmp_path / "fp32.engine"
     result = build_engine(resnet_onnx, out, fp16=False, shapes=SHAPES)
     assert result.plan.precision == "float32"
-    outcome = compare(make_resnet_dcn(), str(out), input_shapes=["images:2x3x32x32"])
+    outcome = compare(make_resnet_dcn(), str(out), input_shapes=[f"images:2x3x{S}x{S}"])
     assert outcome.report["precision"] == "float32"
     assert outcome.passed, outcome.outputs
 
