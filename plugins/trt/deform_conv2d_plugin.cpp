@@ -36,8 +36,6 @@ DeformConvAttrs DeformConv2dTraits::attrs(std::vector<FieldValue> const& f)
 
 namespace {
 
-char const* const kInputs[] = {"X", "W", "offset", "B", "mask"};
-
 // floor((size + padBegin + padEnd - dilation*(kernel-1) - 1) / stride) + 1 as an expression.
 nvinfer1::IDimensionExpr const* convOutExpr(nvinfer1::IExprBuilder& eb, nvinfer1::IDimensionExpr const* size,
     nvinfer1::IDimensionExpr const* kernel, int64_t padBegin, int64_t padEnd, int64_t dilation, int64_t stride)
@@ -76,11 +74,7 @@ DeformConvDims DeformConv2dPlugin::validateShapes(nvinfer1::Dims const* dims, in
     // B and mask: absent when not given or empty (rank 0)
     auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, i >= 3); };
     DeformConvDims d{};
-    std::string const e = validate_deform_conv2d(mLayerName, mAttrs, ref(0), ref(1), ref(2), ref(3), ref(4), &d);
-    if (!e.empty())
-    {
-        throw PluginError(e);
-    }
+    throwIfError(validate_deform_conv2d(mLayerName, mAttrs, ref(0), ref(1), ref(2), ref(3), ref(4), &d));
     // cuBLAS takes int sizes and counts.
     int64_t const L = d.outH * d.outW;
     int64_t const Kg = d.C / d.group * d.kH * d.kW;
@@ -100,32 +94,22 @@ DeformConvDims DeformConv2dPlugin::validateShapes(nvinfer1::Dims const* dims, in
     return d;
 }
 
-int32_t DeformConv2dPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
-    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-    int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
+bool DeformConv2dPlugin::rankIgnored(int32_t index, int32_t rank) const
 {
-    DCN_TRT_TRY
-    {
-        checkInputCount(nbInputs, nbOutputs);
-        int32_t const ranks[] = {4, 4, 4, 1, 4};
-        for (int32_t i = 0; i < nbInputs; ++i)
-        {
-            if (!(i >= 3 && inputs[i].nbDims <= 0)) // B, mask: may be empty
-            {
-                checkRank(kInputs[i], inputs[i].nbDims, ranks[i]);
-            }
-        }
-        nvinfer1::DimsExprs& y = outputs[0];
-        y.nbDims = 4;
-        y.d[0] = inputs[0].d[0];  // N
-        y.d[1] = inputs[1].d[0];  // M
-        y.d[2] = convOutExpr(exprBuilder, inputs[0].d[2], inputs[1].d[2], mAttrs.pads[0], mAttrs.pads[2],
-            mAttrs.dilations[0], mAttrs.strides[0]);
-        y.d[3] = convOutExpr(exprBuilder, inputs[0].d[3], inputs[1].d[3], mAttrs.pads[1], mAttrs.pads[3],
-            mAttrs.dilations[1], mAttrs.strides[1]);
-        return 0;
-    }
-    DCN_TRT_CATCH(recorder(), who(), "getOutputShapes", return -1)
+    return index >= 3 && rank <= 0; // B, mask: may be empty
+}
+
+nvinfer1::DimsExprs DeformConv2dPlugin::outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const
+{
+    nvinfer1::DimsExprs y{};
+    y.nbDims = 4;
+    y.d[0] = inputs[0].d[0]; // N
+    y.d[1] = inputs[1].d[0]; // M
+    y.d[2] = convOutExpr(
+        eb, inputs[0].d[2], inputs[1].d[2], mAttrs.pads[0], mAttrs.pads[2], mAttrs.dilations[0], mAttrs.strides[0]);
+    y.d[3] = convOutExpr(
+        eb, inputs[0].d[3], inputs[1].d[3], mAttrs.pads[1], mAttrs.pads[3], mAttrs.dilations[1], mAttrs.strides[1]);
+    return y;
 }
 
 size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -133,11 +117,8 @@ size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc co
 {
     DCN_TRT_TRY
     {
-        nvinfer1::Dims maxDims[5];
-        for (int32_t i = 0; i < nbInputs && i < 5; ++i)
-        {
-            maxDims[i] = inputs[i].max;
-        }
+        nvinfer1::Dims maxDims[Traits::kMaxInputs];
+        maxDimsOf(inputs, nbInputs < Traits::kMaxInputs ? nbInputs : Traits::kMaxInputs, maxDims);
         DeformConvDims const d = validate(maxDims, nbInputs);
         int64_t es = elementSize(inputs[0].desc.type);
         es = es == 0 ? 4 : es;
@@ -260,7 +241,7 @@ int32_t DeformConv2dPlugin::launch(DeformConvDims const& d, nvinfer1::PluginTens
     {
         if (used[i])
         {
-            checkData(kInputs[i], inputDesc[i].dims, inputs[i]);
+            checkData(Traits::kInputs[i], inputDesc[i].dims, inputs[i]);
         }
     }
     return dispatchType(who(), "X", inputDesc[0].type, [&](auto t) {

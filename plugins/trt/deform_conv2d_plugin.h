@@ -24,6 +24,8 @@ struct DeformConv2dTraits
     static constexpr int32_t kMinInputs = 3;
     static constexpr int32_t kMaxInputs = 5;
     static constexpr char const* kInputNames = "X, W, offset[, B[, mask]]";
+    static constexpr char const* kInputs[] = {"X", "W", "offset", "B", "mask"};
+    static constexpr int32_t kRanks[] = {4, 4, 4, 1, 4};
     static constexpr char const* kFloat32Why = "";
     static bool isFloat32Input(int32_t /*index*/) noexcept
     {
@@ -49,13 +51,12 @@ public:
     using Plugin::Plugin;
 
     // IPluginV3OneBuild
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
     size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
         nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
 private:
+    bool rankIgnored(int32_t index, int32_t rank) const override;
+    nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
     // Shapes by the common header, then the sizes cuBLAS takes as int.
     DeformConvDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
     int32_t launch(DeformConvDims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,

@@ -5,10 +5,6 @@
 namespace dcn {
 namespace trt {
 
-namespace {
-char const* const kInputs[] = {"data", "rois", "trans"};
-} // namespace
-
 char const* const DeformPSROIPoolTraits::kName = kDeformPSROIPoolName;
 FieldSpec const* const DeformPSROIPoolTraits::kFields = kDeformPSROIPoolFields;
 
@@ -36,39 +32,26 @@ DeformPSROIPoolDims DeformPSROIPoolPlugin::validateShapes(nvinfer1::Dims const* 
     // trans: absent when not given or empty (rank 0); ignored with no_trans = 1 (the header)
     auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, i == 2); };
     DeformPSROIPoolDims d{};
-    std::string const e = validate_deform_psroi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d);
-    if (!e.empty())
-    {
-        throw PluginError(e);
-    }
+    throwIfError(validate_deform_psroi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d));
     return d;
 }
 
-int32_t DeformPSROIPoolPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
-    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-    int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
+bool DeformPSROIPoolPlugin::rankIgnored(int32_t index, int32_t rank) const
 {
-    DCN_TRT_TRY
-    {
-        checkInputCount(nbInputs, nbOutputs);
-        int32_t const ranks[] = {4, 2, 4};
-        for (int32_t i = 0; i < nbInputs; ++i)
-        {
-            // trans: any rank with no_trans = 1 (ignored), or empty (rank 0, absent)
-            if (!(i == 2 && (mAttrs.no_trans != 0 || inputs[i].nbDims <= 0)))
-            {
-                checkRank(kInputs[i], inputs[i].nbDims, ranks[i]);
-            }
-        }
-        nvinfer1::DimsExprs& y = outputs[0];
-        y.nbDims = 4;
-        y.d[0] = inputs[1].d[0]; // R: the RoI count, dynamic
-        y.d[1] = exprBuilder.constant(mAttrs.output_dim);
-        y.d[2] = exprBuilder.constant(mAttrs.pooled_size);
-        y.d[3] = exprBuilder.constant(mAttrs.pooled_size);
-        return 0;
-    }
-    DCN_TRT_CATCH(recorder(), who(), "getOutputShapes", return -1)
+    // trans: any rank with no_trans = 1 (ignored), or empty (rank 0, absent)
+    return index == 2 && (mAttrs.no_trans != 0 || rank <= 0);
+}
+
+nvinfer1::DimsExprs DeformPSROIPoolPlugin::outputShape(
+    nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const
+{
+    nvinfer1::DimsExprs y{};
+    y.nbDims = 4;
+    y.d[0] = inputs[1].d[0]; // R: the RoI count, dynamic
+    y.d[1] = eb.constant(mAttrs.output_dim);
+    y.d[2] = eb.constant(mAttrs.pooled_size);
+    y.d[3] = eb.constant(mAttrs.pooled_size);
+    return y;
 }
 
 int32_t DeformPSROIPoolPlugin::launch(DeformPSROIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc,
@@ -78,7 +61,7 @@ int32_t DeformPSROIPoolPlugin::launch(DeformPSROIPoolDims const& d, nvinfer1::Pl
     int32_t const nbUsed = d.no_trans ? 2 : 3;
     for (int32_t i = 0; i < nbUsed; ++i)
     {
-        checkData(kInputs[i], inputDesc[i].dims, inputs[i]);
+        checkData(Traits::kInputs[i], inputDesc[i].dims, inputs[i]);
     }
     cudaError_t const e = dispatchType(who(), "data", inputDesc[0].type, [&](auto t) {
         using T = decltype(t);

@@ -22,6 +22,8 @@ struct DeformPSROIPoolTraits
     static constexpr int32_t kMinInputs = 2;
     static constexpr int32_t kMaxInputs = 3;
     static constexpr char const* kInputNames = "data, rois[, trans]";
+    static constexpr char const* kInputs[] = {"data", "rois", "trans"};
+    static constexpr int32_t kRanks[] = {4, 2, 4};
     static constexpr char const* kFloat32Why = "also in an FP16 layer";
     static bool isFloat32Input(int32_t index) noexcept
     {
@@ -46,11 +48,9 @@ public:
     using Traits = DeformPSROIPoolTraits;
     using Plugin::Plugin;
 
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
-
 private:
+    bool rankIgnored(int32_t index, int32_t rank) const override;
+    nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
     DeformPSROIPoolDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
     int32_t launch(DeformPSROIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc,
         void const* const* inputs, void* output, void* workspace, cudaStream_t stream) override;

@@ -28,35 +28,20 @@ DeformRoIPoolDims DeformRoIPoolPlugin::validateShapes(nvinfer1::Dims const* dims
 {
     auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, false); };
     DeformRoIPoolDims d{};
-    std::string const e = validate_deform_roi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d);
-    if (!e.empty())
-    {
-        throw PluginError(e);
-    }
+    throwIfError(validate_deform_roi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d));
     return d;
 }
 
-int32_t DeformRoIPoolPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
-    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-    int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
+nvinfer1::DimsExprs DeformRoIPoolPlugin::outputShape(
+    nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const
 {
-    DCN_TRT_TRY
-    {
-        checkInputCount(nbInputs, nbOutputs);
-        int32_t const ranks[] = {4, 2, 4};
-        for (int32_t i = 0; i < nbInputs; ++i)
-        {
-            checkRank(Traits::typeName(i), inputs[i].nbDims, ranks[i]);
-        }
-        nvinfer1::DimsExprs& y = outputs[0];
-        y.nbDims = 4;
-        y.d[0] = inputs[1].d[0]; // R: the RoI count, dynamic
-        y.d[1] = inputs[0].d[1]; // C: data's channels
-        y.d[2] = exprBuilder.constant(mAttrs.pooled_height);
-        y.d[3] = exprBuilder.constant(mAttrs.pooled_width);
-        return 0;
-    }
-    DCN_TRT_CATCH(recorder(), who(), "getOutputShapes", return -1)
+    nvinfer1::DimsExprs y{};
+    y.nbDims = 4;
+    y.d[0] = inputs[1].d[0]; // R: the RoI count, dynamic
+    y.d[1] = inputs[0].d[1]; // C: data's channels
+    y.d[2] = eb.constant(mAttrs.pooled_height);
+    y.d[3] = eb.constant(mAttrs.pooled_width);
+    return y;
 }
 
 int32_t DeformRoIPoolPlugin::launch(DeformRoIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc,

@@ -21,6 +21,8 @@ struct DeformRoIPoolTraits
     static constexpr int32_t kMinInputs = 2;
     static constexpr int32_t kMaxInputs = 3;
     static constexpr char const* kInputNames = "data, rois[, offset]";
+    static constexpr char const* kInputs[] = {"data", "rois", "offset"};
+    static constexpr int32_t kRanks[] = {4, 2, 4};
     static constexpr char const* kFloat32Why = "RoI coordinates are never FP16";
     static bool isFloat32Input(int32_t index) noexcept
     {
@@ -28,8 +30,7 @@ struct DeformRoIPoolTraits
     }
     static char const* typeName(int32_t index) noexcept
     {
-        char const* names[] = {"data", "rois", "offset"};
-        return index >= 0 && index < kMaxInputs ? names[index] : nullptr;
+        return index >= 0 && index < kMaxInputs ? kInputs[index] : nullptr;
     }
     // The one parse path (parseFields) for build and runtime fields.
     static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
@@ -46,11 +47,8 @@ public:
     using Traits = DeformRoIPoolTraits;
     using Plugin::Plugin;
 
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
-
 private:
+    nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
     DeformRoIPoolDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
     int32_t launch(DeformRoIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
         void* output, void* workspace, cudaStream_t stream) override;

@@ -11,10 +11,10 @@
 //    validation, output shapes, workspace (if any) and launch.
 //  * Creator<Op>: the IPluginCreatorV3One of an op (one parse path for build and runtime).
 // An op's Traits: Attrs, Dims (dcn_math.h), kName, kFields, kNbFields, parse(layer, fc)
-// (parseFields with the op's table), kMinInputs,
-// kMaxInputs, kInputNames ("data, rois[, offset]"), isFloat32Input(i), typeName(i) (how
-// type errors name input i; nullptr: "input i"), kFloat32Why (why such an input is FP32),
-// attrs(fields) and validateAttrs(layer, attrs).
+// (parseFields with the op's table), kMinInputs, kMaxInputs, kInputNames ("data, rois[,
+// offset]"), kInputs / kRanks (name and rank of each input), isFloat32Input(i),
+// typeName(i) (how type errors name input i; nullptr: "input i"), kFloat32Why (why such an
+// input is FP32), attrs(fields) and validateAttrs(layer, attrs).
 #pragma once
 
 #include "dcn_math.h"
@@ -137,6 +137,13 @@ private:
 // Size in bytes of one element of a supported data type (FP32 / FP16); 0 otherwise.
 int64_t elementSize(nvinfer1::DataType t) noexcept;
 
+// Throws PluginError(error) unless it is empty (a common-header validate_* result).
+void throwIfError(std::string const& error);
+
+// The dims of n tensors (onShapeChange, enqueue) / their profile maxima (build phase).
+void dimsOf(nvinfer1::PluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept;
+void maxDimsOf(nvinfer1::DynamicPluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept;
+
 // Optional input i as the common header sees it: absent when not given, or (emptyIsAbsent)
 // given as empty (rank 0, isEmptyInput).
 ShapeRef inputShape(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t i, bool emptyIsAbsent) noexcept;
@@ -168,11 +175,7 @@ public:
         : PluginBase(Traits::kName, Traits::kFields, Traits::kNbFields, std::move(layerName), std::move(fields))
     {
         mAttrs = Traits::attrs(mFields);
-        std::string const e = Traits::validateAttrs(mLayerName, mAttrs);
-        if (!e.empty())
-        {
-            throw PluginError(e);
-        }
+        throwIfError(Traits::validateAttrs(mLayerName, mAttrs));
     }
 
     // IPluginV3: a copy with the shapes seen so far (and the op's runtime state, copyTo).
@@ -205,9 +208,9 @@ public:
             checkInputCount(nbInputs, nbOutputs);
             mNbInputs = nbInputs;
             nvinfer1::Dims maxDims[kMaxIn];
+            maxDimsOf(in, nbInputs, maxDims);
             for (int32_t i = 0; i < nbInputs; ++i)
             {
-                maxDims[i] = in[i].max;
                 for (int32_t k = 0; k < maxDims[i].nbDims; ++k)
                 {
                     if (maxDims[i].d[k] < 0)
@@ -224,6 +227,26 @@ public:
         }
         DCN_TRT_CATCH(recorder(), who(), "configurePlugin", return -1)
     }
+    // Input ranks (Traits::kRanks, but what rankIgnored lets pass), then outputShape.
+    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
+        nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
+        int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept override
+    {
+        DCN_TRT_TRY
+        {
+            checkInputCount(nbInputs, nbOutputs);
+            for (int32_t i = 0; i < nbInputs; ++i)
+            {
+                if (!rankIgnored(i, inputs[i].nbDims))
+                {
+                    checkRank(Traits::kInputs[i], inputs[i].nbDims, Traits::kRanks[i]);
+                }
+            }
+            outputs[0] = outputShape(inputs, exprBuilder);
+            return 0;
+        }
+        DCN_TRT_CATCH(recorder(), who(), "getOutputShapes", return -1)
+    }
     size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
         nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override
     {
@@ -239,10 +262,7 @@ public:
             checkInputCount(nbInputs, nbOutputs);
             mNbInputs = nbInputs;
             nvinfer1::Dims dims[kMaxIn];
-            for (int32_t i = 0; i < nbInputs; ++i)
-            {
-                dims[i] = in[i].dims;
-            }
+            dimsOf(in, nbInputs, dims);
             setShapes(dims, nbInputs);
             return 0;
         }
@@ -287,10 +307,7 @@ public:
             if (!same)
             {
                 nvinfer1::Dims dims[kMaxIn];
-                for (int32_t i = 0; i < mNbInputs; ++i)
-                {
-                    dims[i] = inputDesc[i].dims;
-                }
+                dimsOf(inputDesc, mNbInputs, dims);
                 setShapes(dims, mNbInputs);
             }
             if (volume(outputDesc[0].dims) == 0)
@@ -328,6 +345,13 @@ protected:
         return Traits::kFloat32Why;
     }
 
+    // An input whose rank getOutputShapes does not check (an empty optional input, say).
+    virtual bool rankIgnored(int32_t /*index*/, int32_t /*rank*/) const
+    {
+        return false;
+    }
+    // The output's shape expression (input ranks checked).
+    virtual nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const = 0;
     // The op's shape validation (dims of the nbInputs inputs, none -1, count checked); throws.
     virtual Dims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const = 0;
     // The op's kernels for validated dims d (inputDesc: the current shapes and types).
