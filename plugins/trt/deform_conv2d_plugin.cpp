@@ -117,9 +117,7 @@ size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc co
 {
     DCN_TRT_TRY
     {
-        nvinfer1::Dims maxDims[Traits::kMaxInputs];
-        maxDimsOf(inputs, nbInputs < Traits::kMaxInputs ? nbInputs : Traits::kMaxInputs, maxDims);
-        DeformConvDims const d = validate(maxDims, nbInputs);
+        DeformConvDims const d = validate(maxDimsOf(inputs, nbInputs).data(), nbInputs);
         int64_t es = elementSize(inputs[0].desc.type);
         es = es == 0 ? 4 : es;
         return static_cast<size_t>(plan::workspace_bytes(plan::columns_per_image(d) * es, d.N));

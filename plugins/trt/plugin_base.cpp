@@ -169,22 +169,6 @@ void throwIfError(std::string const& error)
     }
 }
 
-void dimsOf(nvinfer1::PluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept
-{
-    for (int32_t i = 0; i < n; ++i)
-    {
-        out[i] = in[i].dims;
-    }
-}
-
-void maxDimsOf(nvinfer1::DynamicPluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept
-{
-    for (int32_t i = 0; i < n; ++i)
-    {
-        out[i] = in[i].max;
-    }
-}
-
 ShapeRef inputShape(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t i, bool emptyIsAbsent) noexcept
 {
     return i < nbInputs && !(emptyIsAbsent && isEmptyInput(dims[i])) ? ShapeRef(dims[i].d, dims[i].nbDims)

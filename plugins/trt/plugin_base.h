@@ -23,6 +23,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -140,10 +141,6 @@ int64_t elementSize(nvinfer1::DataType t) noexcept;
 // Throws PluginError(error) unless it is empty (a common-header validate_* result).
 void throwIfError(std::string const& error);
 
-// The dims of n tensors (onShapeChange, enqueue) / their profile maxima (build phase).
-void dimsOf(nvinfer1::PluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept;
-void maxDimsOf(nvinfer1::DynamicPluginTensorDesc const* in, int32_t n, nvinfer1::Dims* out) noexcept;
-
 // Optional input i as the common header sees it: absent when not given, or (emptyIsAbsent)
 // given as empty (rank 0, isEmptyInput).
 ShapeRef inputShape(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t i, bool emptyIsAbsent) noexcept;
@@ -169,6 +166,7 @@ public:
     using Attrs = typename Traits::Attrs;
     using Dims = typename Traits::Dims;
     static constexpr int32_t kMaxIn = Traits::kMaxInputs;
+    using Shapes = std::array<nvinfer1::Dims, kMaxIn>;
 
     // fields: parsed by Traits::parse; validated here (throws PluginError).
     Plugin(std::string layerName, std::vector<FieldValue> fields)
@@ -205,10 +203,8 @@ public:
     {
         DCN_TRT_TRY
         {
-            checkInputCount(nbInputs, nbOutputs);
-            mNbInputs = nbInputs;
-            nvinfer1::Dims maxDims[kMaxIn];
-            maxDimsOf(in, nbInputs, maxDims);
+            setInputCount(nbInputs, nbOutputs);
+            Shapes const maxDims = maxDimsOf(in, nbInputs);
             for (int32_t i = 0; i < nbInputs; ++i)
             {
                 for (int32_t k = 0; k < maxDims[i].nbDims; ++k)
@@ -222,7 +218,7 @@ public:
                     }
                 }
             }
-            (void) validate(maxDims, nbInputs);
+            (void) validate(maxDims.data(), nbInputs);
             return 0;
         }
         DCN_TRT_CATCH(recorder(), who(), "configurePlugin", return -1)
@@ -259,11 +255,8 @@ public:
     {
         DCN_TRT_TRY
         {
-            checkInputCount(nbInputs, nbOutputs);
-            mNbInputs = nbInputs;
-            nvinfer1::Dims dims[kMaxIn];
-            dimsOf(in, nbInputs, dims);
-            setShapes(dims, nbInputs);
+            setInputCount(nbInputs, nbOutputs);
+            setShapes(dimsOf(in, nbInputs).data(), nbInputs);
             return 0;
         }
         DCN_TRT_CATCH(recorder(), who(), "onShapeChange", return -1)
@@ -306,9 +299,7 @@ public:
             }
             if (!same)
             {
-                nvinfer1::Dims dims[kMaxIn];
-                dimsOf(inputDesc, mNbInputs, dims);
-                setShapes(dims, mNbInputs);
+                setShapes(dimsOf(inputDesc, mNbInputs).data(), mNbInputs);
             }
             if (volume(outputDesc[0].dims) == 0)
             {
@@ -375,10 +366,35 @@ protected:
     {
         return mNbInputs;
     }
+    // The dims of the first n tensors (onShapeChange, enqueue) / their profile maxima (build).
+    static Shapes dimsOf(nvinfer1::PluginTensorDesc const* in, int32_t n) noexcept
+    {
+        Shapes s{};
+        for (int32_t i = 0; i < n && i < kMaxIn; ++i)
+        {
+            s[i] = in[i].dims;
+        }
+        return s;
+    }
+    static Shapes maxDimsOf(nvinfer1::DynamicPluginTensorDesc const* in, int32_t n) noexcept
+    {
+        Shapes s{};
+        for (int32_t i = 0; i < n && i < kMaxIn; ++i)
+        {
+            s[i] = in[i].max;
+        }
+        return s;
+    }
 
     Attrs mAttrs;
 
 private:
+    // The input count checked and kept: enqueue gets none.
+    void setInputCount(int32_t nbInputs, int32_t nbOutputs)
+    {
+        checkInputCount(nbInputs, nbOutputs);
+        mNbInputs = nbInputs;
+    }
     // validate() and remember the shapes and dims for enqueue.
     void setShapes(nvinfer1::Dims const* dims, int32_t nbInputs)
     {
