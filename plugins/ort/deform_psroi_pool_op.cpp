@@ -2,6 +2,7 @@
 // threaded over (output channel, bin), RoIs innermost. float32 and float16 (float16: math in float32);
 // rois are float32 in both (contract: coordinates never in half).
 #include "ort_common.h"
+#include "ort_custom_op.h"
 #include "ort_ops.h"
 
 namespace dcn_ort {
@@ -58,33 +59,17 @@ template <class T> struct DeformPSROIPoolKernel {
     dcn::DeformPSROIPoolAttrs a_;
 };
 
-template <class T>
-struct DeformPSROIPoolOp : Ort::CustomOpBase<DeformPSROIPoolOp<T>, DeformPSROIPoolKernel<T>, /*WithStatus=*/true> {
-    explicit DeformPSROIPoolOp(int api_version) { this->version = static_cast<uint32_t>(api_version); }
-
-    OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-        return guarded([&] { *kernel = new DeformPSROIPoolKernel<T>(info); });
-    }
-    const char* GetName() const { return dcn::kDeformPSROIPoolName; }
-    size_t GetInputTypeCount() const { return 3; }  // data, rois, trans
-    ONNXTensorElementDataType GetInputType(size_t index) const {
-        return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : element_type<T>();
-    }
-    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-        return index == 2 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                          : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-    }
-    size_t GetOutputTypeCount() const { return 1; }
-    ONNXTensorElementDataType GetOutputType(size_t) const { return element_type<T>(); }
+struct DeformPSROIPoolSpec {
+    static constexpr const char* kName = dcn::kDeformPSROIPoolName;
+    static constexpr size_t kNbInputs = 3;  // data, rois, trans
+    static bool isFloat32Input(size_t index) { return index == 1; }  // rois
+    static bool isOptionalInput(size_t index) { return index == 2; }  // trans
 };
 
 }  // namespace
 
 void add_deform_psroi_pool(Ort::CustomOpDomain& domain, int api_version) {
-    static DeformPSROIPoolOp<float> op_f32(api_version);
-    static DeformPSROIPoolOp<dcn::Half> op_f16(api_version);
-    domain.Add(&op_f32);
-    domain.Add(&op_f16);
+    add_custom_op<DeformPSROIPoolKernel, DeformPSROIPoolSpec>(domain, api_version);
 }
 
 }  // namespace dcn_ort

@@ -2,6 +2,7 @@
 // per output value, threaded over (channel, bin), RoIs innermost. float32 and float16 data
 // (float16: math in float32); RoIs are float32 in both (contract: coordinates never in half).
 #include "ort_common.h"
+#include "ort_custom_op.h"
 #include "ort_ops.h"
 
 namespace dcn_ort {
@@ -54,33 +55,17 @@ template <class T> struct DeformRoIPoolKernel {
     dcn::DeformRoIPoolAttrs a_;
 };
 
-template <class T>
-struct DeformRoIPoolOp : Ort::CustomOpBase<DeformRoIPoolOp<T>, DeformRoIPoolKernel<T>, /*WithStatus=*/true> {
-    explicit DeformRoIPoolOp(int api_version) { this->version = static_cast<uint32_t>(api_version); }
-
-    OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-        return guarded([&] { *kernel = new DeformRoIPoolKernel<T>(info); });
-    }
-    const char* GetName() const { return dcn::kDeformRoIPoolName; }
-    size_t GetInputTypeCount() const { return 3; }  // data, rois, offset
-    ONNXTensorElementDataType GetInputType(size_t index) const {
-        return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : element_type<T>();
-    }
-    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-        return index == 2 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                          : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-    }
-    size_t GetOutputTypeCount() const { return 1; }
-    ONNXTensorElementDataType GetOutputType(size_t) const { return element_type<T>(); }
+struct DeformRoIPoolSpec {
+    static constexpr const char* kName = dcn::kDeformRoIPoolName;
+    static constexpr size_t kNbInputs = 3;  // data, rois, offset
+    static bool isFloat32Input(size_t index) { return index == 1; }  // rois
+    static bool isOptionalInput(size_t index) { return index == 2; }  // offset
 };
 
 }  // namespace
 
 void add_deform_roi_pool(Ort::CustomOpDomain& domain, int api_version) {
-    static DeformRoIPoolOp<float> op_f32(api_version);
-    static DeformRoIPoolOp<dcn::Half> op_f16(api_version);
-    domain.Add(&op_f32);
-    domain.Add(&op_f16);
+    add_custom_op<DeformRoIPoolKernel, DeformRoIPoolSpec>(domain, api_version);
 }
 
 }  // namespace dcn_ort
