@@ -38,15 +38,8 @@ template <class T> struct DeformPSROIPoolKernel {
         const T* dp = data.GetTensorData<T>();
         const T* tp = d.no_trans ? nullptr : trans.GetTensorData<T>();
         T* y = Y.GetTensorMutableData<T>();
-        // Work item (ctop, ph, pw): one input channel (per batch item) for every RoI, so that its
-        // plane stays in cache across the RoIs.
-        const int64_t bins = P * P;
-        parallel_for(ctx, static_cast<size_t>(d.output_dim * bins), [&](size_t item) {
-            const int64_t ctop = static_cast<int64_t>(item) / bins, ph = (static_cast<int64_t>(item) % bins) / P;
-            const int64_t pw = static_cast<int64_t>(item) % P;
-            for (int64_t r = 0; r < d.R; ++r)
-                y[((r * d.output_dim + ctop) * P + ph) * P + pw] =
-                    dcn::store<T>(dcn::deform_psroi_pool_element<float>(dp, rp, tp, d, r, ctop, ph, pw));
+        pool_rois(ctx, d.R, d.output_dim, P, P, y, [&](int64_t r, int64_t ctop, int64_t ph, int64_t pw) {
+            return dcn::store<T>(dcn::deform_psroi_pool_element<float>(dp, rp, tp, d, r, ctop, ph, pw));
         });
     }
 

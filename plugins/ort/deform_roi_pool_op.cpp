@@ -35,14 +35,8 @@ template <class T> struct DeformRoIPoolKernel {
         const T* dp = data.GetTensorData<T>();
         const T* op = d.has_offset ? offset.GetTensorData<T>() : nullptr;
         T* y = Y.GetTensorMutableData<T>();
-        // Work item (c, ph, pw): one channel (per batch item) for every RoI, so that its plane stays in cache.
-        const int64_t bins = PH * PW;
-        parallel_for(ctx, static_cast<size_t>(d.C * bins), [&](size_t item) {
-            const int64_t c = static_cast<int64_t>(item) / bins, bin = static_cast<int64_t>(item) % bins;
-            const int64_t ph = bin / PW, pw = bin % PW;
-            for (int64_t r = 0; r < d.R; ++r)
-                y[((r * d.C + c) * PH + ph) * PW + pw] =
-                    dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
+        pool_rois(ctx, d.R, d.C, PH, PW, y, [&](int64_t r, int64_t c, int64_t ph, int64_t pw) {
+            return dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
         });
     }
 
