@@ -38,7 +38,7 @@ bool all_finite(const dcn::Half* v, int64_t n) {
     return bad == 0;
 }
 
-template <class T> struct DeformConv2dKernel {
+template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
     DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr) {
         const auto& f = dcn::kDeformConv2dFields;
         attrs_.field(f[dcn::kDC_STRIDES], a_.strides);
@@ -160,10 +160,6 @@ template <class T> struct DeformConv2dKernel {
                 }
             });
         }
-    }
-
-    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-        return guarded([&] { Compute(context); });
     }
 
   private:

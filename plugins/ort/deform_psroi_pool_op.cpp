@@ -8,7 +8,7 @@
 namespace dcn_ort {
 namespace {
 
-template <class T> struct DeformPSROIPoolKernel {
+template <class T> struct DeformPSROIPoolKernel : KernelBase<DeformPSROIPoolKernel<T>> {
     DeformPSROIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformPSROIPoolName) {
         const auto& f = dcn::kDeformPSROIPoolFields;
         attrs_.field(f[dcn::kPS_SPATIAL_SCALE], a_.spatial_scale);
@@ -41,10 +41,6 @@ template <class T> struct DeformPSROIPoolKernel {
         pool_rois(ctx, d.R, d.output_dim, P, P, y, [&](int64_t r, int64_t ctop, int64_t ph, int64_t pw) {
             return dcn::store<T>(dcn::deform_psroi_pool_element<float>(dp, rp, tp, d, r, ctop, ph, pw));
         });
-    }
-
-    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-        return guarded([&] { Compute(context); });
     }
 
   private:

@@ -8,7 +8,7 @@
 namespace dcn_ort {
 namespace {
 
-template <class T> struct DeformRoIPoolKernel {
+template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T>> {
     DeformRoIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformRoIPoolName) {
         const auto& f = dcn::kDeformRoIPoolFields;
         attrs_.field(f[dcn::kRP_POOLED_HEIGHT], a_.pooled_height);
@@ -38,10 +38,6 @@ template <class T> struct DeformRoIPoolKernel {
         pool_rois(ctx, d.R, d.C, PH, PW, y, [&](int64_t r, int64_t c, int64_t ph, int64_t pw) {
             return dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
         });
-    }
-
-    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-        return guarded([&] { Compute(context); });
     }
 
   private:

@@ -1,12 +1,20 @@
 // The ONNX Runtime glue every dcn op shares: one Ort::CustomOpBase class for all of them and
 // the registration of its float32 and float16 kernels. An op's file holds its Kernel<T> (the
-// attributes and Compute) and a Spec: kName (dcn_fields.h), kNbInputs, isFloat32Input(i)
+// attributes and Compute, deriving from KernelBase) and a Spec: kName (dcn_fields.h), kNbInputs, isFloat32Input(i)
 // (inputs that are float32 in both kernels: the RoI pools' rois) and isOptionalInput(i).
 #pragma once
 
 #include "ort_common.h"
 
 namespace dcn_ort {
+
+// ONNX Runtime calls a kernel's ComputeV2: Kernel<T> derives from KernelBase<Kernel<T>> and
+// defines Compute(OrtKernelContext*), whose exceptions become an OrtStatus (guarded).
+template <class Kernel> struct KernelBase {
+    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+        return guarded([&] { static_cast<Kernel*>(this)->Compute(context); });
+    }
+};
 
 template <template <class> class Kernel, class Spec, class T>
 struct CustomOp : Ort::CustomOpBase<CustomOp<Kernel, Spec, T>, Kernel<T>, /*WithStatus=*/true> {
