@@ -24,19 +24,16 @@ template <class T> struct DeformPSROIPoolKernel : KernelBase<DeformPSROIPoolKern
 
     void Compute(OrtKernelContext* context) {
         Ort::KernelContext ctx(context);
-        const Ort::ConstValue data = ctx.GetInput(0), rois = ctx.GetInput(1), trans = optional_input(ctx, 2);
-        const std::vector<int64_t> ds = shape_of(data), rs = shape_of(rois);
-        const std::vector<int64_t> ts = trans ? shape_of(trans) : std::vector<int64_t>();
+        const RoIPoolInputs in(ctx);  // data, rois, trans
         dcn::DeformPSROIPoolDims d{};
-        check(dcn::validate_deform_psroi_pool(attrs_.node(), a_, ds, rs, trans ? dcn::ShapeRef(ts) : dcn::ShapeRef(),
-                                              &d));
-        const float* rp = rois.GetTensorData<float>();
+        check(dcn::validate_deform_psroi_pool(attrs_.node(), a_, in.data_shape, in.rois_shape, in.third_ref(), &d));
+        const float* rp = in.roi_values();
         check(dcn::validate_deform_psroi_pool_batch_indices(attrs_.node(), rp, d.R, d.N));
         const int64_t P = d.pooled_size;
         Ort::UnownedValue Y = ctx.GetOutput(0, {d.R, d.output_dim, P, P});
         if (d.R == 0 || d.output_dim == 0) return;
-        const T* dp = data.GetTensorData<T>();
-        const T* tp = d.no_trans ? nullptr : trans.GetTensorData<T>();
+        const T* dp = in.data.GetTensorData<T>();
+        const T* tp = d.no_trans ? nullptr : in.third.GetTensorData<T>();
         T* y = Y.GetTensorMutableData<T>();
         pool_rois(ctx, d.R, d.output_dim, P, P, y, [&](int64_t r, int64_t ctop, int64_t ph, int64_t pw) {
             return dcn::store<T>(dcn::deform_psroi_pool_element<float>(dp, rp, tp, d, r, ctop, ph, pw));

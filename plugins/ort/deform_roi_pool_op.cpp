@@ -21,19 +21,16 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
 
     void Compute(OrtKernelContext* context) {
         Ort::KernelContext ctx(context);
-        const Ort::ConstValue data = ctx.GetInput(0), rois = ctx.GetInput(1), offset = optional_input(ctx, 2);
-        const std::vector<int64_t> ds = shape_of(data), rs = shape_of(rois);
-        const std::vector<int64_t> os = offset ? shape_of(offset) : std::vector<int64_t>();
+        const RoIPoolInputs in(ctx);  // data, rois, offset
         dcn::DeformRoIPoolDims d{};
-        check(dcn::validate_deform_roi_pool(attrs_.node(), a_, ds, rs, offset ? dcn::ShapeRef(os) : dcn::ShapeRef(),
-                                            &d));
-        const float* rp = rois.GetTensorData<float>();
+        check(dcn::validate_deform_roi_pool(attrs_.node(), a_, in.data_shape, in.rois_shape, in.third_ref(), &d));
+        const float* rp = in.roi_values();
         check(dcn::validate_deform_roi_pool_batch_indices(attrs_.node(), rp, d.R, d.N));
         const int64_t PH = d.pooled_height, PW = d.pooled_width;
         Ort::UnownedValue Y = ctx.GetOutput(0, {d.R, d.C, PH, PW});
         if (d.R == 0 || d.C == 0) return;
-        const T* dp = data.GetTensorData<T>();
-        const T* op = d.has_offset ? offset.GetTensorData<T>() : nullptr;
+        const T* dp = in.data.GetTensorData<T>();
+        const T* op = d.has_offset ? in.third.GetTensorData<T>() : nullptr;
         T* y = Y.GetTensorMutableData<T>();
         pool_rois(ctx, d.R, d.C, PH, PW, y, [&](int64_t r, int64_t c, int64_t ph, int64_t pw) {
             return dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
