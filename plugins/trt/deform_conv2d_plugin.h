@@ -26,15 +26,9 @@ struct DeformConv2dTraits
     static constexpr char const* kInputNames = "X, W, offset[, B[, mask]]";
     static constexpr char const* kInputs[] = {"X", "W", "offset", "B", "mask"};
     static constexpr int32_t kRanks[] = {4, 4, 4, 1, 4};
+    static constexpr int32_t kFloat32Input = -1; // none: all inputs of one type
     static constexpr char const* kFloat32Why = "";
-    static bool isFloat32Input(int32_t /*index*/) noexcept
-    {
-        return false; // all inputs of one type
-    }
-    static char const* typeName(int32_t /*index*/) noexcept
-    {
-        return nullptr; // "input i"
-    }
+    static constexpr bool kTypeErrorsByName = false; // "input 2 has type ..."
     // The one parse path (parseFields) for build and runtime fields.
     static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
     static Attrs attrs(std::vector<FieldValue> const& fields);

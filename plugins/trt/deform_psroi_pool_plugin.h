@@ -24,15 +24,9 @@ struct DeformPSROIPoolTraits
     static constexpr char const* kInputNames = "data, rois[, trans]";
     static constexpr char const* kInputs[] = {"data", "rois", "trans"};
     static constexpr int32_t kRanks[] = {4, 2, 4};
+    static constexpr int32_t kFloat32Input = 1; // rois
     static constexpr char const* kFloat32Why = "also in an FP16 layer";
-    static bool isFloat32Input(int32_t index) noexcept
-    {
-        return index == 1; // rois
-    }
-    static char const* typeName(int32_t /*index*/) noexcept
-    {
-        return nullptr; // "input i"
-    }
+    static constexpr bool kTypeErrorsByName = false; // "input 1 has type ..."
     // The one parse path (parseFields) for build and runtime fields.
     static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
     static Attrs attrs(std::vector<FieldValue> const& fields);

@@ -23,15 +23,9 @@ struct DeformRoIPoolTraits
     static constexpr char const* kInputNames = "data, rois[, offset]";
     static constexpr char const* kInputs[] = {"data", "rois", "offset"};
     static constexpr int32_t kRanks[] = {4, 2, 4};
+    static constexpr int32_t kFloat32Input = 1; // rois
     static constexpr char const* kFloat32Why = "RoI coordinates are never FP16";
-    static bool isFloat32Input(int32_t index) noexcept
-    {
-        return index == 1; // rois
-    }
-    static char const* typeName(int32_t index) noexcept
-    {
-        return index >= 0 && index < kMaxInputs ? kInputs[index] : nullptr;
-    }
+    static constexpr bool kTypeErrorsByName = true; // "rois has type ..."
     // The one parse path (parseFields) for build and runtime fields.
     static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
     static Attrs attrs(std::vector<FieldValue> const& fields);

@@ -12,9 +12,10 @@
 //  * Creator<Op>: the IPluginCreatorV3One of an op (one parse path for build and runtime).
 // An op's Traits: Attrs, Dims (dcn_math.h), kName, kFields, kNbFields, parse(layer, fc)
 // (parseFields with the op's table), kMinInputs, kMaxInputs, kInputNames ("data, rois[,
-// offset]"), kInputs / kRanks (name and rank of each input), isFloat32Input(i),
-// typeName(i) (how type errors name input i; nullptr: "input i"), kFloat32Why (why such an
-// input is FP32), attrs(fields) and validateAttrs(layer, attrs).
+// offset]"), kInputs / kRanks (name and rank of each input), kFloat32Input (the input that
+// is FP32 whatever the node's type, -1: none) and kFloat32Why (why, in its type error),
+// kTypeErrorsByName (type errors say "rois", else "input 1"), attrs(fields) and
+// validateAttrs(layer, attrs).
 #pragma once
 
 #include "dcn_math.h"
@@ -325,11 +326,11 @@ protected:
     }
     bool isFloat32Input(int32_t index) const noexcept override
     {
-        return Traits::isFloat32Input(index);
+        return index == Traits::kFloat32Input;
     }
     char const* typeName(int32_t index) const noexcept override
     {
-        return Traits::typeName(index);
+        return Traits::kTypeErrorsByName && index >= 0 && index < kMaxIn ? Traits::kInputs[index] : nullptr;
     }
     char const* float32Why() const noexcept override
     {
