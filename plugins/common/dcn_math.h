@@ -733,6 +733,36 @@ struct DeformPSROIPoolAttrs {
     int64_t no_trans = 0;
 };
 
+// The RoI pools' data [N, C, H, W] (data_layout: how the message spells it) and rois [R, 5]:
+// "" with N, C, H, W, R set, else the message (p: op_prefix).
+inline std::string validate_roi_pool_inputs(const std::string& p, ShapeRef data, ShapeRef rois, const char* data_layout,
+                                            int64_t& N, int64_t& C, int64_t& H, int64_t& W, int64_t& R) {
+    if (data.rank != 4) return p + "data has rank " + std::to_string(data.rank) + ", expected 4 (" + data_layout + ")";
+    if (rois.rank != 2 || rois[1] != 5) return p + "rois has shape " + shape_str(rois) + ", expected [R, 5]";
+    for (int q = 0; q < 4; ++q)
+        if (data[q] < 0) return p + "data has shape " + shape_str(data) + ", expected non-negative dimensions";
+    N = data[0];
+    C = data[1];
+    H = data[2];
+    W = data[3];
+    R = rois[0];
+    return "";
+}
+
+// Data check of the RoI pools, host memory: every rois[r, 0] (read as Acc) must be a batch index in [0, N).
+template <class Acc, class RT>
+inline std::string validate_roi_batch_indices(const char* op_type, const std::string& node, const RT* rois, int64_t R,
+                                              int64_t N) {
+    for (int64_t r = 0; r < R; ++r) {
+        const Acc v = load<Acc>(rois[r * 5]);
+        if (psroi_batch_index<Acc>(v, N) < 0)
+            return op_prefix(op_type, node) + "rois[" + std::to_string(r) + ", 0] = " +
+                   float_str(static_cast<double>(v)) + ", expected a batch index in [0, N) = [0, " +
+                   std::to_string(N) + ")";
+    }
+    return "";
+}
+
 inline std::string validate_deform_psroi_pool_attrs(const std::string& node, const DeformPSROIPoolAttrs& a) {
     const std::string p = op_prefix(kDeformPSROIPoolName, node);
     if (!(std::isfinite(a.spatial_scale) && a.spatial_scale > 0))
@@ -763,18 +793,9 @@ inline std::string validate_deform_psroi_pool(const std::string& node, const Def
     std::string e = validate_deform_psroi_pool_attrs(node, a);
     if (!e.empty()) return e;
     const std::string p = op_prefix(kDeformPSROIPoolName, node);
-    if (data.rank != 4)
-        return p + "data has rank " + std::to_string(data.rank) + ", expected 4 ([N, output_dim*group_size^2, H, W])";
-    if (rois.rank != 2 || rois[1] != 5)
-        return p + "rois has shape " + shape_str(rois) + ", expected [R, 5]";
-    for (int q = 0; q < 4; ++q)
-        if (data[q] < 0) return p + "data has shape " + shape_str(data) + ", expected non-negative dimensions";
     DeformPSROIPoolDims d{};
-    d.N = data[0];
-    d.C = data[1];
-    d.H = data[2];
-    d.W = data[3];
-    d.R = rois[0];
+    e = validate_roi_pool_inputs(p, data, rois, "[N, output_dim*group_size^2, H, W]", d.N, d.C, d.H, d.W, d.R);
+    if (!e.empty()) return e;
     d.spatial_scale = a.spatial_scale;
     d.output_dim = a.output_dim;
     d.group_size = a.group_size;
@@ -819,15 +840,7 @@ inline std::string validate_deform_psroi_pool(const std::string& node, const Def
 template <class T>
 inline std::string validate_deform_psroi_pool_batch_indices(const std::string& node, const T* rois, int64_t R,
                                                             int64_t N) {
-    using Acc = typename AccOf<T>::type;
-    for (int64_t r = 0; r < R; ++r) {
-        const Acc v = load<Acc>(rois[r * 5]);
-        if (psroi_batch_index<Acc>(v, N) < 0)
-            return op_prefix(kDeformPSROIPoolName, node) + "rois[" + std::to_string(r) + ", 0] = " +
-                   float_str(static_cast<double>(v)) + ", expected a batch index in [0, N) = [0, " +
-                   std::to_string(N) + ")";
-    }
-    return "";
+    return validate_roi_batch_indices<typename AccOf<T>::type>(kDeformPSROIPoolName, node, rois, R, N);
 }
 
 #endif  // !__CUDA_ARCH__
@@ -966,16 +979,9 @@ inline std::string validate_deform_roi_pool(const std::string& node, const Defor
     std::string e = validate_deform_roi_pool_attrs(node, a);
     if (!e.empty()) return e;
     const std::string p = op_prefix(kDeformRoIPoolName, node);
-    if (data.rank != 4) return p + "data has rank " + std::to_string(data.rank) + ", expected 4 ([N, C, H, W])";
-    if (rois.rank != 2 || rois[1] != 5) return p + "rois has shape " + shape_str(rois) + ", expected [R, 5]";
-    for (int q = 0; q < 4; ++q)
-        if (data[q] < 0) return p + "data has shape " + shape_str(data) + ", expected non-negative dimensions";
     DeformRoIPoolDims d{};
-    d.N = data[0];
-    d.C = data[1];
-    d.H = data[2];
-    d.W = data[3];
-    d.R = rois[0];
+    e = validate_roi_pool_inputs(p, data, rois, "[N, C, H, W]", d.N, d.C, d.H, d.W, d.R);
+    if (!e.empty()) return e;
     d.pooled_height = a.pooled_height;
     d.pooled_width = a.pooled_width;
     d.spatial_scale = a.spatial_scale;
@@ -996,13 +1002,7 @@ inline std::string validate_deform_roi_pool(const std::string& node, const Defor
 template <class RT>
 inline std::string validate_deform_roi_pool_batch_indices(const std::string& node, const RT* rois, int64_t R,
                                                           int64_t N) {
-    for (int64_t r = 0; r < R; ++r) {
-        const double v = static_cast<double>(rois[r * 5]);
-        if (psroi_batch_index<double>(v, N) < 0)
-            return op_prefix(kDeformRoIPoolName, node) + "rois[" + std::to_string(r) + ", 0] = " + float_str(v) +
-                   ", expected a batch index in [0, N) = [0, " + std::to_string(N) + ")";
-    }
-    return "";
+    return validate_roi_batch_indices<double>(kDeformRoIPoolName, node, rois, R, N);
 }
 
 #endif  // !__CUDA_ARCH__

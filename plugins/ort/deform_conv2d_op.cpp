@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "ort_common.h"
+#include "ort_custom_op.h"
 #include "ort_ops.h"
 
 namespace dcn_ort {
@@ -37,7 +38,7 @@ bool all_finite(const dcn::Half* v, int64_t n) {
     return bad == 0;
 }
 
-template <class T> struct DeformConv2dKernel {
+template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
     DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr) {
         const auto& f = dcn::kDeformConv2dFields;
         attrs_.field(f[dcn::kDC_STRIDES], a_.strides);
@@ -161,10 +162,6 @@ template <class T> struct DeformConv2dKernel {
         }
     }
 
-    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-        return guarded([&] { Compute(context); });
-    }
-
   private:
     // y = a x b (ONNX MatMul semantics, batch dimensions broadcast), float32, y preallocated.
     void matmul(const Ort::KernelContext& ctx, const float* a, std::vector<int64_t> as, const float* b,
@@ -188,31 +185,17 @@ template <class T> struct DeformConv2dKernel {
     Ort::Op matmul_;
 };
 
-template <class T>
-struct DeformConv2dOp : Ort::CustomOpBase<DeformConv2dOp<T>, DeformConv2dKernel<T>, /*WithStatus=*/true> {
-    explicit DeformConv2dOp(int api_version) { this->version = static_cast<uint32_t>(api_version); }
-
-    OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-        return guarded([&] { *kernel = new DeformConv2dKernel<T>(info); });
-    }
-    const char* GetName() const { return dcn::kDeformConv2dName; }
-    size_t GetInputTypeCount() const { return 5; }  // X, W, offset, B, mask
-    ONNXTensorElementDataType GetInputType(size_t) const { return element_type<T>(); }
-    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-        return index >= 3 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                          : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-    }
-    size_t GetOutputTypeCount() const { return 1; }
-    ONNXTensorElementDataType GetOutputType(size_t) const { return element_type<T>(); }
+struct DeformConv2dSpec {
+    static constexpr const char* kName = dcn::kDeformConv2dName;
+    static constexpr size_t kNbInputs = 5;  // X, W, offset, B, mask
+    static bool isFloat32Input(size_t /*index*/) { return false; }
+    static bool isOptionalInput(size_t index) { return index >= 3; }  // B, mask
 };
 
 }  // namespace
 
 void add_deform_conv2d(Ort::CustomOpDomain& domain, int api_version) {
-    static DeformConv2dOp<float> op_f32(api_version);
-    static DeformConv2dOp<dcn::Half> op_f16(api_version);
-    domain.Add(&op_f32);
-    domain.Add(&op_f16);
+    add_custom_op<DeformConv2dKernel, DeformConv2dSpec>(domain, api_version);
 }
 
 }  // namespace dcn_ort

@@ -2,12 +2,13 @@
 // per output value, threaded over (channel, bin), RoIs innermost. float32 and float16 data
 // (float16: math in float32); RoIs are float32 in both (contract: coordinates never in half).
 #include "ort_common.h"
+#include "ort_custom_op.h"
 #include "ort_ops.h"
 
 namespace dcn_ort {
 namespace {
 
-template <class T> struct DeformRoIPoolKernel {
+template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T>> {
     DeformRoIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformRoIPoolName) {
         const auto& f = dcn::kDeformRoIPoolFields;
         attrs_.field(f[dcn::kRP_POOLED_HEIGHT], a_.pooled_height);
@@ -20,33 +21,20 @@ template <class T> struct DeformRoIPoolKernel {
 
     void Compute(OrtKernelContext* context) {
         Ort::KernelContext ctx(context);
-        const Ort::ConstValue data = ctx.GetInput(0), rois = ctx.GetInput(1), offset = optional_input(ctx, 2);
-        const std::vector<int64_t> ds = shape_of(data), rs = shape_of(rois);
-        const std::vector<int64_t> os = offset ? shape_of(offset) : std::vector<int64_t>();
+        const RoIPoolInputs in(ctx);  // data, rois, offset
         dcn::DeformRoIPoolDims d{};
-        check(dcn::validate_deform_roi_pool(attrs_.node(), a_, ds, rs, offset ? dcn::ShapeRef(os) : dcn::ShapeRef(),
-                                            &d));
-        const float* rp = rois.GetTensorData<float>();
+        check(dcn::validate_deform_roi_pool(attrs_.node(), a_, in.data_shape, in.rois_shape, in.third_ref(), &d));
+        const float* rp = in.roi_values();
         check(dcn::validate_deform_roi_pool_batch_indices(attrs_.node(), rp, d.R, d.N));
         const int64_t PH = d.pooled_height, PW = d.pooled_width;
         Ort::UnownedValue Y = ctx.GetOutput(0, {d.R, d.C, PH, PW});
         if (d.R == 0 || d.C == 0) return;
-        const T* dp = data.GetTensorData<T>();
-        const T* op = d.has_offset ? offset.GetTensorData<T>() : nullptr;
+        const T* dp = in.data.GetTensorData<T>();
+        const T* op = d.has_offset ? in.third.GetTensorData<T>() : nullptr;
         T* y = Y.GetTensorMutableData<T>();
-        // Work item (c, ph, pw): one channel (per batch item) for every RoI, so that its plane stays in cache.
-        const int64_t bins = PH * PW;
-        parallel_for(ctx, static_cast<size_t>(d.C * bins), [&](size_t item) {
-            const int64_t c = static_cast<int64_t>(item) / bins, bin = static_cast<int64_t>(item) % bins;
-            const int64_t ph = bin / PW, pw = bin % PW;
-            for (int64_t r = 0; r < d.R; ++r)
-                y[((r * d.C + c) * PH + ph) * PW + pw] =
-                    dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
+        pool_rois(ctx, d.R, d.C, PH, PW, y, [&](int64_t r, int64_t c, int64_t ph, int64_t pw) {
+            return dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
         });
-    }
-
-    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-        return guarded([&] { Compute(context); });
     }
 
   private:
@@ -54,33 +42,17 @@ template <class T> struct DeformRoIPoolKernel {
     dcn::DeformRoIPoolAttrs a_;
 };
 
-template <class T>
-struct DeformRoIPoolOp : Ort::CustomOpBase<DeformRoIPoolOp<T>, DeformRoIPoolKernel<T>, /*WithStatus=*/true> {
-    explicit DeformRoIPoolOp(int api_version) { this->version = static_cast<uint32_t>(api_version); }
-
-    OrtStatusPtr CreateKernelV2(const OrtApi& /*api*/, const OrtKernelInfo* info, void** kernel) const {
-        return guarded([&] { *kernel = new DeformRoIPoolKernel<T>(info); });
-    }
-    const char* GetName() const { return dcn::kDeformRoIPoolName; }
-    size_t GetInputTypeCount() const { return 3; }  // data, rois, offset
-    ONNXTensorElementDataType GetInputType(size_t index) const {
-        return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : element_type<T>();
-    }
-    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-        return index == 2 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                          : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-    }
-    size_t GetOutputTypeCount() const { return 1; }
-    ONNXTensorElementDataType GetOutputType(size_t) const { return element_type<T>(); }
+struct DeformRoIPoolSpec {
+    static constexpr const char* kName = dcn::kDeformRoIPoolName;
+    static constexpr size_t kNbInputs = 3;  // data, rois, offset
+    static bool isFloat32Input(size_t index) { return index == 1; }  // rois
+    static bool isOptionalInput(size_t index) { return index == 2; }  // offset
 };
 
 }  // namespace
 
 void add_deform_roi_pool(Ort::CustomOpDomain& domain, int api_version) {
-    static DeformRoIPoolOp<float> op_f32(api_version);
-    static DeformRoIPoolOp<dcn::Half> op_f16(api_version);
-    domain.Add(&op_f32);
-    domain.Add(&op_f16);
+    add_custom_op<DeformRoIPoolKernel, DeformRoIPoolSpec>(domain, api_version);
 }
 
 }  // namespace dcn_ort

@@ -1,6 +1,6 @@
 // TensorRT plugin for dcn::DeformConv2d (shared/design/ops.md): IPluginV3 with
-// IPluginV3OneCore/Build/Runtime, and its IPluginCreatorV3One creator "DeformConv2d"
-// version "1", namespace "". Inputs X, W, offset[, B[, mask]], linear FP32 or FP16.
+// IPluginV3OneCore/Build/Runtime (life cycle: Plugin<> in plugin_base.h), and its
+// IPluginCreatorV3One creator "DeformConv2d" version "1", namespace "". Inputs X, W, offset[, B[, mask]], linear FP32 or FP16.
 // enqueue: bias broadcast, then per chunk of the batch a deformable im2col into the
 // workspace and cuBLAS GEMMs (FP32 accumulation) on the execution context's shared cuBLAS
 // handle (cublas_resource.h). An empty optional input (B or mask of rank 0, as TensorRT
@@ -14,90 +14,58 @@
 namespace dcn {
 namespace trt {
 
-class DeformConv2dPlugin final : public PluginBase
+struct DeformConv2dTraits
+{
+    using Attrs = DeformConvAttrs;
+    using Dims = DeformConvDims;
+    static char const* const kName; // the op's row of dcn_fields.h (defined beside parse)
+    static FieldSpec const* const kFields;
+    static constexpr int32_t kNbFields = kDC_NUM_FIELDS;
+    static constexpr int32_t kMinInputs = 3;
+    static constexpr int32_t kMaxInputs = 5;
+    static constexpr char const* kInputNames = "X, W, offset[, B[, mask]]";
+    static constexpr char const* kInputs[] = {"X", "W", "offset", "B", "mask"};
+    static constexpr int32_t kRanks[] = {4, 4, 4, 1, 4};
+    static constexpr int32_t kFloat32Input = -1; // none: all inputs of one type
+    static constexpr char const* kFloat32Why = "";
+    static constexpr bool kTypeErrorsByName = false; // "input 2 has type ..."
+    // The one parse path (parseFields) for build and runtime fields.
+    static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
+    static Attrs attrs(std::vector<FieldValue> const& fields);
+    static std::string validateAttrs(std::string const& layer, Attrs const& a)
+    {
+        return validate_deform_conv2d_attrs(layer, a);
+    }
+};
+
+class DeformConv2dPlugin final : public Plugin<DeformConv2dPlugin, DeformConv2dTraits>
 {
 public:
-    // fields: parsed by parseFields(kDeformConv2dFields); validated here (throws PluginError).
-    DeformConv2dPlugin(std::string layerName, std::vector<FieldValue> fields);
-    ~DeformConv2dPlugin() override = default;
-
-    // IPluginV3
-    nvinfer1::IPluginV3* clone() noexcept override;
+    using Traits = DeformConv2dTraits;
+    using Plugin::Plugin;
 
     // IPluginV3OneBuild
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
     size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
         nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
-    // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
-
-protected:
-    int32_t minInputs() const noexcept override
-    {
-        return 3;
-    }
-    int32_t maxInputs() const noexcept override
-    {
-        return 5;
-    }
-    char const* inputNames() const noexcept override
-    {
-        return "X, W, offset[, B[, mask]]";
-    }
-
 private:
-    // Validates shapes (dims of every input, none -1) with the common header; throws.
-    DeformConvDims validate(nvinfer1::Dims const* dims, int32_t nbInputs) const;
-    // validate() and remember the shapes and dims for enqueue.
-    void setShapes(nvinfer1::Dims const* dims, int32_t nbInputs);
+    bool rankIgnored(int32_t index, int32_t rank) const override;
+    nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
+    // Shapes by the common header, then the sizes cuBLAS takes as int.
+    DeformConvDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
+    int32_t launch(DeformConvDims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
+        void* output, void* workspace, cudaStream_t stream) override;
+    void copyTo(DeformConv2dPlugin& clone) const override;
+    void attached(nvinfer1::IPluginResourceContext* context) override;
+    void checkReady() const override;
     template <class T>
     int32_t run(DeformConvDims const& d, bool hasBias, void const* const* inputs, void* output, void* workspace,
         cudaStream_t stream);
-    DeformConvAttrs mAttrs;
+
     SharedCublas mCublas; // acquired by attachToContext (runtime clones only)
-    // Dims validated by onShapeChange for the current input shapes.
-    DeformConvDims mDims{};
-    nvinfer1::Dims mShapes[5]{};
-    bool mDimsValid{false};
-    bool mHasBias{false}; // B given and not empty (current shapes)
-    int32_t mNbInputs{0}; // seen by configurePlugin / onShapeChange (enqueue gets none)
 };
 
-class DeformConv2dCreator final : public nvinfer1::IPluginCreatorV3One
-{
-public:
-    DeformConv2dCreator();
-    char const* getPluginName() const noexcept override
-    {
-        return kDeformConv2dName;
-    }
-    char const* getPluginVersion() const noexcept override
-    {
-        return kPluginVersion;
-    }
-    char const* getPluginNamespace() const noexcept override
-    {
-        return kPluginNamespace;
-    }
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override
-    {
-        return mNames.collection();
-    }
-    nvinfer1::IPluginV3* createPlugin(
-        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
-
-private:
-    FieldNames mNames;
-};
+using DeformConv2dCreator = Creator<DeformConv2dPlugin>;
 
 } // namespace trt
 } // namespace dcn

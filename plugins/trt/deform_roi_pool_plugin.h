@@ -1,8 +1,8 @@
 // TensorRT plugin for dcn::DeformRoIPool (mmcv's deformable RoI pooling; docs/deform_roi_pool.md):
-// IPluginV3 with IPluginV3OneCore/Build/Runtime, and its IPluginCreatorV3One creator "DeformRoIPool"
-// version "1", namespace "". Inputs data, rois[, offset], linear; data / offset / output FP32 or FP16,
-// rois FP32 always (coordinates never in half); output [R, C, pooled_height, pooled_width] with R
-// symbolic (dynamic RoI count). Follows deform_psroi_pool_plugin.* (same PluginBase life cycle).
+// IPluginV3 with IPluginV3OneCore/Build/Runtime (life cycle: Plugin<> in plugin_base.h), and
+// its IPluginCreatorV3One creator "DeformRoIPool" version "1", namespace "". Inputs data,
+// rois[, offset], linear; data / offset / output FP32 or FP16, rois FP32 always (coordinates
+// never in half); output [R, C, pooled_height, pooled_width] with R symbolic (dynamic RoI count).
 #pragma once
 
 #include "dcn_math.h"
@@ -11,89 +11,44 @@
 namespace dcn {
 namespace trt {
 
-class DeformRoIPoolPlugin final : public PluginBase
+struct DeformRoIPoolTraits
 {
-public:
-    DeformRoIPoolPlugin(std::string layerName, std::vector<FieldValue> fields);
-    ~DeformRoIPoolPlugin() override = default;
-
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
-    // data / offset / output FP32 or FP16 (one type), rois FP32.
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
-        int32_t nbInputs) const noexcept override;
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
-    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
-        nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept override
+    using Attrs = DeformRoIPoolAttrs;
+    using Dims = DeformRoIPoolDims;
+    static char const* const kName; // the op's row of dcn_fields.h (defined beside parse)
+    static FieldSpec const* const kFields;
+    static constexpr int32_t kNbFields = kRP_NUM_FIELDS;
+    static constexpr int32_t kMinInputs = 2;
+    static constexpr int32_t kMaxInputs = 3;
+    static constexpr char const* kInputNames = "data, rois[, offset]";
+    static constexpr char const* kInputs[] = {"data", "rois", "offset"};
+    static constexpr int32_t kRanks[] = {4, 2, 4};
+    static constexpr int32_t kFloat32Input = 1; // rois
+    static constexpr char const* kFloat32Why = "RoI coordinates are never FP16";
+    static constexpr bool kTypeErrorsByName = true; // "rois has type ..."
+    // The one parse path (parseFields) for build and runtime fields.
+    static std::vector<FieldValue> parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc);
+    static Attrs attrs(std::vector<FieldValue> const& fields);
+    static std::string validateAttrs(std::string const& layer, Attrs const& a)
     {
-        return 0;
+        return validate_deform_roi_pool_attrs(layer, a);
     }
-
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
-
-protected:
-    int32_t minInputs() const noexcept override
-    {
-        return 2;
-    }
-    int32_t maxInputs() const noexcept override
-    {
-        return 3;
-    }
-    char const* inputNames() const noexcept override
-    {
-        return "data, rois[, offset]";
-    }
-
-private:
-    // Validates shapes (dims of every input, none -1) with the common header; throws.
-    DeformRoIPoolDims validate(nvinfer1::Dims const* dims, int32_t nbInputs) const;
-    // validate() and remember the shapes and dims for enqueue.
-    void setShapes(nvinfer1::Dims const* dims, int32_t nbInputs);
-
-    DeformRoIPoolAttrs mAttrs;
-    int32_t mNbInputs{0}; // seen by configurePlugin / onShapeChange (enqueue gets none)
-    DeformRoIPoolDims mDims{};
-    nvinfer1::Dims mShapes[3]{};
-    bool mDimsValid{false};
 };
 
-class DeformRoIPoolCreator final : public nvinfer1::IPluginCreatorV3One
+class DeformRoIPoolPlugin final : public Plugin<DeformRoIPoolPlugin, DeformRoIPoolTraits>
 {
 public:
-    DeformRoIPoolCreator();
-    char const* getPluginName() const noexcept override
-    {
-        return kDeformRoIPoolName;
-    }
-    char const* getPluginVersion() const noexcept override
-    {
-        return kPluginVersion;
-    }
-    char const* getPluginNamespace() const noexcept override
-    {
-        return kPluginNamespace;
-    }
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override
-    {
-        return mNames.collection();
-    }
-    nvinfer1::IPluginV3* createPlugin(
-        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
+    using Traits = DeformRoIPoolTraits;
+    using Plugin::Plugin;
 
 private:
-    FieldNames mNames;
+    nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
+    DeformRoIPoolDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
+    int32_t launch(DeformRoIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
+        void* output, void* workspace, cudaStream_t stream) override;
 };
+
+using DeformRoIPoolCreator = Creator<DeformRoIPoolPlugin>;
 
 } // namespace trt
 } // namespace dcn

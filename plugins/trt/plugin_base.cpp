@@ -70,10 +70,14 @@ int32_t PluginBase::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t 
     DCN_TRT_TRY
     {
         checkInputCount(nbInputs, nbOutputs);
+        auto label = [&](int32_t i) {
+            char const* name = typeName(i);
+            return name != nullptr ? std::string(name) : "input " + std::to_string(i);
+        };
         nvinfer1::DataType const t = inputTypes[0];
         if (t != nvinfer1::DataType::kFLOAT && t != nvinfer1::DataType::kHALF)
         {
-            throw PluginError(mWho + ": input 0 has type " + dataTypeName(t) + ", expected FP32 or FP16");
+            throw PluginError(mWho + ": " + label(0) + " has type " + dataTypeName(t) + ", expected FP32 or FP16");
         }
         for (int32_t i = 1; i < nbInputs; ++i)
         {
@@ -81,15 +85,15 @@ int32_t PluginBase::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t 
             {
                 if (inputTypes[i] != nvinfer1::DataType::kFLOAT)
                 {
-                    throw PluginError(mWho + ": input " + std::to_string(i) + " has type "
-                        + dataTypeName(inputTypes[i]) + ", expected FP32 (also in an FP16 layer)");
+                    throw PluginError(mWho + ": " + label(i) + " has type " + dataTypeName(inputTypes[i])
+                        + ", expected FP32 (" + float32Why() + ")");
                 }
                 continue;
             }
             if (inputTypes[i] != t)
             {
-                throw PluginError(mWho + ": input " + std::to_string(i) + " has type " + dataTypeName(inputTypes[i])
-                    + ", expected " + dataTypeName(t) + " like input 0 (all inputs of one type)");
+                throw PluginError(mWho + ": " + label(i) + " has type " + dataTypeName(inputTypes[i]) + ", expected "
+                    + dataTypeName(t) + " like " + label(0) + " (all inputs of one type)");
             }
         }
         outputTypes[0] = t;
@@ -129,6 +133,46 @@ nvinfer1::PluginFieldCollection const* PluginBase::getFieldsToSerialize() noexce
         return mWriter.collection();
     }
     DCN_TRT_CATCH(mRecorder, mWho, "getFieldsToSerialize", return nullptr)
+}
+
+void PluginBase::checkRank(char const* name, int32_t got, int32_t expected) const
+{
+    if (got != expected)
+    {
+        throw PluginError(
+            mWho + ": " + name + " has rank " + std::to_string(got) + ", expected " + std::to_string(expected));
+    }
+}
+
+void PluginBase::checkData(char const* name, nvinfer1::Dims const& dims, void const* data) const
+{
+    if (data == nullptr)
+    {
+        throw PluginError(
+            mWho + ": " + name + " has shape " + dimsToString(dims) + " and a null device pointer, expected its data");
+    }
+}
+
+int32_t PluginBase::cudaFailed(char const* what, cudaError_t e) const noexcept
+{
+    reportError(mRecorder,
+        mWho + ": " + what + " failed with " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ") [enqueue]",
+        nvinfer1::ErrorCode::kFAILED_EXECUTION);
+    return static_cast<int32_t>(e);
+}
+
+void throwIfError(std::string const& error)
+{
+    if (!error.empty())
+    {
+        throw PluginError(error);
+    }
+}
+
+ShapeRef inputShape(nvinfer1::Dims const* dims, int32_t nbInputs, int32_t i, bool emptyIsAbsent) noexcept
+{
+    return i < nbInputs && !(emptyIsAbsent && isEmptyInput(dims[i])) ? ShapeRef(dims[i].d, dims[i].nbDims)
+                                                                     : ShapeRef();
 }
 
 int64_t elementSize(nvinfer1::DataType t) noexcept

@@ -1,0 +1,36 @@
+// The one launch rule of every dcn kernel (CUDA sources only): a 1-D grid-stride grid of
+// launch::kThreads threads a block (launch::blocks_for), with 32-bit indices when the whole
+// loop fits them (launch::fits_int32), else 64-bit. Nothing launched for no items.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "dcn_launch.h"
+
+namespace dcn {
+namespace cuda {
+
+// This thread's first index and the grid's thread count (the grid-stride step).
+template <class I>
+__device__ __forceinline__ void thread_range(I& tid, I& nthreads) {
+    tid = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+    nthreads = static_cast<I>(gridDim.x) * static_cast<I>(blockDim.x);
+}
+
+// k32 (the kernel instantiated with int32_t indices) or k64 over `total` items, on `stream`,
+// with `args`; the launch status (cudaGetLastError), cudaSuccess when total <= 0.
+template <class... P, class... A>
+cudaError_t launch_grid_stride(int64_t total, cudaStream_t stream, void (*k32)(P...), void (*k64)(P...),
+                               const A&... args) {
+    if (total <= 0) return cudaSuccess;
+    const int64_t blocks = launch::blocks_for(total);
+    const dim3 grid(static_cast<unsigned>(blocks)), block(launch::kThreads);
+    if (launch::fits_int32(total, blocks))
+        k32<<<grid, block, 0, stream>>>(args...);
+    else
+        k64<<<grid, block, 0, stream>>>(args...);
+    return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace dcn
