@@ -25,11 +25,11 @@ Steps live in :mod:`exporter.trace` (1-3), :mod:`exporter.translate` (4), :mod:`
 """
 from __future__ import annotations
 
-import sys
-import types
 import copy
 import os
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -39,17 +39,16 @@ import onnx
 import torch
 from torch import nn
 
-from .contract import STANDARD_DEFORM_CONV_OPSET
-from .atomic import AtomicGroup
+from .atomic import AtomicGroup, check_writable
 from .cli_common import Stages
+from .contract import STANDARD_DEFORM_CONV_OPSET
 from .errors import DcnError, describe
-from .swap import Swap, match, swap_modules
 from .onnx_post import postprocess
+from .swap import Swap, match, swap_modules
 from .trace import (as_inputs, float16_reference, float64_reference, forward_param_names, normalize_dynamic,
                     prepare_model, reference_run, rois_positions, root_cause, trace_program)
 from .translate import DEFORM_CONV_MODES, scan_ops, to_onnx
 from .verify import check_export
-from .atomic import check_writable
 
 
 DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes

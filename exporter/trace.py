@@ -4,10 +4,10 @@ operators without a translation, and the reference runs (float64, float16, RoI p
 from __future__ import annotations
 
 import contextlib
-import logging
 import copy
 import inspect
 import io
+import logging
 import os
 import re
 import warnings
