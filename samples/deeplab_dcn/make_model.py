@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from samples.resnet_dcn import make_model as resnet_make
 from samples.resnet_dcn import model as resnet
-from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
+from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, set_threads, write_program
 
 from . import model as M
 
@@ -50,10 +50,7 @@ def make(args: argparse.Namespace) -> int:
     print(f"DeepLab-DCN (ASPP-lite, dilated c5) on ResNet-50-DCN {args.variant}{' (tiny)' if args.tiny else ''}: "
           f"{resnet.describe(net)}; offsets on the example input: mean |offset| "
           f"{resnet.offset_stats(net, images)['mean_abs_offset']:.3f} px")
-    save_program(net, (images,), out, dynamic={0: {0: "batch"}})
-    print(f"wrote {out} (torch.export program, example input images 1x3x{size}x{size})")
-    print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')} {' '.join(EXPORT_ARGS)} "
-          f"--save-io {out.parent / 'io'} --check")
+    write_program(net, (images,), out, {0: {0: "batch"}}, f"example input images 1x3x{size}x{size}", EXPORT_ARGS)
     return 0
 
 

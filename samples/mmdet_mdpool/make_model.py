@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from samples.resnet_dcn import model as resnet
-from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
+from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, set_threads, write_program
 from samples.rfcn_dpsroi import make_model as rfcn_make
 from samples.rfcn_dpsroi import model as rfcn
 
@@ -55,10 +55,8 @@ def make(args: argparse.Namespace) -> int:
           f"on the example: backbone offsets mean |offset| "
           f"{resnet.offset_stats(net.backbone, images)['mean_abs_offset']:.3f} px, RoI pooling offsets mean "
           f"{off_px:.2f} px, mask mean {mask:.3f}")
-    save_program(net, (images, rois), out, dynamic={0: {0: "batch"}, 1: {0: "num_rois"}})
-    print(f"wrote {out} (torch.export program, example inputs images 1x3x{size}x{size}, rois {num_rois}x5)")
-    print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')} {' '.join(EXPORT_ARGS)} "
-          f"--save-io {out.parent / 'io'} --check")
+    write_program(net, (images, rois), out, {0: {0: "batch"}, 1: {0: "num_rois"}},
+                  f"example inputs images 1x3x{size}x{size}, rois {num_rois}x5", EXPORT_ARGS)
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import model as M
-from .pipeline import check_writable_file, main_wrapper, save_program, save_state_dict, set_threads
+from .pipeline import check_writable_file, main_wrapper, save_state_dict, set_threads, write_program
 
 PROG = "samples.resnet_dcn.make_model"
 DEFAULT_OFFSET_STD = 0.1  # full size
@@ -76,9 +76,7 @@ def make(args: argparse.Namespace) -> int:
     print(f"ResNet-50-DCN c3-c5 {args.variant}{' (tiny)' if args.tiny else ''}: {M.describe(net)}; "
           f"offsets on the example input: mean |offset| {M.offset_stats(net, images)['mean_abs_offset']:.3f} px")
     if args.format == "pt2":
-        save_program(net, (images,), out, dynamic={0: {0: "batch"}})
-        print(f"wrote {out} (torch.export program, example input images 1x3x{size}x{size})")
-        print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')} --save-io {out.parent / 'io'} --check")
+        write_program(net, (images,), out, {0: {0: "batch"}}, f"example input images 1x3x{size}x{size}")
     else:
         save_state_dict(net, out)
         factory = f"samples.resnet_dcn.model:{M.factory_name(args.variant, args.tiny)}"

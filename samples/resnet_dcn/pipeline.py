@@ -52,6 +52,17 @@ def check_writable_file(path: Path) -> None:
         raise DcnError(f"output directory '{parent}' is not writable")
 
 
+def write_program(model: nn.Module, example_inputs: Sequence[torch.Tensor], path: os.PathLike | str,
+                  dynamic: Mapping[int, Mapping[int, str]], described: str, export_args: Sequence[str] = ()) -> Path:
+    """:func:`save_program`, then the two lines every sample prints: what was written (``described``:
+    the example inputs in words) and the ``next:`` dcn-export command that proves it."""
+    out = save_program(model, example_inputs, path, dynamic=dynamic)
+    print(f"wrote {out} (torch.export program, {described})")
+    extra = "".join(f" {a}" for a in export_args)
+    print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')}{extra} --save-io {out.parent / 'io'} --check")
+    return out
+
+
 def save_program(model: nn.Module, example_inputs: Sequence[torch.Tensor], path: os.PathLike | str,
                  dynamic: Optional[Mapping[int, Mapping[int, str]]] = None) -> Path:
     """``torch.export`` ``model`` and save the program to ``path`` atomically (temp file + rename).

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from samples.resnet_dcn import make_model as resnet_make
 from samples.resnet_dcn import model as resnet
-from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, save_program, set_threads
+from samples.resnet_dcn.pipeline import check_writable_file, main_wrapper, set_threads, write_program
 
 from . import model as M
 
@@ -63,10 +63,8 @@ def make(args: argparse.Namespace) -> int:
           f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f} M parameters; on the example: backbone offsets "
           f"mean |offset| {resnet.offset_stats(net.backbone, images)['mean_abs_offset']:.3f} px, RoI pooling offsets "
           f"mean {M.pool_offset_stats(net, images, rois):.2f} px")
-    save_program(net, (images, rois), out, dynamic={0: {0: "batch"}, 1: {0: "num_rois"}})
-    print(f"wrote {out} (torch.export program, example inputs images 1x3x{size}x{size}, rois {num_rois}x5)")
-    print(f"next: dcn-export {out} -o {out.with_suffix('.onnx')} {' '.join(EXPORT_ARGS)} "
-          f"--save-io {out.parent / 'io'} --check")
+    write_program(net, (images, rois), out, {0: {0: "batch"}, 1: {0: "num_rois"}},
+                  f"example inputs images 1x3x{size}x{size}, rois {num_rois}x5", EXPORT_ARGS)
     return 0
 
 
