@@ -28,7 +28,7 @@ from exporter.errors import DcnError, first_line
 from exporter.tolerance import TOLERANCES, error_ratio, output_scale, passes, tolerance
 
 from . import engine_files
-from .feeds import (fmt_dims, load_feeds, load_own_outputs, load_reference_outputs, parse_input_shapes,  # noqa: F401
+from .feeds import (fmt_dims, load_feeds, load_reference_outputs, parse_input_shapes,  # noqa: F401
                     parse_val_ranges, reference_paths, resolve_input_metadata)
 from .report import check_plot_dir, error_stats, print_table, runtime_versions, write_plots  # noqa: F401
 from .targets import describe_engine_target, describe_onnx_target, target_kind
@@ -209,8 +209,7 @@ def _load_reference(reference: Any, load_inputs: Optional[str], factory: Optiona
     ref = _Reference(str(reference), load_inputs)
     ref_path, sibling_inputs = reference_paths(str(reference))
     if ref_path.lower().endswith((".json", ".npz")):
-        ref.results, ref.name = load_reference_outputs(ref_path)
-        ref.own_iters = load_own_outputs(ref_path)
+        ref.results, ref.name, ref.own_iters = load_reference_outputs(ref_path)
         if ref.load_inputs is None:
             if sibling_inputs is None:
                 raise DcnError(

@@ -106,17 +106,18 @@ def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def load_reference_outputs(path: str):
-    """(RunResults with one runner, runner name) from a Polygraphy outputs JSON, or an .npz of one
-    iteration's outputs (runner 'pytorch')."""
+    """(RunResults with one runner, runner name, PyTorch's own iterations or None) from one read of a
+    Polygraphy outputs JSON or an .npz of one iteration (runner 'pytorch'); the own iterations are
+    runner ``pytorch-own`` (PyTorch in the export's precision), kept beside the reference."""
     from polygraphy.comparator import IterationResult, RunResults  # noqa: PLC0415
 
-    if str(path).lower().endswith(".npz"):
-        from exporter.polygraphy_io import RUNNER_NAME, load_npz, split_own  # noqa: PLC0415
+    from exporter.polygraphy_io import OWN_RUNNER_NAME, RUNNER_NAME, load_npz, split_own  # noqa: PLC0415
 
-        arrays, _own = split_own(load_npz(path, "REFERENCE"))
+    if str(path).lower().endswith(".npz"):
+        arrays, own = split_own(load_npz(path, "REFERENCE"))
         results = RunResults()
         results.append((RUNNER_NAME, [IterationResult(arrays, runner_name=RUNNER_NAME)]))
-        return results, RUNNER_NAME
+        return results, RUNNER_NAME, None if own is None else [IterationResult(own, runner_name=OWN_RUNNER_NAME)]
 
     try:
         results = RunResults.load(str(path))
@@ -125,29 +126,11 @@ def load_reference_outputs(path: str):
     if not len(results):
         raise DcnError(f"REFERENCE {path!r} holds no runner results")
     names = [n for n, _ in results.items()]
-    pick = "pytorch" if "pytorch" in names else names[0]
+    pick = RUNNER_NAME if RUNNER_NAME in names else names[0]
     only = RunResults()
     only.append((pick, results[pick]))
-    return only, pick
-
-
-def load_own_outputs(path: str):
-    """The ``pytorch-own`` iterations of a Polygraphy outputs JSON (PyTorch in the export's precision), or None."""
-    from polygraphy.comparator import IterationResult, RunResults  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
-
-    from exporter.polygraphy_io import OWN_RUNNER_NAME, load_npz, split_own  # noqa: PLC0415
-
-    if str(path).lower().endswith(".npz"):
-        _ref, own = split_own(load_npz(path, "REFERENCE"))
-        return None if own is None else [IterationResult(own, runner_name=OWN_RUNNER_NAME)]
-    try:
-        with G_LOGGER.verbosity(G_LOGGER.ERROR):  # load_reference_outputs already said it loads this file
-            results = RunResults.load(str(path))
-    except Exception:  # noqa: BLE001  (load_reference_outputs reports a bad file)
-        return None
-    names = [n for n, _ in results.items()]
-    return list(results[OWN_RUNNER_NAME]) if OWN_RUNNER_NAME in names else None
+    own_iters = list(results[OWN_RUNNER_NAME]) if OWN_RUNNER_NAME in names else None
+    return only, pick, own_iters
 
 
 def reference_paths(reference: str) -> tuple[str, Optional[str]]:
