@@ -1,6 +1,7 @@
-"""plugins/common/dcn_math.h on the host, element by element against the PyTorch reference.
+"""The math headers (plugins/common/dcn_math.h, plugins/ops/<op>/<op>_math.h) on the host, element by element
+against the PyTorch reference.
 
-The header's functions run over whole tensors in libdcn_host_tests (plugins/tests/host_math.cpp,
+The headers' functions run over whole tensors in libdcn_host_tests (plugins/tests/host_math.cpp, <op>_host_math.cpp,
 loaded with ctypes) in float64, float32 and float16 storage; they are compared with the float64
 reference (exporter.ops) on the same (rounded) inputs, with the tolerances of exporter.tolerance,
 on the awkward sweep (tests/helpers/sweep.py), the MXNet golden data and extra random cases. Validation

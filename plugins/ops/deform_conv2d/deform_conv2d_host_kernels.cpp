@@ -1,12 +1,12 @@
-// host_kernels.cpp: the CUDA launches of the TensorRT plugins, emulated on the host, with
-// C linkage for tests/test_host_kernels.py (ctypes; part of libdcn_host_tests).
+// deform_conv2d_host_kernels.cpp: dcn::DeformConv2d's CUDA launches in the TensorRT plugin,
+// emulated on the host, with C linkage for tests/test_host_kernels.py (ctypes; part of libdcn_host_tests).
 //
-// What runs here is the plugins' own code, not a copy: the launch geometry, the
+// What runs here is the plugin's own code, not a copy: the launch geometry, the
 // thread-index -> output-coordinate mapping and the per-thread bodies of the kernels
-// (plugins/cuda/dcn_launch.h, called for every (block, thread) of the grid the launcher
-// would use, in int32 or int64 indexing as the launcher picks), the DeformConv2d plugin's
-// work split (plugins/cuda/dcn_conv_plan.h: batch chunks, workspace layout, the GEMMs per
-// convolution group) and the math (plugins/common/dcn_math.h). The only stand-in is the
+// (deform_conv2d_launch.h, called for every (block, thread) of the grid the launcher
+// would use, in int32 or int64 indexing as the launcher picks: plugins/tests/host_tests.h),
+// the plugin's work split (deform_conv2d_plan.h: batch chunks, workspace layout, the GEMMs per
+// convolution group) and the math (deform_conv2d_math.h). The only stand-in is the
 // GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
 // the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
 // CUBLAS_COMPUTE_32F for float/half).
@@ -16,64 +16,20 @@
 // 1 = int32, 2 = int64. max_blocks > 0 caps the grid (exercises the grid-stride loop).
 // Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
 // message from the header, or an emulation check that failed).
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <string>
-#include <type_traits>
 #include <vector>
 
-#include "dcn_conv_plan.h"
-#include "dcn_launch.h"
-#include "dcn_math.h"
-
-#define DCN_EMU_EXPORT extern "C" __attribute__((visibility("default")))
+#include "deform_conv2d_launch.h"
+#include "deform_conv2d_plan.h"
+#include "host_tests.h"  // plugins/tests
 
 namespace {
 
 using dcn::DeformConvDims;
-using dcn::DeformPSROIPoolDims;
-namespace launch = dcn::launch;
+using namespace dcn_host;
 namespace plan = dcn::plan;
-
-int emu_report(const std::string& e, char* msg, size_t msg_size) {
-    if (msg && msg_size) {
-        const size_t n = e.size() < msg_size - 1 ? e.size() : msg_size - 1;
-        std::memcpy(msg, e.data(), n);
-        msg[n] = '\0';
-    }
-    return e.empty() ? 0 : 1;
-}
-
-template <class T> T sentinel() { return dcn::store<T>(std::numeric_limits<double>::quiet_NaN()); }
-template <> dcn::Half sentinel<dcn::Half>() { return dcn::Half::from_bits(0x7e00u); }
-
-template <class T> bool is_sentinel(const T& v) {
-    using Acc = typename dcn::AccOf<T>::type;
-    return std::isnan(dcn::load<Acc>(v));
-}
-
-// Runs body(tid, nthreads) for every thread of the grid the launcher would start for
-// `total` items: blocks_for(total) blocks (capped by max_blocks) of kThreads threads.
-// Returns the number of blocks.
-template <class I, class Body> int64_t emulate_grid(int64_t total, int64_t max_blocks, Body&& body) {
-    int64_t blocks = launch::blocks_for(total);
-    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-    const I nthreads = static_cast<I>(blocks * launch::kThreads);
-    for (int64_t b = 0; b < blocks; ++b)
-        for (int t = 0; t < launch::kThreads; ++t) body(static_cast<I>(b * launch::kThreads + t), nthreads);
-    return blocks;
-}
-
-// The launcher's choice: int32 indexing when the grid-stride loop stays in int32.
-bool use_int32(int index_mode, int64_t total, int64_t max_blocks) {
-    if (index_mode == 1) return true;
-    if (index_mode == 2) return false;
-    int64_t blocks = launch::blocks_for(total);
-    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-    return launch::fits_int32(total, blocks);
-}
 
 // cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation.
 template <class T>
@@ -92,11 +48,7 @@ void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, f
             }
 }
 
-dcn::ShapeRef opt_shape(const void* p, const int64_t* dims, int64_t rank) {
-    return p ? dcn::ShapeRef(dims, rank) : dcn::ShapeRef();
-}
-
-// The DeformConv2d plugin's enqueue (plugins/trt/deform_conv2d_plugin.cpp, run<T>) on the host.
+// The plugin's enqueue (deform_conv2d_plugin.cpp, run<T>) on the host.
 template <class T>
 std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, int64_t cap, const void* Xv,
                    const void* Wv, const void* offv, const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
@@ -180,40 +132,9 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     return "";
 }
 
-template <class T>
-void psroi(const DeformPSROIPoolDims& d, int index_mode, int64_t max_blocks, const void* datav, const void* roisv,
-           const void* transv, void* Yv, int64_t* stats) {
-    using TR = typename std::conditional<std::is_same<T, double>::value, double, float>::type;  // rois: float32
-    const T* data = static_cast<const T*>(datav);
-    const TR* rois = static_cast<const TR*>(roisv);
-    const T* trans = static_cast<const T*>(transv);
-    T* Y = static_cast<T*>(Yv);
-    const int64_t total = launch::psroi_total(d);
-    for (int64_t q = 0; q < total; ++q) Y[q] = sentinel<T>();
-    int64_t blocks = 0;
-    const bool i32 = use_int32(index_mode, total, max_blocks);
-    if (total > 0) {
-        if (i32)
-            blocks = emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
-                launch::deform_psroi_pool_thread<T, int32_t>(tid, nt, data, rois, trans, d, Y);
-            });
-        else
-            blocks = emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) {
-                launch::deform_psroi_pool_thread<T, int64_t>(tid, nt, data, rois, trans, d, Y);
-            });
-    }
-    int64_t unwritten = 0;
-    for (int64_t q = 0; q < total; ++q) unwritten += is_sentinel(Y[q]) ? 1 : 0;
-    if (stats) {
-        stats[0] = blocks;
-        stats[1] = i32 ? 32 : 64;
-        stats[2] = unwritten;
-    }
-}
-
 }  // namespace
 
-DCN_EMU_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_blocks, int64_t columns_cap,
+DCN_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_blocks, int64_t columns_cap,
                                          const void* X, const int64_t* x_shape, const void* W, const int64_t* w_shape,
                                          const void* offset, const int64_t* offset_shape, const void* B,
                                          const int64_t* b_shape, const void* mask, const int64_t* mask_shape,
@@ -230,7 +151,7 @@ DCN_EMU_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_
     std::string e = dcn::validate_deform_conv2d("emu", a, dcn::ShapeRef(x_shape, 4), dcn::ShapeRef(w_shape, 4),
                                                 dcn::ShapeRef(offset_shape, 4), opt_shape(B, b_shape, 1),
                                                 opt_shape(mask, mask_shape, 4), &d);
-    if (!e.empty()) return emu_report(e, msg, msg_size);
+    if (!e.empty()) return report(e, msg, msg_size);
     const int64_t cap = columns_cap > 0 ? columns_cap : plan::kColumnsCapBytes;
     switch (dtype) {
         case 0: e = conv2d<double>(d, index_mode, max_blocks, cap, X, W, offset, B, mask, Y, stats); break;
@@ -238,39 +159,11 @@ DCN_EMU_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_
         case 2: e = conv2d<dcn::Half>(d, index_mode, max_blocks, cap, X, W, offset, B, mask, Y, stats); break;
         default: e = "dtype code " + std::to_string(dtype) + ", expected 0, 1 or 2";
     }
-    return emu_report(e, msg, msg_size);
-}
-
-DCN_EMU_EXPORT int dcn_emu_deform_psroi_pool(int dtype, int index_mode, int64_t max_blocks, const void* data,
-                                             const int64_t* data_shape, const void* rois, const int64_t* rois_shape,
-                                             const void* trans, const int64_t* trans_shape, double spatial_scale,
-                                             int64_t output_dim, int64_t group_size, int64_t pooled_size,
-                                             int64_t part_size, int64_t sample_per_part, double trans_std,
-                                             int64_t no_trans, void* Y, int64_t* stats, char* msg, size_t msg_size) {
-    dcn::DeformPSROIPoolAttrs a;
-    a.spatial_scale = spatial_scale;
-    a.output_dim = output_dim;
-    a.group_size = group_size;
-    a.pooled_size = pooled_size;
-    a.part_size = part_size;
-    a.sample_per_part = sample_per_part;
-    a.trans_std = trans_std;
-    a.no_trans = no_trans;
-    DeformPSROIPoolDims d{};
-    const std::string e = dcn::validate_deform_psroi_pool("emu", a, dcn::ShapeRef(data_shape, 4),
-                                                          dcn::ShapeRef(rois_shape, 2), opt_shape(trans, trans_shape, 4), &d);
-    if (!e.empty()) return emu_report(e, msg, msg_size);
-    switch (dtype) {
-        case 0: psroi<double>(d, index_mode, max_blocks, data, rois, trans, Y, stats); break;
-        case 1: psroi<float>(d, index_mode, max_blocks, data, rois, trans, Y, stats); break;
-        case 2: psroi<dcn::Half>(d, index_mode, max_blocks, data, rois, trans, Y, stats); break;
-        default: return emu_report("dtype code " + std::to_string(dtype) + ", expected 0, 1 or 2", msg, msg_size);
-    }
-    return 0;
+    return report(e, msg, msg_size);
 }
 
 // The kernels' index mappings, for every idx < total: out[7*idx ...] = n, c, k, i, j, ho, wo.
-DCN_EMU_EXPORT void dcn_emu_im2col_coords(int64_t C, int64_t kH, int64_t kW, int64_t outH, int64_t outW,
+DCN_EXPORT void dcn_emu_im2col_coords(int64_t C, int64_t kH, int64_t kW, int64_t outH, int64_t outW,
                                           int64_t total, int64_t* out) {
     for (int64_t idx = 0; idx < total; ++idx) {
         const launch::Im2colCoord q = launch::im2col_coord<int64_t>(idx, C, kH, kW, outH, outW);
@@ -279,20 +172,11 @@ DCN_EMU_EXPORT void dcn_emu_im2col_coords(int64_t C, int64_t kH, int64_t kW, int
     }
 }
 
-// out[4*idx ...] = r, ctop, ph, pw.
-DCN_EMU_EXPORT void dcn_emu_psroi_coords(int64_t output_dim, int64_t pooled_size, int64_t total, int64_t* out) {
-    for (int64_t idx = 0; idx < total; ++idx) {
-        const launch::PoolCoord q = launch::psroi_coord<int64_t>(idx, output_dim, pooled_size);
-        const int64_t v[4] = {q.r, q.ctop, q.ph, q.pw};
-        std::memcpy(out + 4 * idx, v, sizeof v);
-    }
-}
-
 // The workspace plan for a problem of (perImage, N) run in a workspace sized for
 // (perImageMax, maxN): out = chunk, columns used, cuBLAS offset, workspace size.
 // Returns 0 when the chunk's columns end before the cuBLAS part and that part ends
 // inside the workspace.
-DCN_EMU_EXPORT int dcn_emu_plan(int64_t perImageMax, int64_t maxN, int64_t perImage, int64_t N, int64_t cap,
+DCN_EXPORT int dcn_emu_plan(int64_t perImageMax, int64_t maxN, int64_t perImage, int64_t N, int64_t cap,
                                 int64_t* out) {
     cap = cap > 0 ? cap : plan::kColumnsCapBytes;
     const int64_t ws = plan::workspace_bytes(perImageMax, maxN, cap);
@@ -315,7 +199,7 @@ DCN_EMU_EXPORT int dcn_emu_plan(int64_t perImageMax, int64_t maxN, int64_t perIm
     return ok && aligned ? 0 : 1;
 }
 
-DCN_EMU_EXPORT int dcn_emu_launch_constants(int64_t* out) {
+DCN_EXPORT int dcn_emu_launch_constants(int64_t* out) {
     out[0] = launch::kThreads;
     out[1] = launch::kMaxBlocks;
     out[2] = plan::kColumnsCapBytes;

@@ -1,8 +1,9 @@
 // DeformConv2d kernels: deformable im2col (the hot kernel) and the bias broadcast.
-// Thin wrappers around dcn_launch.h (index mapping + per-thread body, tested on the host)
-// and dcn_math.h (the math). The GEMM is cuBLAS, called by the TensorRT plugin.
-#include "dcn_kernels.h"
-#include "dcn_launch.cuh"
+// Thin wrappers around deform_conv2d_launch.h (index mapping + per-thread body, tested on the
+// host) and deform_conv2d_math.h (the math). The GEMM is cuBLAS, called by the TensorRT plugin.
+#include "dcn_launch.cuh"  // plugins/cuda
+#include "deform_conv2d_kernels.h"
+#include "deform_conv2d_launch.h"
 
 namespace dcn {
 namespace cuda {

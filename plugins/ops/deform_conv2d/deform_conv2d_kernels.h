@@ -1,10 +1,10 @@
-// dcn_kernels.h: the CUDA launchers of the dcn ops (no TensorRT here). Each launches on
-// `stream`, checks cudaGetLastError() after its launch and returns it; an empty problem
+// deform_conv2d_kernels.h: the CUDA launchers of dcn::DeformConv2d (no TensorRT here). Each launches
+// on `stream`, checks cudaGetLastError() after its launch and returns it; an empty problem
 // launches nothing and returns cudaSuccess. T is float or __half (math in float through
-// plugins/common/dcn_math.h, results stored as T). Layouts: plugins/cuda/dcn_launch.h.
+// deform_conv2d_math.h, results stored as T). Layouts: deform_conv2d_launch.h.
 #pragma once
 
-#include "dcn_math.h"  // plugins/common
+#include "deform_conv2d_math.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -24,18 +24,10 @@ cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const Defo
 template <class T>
 cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream);
 
-// Deformable PS-RoI pooling: Y [R, output_dim, P, P]. trans: nullptr or ignored when d.no_trans.
-// rois are float32 for both data types (contract: coordinates never in half).
-template <class T>
-cudaError_t deform_psroi_pool(const T* data, const float* rois, const T* trans, const DeformPSROIPoolDims& d, T* Y,
-                              cudaStream_t stream);
-
 #define DCN_DECLARE_LAUNCHERS(T)                                                                                    \
     extern template cudaError_t deform_im2col<T>(const T*, const T*, const T*, const DeformConvDims&, int64_t,     \
                                                  int64_t, T*, cudaStream_t);                                        \
-    extern template cudaError_t fill_bias<T>(const T*, const DeformConvDims&, T*, cudaStream_t);                   \
-    extern template cudaError_t deform_psroi_pool<T>(const T*, const float*, const T*, const DeformPSROIPoolDims&, T*, \
-                                                     cudaStream_t);
+    extern template cudaError_t fill_bias<T>(const T*, const DeformConvDims&, T*, cudaStream_t);
 DCN_DECLARE_LAUNCHERS(float)
 DCN_DECLARE_LAUNCHERS(__half)
 #undef DCN_DECLARE_LAUNCHERS

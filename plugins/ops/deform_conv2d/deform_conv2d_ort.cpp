@@ -1,4 +1,4 @@
-// dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from dcn_math.h, then ONNX
+// dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
 // Runtime's own MatMul (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
 // W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32).
 //
@@ -11,9 +11,10 @@
 #include <cstring>
 #include <type_traits>
 
-#include "ort_common.h"
-#include "ort_custom_op.h"
-#include "ort_ops.h"
+#include "deform_conv2d_math.h"
+#include "ort_common.h"     // plugins/ort
+#include "ort_custom_op.h"  // plugins/ort
+#include "ort_ops.h"        // plugins/ort
 
 namespace dcn_ort {
 namespace {

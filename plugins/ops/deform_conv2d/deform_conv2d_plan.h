@@ -1,6 +1,6 @@
-// dcn_conv_plan.h: how the DeformConv2d plugin splits its work (host code, no CUDA or
+// deform_conv2d_plan.h: how the DeformConv2d plugin splits its work (host code, no CUDA or
 // cuBLAS includes), shared by the TensorRT plugin and the host emulation test
-// (plugins/tests/host_kernels.cpp), so the GEMM group structure, batch chunking and
+// (deform_conv2d_host_kernels.cpp), so the GEMM group structure, batch chunking and
 // workspace arithmetic that the plugin runs are the ones tested on the host.
 //
 //   workspace = [ padding to 256 B | columns of a chunk of images | cuBLAS workspace ]
@@ -8,7 +8,7 @@
 //   256-byte alignment: getWorkspaceSize asks kAlignBytes more and enqueue starts at the
 //   first aligned byte, base_padding())
 //   for each chunk of images [n0, n0 + nb):
-//       deformable im2col -> columns col[nl][C*kH*kW][outH*outW]   (dcn_launch.h)
+//       deformable im2col -> columns col[nl][C*kH*kW][outH*outW]   (deform_conv2d_launch.h)
 //       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
 //
 // GEMMs are column-major (cuBLAS): a row-major [R, L] matrix is a column-major L x R one.
@@ -19,7 +19,7 @@
 // batched over images (strideB = 0, the weights are shared) or over groups.
 #pragma once
 
-#include "dcn_math.h"  // plugins/common
+#include "deform_conv2d_math.h"
 
 #include <cstdint>
 

@@ -1,8 +1,8 @@
 #include "deform_conv2d_plugin.h"
 
-#include "dcn_conv_plan.h"
-#include "dcn_kernels.h"
-#include "dcn_math.h"
+#include "deform_conv2d_kernels.h"
+#include "deform_conv2d_plan.h"
+#include "plugin_ops.h"  // plugins/trt
 
 #include <climits>
 #include <type_traits>
@@ -245,6 +245,12 @@ int32_t DeformConv2dPlugin::launch(DeformConvDims const& d, nvinfer1::PluginTens
     return dispatchType(who(), "X", inputDesc[0].type, [&](auto t) {
         return run<decltype(t)>(d, hasBias, inputs, output, workspace, stream);
     });
+}
+
+nvinfer1::IPluginCreatorInterface* deform_conv2d_creator()
+{
+    static DeformConv2dCreator creator;
+    return &creator;
 }
 
 } // namespace trt

@@ -7,9 +7,9 @@
 // may pass for an ONNX input named "") counts as absent.
 #pragma once
 
-#include "dcn_math.h"
-#include "cublas_resource.h"
-#include "plugin_base.h"
+#include "cublas_resource.h"  // plugins/trt
+#include "deform_conv2d_math.h"
+#include "plugin_base.h"      // plugins/trt
 
 namespace dcn {
 namespace trt {

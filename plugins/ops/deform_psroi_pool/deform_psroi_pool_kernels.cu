@@ -1,8 +1,9 @@
 // DeformPSROIPool kernel: one thread per output value (grid-stride), a thin wrapper
-// around dcn_launch.h (index mapping + per-thread body, tested on the host) and
-// dcn_math.h (the math).
-#include "dcn_kernels.h"
-#include "dcn_launch.cuh"
+// around deform_psroi_pool_launch.h (index mapping + per-thread body, tested on the host) and
+// deform_psroi_pool_math.h (the math).
+#include "dcn_launch.cuh"  // plugins/cuda
+#include "deform_psroi_pool_kernels.h"
+#include "deform_psroi_pool_launch.h"
 
 namespace dcn {
 namespace cuda {

@@ -1,9 +1,10 @@
-// dcn::DeformPSROIPool for ONNX Runtime (CPU): one dcn_math.h element per output value,
+// dcn::DeformPSROIPool for ONNX Runtime (CPU): one deform_psroi_pool_math.h element per output value,
 // threaded over (output channel, bin), RoIs innermost. float32 and float16 (float16: math in float32);
 // rois are float32 in both (contract: coordinates never in half).
-#include "ort_common.h"
-#include "ort_custom_op.h"
-#include "ort_ops.h"
+#include "deform_psroi_pool_math.h"
+#include "ort_custom_op.h"  // plugins/ort
+#include "ort_ops.h"        // plugins/ort
+#include "ort_roi_pool.h"   // plugins/ort
 
 namespace dcn_ort {
 namespace {

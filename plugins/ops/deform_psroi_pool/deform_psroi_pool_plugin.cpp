@@ -1,6 +1,7 @@
 #include "deform_psroi_pool_plugin.h"
 
-#include "dcn_kernels.h"
+#include "deform_psroi_pool_kernels.h"
+#include "plugin_ops.h"  // plugins/trt
 
 namespace dcn {
 namespace trt {
@@ -69,6 +70,12 @@ int32_t DeformPSROIPoolPlugin::launch(DeformPSROIPoolDims const& d, nvinfer1::Pl
             static_cast<T const*>(trans), d, static_cast<T*>(output), stream);
     });
     return e != cudaSuccess ? cudaFailed("deformable PS-RoI pooling kernel launch", e) : 0;
+}
+
+nvinfer1::IPluginCreatorInterface* deform_psroi_pool_creator()
+{
+    static DeformPSROIPoolCreator creator;
+    return &creator;
 }
 
 } // namespace trt

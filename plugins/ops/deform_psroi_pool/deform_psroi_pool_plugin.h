@@ -6,8 +6,8 @@
 // symbolic (dynamic RoI count).
 #pragma once
 
-#include "dcn_math.h"
-#include "plugin_base.h"
+#include "deform_psroi_pool_math.h"
+#include "plugin_base.h"  // plugins/trt
 
 namespace dcn {
 namespace trt {

@@ -1,14 +1,12 @@
-// host_roi_pool.cpp: dcn::DeformRoIPool's element function (dcn_math.h) over a whole output,
+// deform_roi_pool_host_math.cpp: dcn::DeformRoIPool's element function (deform_roi_pool_math.h) over a whole output,
 // exported with C linkage for tests/test_deform_roi_pool.py (ctypes), in float64: the
 // arithmetic the CUDA kernel and the ONNX Runtime op run, held to the float64 reference.
 // Test code: loops over outputs and calls the header, nothing else.
 #include <cstdint>
-#include <cstring>
 #include <string>
 
-#include "dcn_math.h"
-
-#define DCN_EXPORT extern "C" __attribute__((visibility("default")))
+#include "deform_roi_pool_math.h"
+#include "host_tests.h"  // plugins/tests
 
 // Validates shapes and attributes (and every rois[r, 0]), then fills out [R, C, PH, PW] (float64).
 // offset NULL = absent. Returns 0, or 1 with the header's message in msg.
@@ -38,10 +36,5 @@ DCN_EXPORT int dcn_host_deform_roi_pool(const double* data, const int64_t* data_
                         out[((r * d.C + c) * d.pooled_height + ph) * d.pooled_width + pw] =
                             dcn::deform_roi_pool_element<double>(data, rois, offset, d, r, c, ph, pw);
     }
-    if (msg && msg_size) {
-        const size_t n = e.size() < msg_size - 1 ? e.size() : msg_size - 1;
-        std::memcpy(msg, e.data(), n);
-        msg[n] = '\0';
-    }
-    return e.empty() ? 0 : 1;
+    return dcn_host::report(e, msg, msg_size);
 }

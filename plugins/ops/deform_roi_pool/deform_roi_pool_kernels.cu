@@ -1,8 +1,8 @@
 // DeformRoIPool kernel: one thread per output value (grid-stride), output index
-// ((r * C + c) * pooled_height + ph) * pooled_width + pw; the math is dcn_math.h's
+// ((r * C + c) * pooled_height + ph) * pooled_width + pw; the math is deform_roi_pool_math.h's
 // deform_roi_pool_element (the function the ONNX Runtime op and the host tests run).
-#include "dcn_launch.cuh"
-#include "dcn_roi_pool_kernels.h"
+#include "dcn_launch.cuh"  // plugins/cuda
+#include "deform_roi_pool_kernels.h"
 
 namespace dcn {
 namespace cuda {

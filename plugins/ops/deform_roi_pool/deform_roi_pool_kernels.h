@@ -1,10 +1,10 @@
-// dcn_roi_pool_kernels.h: the CUDA launcher of dcn::DeformRoIPool (mmcv's deformable RoI pooling;
+// deform_roi_pool_kernels.h: the CUDA launcher of dcn::DeformRoIPool (mmcv's deformable RoI pooling;
 // contract: docs/deform_roi_pool.md). Launches on `stream`, returns cudaGetLastError() after the
 // launch; an empty problem launches nothing. T is float or __half (math in float through
-// plugins/common/dcn_math.h); RoIs are float32 for both.
+// deform_roi_pool_math.h); RoIs are float32 for both.
 #pragma once
 
-#include "dcn_math.h"  // plugins/common
+#include "deform_roi_pool_math.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>

@@ -1,9 +1,10 @@
-// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling, one dcn_math.h element
+// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling, one deform_roi_pool_math.h element
 // per output value, threaded over (channel, bin), RoIs innermost. float32 and float16 data
 // (float16: math in float32); RoIs are float32 in both (contract: coordinates never in half).
-#include "ort_common.h"
-#include "ort_custom_op.h"
-#include "ort_ops.h"
+#include "deform_roi_pool_math.h"
+#include "ort_custom_op.h"  // plugins/ort
+#include "ort_ops.h"        // plugins/ort
+#include "ort_roi_pool.h"   // plugins/ort
 
 namespace dcn_ort {
 namespace {

@@ -1,6 +1,7 @@
 #include "deform_roi_pool_plugin.h"
 
-#include "dcn_roi_pool_kernels.h"
+#include "deform_roi_pool_kernels.h"
+#include "plugin_ops.h"  // plugins/trt
 
 namespace dcn {
 namespace trt {
@@ -59,6 +60,12 @@ int32_t DeformRoIPoolPlugin::launch(DeformRoIPoolDims const& d, nvinfer1::Plugin
             static_cast<T const*>(inputs[0]), rois, static_cast<T const*>(offset), d, static_cast<T*>(output), stream);
     });
     return e != cudaSuccess ? cudaFailed("deformable RoI pooling kernel launch", e) : 0;
+}
+
+nvinfer1::IPluginCreatorInterface* deform_roi_pool_creator()
+{
+    static DeformRoIPoolCreator creator;
+    return &creator;
 }
 
 } // namespace trt

@@ -5,8 +5,8 @@
 // never in half); output [R, C, pooled_height, pooled_width] with R symbolic (dynamic RoI count).
 #pragma once
 
-#include "dcn_math.h"
-#include "plugin_base.h"
+#include "deform_roi_pool_math.h"
+#include "plugin_base.h"  // plugins/trt
 
 namespace dcn {
 namespace trt {
