@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Union
 
-from .errors import DcnError
+from dcn_base.errors import DcnError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -109,7 +109,7 @@ class AtomicGroup:
 @contextmanager
 def atomic_output(path: str | os.PathLike):
     """A temporary path next to ``path`` (same suffix), renamed onto it on success
-    (exporter.atomic.atomic_path), after checking that ``path`` can be written at all."""
+    (dcn_base.atomic.atomic_path), after checking that ``path`` can be written at all."""
     check_writable(path)
     with atomic_path(path) as tmp:
         yield tmp

@@ -1,10 +1,10 @@
-"""Console-script entry points: Ctrl-C at any moment, start-up imports included, is one line, exit 130.
+"""The console scripts' shim: Ctrl-C at any moment, start-up imports included, is one line, exit 130.
 
-Imported first by the ``dcn-*`` scripts (pyproject ``[project.scripts]``), never by library
-code: while the command's modules import (torch, ONNX, ...) nothing has been written, so
+Imported first by the ``dcn-*`` scripts (pyproject ``[project.scripts]``: ``exporter.entry`` and
+``trt_runtime.entry`` build their entry points with :func:`entry`), never by library code: while the command's modules import (torch, ONNX, ...) nothing has been written, so
 SIGINT then exits at once with code 130 (only the interpreter's own start, before this
 module's first line, is out of reach). Once the command runs, Ctrl-C is a
-KeyboardInterrupt again, so that temporaries are removed (exporter.atomic) on the way out,
+KeyboardInterrupt again, so that temporaries are removed (dcn_base.atomic) on the way out,
 and the command's own handler prints ``<tool>: interrupted`` and returns 130.
 """
 import importlib
@@ -37,16 +37,8 @@ def _run(load):
     return code
 
 
-def _entry(module: str, name: str):
-    def entry():
+def entry(module: str, name: str):
+    """A console-script function running ``module.name()`` (imported only when called) under this shim."""
+    def main():
         return _run(lambda: getattr(importlib.import_module(module), name))
-    return entry
-
-
-export_main = _entry("exporter.cli", "main")
-build_main = _entry("trt_runtime.cli", "build_main")
-infer_main = _entry("trt_runtime.cli", "infer_main")
-compare_main = _entry("trt_runtime.cli", "compare_main")
-plugins_main = _entry("trt_runtime.plugins", "main")
-serve_main = _entry("trt_runtime.serve", "main")
-triton_repo_main = _entry("trt_runtime.triton_repo", "main")
+    return main

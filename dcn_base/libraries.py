@@ -1,25 +1,26 @@
 """Where the built C++ libraries are, and an ONNX Runtime session with our ops.
 
-Shared by both packages (``dcn-export --check`` runs ONNX Runtime with our ops too), so it
-imports nothing of ``trt_runtime``: the libraries' install folder is found by its path.
+Shared by both halves (``dcn-export --check`` runs ONNX Runtime with our ops too). The libraries are
+found by path, importing neither ``trt_runtime`` nor ``exporter``: CMake installs them into
+``INSTALL_LIBDIR`` (``trt_runtime/lib``, its ``DCN_INSTALL_LIBDIR``) under the install prefix, which
+is the repository for an in-place build and site-packages for ``pip install`` (the editable
+install's "redirect" mode keeps built files there while the sources stay in the repository).
 
-Libraries (built by CMake from ``plugins/``, installed into ``trt_runtime/lib``):
+Libraries (built by CMake from ``plugins/``):
 
-* ``libdcn_ort.so``          ONNX Runtime CPU custom ops ``dcn::DeformConv2d`` / ``DeformPSROIPool`` / ``DeformRoIPool``
+* ``libdcn_ort.so``          ONNX Runtime CPU custom ops (every op of the registry)
 * ``libdcn_trt_plugins.so``  TensorRT plugins (GPU machines only)
-* ``libdcn_host_tests.so``   the math header over whole tensors, for the tests (ctypes)
+* ``libdcn_host_tests.so``   the math headers over whole tensors, for the tests (ctypes)
 
 Each is looked up in this order: an explicit ``path`` argument > its environment variable
-(``DCN_ORT_LIBRARY``, ``DCN_TRT_LIBRARY``, ``DCN_HOST_TEST_LIBRARY``) > the installed package
-(``trt_runtime/lib`` beside each entry of ``trt_runtime.__path__`` and in site-packages; the
-editable install's "redirect" mode keeps built files there while the sources stay in the
-repository) > ``<repo>/build/**/`` (a developer's CMake build; the newest wins).
-A library found nowhere raises :class:`LibraryNotBuiltError`, one line: which library, where
-it looked, how to build it. Importing this module imports neither onnxruntime nor tensorrt.
+(``DCN_ORT_LIBRARY``, ``DCN_TRT_LIBRARY``, ``DCN_HOST_TEST_LIBRARY``) > ``<repo>/INSTALL_LIBDIR`` >
+``INSTALL_LIBDIR`` in site-packages (platlib, purelib, site, user site) > ``<repo>/build/**/``
+(a developer's CMake build; the newest wins). A library found nowhere raises
+:class:`LibraryNotBuiltError`, one line: which library, where it looked, how to build it.
+Importing this module imports neither onnxruntime nor tensorrt.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import site
 import sys
@@ -28,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 
 REPO = Path(__file__).resolve().parent.parent
+# Where CMake installs the libraries, relative to the prefix: plugins/CMakeLists.txt DCN_INSTALL_LIBDIR (tested equal).
+INSTALL_LIBDIR = Path("trt_runtime") / "lib"
 
 SETUP_HINT = "build it with `bash scripts/setup.sh`"
 TRT_BUILD_HINT = (
@@ -65,16 +68,8 @@ HOST_TESTS = Library("host math test library", "dcn_host_tests", "DCN_HOST_TEST_
 
 
 def _package_lib_dirs() -> list[Path]:
-    """trt_runtime/lib beside every entry of the package path and in every site-packages."""
-    dirs: list[Path] = []
-    loaded = sys.modules.get("trt_runtime")
-    entries = getattr(loaded, "__path__", None)
-    if entries is None:  # its path without importing it (this module is below trt_runtime)
-        spec = importlib.util.find_spec("trt_runtime")
-        entries = (spec.submodule_search_locations or []) if spec is not None else []
-    for entry in entries:
-        dirs.append(Path(entry) / "lib")
-    roots: list[str] = []
+    """INSTALL_LIBDIR under the repository (in-place install) and under every site-packages."""
+    roots: list[str] = [str(REPO)]
     for key in ("platlib", "purelib"):
         try:
             roots.append(sysconfig.get_paths()[key])
@@ -87,9 +82,8 @@ def _package_lib_dirs() -> list[Path]:
     user = getattr(site, "getusersitepackages", lambda: None)()
     if user:
         roots.append(user)
-    dirs.extend(Path(r) / "trt_runtime" / "lib" for r in roots)
     unique: list[Path] = []
-    for d in dirs:
+    for d in (Path(r) / INSTALL_LIBDIR for r in roots):
         if d not in unique:
             unique.append(d)
     return unique
@@ -155,7 +149,7 @@ def ort_session(
     ``sess_options`` (an ``onnxruntime.SessionOptions``) is used as given, with the library
     registered on it; other keyword arguments go to ``InferenceSession``.
     """
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415  (heavy; this module stays import-light for the locator)
 
     lib = ort_library(library)
     so = sess_options if sess_options is not None else ort.SessionOptions()

@@ -14,7 +14,7 @@
 #      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
 #      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
 #   2. tests/test_trt_device.py: every plugin lifecycle step to enqueue on torch CUDA tensors,
-#      FP32 and FP16, against the float64 reference (exporter/tolerance.py), CUDA graph replay,
+#      FP32 and FP16, against the float64 reference (dcn_base/tolerance.py), CUDA graph replay,
 #      two execution contexts on two streams;
 #   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
 #   4. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision

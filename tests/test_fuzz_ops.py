@@ -341,7 +341,7 @@ def test_limits_in_header_equal_contract(tmp_path):
 @pytest.mark.parametrize("what", ["nan batch", "inf batch", "nan box", "inf box", "nan trans", "empty map"])
 def test_reference_on_non_finite_rois_and_empty_maps(what):
     """The reference: a clear ContractError or the documented value, never an IndexError."""
-    from exporter.errors import ContractError
+    from dcn_base.errors import ContractError
     from exporter.ops import reference as ref
 
     data = torch.randn(2, 8, 6, 7, dtype=torch.float64)

@@ -6,7 +6,7 @@ and index mapping (plugins/ops/<op>/<op>_launch.h), the DeformConv2d plugin's ba
 workspace layout and per-group GEMM descriptors (deform_conv2d_plan.h, with a plain
 loop standing in for cuBLAS) and the math header. This is the proof of the kernels'
 arithmetic and indexing without a GPU: float64 to the reference's precision, float32 and
-float16 storage within exporter/tolerance.py, on the awkward sweep (asymmetric stride /
+float16 storage within dcn_base/tolerance.py, on the awkward sweep (asymmetric stride /
 pad / dilation, kernel 3x2, groups and offset groups > 1, batch 33 in chunks, points
 outside the map, RoIs off the image), in int32 and int64 indexing and with a capped grid
 (grid-stride loop), checking that every output and column entry is written exactly where
@@ -25,7 +25,7 @@ import torch
 from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from trt_runtime import plugins
 
