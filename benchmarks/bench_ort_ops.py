@@ -35,7 +35,9 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION  # noqa: E402
+from exporter.contract import DOMAIN, DOMAIN_VERSION  # noqa: E402
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D  # noqa: E402
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL  # noqa: E402
 from trt_runtime import plugins  # noqa: E402
 from trt_runtime.timing import interleaved_times  # noqa: E402
 

@@ -59,7 +59,7 @@ def conv_rows(hx, td, torch, batches, iterations):
 
 
 def pool_rows(hx, td, torch, iterations):
-    from exporter.ops.reference import deform_psroi_pool
+    from exporter.ops.deform_psroi_pool.reference import deform_psroi_pool
 
     rows = []
     for dtype in (torch.float32, torch.float16):

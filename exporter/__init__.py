@@ -1,7 +1,8 @@
 """dcn-deploy exporter: PyTorch deformable models to ONNX. Never imports tensorrt.
 
-``exporter.ops`` holds the reference ops, custom ops and modules; ``exporter.export``
-(lazy) writes ONNX; ``exporter.contract`` is the op contract in code.
+``exporter.ops`` is the op registry, one folder per op (contract entry, reference, torch op, modules,
+swap rules, ONNX translation); ``exporter.export`` (lazy) writes ONNX; ``exporter.contract`` is the
+machinery of the op contract in code.
 """
 from __future__ import annotations
 

@@ -1,13 +1,24 @@
-"""The op contract of ``../shared/design/ops.md`` in code: the single source of truth.
+"""The op contract of ``../shared/design/ops.md`` in code: the machinery every op's entry is written
+with, and the tables generic steps read.
 
-The exporter writes nodes from it, the ONNX Runtime op and the TensorRT plugin
-creators are tested against it (field names, types, defaults, input order).
-Change the contract here first, then everywhere, in the same change.
+Each op's entry is its folder's ``spec.py`` (``exporter/ops/<op>/spec.py``: ``SPEC``, an
+:class:`OpSpec`): op type, inputs in order with their dtype facts, outputs, attributes with kinds,
+defaults and limits, the torch.library op, ONNX's own equivalent if any. The registry
+(``exporter/ops/__init__.py``) lists the ops; :func:`specs` / ``OPS`` / ``LIMITS`` read them (lazily:
+this module imports no torch and no op). The exporter writes nodes from these entries, the ONNX
+Runtime ops and TensorRT creators are tested against them (field names, types, defaults, input
+order). Change the contract in the op's entry first, then everywhere, in the same change.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Optional
+
+from dcn_base.errors import ContractError
+
+from .ops import REGISTRY  # the registry imports no op: specs() reads each folder's spec.py when asked
 
 DOMAIN = "dcn"
 DOMAIN_VERSION = 1
@@ -21,6 +32,17 @@ INTS = "INTS"
 FLOAT = "FLOAT"
 
 TRT_FIELD_TYPE = {INT: "kINT32", INTS: "kINT32", FLOAT: "kFLOAT32"}
+
+# What the export writes: ONNX opsets (the default: the first with the standard DeformConv, one default
+# for both modes; torch's ONNX function library is written at opset 18) and the op modes (plugin: our
+# nodes; onnx: ONNX's own equivalent, StandardOp, where an op has one: ``dcn-export --deform-conv onnx``).
+DEFAULT_OPSET = 19
+MIN_OPSET = 18
+DEFORM_CONV_MODES = ("plugin", "onnx")
+
+MAX_ELEMENTS = 1 << 58  # any output or workspace, in elements (plugins/common/dcn_math.h kMaxElements)
+INT32_MAX = 2**31 - 1
+_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @dataclass(frozen=True)
@@ -41,17 +63,30 @@ class Input:
     name: str
     optional: bool = False
     # None: the node's one element type (float32 or float16, that of input 0 and the output);
-    # "float32": always float32, also in a float16 node (RoI coordinates are never half)
+    # "float32": always float32, also in a float16 node (coordinates are never half: RoIs, locations)
     dtype: str | None = None
 
 
 @dataclass(frozen=True)
+class StandardOp:
+    """ONNX's own operator with the same inputs, attributes and semantics (``--deform-conv onnx``)."""
+
+    op_type: str
+    opset: int  # the first default-domain opset that has it
+
+
+@dataclass(frozen=True)
 class OpSpec:
+    name: str  # the op's folder (exporter/ops/<name>, plugins/ops/<name>), snake case
     op_type: str
     inputs: tuple[Input, ...]
     outputs: tuple[str, ...]
     attrs: tuple[Attr, ...]
-    torch_op: str  # qualified torch.library name
+    torch_op: str  # qualified torch.library name, arguments: the inputs then the attributes, in order
+    limits: Mapping[str, int] = field(default_factory=dict)  # attribute upper limits (C++: kMax*)
+    standard: Optional[StandardOp] = None
+    weight_input: Optional[str] = None  # the input holding the layer's weights (names nodes without scope)
+    doc: str = ""
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -60,6 +95,11 @@ class OpSpec:
     @property
     def attr_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.attrs)
+
+    @property
+    def float32_inputs(self) -> tuple[int, ...]:
+        """Positions of the inputs that are float32 in every node (coordinates), whatever its type."""
+        return tuple(i for i, inp in enumerate(self.inputs) if inp.dtype == "float32")
 
     def attr(self, name: str) -> Attr:
         for a in self.attrs:
@@ -71,79 +111,49 @@ class OpSpec:
         return {a.name: a.default for a in self.attrs if a.default is not None}
 
 
-DEFORM_CONV2D = OpSpec(
-    op_type="DeformConv2d",
-    inputs=(
-        Input("X"),
-        Input("W"),
-        Input("offset"),
-        Input("B", optional=True),
-        Input("mask", optional=True),
-    ),
-    outputs=("Y",),
-    attrs=(
-        Attr("strides", INTS, (1, 1), length=2),
-        Attr("pads", INTS, (0, 0, 0, 0), length=4),  # top, left, bottom, right
-        Attr("dilations", INTS, (1, 1), length=2),
-        Attr("group", INT, 1),
-        Attr("offset_group", INT, 1),
-        Attr("kernel_shape", INTS, None, length=2),  # optional; must equal W's
-    ),
-    torch_op="dcn::deform_conv2d",
-)
-
-DEFORM_PSROI_POOL = OpSpec(
-    op_type="DeformPSROIPool",
-    # data, trans and the output share one type; rois always float32 (ops.md)
-    inputs=(Input("data"), Input("rois", dtype="float32"), Input("trans", optional=True)),
-    outputs=("Y",),
-    attrs=(
-        Attr("spatial_scale", FLOAT, None, required=True),
-        Attr("output_dim", INT, None, required=True),
-        Attr("group_size", INT, None, required=True),
-        Attr("pooled_size", INT, None, required=True),
-        Attr("part_size", INT, 0),  # 0 = pooled_size
-        Attr("sample_per_part", INT, 4),
-        Attr("trans_std", FLOAT, 0.0),
-        Attr("no_trans", INT, 0),
-    ),
-    torch_op="dcn::deform_psroi_pool",
-)
-
-# mmcv's deformable RoI pooling (DeformRoIPool / ModulatedDeformRoIPoolPack's pooling): RoIAlign-style
-# sampling (aligned, unrounded RoIs, sampling_ratio grid, 0 = adaptive) with per-bin offsets
-# gamma * roi_size * offset; see the "DeformRoIPool" section of docs/deform_roi_pool.md.
-DEFORM_ROI_POOL = OpSpec(
-    op_type="DeformRoIPool",
-    inputs=(Input("data"), Input("rois", dtype="float32"), Input("offset", optional=True)),
-    outputs=("Y",),
-    attrs=(
-        Attr("pooled_height", INT, None, required=True),
-        Attr("pooled_width", INT, None, required=True),
-        Attr("spatial_scale", FLOAT, None, required=True),
-        Attr("sampling_ratio", INT, 0),  # 0 = adaptive: ceil(roi size / pooled size) per RoI
-        Attr("gamma", FLOAT, 0.1),
-    ),
-    torch_op="dcn::deform_roi_pool",
-)
-
-OPS: dict[str, OpSpec] = {op.op_type: op for op in (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL)}
-
-# Upper limits of the attributes that alone drive work or memory (README "Limits"; equal to the
-# kMax* constants of plugins/common/dcn_math.h, tested). INTS limits apply to every value.
-LIMITS: dict[str, dict[str, int]] = {
-    DEFORM_CONV2D.op_type: {"strides": 1024, "pads": 1024, "dilations": 1024},
-    DEFORM_PSROI_POOL.op_type: {"output_dim": 1 << 20, "group_size": 32, "pooled_size": 32, "part_size": 32,
-                                "sample_per_part": 16},
-}
-MAX_ELEMENTS = 1 << 58  # any output or workspace, in elements
+# --------------------------------------------------------------------------- the registered ops
+@functools.lru_cache(maxsize=None)
+def specs() -> tuple[OpSpec, ...]:
+    """Every registered op's entry, in the registry's order (exporter/ops/__init__.py)."""
+    return tuple(importlib.import_module(f"{__package__}.ops.{name}.spec").SPEC for name in REGISTRY)
 
 
+def ops() -> dict[str, OpSpec]:
+    """{op type: entry} of every registered op."""
+    return {s.op_type: s for s in specs()}
+
+
+def standard_ops() -> dict[str, OpSpec]:
+    """{ONNX op type: our entry} for the ops ONNX has an equivalent of (never a name for our nodes)."""
+    return {s.standard.op_type: s for s in specs() if s.standard is not None}
+
+
+def spec_of_node(node) -> Optional[OpSpec]:
+    """The entry of an ONNX node of ours (``dcn`` domain or default domain by name) or of ONNX's
+    equivalent of one of ours (``DeformConv``); None otherwise."""
+    if node.domain == DOMAIN or node.domain in _DEFAULT_DOMAINS:
+        found = ops().get(node.op_type)
+        if found is not None:
+            return found
+    return standard_ops().get(node.op_type) if node.domain in _DEFAULT_DOMAINS else None
+
+
+def __getattr__(name: str):
+    """``OPS``, ``LIMITS`` and ``FORBIDDEN_OP_TYPES``, read from the registered ops' entries."""
+    if name == "OPS":
+        return ops()
+    if name == "LIMITS":
+        return {s.op_type: dict(s.limits) for s in specs() if s.limits}
+    if name == "FORBIDDEN_OP_TYPES":  # ONNX's own ops: a node of ours never takes their names
+        return tuple(standard_ops())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- checks every step shares
 def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
     """Raise ContractError (the contract's message) when an attribute is above its limit."""
-    from dcn_base.errors import ContractError
-
-    for name, limit in LIMITS.get(op_type, {}).items():
+    spec = ops().get(op_type)
+    for name, limit in (spec.limits if spec is not None else {}).items():
         value = attrs.get(name)
         if value is None:
             continue
@@ -153,21 +163,14 @@ def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
             raise ContractError(f"{op_type} '{node}': attribute {name} = {shown}, expected "
                                 f"{'values ' if isinstance(value, (list, tuple)) else ''}<= {limit} (limit)")
 
-# ONNX's own deformable convolution (opset >= 19; ``dcn-export --deform-conv onnx``). Never name one
-# of our nodes like this: TensorRT >= 10.1 imports the standard op itself.
-STANDARD_DEFORM_CONV = "DeformConv"
-STANDARD_DEFORM_CONV_OPSET = 19
-FORBIDDEN_OP_TYPES = (STANDARD_DEFORM_CONV,)
-_DEFAULT_DOMAINS = ("", "ai.onnx")
-
 
 def is_dcn_node(node, standard: bool = True) -> bool:
     """Is this ONNX node a deformable one: ours (domain ``dcn``, or one of OPS' op types in the
     default domain, which TensorRT's parser also hands to our plugins by name) or, unless
-    ``standard=False`` (the nodes our plugins run), ONNX's standard DeformConv."""
-    if node.domain == DOMAIN or (node.domain in _DEFAULT_DOMAINS and node.op_type in OPS):
+    ``standard=False`` (the nodes our plugins run), ONNX's equivalent of one of ours (DeformConv)."""
+    if node.domain == DOMAIN or (node.domain in _DEFAULT_DOMAINS and node.op_type in ops()):
         return True
-    return standard and node.domain in _DEFAULT_DOMAINS and node.op_type == STANDARD_DEFORM_CONV
+    return standard and node.domain in _DEFAULT_DOMAINS and node.op_type in standard_ops()
 
 
 def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel: int, stride: int) -> int:
@@ -175,16 +178,11 @@ def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
-INT32_MAX = 2**31 - 1
-
-
 def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> None:
     """An ONNX node's integer attributes before TensorRT's parser sees them: it passes INT /
     INTS as int32 (wrapping larger values silently), so every value must fit int32 and its
-    LIMITS. Raises ContractError in the contract's style."""
-    from dcn_base.errors import ContractError
-
-    spec = OPS.get(op_type)
+    limits. Raises ContractError in the contract's style."""
+    spec = ops().get(op_type)
     if spec is None:
         return
     for a in spec.attrs:

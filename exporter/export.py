@@ -1,27 +1,26 @@
-"""PyTorch deformable models -> ONNX with ``dcn::DeformConv2d`` / ``DeformPSROIPool`` / ``DeformRoIPool`` nodes.
+"""PyTorch deformable models -> ONNX with one ``dcn::`` node per deformable op call.
 
-Pipeline (``export``):
+``export()`` walks forward, each step a named function called once:
 
-1. Prepare: TorchScript -> torch.export program (``TS2EPConverter``); a copy of the model
-   in eval mode with third-party deformable modules swapped for ours (:mod:`exporter.swap`);
-   float16 copy for ``fp16``.
-   The swap comes first, before anything runs, so a module that cannot be exported is named
-   in one line on every machine (even where the original's own kernels are missing).
-2. Run PyTorch once on the example inputs (reference outputs; errors name the module): the
-   original model, or its swapped copy where the original cannot run here (said in the log).
-3. ``torch.export.export(strict=False)`` with the requested dynamic axes, then a scan for
-   operators without an ONNX translation (named with their module path).
-4. torch's dynamo ONNX exporter with a translation table that maps
-   ``dcn::deform_conv2d``, ``dcn::deform_psroi_pool`` and ``torchvision::deform_conv2d``
-   to one ONNX node each, attributes named and ordered by :mod:`exporter.contract`.
-5. Post-process: dcn nodes named by module path, zero-bias input of torchvision's DCNv1
-   dropped, dynamic axes named, IR version the installed ONNX Runtime accepts, shape
-   inference with our schemas, ``onnx.checker`` (full check).
-6. Verify: run the ONNX model (:mod:`exporter.verify`) and compare with PyTorch.
-7. Write atomically (temp file + rename); nothing is left behind on failure.
+1. ``_load``: options checked, example inputs and their names, dynamic axes, the model prepared (a
+   torch.export program becomes its module; TorchScript is converted in step 4), the inputs the
+   contract keeps float32 in FP16 modes (coordinates).
+2. ``_swap``: a copy in which third-party deformable modules are swapped for ours (exporter.swap);
+   first, before anything runs, so a module that cannot be exported is named in one line on every
+   machine (even where the original's own kernels are missing).
+3. ``_reference``: PyTorch once on the example inputs (errors name the module): the original model,
+   or its swapped copy where the original cannot run here (said in the log); the truth (float64
+   where the model runs in it) and PyTorch's own run in the target's precision.
+4. ``_trace``: ``torch.export.export(strict=False)`` with the requested dynamic axes (float16 if
+   asked), then the scan for operators without an ONNX translation (named with their module path).
+5. ``_translate``: torch's dynamo ONNX exporter with every op's translation (exporter.translate),
+   then the post-processing (exporter.onnx_post: names by module path, each op's own clean-up, axis
+   labels, IR version, shape inference with our schemas, ``onnx.checker``).
+6. ``_check``: run the ONNX model (exporter.verify) and compare with the truth.
+7. ``_write``: model (and ``--save-io`` files) to temporaries renamed together at the end.
 
-Steps live in :mod:`exporter.trace` (1-3), :mod:`exporter.translate` (4), :mod:`exporter.onnx_post`
-(5) and :mod:`exporter.verify` (6); this module holds ``export()`` and its options.
+``check_outputs`` (that every output can be written) runs first: in ``export()``, or in the
+command line before it loads the model (``dcn-export``), which then calls ``run_export``.
 """
 from __future__ import annotations
 
@@ -39,28 +38,67 @@ import onnx
 import torch
 from torch import nn
 
+from dcn_base import model_io
 from dcn_base.atomic import AtomicGroup, check_writable
 from dcn_base.console import Stages
-from .contract import STANDARD_DEFORM_CONV_OPSET
 from dcn_base.errors import DcnError, describe
+
+from .contract import DEFAULT_OPSET, DEFORM_CONV_MODES, MIN_OPSET, specs
 from .onnx_post import postprocess
+from .program_dims import dynamic_axes_of, merge_dynamic
+from .reference_runs import float16_reference, float64_reference, reference_run, rois_positions
 from .swap import Swap, match, swap_modules
-from .trace import (as_inputs, float16_reference, float64_reference, forward_param_names, normalize_dynamic,
-                    prepare_model, reference_run, rois_positions, root_cause, trace_program)
-from .translate import DEFORM_CONV_MODES, scan_ops, to_onnx
+from .torch_scope import root_cause
+from .trace import as_inputs, forward_param_names, normalize_dynamic, prepare_model, trace_program
+from .translate import scan_ops, to_onnx
 from .verify import check_export
-
-
-DEFAULT_OPSET = 19  # the first with the standard DeformConv: one default for both --deform-conv modes
-
-
-MIN_OPSET = 18  # torch's ONNX function library is written at opset 18
-
 
 class CheckError(DcnError):
     """The exported model's outputs differ from PyTorch's beyond the tolerance (``check=True``)."""
 
     exit_code = 1
+
+
+@dataclass
+class ExportOptions:
+    """export()'s options (see its docstring), checked by :meth:`checked`."""
+
+    path: Path
+    input_names: Optional[Sequence[str]] = None
+    output_names: Optional[Sequence[str]] = None
+    dynamic: Optional[Mapping[str, Any]] = None
+    opset: Any = DEFAULT_OPSET
+    deform_conv: str = "plugin"
+    fp16: bool = False
+    fp16_io: bool = False
+    save_io: Optional[Path] = None
+    save_io_format: str = "json"
+    check: bool = False
+    verify: bool = True
+    runtime: str = "auto"
+
+    def checked(self) -> "ExportOptions":
+        if self.deform_conv not in DEFORM_CONV_MODES:
+            raise DcnError(f"deform_conv is {self.deform_conv!r}, expected one of {', '.join(DEFORM_CONV_MODES)}")
+        if self.runtime not in ("auto", "reference"):
+            raise DcnError(f"runtime is {self.runtime!r}, expected auto or reference")
+        try:
+            self.opset = int(self.opset)
+        except (TypeError, ValueError):
+            raise DcnError(f"opset is {self.opset!r}, expected an integer") from None
+        max_opset = onnx.defs.onnx_opset_version()
+        if not MIN_OPSET <= self.opset <= max_opset:
+            raise DcnError(f"opset {self.opset} is not supported, expected {MIN_OPSET}..{max_opset}")
+        standard = [s.standard for s in specs() if s.standard is not None]
+        needed = max((s.opset for s in standard), default=MIN_OPSET)
+        if self.deform_conv == "onnx" and self.opset < needed:
+            raise DcnError(f"--deform-conv onnx writes the standard {', '.join(s.op_type for s in standard)}, "
+                           f"which needs opset >= {needed}; got opset {self.opset}")
+        self.fp16 = self.fp16 or self.fp16_io  # float16 I/O is a float16 model's option
+        self.verify = self.verify or self.check
+        if self.save_io_format not in model_io.IO_FORMATS:
+            raise DcnError(f"--io-format {self.save_io_format!r}: expected json or npz")
+        return self
 
 
 @dataclass
@@ -94,181 +132,198 @@ class ExportResult:
                 f"in {self.total_seconds if seconds is None else seconds:.1f} s{checked}")
 
 
-def export(
-    model: Any,
-    example_inputs: Any,
-    path: Union[str, os.PathLike],
-    *,
-    input_names: Optional[Sequence[str]] = None,
-    output_names: Optional[Sequence[str]] = None,
-    dynamic: Optional[Mapping[str, Any]] = None,
-    opset: int = DEFAULT_OPSET,
-    deform_conv: str = "plugin",
-    fp16: bool = False,
-    fp16_io: bool = False,
-    save_io: Union[str, os.PathLike, None] = None,
-    save_io_format: str = "json",
-    check: bool = False,
-    verify: bool = True,
-    runtime: str = "auto",
-    log: Optional[Callable[[str], None]] = None,
-    stages: Any = None,
-    on_check: Optional[Callable[[Any], None]] = None,
-) -> ExportResult:
+@dataclass
+class _Job:
+    """What the steps hand on: the model and its inputs (``_load``), the swap, the reference."""
+
+    module: Any
+    names: list[str]
+    dyn: dict[int, dict[int, str]]
+    inputs: tuple  # the example inputs as given
+    onnx_inputs: tuple  # what the ONNX model gets (float16 for float16 I/O, coordinates float32)
+    ref_inputs: tuple  # what PyTorch gets: the same values, float32
+    keep32: list[int]
+    swapped: Any = None
+    swaps: list[Swap] = field(default_factory=list)
+    outs: list[str] = field(default_factory=list)
+    reference: list = field(default_factory=list)  # PyTorch's float32 outputs
+    truth: list = field(default_factory=list)
+    truth_name: str = "PyTorch float32"
+    own: Optional[list] = None  # PyTorch's own outputs in the target's precision
+
+    def feed(self) -> dict[str, np.ndarray]:
+        return {n: t.detach().cpu().numpy() for n, t in zip(self.names, self.onnx_inputs)}
+
+
+def export(model: Any, example_inputs: Any, path: Union[str, os.PathLike], *,
+           log: Optional[Callable[[str], None]] = None, stages: Any = None,
+           on_check: Optional[Callable[[Any], None]] = None, **options: Any) -> ExportResult:
     """Export ``model`` to ONNX at ``path`` with ``dcn`` nodes; see the module doc.
 
     model: nn.Module (ours, torchvision's, mmcv / detectron2 modules are swapped), a
         TorchScript module or a torch.export ExportedProgram.
     example_inputs: a tensor or tuple of tensors, positional forward arguments.
-    input_names / output_names: ONNX names (default: forward's parameter names; output / output_i).
-    dynamic: {input name: {axis: label}} (or {input name: [axes]}), e.g.
-        ``{"images": {0: "batch", 2: "height", 3: "width"}}``.
-    opset: ONNX opset of the default domain (``dcn`` is always version 1).
-    deform_conv: "plugin" (``dcn::DeformConv2d``) or "onnx" (standard ``DeformConv``, opset >= 19).
-    fp16: float16 weights and compute; I/O stays float32 unless ``fp16_io`` (which implies fp16).
-    save_io: directory for Polygraphy ``inputs.json`` / ``outputs.json`` (runner "pytorch"),
-        or ``inputs.npz`` / ``outputs.npz`` with ``save_io_format="npz"``.
-    verify: run the ONNX model and compare with PyTorch (result in ``.check``);
-    check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
-    runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
+    options (keywords, :class:`ExportOptions`):
+      input_names / output_names: ONNX names (default: forward's parameter names; output / output_i).
+      dynamic: {input name: {axis: label}} (or {input name: [axes]}), e.g.
+          ``{"images": {0: "batch", 2: "height", 3: "width"}}``.
+      opset: ONNX opset of the default domain (``dcn`` is always version 1).
+      deform_conv: "plugin" (our nodes) or "onnx" (ONNX's equivalent where an op has one: DeformConv, opset >= 19).
+      fp16: float16 weights and compute; I/O stays float32 unless ``fp16_io`` (which implies fp16).
+      save_io: directory for Polygraphy ``inputs.json`` / ``outputs.json`` (runner "pytorch"),
+          or ``inputs.npz`` / ``outputs.npz`` with ``save_io_format="npz"``.
+      verify: run the ONNX model and compare with PyTorch (result in ``.check``);
+      check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
+      runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
     log: called with progress lines (swaps, the check's summary).
-    stages: an ``dcn_base.console.Stages`` timing the steps (and showing progress); times in
+    stages: a ``dcn_base.console.Stages`` timing the steps (and showing progress); times in
         ``.stage_seconds`` either way.
     on_check: called with the check's report (instead of logging its one-line summary).
 
     Raises :class:`DcnError` (one line, naming module / input / attribute) for anything the
     user can fix; nothing is written then.
     """
+    opts = ExportOptions(Path(path), **options).checked()
+    check_outputs(opts)
+    return run_export(model, example_inputs, opts, log=log, stages=stages, on_check=on_check)
+
+
+def check_outputs(opts: ExportOptions) -> None:
+    """Every output can be written (before anything is loaded or run)."""
+    check_writable(opts.path)
+    if opts.save_io is not None and Path(opts.save_io).exists() and not Path(opts.save_io).is_dir():
+        raise DcnError(f"--save-io '{opts.save_io}' exists and is not a directory")
+
+
+def run_export(model: Any, example_inputs: Any, opts: ExportOptions, *, log: Optional[Callable[[str], None]] = None,
+               stages: Any = None, on_check: Optional[Callable[[Any], None]] = None) -> ExportResult:
+    """The walk of the module doc, outputs already checked (:func:`check_outputs`)."""
     t_start = time.perf_counter()
     say = log or (lambda s: None)
     st = stages if stages is not None else Stages()
-    out_path = Path(path)
-    opset = _validate_options(deform_conv, runtime, opset)
-    fp16 = fp16 or fp16_io  # float16 I/O is a float16 model's option
-    check_writable(out_path)
-    io_dir = Path(save_io) if save_io is not None else None
-    if io_dir is not None and io_dir.exists() and not io_dir.is_dir():
-        raise DcnError(f"--save-io '{io_dir}' exists and is not a directory")
-    if save_io_format not in ("json", "npz"):
-        raise DcnError(f"--io-format {save_io_format!r}: expected json or npz")
-    verify = verify or check
+    job = _load(model, example_inputs, opts)
+    job.swapped, job.swaps = _swap(job.module, say)
+    _reference(job, opts, say, st)
+    t_export = time.perf_counter()
+    ep, strip, dim_labels = _trace(job, opts, st)
+    proto, dcn_nodes = _translate(ep, strip, dim_labels, job, opts, st)
+    export_seconds = time.perf_counter() - t_export
+    report = _check(proto, job, opts, say, st, on_check)
+    _write(proto, job, opts, st)
+    return ExportResult(
+        path=opts.path, input_names=job.names, output_names=job.outs, dcn_nodes=dcn_nodes, opset=opts.opset,
+        ir_version=proto.ir_version, deform_conv=opts.deform_conv, fp16=opts.fp16, fp16_io=opts.fp16_io,
+        export_seconds=export_seconds, total_seconds=time.perf_counter() - t_start, swaps=job.swaps, check=report,
+        io_dir=Path(opts.save_io) if opts.save_io is not None else None, model=proto, stage_seconds=dict(st.seconds),
+    )
 
+
+def _load(model: Any, example_inputs: Any, opts: ExportOptions) -> _Job:
+    """The model prepared and its inputs named, with their dynamic axes and float16 forms."""
     inputs = as_inputs(example_inputs)
-    from .program_dims import dynamic_axes_of, merge_dynamic
-
     program_dyn = dynamic_axes_of(model)  # a torch.export program's own dynamic dimensions
     module = prepare_model(model)
-    names = list(input_names) if input_names is not None else forward_param_names(module, len(inputs))
+    names = list(opts.input_names) if opts.input_names is not None else forward_param_names(module, len(inputs))
     if len(names) != len(inputs) or len(set(names)) != len(names):
         raise DcnError(f"input names {names}: expected {len(inputs)} distinct names, one per example input")
-    dyn = normalize_dynamic(merge_dynamic(program_dyn, dynamic, names), names, inputs)
-    # RoIs stay float32 in every FP16 mode (contract: coordinates are never half)
-    keep32 = rois_positions(module, inputs, names) if fp16 else []
-    onnx_inputs = tuple(t.half() if fp16_io and t.is_floating_point() and i not in keep32 else t
+    dyn = normalize_dynamic(merge_dynamic(program_dyn, opts.dynamic, names), names, inputs)
+    # coordinates stay float32 in every FP16 mode (contract: never half)
+    keep32 = rois_positions(module, inputs, names) if opts.fp16 else []
+    onnx_inputs = tuple(t.half() if opts.fp16_io and t.is_floating_point() and i not in keep32 else t
                         for i, t in enumerate(inputs))
     # PyTorch sees the values the ONNX model gets (float16-rounded for float16 I/O)
-    ref_inputs = tuple(t.float() if fp16_io and t.is_floating_point() else t for t in onnx_inputs)
+    ref_inputs = tuple(t.float() if opts.fp16_io and t.is_floating_point() else t for t in onnx_inputs)
+    return _Job(module, names, dyn, inputs, onnx_inputs, ref_inputs, keep32)
 
-    # Swap first: a module that cannot be exported is named (one line) before anything runs.
-    swapped, swaps = _swap_copy(module, say)
+
+def _swap(module: Any, say: Callable[[str], None]) -> tuple[Any, list[Swap]]:
+    """A copy of ``module`` with third-party deformable modules swapped for ours (exporter.swap),
+    or ``module`` itself when there is nothing to swap (TorchScript: converted as it is)."""
+    if not isinstance(module, nn.Module) or isinstance(module, torch.jit.ScriptModule) or \
+            not any(match(m) for m in module.modules()):
+        return module, []
+    work, swaps = swap_modules(copy.deepcopy(module))
+    for s in swaps:
+        say(f"swapped {s}")
+    return work, swaps
+
+
+def _reference(job: _Job, opts: ExportOptions, say: Callable[[str], None], st: Any) -> None:
+    """PyTorch's outputs, the output names, the truth and PyTorch's own run in the target's precision."""
     st.start("pytorch run")
-    (reference, keys), ref_module = reference_run(module, swapped, swaps, ref_inputs, names, say)
-    outs = _output_names(output_names if output_names is not None else keys, len(reference), names)
-    truth, truth_name = [t.detach().cpu().numpy() for t in reference], "PyTorch float32"
-    own = None  # PyTorch's own outputs in the target's precision, judged against the same truth
-    if verify or io_dir is not None:  # the truth: PyTorch in float64 where the model runs in it
-        ref64 = float64_reference(ref_module, ref_inputs, len(reference))
+    (reference, keys), ref_module = reference_run(job.module, job.swapped, job.swaps, job.ref_inputs, job.names, say)
+    job.reference = reference
+    job.outs = _output_names(opts.output_names if opts.output_names is not None else keys, len(reference), job.names)
+    job.truth = [t.detach().cpu().numpy() for t in reference]
+    if opts.verify or opts.save_io is not None:  # the truth: PyTorch in float64 where the model runs in it
+        ref64 = float64_reference(ref_module, job.ref_inputs, len(reference))
         if ref64 is not None:
-            truth, truth_name = ref64, "PyTorch float64"
-            own = float16_reference(ref_module, ref_inputs, len(reference), keep32) if fp16 else \
-                [t.detach().cpu().numpy() for t in reference]
+            job.truth, job.truth_name = ref64, "PyTorch float64"
+            job.own = float16_reference(ref_module, job.ref_inputs, len(reference), job.keep32) if opts.fp16 \
+                else [t.detach().cpu().numpy() for t in reference]
 
-    t_export = time.perf_counter()
+
+def _trace(job: _Job, opts: ExportOptions, st: Any):
+    """torch.export of the swapped model, and the scan for operators without a translation."""
     st.start("torch.export")
-    ep, swaps, strip, dim_labels = trace_program(module, inputs, onnx_inputs, names, dyn, fp16, fp16_io, say, keep32,
-                                          swapped=(swapped, swaps))
-    scan_ops(ep, deform_conv, opset, strip)
+    work = job.swapped if job.swaps else job.module
+    ep, strip, dim_labels = trace_program(work, job.inputs, job.onnx_inputs, job.names, job.dyn, opts.fp16,
+                                          opts.fp16_io, job.keep32)
+    scan_ops(ep, opts.deform_conv, opts.opset, strip)
+    return ep, strip, dim_labels
+
+
+def _translate(ep, strip: Optional[str], dim_labels: Mapping[str, str], job: _Job, opts: ExportOptions,
+               st: Any) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """The program in ONNX with our nodes, post-processed and checked by onnx.checker."""
     st.start("onnx conversion")
     try:
-        proto = to_onnx(ep, opset, deform_conv, names, outs)
+        proto = to_onnx(ep, opts.opset, opts.deform_conv, job.names, job.outs)
     except DcnError:
         raise
     except Exception as e:
         raise DcnError(f"ONNX translation failed: {describe(root_cause(e))}") from e
     st.start("onnx checker")
-    proto, dcn_nodes = postprocess(proto, strip, dim_labels, deform_conv, fp16, fp16_io, swaps)
-    data = proto.SerializeToString()
-    export_seconds = time.perf_counter() - t_export
+    return postprocess(proto, strip, dim_labels, opts.deform_conv, opts.fp16, opts.fp16_io, job.swaps)
 
-    report = None
-    feed = {n: t.detach().cpu().numpy() for n, t in zip(names, onnx_inputs)}
-    if verify:
-        st.start("verify")
-        dtype = "float16" if fp16 else str(reference[0].dtype).replace("torch.", "")
-        report = check_export(proto, feed, outs, truth, truth_name, dtype, runtime, own)
-        if on_check is not None:
-            on_check(report)
-        else:
-            say(report.summary())
-        if check and not report.passed:
-            raise CheckError(f"{report.summary()}; nothing written")
 
-    # Nothing is replaced until everything is written: the model and the I/O files go to
-    # temporaries, renamed together at the end (a full disk or Ctrl-C leaves the old ones).
+def _check(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, say: Callable[[str], None], st: Any,
+           on_check: Optional[Callable[[Any], None]]):
+    """The ONNX model run and judged against the truth (verify); CheckError with ``check`` when it fails."""
+    if not opts.verify:
+        return None
+    st.start("verify")
+    dtype = "float16" if opts.fp16 else str(job.reference[0].dtype).replace("torch.", "")
+    report = check_export(proto, job.feed(), job.outs, job.truth, job.truth_name, dtype, opts.runtime, job.own)
+    if on_check is not None:
+        on_check(report)
+    else:
+        say(report.summary())
+    if opts.check and not report.passed:
+        raise CheckError(f"{report.summary()}; nothing written")
+    return report
+
+
+def _write(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, st: Any) -> None:
+    """Nothing is replaced until everything is written: the model and the I/O files go to
+    temporaries, renamed together at the end (a full disk or Ctrl-C leaves the old ones)."""
     st.start("save")
     try:
         with AtomicGroup() as group:
-            with open(group.path(out_path), "wb") as f:
-                f.write(data)
+            with open(group.path(opts.path), "wb") as f:
+                f.write(proto.SerializeToString())
                 f.flush()
                 os.fsync(f.fileno())
-            if io_dir is not None:
-                from dcn_base.model_io import save_io as _save_io
-
+            if opts.save_io is not None:
                 ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype)
-                          for a, t in zip(truth, reference)]
-                own_np = dict(zip(outs, (np.asarray(o, dtype=np.float32) for o in own))) if own is not None else None
-                _save_io(io_dir, feed, dict(zip(outs, ref_np)), own_np, fmt=save_io_format, group=group)
+                          for a, t in zip(job.truth, job.reference)]
+                own_np = dict(zip(job.outs, (np.asarray(o, dtype=np.float32) for o in job.own))) \
+                    if job.own is not None else None
+                model_io.save_io(opts.save_io, job.feed(), dict(zip(job.outs, ref_np)), own_np,
+                                 fmt=opts.save_io_format, group=group)
     except OSError as e:
-        raise DcnError(f"cannot write '{e.filename or out_path}': {describe(e)}; nothing was replaced") from e
+        raise DcnError(f"cannot write '{e.filename or opts.path}': {describe(e)}; nothing was replaced") from e
     st.stop()
-    return ExportResult(
-        path=out_path, input_names=names, output_names=outs, dcn_nodes=dcn_nodes, opset=opset,
-        ir_version=proto.ir_version, deform_conv=deform_conv, fp16=fp16, fp16_io=fp16_io,
-        export_seconds=export_seconds, total_seconds=time.perf_counter() - t_start, swaps=swaps, check=report,
-        io_dir=io_dir, model=proto, stage_seconds=dict(st.seconds),
-    )
-
-
-def _validate_options(deform_conv: str, runtime: str, opset: Any) -> int:
-    if deform_conv not in DEFORM_CONV_MODES:
-        raise DcnError(f"deform_conv is {deform_conv!r}, expected one of {', '.join(DEFORM_CONV_MODES)}")
-    if runtime not in ("auto", "reference"):
-        raise DcnError(f"runtime is {runtime!r}, expected auto or reference")
-    try:
-        opset = int(opset)
-    except (TypeError, ValueError):
-        raise DcnError(f"opset is {opset!r}, expected an integer") from None
-    max_opset = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= max_opset:
-        raise DcnError(f"opset {opset} is not supported, expected {MIN_OPSET}..{max_opset}")
-    if deform_conv == "onnx" and opset < STANDARD_DEFORM_CONV_OPSET:
-        raise DcnError(f"--deform-conv onnx writes the standard DeformConv, which needs opset >= "
-                       f"{STANDARD_DEFORM_CONV_OPSET}; got opset {opset}")
-    return opset
-
-
-def _swap_copy(module: Any, say: Callable[[str], None]) -> tuple[Any, list[Swap]]:
-    """A copy of ``module`` with third-party deformable modules swapped for ours (exporter.swap),
-    or ``module`` itself when there is nothing to swap (TorchScript is converted later)."""
-    if not isinstance(module, nn.Module) or isinstance(module, torch.jit.ScriptModule) or \
-            not any(match(m) for m in module.modules()):
-        return module, []
-    work = copy.deepcopy(module)
-    work, swaps = swap_modules(work)
-    for s in swaps:
-        say(f"swapped {s}")
-    return work, swaps
 
 
 def _output_names(output_names: Optional[Sequence[str]], count: int, input_names: Sequence[str]) -> list[str]:

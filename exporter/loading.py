@@ -31,6 +31,8 @@ from torch import nn
 
 from dcn_base.errors import DcnError, describe
 
+from . import ops
+
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 
 PICKLE_HINT = (
@@ -41,10 +43,9 @@ PICKLE_HINT = (
 
 def register_ops() -> None:
     """Our custom ops (and torchvision's) must exist before a model that calls them is loaded."""
-    from . import ops  # noqa: F401  (registers torch.ops.dcn.*)
-
+    ops.register_torch_ops()
     try:
-        import torchvision  # noqa: F401  (registers torch.ops.torchvision.*)
+        import torchvision  # noqa: F401, PLC0415  (optional: registers torch.ops.torchvision.*)
     except Exception:
         pass
 

@@ -1,22 +1,26 @@
-"""ONNX post-processing of an exported model: dcn nodes named by module path, zero-bias inputs,
-axis labels, value_info, the IR version ONNX Runtime accepts, metadata, the contract check,
-shape inference and ``onnx.checker``."""
+"""ONNX post-processing of an exported model: dcn nodes named by module path, each op's own
+post-processing (its onnx.py ``postprocess``, e.g. zero-bias inputs), axis labels, value_info, the IR
+version ONNX Runtime accepts, metadata, the contract check, shape inference and ``onnx.checker``."""
 from __future__ import annotations
 
 import ast
 import functools
 import re
+from importlib.metadata import version
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import onnx
 
-from . import schemas
-from .contract import (DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FORBIDDEN_OP_TYPES, OPS,
-                       is_dcn_node)
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
 from dcn_base.errors import DcnError, describe
+
+from . import ops, schemas
+from .contract import DOMAIN, DOMAIN_VERSION, is_dcn_node, ops as contract_ops, spec_of_node, standard_ops
 from .swap import Swap
-from .trace import strip_prefix
+from .torch_scope import strip_prefix
 
 
 MAX_PROTO_BYTES = 2**31 - 1
@@ -25,12 +29,6 @@ MAX_PROTO_BYTES = 2**31 - 1
 @functools.lru_cache(maxsize=None)
 def max_ir_version_for_onnxruntime() -> Optional[int]:
     """The highest IR version the installed ONNX Runtime loads (probed once), or None without it."""
-    try:
-        import onnxruntime as ort
-    except Exception:
-        return None
-    from onnx import TensorProto, helper
-
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -46,9 +44,6 @@ def max_ir_version_for_onnxruntime() -> Optional[int]:
         except Exception:
             continue
     return None
-
-
-_POOL_OPS = (DEFORM_PSROI_POOL.op_type, DEFORM_ROI_POOL.op_type)
 
 
 def _meta(node: onnx.NodeProto) -> dict[str, str]:
@@ -74,8 +69,8 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
                 scopes = []
         fx_name = scopes[-1] if scopes else n.name
         path = strip_prefix(scopes[-2], strip) if len(scopes) >= 2 else ""
-        if not path and n.op_type not in _POOL_OPS and len(n.input) > 1 and n.input[1].endswith(".weight"):
-            path = n.input[1][: -len(".weight")]
+        if not path:
+            path = _weight_path(n)
         proposals.append((n, path, fx_name))
     per_path: dict[str, int] = {}
     for _, path, _ in proposals:
@@ -92,6 +87,18 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
         n.name = name
         names[name] = n.op_type
     return names
+
+
+def _weight_path(node: onnx.NodeProto) -> str:
+    """The module path in the name of the node's weight input (``layer1.0.conv2.weight``), for ops
+    whose contract entry names one (``weight_input``); '' otherwise."""
+    spec = spec_of_node(node)
+    if spec is None or spec.weight_input is None:
+        return ""
+    i = spec.input_names.index(spec.weight_input)
+    if len(node.input) > i and node.input[i].endswith(".weight"):
+        return node.input[i][: -len(".weight")]
+    return ""
 
 
 def _strip_value_prefix(model: onnx.ModelProto, prefix: str) -> None:
@@ -115,42 +122,6 @@ def _strip_value_prefix(model: onnx.ModelProto, prefix: str) -> None:
                 n.input[i] = rename[name]
     for vi in g.value_info:
         vi.name = rename.get(vi.name, vi.name)
-
-
-def _constant_value(model: onnx.ModelProto, name: str) -> Optional[np.ndarray]:
-    """The value of an initializer or Constant node output ``name``, or None."""
-    from onnx import numpy_helper
-
-    for t in model.graph.initializer:
-        if t.name == name:
-            return None if t.data_location == onnx.TensorProto.EXTERNAL else numpy_helper.to_array(t)
-    for n in model.graph.node:
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and list(n.output) == [name]:
-            for a in n.attribute:
-                if a.name == "value":
-                    return numpy_helper.to_array(a.t)
-    return None
-
-
-def _drop_zero_bias_of_v1(model: onnx.ModelProto) -> None:
-    """torchvision passes zeros for a missing bias; a DCNv1 node (no mask) then has 3 inputs."""
-    dropped = False
-    for n in model.graph.node:
-        if not is_dcn_node(n) or n.op_type in _POOL_OPS or len(n.input) != 4 or not n.input[3]:
-            continue
-        b = _constant_value(model, n.input[3])
-        if b is not None and not np.any(b):
-            del n.input[3]
-            dropped = True
-    if dropped:
-        used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
-        keep = [t for t in model.graph.initializer if t.name in used]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(keep)
-        nodes = [n for n in model.graph.node
-                 if not (n.op_type == "Constant" and len(n.output) == 1 and n.output[0] not in used)]
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
 
 
 def _rename_dims(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
@@ -186,10 +157,12 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
 def _check_contract(model: onnx.ModelProto) -> None:
     """Invariants of our own output (a violation is a bug here, not a user error)."""
     for n in model.graph.node:
-        if n.domain == DOMAIN and n.op_type in FORBIDDEN_OP_TYPES:
+        if n.domain == DOMAIN and n.op_type in standard_ops():
             raise AssertionError(f"node '{n.name}': op type {n.op_type} in domain {DOMAIN} is forbidden")
         if n.domain == DOMAIN:
-            spec = OPS.get(n.op_type, DEFORM_PSROI_POOL)
+            spec = contract_ops().get(n.op_type)
+            if spec is None:
+                raise AssertionError(f"node '{n.name}': op type {n.op_type} in domain {DOMAIN} is not in the contract")
             unknown = [a.name for a in n.attribute if a.name not in spec.attr_names]
             if unknown:
                 raise AssertionError(f"{n.op_type} '{n.name}': attributes {unknown} not in the contract")
@@ -204,7 +177,9 @@ def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappin
     dcn_nodes = _name_dcn_nodes(proto, strip)
     if strip:
         _strip_value_prefix(proto, strip + ".")
-    _drop_zero_bias_of_v1(proto)
+    for part in ops.parts("onnx"):  # each op's own post-processing, where it has one
+        if hasattr(part, "postprocess"):
+            part.postprocess(proto)
     _rename_dims(proto, dim_labels)
     needed = onnx.helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
     proto.ir_version = max(proto.ir_version, needed)  # e.g. opset 23 needs IR 11
@@ -225,8 +200,6 @@ def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappin
 
 def _set_metadata(model: onnx.ModelProto, deform_conv: str, fp16: bool, fp16_io: bool, swaps: Sequence[Swap]) -> None:
     try:
-        from importlib.metadata import version
-
         ver = version("dcn-deploy")
     except Exception:
         ver = "source"

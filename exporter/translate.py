@@ -1,26 +1,21 @@
-"""The ONNX translation table: ``dcn::*`` and ``torchvision::deform_conv2d`` calls -> one ONNX node
-each, attributes named and ordered by :mod:`exporter.contract`; the registry and the conversion
-of a torch.export program with it (torch's dynamo ONNX exporter)."""
+"""The ONNX translation: every registered op's torch calls (and the foreign torch ops that compute one,
+e.g. torchvision's) -> one ONNX node each, written by the op's onnx.py ``translations`` with the
+:class:`Emitter` below (attributes named and ordered by the op's contract entry); the registry of
+torch's dynamo ONNX exporter with them, and the conversion of a torch.export program."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 import onnx
 import torch
 
-from . import schemas
-from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT,
-                       INTS, OpSpec)
 from dcn_base.errors import DcnError
-from .trace import module_path_of_fx_node, quiet_torch
 
-
-DEFORM_CONV_MODES = ("plugin", "onnx")
-
-# torch ops the translation table handles (all others must be aten/prims or known to torch's registry)
-TORCHVISION_DEFORM_CONV = "torchvision::deform_conv2d"
+from . import ops, schemas
+from .contract import DEFORM_CONV_MODES, DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS, OpSpec, specs
+from .torch_scope import module_path_of_fx_node, quiet_torch
 
 
 def _attr_value(kind: str, v: Any) -> Any:
@@ -38,15 +33,51 @@ def contract_attrs(spec: OpSpec, values: Sequence[Any]) -> dict[str, Any]:
     return {a.name: _attr_value(a.kind, v) for a, v in zip(spec.attrs, values)}
 
 
-def _static_dims(value, axes: Sequence[int]) -> Optional[list[int]]:
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        return None
-    try:
-        dims = [shape[a] for a in axes]
-    except (IndexError, TypeError):
-        return None
-    return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
+@dataclass
+class Emitter:
+    """What an op's translation writes ONNX with (onnxscript: ``op`` is the default-domain opset 18)."""
+
+    standard: bool  # --deform-conv onnx: ONNX's own equivalent (spec.standard) instead of our node
+    op: Any
+    ir: Any
+    dcn: Any  # our domain's opset
+    opsets: Any  # onnxscript.onnx_opset
+
+    def node(self, spec: OpSpec) -> Callable:
+        """The function writing one ``dcn::<op type>`` node."""
+        return getattr(self.dcn, spec.op_type)
+
+    def standard_node(self, spec: OpSpec) -> Callable:
+        """The function writing ONNX's own equivalent of ``spec`` (in the opset that introduced it)."""
+        return getattr(getattr(self.opsets, f"opset{spec.standard.opset}"), spec.standard.op_type)
+
+    attrs = staticmethod(contract_attrs)
+
+    def like(self, value, ref):
+        """``value`` in ``ref``'s element type: e.g. a float32 zero bias a float16 program computes
+        with (a .pt2 / TorchScript graph fixes the constant's dtype when it is traced)."""
+        if value is None or value.dtype is None or ref.dtype is None or value.dtype == ref.dtype:
+            return value
+        return self.op.Cast(value, to=ref.dtype)
+
+    def float32(self, value, data):
+        """An input the contract fixes to float32 (coordinates; float64 only beside float64 data, for references)."""
+        ir = self.ir
+        if value.dtype in (None, ir.DataType.FLOAT) or (value.dtype == ir.DataType.DOUBLE and
+                                                        data.dtype == ir.DataType.DOUBLE):
+            return value
+        return self.op.Cast(value, to=ir.DataType.FLOAT)
+
+    @staticmethod
+    def static_dims(value, axes: Sequence[int]) -> Optional[list[int]]:
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            return None
+        try:
+            dims = [shape[a] for a in axes]
+        except (IndexError, TypeError):
+            return None
+        return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,95 +86,19 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
     if deform_conv not in DEFORM_CONV_MODES:
         raise DcnError(f"deform_conv is {deform_conv!r}, expected one of {', '.join(DEFORM_CONV_MODES)}")
     schemas.register()
-    from onnxscript import ir, values
-    from onnxscript.onnx_opset import opset18 as op
-    from onnxscript.onnx_opset import opset19 as op19
+    from onnxscript import ir, onnx_opset, values  # noqa: PLC0415  (onnxscript: heavy, only when translating)
 
-    dcn = values.Opset(DOMAIN, DOMAIN_VERSION)
-    conv_node = getattr(dcn, DEFORM_CONV2D.op_type)
-    pool_node = getattr(dcn, DEFORM_PSROI_POOL.op_type)
-
-    def zeros_bias(weight, like):
-        m = _static_dims(weight, [0])
-        np_dtype = like.dtype.numpy()
-        if m is not None:
-            return op.Constant(value=ir.tensor(np.zeros(m, dtype=np_dtype)))
-        return op.ConstantOfShape(op.Shape(weight, start=0, end=1), value=ir.tensor(np.zeros(1, dtype=np_dtype)))
-
-    def float32_rois(rois, data):
-        """Contract: rois always float32 (float64 only beside float64 data, for references)."""
-        if rois.dtype in (None, ir.DataType.FLOAT) or (rois.dtype == ir.DataType.DOUBLE and
-                                                       data.dtype == ir.DataType.DOUBLE):
-            return rois
-        return op.Cast(rois, to=ir.DataType.FLOAT)
-
-    def like(value, ref):
-        """``value`` in ``ref``'s element type: e.g. a float32 zero bias a float16 program computes
-        with (a .pt2 / TorchScript graph fixes the constant's dtype when it is traced)."""
-        if value is None or value.dtype is None or ref.dtype is None or value.dtype == ref.dtype:
-            return value
-        return op.Cast(value, to=ref.dtype)
-
-    def conv(input, weight, offset, bias, mask, attr_values):
-        attrs = contract_attrs(DEFORM_CONV2D, attr_values)
-        weight, offset, bias, mask = (like(v, input) for v in (weight, offset, bias, mask))
-        ks = _static_dims(weight, [2, 3])
-        if ks is not None:
-            attrs["kernel_shape"] = ks
-        if deform_conv == "onnx":
-            return op19.DeformConv(input, weight, offset, bias, mask, **attrs)
-        if mask is not None and bias is None:  # contract: with a mask and no bias, B is zeros
-            bias = zeros_bias(weight, input)
-        inputs = [input, weight, offset] + ([bias] if bias is not None else []) + ([mask] if mask is not None else [])
-        return conv_node(*inputs, **attrs)
-
-    # Parameter names are the torch ops' schema argument names (FX may pass keywords).
-    def dcn_deform_conv2d(input, weight, offset, bias=None, mask=None, stride=(1, 1), pads=(0, 0, 0, 0),
-                          dilation=(1, 1), group=1, offset_group=1):
-        return conv(input, weight, offset, bias, mask, (stride, pads, dilation, group, offset_group))
-
-    def torchvision_deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
-                                  dilation_h, dilation_w, groups, offset_groups, use_mask):
-        return conv(input, weight, offset, bias, mask if use_mask else None,
-                    ((stride_h, stride_w), (pad_h, pad_w, pad_h, pad_w), (dilation_h, dilation_w), groups,
-                     offset_groups))
-
-    def dcn_deform_psroi_pool(data, rois, trans=None, spatial_scale=1.0, output_dim=1, group_size=1,
-                              pooled_size=1, part_size=0, sample_per_part=4, trans_std=0.0, no_trans=0):
-        attrs = contract_attrs(DEFORM_PSROI_POOL, (spatial_scale, output_dim, group_size, pooled_size, part_size,
-                                                   sample_per_part, trans_std, no_trans))
-        if trans is None:
-            attrs["no_trans"] = 1
-        trans, rois = like(trans, data), float32_rois(rois, data)
-        inputs = [data, rois] + ([trans] if trans is not None and not attrs["no_trans"] else [])
-        return pool_node(*inputs, **attrs)
-
-    roi_pool_node = getattr(dcn, DEFORM_ROI_POOL.op_type)
-
-    def dcn_deform_roi_pool(data, rois, offset=None, pooled_height=1, pooled_width=1, spatial_scale=1.0,
-                            sampling_ratio=0, gamma=0.1):
-        attrs = contract_attrs(DEFORM_ROI_POOL, (pooled_height, pooled_width, spatial_scale, sampling_ratio, gamma))
-        offset, rois = like(offset, data), float32_rois(rois, data)
-        return roi_pool_node(*([data, rois] + ([offset] if offset is not None else [])), **attrs)
-
-    table: dict[Any, Callable] = {
-        torch.ops.dcn.deform_conv2d.default: dcn_deform_conv2d,
-        torch.ops.dcn.deform_psroi_pool.default: dcn_deform_psroi_pool,
-        torch.ops.dcn.deform_roi_pool.default: dcn_deform_roi_pool,
-    }
-    tv = _torchvision_op()
-    if tv is not None:
-        table[tv] = torchvision_deform_conv2d
+    em = Emitter(deform_conv == "onnx", onnx_opset.opset18, ir, values.Opset(DOMAIN, DOMAIN_VERSION), onnx_opset)
+    table: dict[Any, Callable] = {}
+    for part in ops.parts("onnx"):
+        table.update(part.translations(em))
     return table
 
 
-def _torchvision_op():
-    try:
-        import torchvision  # noqa: F401
-
-        return torch.ops.torchvision.deform_conv2d.default
-    except Exception:
-        return None
+def translated_op_names() -> list[str]:
+    """The torch ops the table translates, by name (ours, then the foreign ones)."""
+    return [s.torch_op for s in specs()] + [n for part in ops.parts("onnx")
+                                            for n in getattr(part, "FOREIGN_TORCH_OPS", ())]
 
 
 @functools.lru_cache(maxsize=None)
@@ -154,7 +109,7 @@ def onnx_registry(opset: int, deform_conv: str):
     ``torch.onnx.export(custom_translation_table=...)`` path is used).
     """
     try:
-        from torch.onnx._internal.exporter import _constants, _registration
+        from torch.onnx._internal.exporter import _constants, _registration  # noqa: PLC0415  (internal, may move)
     except Exception:
         return None
     reg = _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
@@ -168,7 +123,7 @@ def to_onnx(ep, opset: int, deform_conv: str, input_names, output_names) -> onnx
     core = None
     if registry is not None:
         try:
-            from torch.onnx._internal.exporter import _core as core
+            from torch.onnx._internal.exporter import _core as core  # noqa: PLC0415  (internal, may move)
         except Exception:
             core = None
     with quiet_torch():
@@ -197,8 +152,8 @@ def scan_ops(ep: torch.export.ExportedProgram, deform_conv: str, opset: int, str
         path, cls = module_path_of_fx_node(node, strip)
         where = f" in module '{path}' ({cls})" if path else ""
         name = target.name().replace(".default", "")
+        known = translated_op_names()
         raise DcnError(
             f"operator {name}{where} has no ONNX translation; dcn-export maps "
-            f"dcn::deform_conv2d, dcn::deform_psroi_pool, dcn::deform_roi_pool and {TORCHVISION_DEFORM_CONV} "
-            f"besides the standard ops"
+            f"{', '.join(known[:-1])} and {known[-1]} besides the standard ops"
         )

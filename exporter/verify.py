@@ -6,9 +6,9 @@ Runtimes, first usable wins:
    without RoI pooling).
 2. ONNX Runtime with our custom-op library (``dcn_base.libraries.ort_session``),
    once that library is built.
-3. ONNX Runtime with every ``dcn::DeformConv2d`` run as the standard ``DeformConv``
-   (same semantics, inputs and attributes by the contract), when the graph has no
-   ``DeformPSROIPool`` and its opset has ``DeformConv`` (>= 19).
+3. ONNX Runtime with every node run as ONNX's own equivalent of its op (the contract entry's
+   ``standard``: same semantics, inputs and attributes), when every op of the graph has one
+   and the graph's opset has it.
 4. ``onnx.reference.ReferenceEvaluator`` with ``dcn`` ops that call our PyTorch
    reference: pure Python, slow on big models, runs anything.
 
@@ -28,79 +28,43 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import onnx
+import torch
+from onnx.reference import ReferenceEvaluator
+from onnx.reference.op_run import OpRun
 
-from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, STANDARD_DEFORM_CONV,
-                       STANDARD_DEFORM_CONV_OPSET, is_dcn_node)
+from dcn_base import libraries
+from dcn_base.console import near_zero_note
 from dcn_base.errors import DcnError, describe, one_line
 from dcn_base.tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
 
+from . import ops
+from .contract import DOMAIN, OpSpec, is_dcn_node, spec_of_node, specs
+
 
 # --------------------------------------------------------------------------- reference evaluator ops
-def _reference_ops():
-    """OpRun classes for the dcn domain, calling exporter.ops.reference (float math for half data)."""
-    import torch
-    from onnx.reference.op_run import OpRun
+def _as_torch(a):
+    if a is None:
+        return None
+    t = torch.from_numpy(np.array(a, copy=True))
+    return t.float() if t.dtype == torch.float16 else t  # float math for half data
 
-    from .ops import reference as ref
 
-    def attrs(op, spec):
-        values = {}
-        for a in spec.attrs:
-            v = getattr(op, a.name, None)
-            if v is None:
-                v = a.default
-            values[a.name] = v
-        return values
+def _reference_op(spec: OpSpec, evaluate) -> type:
+    """An OpRun class for ``spec``'s nodes that runs the op's float64 reference (its onnx.py ``evaluate``)."""
 
-    def as_torch(a):
-        if a is None:
-            return None
-        t = torch.from_numpy(np.array(a, copy=True))
-        return t.float() if t.dtype == torch.float16 else t
+    def _run(self, *inputs, **_):
+        attrs = {a.name: getattr(self, a.name, None) for a in spec.attrs}
+        attrs = {k: (v if v is not None else spec.attr(k).default) for k, v in attrs.items()}
+        given = [_as_torch(x) for x in inputs] + [None] * (len(spec.inputs) - len(inputs))
+        y = evaluate(self.onnx_node.name, given, attrs)
+        return (y.numpy().astype(inputs[0].dtype),)
 
-    class DeformConv2d(OpRun):
-        op_domain = DOMAIN
+    return type(spec.op_type, (OpRun,), {"op_domain": DOMAIN, "_run": _run})
 
-        def _run(self, X, W, offset, B=None, mask=None, **_):
-            a = attrs(self, DEFORM_CONV2D)
-            y = ref.deform_conv2d(
-                as_torch(X), as_torch(offset), as_torch(W), as_torch(B), stride=tuple(a["strides"]),
-                padding=tuple(a["pads"]), dilation=tuple(a["dilations"]), mask=as_torch(mask),
-            )
-            got = {"group": X.shape[1] // W.shape[1],
-                   "offset_group": offset.shape[1] // (2 * W.shape[2] * W.shape[3])}
-            for key, want in got.items():
-                if int(a[key]) != want:
-                    raise DcnError(f"DeformConv2d '{self.onnx_node.name}': {key} is {a[key]}, "
-                                   f"expected {want} from the input shapes")
-            return (y.numpy().astype(X.dtype),)
 
-    class DeformPSROIPool(OpRun):
-        op_domain = DOMAIN
-
-        def _run(self, data, rois, trans=None, **_):
-            a = attrs(self, DEFORM_PSROI_POOL)
-            y = ref.deform_psroi_pool(
-                as_torch(data), as_torch(rois), None if a["no_trans"] else as_torch(trans),
-                spatial_scale=float(a["spatial_scale"]), output_dim=int(a["output_dim"]),
-                group_size=int(a["group_size"]), pooled_size=int(a["pooled_size"]), part_size=int(a["part_size"]),
-                sample_per_part=int(a["sample_per_part"]), trans_std=float(a["trans_std"]),
-            )
-            return (y.numpy().astype(data.dtype),)
-
-    class DeformRoIPool(OpRun):
-        op_domain = DOMAIN
-
-        def _run(self, data, rois, offset=None, **_):
-            a = attrs(self, DEFORM_ROI_POOL)
-            y = ref.deform_roi_pool(
-                as_torch(data), as_torch(rois), as_torch(offset), pooled_height=int(a["pooled_height"]),
-                pooled_width=int(a["pooled_width"]), spatial_scale=float(a["spatial_scale"]),
-                sampling_ratio=int(a["sampling_ratio"]), gamma=float(a["gamma"]),
-            )
-            return (y.numpy().astype(data.dtype),)
-
-    return [DeformConv2d, DeformPSROIPool, DeformRoIPool]
+def _reference_ops() -> list[type]:
+    """OpRun classes for the dcn domain: every registered op on its float64 reference."""
+    return [_reference_op(spec, ops.part(spec.name, "onnx").evaluate) for spec in specs()]
 
 
 # --------------------------------------------------------------------------- runtimes
@@ -119,7 +83,7 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 
 def _ort_runner(model: onnx.ModelProto, name: str) -> Runner:
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  (heavy: only when a model is checked)
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -127,17 +91,28 @@ def _ort_runner(model: onnx.ModelProto, name: str) -> Runner:
     return Runner(name, lambda feed: sess.run(None, dict(feed)))
 
 
-def as_standard_deform_conv(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy in which every ``dcn::DeformConv2d`` is the standard ``DeformConv`` (contract: same semantics)."""
+def as_standard_ops(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy in which every node of ours that ONNX has an equivalent of is that standard op (contract:
+    same inputs, attributes and semantics)."""
     out = copy.deepcopy(model)
     for node in out.graph.node:
-        if node.domain == DOMAIN and node.op_type == DEFORM_CONV2D.op_type:
-            node.op_type, node.domain = STANDARD_DEFORM_CONV, ""
+        spec = spec_of_node(node)
+        if node.domain == DOMAIN and spec is not None and spec.standard is not None:
+            node.op_type, node.domain = spec.standard.op_type, ""
     if not _dcn_op_types(out):
         keep = [o for o in out.opset_import if o.domain != DOMAIN]
         del out.opset_import[:]
         out.opset_import.extend(keep)
     return out
+
+
+def _standard_runner(model: onnx.ModelProto, op_types: set[str]) -> Optional[Callable[[], Optional[Runner]]]:
+    """ONNX Runtime with every node run as ONNX's equivalent, when all of the graph's ops have one in its opset."""
+    equivalents = {s.op_type: s.standard for s in specs() if s.standard is not None}
+    if not op_types <= set(equivalents) or _default_opset(model) < max(equivalents[t].opset for t in op_types):
+        return None
+    what = ", ".join(f"dcn::{t} run as ONNX {equivalents[t].op_type}" for t in sorted(op_types))
+    return lambda: _ort_runner(as_standard_ops(model), f"onnxruntime, {what}")
 
 
 def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
@@ -157,8 +132,6 @@ def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
 
 
 def _reference_runner(model: onnx.ModelProto) -> Runner:
-    from onnx.reference import ReferenceEvaluator
-
     ev = ReferenceEvaluator(model, new_ops=_reference_ops())
     return Runner("onnx reference evaluator + dcn reference ops", lambda feed: list(ev.run(None, dict(feed))))
 
@@ -167,15 +140,15 @@ def make_runner(model: onnx.ModelProto, prefer: str = "auto") -> Runner:
     """Pick the first usable runtime (see module doc). ``prefer='reference'`` forces the evaluator."""
     if prefer == "reference":
         return _reference_runner(model)
-    ops = _dcn_op_types(model)
+    op_types = _dcn_op_types(model)
     candidates: list[Callable[[], Optional[Runner]]] = []
-    if not ops:
+    if not op_types:
         candidates.append(lambda: _ort_runner(model, "onnxruntime"))
     else:
         candidates.append(lambda: _plugin_ort_runner(model))
-        if ops == {DEFORM_CONV2D.op_type} and _default_opset(model) >= STANDARD_DEFORM_CONV_OPSET:
-            candidates.append(lambda: _ort_runner(as_standard_deform_conv(model),
-                                                  "onnxruntime, dcn::DeformConv2d run as ONNX DeformConv"))
+        standard = _standard_runner(model, op_types)
+        if standard is not None:
+            candidates.append(standard)
     for make in candidates:
         try:
             runner = make()
@@ -259,8 +232,6 @@ class CheckReport:
 
     def notes(self) -> list[str]:
         """Lines explaining numbers that look alarming but are not (large max_rel on a pass)."""
-        from dcn_base.console import near_zero_note
-
         return near_zero_note(o.max_rel for o in self.outputs if o.passed)
 
 
@@ -308,11 +279,9 @@ def check_outputs(runner: Runner, feed: Mapping[str, np.ndarray], output_names: 
 
 def check_export(proto: onnx.ModelProto, feed: Mapping[str, np.ndarray], outs: Sequence[str], truth: Sequence[np.ndarray],
             truth_name: str, dtype: str, runtime: str, own: Optional[Sequence[np.ndarray]] = None):
-    from . import verify as verify_mod
-
     try:
-        runner = verify_mod.make_runner(proto, prefer=runtime)
-        return verify_mod.check_outputs(runner, feed, outs, truth, dtype, truth_name, own=own)
+        runner = make_runner(proto, prefer=runtime)
+        return check_outputs(runner, feed, outs, truth, dtype, truth_name, own=own)
     except DcnError:
         raise
     except Exception as e:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import (
     DeformConv2d,
     DeformConv2dPack,

@@ -16,10 +16,10 @@ import torch
 import torchvision
 
 from helpers import naive
-from exporter.contract import DEFORM_ROI_POOL
+from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 from dcn_base.errors import ContractError
 from exporter.ops import DeformRoIPool, ModulatedDeformRoIPoolPack, deform_roi_pool
-from exporter.ops.reference import ROI_POOL_MAX_GRID
+from exporter.ops.deform_roi_pool.reference import ROI_POOL_MAX_GRID
 from dcn_base.tolerance import tolerance
 
 # (N, C, H, W)

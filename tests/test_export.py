@@ -16,7 +16,9 @@ from onnx import helper
 from helpers import export_models as em
 import exporter
 from exporter import verify
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, is_dcn_node
+from exporter.contract import DOMAIN, is_dcn_node
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from dcn_base.errors import DcnError
 from exporter.export import CheckError
 from exporter.onnx_post import max_ir_version_for_onnxruntime
@@ -61,7 +63,7 @@ def run_onnx(model: onnx.ModelProto, feed: dict, how: str) -> list[np.ndarray]:
     or 'ort-standard' (ONNX Runtime, dcn::DeformConv2d as the standard DeformConv)."""
     if how == "reference":
         return verify.make_runner(model, prefer="reference").run(feed)
-    sess = ort.InferenceSession(verify.as_standard_deform_conv(model).SerializeToString(),
+    sess = ort.InferenceSession(verify.as_standard_ops(model).SerializeToString(),
                                 providers=["CPUExecutionProvider"])
     return sess.run(None, feed)
 
@@ -344,7 +346,7 @@ def test_graph_quality(zoo, tmp_path):
     assert {o.domain: o.version for o in proto.opset_import}[DOMAIN] == 1
     ort_ir = max_ir_version_for_onnxruntime()
     assert proto.ir_version <= ort_ir
-    ort.InferenceSession(verify.as_standard_deform_conv(proto).SerializeToString(),
+    ort.InferenceSession(verify.as_standard_ops(proto).SerializeToString(),
                          providers=["CPUExecutionProvider"])  # ORT loads this IR version
     names = [n.name for n in proto.graph.node]
     assert len(names) == len(set(names))

@@ -12,7 +12,9 @@ from onnx import TensorProto, helper
 from helpers import export_models as em
 import exporter
 from exporter import contract, schemas
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
+from exporter.contract import DOMAIN, DOMAIN_VERSION
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.translate import translation_table
 
 ONNX_KIND = {contract.INT: onnx.AttributeProto.INT, contract.INTS: onnx.AttributeProto.INTS,

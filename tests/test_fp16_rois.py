@@ -14,7 +14,7 @@ import torch
 
 from helpers import user_path_models as upm
 from helpers.built_libs import require
-from exporter.contract import DEFORM_PSROI_POOL
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import deform_psroi_pool
 from dcn_base.tolerance import error_ratio, tolerance
 from test_ort_ops import make_model

@@ -106,7 +106,7 @@ def _feeds(case: dict) -> dict[str, np.ndarray]:
 
 
 def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
-    from exporter.ops import reference as ref
+    from exporter import ops as ref  # exporter.ops.<op>(...) is the op's float64 reference
 
     t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
     a = case["attrs"]
@@ -187,7 +187,8 @@ def _preload(lib: str) -> None:
     import onnx  # noqa: F401
     from onnx import helper  # noqa: F401
 
-    from exporter.ops import reference  # noqa: F401
+    from exporter.ops.deform_conv2d import reference  # noqa: F401
+    from exporter.ops.deform_psroi_pool import reference as _  # noqa: F401
 
     so = ort.SessionOptions()
     so.register_custom_ops_library(lib)  # dlopen once
@@ -342,7 +343,7 @@ def test_limits_in_header_equal_contract(tmp_path):
 def test_reference_on_non_finite_rois_and_empty_maps(what):
     """The reference: a clear ContractError or the documented value, never an IndexError."""
     from dcn_base.errors import ContractError
-    from exporter.ops import reference as ref
+    from exporter import ops as ref  # exporter.ops.<op>(...) is the op's float64 reference
 
     data = torch.randn(2, 8, 6, 7, dtype=torch.float64)
     rois = torch.tensor([[0, 1, 1, 8, 9], [1, 2, 0, 6, 5]], dtype=torch.float64)

@@ -40,7 +40,8 @@ def test_kit_modules_import_without_onnx_polygraphy_tensorrt():
     p = _python("""
         import test_trt_device, bench_plugins_cuda
         from helpers import trt_device, sweep
-        from exporter.ops.reference import deform_conv2d, deform_psroi_pool
+        from exporter.ops.deform_conv2d.reference import deform_conv2d
+        from exporter.ops.deform_psroi_pool.reference import deform_psroi_pool
         from dcn_base.tolerance import tolerance
         import exporter.contract
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)

@@ -20,7 +20,7 @@ import torch
 from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from exporter.ops.reference import bilinear_gather
+from exporter.ops.common import bilinear_gather
 from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from test_reference import golden_cases

@@ -18,7 +18,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from helpers.built_libs import require
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
+from exporter.contract import DOMAIN, DOMAIN_VERSION
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs

@@ -11,7 +11,8 @@ from torch import nn
 from helpers import export_models as em
 from exporter import ops
 from dcn_base.errors import DcnError
-from exporter.swap import Detectron2DeformConv, Detectron2ModulatedDeformConv, match, swap_modules
+from exporter.ops.deform_conv2d.swap import Detectron2DeformConv, Detectron2ModulatedDeformConv
+from exporter.swap import match, swap_modules
 
 
 def _same_outputs(original: nn.Module, swapped: nn.Module, *inputs):
@@ -113,7 +114,7 @@ def test_mmcv_roi_pooling_swapped_for_deform_roi_pool():
     original = em.MmcvRoIPoolNet().eval()
     swapped, swaps = swap_modules(copy.deepcopy(original))
     assert [str(s) for s in swaps] == ["head.pool: mmcv.ops.deform_roi_pool.DeformRoIPool -> "
-                                       "exporter.ops.modules.DeformRoIPool"]
+                                       "exporter.ops.deform_roi_pool.modules.DeformRoIPool"]
     assert type(swapped.head.pool) is ops.DeformRoIPool and swapped.head.pool.spatial_scale == 0.25
     _same_outputs(original, swapped, torch.randn(2, 3, 10, 12), em.rois_for(2, 40, 48))
 

@@ -27,6 +27,8 @@ import pytest
 from helpers.cpp_ops import cpp_ops, include_flags, op_files
 from helpers.cuda_check import REPO, check_build
 from exporter import contract
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.contract import conv_out_size
 
 TRT_DIR = REPO / "plugins" / "trt"
@@ -284,7 +286,7 @@ def test_conv_serialize_roundtrip(hx, clean_log):
     ser = hx.serialize(h)
     assert (ser["name"], ser["version"], ser["namespace"]) == ("DeformConv2d", "1", "")
     assert _values(ser) == {k: (v if isinstance(v, list) else [v]) for k, v in CONV_FIELDS.items()}
-    assert {f["name"]: f["type"] for f in ser["fields"]} == {a.name: a.trt_type for a in contract.DEFORM_CONV2D.attrs}
+    assert {f["name"]: f["type"] for f in ser["fields"]} == {a.name: a.trt_type for a in DEFORM_CONV2D.attrs}
     h2 = hx.roundtrip(h, "backbone.layer3.0.conv2")
     assert h2, hx.log()
     assert hx.serialize(h2) == ser
@@ -296,7 +298,7 @@ def test_conv_defaults_and_optional_kernel_shape(hx, clean_log):
     assert h, hx.log()
     vals = _values(hx.serialize(h))
     want = {a.name: [float(x) for x in (a.default if isinstance(a.default, tuple) else (a.default,))]
-            for a in contract.DEFORM_CONV2D.attrs if a.default is not None}
+            for a in DEFORM_CONV2D.attrs if a.default is not None}
     assert {k: [float(x) for x in v] for k, v in vals.items()} == want
     assert "kernel_shape" not in vals  # optional without default: absent stays absent after a round trip
     assert "kernel_shape" not in _values(hx.serialize(hx.roundtrip(h, "l")))
@@ -310,11 +312,11 @@ def test_pool_serialize_roundtrip_and_defaults(hx, clean_log):
     assert got["output_dim"] == [21] and got["no_trans"] == [0]
     assert got["spatial_scale"] == pytest.approx([0.0625]) and got["trans_std"] == pytest.approx([0.1])
     assert hx.serialize(hx.roundtrip(h, "rfcn.psroi")) == ser
-    required = {a.name: POOL_FIELDS[a.name] for a in contract.DEFORM_PSROI_POOL.attrs if a.required}
+    required = {a.name: POOL_FIELDS[a.name] for a in DEFORM_PSROI_POOL.attrs if a.required}
     h3 = hx.create("DeformPSROIPool", "p", required)
     assert h3, hx.log()
     vals = _values(hx.serialize(h3))
-    for a in contract.DEFORM_PSROI_POOL.attrs:
+    for a in DEFORM_PSROI_POOL.attrs:
         if a.default is not None:
             assert vals[a.name] == pytest.approx([a.default]), a.name
 
@@ -515,6 +517,6 @@ def test_onshapechange_validates_runtime_shapes(hx, clean_log):
 def test_ort_ops_read_attributes_from_the_table():
     """The ONNX Runtime ops read every attribute through the same table (<op>_fields.h)."""
     src = "\n".join(f.read_text() for f in [*ORT_DIR.glob("*.cpp"), *op_files("*_ort.cpp")])
-    for op, prefix in ((contract.DEFORM_CONV2D, "kDC_"), (contract.DEFORM_PSROI_POOL, "kPS_")):
+    for op, prefix in ((DEFORM_CONV2D, "kDC_"), (DEFORM_PSROI_POOL, "kPS_")):
         for a in op.attrs:
             assert f"attrs_.field(f[dcn::{prefix}{a.name.upper()}]" in src, (op.op_type, a.name)

@@ -24,6 +24,8 @@ import pytest
 import torch
 
 from exporter import contract
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.contract import FLOAT, conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from dcn_base.tolerance import tolerance
@@ -216,7 +218,7 @@ def conv_network(env: Env, dtype: str, builder, weight: np.ndarray, bias: np.nda
     mask = net.add_input("mask", trt_dtype(env, dtype), (-1, c["offset_group"] * K, -1, -1))
     w = net.add_constant(weight.shape, trt.Weights(weight)).get_output(0)
     b = net.add_constant(bias.shape, trt.Weights(bias)).get_output(0)
-    fields = field_collection(env, contract.DEFORM_CONV2D, dict(
+    fields = field_collection(env, DEFORM_CONV2D, dict(
         strides=c["strides"], pads=c["pads"], dilations=c["dilations"], group=c["group"],
         offset_group=c["offset_group"], kernel_shape=(c["kH"], c["kW"])))
     plugin = creator(env, "DeformConv2d").create_plugin(layer_name, fields, trt.TensorRTPhase.BUILD)
@@ -287,7 +289,7 @@ def pool_network(env: Env, dtype: str, builder):
     data = net.add_input("data", trt_dtype(env, dtype), (-1, C, -1, -1))
     rois = net.add_input("rois", trt_dtype(env, "float32"), (-1, 5))  # contract: rois float32 in FP16 too
     trans = net.add_input("trans", trt_dtype(env, dtype), (-1, 2 * p["classes"], p["part_size"], p["part_size"]))
-    fields = field_collection(env, contract.DEFORM_PSROI_POOL, {k: v for k, v in p.items() if k != "classes"})
+    fields = field_collection(env, DEFORM_PSROI_POOL, {k: v for k, v in p.items() if k != "classes"})
     plugin = creator(env, "DeformPSROIPool").create_plugin("rfcn.psroi", fields, trt.TensorRTPhase.BUILD)
     assert plugin is not None, "\n".join(env.logger.messages[-10:])
     layer = net.add_plugin_v3([data, rois, trans], [], plugin)

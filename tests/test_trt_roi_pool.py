@@ -13,6 +13,7 @@ import re
 import pytest
 
 from exporter import contract
+from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 from helpers.cpp_ops import OPS_DIR
 from test_trt_contract import Harness, _values, hx  # noqa: F401  (the harness fixture)
 
@@ -42,9 +43,9 @@ def test_serialize_roundtrip_and_defaults(hx, log_cleared):  # noqa: F811
     got = _values(ser)
     assert got["pooled_height"] == [7] and got["pooled_width"] == [5] and got["sampling_ratio"] == [2]
     assert got["spatial_scale"] == pytest.approx([0.0625]) and got["gamma"] == pytest.approx([0.1])
-    assert {f["name"]: f["type"] for f in ser["fields"]} == {a.name: a.trt_type for a in contract.DEFORM_ROI_POOL.attrs}
+    assert {f["name"]: f["type"] for f in ser["fields"]} == {a.name: a.trt_type for a in DEFORM_ROI_POOL.attrs}
     assert hx.serialize(hx.roundtrip(h, "roi_head.pool")) == ser
-    h2 = hx.create(OP, "p", {a.name: FIELDS[a.name] for a in contract.DEFORM_ROI_POOL.attrs if a.required})
+    h2 = hx.create(OP, "p", {a.name: FIELDS[a.name] for a in DEFORM_ROI_POOL.attrs if a.required})
     assert h2, hx.log()
     vals = _values(hx.serialize(h2))
     assert vals["sampling_ratio"] == [0] and vals["gamma"] == pytest.approx([0.1])
@@ -108,5 +109,5 @@ def test_onshapechange_validates_runtime_shapes(hx, log_cleared):  # noqa: F811
 
 def test_ort_op_reads_attributes_from_the_table():
     src = (OPS_DIR / "deform_roi_pool" / "deform_roi_pool_ort.cpp").read_text()
-    for a in contract.DEFORM_ROI_POOL.attrs:
+    for a in DEFORM_ROI_POOL.attrs:
         assert f"attrs_.field(f[dcn::kRP_{a.name.upper()}]" in src, a.name

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from exporter import contract
+from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 from exporter.ops import deform_roi_pool
 from test_trt_plugins_gpu import (TORCH_DTYPE, assert_close, build, creator, deserialize, env,  # noqa: F401
                                   field_collection, layer_infos, new_network, our_plugin_layers, rounded, run,
@@ -24,7 +25,7 @@ def roi_pool_network(env, dtype: str, builder):  # noqa: F811
     data = net.add_input("data", trt_dtype(env, dtype), (-1, C, -1, -1))
     rois = net.add_input("rois", trt.float32, (-1, 5))  # coordinates: FP32 always
     offset = net.add_input("offset", trt_dtype(env, dtype), (-1, 2, p["pooled_height"], p["pooled_width"]))
-    fields = field_collection(env, contract.DEFORM_ROI_POOL, p)
+    fields = field_collection(env, DEFORM_ROI_POOL, p)
     plugin = creator(env, "DeformRoIPool").create_plugin("roi_head.pool", fields, trt.TensorRTPhase.BUILD)
     assert plugin is not None, "\n".join(env.logger.messages[-10:])
     layer = net.add_plugin_v3([data, rois, offset], [], plugin)

@@ -244,10 +244,10 @@ def _mentions(texts: Sequence[str], node_name: str) -> bool:
 # The inspector's JSON for plugin layers is not documented: the spellings below are read
 # tolerantly. A layer is a plugin layer when a type field (LayerType, ParameterType, Type,
 # "Layer Type", any case) says "plugin" (PluginV2, PluginV3, kPLUGIN_V3, Plugin...) or its
-# metadata carries our plugins' getMetadataString ("DeformConv2d v1: ..."). Its plugin type is
+# metadata carries our plugins' getMetadataString ("<OpType> v1: ..."). Its plugin type is
 # the first of the keys below (case, spaces and underscores ignored), a string or a nested
-# object's Name / Type, without a namespace ("dcn::DeformConv2d") or version suffix
-# ("DeformConv2d_1", "DeformConv2d v1", "DeformConv2d (version 1)"); else the op named by
+# object's Name / Type, without a namespace ("dcn::<OpType>") or version suffix
+# ("<OpType>_1", "<OpType> v1", "<OpType> (version 1)"); else the op named by
 # that metadata.
 _TYPE_KEYS = ("layertype", "parametertype", "type")
 _PLUGIN_KEYS = ("plugintype", "pluginname", "plugin", "plugincreator", "plugincreatorname", "creator", "pluginv3",

@@ -91,7 +91,7 @@ def _infer_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a TensorRT engine (GPU, our plugins) or an ONNX model (ONNX Runtime CPU with our dcn "
                     "ops) on saved inputs; print its outputs, optionally save and time them.",
-        epilog="MODEL.onnx runs on the CPU without TensorRT (exported with the default dcn::DeformConv2d nodes).\n"
+        epilog="MODEL.onnx runs on the CPU without TensorRT (exported with the default dcn:: nodes).\n"
                "For plain Polygraphy / ONNX Runtime without our op library (polygraphy run --onnxrt), export with\n"
                "`dcn-export --deform-conv onnx`: the standard DeformConv (opset >= 19), which they run as it is.",
     )

@@ -3,9 +3,10 @@ from a float16 graph).
 
 ``onnxconverter_common.float16.convert_float_to_float16`` is called directly (I/O kept float32),
 so the conversion does not depend on which converter a Polygraphy version wraps (older ones went
-through ``onnxmltools``). Then the contract is restored: ``DeformPSROIPool``'s rois are float32
-also in a float16 graph, so each pooling node reads its rois from before the converter's cast to
-float16 (or through a cast back to float32 where they were computed in the graph).
+through ``onnxmltools``). Then the contract is restored: every input an op's contract entry fixes to
+float32 (``Input(dtype="float32")``: coordinates such as RoIs) stays float32 also in a float16 graph,
+so each node of ours reads it from before the converter's cast to float16 (or through a cast back
+to float32 where it was computed in the graph), for every registered op.
 No TensorRT needed: the tests run the converted graph on ONNX Runtime.
 """
 from __future__ import annotations
@@ -15,14 +16,14 @@ import copy
 import onnx
 from onnx import TensorProto, helper
 
-from exporter.contract import DEFORM_PSROI_POOL, DOMAIN
+from exporter.contract import spec_of_node
 from dcn_base.errors import DcnError
 
 REQUIREMENT = "onnxconverter-common>=1.14"
 
 
 def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A float16 copy of ``model`` (float32 I/O), rois of DeformPSROIPool kept float32."""
+    """A float16 copy of ``model`` (float32 I/O), the contract's float32 inputs of our nodes kept float32."""
     try:
         from onnxconverter_common import float16  # noqa: PLC0415
     except ImportError as err:
@@ -32,7 +33,7 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     model = copy.deepcopy(model)
     _isolate_outputs(model)
     out = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
-    _rois_float32(out)
+    _float32_inputs(out)
     return out
 
 
@@ -55,25 +56,28 @@ def _isolate_outputs(model: onnx.ModelProto) -> None:
         g.node.append(helper.make_node("Identity", [inner], [out.name], name=f"{out.name}/output"))
 
 
-def _rois_float32(model: onnx.ModelProto) -> None:
+def _float32_inputs(model: onnx.ModelProto) -> None:
+    """Every input our contract entries fix to float32 reads a float32 value again."""
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
     types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.value_info) + list(g.output)}
     new_nodes: list[tuple[int, onnx.NodeProto]] = []
     for idx, node in enumerate(g.node):
-        if node.domain != DOMAIN or node.op_type != DEFORM_PSROI_POOL.op_type or len(node.input) < 2:
-            continue
-        rois = node.input[1]
-        src = producer.get(rois)
-        if src is not None and src.op_type == "Cast" and types.get(src.input[0]) == TensorProto.FLOAT:
-            node.input[1] = src.input[0]  # the float32 value before the converter's cast
-            continue
-        if types.get(rois) == TensorProto.FLOAT:
-            continue
-        cast_out = f"{rois}_float32"
-        new_nodes.append((idx, helper.make_node("Cast", [rois], [cast_out], to=TensorProto.FLOAT,
-                                                name=f"{node.name}/rois_float32")))
-        node.input[1] = cast_out
+        spec = spec_of_node(node)
+        for i in spec.float32_inputs if spec is not None else ():
+            if i >= len(node.input) or not node.input[i]:
+                continue
+            value = node.input[i]
+            src = producer.get(value)
+            if src is not None and src.op_type == "Cast" and types.get(src.input[0]) == TensorProto.FLOAT:
+                node.input[i] = src.input[0]  # the float32 value before the converter's cast
+                continue
+            if types.get(value) == TensorProto.FLOAT:
+                continue
+            cast_out = f"{value}_float32"
+            new_nodes.append((idx, helper.make_node("Cast", [value], [cast_out], to=TensorProto.FLOAT,
+                                                    name=f"{node.name}/{spec.inputs[i].name}_float32")))
+            node.input[i] = cast_out
     for idx, cast in reversed(new_nodes):
         g.node.insert(idx, cast)
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}

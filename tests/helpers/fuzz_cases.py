@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Optional
 
-from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, LIMITS, MAX_ELEMENTS, conv_out_size
+from exporter.contract import LIMITS, MAX_ELEMENTS, conv_out_size
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 
 I32 = 2**31
 I64_MAX = 2**63 - 1

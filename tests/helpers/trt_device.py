@@ -242,7 +242,7 @@ def conv_inputs(case, *, empty_bias: bool = False) -> list:
 
 
 def conv_reference(lay: Layer, case) -> torch.Tensor:
-    from exporter.ops.reference import deform_conv2d
+    from exporter.ops.deform_conv2d.reference import deform_conv2d
 
     x, w, off = as_reference_inputs(lay)[:3]
     rest = as_reference_inputs(lay)[3:]
@@ -256,7 +256,7 @@ def pool_inputs(case) -> list:
 
 
 def pool_reference(lay: Layer, case) -> torch.Tensor:
-    from exporter.ops.reference import deform_psroi_pool
+    from exporter.ops.deform_psroi_pool.reference import deform_psroi_pool
 
     ins = as_reference_inputs(lay)
     a = case.attrs
