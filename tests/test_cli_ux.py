@@ -355,7 +355,7 @@ def test_build_progress_monitor_without_a_terminal_prints_lines():
     import io
     import types
 
-    from trt_runtime.build import _make_progress_monitor
+    from trt_runtime.build_progress import make_progress_monitor as _make_progress_monitor
 
     class IProgressMonitor:
         def __init__(self):

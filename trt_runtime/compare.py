@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from dcn_base import atomic
 from dcn_base.cli import QUIET, polygraphy_severity
 from dcn_base.console import progress_bar
@@ -136,9 +138,26 @@ def compare(
     ``nn.Module``. Raises DcnError for usage / environment errors; a mismatch is
     ``outcome.passed == False``. ``verbose``: 1 Polygraphy's info log, 2 its verbose log;
     ``progress``: the command's verbosity level (a bar over the runs on a terminal when >= 0).
-    """
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
 
+    Walks load -> runners -> compare -> report: ``_load`` (reference, target, inputs), ``_run``
+    (Polygraphy's Comparator over the runners), ``_judge`` (the verdict per output,
+    dcn_base.tolerance.passes), ``_report`` (the table, the JSON report, the plots).
+    """
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported when a comparison runs)
+
+    kind = _check_arguments(target, iterations, precision, report, plot)
+    shapes = input_shapes if isinstance(input_shapes, Mapping) else parse_input_shapes(input_shapes)
+    vrange = parse_val_ranges(val_range)
+    loud = polygraphy_severity(int(verbose)) if verbose else G_LOGGER.CRITICAL + 10
+    ref, info, prec, feeds = _load(reference, str(target), kind, load_inputs, factory, trust_pickle, plugins,
+                                   precision, shapes, seed, iterations, vrange, loud, log)
+    runs = _run(ref, info, kind, feeds, prec, device, verbose, progress, loud)
+    outputs = _judge(runs.ref_iters, runs.tgt_iters, runs.own_iters, prec, atol, rtol)
+    return _report(ref, info, kind, str(target), prec, feeds, seed, runs, outputs, report, plot, log)
+
+
+def _check_arguments(target, iterations: int, precision: str, report: Optional[str], plot: Optional[str]) -> str:
+    """Cheap checks before anything loads; the target's kind ('onnx' or 'engine')."""
     if report:
         atomic.check_writable(report)
     if plot:
@@ -150,45 +169,54 @@ def compare(
         raise DcnError(f"TARGET {str(target)!r} does not exist or is not a file")
     if precision != "auto" and precision not in PRECISIONS:
         raise DcnError(f"--precision {precision!r}: expected auto, fp32 or fp16")
-    shapes = input_shapes if isinstance(input_shapes, Mapping) else parse_input_shapes(input_shapes)
-    vrange = parse_val_ranges(val_range)
-    quiet = G_LOGGER.CRITICAL + 10
-    loud = polygraphy_severity(int(verbose)) if verbose else quiet
+    return kind
 
-    # 1. What is compared: the reference first (cheap argument errors before loading big things), the target.
+
+def _load(reference, target: str, kind: str, load_inputs, factory, trust_pickle, plugins, precision, shapes, seed,
+          iterations, vrange, loud, log):
+    """What is compared: the reference first (cheap argument errors before loading big things), the target,
+    then the inputs, loaded or generated once from the target's input shapes (the same for every runner)."""
     ref = _load_reference(reference, load_inputs, factory, trust_pickle, log)
-    load_inputs = ref.load_inputs
-    info, prec = _load_target(str(target), kind, plugins, precision, loud, log)
-    # 2. The inputs: loaded, or generated once from the target's input shapes (same for every runner).
-    feeds = _make_feeds(info, ref, load_inputs, shapes, seed, iterations, vrange, loud, log)
-    # 3. Run the reference (float64 and the target's precision) and the target on them.
-    ref_runner, ref_iters, own_iters, tgt_runner, tgt_iters, run_seconds = _run(ref, info, kind, feeds, prec, device,
-                                                                                verbose, progress, loud)
-    # 4. The verdict per output (dcn_base.tolerance.passes), the table, the report and the plots.
-    outputs = _judge(ref_iters, tgt_iters, own_iters, prec, atol, rtol)
-    passed = all(o["passed"] for o in outputs)
-    import numpy as np  # noqa: PLC0415
+    info, prec = _load_target(target, kind, plugins, precision, loud, log)
+    feeds = _make_feeds(info, ref, ref.load_inputs, shapes, seed, iterations, vrange, loud, log)
+    return ref, info, prec, feeds
 
+
+def _report(ref, info, kind: str, target: str, prec: str, feeds: list, seed, runs, outputs, report, plot, log):
+    """The table, the JSON report and the plots; the outcome."""
+    passed = all(o["passed"] for o in outputs)
     input_names = [n for n, _, _ in info.inputs]
     rep = {
         "passed": passed,
-        "reference": {"source": ref.label, "runner": ref_runner},
-        "target": {"source": str(target), "runner": tgt_runner, "kind": kind, "backend": info.description},
+        "reference": {"source": ref.label, "runner": runs.ref_runner},
+        "target": {"source": target, "runner": runs.tgt_runner, "kind": kind, "backend": info.description},
         "precision": prec,
         "tolerance_table": {k: list(v) for k, v in TOLERANCES.items()},
         "criterion": CRITERION,
         "iterations": len(feeds),
-        "seed": None if load_inputs else (seed if seed is not None else _default_seed()),
-        "inputs": {"source": load_inputs or "generated (polygraphy DataLoader)",
+        "seed": None if ref.load_inputs else (seed if seed is not None else _default_seed()),
+        "inputs": {"source": ref.load_inputs or "generated (polygraphy DataLoader)",
                    "shapes": {n: list(np.asarray(feeds[0][n]).shape) for n in input_names}},
         "outputs": outputs,
-        "not_compared": [n for n in tgt_iters[0].keys() if n not in {o["name"] for o in outputs}],
-        "run_seconds": round(run_seconds, 3),
+        "not_compared": [n for n in runs.tgt_iters[0].keys() if n not in {o["name"] for o in outputs}],
+        "run_seconds": round(runs.seconds, 3),
         "versions": runtime_versions(),
     }
     print_table(outputs, rep, log)
-    _write_report(rep, report, plot, ref_iters, tgt_iters, outputs, log)
+    _write_report(rep, report, plot, runs.ref_iters, runs.tgt_iters, outputs, log)
     return CompareOutcome(passed, outputs, rep)
+
+
+@dataclass
+class _Runs:
+    """What the runners produced: names and iterations of the reference, PyTorch's own run, the target."""
+
+    ref_runner: str
+    ref_iters: Any
+    own_iters: Any
+    tgt_runner: str
+    tgt_iters: Any
+    seconds: float
 
 
 @dataclass
@@ -273,9 +301,10 @@ def _make_feeds(info, ref: _Reference, load_inputs: Optional[str], shapes, seed:
     return feeds
 
 
-def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, verbose, progress: int, loud: int):
-    """Polygraphy's Comparator over the runners: (reference runner, its iterations, PyTorch's own iterations
-    or None, target runner, its iterations, seconds the runs took)."""
+def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, verbose, progress: int,
+         loud: int) -> _Runs:
+    """Polygraphy's Comparator over the runners: the reference (float64, and in the target's precision),
+    the target; their iterations and the seconds the runs took."""
     from polygraphy.comparator import Comparator  # noqa: PLC0415
     from polygraphy.logger import G_LOGGER  # noqa: PLC0415
 
@@ -313,9 +342,8 @@ def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, 
     seconds = time.monotonic() - t0
     flat = list(ref.results.items()) + list(results.items()) if ref.results is not None else list(results.items())
     (ref_runner, ref_iters), (tgt_runner, tgt_iters) = flat[0], flat[-1]
-    if model is not None:
-        return ref_runner, ref_iters, flat[1][1], tgt_runner, tgt_iters, seconds
-    return ref_runner, ref_iters, ref.own_iters, tgt_runner, tgt_iters, seconds
+    own_iters = flat[1][1] if model is not None else ref.own_iters
+    return _Runs(ref_runner, ref_iters, own_iters, tgt_runner, tgt_iters, seconds)
 
 
 def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[str, Any]]:
@@ -330,8 +358,6 @@ def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[
 
     outputs = []
     for name in compared:
-        import numpy as np  # noqa: PLC0415
-
         a, r = tols[name]
         refs = [it[name] for it in ref_iters]
         gots = [it[name] for it in tgt_iters]
@@ -363,10 +389,8 @@ def _write_report(rep: dict, report: Optional[str], plot: Optional[str], ref_ite
                   log: Callable[[str], None]) -> None:
     # The plots and the report replace old ones together, only once all are written; a failure
     # (a full disk) leaves the old ones and no empty plot folder.
-    from dcn_base.atomic import AtomicGroup  # noqa: PLC0415
-
     try:
-        with AtomicGroup() as group:
+        with atomic.AtomicGroup() as group:
             if plot:
                 rep["plots"] = write_plots(plot, ref_iters, tgt_iters, outputs, group=group)
             if report:

@@ -2,11 +2,10 @@
 
 Inputs are numpy arrays or torch tensors. CUDA torch tensors are bound zero-copy (their
 ``data_ptr``) and run on torch's current stream, outputs coming back as CUDA tensors; numpy or
-CPU tensors are copied through device buffers managed by one of three backends:
-
-* ``"cuda-python"`` (default): ``cuda.bindings.runtime`` (or the older ``cuda.cudart``),
-* ``"pycuda"``: ``pycuda.driver`` on the device's primary context (optional extra ``[pycuda]``),
-* ``"torch"``: CUDA tensors as raw buffers.
+CPU tensors are copied through device buffers (:mod:`trt_runtime.device_memory`: one of three
+backends, cuda-python by default, pycuda or torch). The Engine in three parts: loading
+(deserialise, execution context, I/O names and types), buffers (``DeviceBuffers``), running
+(shapes, bindings, execute, copies back).
 
 Dynamic shapes are set per call from the inputs; TensorRT 10/11 ``execute_async_v3`` with
 ``set_tensor_address``.
@@ -18,157 +17,17 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from dcn_base.errors import DcnError, one_line
+import numpy as np
+
+from dcn_base.errors import DcnError
 
 from . import cuda_env, engine_files, environment
-
-BACKENDS = ("cuda-python", "pycuda", "torch")
+from .device_memory import BACKENDS, DeviceBuffers, make_backend as _make_backend
 
 
 def _is_torch(x) -> bool:
     t = type(x)
     return t.__module__.startswith("torch") and t.__name__ in ("Tensor", "Parameter")
-
-
-# --------------------------------------------------------------------------- device memory backends
-
-
-class _CudaPython:
-    name = "cuda-python"
-
-    def __init__(self, device: int):
-        self.rt = cuda_env.import_cudart()
-        cuda_env.check_cuda(self.rt.cudaSetDevice(device), "cudaSetDevice")
-
-    def stream(self):
-        return cuda_env.check_cuda(self.rt.cudaStreamCreate(), "cudaStreamCreate")
-
-    def handle(self, stream) -> int:
-        return int(stream)
-
-    def alloc(self, nbytes: int):
-        return cuda_env.check_cuda(self.rt.cudaMalloc(max(int(nbytes), 256)), "cudaMalloc")
-
-    def ptr(self, buf) -> int:
-        return int(buf)
-
-    def free(self, buf):
-        self.rt.cudaFree(buf)
-
-    def htod(self, buf, host, stream):
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        cuda_env.check_cuda(self.rt.cudaMemcpyAsync(buf, host.ctypes.data, host.nbytes, kind, stream), "cudaMemcpyAsync")
-
-    def dtoh(self, host, buf, stream):
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        cuda_env.check_cuda(self.rt.cudaMemcpyAsync(host.ctypes.data, buf, host.nbytes, kind, stream), "cudaMemcpyAsync")
-
-    def sync(self, stream):
-        cuda_env.check_cuda(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
-
-    def close(self, stream):
-        if stream is not None:
-            self.rt.cudaStreamDestroy(stream)
-
-
-class _PyCuda:
-    name = "pycuda"
-
-    def __init__(self, device: int):
-        try:
-            import pycuda.driver as cuda  # noqa: PLC0415
-        except ImportError as err:
-            raise environment.CudaUnavailable(
-                f"backend 'pycuda' needs pycuda ({one_line(err)}); install it on a GPU machine with "
-                "`pip install 'dcn-deploy[pycuda]'` (it builds against the CUDA toolkit), or use backend 'cuda-python'"
-            ) from None
-        self.cuda = cuda
-        cuda.init()
-        # The primary context is the one TensorRT and the CUDA runtime use.
-        self.ctx = cuda.Device(device).retain_primary_context()
-        self.ctx.push()
-
-    def stream(self):
-        return self.cuda.Stream()
-
-    def handle(self, stream) -> int:
-        return int(stream.handle)
-
-    def alloc(self, nbytes: int):
-        return self.cuda.mem_alloc(max(int(nbytes), 256))
-
-    def ptr(self, buf) -> int:
-        return int(buf)
-
-    def free(self, buf):
-        buf.free()
-
-    def htod(self, buf, host, stream):
-        self.cuda.memcpy_htod_async(buf, host, stream)
-
-    def dtoh(self, host, buf, stream):
-        self.cuda.memcpy_dtoh_async(host, buf, stream)
-
-    def sync(self, stream):
-        stream.synchronize()
-
-    def close(self, stream):
-        try:
-            self.ctx.pop()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-class _Torch:
-    name = "torch"
-
-    def __init__(self, device: int):
-        import torch  # noqa: PLC0415
-
-        if not torch.cuda.is_available():
-            raise environment.CudaUnavailable("backend 'torch' needs a CUDA build of torch and a CUDA device")
-        self.torch = torch
-        self.device = torch.device("cuda", device)
-
-    def stream(self):
-        return self.torch.cuda.Stream(device=self.device)
-
-    def handle(self, stream) -> int:
-        return int(stream.cuda_stream)
-
-    def alloc(self, nbytes: int):
-        return self.torch.empty(max(int(nbytes), 256), dtype=self.torch.uint8, device=self.device)
-
-    def ptr(self, buf) -> int:
-        return int(buf.data_ptr())
-
-    def free(self, buf):
-        pass
-
-    def htod(self, buf, host, stream):
-        src = self.torch.from_numpy(host.reshape(-1).view("uint8"))
-        with self.torch.cuda.stream(stream):
-            buf[: host.nbytes].copy_(src, non_blocking=False)
-
-    def dtoh(self, host, buf, stream):
-        with self.torch.cuda.stream(stream):
-            self.torch.from_numpy(host.reshape(-1).view("uint8")).copy_(buf[: host.nbytes])
-
-    def sync(self, stream):
-        stream.synchronize()
-
-    def close(self, stream):
-        pass
-
-
-def _make_backend(name: str, device: int):
-    if name == "cuda-python":
-        return _CudaPython(device)
-    if name == "pycuda":
-        return _PyCuda(device)
-    if name == "torch":
-        return _Torch(device)
-    raise DcnError(f"backend {name!r}: expected one of {list(BACKENDS)}")
 
 
 # --------------------------------------------------------------------------- Engine
@@ -182,13 +41,12 @@ class Engine:
     >>> out["logits"].shape                              # doctest: +SKIP
     """
 
+    # ---- loading
+
     def __init__(self, path: str | Path, plugins: Optional[str] = None, backend: str = "cuda-python",
                  device: int = 0):
         if backend not in BACKENDS:
             raise DcnError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
-        import numpy as np  # noqa: PLC0415
-
-        self._np = np
         self.path = str(path)
         self._closed = True
         trt = self._trt = environment.import_tensorrt()
@@ -204,10 +62,8 @@ class Engine:
         self.dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n)))
                        for n in self.input_names + self.output_names}
         self._stream = self._mem.stream()
-        self._buffers: dict[str, tuple[Any, int]] = {}
+        self._buffers = DeviceBuffers(self._mem)
         self._closed = False
-
-    # ---- description
 
     def input_shape(self, name: str) -> tuple[int, ...]:
         """The engine's declared shape (-1 for a dynamic dimension)."""
@@ -230,7 +86,16 @@ class Engine:
         """Run once. Returns {output name: array}: numpy for numpy inputs, torch for torch inputs."""
         if self._closed:
             raise DcnError(f"Engine {self.path!r} is closed")
-        feeds = {**(dict(feeds) if feeds else {}), **named}
+        feeds = self._check_feeds({**(dict(feeds) if feeds else {}), **named})
+        use_torch = any(_is_torch(v) for v in feeds.values())
+        on_cuda = use_torch and any(_is_torch(v) and v.is_cuda for v in feeds.values())
+        for name in self.input_names:
+            self._set_shape(name, tuple(int(d) for d in feeds[name].shape))
+        if on_cuda:
+            return self._run_torch_cuda(feeds)
+        return self._run_host(feeds, use_torch)
+
+    def _check_feeds(self, feeds: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(feeds) - set(self.input_names))
         missing = [n for n in self.input_names if n not in feeds]
         if unknown or missing:
@@ -239,13 +104,7 @@ class Engine:
                 + (f"missing {missing}" if missing else "") + ("; " if unknown and missing else "")
                 + (f"unknown {unknown}" if unknown else "")
             )
-        use_torch = any(_is_torch(v) for v in feeds.values())
-        on_cuda = use_torch and any(_is_torch(v) and v.is_cuda for v in feeds.values())
-        for name in self.input_names:
-            self._set_shape(name, tuple(int(d) for d in feeds[name].shape))
-        if on_cuda:
-            return self._run_torch_cuda(feeds)
-        return self._run_host(feeds, use_torch)
+        return feeds
 
     def _set_shape(self, name: str, shape: tuple[int, ...]):
         declared = self.input_shape(name)
@@ -269,8 +128,12 @@ class Engine:
             )
         return shape
 
+    def _execute(self, stream_handle: int) -> None:
+        if not self._context.execute_async_v3(stream_handle):
+            raise DcnError(f"TensorRT execute_async_v3 failed for {self.path!r} (see the log above)")
+
     def _run_torch_cuda(self, feeds):
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415  (heavy; only for torch CUDA inputs)
 
         device = next(v.device for v in feeds.values() if _is_torch(v) and v.is_cuda)
         keep = []
@@ -284,50 +147,34 @@ class Engine:
             o = torch.empty(self._output_shape(name), dtype=_torch_dtype(self.dtypes[name]), device=device)
             outputs[name] = o
             self._context.set_tensor_address(name, o.data_ptr() if o.numel() else keep[0].data_ptr())
-        stream = torch.cuda.current_stream(device)
-        if not self._context.execute_async_v3(stream.cuda_stream):
-            raise DcnError(f"TensorRT execute_async_v3 failed for {self.path!r} (see the log above)")
+        self._execute(torch.cuda.current_stream(device).cuda_stream)
         return outputs
 
-    def _buffer(self, name: str, nbytes: int):
-        buf, cap = self._buffers.get(name, (None, 0))
-        if buf is None or cap < nbytes:
-            if buf is not None:
-                self._mem.free(buf)
-            cap = max(nbytes, 256)
-            buf = self._mem.alloc(cap)
-            self._buffers[name] = (buf, cap)
-        return buf
-
     def _run_host(self, feeds, use_torch: bool):
-        np = self._np
         stream = self._stream
-        hosts = {}
         for name in self.input_names:
             v = feeds[name]
             if _is_torch(v):
                 v = v.detach().cpu().numpy()
             a = np.ascontiguousarray(np.asarray(v), dtype=self.dtypes[name])
-            hosts[name] = a
-            buf = self._buffer(name, a.nbytes)
+            buf = self._buffers.get(name, a.nbytes)
             if a.nbytes:
                 self._mem.htod(buf, a, stream)
             self._context.set_tensor_address(name, self._mem.ptr(buf))
         outputs = {}
         for name in self.output_names:
             o = np.empty(self._output_shape(name), dtype=self.dtypes[name])
-            buf = self._buffer(name, o.nbytes)
+            buf = self._buffers.get(name, o.nbytes)
             outputs[name] = (o, buf)
             self._context.set_tensor_address(name, self._mem.ptr(buf))
-        if not self._context.execute_async_v3(self._mem.handle(stream)):
-            raise DcnError(f"TensorRT execute_async_v3 failed for {self.path!r} (see the log above)")
+        self._execute(self._mem.handle(stream))
         for name, (o, buf) in outputs.items():
             if o.nbytes:
                 self._mem.dtoh(o, buf, stream)
         self._mem.sync(stream)
         result = {name: o for name, (o, _) in outputs.items()}
         if use_torch:
-            import torch  # noqa: PLC0415
+            import torch  # noqa: PLC0415  (heavy; only for torch inputs)
 
             result = {k: torch.from_numpy(v) for k, v in result.items()}
         return result
@@ -338,12 +185,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        for buf, _ in self._buffers.values():
-            try:
-                self._mem.free(buf)
-            except Exception:  # noqa: BLE001
-                pass
-        self._buffers.clear()
+        self._buffers.free_all()
         self._context = None
         self._engine = None
         self._mem.close(self._stream)
@@ -364,7 +206,7 @@ class Engine:
 
 
 def _torch_dtype(np_dtype):
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415  (heavy; only for torch inputs)
 
     return {
         "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int32": torch.int32,

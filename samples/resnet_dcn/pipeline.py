@@ -3,8 +3,8 @@
 * :func:`save_program` writes a ``torch.export`` program (``.pt2``) atomically, with dynamic axes
   traced symbolically and the example inputs saved, so ``dcn-export model.pt2 -o model.onnx``
   needs no ``--input``.
-* :func:`run_pipeline` runs the same command lines a user types (``dcn-export``, ``dcn-compare``:
-  their ``main`` functions in this process, each printed first), then ONNX Runtime by hand, for
+* :func:`run_pipeline` runs the same command lines a user types (``dcn-export`` as a command,
+  ``dcn-compare`` through its Python API, each printed first), then ONNX Runtime by hand, for
   the plugin mode (``dcn::DeformConv2d`` / ``dcn::DeformPSROIPool`` with our CPU op library) and
   optionally the standard-op mode (``--deform-conv onnx``: ONNX's ``DeformConv``, run by a plain
   ONNX Runtime session without our library).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -119,12 +120,12 @@ def command_line(prog: str, argv: Sequence[Any]) -> str:
 
 # --------------------------------------------------------------------------- running the CLIs
 def dcn_export(argv: Sequence[Any], say: Callable[[str], None] = print) -> None:
-    """``dcn-export ARGV`` in this process (exporter.cli.main); a non-zero exit is a DcnError."""
-    from exporter.cli import main
-
+    """``dcn-export ARGV`` as a user runs it (``python -m exporter``, the command in its own process; its
+    output follows the printed command line); a non-zero exit is a DcnError."""
     argv = [str(a) for a in argv]
     say(f"$ {command_line('dcn-export', argv)}")
-    code = main(argv)
+    sys.stdout.flush()
+    code = subprocess.run([sys.executable, "-m", "exporter", *argv]).returncode
     if code != 0:
         err = DcnError(f"dcn-export exited with {code} (its message is above)")
         err.exit_code = code  # 1: --check found a mismatch, 2: an error
