@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Union
 
-from dcn_base.errors import DcnError
+import numpy as np
+
+from .errors import DcnError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -140,8 +142,6 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def json_default(o):
     try:
-        import numpy as np  # noqa: PLC0415
-
         if isinstance(o, np.generic):
             return o.item()
         if isinstance(o, np.ndarray):

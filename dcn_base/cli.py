@@ -20,7 +20,7 @@ import traceback
 from importlib.metadata import PackageNotFoundError, version
 from typing import Callable, Iterable, Optional, Sequence
 
-from dcn_base.errors import DcnError, first_line, one_line
+from .errors import DcnError, first_line, one_line
 
 QUIET, DEFAULT, VERBOSE, VERY_VERBOSE = -1, 0, 1, 2
 

@@ -5,6 +5,8 @@ Command-line tools print ``<tool>: error: <message>`` for these and exit with co
 """
 from __future__ import annotations
 
+import re
+
 
 class DcnError(Exception):
     """An error the user can fix; its message is one line."""
@@ -29,8 +31,6 @@ def first_line(err: BaseException) -> str:
 
 def describe(err: BaseException, limit: int = 400) -> str:
     """``Type: first line`` of a library's exception (ANSI colours dropped, at most ``limit`` characters)."""
-    import re
-
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     line = re.sub(r"\x1b\[[0-9;]*m", "", lines[0]) if lines else ""
     line = line if len(line) <= limit else line[:limit - 3] + "..."

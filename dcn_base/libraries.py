@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from dcn_base.errors import DcnError
+from .errors import DcnError
 
 REPO = Path(__file__).resolve().parent.parent
 # Where CMake installs the libraries, relative to the prefix: plugins/CMakeLists.txt DCN_INSTALL_LIBDIR (tested equal).

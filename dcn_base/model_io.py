@@ -30,8 +30,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from dcn_base.atomic import atomic_path
-from dcn_base.errors import DcnError, first_line, one_line
+from .atomic import atomic_path
+from .errors import DcnError, first_line, one_line
 
 RUNNER_NAME = "pytorch"
 OWN_RUNNER_NAME = "pytorch-own"

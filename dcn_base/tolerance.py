@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 TOLERANCES: dict[str, tuple[float, float]] = {
     "float64": (1e-9, 1e-9),
     "float32": (1e-4, 1e-4),
@@ -53,8 +55,6 @@ def output_scale(*references) -> float:
     with the activations' scale, so whole-model comparisons (dcn-export's check,
     dcn-compare) take atol relative to the output's range: atol * output_scale(ref).
     """
-    import numpy as np
-
     scale = 1.0
     for ref in references:
         a = np.abs(np.asarray(ref, dtype=np.float64))
@@ -80,8 +80,6 @@ OWN_LIMIT = 50.0
 def error_ratio(got, ref, atol: float, rtol: float) -> float:
     """max |got - ref| / (atol + rtol * |ref|) over the finite elements (atol absolute, e.g. scaled
     by ``output_scale``): 1 is the tolerance's edge. inf for a shape mismatch or differing non-finites."""
-    import numpy as np
-
     g = np.asarray(got, dtype=np.float64)
     r = np.asarray(ref, dtype=np.float64)
     if g.shape != r.shape:

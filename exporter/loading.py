@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import pickle
 import sys
 import warnings
 import zipfile
@@ -32,6 +33,8 @@ from torch import nn
 from dcn_base.errors import DcnError, describe
 
 from . import ops
+from .program_dims import program_dynamic_axes
+from .safe_archive import load_pt2
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 
@@ -200,7 +203,6 @@ def load_model(
                 ep = torch.export.load(str(p) if p.suffix == ".pt2" else io.BytesIO(p.read_bytes()))
                 example = getattr(ep, "example_inputs", None)
             else:  # nothing unpickled: see exporter/safe_archive.py
-                from .safe_archive import load_pt2
 
                 ep, example, note = load_pt2(str(p))
             module = ep.module(check_guards=False)
@@ -212,7 +214,6 @@ def load_model(
             module.example_inputs_note = note  # type: ignore[attr-defined]
         if example is not None:
             module.example_inputs = example  # type: ignore[attr-defined]
-        from .program_dims import program_dynamic_axes
 
         module.dynamic_axes = program_dynamic_axes(ep)  # type: ignore[attr-defined]  (its own dynamic dims)
         return module
@@ -251,6 +252,4 @@ def load_model(
 
 
 def _is_weights_only_refusal(exc: BaseException) -> bool:
-    import pickle
-
     return isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower()

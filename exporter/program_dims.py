@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+import torch
+
 
 # An axis label before the ONNX input names are known: (input position, axis, the program's input name).
 Label = tuple[int, int, str]
@@ -37,8 +39,6 @@ def program_dynamic_axes(ep: Any) -> list[dict[int, Label]]:
 
 def dynamic_axes_of(model: Any) -> list[dict[int, Label]]:
     """The program's dynamic axes: of an ExportedProgram, or kept by exporter.loading on its module."""
-    import torch
-
     if isinstance(model, torch.export.ExportedProgram):
         return program_dynamic_axes(model)
     return list(getattr(model, "dynamic_axes", None) or [])

@@ -14,6 +14,8 @@ import os
 from dataclasses import asdict
 from typing import Any, Optional
 
+import onnx
+
 from dcn_base.atomic import atomic_path
 from dcn_base.cli import versions
 
@@ -25,8 +27,6 @@ def _finite(x: Any) -> Any:
 
 
 def _values(value_infos) -> list[dict[str, Any]]:
-    import onnx  # noqa: PLC0415
-
     out = []
     for v in value_infos:
         t = v.type.tensor_type

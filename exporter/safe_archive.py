@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Iterator, Optional
 
+import torch
+
 from dcn_base.errors import DcnError
 
 WEIGHTS_DIR = "data/weights/"
@@ -111,8 +113,6 @@ def _path_name(meta: Any, fqn: str) -> str:
 
 def _restricted_load(data: bytes) -> Any:
     """torch.load with the restricted (weights-only) unpickler; raises on anything else."""
-    import torch
-
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
@@ -149,8 +149,6 @@ def _copy_without(z: zipfile.ZipFile, drop: set[str]) -> io.BytesIO:
 def load_pt2(path: str) -> tuple[Any, Any, Optional[str]]:
     """(ExportedProgram, example inputs or None, note or None); nothing is unpickled beyond
     tensors. Raises DcnError (one line, naming the member) for an archive that would run code."""
-    import torch
-
     try:
         z = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as e:

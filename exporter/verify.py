@@ -117,8 +117,6 @@ def _standard_runner(model: onnx.ModelProto, op_types: set[str]) -> Optional[Cal
 
 def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
     """ONNX Runtime with our custom-op library (dcn_base.libraries), or None where it is not built."""
-    from dcn_base import libraries
-
     factory = libraries.ort_session
     try:
         sess = factory(model.SerializeToString())

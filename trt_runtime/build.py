@@ -131,7 +131,7 @@ def _environment(req: _Request, fp16: bool, plugins: Optional[str], log):
 def _network(req: _Request, plan: BuildPlan, plugin_path: Optional[str]):
     """Polygraphy's loaders: plugins -> ONNX parser (-> float16 conversion)."""
     from polygraphy.backend import onnx as pg_onnx  # noqa: PLC0415  (polygraphy's TensorRT side: GPU machines)
-    from polygraphy.backend import trt as pg_trt  # noqa: PLC0415
+    from polygraphy.backend import trt as pg_trt  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     if plan.convert_to_fp16:
         from .fp16_convert import convert_to_float16  # noqa: PLC0415  (onnxconverter-common: optional)
@@ -177,8 +177,8 @@ def _config(trt, req: _Request, plan: BuildPlan, progress: bool) -> _Config:
 def _build(trt, req: _Request, plan: BuildPlan, network, config: _Config, verbose: bool, heartbeat: bool, log):
     """TensorRT's build; (engine, seconds)."""
     from polygraphy.backend import trt as pg_trt  # noqa: PLC0415  (polygraphy's TensorRT side: GPU machines)
-    from polygraphy.exception import PolygraphyException  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+    from polygraphy.exception import PolygraphyException  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     severity = G_LOGGER.INFO if verbose else G_LOGGER.WARNING
     log(f"[dcn-build] building {plan.precision} engine from {req.onnx_path!r} with TensorRT {trt.__version__} "
@@ -209,7 +209,7 @@ def _write(trt, engine, req: _Request, plan: BuildPlan, plugin_path: Optional[st
            seconds: float, verbose: bool) -> dict:
     """The engine atomically, then its side file; returns the side file's content."""
     from polygraphy.backend import trt as pg_trt  # noqa: PLC0415  (polygraphy's TensorRT side: GPU machines)
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     info = {
         "engine": req.out.name,

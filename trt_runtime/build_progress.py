@@ -19,8 +19,6 @@ def make_progress_monitor(trt, stream=sys.stderr, interval: float = 2.0):
     base = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
-    from dcn_base.cli import DEFAULT  # noqa: PLC0415
-    from dcn_base.console import progress_enabled  # noqa: PLC0415
 
     bars = progress_enabled(DEFAULT, stream)
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from dcn_base import atomic
 from dcn_base.cli import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, join_option_values, process_t0,
                           run_command, verbosity)
@@ -19,6 +21,10 @@ from dcn_base.console import fmt_g, progress_enabled, table
 from dcn_base.errors import DcnError, one_line
 from dcn_base.model_io import load_input_arrays
 
+from .build import build_engine, parse_shapes
+from .compare import compare
+from .infer import BACKENDS, Engine, benchmark
+from .ort_model import OrtModel
 from .plugin_loader import add_plugins_arg
 
 
@@ -66,8 +72,6 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _build_body(args) -> int:
-    from .build import build_engine, parse_shapes  # noqa: PLC0415
-
     build_engine(
         args.model, args.output, fp16=args.fp16, shapes=parse_shapes(args.shapes), workspace=args.workspace,
         timing_cache=args.timing_cache, plugins=args.plugins, check_plugins=not args.skip_plugin_check,
@@ -85,8 +89,6 @@ def build_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _infer_parser(prog: str) -> argparse.ArgumentParser:
-    from .infer import BACKENDS  # noqa: PLC0415
-
     p = _Parser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a TensorRT engine (GPU, our plugins) or an ONNX model (ONNX Runtime CPU with our dcn "
@@ -119,9 +121,6 @@ def _say(args) -> Callable[[str], None]:
 
 
 def _infer_body(args) -> int:
-    import numpy as np  # noqa: PLC0415
-
-    from .infer import Engine, benchmark  # noqa: PLC0415
 
     if args.iterations < 0:
         raise DcnError(f"--iterations {args.iterations}: must be >= 0")
@@ -132,8 +131,6 @@ def _infer_body(args) -> int:
         raise DcnError("no inputs: give --input NAME=FILE.npy (repeatable) or --load-inputs inputs.json")
     say = _say(args)
     if args.engine.lower().endswith(".onnx"):
-        from .ort_model import OrtModel  # noqa: PLC0415
-
         model = OrtModel(args.engine, library=args.plugins, threads=args.threads)
         where = model.description
     else:
@@ -209,8 +206,6 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _compare_body(args) -> int:
-    from .compare import compare  # noqa: PLC0415
-
     t0 = process_t0() if getattr(args, "as_command", False) else time.perf_counter()
     outcome = compare(
         args.reference, args.target, load_inputs=args.load_inputs, input_shapes=args.input, seed=args.seed,

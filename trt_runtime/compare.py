@@ -255,8 +255,8 @@ def _load_reference(reference: Any, load_inputs: Optional[str], factory: Optiona
 def _load_target(target: str, kind: str, plugins: Optional[str], precision: str, loud: int,
                  log: Callable[[str], None]):
     """(TargetInfo, the precision compared in)."""
-    from polygraphy.exception import PolygraphyException  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+    from polygraphy.exception import PolygraphyException  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     with G_LOGGER.verbosity(loud):
         try:
@@ -272,8 +272,8 @@ def _load_target(target: str, kind: str, plugins: Optional[str], precision: str,
 
 def _make_feeds(info, ref: _Reference, load_inputs: Optional[str], shapes, seed: Optional[int], iterations: int,
                 vrange, loud: int, log: Callable[[str], None]) -> list:
-    from polygraphy.comparator import DataLoader  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+    from polygraphy.comparator import DataLoader  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     input_names = [n for n, _, _ in info.inputs]
     if load_inputs:
@@ -305,13 +305,13 @@ def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, 
          loud: int) -> _Runs:
     """Polygraphy's Comparator over the runners: the reference (float64, and in the target's precision),
     the target; their iterations and the seconds the runs took."""
-    from polygraphy.comparator import Comparator  # noqa: PLC0415
-    from polygraphy.logger import G_LOGGER  # noqa: PLC0415
+    from polygraphy.comparator import Comparator  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
+    from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     model = ref.model
     runners = []
     if model is not None:
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
 
         # Dynamic dims stay None in the reference's metadata: it takes whatever shapes the feeds have.
         meta = [(n, dt, list(d)) for n, dt, d in info.inputs]
@@ -325,7 +325,7 @@ def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, 
         _count_calls(runner, "infer", bar)
 
     if kind == "onnx" and not verbose:  # ONNX Runtime's own error log would repeat our one-line error
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
         onnxruntime.set_default_logger_severity(4)
     t0 = time.monotonic()
@@ -419,6 +419,6 @@ def _count_calls(obj: Any, method: str, bar) -> None:
 
 
 def _default_seed() -> int:
-    from polygraphy import constants  # noqa: PLC0415
+    from polygraphy import constants  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     return constants.DEFAULT_SEED

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 
 from dcn_base.errors import one_line
+
 from .environment import CudaUnavailable, TrtEnvironmentError
 
 
 def import_cudart():
     """cuda-python's runtime module: ``cuda.bindings.runtime`` (>= 12.6) or ``cuda.cudart``."""
     try:
-        from cuda.bindings import runtime as cudart  # noqa: PLC0415
+        from cuda.bindings import runtime as cudart  # noqa: PLC0415  (optional: cuda-python, GPU machines)
 
         return cudart
     except ImportError:
         pass
     try:
-        from cuda import cudart  # noqa: PLC0415
+        from cuda import cudart  # noqa: PLC0415  (optional: cuda-python, GPU machines)
 
         return cudart
     except ImportError as err:
@@ -32,7 +33,7 @@ def cuda_device_count() -> tuple[int, str]:
         cudart = import_cudart()
     except CudaUnavailable as err:
         try:
-            import torch  # noqa: PLC0415
+            import torch  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
         except ImportError:
             return 0, str(err)
         if torch.cuda.is_available():

@@ -6,6 +6,7 @@ on machines without it."""
 from __future__ import annotations
 
 import re
+import sys
 from typing import Optional
 
 from dcn_base.errors import DcnError, one_line
@@ -43,7 +44,7 @@ class EngineIncompatible(TrtEnvironmentError):
 def import_tensorrt():
     """Import and return ``tensorrt``; raise :class:`TensorRTNotInstalled` with an install hint."""
     try:
-        import tensorrt as trt  # noqa: PLC0415
+        import tensorrt as trt  # noqa: PLC0415  (optional: GPU machines only)
     except ImportError as err:
         raise TensorRTNotInstalled(f"TensorRT is not installed ({one_line(err)}); {TRT_INSTALL_HINT}") from None
     except OSError as err:  # the wheel is there, its shared libraries are not loadable
@@ -85,8 +86,6 @@ def make_logger(trt, severity: Optional[str] = None):
     ``logger.messages`` holds (severity name, message) of everything at WARNING or above, so a
     failure can be explained afterwards in one line.
     """
-    import sys
-
     min_sev = int(getattr(trt.Logger, (severity or "WARNING").upper()))
     warning = int(trt.Logger.WARNING)
 

@@ -47,7 +47,7 @@ def parse_val_ranges(specs: Optional[Sequence[str]]):
 
 def resolve_input_metadata(target: TargetInfo, shapes: Mapping[str, tuple[int, ...]], log=print):
     """TensorMetadata with every dimension fixed: target shapes, then --input overrides."""
-    from polygraphy.common import TensorMetadata  # noqa: PLC0415
+    from polygraphy.common import TensorMetadata  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     names = [n for n, _, _ in target.inputs]
     unknown = sorted(set(shapes) - set(names))

@@ -25,7 +25,7 @@ REQUIREMENT = "onnxconverter-common>=1.14"
 def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     """A float16 copy of ``model`` (float32 I/O), the contract's float32 inputs of our nodes kept float32."""
     try:
-        from onnxconverter_common import float16  # noqa: PLC0415
+        from onnxconverter_common import float16  # noqa: PLC0415  (optional: the float16 conversion)
     except ImportError as err:
         raise DcnError(
             f"converting a float32 ONNX to float16 needs {REQUIREMENT} (pip install onnxconverter-common): {err}"

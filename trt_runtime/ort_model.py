@@ -10,8 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import numpy as np
+import onnx
+
 from dcn_base.errors import DcnError, one_line
 from dcn_base.libraries import ort_session
+from exporter.contract import DOMAIN, is_dcn_node
 
 
 # ONNX Runtime's type strings -> numpy dtype names
@@ -23,9 +27,6 @@ _ORT_TYPES = {
 
 
 def _has_dcn_nodes(path: str) -> bool:
-    import onnx  # noqa: PLC0415
-
-    from exporter.contract import DOMAIN, is_dcn_node  # noqa: PLC0415
 
     try:
         model = onnx.load(path, load_external_data=False)
@@ -39,7 +40,7 @@ class OrtModel:
     """``OrtModel("model.onnx")(images=array) -> {"output": array}`` on the CPU."""
 
     def __init__(self, path: str | os.PathLike, library: Optional[str] = None, threads: Optional[int] = None):
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
         self.path = str(path)
         if not Path(self.path).is_file():
@@ -70,8 +71,6 @@ class OrtModel:
         return tuple(d if isinstance(d, int) else -1 for d in i.shape)
 
     def __call__(self, feeds: Optional[Mapping[str, Any]] = None, **named) -> dict[str, Any]:
-        import numpy as np  # noqa: PLC0415
-
         feeds = {**(dict(feeds) if feeds else {}), **named}
         unknown = sorted(set(feeds) - set(self.input_names))
         missing = [n for n in self.input_names if n not in feeds]

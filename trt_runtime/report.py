@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from dcn_base import atomic
 from dcn_base.console import near_zero_note, table
 from dcn_base.errors import DcnError, one_line
@@ -20,8 +22,6 @@ EPSILON = 2.220446049250313e-16  # Polygraphy adds this to zero reference values
 
 def error_arrays(ref, got):
     """(abs error, rel error against ref) as Polygraphy computes them (fp16 promoted to fp32)."""
-    import numpy as np  # noqa: PLC0415
-
     def up(a):
         a = np.asarray(a)
         if a.dtype == np.float16:
@@ -46,8 +46,6 @@ def error_stats(refs: Sequence[Any], gots: Sequence[Any], atol: float, rtol: flo
 
     ``refs``/``gots`` are one array per iteration; statistics are over all elements of all of them.
     """
-    import numpy as np  # noqa: PLC0415
-
     abs_parts, rel_parts = [], []
     for r, g in zip(refs, gots):
         r, g = np.asarray(r), np.asarray(g)
@@ -135,7 +133,7 @@ def print_table(outputs: Sequence[Mapping[str, Any]], rep: Mapping[str, Any], lo
 
 def check_plot_dir(path: str) -> None:
     try:
-        import matplotlib  # noqa: F401, PLC0415
+        import matplotlib  # noqa: PLC0415  (optional extra [plot])
     except ImportError as err:
         raise DcnError(f"--plot needs matplotlib ({one_line(err)}); pip install 'dcn-deploy[plot]'") from None
     p = Path(path)
@@ -152,13 +150,12 @@ def _safe(name: str) -> str:
 def write_plots(directory: str, ref_iters, tgt_iters, outputs: Sequence[Mapping[str, Any]], group=None) -> list[str]:
     """Per output: an error histogram PNG and, for >= 2-D outputs, an abs-error heatmap PNG."""
     try:
-        import matplotlib  # noqa: PLC0415
+        import matplotlib  # noqa: PLC0415  (optional extra [plot])
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt  # noqa: PLC0415  (optional extra [plot])
     except ImportError as err:
         raise DcnError(f"--plot needs matplotlib ({one_line(err)}); pip install 'dcn-deploy[plot]'") from None
-    import numpy as np  # noqa: PLC0415
 
     d = Path(directory)
     if group is not None:

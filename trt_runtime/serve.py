@@ -30,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from dcn_base.errors import DcnError
 from dcn_base.libraries import ort_session
 
+from .infer import Engine
 from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
 
@@ -70,7 +73,7 @@ class OrtRunner:
     """ONNX Runtime session with our ops: ``runner({name: array}) -> {name: array}``."""
 
     def __init__(self, path: str, threads: int = 0, library: Optional[str] = None):
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
         so = ort.SessionOptions()
         if threads > 0:
@@ -88,8 +91,6 @@ class EngineRunner:
     """A TensorRT engine with our plugins (GPU machine)."""
 
     def __init__(self, path: str, plugins: Optional[str] = None):
-        from .infer import Engine  # noqa: PLC0415
-
         self.engine = Engine(path, plugins=plugins)
         self.what = "TensorRT + libdcn_trt_plugins"
 
@@ -109,8 +110,6 @@ def infer_callable(runner: Callable[[dict], dict], spec: ModelSpec, batching: bo
     With batching, requests whose non-batch dimensions agree (dtypes are fixed by the config) are stacked along
     axis 0 and run once; the outputs are split back by each request's batch size, in order.
     """
-    import numpy as np  # noqa: PLC0415
-
     input_names = [t.name for t in spec.inputs]
     dtypes = {t.name: np.dtype(t.dtype) for t in spec.inputs}
 
@@ -161,8 +160,8 @@ def python_env() -> None:
 
 def import_pytriton():
     try:
-        import pytriton.model_config as mc  # noqa: PLC0415
-        import pytriton.triton as pt  # noqa: PLC0415
+        import pytriton.model_config as mc  # noqa: PLC0415  (optional extra [serve])
+        import pytriton.triton as pt  # noqa: PLC0415  (optional extra [serve])
     except ImportError as err:
         raise ServeEnvironmentError(
             f"dcn-serve needs PyTriton ({' '.join(str(err).split())}); install it with `pip install nvidia-pytriton` "
@@ -235,8 +234,6 @@ def _reap(spawned: dict[int, Optional[str]], grace_s: float = 5.0) -> None:
 
 
 def _tensors(mc, tensors, batching: bool):
-    import numpy as np  # noqa: PLC0415
-
     return [mc.Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.dims[1:] if batching else t.dims)
             for t in tensors]
 

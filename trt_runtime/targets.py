@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
+from onnx import helper
+
 from dcn_base import libraries
 from dcn_base.errors import DcnError, one_line
 
 from . import cuda_env, engine_files, environment
+from .build import dcn_nodes, load_onnx, onnx_float_dtype, onnx_inputs, onnx_outputs
 
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -58,7 +62,7 @@ def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
                 f"ONNX Runtime op library not built, needed for the dcn nodes of {path!r}: {why}; "
                 "run the project's set-up command or `dcn-plugins --ort` to see why"
             )
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
         return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
@@ -72,10 +76,6 @@ def _looks_not_built(err: BaseException) -> bool:
 
 
 def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
-    import numpy as np  # noqa: PLC0415
-    from onnx import helper  # noqa: PLC0415
-
-    from .build import dcn_nodes, load_onnx, onnx_float_dtype, onnx_inputs, onnx_outputs  # noqa: PLC0415
 
     model = load_onnx(path)
     inputs = []
@@ -86,7 +86,7 @@ def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo
             raise DcnError(f"ONNX input {name!r} has element type {elem}, which cannot be fed from numpy") from None
         inputs.append((name, dt, tuple(d if isinstance(d, int) else None for d in dims)))
     needs = bool(dcn_nodes(model))
-    from polygraphy.backend.onnxrt import OnnxrtRunner  # noqa: PLC0415
+    from polygraphy.backend.onnxrt import OnnxrtRunner  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     factory = ort_session_factory(str(path), needs)
     return TargetInfo(
@@ -97,8 +97,6 @@ def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo
 
 
 def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
-    import numpy as np  # noqa: PLC0415
-
     trt = environment.import_tensorrt()
     cuda_env.require_cuda_device()
     engine, runtime, _ = engine_files.deserialize_engine(trt, str(path), plugins=plugins)
@@ -111,7 +109,7 @@ def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetIn
         if any(d < 0 for d in shape):
             opt[n] = tuple(engine.get_tensor_profile_shape(n, 0)[1])
     info = engine_files.read_build_info(path)
-    from polygraphy.backend.trt import TrtRunner  # noqa: PLC0415
+    from polygraphy.backend.trt import TrtRunner  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     keep = (engine, runtime)  # the runtime must outlive the engine
     return TargetInfo(

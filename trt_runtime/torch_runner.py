@@ -2,11 +2,13 @@
 target's precision for PyTorch's own error), and loading the REFERENCE model file."""
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+import numpy as np
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
@@ -16,7 +18,7 @@ from dcn_base.errors import DcnError, one_line
 
 def _flatten_outputs(out) -> tuple[list[Any], Optional[list[str]]]:
     """Tensors of a forward() result in order, and names when it is a dict."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
 
     if isinstance(out, torch.Tensor):
         return [out], None
@@ -82,9 +84,7 @@ class TorchRunner(BaseRunner):
         self.keep_float32 = set(keep_float32)
 
     def activate_impl(self):
-        import copy  # noqa: PLC0415
-
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
 
         model = self._model() if callable(self._model) and not isinstance(self._model, torch.nn.Module) \
             else self._model
@@ -107,8 +107,7 @@ class TorchRunner(BaseRunner):
         return self.input_metadata
 
     def infer_impl(self, feed_dict):
-        import numpy as np  # noqa: PLC0415
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
 
         inputs = []
         for name in self.input_metadata.keys():

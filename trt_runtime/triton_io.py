@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+import onnx
+from onnx import helper
+from onnx.external_data_helper import uses_external_data
+
 from dcn_base.errors import DcnError
+
+from . import engine_files
 
 # numpy dtype name -> Triton data type (model_config.proto's DataType, and the client's names)
 _TRITON_TYPES = {
@@ -109,8 +115,6 @@ def is_onnx(path: Union[str, Path]) -> bool:
 
 
 def _onnx_tensor(value_info) -> TensorSpec:
-    from onnx import helper  # noqa: PLC0415
-
     tt = value_info.type.tensor_type
     if not value_info.type.HasField("tensor_type"):
         raise DcnError(f"ONNX value {value_info.name!r} is not a tensor (sequence / map values are not served)")
@@ -125,8 +129,6 @@ def _onnx_tensor(value_info) -> TensorSpec:
 
 
 def describe_onnx(path: Union[str, Path]) -> ModelSpec:
-    import onnx  # noqa: PLC0415
-
     p = Path(path)
     if not p.is_file():
         raise DcnError(f"model {str(path)!r} does not exist or is not a file")
@@ -142,9 +144,6 @@ def describe_onnx(path: Union[str, Path]) -> ModelSpec:
 
 def onnx_external_files(path: Union[str, Path]) -> list[Path]:
     """Files holding the model's external tensor data (large models), relative to the model."""
-    import onnx  # noqa: PLC0415
-    from onnx.external_data_helper import uses_external_data  # noqa: PLC0415
-
     model = onnx.load(str(path), load_external_data=False)
     found: list[Path] = []
     for t in model.graph.initializer:
@@ -161,8 +160,6 @@ def onnx_external_files(path: Union[str, Path]) -> list[Path]:
 def describe_engine(path: Union[str, Path], onnx_path: Optional[Union[str, Path]] = None) -> ModelSpec:
     """An engine's inputs / outputs from the ONNX model it was built from (``onnx_path``, else
     the one named in its ``.build.json``), with the profile's largest batch from that file."""
-    from . import engine_files  # noqa: PLC0415
-
     p = Path(path)
     if not p.is_file():
         raise DcnError(f"engine {str(path)!r} does not exist or is not a file")

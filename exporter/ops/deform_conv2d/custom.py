@@ -27,7 +27,7 @@ from .spec import SPEC
 @functools.lru_cache(maxsize=None)
 def _torchvision_deform():
     try:
-        from torchvision.ops import deform_conv2d as tv
+        from torchvision.ops import deform_conv2d as tv  # noqa: PLC0415  (optional: registers torch.ops.torchvision.*)
     except Exception:  # torchvision missing or its ops not loadable
         return None
     return tv
