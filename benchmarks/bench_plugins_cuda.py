@@ -6,7 +6,7 @@ DeformConv2d (the plugin's enqueue through the host harness: deformable im2col +
 torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d (cuDNN) of the same
 shape, FP32 and FP16, on ResNet-50-DCN's c3 / c4 / c5 3x3 layers (DCNv2) at a 1333x800 input,
 batch 1 and 8; DeformPSROIPool on an R-FCN head (300 RoIs, 21 classes, 7x7) against the PyTorch
-reference (exporter.ops.reference) on CUDA. Each cell: median of --iterations calls, each timed
+reference (exporter.ops.<op>.reference) on CUDA. Each cell: median of --iterations calls, each timed
 with CUDA events after warm-up; ratios are torchvision / ours and ours / dense. Prints a
 markdown table and writes it (DIR/bench.md) and the numbers (DIR/report.json). A benchmark:
 it asserts nothing about time. Without a CUDA device it exits 2 with one line.

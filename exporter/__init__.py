@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def __getattr__(name: str):
     if name == "export":
-        from .export import export
+        from .export import export  # noqa: PLC0415  (torch: heavy; `import exporter` stays light)
 
         return export
     raise AttributeError(f"module 'exporter' has no attribute {name!r}")

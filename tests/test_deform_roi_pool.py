@@ -1,6 +1,6 @@
 """dcn::DeformRoIPool (mmcv's deformable RoI pooling; contract: docs/deform_roi_pool.md).
 
-The reference (exporter.ops.reference.deform_roi_pool) is held to two outside anchors:
+The reference (exporter.ops.deform_roi_pool.reference) is held to two outside anchors:
 torchvision's roi_align(aligned=True) with the same sampling ratio at zero offsets, and a
 loop transcription of mmcv's kernel (tests/helpers/naive.py) with offsets; every other
 implementation (custom op, ONNX Runtime op float32 / float16, host math in float64) is held

@@ -93,7 +93,7 @@ class TorchRunner(BaseRunner):
             model = copy.deepcopy(model)  # the caller's model keeps its dtype
         model = _module_call(model, "to", self.device)
         if self.dtype is not None:
-            from exporter.dtype_mode import cast_constants  # noqa: PLC0415
+            from exporter.dtype_mode import cast_constants  # noqa: PLC0415  (torch: heavy, as above)
 
             model = _module_call(model, "to", self.dtype)
             if isinstance(model, torch.nn.Module):
@@ -115,7 +115,7 @@ class TorchRunner(BaseRunner):
             if t.is_floating_point():
                 t = t.to(torch.float32 if name in self.keep_float32 else self._float_dtype)
             inputs.append(t.to(self.device))
-        from exporter.dtype_mode import LikeData  # noqa: PLC0415
+        from exporter.dtype_mode import LikeData  # noqa: PLC0415  (torch: heavy, as above)
 
         start = time.perf_counter()
         try:
@@ -157,7 +157,7 @@ def load_torch_model(reference: str, factory: Optional[str], trust_pickle: bool)
     if not Path(reference).exists():
         raise DcnError(f"REFERENCE {reference!r} does not exist")
     try:
-        from exporter.loading import load_model  # noqa: PLC0415
+        from exporter.loading import load_model  # noqa: PLC0415  (torch: heavy; the runtime loads it only where a PyTorch model runs)
     except ImportError as err:
         raise DcnError(f"cannot load PyTorch models: exporter.loading is not available ({one_line(err)})") from None
     return load_model(reference, factory=factory, trust_pickle=trust_pickle)

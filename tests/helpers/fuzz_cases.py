@@ -1,9 +1,13 @@
 """Generated adversarial single-node cases for the dcn ops (tests/test_fuzz_ops.py, test_fuzz_trt.py).
 
-Nothing here is a hand list of cases: each category walks the contract (exporter.contract:
-attributes, their minimums and LIMITS, input ranks) and derives the hostile values from it —
-every bound and one past it, values that wrap int32 / int64 products, NaN / inf / huge values
-in every input, every dimension of every input off by one or zero, wrong element types.
+Nothing here is a hand list of cases: each category walks the contract (the ops' entries,
+exporter/ops/<op>/spec.py: attributes, their kinds, minimums and limits, input ranks) and derives
+the hostile values from it — every bound and one past it, values that wrap int32 / int64 products,
+NaN / inf / huge values in every input, every dimension of every input off by one or zero, wrong
+element types. What needs no op knowledge is generated from every registered op's entry and its
+small valid case (reference.py ``example_inputs``): wrong element types and ranks of every input,
+attributes of the wrong kind or missing, values past every limit (:func:`spec_cases`); the rest
+knows its op (which hostile values must still give the reference's answer).
 
 A case is a dict: op, attrs (name -> value; absent = default), inputs (name -> (shape, dtype)
 or None when left out), poison (input -> (where, value)), expect ('ok': output equal to the
@@ -14,7 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Optional
 
-from exporter.contract import LIMITS, MAX_ELEMENTS, conv_out_size
+from exporter import ops
+from exporter.contract import FLOAT, INT, INTS, LIMITS, MAX_ELEMENTS, OpSpec, conv_out_size, specs
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 
@@ -326,10 +331,53 @@ def pool_shape_cases() -> Iterator[dict]:
     yield c
 
 
+# ---------------------------------------------------------------------------- every registered op, from its entry
+def example_case(spec: OpSpec) -> dict:
+    """The op's small valid case (reference.py ``example_inputs``) as a fuzz case."""
+    arrays, attrs = ops.part(spec.name, "reference").example_inputs()
+    inputs = {i.name: ([*arrays[i.name].shape], "float32") if arrays.get(i.name) is not None else None
+                for i in spec.inputs}
+    first = arrays[spec.inputs[0].name]
+    dims = {"N": first.shape[0], "H": first.shape[-2], "W": first.shape[-1]} if first.ndim == 4 else {}
+    return {"op": spec.op_type, "attrs": dict(attrs), "inputs": inputs, "poison": {}, "dims": dims}
+
+
+_WRONG_KIND = {INT: 1.5, INTS: 2, FLOAT: 1}  # a value ONNX stores as another attribute type
+
+
+def spec_cases(spec: OpSpec) -> Iterator[dict]:
+    """Errors derived from the entry alone: every input with a wrong element type or rank, every attribute
+    of the wrong kind, every required attribute missing, every limited attribute past its limit."""
+    base = example_case(spec)
+    yield from dtype_cases(base, "wrong dtypes")
+    for name, given in base["inputs"].items():
+        if given is None:
+            continue
+        shape, dtype = given
+        for s in (shape[:-1], shape + [1]):
+            c = {**base, "inputs": {**base["inputs"], name: (s, dtype)}, "poison": {}}
+            c.update(category="wrong ranks", expect="error")
+            yield c
+    for a in spec.attrs:
+        c = {**base, "attrs": {**base["attrs"], a.name: _WRONG_KIND[a.kind]}, "poison": {}}
+        c.update(category="attribute kinds", expect="error")
+        yield c
+        if a.required:
+            c = {**base, "attrs": {k: v for k, v in base["attrs"].items() if k != a.name}, "poison": {}}
+            c.update(category="attribute kinds", expect="error")
+            yield c
+    for name, limit in spec.limits.items():
+        for v in (limit + 1, *WRAPPING):
+            value = [v] * spec.attr(name).length if spec.attr(name).kind == INTS else v
+            c = {**base, "attrs": {**base["attrs"], name: value}, "poison": {}}
+            c.update(category="past the limits", expect="error")
+            yield c
+
+
 def all_cases() -> list[dict]:
     gens = (conv_attribute_cases(), conv_wrapped_product_cases(), conv_value_cases(), conv_shape_cases(),
-            dtype_cases(conv_case({}), "wrong dtypes"), pool_attribute_cases(), pool_wrapped_product_cases(),
-            pool_value_cases(), pool_shape_cases(), dtype_cases(pool_case({}), "wrong dtypes"))
+            pool_attribute_cases(), pool_wrapped_product_cases(), pool_value_cases(), pool_shape_cases(),
+            *(spec_cases(s) for s in specs()))
     cases = [c for g in gens for c in g]
     for i, c in enumerate(cases):
         c["id"] = f"{i:03d}-{c['op']}-{c['category'].replace(' ', '_')}"
