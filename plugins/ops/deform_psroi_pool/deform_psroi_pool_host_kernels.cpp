@@ -61,15 +61,8 @@ DCN_EXPORT int dcn_emu_deform_psroi_pool(int dtype, int index_mode, int64_t max_
                                              int64_t output_dim, int64_t group_size, int64_t pooled_size,
                                              int64_t part_size, int64_t sample_per_part, double trans_std,
                                              int64_t no_trans, void* Y, int64_t* stats, char* msg, size_t msg_size) {
-    dcn::DeformPSROIPoolAttrs a;
-    a.spatial_scale = spatial_scale;
-    a.output_dim = output_dim;
-    a.group_size = group_size;
-    a.pooled_size = pooled_size;
-    a.part_size = part_size;
-    a.sample_per_part = sample_per_part;
-    a.trans_std = trans_std;
-    a.no_trans = no_trans;
+    const dcn::DeformPSROIPoolAttrs a{spatial_scale, output_dim,      group_size, pooled_size,
+                                      part_size,     sample_per_part, trans_std,  no_trans};  // declaration order
     DeformPSROIPoolDims d{};
     const std::string e = dcn::validate_deform_psroi_pool("emu", a, dcn::ShapeRef(data_shape, 4),
                                                           dcn::ShapeRef(rois_shape, 2), opt_shape(trans, trans_shape, 4), &d);

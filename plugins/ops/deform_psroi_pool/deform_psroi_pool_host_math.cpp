@@ -46,15 +46,8 @@ DCN_EXPORT int dcn_host_deform_psroi_pool(int dtype, const void* data, const int
                                           int64_t pooled_size, int64_t part_size, int64_t sample_per_part,
                                           double trans_std, int64_t no_trans, int check_batch_indices,
                                           const char* node, void* out, char* msg, size_t msg_size) {
-    dcn::DeformPSROIPoolAttrs a;
-    a.spatial_scale = spatial_scale;
-    a.output_dim = output_dim;
-    a.group_size = group_size;
-    a.pooled_size = pooled_size;
-    a.part_size = part_size;
-    a.sample_per_part = sample_per_part;
-    a.trans_std = trans_std;
-    a.no_trans = no_trans;
+    const dcn::DeformPSROIPoolAttrs a{spatial_scale, output_dim,      group_size, pooled_size,
+                                      part_size,     sample_per_part, trans_std,  no_trans};  // declaration order
     dcn::DeformPSROIPoolDims d{};
     const std::string name = node ? node : "";
     std::string e = dcn::validate_deform_psroi_pool(name, a, dcn::ShapeRef(data_shape, data_rank),
