@@ -53,8 +53,6 @@ def register_ops() -> None:
         pass
 
 
-
-
 def file_kind(path: Path) -> str:
     """'torchscript', 'pt2', 'torch.save' or 'unknown'."""
     if zipfile.is_zipfile(path):
@@ -171,6 +169,19 @@ def load_model(
             raise DcnError("no model: give a model file, or --factory MODULE:CALLABLE to build one")
         return _build(factory)
     p = Path(path)
+    kind = _kind_of(p)
+    if factory is not None and kind in ("torchscript", "pt2"):
+        raise DcnError(f"--factory applies to state-dict files; '{p}' is a "
+                       f"{'TorchScript archive' if kind == 'torchscript' else 'torch.export program'}")
+    if kind == "torchscript":
+        return _load_torchscript(p)
+    if kind == "pt2":
+        return _load_program(p, trust_pickle)
+    return _load_torch_save(p, factory, trust_pickle)
+
+
+def _kind_of(p: Path) -> str:
+    """The file's kind (file_kind), or a one-line DcnError for what is no model file."""
     if not p.exists():
         raise DcnError(f"model file '{p}' not found")
     if p.is_dir():
@@ -183,56 +194,55 @@ def load_model(
         raise DcnError(
             f"'{p}' is not a TorchScript archive, torch.export program or torch.save file (unrecognised or corrupt)"
         )
-    if factory is not None and kind in ("torchscript", "pt2"):
-        raise DcnError(f"--factory applies to state-dict files; '{p}' is a "
-                       f"{'TorchScript archive' if kind == 'torchscript' else 'torch.export program'}")
+    return kind
 
-    if kind == "torchscript":
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return torch.jit.load(str(p), map_location="cpu")
-        except Exception as e:
-            raise DcnError(f"cannot load TorchScript archive '{p}': {describe(e)}") from None
 
-    if kind == "pt2":
-        note = None
-        try:
-            if trust_pickle:
-                # torch.export.load takes a path only when it ends in .pt2; recognised by content, any name works
-                ep = torch.export.load(str(p) if p.suffix == ".pt2" else io.BytesIO(p.read_bytes()))
-                example = getattr(ep, "example_inputs", None)
-            else:  # nothing unpickled: see exporter/safe_archive.py
+def _load_torchscript(p: Path) -> nn.Module:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.load(str(p), map_location="cpu")
+    except Exception as e:
+        raise DcnError(f"cannot load TorchScript archive '{p}': {describe(e)}") from None
 
-                ep, example, note = load_pt2(str(p))
-            module = ep.module(check_guards=False)
-        except DcnError:
-            raise
-        except Exception as e:
-            raise DcnError(f"cannot load torch.export program '{p}': {describe(e)}") from None
-        if note is not None:
-            module.example_inputs_note = note  # type: ignore[attr-defined]
-        if example is not None:
-            module.example_inputs = example  # type: ignore[attr-defined]
 
-        module.dynamic_axes = program_dynamic_axes(ep)  # type: ignore[attr-defined]  (its own dynamic dims)
-        return module
+def _load_program(p: Path, trust_pickle: bool) -> nn.Module:
+    """A torch.export program's module, with its example inputs and its own dynamic dims attached."""
+    note = None
+    try:
+        if trust_pickle:
+            # torch.export.load takes a path only when it ends in .pt2; recognised by content, any name works
+            ep = torch.export.load(str(p) if p.suffix == ".pt2" else io.BytesIO(p.read_bytes()))
+            example = getattr(ep, "example_inputs", None)
+        else:  # nothing unpickled: see exporter/safe_archive.py
+            ep, example, note = load_pt2(str(p))
+        module = ep.module(check_guards=False)
+    except DcnError:
+        raise
+    except Exception as e:
+        raise DcnError(f"cannot load torch.export program '{p}': {describe(e)}") from None
+    if note is not None:
+        module.example_inputs_note = note  # type: ignore[attr-defined]
+    if example is not None:
+        module.example_inputs = example  # type: ignore[attr-defined]
+    module.dynamic_axes = program_dynamic_axes(ep)  # type: ignore[attr-defined]  (its own dynamic dims)
+    return module
 
-    # torch.save
+
+def _load_torch_save(p: Path, factory, trust_pickle: bool) -> nn.Module:
+    """A torch.save file: a whole module (with --trust-pickle) or a state dict for --factory's model."""
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
-        if _is_weights_only_refusal(e):
-            if not trust_pickle:
-                raise DcnError(f"'{p}' is a pickled Python object (e.g. a whole nn.Module); {PICKLE_HINT}") from None
-            _cwd_importable()
-            try:
-                obj = torch.load(str(p), map_location="cpu", weights_only=False)
-            except Exception as e2:
-                raise DcnError(f"cannot unpickle '{p}': {describe(e2)}") from None
-        else:
+        if not _is_weights_only_refusal(e):
             raise DcnError(f"cannot read '{p}' as a torch.save file (corrupt or truncated?): {describe(e)}") from None
-
+        if not trust_pickle:
+            raise DcnError(f"'{p}' is a pickled Python object (e.g. a whole nn.Module); {PICKLE_HINT}") from None
+        _cwd_importable()
+        try:
+            obj = torch.load(str(p), map_location="cpu", weights_only=False)
+        except Exception as e2:
+            raise DcnError(f"cannot unpickle '{p}': {describe(e2)}") from None
     if isinstance(obj, nn.Module):
         if factory is not None:
             raise DcnError(f"--factory applies to state-dict files; '{p}' holds a whole {type(obj).__name__}")

@@ -30,8 +30,9 @@ SOURCE_SUFFIXES = (".py", ".h", ".cpp", ".cu", ".cuh", ".sh", ".cmake", ".list",
 MAX_FILES_NAMING_AN_OP = 5
 MAX_LINES = 500
 MAX_FUNCTION_LINES = 60
-MAIN_PATHS = ("exporter/export.py", "exporter/cli.py", "trt_runtime/build.py", "trt_runtime/compare.py",
-              "trt_runtime/infer.py", "trt_runtime/cli.py")
+MAIN_PATHS = ("exporter/cli.py", "exporter/loading.py", "exporter/swap.py", "exporter/trace.py", "exporter/translate.py",
+              "exporter/onnx_post.py", "exporter/verify.py", "exporter/export.py", "trt_runtime/build.py",
+              "trt_runtime/compare.py", "trt_runtime/infer.py", "trt_runtime/cli.py")
 COMMAND_MODULES = {"exporter.cli", "exporter.cli_inputs", "exporter.entry", "exporter.__main__", "trt_runtime.cli",
                    "trt_runtime.plugins", "trt_runtime.serve", "trt_runtime.triton_repo", "trt_runtime.entry",
                    "dcn_base.entry"}
