@@ -95,9 +95,15 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
     inputs, opts.input_names = _example_inputs(specs, model, args.seed, say)
     try:
-        result = export.run_export(model, inputs, opts, log=say, stages=stages, on_check=_on_check(stages, say))
+        result = export.run_export(model, inputs, opts, log=say, stages=stages)
+    except export.CheckError as err:  # the numbers first, then the one-line error
+        stages.done()
+        _print_check(err.report, say)
+        raise
     finally:
         stages.done()
+    if result.check is not None:
+        _print_check(result.check, say)
     _summarize(args, result, stages, say)
     return 0
 
@@ -145,15 +151,12 @@ def _example_inputs(specs: Sequence[InputSpec], model, seed: int, say: Callable[
     return tuple(ex_args), None
 
 
-def _on_check(stages: Stages, say: Callable[[str], None]) -> Callable:
-    def on_check(report) -> None:  # the check's numbers as a table, like dcn-compare's
-        stages.stop()
-        say(f"check ({report.runtime} vs {report.reference}) {'PASS' if report.passed else 'FAIL'} "
-            f"[{report.dtype} tolerance atol {report.atol:g} x scale, rtol {report.rtol:g}]")
-        for line in table(*report.table_rows(), indent="  ") + report.notes():
-            say(line)
-
-    return on_check
+def _print_check(report, say: Callable[[str], None]) -> None:
+    """The check's numbers as a table, like dcn-compare's."""
+    say(f"check ({report.runtime} vs {report.reference}) {'PASS' if report.passed else 'FAIL'} "
+        f"[{report.dtype} tolerance atol {report.atol:g} x scale, rtol {report.rtol:g}]")
+    for line in table(*report.table_rows(), indent="  ") + report.notes():
+        say(line)
 
 
 def _summarize(args: argparse.Namespace, result, stages: Stages, say: Callable[[str], None]) -> None:

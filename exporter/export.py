@@ -54,9 +54,14 @@ from .translate import scan_ops, to_onnx
 from .verify import check_export
 
 class CheckError(DcnError):
-    """The exported model's outputs differ from PyTorch's beyond the tolerance (``check=True``)."""
+    """The exported model's outputs differ from PyTorch's beyond the tolerance (``check=True``);
+    ``report``: the check's numbers (verify.CheckReport)."""
 
     exit_code = 1
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(f"{report.summary()}; nothing written")
+        self.report = report
 
 
 @dataclass
@@ -156,8 +161,7 @@ class _Job:
 
 
 def export(model: Any, example_inputs: Any, path: Union[str, os.PathLike], *,
-           log: Optional[Callable[[str], None]] = None, stages: Any = None,
-           on_check: Optional[Callable[[Any], None]] = None, **options: Any) -> ExportResult:
+           log: Optional[Callable[[str], None]] = None, stages: Any = None, **options: Any) -> ExportResult:
     """Export ``model`` to ONNX at ``path`` with ``dcn`` nodes; see the module doc.
 
     model: nn.Module (ours, torchvision's, mmcv / detectron2 modules are swapped), a
@@ -175,17 +179,19 @@ def export(model: Any, example_inputs: Any, path: Union[str, os.PathLike], *,
       verify: run the ONNX model and compare with PyTorch (result in ``.check``);
       check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
       runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
-    log: called with progress lines (swaps, the check's summary).
+    log: called with progress lines (swaps, the check's one-line summary).
     stages: a ``dcn_base.console.Stages`` timing the steps (and showing progress); times in
         ``.stage_seconds`` either way.
-    on_check: called with the check's report (instead of logging its one-line summary).
 
     Raises :class:`DcnError` (one line, naming module / input / attribute) for anything the
     user can fix; nothing is written then.
     """
     opts = ExportOptions(Path(path), **options).checked()
     check_outputs(opts)
-    return run_export(model, example_inputs, opts, log=log, stages=stages, on_check=on_check)
+    result = run_export(model, example_inputs, opts, log=log, stages=stages)
+    if log is not None and result.check is not None:
+        log(result.check.summary())
+    return result
 
 
 def check_outputs(opts: ExportOptions) -> None:
@@ -196,8 +202,9 @@ def check_outputs(opts: ExportOptions) -> None:
 
 
 def run_export(model: Any, example_inputs: Any, opts: ExportOptions, *, log: Optional[Callable[[str], None]] = None,
-               stages: Any = None, on_check: Optional[Callable[[Any], None]] = None) -> ExportResult:
-    """The walk of the module doc, outputs already checked (:func:`check_outputs`)."""
+               stages: Any = None) -> ExportResult:
+    """The walk of the module doc, outputs already checked (:func:`check_outputs`); the check's report
+    in ``.check`` (or in the CheckError that ``check=True`` raises)."""
     t_start = time.perf_counter()
     say = log or (lambda s: None)
     st = stages if stages is not None else Stages()
@@ -208,7 +215,7 @@ def run_export(model: Any, example_inputs: Any, opts: ExportOptions, *, log: Opt
     ep, strip, dim_labels = _trace(job, opts, st)
     proto, dcn_nodes = _translate(ep, strip, dim_labels, job, opts, st)
     export_seconds = time.perf_counter() - t_export
-    report = _check(proto, job, opts, say, st, on_check)
+    report = _check(proto, job, opts, st)
     _write(proto, job, opts, st)
     return ExportResult(
         path=opts.path, input_names=job.names, output_names=job.outs, dcn_nodes=dcn_nodes, opset=opts.opset,
@@ -287,20 +294,15 @@ def _translate(ep, strip: Optional[str], dim_labels: Mapping[str, str], job: _Jo
     return postprocess(proto, strip, dim_labels, opts.deform_conv, opts.fp16, opts.fp16_io, job.swaps)
 
 
-def _check(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, say: Callable[[str], None], st: Any,
-           on_check: Optional[Callable[[Any], None]]):
+def _check(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, st: Any):
     """The ONNX model run and judged against the truth (verify); CheckError with ``check`` when it fails."""
     if not opts.verify:
         return None
     st.start("verify")
     dtype = "float16" if opts.fp16 else str(job.reference[0].dtype).replace("torch.", "")
     report = check_export(proto, job.feed(), job.outs, job.truth, job.truth_name, dtype, opts.runtime, job.own)
-    if on_check is not None:
-        on_check(report)
-    else:
-        say(report.summary())
     if opts.check and not report.passed:
-        raise CheckError(f"{report.summary()}; nothing written")
+        raise CheckError(report)
     return report
 
 
