@@ -9,7 +9,6 @@ import re
 from importlib.metadata import version
 from typing import Mapping, Optional, Sequence
 
-import numpy as np
 import onnx
 
 import onnxruntime as ort

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exporter import contract
 from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 from exporter.ops import deform_roi_pool
 from test_trt_plugins_gpu import (TORCH_DTYPE, assert_close, build, creator, deserialize, env,  # noqa: F401
