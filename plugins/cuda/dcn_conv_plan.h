@@ -19,15 +19,24 @@
 // batched over images (strideB = 0, the weights are shared) or over groups.
 #pragma once
 
+#include "dcn_fused_conv.h"
 #include "dcn_math.h"  // plugins/common
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace dcn {
 namespace plan {
 
 // Column buffer cap: a chunk holds as many images as fit (at least one).
+// DCN_DEFORM_CONV_COLUMNS_MB overrides it for measurements (benchmarks/bench_plugins_cuda.py);
+// it must not change between building an engine and running it (the workspace size follows it).
 constexpr int64_t kColumnsCapBytes = int64_t(256) << 20;
+inline int64_t columns_cap() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_COLUMNS_MB");
+    const long long mb = e != nullptr ? std::atoll(e) : 0;
+    return mb > 0 && mb <= (int64_t(1) << 20) ? static_cast<int64_t>(mb) << 20 : kColumnsCapBytes;
+}
 // cuBLAS workspace handed to cublasSetWorkspace (32 MiB: NVIDIA's recommendation for
 // Hopper and newer, more than enough before), so cuBLAS never allocates in enqueue
 // (safe under CUDA graph capture).
@@ -73,6 +82,32 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
     if (N <= 0) return 0;
     const int64_t fit = perImageBytes > 0 ? cap / perImageBytes : N;
     return fit < 1 ? 1 : (fit > N ? N : fit);
+}
+
+// ---- which path: im2col + GEMM, or the fused FP16 kernel (dcn_fused_conv.h) -------------
+// The fused kernel runs only where it applies (half, group 1, C / offset_group a multiple of
+// fused::kBK), gives at least one block per SM (smallest maps go to im2col) and is switched
+// on: DCN_DEFORM_CONV_FUSED=1 / 0, default kFusedDefault. It stays off by default until it
+// has run right on a GPU (the GPU kit's device tests cover both paths).
+constexpr bool kFusedDefault = false;
+inline bool fused_switched_on() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_FUSED");
+    return e != nullptr && *e != '\0' ? e[0] == '1' : kFusedDefault;
+}
+
+enum class Path { kIm2col, kFused };
+inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
+    if (!fused_switched_on() || !fused::applicable(d, half)) return Path::kIm2col;
+    const fused::Grid g = fused::grid(d);
+    return g.tilesN * g.tilesM >= smCount ? Path::kFused : Path::kIm2col;
+}
+
+// The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
+// either path at any smaller shapes (the path is chosen at enqueue).
+inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {
+    const int64_t im2col = workspace_bytes(columns_per_image(d) * elemBytes, d.N, cap);
+    const int64_t f = fused::applicable(d, elemBytes == 2) ? kAlignBytes + fused::layout(d, elemBytes).bytes : 0;
+    return im2col > f ? im2col : f;
 }
 
 // One (strided-batched) column-major GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b] for

@@ -20,6 +20,13 @@ template <class T>
 cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
                           int64_t nb, T* col, cudaStream_t stream);
 
+// The fused FP16 path (dcn_fused_conv.h): Y = conv(X) + B (B nullable), the whole batch;
+// workspace: 256-byte aligned, fused::layout(d, 2).bytes long. Applicable shapes only
+// (fused::applicable).
+cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
+                              const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
+                              cudaStream_t stream);
+
 // Y[n][m][p] = B[m] for the whole batch.
 template <class T>
 cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream);

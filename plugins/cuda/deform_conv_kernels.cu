@@ -1,4 +1,4 @@
-// DeformConv2d kernels: deformable im2col (the hot kernel) and the bias broadcast.
+// DeformConv2d kernels: deformable im2col (coordinates once per item, see dcn_launch.h) and the bias broadcast.
 // Thin wrappers around dcn_launch.h (index mapping + per-thread body, tested on the host)
 // and dcn_math.h (the math). The GEMM is cuBLAS, called by the TensorRT plugin.
 #include "dcn_kernels.h"
@@ -8,13 +8,21 @@ namespace dcn {
 namespace cuda {
 namespace {
 
-template <class T, class I>
-__global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
+template <class T, class I, int V>
+__global__ void __launch_bounds__(launch::kThreads, launch::kIm2colMinBlocksPerSM)
     dcn_deform_im2col_kernel(const T* __restrict__ X, const T* __restrict__ offset, const T* __restrict__ mask,
-                             const DeformConvDims d, int64_t n0, int64_t nb, T* __restrict__ col) {
+                             const DeformConvDims d, int64_t n0, const launch::Im2colPlan pl, T* __restrict__ col) {
     I tid, nthreads;
     thread_range(tid, nthreads);
-    launch::deform_im2col_thread<T, I>(tid, nthreads, X, offset, mask, d, n0, nb, col);
+    launch::deform_im2col_thread<T, I, V>(tid, nthreads, X, offset, mask, d, n0, pl, col);
+}
+
+template <class T, int V>
+cudaError_t im2col_v(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
+                     const launch::Im2colPlan& pl, T* col, cudaStream_t stream) {
+    const bool narrow = launch::fits_im2col_int32(pl, launch::blocks_for(pl.total), d);
+    return launch_grid_stride_when(narrow, pl.total, stream, dcn_deform_im2col_kernel<T, int32_t, V>,
+                                   dcn_deform_im2col_kernel<T, int64_t, V>, X, offset, mask, d, n0, pl, col);
 }
 
 template <class T, class I>
@@ -30,8 +38,12 @@ __global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
 template <class T>
 cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
                           int64_t nb, T* col, cudaStream_t stream) {
-    return launch_grid_stride(launch::im2col_total(d, nb), stream, dcn_deform_im2col_kernel<T, int32_t>,
-                              dcn_deform_im2col_kernel<T, int64_t>, X, offset, mask, d, n0, nb, col);
+    const launch::Im2colPlan pl = launch::im2col_plan(d, nb);
+    switch (pl.V) {
+        case 4: return im2col_v<T, 4>(X, offset, mask, d, n0, pl, col, stream);
+        case 2: return im2col_v<T, 2>(X, offset, mask, d, n0, pl, col, stream);
+        default: return im2col_v<T, 1>(X, offset, mask, d, n0, pl, col, stream);
+    }
 }
 
 template <class T>

@@ -25,55 +25,20 @@
 #include <vector>
 
 #include "dcn_conv_plan.h"
+#include "host_emu.h"
 #include "dcn_launch.h"
 #include "dcn_math.h"
 
-#define DCN_EMU_EXPORT extern "C" __attribute__((visibility("default")))
-
 namespace {
 
+using namespace dcn_emu;
 using dcn::DeformConvDims;
 using dcn::DeformPSROIPoolDims;
 namespace launch = dcn::launch;
 namespace plan = dcn::plan;
 
-int emu_report(const std::string& e, char* msg, size_t msg_size) {
-    if (msg && msg_size) {
-        const size_t n = e.size() < msg_size - 1 ? e.size() : msg_size - 1;
-        std::memcpy(msg, e.data(), n);
-        msg[n] = '\0';
-    }
-    return e.empty() ? 0 : 1;
-}
-
-template <class T> T sentinel() { return dcn::store<T>(std::numeric_limits<double>::quiet_NaN()); }
-template <> dcn::Half sentinel<dcn::Half>() { return dcn::Half::from_bits(0x7e00u); }
-
-template <class T> bool is_sentinel(const T& v) {
-    using Acc = typename dcn::AccOf<T>::type;
-    return std::isnan(dcn::load<Acc>(v));
-}
-
-// Runs body(tid, nthreads) for every thread of the grid the launcher would start for
-// `total` items: blocks_for(total) blocks (capped by max_blocks) of kThreads threads.
-// Returns the number of blocks.
-template <class I, class Body> int64_t emulate_grid(int64_t total, int64_t max_blocks, Body&& body) {
-    int64_t blocks = launch::blocks_for(total);
-    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-    const I nthreads = static_cast<I>(blocks * launch::kThreads);
-    for (int64_t b = 0; b < blocks; ++b)
-        for (int t = 0; t < launch::kThreads; ++t) body(static_cast<I>(b * launch::kThreads + t), nthreads);
-    return blocks;
-}
-
-// The launcher's choice: int32 indexing when the grid-stride loop stays in int32.
-bool use_int32(int index_mode, int64_t total, int64_t max_blocks) {
-    if (index_mode == 1) return true;
-    if (index_mode == 2) return false;
-    int64_t blocks = launch::blocks_for(total);
-    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-    return launch::fits_int32(total, blocks);
-}
+// Items the im2col plan aims at (launch::kIm2colTargetItems; tests lower it to force channel blocks).
+int64_t g_im2col_target = launch::kIm2colTargetItems;
 
 // cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation.
 template <class T>
@@ -134,21 +99,33 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         beta = 1.f;
     }
     int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0, firstBlocks = 0, firstBits = 0;
+    int64_t firstV = 0, firstCpt = 0;
     const int64_t outImage = d.M * d.outH * d.outW;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
         const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
         for (T& v : col) v = sentinel<T>();
-        const int64_t total = launch::im2col_total(d, nb);
-        int64_t blocks;
-        const bool i32 = use_int32(index_mode, total, max_blocks);
-        if (i32)
-            blocks = emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
-                launch::deform_im2col_thread<T, int32_t>(tid, nt, X, off, mask, d, n0, nb, col.data());
-            });
-        else
-            blocks = emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) {
-                launch::deform_im2col_thread<T, int64_t>(tid, nt, X, off, mask, d, n0, nb, col.data());
-            });
+        const launch::Im2colPlan pl = launch::im2col_plan(d, nb, g_im2col_target);
+        const int64_t total = nb * plan::columns_per_image(d);
+        int64_t blocks = 0;
+        const bool i32 = use_int32(index_mode, pl.total, max_blocks) && (index_mode == 1 || d.H * d.W <= INT32_MAX);
+        auto run = [&](auto vtag) {
+            constexpr int V = decltype(vtag)::value;
+            if (i32)
+                blocks = emulate_grid<int32_t>(pl.total, max_blocks, [&](int32_t tid, int32_t nt) {
+                    launch::deform_im2col_thread<T, int32_t, V>(tid, nt, X, off, mask, d, n0, pl, col.data());
+                });
+            else
+                blocks = emulate_grid<int64_t>(pl.total, max_blocks, [&](int64_t tid, int64_t nt) {
+                    launch::deform_im2col_thread<T, int64_t, V>(tid, nt, X, off, mask, d, n0, pl, col.data());
+                });
+        };
+        if (pl.V == 4) run(std::integral_constant<int, 4>());
+        else if (pl.V == 2) run(std::integral_constant<int, 2>());
+        else run(std::integral_constant<int, 1>());
+        if (chunks == 0) {
+            firstV = pl.V;
+            firstCpt = pl.cpt;
+        }
         if (chunks == 0) {
             firstBlocks = blocks;
             firstBits = i32 ? 32 : 64;
@@ -176,6 +153,8 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         stats[7] = yUnwritten;
         stats[8] = chunk;
         stats[9] = wsBytes;
+        stats[10] = firstV;
+        stats[11] = firstCpt;
     }
     return "";
 }
@@ -269,14 +248,20 @@ DCN_EMU_EXPORT int dcn_emu_deform_psroi_pool(int dtype, int index_mode, int64_t 
     return 0;
 }
 
-// The kernels' index mappings, for every idx < total: out[7*idx ...] = n, c, k, i, j, ho, wo.
-DCN_EMU_EXPORT void dcn_emu_im2col_coords(int64_t C, int64_t kH, int64_t kW, int64_t outH, int64_t outW,
-                                          int64_t total, int64_t* out) {
-    for (int64_t idx = 0; idx < total; ++idx) {
-        const launch::Im2colCoord q = launch::im2col_coord<int64_t>(idx, C, kH, kW, outH, outW);
-        const int64_t v[7] = {q.n, q.c, q.k, q.i, q.j, q.ho, q.wo};
-        std::memcpy(out + 7 * idx, v, sizeof v);
+// The im2col kernel's item mapping, for every item < total: out[5*item ...] = nl, g, cb, k, pv.
+DCN_EMU_EXPORT void dcn_emu_im2col_items(int64_t Lv, int64_t kk, int64_t nCb, int64_t G, int64_t total, int64_t* out) {
+    for (int64_t item = 0; item < total; ++item) {
+        const launch::Im2colItem q = launch::im2col_item<int64_t>(item, Lv, kk, nCb, G);
+        const int64_t v[5] = {q.nl, q.g, q.cb, q.k, q.pv};
+        std::memcpy(out + 5 * item, v, sizeof v);
     }
+}
+
+// The items the im2col plan aims at (0: launch::kIm2colTargetItems); returns the previous value.
+DCN_EMU_EXPORT int64_t dcn_emu_set_im2col_target(int64_t items) {
+    const int64_t old = g_im2col_target;
+    g_im2col_target = items > 0 ? items : launch::kIm2colTargetItems;
+    return old;
 }
 
 // out[4*idx ...] = r, ctop, ph, pw.

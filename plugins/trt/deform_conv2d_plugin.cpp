@@ -120,7 +120,7 @@ size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc co
         DeformConvDims const d = validate(maxDimsOf(inputs, nbInputs).data(), nbInputs);
         int64_t es = elementSize(inputs[0].desc.type);
         es = es == 0 ? 4 : es;
-        return static_cast<size_t>(plan::workspace_bytes(plan::columns_per_image(d) * es, d.N));
+        return static_cast<size_t>(plan::conv_workspace_bytes(d, es));
     }
     DCN_TRT_CATCH(recorder(), who(), "getWorkspaceSize", return 0)
 }
@@ -137,6 +137,21 @@ void DeformConv2dPlugin::attached(nvinfer1::IPluginResourceContext* context)
             who() + ": cublasCreate failed with " + cublasGetStatusName(mCublas.status())
                 + " in attachToContext; enqueue will fail");
     }
+}
+
+int64_t DeformConv2dPlugin::smCount() const noexcept
+{
+    // The current device's SM count (the plan sends the smallest problems to im2col); 0 when
+    // the runtime cannot say, which leaves the choice to the shape alone.
+    int device = 0;
+    int count = 0;
+    if (cudaGetDevice(&device) != cudaSuccess
+        || cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    {
+        cudaGetLastError(); // not sticky: clear it so that the launch check below is not misled
+        return 0;
+    }
+    return count;
 }
 
 void DeformConv2dPlugin::checkReady() const
@@ -157,13 +172,24 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     T const* B = hasBias ? static_cast<T const*>(inputs[3]) : nullptr;
     T const* mask = d.hasMask ? static_cast<T const*>(inputs[4]) : nullptr;
     T* Y = static_cast<T*>(output);
-
-    int64_t const perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
-    int64_t const chunk = plan::chunk_images(perImage, d.N);
-    // Columns and cuBLAS workspace from the first 256-byte aligned byte (getWorkspaceSize asked for the slack).
+    // Columns (or the fused path's copies) and cuBLAS workspace from the first 256-byte aligned
+    // byte (getWorkspaceSize asked for the slack).
     char* const base = static_cast<char*>(workspace) + plan::base_padding(reinterpret_cast<uintptr_t>(workspace));
+
+    if constexpr (std::is_same<T, __half>::value)
+    {
+        if (plan::choose_path(d, true, smCount()) == plan::Path::kFused)
+        {
+            cudaError_t const e = cuda::deform_conv_fused(X, W, offset, mask, B, d, base, Y, stream);
+            return e == cudaSuccess ? 0 : cudaFailed("fused deformable convolution kernel launch", e);
+        }
+    }
+
+    int64_t const cap = plan::columns_cap();
+    int64_t const perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
+    int64_t const chunk = plan::chunk_images(perImage, d.N, cap);
     T* col = reinterpret_cast<T*>(base);
-    void* cublasWs = base + plan::cublas_workspace_offset(perImage, d.N);
+    void* cublasWs = base + plan::cublas_workspace_offset(perImage, d.N, cap);
 
     auto blasFail = [&](char const* what, cublasStatus_t st) {
         reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("

@@ -1,0 +1,123 @@
+"""The fused FP16 DeformConv2d path (plugins/cuda/deform_conv_fused.cu), emulated on the host.
+
+plugins/tests/host_fused_conv.cpp runs the kernel's own per-thread code from
+plugins/cuda/dcn_fused_conv.h (channels-last X and tap-major W copies over the launch grid;
+per block: taps, A / B tile loaders for every thread, epilogue) with a plain loop standing in
+for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
+reference's precision (every index right), float16 within exporter/tolerance.py's row; every
+tile entry and output written; partial pixel and channel tiles, offset groups, asymmetric
+stride / pad / dilation, points outside the map, bias and mask present or not, batch 0. Also the
+plan's choice of path (DCN_DEFORM_CONV_FUSED, applicability, one block per SM at least).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.contract import conv_out_size
+from helpers.built_libs import require
+from helpers.sweep import ConvCase
+from test_host_kernels import DTYPES, I64, P, _arr, _ints, _p, _shape, assert_matches, conv_reference
+from trt_runtime import plugins
+
+
+@pytest.fixture(scope="module")
+def lib():
+    L = ctypes.CDLL(str(require(plugins.host_test_library)))
+    L.dcn_emu_deform_conv2d_fused.restype = ctypes.c_int
+    L.dcn_emu_deform_conv2d_fused.argtypes = (
+        [ctypes.c_int] + [P, I64] * 5 + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p,
+                                         ctypes.c_size_t])
+    L.dcn_emu_conv_path.restype = ctypes.c_int
+    L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
+    return L
+
+
+def fused(lib, dtype, c):
+    code, npd = DTYPES[dtype]
+    x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
+    oh, ow = c.offset.shape[2], c.offset.shape[3]
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=npd)
+    stats = (ctypes.c_int64 * 5)()
+    msg = ctypes.create_string_buffer(1024)
+    rc = lib.dcn_emu_deform_conv2d_fused(
+        code, _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
+        _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats, msg, len(msg))
+    return rc, y, list(stats), msg.value.decode()
+
+
+def make_case(N, C, H, W, M, *, k=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), offset_group=1,
+              bias=True, mask=True, spread=2.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    oh = conv_out_size(H, pads[0], pads[2], dilations[0], k[0], strides[0])
+    ow = conv_out_size(W, pads[1], pads[3], dilations[1], k[1], strides[1])
+    kk = k[0] * k[1]
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, *k, generator=g, dtype=torch.float64) / (C * kk) ** 0.5
+    off = torch.randn(N, 2 * offset_group * kk, oh, ow, generator=g, dtype=torch.float64) * spread + 0.123
+    msk = torch.rand(N, offset_group * kk, oh, ow, generator=g, dtype=torch.float64) if mask else None
+    b = torch.randn(M, generator=g, dtype=torch.float64) if bias else None
+    if msk is not None and b is None:
+        b = torch.zeros(M, dtype=torch.float64)  # what dcn-export writes (B before mask)
+    return ConvCase(x, w, off, b, msk, strides, pads, dilations, 1, offset_group)
+
+
+CASES = {
+    # 2 images x 9x11 pixels: two pixel tiles, the second partial; M 40 < one M tile
+    "basic": dict(N=2, C=32, H=9, W=11, M=40),
+    # offset groups 2 (32 channels each), asymmetric stride / pad / dilation, kernel 3x2, no mask
+    "asym-og2": dict(N=3, C=64, H=10, W=7, M=24, k=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2),
+                     offset_group=2, mask=False),
+    # M 130: two M tiles (the second 2 rows); far offsets (points outside the map); no bias
+    "m130-outside": dict(N=1, C=32, H=6, W=6, M=130, spread=6.0, bias=False, mask=False),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_path_matches_reference(lib, name, dtype):
+    c = make_case(**CASES[name])
+    rc, y, stats, msg = fused(lib, dtype, c)
+    assert rc == 0, msg
+    blocks, unwritten, untiled, ws, fused_bytes = stats
+    assert unwritten == 0, "output entries left unwritten"
+    assert untiled == 0, "tile / copy entries left unwritten"
+    assert ws >= fused_bytes, "the workspace the plugin asks for does not hold the fused path's copies"
+    pixels = c.offset.shape[0] * c.offset.shape[2] * c.offset.shape[3]
+    assert blocks == -(-pixels // 128) * -(-c.weight.shape[0] // 128)
+    assert_matches(y, conv_reference(c, dtype), dtype, f"fused {name}")
+
+
+def test_fused_path_batch0(lib):
+    c = make_case(N=0, C=32, H=5, W=5, M=8)
+    rc, y, stats, msg = fused(lib, "float16", c)
+    assert rc == 0, msg
+    assert y.shape == (0, 8, 5, 5) and stats[0] == 0
+
+
+def test_fused_path_refuses_shapes_it_does_not_take(lib):
+    c = make_case(N=1, C=24, H=5, W=5, M=8)  # 24 channels: not a multiple of 32
+    rc, _, _, msg = fused(lib, "float16", c)
+    assert rc == 1 and "fused path not applicable" in msg and "multiple of 32" in msg
+
+
+def _dims(N, C, H, W, M, group=1, offset_group=1):
+    return (ctypes.c_int64 * 20)(N, C, H, W, M, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, group, offset_group, H, W, 1)
+
+
+def test_plan_chooses_fused_only_when_on_applicable_and_big_enough(lib, monkeypatch):
+    c3 = _dims(8, 128, 100, 167, 128)  # 1044 pixel tiles
+    monkeypatch.delenv("DCN_DEFORM_CONV_FUSED", raising=False)
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 0  # off by default until it has run right on a GPU
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "1")
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 1
+    assert lib.dcn_emu_conv_path(c3, 0, 132) == 0  # float32: im2col
+    assert lib.dcn_emu_conv_path(_dims(8, 128, 100, 167, 128, group=2), 1, 132) == 0
+    assert lib.dcn_emu_conv_path(_dims(8, 96, 100, 167, 128, offset_group=2), 1, 132) == 0  # 48 per group
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 0  # 9 x 4 blocks < 132 SMs
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 16) == 1
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "0")
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 0
