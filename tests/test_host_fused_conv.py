@@ -15,11 +15,9 @@ import ctypes
 
 import numpy as np
 import pytest
-import torch
 
-from exporter.contract import conv_out_size
 from helpers.built_libs import require
-from helpers.sweep import ConvCase
+from helpers.sweep import FUSED_CASES as CASES, make_fused_case as make_case
 from test_host_kernels import DTYPES, I64, P, _arr, _ints, _p, _shape, assert_matches, conv_reference
 from trt_runtime import plugins
 
@@ -47,33 +45,6 @@ def fused(lib, dtype, c):
         code, _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
         _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats, msg, len(msg))
     return rc, y, list(stats), msg.value.decode()
-
-
-def make_case(N, C, H, W, M, *, k=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), offset_group=1,
-              bias=True, mask=True, spread=2.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    oh = conv_out_size(H, pads[0], pads[2], dilations[0], k[0], strides[0])
-    ow = conv_out_size(W, pads[1], pads[3], dilations[1], k[1], strides[1])
-    kk = k[0] * k[1]
-    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
-    w = torch.randn(M, C, *k, generator=g, dtype=torch.float64) / (C * kk) ** 0.5
-    off = torch.randn(N, 2 * offset_group * kk, oh, ow, generator=g, dtype=torch.float64) * spread + 0.123
-    msk = torch.rand(N, offset_group * kk, oh, ow, generator=g, dtype=torch.float64) if mask else None
-    b = torch.randn(M, generator=g, dtype=torch.float64) if bias else None
-    if msk is not None and b is None:
-        b = torch.zeros(M, dtype=torch.float64)  # what dcn-export writes (B before mask)
-    return ConvCase(x, w, off, b, msk, strides, pads, dilations, 1, offset_group)
-
-
-CASES = {
-    # 2 images x 9x11 pixels: two pixel tiles, the second partial; M 40 < one M tile
-    "basic": dict(N=2, C=32, H=9, W=11, M=40),
-    # offset groups 2 (32 channels each), asymmetric stride / pad / dilation, kernel 3x2, no mask
-    "asym-og2": dict(N=3, C=64, H=10, W=7, M=24, k=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2),
-                     offset_group=2, mask=False),
-    # M 130: two M tiles (the second 2 rows); far offsets (points outside the map); no bias
-    "m130-outside": dict(N=1, C=32, H=6, W=6, M=130, spread=6.0, bias=False, mask=False),
-}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float16"])
