@@ -17,7 +17,7 @@ GROUPS = [
     ("bias", r"dcn_fill_bias_kernel"),
     ("roi-pool", r"dcn_deform_roi_pool"),
     ("psroi-pool", r"dcn_deform_psroi_pool"),
-    ("gemm", r"gemm|cutlass|sm\d+_xmma|Kernel2|ampere|hopper|cublas"),
+    ("gemm", r"gemm|nvjet|cutlass|sm\d+_xmma|Kernel2|ampere|hopper|cublas"),
 ]
 
 

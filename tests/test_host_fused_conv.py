@@ -90,5 +90,8 @@ def test_plan_chooses_fused_only_when_on_applicable_and_big_enough(lib, monkeypa
     assert lib.dcn_emu_conv_path(_dims(8, 96, 100, 167, 128, offset_group=2), 1, 132) == 0  # 48 per group
     assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 0  # 9 x 4 blocks < 132 SMs
     assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 16) == 1
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")  # tests and measurements: no SM-count rule
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 1
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 0, 132) == 0  # still FP16 only
     monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "0")
     assert lib.dcn_emu_conv_path(c3, 1, 132) == 0

@@ -86,17 +86,20 @@ def test_conv_fused_path(hx, name):
     """The host-emulated fused cases (partial tiles, offset groups, asymmetric geometry, points
     outside, M over one tile) on the tensor cores; the same layers on the im2col path agree too."""
     case = make_fused_case(**FUSED_CASES[name])
-    for path in ("fused", "im2col"):
+    for path, kernel in (("fused", "dcn_deform_conv_fused_kernel"), ("im2col", "dcn_deform_im2col_kernel")):
         with td.conv_path(path):
-            check_conv(hx, case, torch.float16, what=f"conv {name} {path}", misalign=16)
+            lay = check_conv(hx, case, torch.float16, what=f"conv {name} {path}", misalign=16)
+            names = td.kernels_launched(lay.enqueue)
+        assert any(kernel in k for k in names), (path, sorted(names))  # the path really ran
 
 
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
 def test_resnet50_dcn_layers_fused(hx, stage, batch):
     with td.conv_path("fused"):
-        check_conv(hx, td.resnet_case(stage, batch=batch), torch.float16, what=f"resnet50-dcn {stage} b{batch} fused",
-                   empty_bias=True)
+        lay = check_conv(hx, td.resnet_case(stage, batch=batch), torch.float16,
+                         what=f"resnet50-dcn {stage} b{batch} fused", empty_bias=True)
+        assert any("dcn_deform_conv_fused_kernel" in k for k in td.kernels_launched(lay.enqueue))
 
 
 def test_conv_fused_graph_replay(hx):

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace dcn {
 namespace plan {
@@ -87,19 +88,24 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
 // ---- which path: im2col + GEMM, or the fused FP16 kernel (dcn_fused_conv.h) -------------
 // The fused kernel runs only where it applies (half, group 1, C / offset_group a multiple of
 // fused::kBK), gives at least one block per SM (smallest maps go to im2col) and is switched
-// on: DCN_DEFORM_CONV_FUSED=1 / 0, default kFusedDefault. It stays off by default until it
-// has run right on a GPU (the GPU kit's device tests cover both paths).
+// on. DCN_DEFORM_CONV_FUSED: "0" off, "1" on, "force" on without the SM-count rule (tests and
+// measurements); unset: kFusedDefault. It stays off by default until it has run right on a GPU
+// (the GPU kit's device tests cover both paths).
 constexpr bool kFusedDefault = false;
-inline bool fused_switched_on() {
+enum class FusedMode { kOff, kOn, kForce };
+inline FusedMode fused_mode() {
     const char* e = std::getenv("DCN_DEFORM_CONV_FUSED");
-    return e != nullptr && *e != '\0' ? e[0] == '1' : kFusedDefault;
+    if (e == nullptr || *e == '\0') return kFusedDefault ? FusedMode::kOn : FusedMode::kOff;
+    if (std::strcmp(e, "force") == 0) return FusedMode::kForce;
+    return e[0] == '1' ? FusedMode::kOn : FusedMode::kOff;
 }
 
 enum class Path { kIm2col, kFused };
 inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
-    if (!fused_switched_on() || !fused::applicable(d, half)) return Path::kIm2col;
+    const FusedMode mode = fused_mode();
+    if (mode == FusedMode::kOff || !fused::applicable(d, half)) return Path::kIm2col;
     const fused::Grid g = fused::grid(d);
-    return g.tilesN * g.tilesM >= smCount ? Path::kFused : Path::kIm2col;
+    return mode == FusedMode::kForce || g.tilesN * g.tilesM >= smCount ? Path::kFused : Path::kIm2col;
 }
 
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for

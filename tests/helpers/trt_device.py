@@ -203,6 +203,17 @@ def as_reference_inputs(lay: Layer) -> list[Optional[torch.Tensor]]:
     return [None if t is None else t.double() for t in lay.inputs]
 
 
+def kernels_launched(fn) -> set[str]:
+    """Names of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels too)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return {ev.key for ev in prof.key_averages()}
+
+
 # --------------------------------------------------------------------------- timing
 def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torch.cuda.Stream] = None) -> float:
     """Median of `iterations` single calls, each timed with CUDA events on `stream`."""
