@@ -147,7 +147,7 @@ if [ -n "$HARNESS" ]; then
     # (initcheck's unused-memory tracking is off by default; CUDA 13's compute-sanitizer takes
     # --track-unused-memory as a switch, so "--track-unused-memory no" made "no" the program)
     [ "$tool" = memcheck ] && extra=(--leak-check no)
-    timeout 120 "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
+    DCN_UNDER_SANITIZER=1 timeout 120 "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
       "$PY" -m pytest tests/test_trt_device.py -q -x -p no:cacheprovider -k "$subset" >"$OUT/sanitizer-$tool.log" 2>&1
     rc=$?
     errs="$(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" || echo "no summary")"

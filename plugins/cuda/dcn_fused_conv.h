@@ -9,7 +9,7 @@
 //   Y[n, m, p] = B[m] + sum_K Wt[m, K] * col[n, K, p],   K = k*C + c (kernel point major)
 // Per block: a BM x BN tile of (output channel m, pixel P = n*L + p over the whole batch).
 // For each kernel point k and offset group g: the BN pixels' bilinear taps are computed once
-// (fused_tap_thread: dcn_math.h deform_im2col_taps, mask folded in), then for each slice of
+// (fused_tap: dcn_math.h deform_im2col_taps, mask folded in), then for each slice of
 // BK channels of group g (kFusedBK divides C / offset_group): the A tile (weights, from the
 // tap-major copy Wt) and the B tile (samples from the channels-last copy Xt of X, BK
 // channels per pixel, 16-byte loads on the GPU) go to shared memory in half precision, and
@@ -32,7 +32,9 @@ namespace fused {
 constexpr int kBM = 128;      // output channels per block
 constexpr int kBN = 128;      // pixels per block
 constexpr int kBK = 32;       // channels per K step
-constexpr int kThreads = 256;  // 8 warps: 2 (M) x 4 (N), each 64 x 32 of the tile
+constexpr int kThreads = 512;  // 16 warps: 4 (M) x 4 (N), each 32 x 32 of the tile
+constexpr int kWarpsN = 4;
+constexpr int kWarpM = kBM / (kThreads / 32 / kWarpsN), kWarpN = kBN / kWarpsN;  // 32 x 32
 constexpr int kLdA = kBK + 8;  // shared A row stride (halves): 80 bytes, rows 16-byte aligned
 constexpr int kLdB = kBK + 8;  // shared B: one pixel's kBK channels per row (WMMA col_major B)
 constexpr int kLdC = kBN + 4;  // epilogue staging row stride (floats), half of the M tile at a time
@@ -116,6 +118,22 @@ DCN_HD void weight_thread(I tid, I nthreads, const T* W, const DeformConvDims& d
 }
 
 // ---- one block's work
+//
+// Per K step every thread first issues all its global loads (2 weight vectors, up to 8
+// sample vectors: fused_fetch_a / fused_gather into registers), then writes the tiles
+// (fused_put_a / fused_combine): one memory latency a step, not one per load.
+
+// Pixel pix (< kBN) of block column tileN: image and output position, decoded once per block
+// (n < 0: past the batch's last pixel).
+struct Pixel {
+    int32_t n, ho, wo;
+};
+DCN_HD Pixel fused_pixel(const DeformConvDims& d, int64_t tileN, int pix) {
+    const int64_t L = d.outH * d.outW, P = tileN * kBN + pix;
+    if (P >= d.N * L) return Pixel{-1, 0, 0};
+    const int64_t p = P % L;
+    return Pixel{static_cast<int32_t>(P / L), static_cast<int32_t>(p / d.outW), static_cast<int32_t>(p % d.outW)};
+}
 
 // The taps of one pixel for one kernel point and offset group: NHWC pixel offsets inside the
 // image (h*W + w, < 0: neighbour outside) and weights (mask folded in). n < 0: no pixel.
@@ -125,78 +143,95 @@ template <class Acc> struct Tap {
     int32_t n;
 };
 
-// Thread `pix` (< kBN) of block column tileN: its pixel's taps for kernel point k, group g.
 template <class Acc, class T>
-DCN_HD Tap<Acc> fused_tap(const T* offset, const T* mask, const DeformConvDims& d, int64_t tileN, int pix,
-                          int64_t k, int64_t g) {
+DCN_HD Tap<Acc> fused_tap(const T* offset, const T* mask, const DeformConvDims& d, const Pixel& px, int64_t i,
+                          int64_t j, int64_t g) {
     Tap<Acc> tp;
-    const int64_t L = d.outH * d.outW;
-    const int64_t P = tileN * kBN + pix;
     for (int q = 0; q < 4; ++q) {
         tp.pix[q] = -1;
         tp.w[q] = Acc(0);
     }
-    tp.n = -1;
-    if (P >= d.N * L) return tp;
-    const int64_t n = P / L, p = P % L;
-    const BilinearTaps<Acc> t =
-        deform_im2col_taps<Acc>(offset, mask, d, n, g, k / d.kW, k % d.kW, p / d.outW, p % d.outW);
+    tp.n = px.n;
+    if (px.n < 0) return tp;
+    const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, px.n, g, i, j, px.ho, px.wo);
     for (int q = 0; q < 4; ++q) {
         tp.pix[q] = static_cast<int32_t>(t.idx[q]);
         tp.w[q] = t.w[q];
     }
-    tp.n = static_cast<int32_t>(n);
     return tp;
 }
 
-// Sampling thread tid (< kThreads) of the B tile: pixel tid / 2, channels c0 + (tid % 2) * 16 ..
-// + 16 of that pixel, written to Bs[pix * kLdB + (tid % 2) * 16 ...] as T: the im2col column
-// entries sum_q w_q * Xt[n, pix_q, c] in Acc, in apply_taps' order (corners 0..3, outside skipped).
-template <class Acc, class T>
-DCN_HD void fused_sample(int tid, const T* Xt, const DeformConvDims& d, const Tap<Acc>* taps, int64_t c0, T* Bs) {
-    constexpr int kPer = kBK / 2;  // 16 channels a thread, in vectors of kVec (few live registers)
-    const int pix = tid >> 1, part = tid & 1;
-    const Tap<Acc>& tp = taps[pix];
-    const T* img = Xt + static_cast<int64_t>(tp.n < 0 ? 0 : tp.n) * d.H * d.W * d.C + c0 + part * kPer;
-    T* dst = Bs + pix * kLdB + part * kPer;
-    for (int h = 0; h < kPer; h += kVec) {
-        Acc acc[kVec];
-        for (int e = 0; e < kVec; ++e) acc[e] = Acc(0);
-        if (tp.n >= 0) {
-            for (int q = 0; q < 4; ++q) {
-                if (tp.pix[q] < 0) continue;
-                alignas(16) T v[kVec];
-                copy_vec(v, img + static_cast<int64_t>(tp.pix[q]) * d.C + h);  // one 16-byte load
-                for (int e = 0; e < kVec; ++e) acc[e] += tp.w[q] * load<Acc>(v[e]);
-            }
-        }
-        alignas(16) T out[kVec];
-        for (int e = 0; e < kVec; ++e) out[e] = store<T>(acc[e]);
-        copy_vec(dst + h, out);
+// A tile: thread tid loads rows m0 + (tid + i*kThreads) / 4, 8 elements each (4 vectors a row; one a thread),
+// of Wt[m, kcol .. kcol + kBK) (kcol = k*C + c0); rows past M are zero.
+constexpr int kARegs = kBM * (kBK / kVec) / kThreads;  // vectors a thread (1)
+template <class T> struct RawA {
+    alignas(16) T v[kARegs][kVec];
+};
+template <class T>
+DCN_HD RawA<T> fused_fetch_a(int tid, const T* Wt, const DeformConvDims& d, int64_t m0, int64_t kcol) {
+    const int64_t K = d.kH * d.kW * d.C;
+    constexpr int kSegs = kBK / kVec;
+    RawA<T> a;
+    for (int i = 0; i < kARegs; ++i) {
+        const int idx = tid + i * kThreads, row = idx / kSegs, seg = idx % kSegs;
+        if (m0 + row < d.M)
+            copy_vec(a.v[i], Wt + (m0 + row) * K + kcol + seg * kVec);
+        else
+            for (int e = 0; e < kVec; ++e) a.v[i][e] = store<T>(0.0f);
+    }
+    return a;
+}
+template <class T> DCN_HD void fused_put_a(int tid, const RawA<T>& a, T* As) {
+    constexpr int kSegs = kBK / kVec;
+    for (int i = 0; i < kARegs; ++i) {
+        const int idx = tid + i * kThreads;
+        copy_vec(As + (idx / kSegs) * kLdA + (idx % kSegs) * kVec, a.v[i]);
     }
 }
 
-// A tile loader thread tid: rows m0 + (tid + i*kThreads) / 4, 8 halves each (4 vectors a row),
-// from Wt[m, kcol .. kcol + kBK) (kcol = k*C + c0); rows past M are zero.
-template <class T>
-DCN_HD void fused_load_a(int tid, const T* Wt, const DeformConvDims& d, int64_t m0, int64_t kcol, T* As) {
-    const int64_t K = d.kH * d.kW * d.C;
-    constexpr int kSegs = kBK / kVec;
-    for (int i = 0; i < kBM * kSegs / kThreads; ++i) {
-        const int idx = tid + i * kThreads;
-        const int row = idx / kSegs, seg = idx % kSegs;
-        alignas(16) T v[kVec];
-        if (m0 + row < d.M)
-            copy_vec(v, Wt + (m0 + row) * K + kcol + seg * kVec);
-        else
-            for (int e = 0; e < kVec; ++e) v[e] = store<T>(0.0f);
-        copy_vec(As + row * kLdA + seg * kVec, v);
+// B tile: thread tid samples pixel tid / kSplit, channels c0 + (tid % kSplit) * kPer .. + kPer:
+// the four neighbours' kPer channels (16-byte loads; zeros for a neighbour outside) ...
+constexpr int kPer = kBK * kBN / kThreads;  // channels a thread (8)
+constexpr int kSplit = kBK / kPer;          // threads a pixel (4)
+template <class T> struct RawB {
+    alignas(16) T v[4][kPer];
+};
+template <class Acc, class T>
+DCN_HD RawB<T> fused_gather(int tid, const T* Xt, const DeformConvDims& d, const Tap<Acc>* taps, int64_t c0) {
+    const Tap<Acc>& tp = taps[tid / kSplit];
+    const T* img = Xt + static_cast<int64_t>(tp.n < 0 ? 0 : tp.n) * d.H * d.W * d.C + c0 + (tid % kSplit) * kPer;
+    RawB<T> b;
+    for (int q = 0; q < 4; ++q) {
+        if (tp.n >= 0 && tp.pix[q] >= 0) {
+            const T* src = img + static_cast<int64_t>(tp.pix[q]) * d.C;
+            for (int h = 0; h < kPer; h += kVec) copy_vec(b.v[q] + h, src + h);
+        } else {
+            for (int e = 0; e < kPer; ++e) b.v[q][e] = store<T>(0.0f);
+        }
+    }
+    return b;
+}
+// ... then the column entries sum_q w_q * x_q in Acc, in apply_taps' order (corners 0..3, a
+// neighbour outside adds nothing), stored as T to Bs[pix * kLdB + (tid % kSplit) * kPer ...].
+template <class Acc, class T>
+DCN_HD void fused_combine(int tid, const Tap<Acc>* taps, const RawB<T>& b, T* Bs) {
+    const Tap<Acc>& tp = taps[tid / kSplit];
+    T* dst = Bs + (tid / kSplit) * kLdB + (tid % kSplit) * kPer;
+    for (int h = 0; h < kPer; h += kVec) {
+        alignas(16) T out[kVec];
+        for (int e = 0; e < kVec; ++e) {
+            Acc acc = Acc(0);
+            for (int q = 0; q < 4; ++q)
+                if (tp.pix[q] >= 0) acc += tp.w[q] * load<Acc>(b.v[q][h + e]);
+            out[e] = store<T>(acc);
+        }
+        copy_vec(dst + h, out);
     }
 }
 
 // Epilogue thread tid for half `h` (0, 1) of the M tile: Cs[r][pix] (r < kBM / 2, float,
 // row stride kLdC) + B[m] to Y[n, m, p] for m = m0 + h * kBM / 2 + r; pixel tid % kBN, rows
-// tid / kBN, + 2, ...: consecutive threads write consecutive pixels.
+// tid / kBN, + kThreads / kBN, ...: consecutive threads write consecutive pixels.
 template <class T, class CT>
 DCN_HD void fused_store(int tid, const CT* Cs, const T* B, const DeformConvDims& d, int64_t tileN, int64_t m0,
                         int h, T* Y) {

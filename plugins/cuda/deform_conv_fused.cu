@@ -41,6 +41,7 @@ struct MainTiles {
     __half A[kBM * kLdA];  // weights: kBM rows x kBK channels (row-major)
     __half B[kBN * kLdB];  // samples: kBN pixels x kBK channels (the GEMM's B, column-major)
     fused::Tap<float> taps[kBN];
+    fused::Pixel pixels[kBN];
 };
 union __align__(32) Tiles {
     MainTiles main;
@@ -48,55 +49,64 @@ union __align__(32) Tiles {
 };
 
 // One block: output channels [blockIdx.y * kBM, + kBM) x pixels [blockIdx.x * kBN, + kBN) of the batch.
-// Warps 2 (M) x 4 (N), each 64 x 32: 4 x 2 accumulator fragments.
-__global__ void __launch_bounds__(fused::kThreads, 2)
+// Warps 4 (M) x 4 (N), each 32 x 32: 2 x 2 accumulator fragments.
+constexpr int kFm = fused::kWarpM / 16, kFn = fused::kWarpN / 16;
+__global__ void __launch_bounds__(fused::kThreads, 1)
     dcn_deform_conv_fused_kernel(const __half* __restrict__ Xt, const __half* __restrict__ Wt,
                                  const __half* __restrict__ offset, const __half* __restrict__ mask,
                                  const __half* __restrict__ B, const DeformConvDims d, __half* __restrict__ Y) {
     using namespace nvcuda;
     __shared__ Tiles sm;
     const int tid = static_cast<int>(threadIdx.x);
-    const int warp = tid / 32, wm = warp / 4, wn = warp % 4;
+    const int warp = tid / 32, wm = warp / fused::kWarpsN, wn = warp % fused::kWarpsN;
     const int64_t tileN = blockIdx.x, m0 = static_cast<int64_t>(blockIdx.y) * kBM;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-    const int kk = static_cast<int>(d.kH * d.kW), Cg = static_cast<int>(d.C / d.offsetGroup);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFm][kFn];
+    for (int i = 0; i < kFm; ++i)
+        for (int j = 0; j < kFn; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+    const int kH = static_cast<int>(d.kH), kW = static_cast<int>(d.kW), Cg = static_cast<int>(d.C / d.offsetGroup);
     const int G = static_cast<int>(d.offsetGroup);
+    if (tid < kBN) sm.main.pixels[tid] = fused::fused_pixel(d, tileN, tid);
 #pragma unroll 1
-    for (int k = 0; k < kk; ++k) {
+    for (int k = 0; k < kH * kW; ++k) {
 #pragma unroll 1
         for (int g = 0; g < G; ++g) {
-            if (tid < kBN) sm.main.taps[tid] = fused::fused_tap<float>(offset, mask, d, tileN, tid, k, g);
+            __syncthreads();  // pixels written / the last step's tiles read
+            if (tid < kBN) sm.main.taps[tid] = fused::fused_tap<float>(offset, mask, d, sm.main.pixels[tid], k / kW, k % kW, g);
             __syncthreads();
 #pragma unroll 1
             for (int c0 = g * Cg; c0 < (g + 1) * Cg; c0 += kBK) {
-                fused::fused_load_a(tid, Wt, d, m0, static_cast<int64_t>(k) * d.C + c0, sm.main.A);
-                fused::fused_sample<float>(tid, Xt, d, sm.main.taps, c0, sm.main.B);
+                // all of this step's global loads first, then the tiles
+                const fused::RawA<__half> ra = fused::fused_fetch_a(tid, Wt, d, m0, static_cast<int64_t>(k) * d.C + c0);
+                const fused::RawB<__half> rb = fused::fused_gather<float>(tid, Xt, d, sm.main.taps, c0);
+                fused::fused_put_a(tid, ra, sm.main.A);
+                fused::fused_combine<float>(tid, sm.main.taps, rb, sm.main.B);
                 __syncthreads();
 #pragma unroll
                 for (int ks = 0; ks < kBK; ks += 16) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[4];
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[2];
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[kFn];
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(a[i], sm.main.A + (wm * 64 + i * 16) * kLdA + ks, kLdA);
+                    for (int j = 0; j < kFn; ++j)
+                        wmma::load_matrix_sync(b[j], sm.main.B + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
 #pragma unroll
-                    for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(b[j], sm.main.B + (wn * 32 + j * 16) * kLdB + ks, kLdB);
+                    for (int i = 0; i < kFm; ++i) {
+                        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+                        wmma::load_matrix_sync(a, sm.main.A + (wm * fused::kWarpM + i * 16) * kLdA + ks, kLdA);
 #pragma unroll
-                    for (int i = 0; i < 4; ++i)
-#pragma unroll
-                        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+                        for (int j = 0; j < kFn; ++j) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
+                    }
                 }
                 __syncthreads();
             }
         }
     }
+    constexpr int kWarpRowsPerHalf = kBM / 2 / fused::kWarpM;  // warp rows staged per half (2)
     for (int h = 0; h < 2; ++h) {
-        if (wm == h)
-            for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 2; ++j)
-                    wmma::store_matrix_sync(sm.C + (i * 16) * kLdC + wn * 32 + j * 16, acc[i][j], kLdC,
-                                            wmma::mem_row_major);
+        if (wm / kWarpRowsPerHalf == h)
+            for (int i = 0; i < kFm; ++i)
+                for (int j = 0; j < kFn; ++j)
+                    wmma::store_matrix_sync(sm.C + ((wm % kWarpRowsPerHalf) * fused::kWarpM + i * 16) * kLdC +
+                                                wn * fused::kWarpN + j * 16,
+                                            acc[i][j], kLdC, wmma::mem_row_major);
         __syncthreads();
         fused::fused_store(tid, sm.C, B, d, tileN, m0, h, Y);
         __syncthreads();

@@ -65,21 +65,25 @@ std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv
     const int64_t kk = d.kH * d.kW, Cg = d.C / d.offsetGroup;
     std::vector<T> As(fused::kBM * fused::kLdA), Bs(fused::kBN * fused::kLdB);
     std::vector<fused::Tap<Acc>> taps(fused::kBN);
+    std::vector<fused::Pixel> pixels(fused::kBN);
     std::vector<CT> acc(fused::kBM * fused::kBN), Cs(fused::kBM / 2 * fused::kLdC);
     for (int64_t tm = 0; tm < g.tilesM; ++tm) {
         for (int64_t tn = 0; tn < g.tilesN; ++tn) {
             const int64_t m0 = tm * fused::kBM;
             for (CT& a : acc) a = CT(0);
+            for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
             for (int64_t k = 0; k < kk; ++k) {
                 for (int64_t og = 0; og < d.offsetGroup; ++og) {
                     for (int pix = 0; pix < fused::kBN; ++pix)
-                        taps[pix] = fused::fused_tap<Acc>(off, mask, d, tn, pix, k, og);
+                        taps[pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
                     for (int64_t c0 = og * Cg; c0 < (og + 1) * Cg; c0 += fused::kBK) {
                         poison(As);
                         poison(Bs);
-                        for (int tid = 0; tid < fused::kThreads; ++tid) {
-                            fused::fused_load_a(tid, Wt.data(), d, m0, k * d.C + c0, As.data());
-                            fused::fused_sample<Acc>(tid, Xt.data(), d, taps.data(), c0, Bs.data());
+                        for (int tid = 0; tid < fused::kThreads; ++tid) {  // loads, then tiles, as each thread does
+                            const fused::RawA<T> ra = fused::fused_fetch_a(tid, Wt.data(), d, m0, k * d.C + c0);
+                            const fused::RawB<T> rb = fused::fused_gather<Acc>(tid, Xt.data(), d, taps.data(), c0);
+                            fused::fused_put_a(tid, ra, As.data());
+                            fused::fused_combine<Acc>(tid, taps.data(), rb, Bs.data());
                         }
                         for (int r = 0; r < fused::kBM; ++r)
                             for (int c = 0; c < fused::kBK; ++c)

@@ -203,10 +203,14 @@ def as_reference_inputs(lay: Layer) -> list[Optional[torch.Tensor]]:
     return [None if t is None else t.double() for t in lay.inputs]
 
 
-def kernels_launched(fn) -> set[str]:
-    """Names of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels too)."""
+def kernels_launched(fn) -> Optional[set[str]]:
+    """Names of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels too);
+    None under compute-sanitizer (DCN_UNDER_SANITIZER, set by scripts/gpu_check.sh), which holds
+    the profiling interface CUPTI itself."""
     from torch.profiler import ProfilerActivity, profile
 
+    if os.environ.get("DCN_UNDER_SANITIZER"):
+        return None
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
