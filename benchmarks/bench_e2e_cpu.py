@@ -16,7 +16,7 @@ Each cell is the median of ``--repeat`` runs after ``--warmup`` runs; the rows r
 round after round, so that load from elsewhere on the machine hits every row alike (ONNX Runtime's
 idle workers do not spin, so one row never takes the cores from the next). The ratio
 column is PyTorch's median / the row's median (> 1: faster than PyTorch). Before timing, every
-ONNX Runtime row's output is checked against PyTorch's with ``exporter.tolerance.model_tolerance``
+ONNX Runtime row's output is checked against PyTorch's with ``dcn_base.tolerance.model_tolerance``
 (exit 1 on a mismatch: timing a wrong model means nothing). A benchmark, not a test: it prints,
 it asserts nothing about time.
 """
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import exporter
-    from exporter.tolerance import model_tolerance
+    from dcn_base.tolerance import model_tolerance
     from samples.resnet_dcn import model as M
 
     threads = args.threads or min(2, os.cpu_count() or 1)
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
-    from exporter.errors import DcnError
+    from dcn_base.errors import DcnError
 
     try:
         return run(args)

@@ -10,7 +10,7 @@ naming what is missing. Steps:
 1. build the sample model (``samples.resnet_dcn``), export it with ``dcn-export`` (plugin mode);
 2. build an FP16 engine with ``dcn-build`` (``trt_runtime.build_engine``), every dcn node checked to be
    our plugin layer;
-3. check the engine's output against PyTorch's with the float16 row of ``exporter.tolerance``;
+3. check the engine's output against PyTorch's with the float16 row of ``dcn_base.tolerance``;
 4. time, like trtexec's GPU compute time, with device-resident inputs and outputs (torch CUDA
    tensors; no host copies), each cell the median of ``--iterations`` synchronised runs after
    ``--warmup`` runs:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import exporter
-    from exporter.tolerance import model_tolerance
+    from dcn_base.tolerance import model_tolerance
     from samples.resnet_dcn import model as M
     from trt_runtime import Engine, build_engine, plugins
 
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
-    from exporter.errors import DcnError
+    from dcn_base.errors import DcnError
 
     try:
         return run(args)

@@ -87,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
-    from exporter.tolerance import model_tolerance
+    from dcn_base.tolerance import model_tolerance
     from helpers.serve_helpers import ServerProcess, export_resnet_tiny
     from trt_runtime.plugins import ort_session
 

@@ -5,7 +5,7 @@ its c5 feature map as the output.
 For each variant: ``dcn-export --check`` (the API) and ``dcn-compare`` on the saved I/O, then the
 same model with one deformable conv's weight off by 1% (``layer3.0.conv2.weight * 1.01``), exported
 without the check and compared against the original's saved I/O: it must FAIL. Prints the
-numbers of ``exporter.tolerance.passes`` (errors in tolerance units) -- a measurement, not a test:
+numbers of ``dcn_base.tolerance.passes`` (errors in tolerance units) -- a measurement, not a test:
 slow (minutes per variant on 2 cores).
 
 ``--rfcn``: instead, the R-FCN sample (tiny backbone, the full head: 21 classes, 7x7 bins) exported
@@ -80,7 +80,7 @@ def rfcn(x: torch.Tensor, out: Path) -> int:
     import numpy as np
 
     from exporter import verify
-    from exporter.polygraphy_io import load_outputs
+    from dcn_base.model_io import load_outputs
     from samples.rfcn_dpsroi import model as R
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

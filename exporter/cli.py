@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .cli_common import DEFAULT, VERBOSE, Stages, add_common_args, process_t0, run_command, table, verbosity
-from .errors import DcnError
+from dcn_base.cli import DEFAULT, VERBOSE, add_common_args, process_t0, run_command, verbosity, version_text
+from dcn_base.console import Stages, table
+from dcn_base.errors import DcnError
+from dcn_base.model_io import check_input_size
 
 PROG = "dcn-export"
 
@@ -63,26 +65,6 @@ def parse_input(text: str) -> InputSpec:
 
 
 _ITEMSIZE = {"float32": 4, "float16": 2, "float64": 8, "int64": 8, "int32": 4, "uint8": 1, "bool": 1}
-
-
-def input_size_limit() -> int:
-    """Bytes one generated input may take: half of this machine's memory (at least 1 GiB)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 16 << 30
-    return max(total // 2, 1 << 30)
-
-
-def check_input_size(what: str, shape: Sequence[int], itemsize: int = 4, dtype: str = "float32") -> None:
-    """Refuse a shape whose tensor would not fit, before anything allocates it."""
-    n = 1
-    for d in shape:
-        n *= int(d)
-    limit = input_size_limit()
-    if n * itemsize > limit:
-        raise DcnError(f"{what}: {n} elements ({n * itemsize / 2**30:.1f} GiB as {dtype}), expected at most "
-                       f"{limit / 2**30:.1f} GiB (half of this machine's memory)")
 
 
 def parse_dynamic(text: str) -> tuple[str, dict[int, str]]:
@@ -219,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="OUT.json", help="write what was exported as JSON (atomically): inputs, "
                    "outputs, dynamic axes, dcn nodes, swaps, check numbers, stage times, versions")
     p.add_argument("--check", action="store_true", help="fail (exit 1, nothing written) when the ONNX model's "
-                   "outputs differ from PyTorch's beyond exporter.tolerance")
+                   "outputs differ from PyTorch's beyond dcn_base.tolerance")
     p.add_argument("--no-verify", action="store_true", help="skip running the exported model")
     p.add_argument("--reference-check", action="store_true",
                    help="verify with the ONNX reference evaluator + our PyTorch reference ops (pure Python)")
@@ -246,7 +228,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         dynamic.setdefault(name, {}).update(axes)
     output_names = [n.strip() for n in args.output_names.split(",")] if args.output_names else None
 
-    from .atomic import check_writable
+    from dcn_base.atomic import check_writable
 
     check_writable(Path(args.output))  # before loading anything
     if args.report:
@@ -319,8 +301,6 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = process_t0() if argv is None else None  # the whole command's time when run as a command
     if "--version" in (sys.argv[1:] if argv is None else list(argv)):  # without importing torch first
-        from .cli_common import version_text
-
         print(version_text(PROG))
         return 0
     try:

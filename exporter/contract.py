@@ -141,7 +141,7 @@ MAX_ELEMENTS = 1 << 58  # any output or workspace, in elements
 
 def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
     """Raise ContractError (the contract's message) when an attribute is above its limit."""
-    from .errors import ContractError
+    from dcn_base.errors import ContractError
 
     for name, limit in LIMITS.get(op_type, {}).items():
         value = attrs.get(name)
@@ -182,7 +182,7 @@ def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> Non
     """An ONNX node's integer attributes before TensorRT's parser sees them: it passes INT /
     INTS as int32 (wrapping larger values silently), so every value must fit int32 and its
     LIMITS. Raises ContractError in the contract's style."""
-    from .errors import ContractError
+    from dcn_base.errors import ContractError
 
     spec = OPS.get(op_type)
     if spec is None:

@@ -39,10 +39,10 @@ import onnx
 import torch
 from torch import nn
 
-from .atomic import AtomicGroup, check_writable
-from .cli_common import Stages
+from dcn_base.atomic import AtomicGroup, check_writable
+from dcn_base.console import Stages
 from .contract import STANDARD_DEFORM_CONV_OPSET
-from .errors import DcnError, describe
+from dcn_base.errors import DcnError, describe
 from .onnx_post import postprocess
 from .swap import Swap, match, swap_modules
 from .trace import (as_inputs, float16_reference, float64_reference, forward_param_names, normalize_dynamic,
@@ -132,7 +132,7 @@ def export(
     check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
     runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
     log: called with progress lines (swaps, the check's summary).
-    stages: an ``exporter.cli_common.Stages`` timing the steps (and showing progress); times in
+    stages: an ``dcn_base.console.Stages`` timing the steps (and showing progress); times in
         ``.stage_seconds`` either way.
     on_check: called with the check's report (instead of logging its one-line summary).
 
@@ -223,7 +223,7 @@ def export(
                 f.flush()
                 os.fsync(f.fileno())
             if io_dir is not None:
-                from .polygraphy_io import save_io as _save_io
+                from dcn_base.model_io import save_io as _save_io
 
                 ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype)
                           for a, t in zip(truth, reference)]

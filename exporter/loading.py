@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 from torch import nn
 
-from .errors import DcnError, describe
+from dcn_base.errors import DcnError, describe
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 

@@ -14,7 +14,7 @@ import onnx
 from . import schemas
 from .contract import (DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FORBIDDEN_OP_TYPES, OPS,
                        is_dcn_node)
-from .errors import DcnError, describe
+from dcn_base.errors import DcnError, describe
 from .swap import Swap
 from .trace import strip_prefix
 

@@ -14,8 +14,8 @@ import os
 from dataclasses import asdict
 from typing import Any, Optional
 
-from .atomic import atomic_path
-from .cli_common import versions
+from dcn_base.atomic import atomic_path
+from dcn_base.cli import versions
 
 
 def _finite(x: Any) -> Any:

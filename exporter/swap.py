@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .errors import DcnError
+from dcn_base.errors import DcnError
 from .ops import modules as ours
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import DcnError, describe
+from dcn_base.errors import DcnError, describe
 from .swap import Swap, swap_modules
 
 

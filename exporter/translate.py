@@ -13,7 +13,7 @@ import torch
 from . import schemas
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT,
                        INTS, OpSpec)
-from .errors import DcnError
+from dcn_base.errors import DcnError
 from .trace import module_path_of_fx_node, quiet_torch
 
 

@@ -4,7 +4,7 @@ Runtimes, first usable wins:
 
 1. ONNX Runtime alone, when the graph has no ``dcn`` node (``--deform-conv onnx``
    without RoI pooling).
-2. ONNX Runtime with our custom-op library (``exporter.libraries.ort_session``),
+2. ONNX Runtime with our custom-op library (``dcn_base.libraries.ort_session``),
    once that library is built.
 3. ONNX Runtime with every ``dcn::DeformConv2d`` run as the standard ``DeformConv``
    (same semantics, inputs and attributes by the contract), when the graph has no
@@ -12,7 +12,7 @@ Runtimes, first usable wins:
 4. ``onnx.reference.ReferenceEvaluator`` with ``dcn`` ops that call our PyTorch
    reference: pure Python, slow on big models, runs anything.
 
-Tolerances come from :mod:`exporter.tolerance`: the error unit of an element is
+Tolerances come from :mod:`dcn_base.tolerance`: the error unit of an element is
 ``atol * scale + rtol * |ref|``, with ``scale = max(1, max |ref|)`` of that output, and the
 verdict is ``tolerance.passes``: the target's largest error in those units must be at most
 ``max(1, FACTOR x PyTorch's own error)`` -- PyTorch's own error being the model run in the
@@ -31,8 +31,8 @@ import onnx
 
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, STANDARD_DEFORM_CONV,
                        STANDARD_DEFORM_CONV_OPSET, is_dcn_node)
-from .errors import DcnError, describe, one_line
-from .tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
+from dcn_base.errors import DcnError, describe, one_line
+from dcn_base.tolerance import FACTOR, error_ratio, output_scale, passes, tolerance
 
 
 # --------------------------------------------------------------------------- reference evaluator ops
@@ -141,8 +141,8 @@ def as_standard_deform_conv(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _plugin_ort_runner(model: onnx.ModelProto) -> Optional[Runner]:
-    """ONNX Runtime with our custom-op library (exporter.libraries), or None where it is not built."""
-    from . import libraries
+    """ONNX Runtime with our custom-op library (dcn_base.libraries), or None where it is not built."""
+    from dcn_base import libraries
 
     factory = libraries.ort_session
     try:
@@ -245,7 +245,7 @@ class CheckReport:
                 f"bound max(1, {FACTOR:g} x PyTorch's own {self.dtype} error)]")
 
     def table_rows(self) -> tuple[list[str], list[list[str]]]:
-        """(header, rows) of the per-output table (exporter.cli_common.table prints it)."""
+        """(header, rows) of the per-output table (dcn_base.console.table prints it)."""
         head = ["output", "max_abs", "max_rel", "of_tolerance", "scale", "result"]
         rows = []
         for o in self.outputs:
@@ -259,7 +259,7 @@ class CheckReport:
 
     def notes(self) -> list[str]:
         """Lines explaining numbers that look alarming but are not (large max_rel on a pass)."""
-        from .cli_common import near_zero_note
+        from dcn_base.console import near_zero_note
 
         return near_zero_note(o.max_rel for o in self.outputs if o.passed)
 

@@ -7,18 +7,18 @@
 #                                                third_party_headers/tensorrt (to carry them along)
 #
 # Needs nvcc, CMake (ninja if present), a Python with torch (CUDA), numpy, pytest; torchvision
-# for its deform_conv2d column; TensorRT headers only (no TensorRT library): TensorRT_INCLUDE_DIR,
+# for its deformable convolution column; TensorRT headers only (no TensorRT library): TensorRT_INCLUDE_DIR,
 # else kernel-lens of that Python, else third_party_headers/tensorrt. Steps:
 #   1. build, for this GPU's architecture only: the host harness (plugin sources + CUDA kernels +
 #      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
 #      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
 #      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
 #   2. tests/test_trt_device.py: every plugin lifecycle step to enqueue on torch CUDA tensors,
-#      FP32 and FP16, against the float64 reference (exporter/tolerance.py), CUDA graph replay,
+#      FP32 and FP16, against the float64 reference (dcn_base/tolerance.py), CUDA graph replay,
 #      two execution contexts on two streams;
 #   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
-#   4. benchmarks/bench_plugins_cuda.py (CUDA events): DeformConv2d plugin vs torchvision vs dense
-#      cuDNN conv2d, DeformPSROIPool on the R-FCN head.
+#   4. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision
+#      vs dense cuDNN conv2d, the PS-RoI pooling plugin on the R-FCN head.
 # OUT_DIR gets build.log, tests.log, sanitizer-{memcheck,racecheck,initcheck}.log, report.md and
 # report.json; the table is printed last. Exit 0 all passed, 1 a step failed, 2 usage or
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, set-up included:
 #   bash scripts/run.sh [MODEL [dcn-export options...]]
-# PyTorch model -> ONNX with dcn::DeformConv2d / dcn::DeformPSROIPool nodes (dcn-export,
+# PyTorch model -> ONNX with dcn:: nodes (dcn-export,
 # checked against PyTorch) -> ONNX Runtime with our CPU ops, proven equal to PyTorch with
 # Polygraphy (dcn-compare) -> on a machine with TensorRT and a GPU: FP16 engine (dcn-build),
 # inference (dcn-infer) and the same proof against the engine.

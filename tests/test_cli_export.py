@@ -16,7 +16,7 @@ import torch
 from helpers import export_models as em
 from exporter.cli import main, make_inputs, parse_dynamic, parse_input
 from exporter.contract import DOMAIN
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 
 REPO = Path(__file__).resolve().parent.parent
 OLD = b"previous model, must survive failures"

@@ -22,7 +22,8 @@ import torch
 
 from helpers import export_models as em
 from exporter.cli import main as export_main
-from exporter.cli_common import join_option_values, table, versions
+from dcn_base.cli import join_option_values, versions
+from dcn_base.console import table
 from helpers.named_paths import missing_outputs
 from trt_runtime.cli import compare_main, infer_main
 
@@ -172,7 +173,7 @@ def compare_parser_args(argv):
 
 
 def test_dynamic_input_hint_names_a_usable_shape():
-    from exporter.cli_common import example_shape
+    from dcn_base.console import example_shape
     from trt_runtime.build import check_profile
 
     assert example_shape((None, 3, None, None)) == "1x3x224x224"
@@ -235,7 +236,7 @@ def test_npz_io_round_trips(made, tmp_path, capsys):
     with np.load(npzio / "outputs.npz") as ref, np.load(out) as got:
         np.testing.assert_allclose(got["output"], ref["output"], rtol=1e-4, atol=1e-4)
 
-    from exporter.polygraphy_io import load_npz, save_npz
+    from dcn_base.model_io import load_npz, save_npz
 
     arrays = {"a": np.arange(6, dtype=np.float16).reshape(2, 3), "rois": np.ones((4, 5), np.float32),
               "n": np.array([3], np.int64)}
@@ -298,7 +299,7 @@ def test_run_sh_writes_where_the_sample_next_line_points():
 # --------------------------------------------------------------------------- progress
 PROGRESS_SCRIPT = """
 import time
-from exporter.cli_common import Stages, progress_bar
+from dcn_base.console import Stages, progress_bar
 s = Stages(["load", "torch.export", "save"], level={level}, prog="dcn-export")
 for name in ("load", "torch.export", "save"):
     s.start(name)

@@ -18,8 +18,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from exporter.errors import DcnError
-from exporter.tolerance import TOLERANCES, tolerance
+from dcn_base.errors import DcnError
+from dcn_base.tolerance import TOLERANCES, tolerance
 from trt_runtime.cli import compare_main
 from trt_runtime.compare import (
     TorchRunner,
@@ -166,7 +166,7 @@ def test_error_stats_statistics_and_the_verdicts_outside_share():
     assert st["mean_abs"] == pytest.approx((0 + 0.5 + 1e-3 + 0.5) / 4, rel=1e-5)
     assert st["median_abs"] == pytest.approx((1e-3 + 0.5) / 2, rel=1e-5)
     assert st["max_rel"] > 1e9  # zero reference: Polygraphy's epsilon denominator
-    # outside = abs > bound * (atol + rtol*|ref|) (exporter.tolerance.passes): only element 1 (2 -> 2.5)
+    # outside = abs > bound * (atol + rtol*|ref|) (dcn_base.tolerance.passes): only element 1 (2 -> 2.5)
     assert st["outside_count"] == 1 and st["outside"] == 0.25
     assert error_stats([ref], [got], atol=1e-2, rtol=1e-2, bound=10.0)["outside_count"] == 1  # .5 > 10*.03
     assert error_stats([ref], [got], atol=1e-2, rtol=1e-2, bound=20.0)["outside_count"] == 0
@@ -247,7 +247,7 @@ def test_cli_fp16_precision_uses_fp16_row(small, tmp_path, capsys):
     assert compare_main([str(small["io"]), str(small["onnx"]), "--precision", "fp16", "--report", str(report)]) == 0
     rep = json.loads(report.read_text())
     assert rep["precision"] == "float16"
-    # whole-model rule: the row's atol times the output's scale (exporter.tolerance.output_scale)
+    # whole-model rule: the row's atol times the output's scale (dcn_base.tolerance.output_scale)
     assert all(o["scale"] >= 1.0 for o in rep["outputs"])
     assert all((o["atol"], o["rtol"]) == pytest.approx((TOLERANCES["float16"][0] * o["scale"], TOLERANCES["float16"][1]))
                for o in rep["outputs"])

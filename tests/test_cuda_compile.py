@@ -1,7 +1,7 @@
 """CI compile checks of the CUDA kernels and the TensorRT plugin sources (no GPU needed).
 
-scripts/check_cuda_build.sh compiles every .cu of plugins/cuda for sm_75 ... sm_121 (what
-nvcc supports) with -Xptxas -v and every plugins/trt source against real TensorRT headers
+scripts/check_cuda_build.sh compiles every .cu of the op folders (plugins/ops/<op>/) for sm_75 ... sm_121
+(what nvcc supports) with -Xptxas -v and every TensorRT plugin source against real TensorRT headers
 (kernel-lens: TensorRT 10.14). Here: no kernel spills or uses a stack frame on any
 architecture, every kernel exists for every architecture, the plugin sources compiled, and
 the spill gate itself works.
@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from helpers.cpp_ops import op_files
 from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build
 
 KERNELS = {
@@ -76,14 +77,17 @@ def test_ptxas_gate_fails_on_spills(tmp_path):
 
 
 def test_plugins_cuda_has_no_tensorrt_includes():
-    for f in sorted((REPO / "plugins" / "cuda").glob("*")):
+    cuda = [*op_files("*.cu"), *op_files("*_kernels.h"), *op_files("*_launch.h"), *op_files("*_plan.h")]
+    for f in sorted((REPO / "plugins" / "cuda").glob("*")) + cuda:
         if f.suffix in (".h", ".cu", ".cuh", ".cpp", ".txt"):
             text = f.read_text()
             assert not re.search(r"#\s*include\s*[<\"]NvInfer", text), f"{f.name} includes TensorRT"
 
 
 def test_math_exists_once():
-    """The kernels call the common header; no bilinear / pooling math of their own."""
-    for f in sorted((REPO / "plugins" / "cuda").glob("*")) + sorted((REPO / "plugins" / "trt").rglob("*.[ch]*")):
+    """The kernels call the math headers; no bilinear / pooling math of their own."""
+    ops = [f for f in op_files("*") if f.is_file() and not f.name.endswith(("_math.h", "_host_math.cpp"))]
+    for f in sorted((REPO / "plugins" / "cuda").glob("*")) + sorted((REPO / "plugins" / "trt").rglob("*.[ch]*")) + ops:
         text = f.read_text()
-        assert "floor_of(" not in text and "bilinear_taps<" not in text, f"{f}: math outside plugins/common"
+        assert "floor_of(" not in text and "bilinear_taps<" not in text, \
+            f"{f}: math outside plugins/common and the ops' <op>_math.h"

@@ -16,7 +16,7 @@ from exporter.ops import (
     deform_conv2d,
     deform_psroi_pool,
 )
-from exporter.errors import ContractError
+from dcn_base.errors import ContractError
 from helpers.sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 
 

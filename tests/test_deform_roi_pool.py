@@ -17,10 +17,10 @@ import torchvision
 
 from helpers import naive
 from exporter.contract import DEFORM_ROI_POOL
-from exporter.errors import ContractError
+from dcn_base.errors import ContractError
 from exporter.ops import DeformRoIPool, ModulatedDeformRoIPoolPack, deform_roi_pool
 from exporter.ops.reference import ROI_POOL_MAX_GRID
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 
 # (N, C, H, W)
 DATA = [(1, 3, 7, 9), (2, 2, 5, 4)]

@@ -17,10 +17,10 @@ from helpers import export_models as em
 import exporter
 from exporter import verify
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, is_dcn_node
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from exporter.export import CheckError
 from exporter.onnx_post import max_ir_version_for_onnxruntime
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 
 
 # --------------------------------------------------------------------------- helpers

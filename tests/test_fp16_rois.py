@@ -4,7 +4,7 @@ features, 21 classes, 7x7 position-sensitive bins) with RoI corners beyond 512 /
 float16 holds no fraction above 512 px (spacing 0.5, then 1.0 above 1024, ties to even), so a
 corner like 700.3 becomes 700.5 and C-rounds to 701: the bins shift. With float32 RoIs (the
 contract; our float16 ONNX Runtime kernel) the head matches the float64 reference within the
-float16 row of exporter/tolerance.py; with the same RoIs rounded to float16 (what a float16
+float16 row of dcn_base/tolerance.py; with the same RoIs rounded to float16 (what a float16
 rois input did before) it demonstrably does not.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from helpers import user_path_models as upm
 from helpers.built_libs import require
 from exporter.contract import DEFORM_PSROI_POOL
 from exporter.ops import deform_psroi_pool
-from exporter.tolerance import error_ratio, tolerance
+from dcn_base.tolerance import error_ratio, tolerance
 from test_ort_ops import make_model
 from trt_runtime import plugins
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from helpers import fuzz_cases
+from helpers.cpp_ops import include_flags
 from helpers.built_libs import require
 from trt_runtime import plugins
 
@@ -313,7 +314,7 @@ def test_error_messages_are_one_line_and_name_the_node(lib):
 
 
 def test_limits_in_header_equal_contract(tmp_path):
-    """plugins/common/dcn_math.h kMax* == exporter.contract.LIMITS."""
+    """The kMax* constants of the ops' math headers (plugins/ops/<op>/<op>_math.h) == exporter.contract.LIMITS."""
     import shutil
     import subprocess
 
@@ -321,16 +322,15 @@ def test_limits_in_header_equal_contract(tmp_path):
 
     if shutil.which("g++") is None:
         pytest.skip("no C++ compiler (g++)")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     src = tmp_path / "limits.cpp"
-    src.write_text('#include "dcn_math.h"\n#include <cstdio>\nint main() { std::printf("%lld %lld %lld %lld %lld '
+    src.write_text('#include "deform_conv2d_math.h"\n#include "deform_psroi_pool_math.h"\n#include <cstdio>\nint main() { std::printf("%lld %lld %lld %lld %lld '
                    '%lld %lld %lld %lld\\n", (long long)dcn::kMaxConvStride, (long long)dcn::kMaxConvPad, '
                    '(long long)dcn::kMaxConvDilation, (long long)dcn::kMaxPoolOutputDim, '
                    '(long long)dcn::kMaxPoolGroupSize, (long long)dcn::kMaxPoolPooledSize, '
                    '(long long)dcn::kMaxPoolPartSize, (long long)dcn::kMaxPoolSamplePerPart, '
                    '(long long)dcn::kMaxElements); }\n')
     exe = tmp_path / "limits"
-    subprocess.run(["g++", "-std=c++17", "-I", os.path.join(root, "plugins", "common"), str(src), "-o", str(exe)],
+    subprocess.run(["g++", "-std=c++17", *include_flags(), str(src), "-o", str(exe)],
                    check=True)
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     c, p = LIMITS["DeformConv2d"], LIMITS["DeformPSROIPool"]
@@ -341,7 +341,7 @@ def test_limits_in_header_equal_contract(tmp_path):
 @pytest.mark.parametrize("what", ["nan batch", "inf batch", "nan box", "inf box", "nan trans", "empty map"])
 def test_reference_on_non_finite_rois_and_empty_maps(what):
     """The reference: a clear ContractError or the documented value, never an IndexError."""
-    from exporter.errors import ContractError
+    from dcn_base.errors import ContractError
     from exporter.ops import reference as ref
 
     data = torch.randn(2, 8, 6, 7, dtype=torch.float64)

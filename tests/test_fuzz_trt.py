@@ -13,7 +13,7 @@ import pytest
 
 from helpers import fuzz_cases
 from exporter.contract import OPS, check_node_attributes
-from exporter.errors import ContractError
+from dcn_base.errors import ContractError
 from test_trt_contract import hx  # noqa: F401  (the harness fixture)
 
 ATTR_CATEGORIES = ("conv attribute bounds", "pool attribute bounds", "wrapped products", "conv attribute type",

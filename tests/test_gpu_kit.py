@@ -41,7 +41,7 @@ def test_kit_modules_import_without_onnx_polygraphy_tensorrt():
         import test_trt_device, bench_plugins_cuda
         from helpers import trt_device, sweep
         from exporter.ops.reference import deform_conv2d, deform_psroi_pool
-        from exporter.tolerance import tolerance
+        from dcn_base.tolerance import tolerance
         import exporter.contract
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         assert not loaded, loaded

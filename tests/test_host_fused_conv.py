@@ -4,7 +4,7 @@ plugins/tests/host_fused_conv.cpp runs the kernel's own per-thread code from
 plugins/cuda/dcn_fused_conv.h (channels-last X and tap-major W copies over the launch grid;
 per block: taps, A / B tile loaders for every thread, epilogue) with a plain loop standing in
 for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
-reference's precision (every index right), float16 within exporter/tolerance.py's row; every
+reference's precision (every index right), float16 within dcn_base/tolerance.py's row; every
 tile entry and output written; partial pixel and channel tiles, offset groups, asymmetric
 stride / pad / dilation, points outside the map, bias and mask present or not, batch 0. Also the
 plan's choice of path (DCN_DEFORM_CONV_FUSED, applicability, one block per SM at least).

@@ -1,12 +1,12 @@
 """The TensorRT plugins' CUDA launches, emulated on the host, against the PyTorch reference.
 
-plugins/tests/host_kernels.cpp (in libdcn_host_tests, loaded with ctypes) runs, for every
+plugins/ops/<op>/<op>_host_kernels.cpp (in libdcn_host_tests, loaded with ctypes) runs, for every
 (block, thread) of the grid the launchers would start, the kernels' own per-thread bodies
-and index mapping (plugins/cuda/dcn_launch.h), the DeformConv2d plugin's batch chunking,
-workspace layout and per-group GEMM descriptors (plugins/cuda/dcn_conv_plan.h, with a plain
+and index mapping (plugins/ops/<op>/<op>_launch.h), the DeformConv2d plugin's batch chunking,
+workspace layout and per-group GEMM descriptors (deform_conv2d_plan.h, with a plain
 loop standing in for cuBLAS) and the math header. This is the proof of the kernels'
 arithmetic and indexing without a GPU: float64 to the reference's precision, float32 and
-float16 storage within exporter/tolerance.py, on the awkward sweep (asymmetric stride /
+float16 storage within dcn_base/tolerance.py, on the awkward sweep (asymmetric stride /
 pad / dilation, kernel 3x2, groups and offset groups > 1, batch 33 in chunks, points
 outside the map, RoIs off the image), in int32 and int64 indexing and with a capped grid
 (grid-stride loop), checking that every output and column entry is written exactly where
@@ -25,7 +25,7 @@ import torch
 from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from trt_runtime import plugins
 
@@ -41,7 +41,7 @@ def lib():
     path = require(plugins.host_test_library)
     L = ctypes.CDLL(str(path))
     if not hasattr(L, "dcn_emu_deform_conv2d"):
-        pytest.fail(f"{path} has no dcn_emu_deform_conv2d: it was built without plugins/tests/host_kernels.cpp; "
+        pytest.fail(f"{path} has no dcn_emu_deform_conv2d: it was built without plugins/ops/deform_conv2d/deform_conv2d_host_kernels.cpp; "
                     "rebuild it (bash scripts/setup.sh)")
     L.dcn_emu_deform_conv2d.restype = ctypes.c_int
     L.dcn_emu_deform_conv2d.argtypes = (

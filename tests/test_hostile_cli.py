@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from helpers import export_models as em
 from exporter.cli import main as export_main
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from trt_runtime.cli import compare_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ def test_export_save_io_failure_replaces_nothing(small, tmp_path, capfd, monkeyp
 
 
 def _export_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from trt_runtime._entry import export_main; sys.exit(export_main())",
+    return [sys.executable, "-c", "import sys; from exporter.entry import main; sys.exit(main())",
             "--factory", "helpers.export_models:small_dcn", "-o", str(out), "--input", "x:1x3x8x8", *extra]
 
 
@@ -203,7 +203,7 @@ def test_ctrl_c_at_any_moment_is_130_and_replaces_nothing(tmp_path, delay):
 # --------------------------------------------------------------------------- no silent fallback
 def test_built_but_broken_op_library_is_an_error(monkeypatch):
     from exporter import export
-    from exporter import libraries
+    from dcn_base import libraries
 
     def broken(*args, **kwargs):
         raise RuntimeError("libdcn_ort.so: undefined symbol: OrtGetApiBase")
@@ -216,7 +216,7 @@ def test_built_but_broken_op_library_is_an_error(monkeypatch):
 
 def test_not_built_library_falls_back_with_the_runtime_named(tmp_path, monkeypatch):
     from exporter import export
-    from exporter import libraries
+    from dcn_base import libraries
 
     def not_built(*args, **kwargs):
         raise libraries.LibraryNotBuiltError("libdcn_ort.so not built")

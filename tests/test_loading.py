@@ -9,7 +9,7 @@ from torch import nn
 
 from helpers import export_models as em
 from exporter import ops
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from exporter.loading import file_kind, load_model, parse_factory
 
 

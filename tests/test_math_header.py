@@ -1,8 +1,9 @@
-"""plugins/common/dcn_math.h on the host, element by element against the PyTorch reference.
+"""The math headers (plugins/common/dcn_math.h, plugins/ops/<op>/<op>_math.h) on the host, element by element
+against the PyTorch reference.
 
-The header's functions run over whole tensors in libdcn_host_tests (plugins/tests/host_math.cpp,
+The headers' functions run over whole tensors in libdcn_host_tests (plugins/tests/host_math.cpp, <op>_host_math.cpp,
 loaded with ctypes) in float64, float32 and float16 storage; they are compared with the float64
-reference (exporter.ops) on the same (rounded) inputs, with the tolerances of exporter.tolerance,
+reference (exporter.ops) on the same (rounded) inputs, with the tolerances of dcn_base.tolerance,
 on the awkward sweep (tests/helpers/sweep.py), the MXNet golden data and extra random cases. Validation
 messages are matched letter for letter.
 """
@@ -20,7 +21,7 @@ from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from exporter.ops.reference import bilinear_gather
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from test_reference import golden_cases
 from trt_runtime import plugins

@@ -27,7 +27,7 @@ mmcv_ops = pytest.importorskip(
                        "../shared/wheels/mmcv-2.2.0-*.whl when that wheel is present)")
 
 from exporter import export, ops  # noqa: E402
-from exporter.errors import DcnError  # noqa: E402
+from dcn_base.errors import DcnError  # noqa: E402
 from exporter.swap import swap_modules  # noqa: E402
 
 

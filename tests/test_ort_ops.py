@@ -2,7 +2,7 @@
 
 Single-node ONNX models written with onnx.helper from the contract (exporter.contract), run
 through trt_runtime.plugins.ort_session, on the awkward sweep (tests/helpers/sweep.py) in float32 and
-float16 (tolerances: exporter.tolerance), the MXNet golden data, Polygraphy's Comparator, and
+float16 (tolerances: dcn_base.tolerance), the MXNet golden data, Polygraphy's Comparator, and
 bad input inside a session: a clear error naming op, node, input and values, or a correct
 empty output, never a crash.
 """
@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from helpers.built_libs import require
 from exporter.contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DOMAIN, DOMAIN_VERSION
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 from test_reference import golden_cases
 from trt_runtime import plugins

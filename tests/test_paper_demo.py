@@ -67,7 +67,7 @@ def test_export_check(demo):
     import numpy as np
     import torch
 
-    from exporter.tolerance import model_tolerance
+    from dcn_base.tolerance import model_tolerance
     from samples.paper_demo.model import build_dcn
     from trt_runtime.plugins import ort_session
 

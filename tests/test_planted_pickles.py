@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from helpers import export_models as em
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from exporter.loading import load_model
 
 ROOT = Path(__file__).resolve().parent.parent

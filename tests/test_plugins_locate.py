@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import trt_runtime
-from exporter import libraries
+from dcn_base import libraries
 from trt_runtime import plugins
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,14 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def world(monkeypatch, tmp_path):
-    """Every place the locator looks, moved under tmp_path and empty."""
-    places = {name: tmp_path / name for name in ("repo", "pkg", "site", "user")}
+    """Every place the locator looks, moved under tmp_path and empty (the package: the repository's trt_runtime)."""
+    places = {name: tmp_path / name for name in ("repo", "site", "user")}
+    places["pkg"] = places["repo"] / "trt_runtime"
     for p in places.values():
         p.mkdir()
     for lib in (plugins.ORT, plugins.TRT, plugins.HOST_TESTS):
         monkeypatch.delenv(lib.env, raising=False)
     monkeypatch.setattr(libraries, "REPO", places["repo"])
-    monkeypatch.setattr(trt_runtime, "__path__", [str(places["pkg"])])
     monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: {"platlib": str(places["site"]),
                                                                  "purelib": str(places["site"])})
     monkeypatch.setattr(libraries.site, "getsitepackages", lambda: [])
@@ -115,8 +114,8 @@ def test_dcn_plugins_command(world, monkeypatch, tmp_path, capsys):
 
 def test_console_script_and_lazy_imports():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["dcn-plugins"] == "trt_runtime._entry:plugins_main"  # the Ctrl-C shim, then trt_runtime.plugins:main
-    code = ("import sys, trt_runtime._entry, trt_runtime.plugins; "
+    assert scripts["dcn-plugins"] == "trt_runtime.entry:plugins_main"  # the Ctrl-C shim, then trt_runtime.plugins:main
+    code = ("import sys, trt_runtime.entry, trt_runtime.plugins; "
             "bad = [m for m in ('tensorrt', 'onnxruntime') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

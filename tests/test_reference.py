@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from helpers import naive
-from exporter.errors import ContractError
+from dcn_base.errors import ContractError
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from helpers.sweep import CONV_GRAD_SPEC, CONV_SPECS, POOL_GRAD_SPEC, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
 

@@ -19,7 +19,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from trt_runtime import cuda_env, engine_files, environment, plugin_loader
-from exporter import atomic
+from dcn_base import atomic
 from trt_runtime.cli import build_main, compare_main, infer_main
 
 REPO = Path(__file__).resolve().parent.parent

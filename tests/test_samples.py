@@ -1,6 +1,6 @@
 """samples/ and benchmarks/: every command of the sample READMEs runs, at a reduced size, and proves
 numeric agreement with PyTorch (dcn-export --check and dcn-compare, tolerances from
-exporter/tolerance.py) in the plugin mode and, for the conv samples, the standard-op mode.
+dcn_base/tolerance.py) in the plugin mode and, for the conv samples, the standard-op mode.
 
 The READMEs' ```bash blocks are parsed and each command is run through the same entry point a
 shell would reach (``python -m samples.X.Y`` -> that module's ``main``, ``dcn-export`` ->

@@ -7,7 +7,7 @@ without), 8 clients x 50 requests on the first, a few on the second; every serve
 in a ``finally`` (SIGINT, then the whole process tree is killed), also when a test fails.
 Every response is compared with the PyTorch reference of *its own* input (distinct inputs,
 so a response swapped between requests of one dynamic batch fails), within the float32
-row of exporter/tolerance.py scaled by the output's range (model_tolerance).
+row of dcn_base/tolerance.py scaled by the output's range (model_tolerance).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.tolerance import model_tolerance
+from dcn_base.tolerance import model_tolerance
 
 from helpers.serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
     infer, run_clients

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.tolerance import model_tolerance
+from dcn_base.tolerance import model_tolerance
 from test_trt_runtime_gpu import trt_env  # noqa: F401  (the fixture: skips naming what is missing)
 
 from helpers.serve_helpers import ServerProcess, batch_stats, deviation, export_resnet_tiny, infer, run_clients

@@ -10,7 +10,7 @@ from torch import nn
 
 from helpers import export_models as em
 from exporter import ops
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from exporter.swap import Detectron2DeformConv, Detectron2ModulatedDeformConv, match, swap_modules
 
 

@@ -1,7 +1,7 @@
 """The TensorRT creators against the op contract (exporter/contract.py), and the plugin
 layer's behaviour on the host.
 
-1. The field table the creators and the ONNX Runtime ops are built from (plugins/common/dcn_fields.h), compiled
+1. The field tables the creators and the ONNX Runtime ops are built from (plugins/ops/<op>/<op>_fields.h), compiled
    with g++ and printed, equals the contract: op types, attribute names in order, kinds,
    TensorRT field types (INT/INTS -> kINT32, FLOAT -> kFLOAT32), lengths, defaults,
    required flags; and no plugin source spells a field name outside that table.
@@ -24,17 +24,18 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cpp_ops import cpp_ops, include_flags, op_files
 from helpers.cuda_check import REPO, check_build
 from exporter import contract
 from exporter.contract import conv_out_size
 
 TRT_DIR = REPO / "plugins" / "trt"
-TABLE = REPO / "plugins" / "common" / "dcn_fields.h"
 ORT_DIR = REPO / "plugins" / "ort"
 
 PRINTER = r"""
-#include "dcn_fields.h"
 #include <cstdio>
+#include <iterator>
+@INCLUDES@
 using namespace dcn;
 static void op(const char* name, const FieldSpec* f, int n, bool last) {
     std::printf("\"%s\": [", name);
@@ -50,9 +51,7 @@ static void op(const char* name, const FieldSpec* f, int n, bool last) {
 }
 int main() {
     std::printf("{\"version\": \"%s\", \"namespace\": \"%s\", \"ops\": {", kPluginVersion, kPluginNamespace);
-    op(kDeformConv2dName, kDeformConv2dFields, kDC_NUM_FIELDS, false);
-    op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, false);
-    op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, true);
+@OPS@
     std::printf("}}\n");
 }
 """
@@ -62,10 +61,14 @@ int main() {
 def table(tmp_path_factory):
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
-        pytest.skip("no C++ compiler (g++) to compile plugins/common/dcn_fields.h")
+        pytest.skip("no C++ compiler (g++) to compile the field tables (plugins/ops/<op>/<op>_fields.h)")
     d = tmp_path_factory.mktemp("fields")
-    (d / "p.cpp").write_text(PRINTER)
-    subprocess.run([cxx, "-std=c++17", "-Wall", "-Werror", f"-I{TABLE.parent}", str(d / "p.cpp"), "-o", str(d / "p")],
+    ops = cpp_ops()  # every op of the registry plugins/ops/ops.list, in its order
+    includes = "\n".join(f'#include "{snake}_fields.h"' for snake, _ in ops)
+    calls = "\n".join(f"    op(k{t}Name, k{t}Fields, static_cast<int>(std::size(k{t}Fields)), {str(i == len(ops) - 1).lower()});"
+                      for i, (_, t) in enumerate(ops))
+    (d / "p.cpp").write_text(PRINTER.replace("@INCLUDES@", includes).replace("@OPS@", calls))
+    subprocess.run([cxx, "-std=c++17", "-Wall", "-Werror", *include_flags(), str(d / "p.cpp"), "-o", str(d / "p")],
                    check=True)
     return json.loads(subprocess.run([str(d / "p")], capture_output=True, text=True, check=True).stdout)
 
@@ -92,14 +95,14 @@ def test_field_table_equals_contract(table):
 
 def test_no_field_name_spelled_outside_the_table():
     names = {a.name for op in contract.OPS.values() for a in op.attrs} | set(contract.OPS)
-    for f in sorted([*TRT_DIR.glob("*.[ch]*"), *ORT_DIR.glob("*.[ch]*")]):
+    for f in sorted([*TRT_DIR.glob("*.[ch]*"), *ORT_DIR.glob("*.[ch]*"), *op_files("*_plugin.*"), *op_files("*_ort.cpp")]):
         code = re.sub(r"//[^\n]*|/\*.*?\*/", "", f.read_text(), flags=re.S)  # comments may name them
         for lit in re.findall(r'"([A-Za-z_0-9]+)"', code):
-            assert lit not in names, f"{f.name} spells \"{lit}\": use plugins/common/dcn_fields.h"
+            assert lit not in names, f"{f.name} spells \"{lit}\": use the op's table (plugins/ops/<op>/<op>_fields.h)"
 
 
 def test_creators_use_the_table():
-    src = "\n".join(f.read_text() for f in TRT_DIR.glob("*.cpp"))
+    src = "\n".join(f.read_text() for f in [*TRT_DIR.glob("*.cpp"), *op_files("*_plugin.cpp")])
     for sym in ("kDeformConv2dFields", "kDeformPSROIPoolFields", "kDeformConv2dName", "kDeformPSROIPoolName",
                 "kDeformRoIPoolFields", "kDeformRoIPoolName"):
         assert src.count(sym) >= 2, sym
@@ -510,8 +513,8 @@ def test_onshapechange_validates_runtime_shapes(hx, clean_log):
 
 
 def test_ort_ops_read_attributes_from_the_table():
-    """The ONNX Runtime ops read every attribute through the same table (dcn_fields.h)."""
-    src = "\n".join(f.read_text() for f in ORT_DIR.glob("*.cpp"))
+    """The ONNX Runtime ops read every attribute through the same table (<op>_fields.h)."""
+    src = "\n".join(f.read_text() for f in [*ORT_DIR.glob("*.cpp"), *op_files("*_ort.cpp")])
     for op, prefix in ((contract.DEFORM_CONV2D, "kDC_"), (contract.DEFORM_PSROI_POOL, "kPS_")):
         for a in op.attrs:
             assert f"attrs_.field(f[dcn::{prefix}{a.name.upper()}]" in src, (op.op_type, a.name)

@@ -4,7 +4,7 @@ Each test drives a plugin through TensorRT's lifecycle in the host harness and r
 torch CUDA tensors: the awkward sweep of tests/helpers/sweep.py, batch 33 (two chunks of the column
 buffer), ResNet-50-DCN c3-c5 layers at 1333x800 (no bias: an empty optional B, with a mask),
 an R-FCN head with 300 RoIs, FP32 and FP16; outputs against the float64 reference with
-exporter/tolerance.py. DeformConv2d on both of its paths (im2col + cuBLAS, and the fused FP16
+dcn_base/tolerance.py. DeformConv2d on both of its paths (im2col + cuBLAS, and the fused FP16
 implicit-GEMM kernel, forced where it applies); DeformRoIPool on mmdet's dpool / mdpool heads
 (FP32 / FP16, with and without offsets, RoIs off the image, zero-size and inverted RoIs, no RoIs).
 Then: enqueue captured in a CUDA graph and replayed; two execution contexts enqueuing

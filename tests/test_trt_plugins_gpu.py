@@ -1,6 +1,6 @@
 """The TensorRT plugins on a GPU: one-layer networks per plugin and an exported DCN model
 through TensorRT's ONNX parser, FP32 and FP16, dynamic shapes over an optimization
-profile, compared with the float64 PyTorch reference (tolerances: exporter/tolerance.py);
+profile, compared with the float64 PyTorch reference (tolerances: dcn_base/tolerance.py);
 serialize, deserialize, run again; the engine inspector shows our plugin layers.
 
 Needs the `tensorrt` Python package, a CUDA device (torch's CUDA build) and the built
@@ -26,7 +26,7 @@ import torch
 from exporter import contract
 from exporter.contract import FLOAT, conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from trt_runtime import plugins
 
 pytestmark = [pytest.mark.gpu, pytest.mark.trt]

@@ -13,7 +13,8 @@ import re
 import pytest
 
 from exporter import contract
-from test_trt_contract import ORT_DIR, Harness, _values, hx  # noqa: F401  (the harness fixture)
+from helpers.cpp_ops import OPS_DIR
+from test_trt_contract import Harness, _values, hx  # noqa: F401  (the harness fixture)
 
 FIELDS = dict(pooled_height=7, pooled_width=5, spatial_scale=0.0625, sampling_ratio=2, gamma=0.1)
 OP = "DeformRoIPool"
@@ -106,6 +107,6 @@ def test_onshapechange_validates_runtime_shapes(hx, log_cleared):  # noqa: F811
 
 
 def test_ort_op_reads_attributes_from_the_table():
-    src = (ORT_DIR / "deform_roi_pool_op.cpp").read_text()
+    src = (OPS_DIR / "deform_roi_pool" / "deform_roi_pool_ort.cpp").read_text()
     for a in contract.DEFORM_ROI_POOL.attrs:
         assert f"attrs_.field(f[dcn::kRP_{a.name.upper()}]" in src, a.name

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from trt_runtime import cuda_env, engine_files, environment, plugin_loader
 from trt_runtime.build import (
     PluginLayerCheckFailed,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.errors import DcnError
-from exporter.tolerance import TOLERANCES
+from dcn_base.errors import DcnError
+from dcn_base.tolerance import TOLERANCES
 from trt_runtime import cuda_env, engine_files, environment, plugin_loader
 from samples.resnet_dcn import model as resnet_sample
 from trt_runtime.build import build_plan, check_plugin_layers, dcn_nodes

@@ -1,7 +1,7 @@
 """The user-path matrix: model format x precision x shapes x model, each cell the commands a user runs.
 
 Every cell: ``dcn-export FILE --check`` passes on ONNX Runtime with our float32 / float16 kernels
-(the check judges against PyTorch float64 with ``exporter.tolerance.passes``); a dynamic cell
+(the check judges against PyTorch float64 with ``dcn_base.tolerance.passes``); a dynamic cell
 also passes ``dcn-compare FILE model.onnx`` at a second shape; the "converted" precision is the
 float32 export converted to float16 the way ``dcn-build`` does for TensorRT 11
 (``trt_runtime.fp16_convert``), proven with ``dcn-compare --precision fp16``. Cells refused by
@@ -131,7 +131,7 @@ def _input_flags(tmp: Path, tensors: dict[str, torch.Tensor]) -> list[str]:
 
 
 def _save_inputs(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
-    from exporter.polygraphy_io import save_inputs
+    from dcn_base.model_io import save_inputs
 
     save_inputs(path, [{k: v.numpy() for k, v in tensors.items()}])
     return path

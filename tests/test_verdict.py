@@ -1,4 +1,4 @@
-"""The one verdict rule (exporter.tolerance.passes), shared by dcn-export --check and dcn-compare."""
+"""The one verdict rule (dcn_base.tolerance.passes), shared by dcn-export --check and dcn-compare."""
 from __future__ import annotations
 
 import copy
@@ -12,8 +12,8 @@ import exporter
 from helpers import user_path_models as upm
 from helpers.built_libs import require
 from exporter import verify
-from exporter.polygraphy_io import load_outputs
-from exporter.tolerance import FACTOR, OWN_LIMIT, error_ratio, passes
+from dcn_base.model_io import load_outputs
+from dcn_base.tolerance import FACTOR, OWN_LIMIT, error_ratio, passes
 from trt_runtime import plugins
 from trt_runtime.cli import compare_main
 

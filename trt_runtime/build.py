@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from exporter import contract
-from exporter import atomic
-from exporter.errors import DcnError, first_line, one_line
+from dcn_base import atomic
+from dcn_base.errors import DcnError, first_line, one_line
 
 from . import cuda_env, engine_files, environment, plugin_loader
 
@@ -195,7 +195,7 @@ def check_profile(inputs: Sequence[tuple[str, int, tuple[Any, ...]]],
         dynamic = any(not isinstance(d, int) for d in dims)
         if name not in shapes:
             if dynamic:
-                from exporter.cli_common import example_shape  # noqa: PLC0415
+                from dcn_base.console import example_shape  # noqa: PLC0415
 
                 example = example_shape(dims)
                 raise DcnError(
@@ -393,7 +393,8 @@ def _make_progress_monitor(trt, stream=sys.stderr, interval: float = 2.0):
     base = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
-    from exporter.cli_common import DEFAULT, progress_enabled  # noqa: PLC0415
+    from dcn_base.cli import DEFAULT  # noqa: PLC0415
+    from dcn_base.console import progress_enabled  # noqa: PLC0415
 
     bars = progress_enabled(DEFAULT, stream)
 
@@ -614,10 +615,10 @@ def build_engine(
 
 
 def plugin_layer_table(report: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The plugin-layer check as the same kind of table as dcn-compare's (exporter.cli_common.table)."""
+    """The plugin-layer check as the same kind of table as dcn-compare's (dcn_base.console.table)."""
     if not report:
         return []
-    from exporter.cli_common import table  # noqa: PLC0415
+    from dcn_base.console import table  # noqa: PLC0415
 
     rows = [[r.get("node") or "?", r.get("op_type") or "-", r.get("plugin_type") or "-",
              r.get("precision") or "-", "ok" if r.get("ok") else (r.get("problem") or "not our plugin")]

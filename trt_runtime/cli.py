@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from exporter import atomic
-from exporter.cli_common import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, fmt_g,
-                                 join_option_values, process_t0, progress_enabled, run_command, table, verbosity)
-from exporter.errors import DcnError, one_line
+from dcn_base import atomic
+from dcn_base.cli import (DEFAULT, VERBOSE, add_common_args, configure_polygraphy, join_option_values, process_t0,
+                          run_command, verbosity)
+from dcn_base.console import fmt_g, progress_enabled, table
+from dcn_base.errors import DcnError, one_line
+from dcn_base.model_io import load_input_arrays
 
 from .plugin_loader import add_plugins_arg
 
@@ -116,51 +118,6 @@ def _say(args) -> Callable[[str], None]:
     return (lambda msg: print(msg, flush=True)) if level >= DEFAULT else (lambda msg: None)
 
 
-def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -> dict:
-    """--input NAME=FILE.npy / FILE.npz / FILE.npy (single input: name '') -> {name: array}."""
-    import numpy as np  # noqa: PLC0415
-
-    feeds: dict = {}
-    if load_inputs and load_inputs.lower().endswith(".npz"):
-        from exporter.polygraphy_io import load_npz  # noqa: PLC0415
-
-        feeds.update(load_npz(load_inputs, "--load-inputs"))
-    elif load_inputs:
-        from polygraphy.json import load_json  # noqa: PLC0415
-
-        if not Path(load_inputs).is_file():
-            raise DcnError(f"--load-inputs {load_inputs!r} does not exist or is not a file")
-        try:
-            data = load_json(load_inputs, description="input data")
-        except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--load-inputs {load_inputs!r} is not Polygraphy input JSON: {one_line(err)}") from None
-        first = data if isinstance(data, dict) else (list(data)[0] if len(data) else {})
-        feeds.update({k: np.asarray(v) for k, v in dict(first).items()})
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = "", spec
-        if not path:
-            raise DcnError(f"--input {spec!r}: expected NAME=FILE.npy")
-        p = Path(path)
-        if not p.is_file():
-            raise DcnError(f"--input {spec!r}: file {path!r} does not exist")
-        try:
-            loaded = np.load(p, allow_pickle=False)
-        except Exception as err:  # noqa: BLE001
-            raise DcnError(f"--input {spec!r}: {path!r} is not a .npy/.npz file ({one_line(err)})") from None
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            if name:
-                if name not in loaded.files:
-                    raise DcnError(f"--input {spec!r}: {path!r} has arrays {loaded.files}, not {name!r}")
-                feeds[name] = loaded[name]
-            else:
-                feeds.update({k: loaded[k] for k in loaded.files})
-        else:
-            feeds[name] = loaded
-    return feeds
-
-
 def _infer_body(args) -> int:
     import numpy as np  # noqa: PLC0415
 
@@ -238,7 +195,7 @@ def _compare_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--val-range", action="append", default=[], metavar="[NAME:]LOW,HIGH",
                    help="value range of generated inputs (default 0,1), e.g. --val-range -2,2")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16"], default="auto",
-                   help="tolerance row of exporter.tolerance (auto: from the ONNX types / the engine's build)")
+                   help="tolerance row of dcn_base.tolerance (auto: from the ONNX types / the engine's build)")
     p.add_argument("--atol", action="append", default=[], metavar="[NAME:]VALUE", help="absolute tolerance override")
     p.add_argument("--rtol", action="append", default=[], metavar="[NAME:]VALUE", help="relative tolerance override")
     add_plugins_arg(p, " for engine targets")

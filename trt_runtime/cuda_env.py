@@ -3,7 +3,7 @@ checked CUDA calls."""
 from __future__ import annotations
 
 
-from exporter.errors import one_line
+from dcn_base.errors import one_line
 from .environment import CudaUnavailable, TrtEnvironmentError
 
 

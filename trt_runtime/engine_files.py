@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from exporter.errors import DcnError, one_line
+from dcn_base.errors import DcnError, one_line
 from .environment import EngineIncompatible, PluginLibraryError, make_logger
 from .plugin_loader import load_plugin_library, resolve_plugin_path
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from exporter.errors import DcnError, one_line
+from dcn_base.errors import DcnError, one_line
 
 
 MIN_TRT_MAJOR = 10  # our plugins are IPluginV3 (TensorRT >= 10)

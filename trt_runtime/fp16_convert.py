@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from exporter.contract import DEFORM_PSROI_POOL, DOMAIN
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 
 REQUIREMENT = "onnxconverter-common>=1.14"
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from exporter.errors import DcnError, one_line
+from dcn_base.errors import DcnError, one_line
 
 from . import cuda_env, engine_files, environment
 

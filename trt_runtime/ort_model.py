@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from exporter.errors import DcnError, one_line
+from dcn_base.errors import DcnError, one_line
+from dcn_base.libraries import ort_session
 
 
 # ONNX Runtime's type strings -> numpy dtype names
@@ -39,8 +40,6 @@ class OrtModel:
 
     def __init__(self, path: str | os.PathLike, library: Optional[str] = None, threads: Optional[int] = None):
         import onnxruntime as ort  # noqa: PLC0415
-
-        from .plugins import ort_session  # noqa: PLC0415
 
         self.path = str(path)
         if not Path(self.path).is_file():

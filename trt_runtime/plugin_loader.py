@@ -1,4 +1,4 @@
-"""Our TensorRT plugin library: where it is (``exporter.libraries``), loading it once per process,
+"""Our TensorRT plugin library: where it is (``dcn_base.libraries``), loading it once per process,
 and checking that its creators registered."""
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import ctypes
 from pathlib import Path
 from typing import Any, Optional
 
-from exporter.errors import DcnError, one_line
+from dcn_base import libraries
+from dcn_base.errors import DcnError, one_line
+from exporter import contract
+
 from .environment import PluginLibraryError
 
 
 # (creator name, version, namespace) of our plugins, from the op contract.
 def _our_plugins() -> list[tuple[str, str, str]]:
-    from exporter import contract
-
     return [(op, contract.PLUGIN_VERSION, contract.PLUGIN_NAMESPACE) for op in contract.OPS]
 
 
 def resolve_plugin_path(path: Optional[str] = None, *, required: bool = True) -> Optional[str]:
-    """The TensorRT plugin library to load: ``path`` if given, else ``trt_runtime.plugins.trt_library()``.
+    """The TensorRT plugin library to load: ``path`` if given, else ``dcn_base.libraries.trt_library()``.
 
     Returns None when nothing was given, the default library is not built and ``required`` is False.
     """
@@ -28,17 +29,13 @@ def resolve_plugin_path(path: Optional[str] = None, *, required: bool = True) ->
             raise PluginLibraryError(f"plugin library {path!r} does not exist or is not a file")
         return str(p.resolve())
     try:
-        from trt_runtime import plugins  # noqa: PLC0415  (helper A's module)
-
-        found = plugins.trt_library()
-    except ImportError as err:
-        found, why = None, f"trt_runtime.plugins cannot be imported ({one_line(err)})"
+        found = libraries.trt_library()
     except (DcnError, OSError, LookupError, RuntimeError) as err:
         found, why = None, one_line(err)
     if found:
         return str(found)
     if required:
-        if "TensorRT plugin library" in why:  # trt_runtime.plugins already says what and how to build
+        if "TensorRT plugin library" in why:  # dcn_base.libraries already says what and how to build
             raise PluginLibraryError(f"{why}; or pass --plugins PATH")
         raise PluginLibraryError(
             f"TensorRT plugin library not built: {why}; build it on a GPU machine with TensorRT "

@@ -1,23 +1,22 @@
 """``dcn-plugins``: print the paths of the built libraries.
 
-The locator and the ONNX Runtime session factory live in :mod:`exporter.libraries` (shared with
+The locator and the ONNX Runtime session factory live in :mod:`dcn_base.libraries` (shared with
 ``dcn-export --check``); their names are re-exported here for the runtime's users.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Iterable, Optional
 
-from exporter.cli_common import VERBOSE, add_common_args, run_command, verbosity
-from exporter.libraries import (HOST_TESTS, ORT, REPO, SETUP_HINT, TRT, TRT_BUILD_HINT, Library,  # noqa: F401
+from dcn_base.cli import VERBOSE, add_common_args, run_command, verbosity
+from dcn_base.libraries import (HOST_TESTS, ORT, REPO, SETUP_HINT, TRT, TRT_BUILD_HINT, Library,  # noqa: F401
                                 LibraryNotBuiltError, host_test_library, locate, ort_library, ort_session,
                                 trt_library)
 
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
     """``dcn-plugins [--ort] [--trt]``: print the libraries' paths (both by default)."""
-    import argparse  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(
         prog="dcn-plugins",
         description="Print the paths of the built dcn libraries: the ONNX Runtime op library "

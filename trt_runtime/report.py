@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from exporter import atomic
-from exporter.cli_common import near_zero_note, table
-from exporter.errors import DcnError, one_line
-from exporter.tolerance import FACTOR
+from dcn_base import atomic
+from dcn_base.console import near_zero_note, table
+from dcn_base.errors import DcnError, one_line
+from dcn_base.tolerance import FACTOR
 
 
 
@@ -121,7 +121,7 @@ def print_table(outputs: Sequence[Mapping[str, Any]], rep: Mapping[str, Any], lo
         f"{rep['target']['runner']} ({rep['target']['source']}), {rep['precision']} tolerances, "
         f"{rep['iterations']} iteration(s)")
     log(f"  (error, pytorch_own: largest |x - ref| / (atol + rtol*|ref|), x = target / PyTorch in the target's "
-        f"precision; PASS when error <= bound = max(1, {FACTOR:g} x pytorch_own), exporter.tolerance.passes)")
+        f"precision; PASS when error <= bound = max(1, {FACTOR:g} x pytorch_own), dcn_base.tolerance.passes)")
     for line in table(head, rows):
         log(line)
     for line in near_zero_note(o.get("max_rel") for o in outputs if o["passed"]):

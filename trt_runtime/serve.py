@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
-from exporter.errors import DcnError
+from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
+from dcn_base.errors import DcnError
+from dcn_base.libraries import ort_session
 
 from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
@@ -70,8 +71,6 @@ class OrtRunner:
 
     def __init__(self, path: str, threads: int = 0, library: Optional[str] = None):
         import onnxruntime as ort  # noqa: PLC0415
-
-        from .plugins import ort_session  # noqa: PLC0415
 
         so = ort.SessionOptions()
         if threads > 0:

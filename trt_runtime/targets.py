@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from exporter.errors import DcnError, one_line
+from dcn_base import libraries
+from dcn_base.errors import DcnError, one_line
 
 from . import cuda_env, engine_files, environment
 
@@ -40,18 +41,14 @@ def target_kind(path: str) -> str:
 
 
 def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
-    """A callable building an ONNX Runtime session with our CPU ops (``trt_runtime.plugins.ort_session``).
+    """A callable building an ONNX Runtime session with our CPU ops (``dcn_base.libraries.ort_session``).
 
     Models without dcn nodes fall back to a plain session when the op library is not built.
     """
 
     def make():
         try:
-            from trt_runtime import plugins  # noqa: PLC0415
-
-            return plugins.ort_session(path, providers=["CPUExecutionProvider"])
-        except ImportError as err:
-            why = f"trt_runtime.plugins cannot be imported ({one_line(err)})"
+            return libraries.ort_session(path, providers=["CPUExecutionProvider"])
         except DcnError as err:
             if not _looks_not_built(err):
                 raise

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional, Sequence
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata
 
-from exporter.errors import DcnError, one_line
+from dcn_base.errors import DcnError, one_line
 
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 
 # numpy dtype name -> Triton data type (model_config.proto's DataType, and the client's names)
 _TRITON_TYPES = {

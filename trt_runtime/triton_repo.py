@@ -16,7 +16,7 @@ onnxruntime_backend's src/onnxruntime.cc, where ``op_library_filename`` goes to
 ``RegisterCustomOpsLibrary`` as given.
 
 The model's folder is written beside its final place and renamed onto it at the end; each
-file in it through exporter.atomic, so an interrupted run leaves the previous version intact.
+file in it through dcn_base.atomic, so an interrupted run leaves the previous version intact.
 """
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from exporter.atomic import atomic_path
-from exporter.cli_common import QUIET, VERBOSE, add_common_args, run_command, verbosity
-from exporter.errors import DcnError
+from dcn_base.atomic import atomic_path
+from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
+from dcn_base.errors import DcnError
+from dcn_base.libraries import ort_library, trt_library
 
 from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, TensorSpec, check_name, default_name, describe_engine, describe_onnx, is_onnx, \
@@ -136,8 +137,6 @@ def _readme(name: str, spec: ModelSpec, engine: bool, lib_name: str, repo_in: st
 
 
 def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
-    from .plugins import ort_library, trt_library  # noqa: PLC0415
-
     src = Path(model)
     if not src.is_file():
         raise DcnError(f"model {model!r} does not exist or is not a file")

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..contract import DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, check_limits, conv_out_size
-from ..errors import ContractError
+from dcn_base.errors import ContractError
 
 IntOrSeq = Union[int, Sequence[int]]
 

@@ -1,10 +1,10 @@
-// The op contract's attributes (shared/design/ops.md, exporter/contract.py) as one table
-// per op, for every C++ consumer: the ONNX Runtime ops read their node attributes by
-// these names and defaults, and the TensorRT creators build getFieldNames(), parse
-// createPlugin()'s collection and emit getFieldsToSerialize() from them. No attribute
-// name is spelled anywhere else in plugins/ort or plugins/trt. Free of ONNX Runtime and
-// TensorRT includes, so tests/test_trt_contract.py compiles it on its own and compares
-// it, entry by entry, with exporter/contract.py.
+// The machinery of the op contract's attribute tables (shared/design/ops.md, exporter/contract.py):
+// one FieldSpec table per op, in the op's folder (plugins/ops/<op>/<op>_fields.h), for every C++
+// consumer: the ONNX Runtime ops read their node attributes by these names and defaults, and the
+// TensorRT creators build getFieldNames(), parse createPlugin()'s collection and emit
+// getFieldsToSerialize() from them. No attribute name is spelled anywhere else in the ORT ops or
+// the TensorRT plugins. Free of ONNX Runtime and TensorRT includes, so tests/test_trt_contract.py
+// compiles the tables on their own and compares them, entry by entry, with exporter/contract.py.
 #pragma once
 
 #include <cstdint>
@@ -41,77 +41,6 @@ inline constexpr char const* fieldTrtTypeName(FieldKind k)
 {
     return k == FieldKind::kFLOAT ? "kFLOAT32" : "kINT32";
 }
-
-// ---- DeformConv2d ------------------------------------------------------------------
-inline constexpr char const* kDeformConv2dName = "DeformConv2d";
-
-enum DeformConv2dField : int32_t
-{
-    kDC_STRIDES = 0,
-    kDC_PADS,
-    kDC_DILATIONS,
-    kDC_GROUP,
-    kDC_OFFSET_GROUP,
-    kDC_KERNEL_SHAPE,
-    kDC_NUM_FIELDS
-};
-
-inline constexpr FieldSpec kDeformConv2dFields[kDC_NUM_FIELDS] = {
-    {"strides", FieldKind::kINTS, 2, false, true, {1, 1}},
-    {"pads", FieldKind::kINTS, 4, false, true, {0, 0, 0, 0}},
-    {"dilations", FieldKind::kINTS, 2, false, true, {1, 1}},
-    {"group", FieldKind::kINT, 1, false, true, {1}},
-    {"offset_group", FieldKind::kINT, 1, false, true, {1}},
-    {"kernel_shape", FieldKind::kINTS, 2, false, false, {0}},
-};
-
-// ---- DeformPSROIPool ---------------------------------------------------------------
-inline constexpr char const* kDeformPSROIPoolName = "DeformPSROIPool";
-
-enum DeformPSROIPoolField : int32_t
-{
-    kPS_SPATIAL_SCALE = 0,
-    kPS_OUTPUT_DIM,
-    kPS_GROUP_SIZE,
-    kPS_POOLED_SIZE,
-    kPS_PART_SIZE,
-    kPS_SAMPLE_PER_PART,
-    kPS_TRANS_STD,
-    kPS_NO_TRANS,
-    kPS_NUM_FIELDS
-};
-
-inline constexpr FieldSpec kDeformPSROIPoolFields[kPS_NUM_FIELDS] = {
-    {"spatial_scale", FieldKind::kFLOAT, 1, true, false, {0}},
-    {"output_dim", FieldKind::kINT, 1, true, false, {0}},
-    {"group_size", FieldKind::kINT, 1, true, false, {0}},
-    {"pooled_size", FieldKind::kINT, 1, true, false, {0}},
-    {"part_size", FieldKind::kINT, 1, false, true, {0}},
-    {"sample_per_part", FieldKind::kINT, 1, false, true, {4}},
-    {"trans_std", FieldKind::kFLOAT, 1, false, true, {0.0}},
-    {"no_trans", FieldKind::kINT, 1, false, true, {0}},
-};
-
-// ---- DeformRoIPool (mmcv's deformable RoI pooling) -----------------------------------
-inline constexpr char const* kDeformRoIPoolName = "DeformRoIPool";
-
-enum DeformRoIPoolField : int32_t
-{
-    kRP_POOLED_HEIGHT = 0,
-    kRP_POOLED_WIDTH,
-    kRP_SPATIAL_SCALE,
-    kRP_SAMPLING_RATIO,
-    kRP_GAMMA,
-    kRP_NUM_FIELDS
-};
-
-inline constexpr FieldSpec kDeformRoIPoolFields[kRP_NUM_FIELDS] = {
-    {"pooled_height", FieldKind::kINT, 1, true, false, {0}},
-    {"pooled_width", FieldKind::kINT, 1, true, false, {0}},
-    {"spatial_scale", FieldKind::kFLOAT, 1, true, false, {0}},
-    {"sampling_ratio", FieldKind::kINT, 1, false, true, {0}},
-    {"gamma", FieldKind::kFLOAT, 1, false, true, {0.1}},
-};
 
 // Plugin identity (contract: creator named like the op type, version "1", namespace "").
 inline constexpr char const* kPluginVersion = "1";

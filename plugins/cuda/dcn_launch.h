@@ -1,25 +1,18 @@
-// dcn_launch.h: launch geometry, the thread-index -> output-coordinate mapping and the
-// per-thread bodies of the dcn CUDA kernels, as __host__ __device__ code.
+// dcn_launch.h: the launch geometry every dcn CUDA kernel shares, as __host__ __device__ code:
+// threads per block, the grid cap and the int32 / int64 index choice.
 //
-// The __global__ kernels in *.cu are one-line wrappers that call the *_thread functions
-// below with (blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x); the host
-// test library (plugins/tests/host_kernels.cpp) calls the very same functions for every
-// (block, thread) of the same grid, so the kernels' indexing and arithmetic are tested
-// on the host. The math itself is plugins/common/dcn_math.h (never copied here).
-// No TensorRT, no CUDA runtime API: this header compiles with g++ and nvcc.
-//
-// Layouts (row-major, contiguous):
-//   columns  col[nl][c][k][p]  nl in [0, nb) (image n0 + nl), c in [0, C), k = i*kW + j,
-//            p = ho*outW + wo;  i.e. per image a [C*kH*kW, outH*outW] matrix whose row
-//            c*kH*kW + k matches W[m] flattened as [C/group, kH, kW] inside m's group.
-//   bias     Y[n][m][p] = B[m]
-//   pooling  Y[r][ctop][ph][pw]
+// Each op's __global__ kernels (plugins/ops/<op>/<op>_kernels.cu) are one-line wrappers that call
+// the op's *_thread functions (plugins/ops/<op>/<op>_launch.h) with (blockIdx.x * blockDim.x +
+// threadIdx.x, gridDim.x * blockDim.x); the host test library (plugins/ops/<op>/<op>_host_kernels.cpp)
+// calls the very same functions for every (block, thread) of the same grid, so the kernels'
+// indexing and arithmetic are tested on the host. The math itself is the op's <op>_math.h on
+// plugins/common/dcn_math.h (never copied). No TensorRT, no CUDA runtime API: this header
+// compiles with g++ and nvcc.
 #pragma once
 
 #include "dcn_math.h"  // plugins/common
 
 #include <cstdint>
-#include <type_traits>
 
 namespace dcn {
 namespace launch {
@@ -41,187 +34,6 @@ DCN_HD int64_t blocks_for(int64_t total) {
 // int32 (idx + stride <= INT32_MAX), so the kernel may index with int32_t.
 DCN_HD bool fits_int32(int64_t total, int64_t blocks) {
     return total + blocks * int64_t(kThreads) <= int64_t(INT32_MAX);
-}
-
-// ---- DeformConv2d: deformable im2col, coordinates once ----------------------------
-//
-// One work item = (nl, g, cb, k, pv): image nl of the chunk, offset group g, block cb of
-// that group's channels (plan.cpt channels), kernel point k = i*kW + j, and V consecutive
-// output pixels p = pv*V .. pv*V + V-1 (p = ho*outW + wo; V divides outH*outW). The item
-// reads the offsets / mask and computes the bilinear taps of its V samples once (dcn_math.h
-// deform_im2col_taps, mask folded in) and applies them to every channel of its block,
-// storing V adjacent column entries at a time (one vector store on the GPU):
-//   item = (((nl*G + g)*nCb + cb)*kk + k)*Lv + pv,  pixels fastest (coalesced stores).
-// Channel blocks: the whole group when that gives enough items to fill the GPU
-// (kIm2colTargetItems), else halved until it does or reaches kIm2colMinChannels.
-constexpr int64_t kIm2colTargetItems = int64_t(1) << 18;
-constexpr int64_t kIm2colMinChannels = 4;
-// __launch_bounds__ of the im2col kernel: 2 blocks of 256 threads per SM at least, so up to
-// 128 registers a thread (4 samples' taps live across the channel loop).
-constexpr int kIm2colMinBlocksPerSM = 2;
-
-struct Im2colPlan {
-    int64_t cpt;  // channels per item (block size); the last block of a group may be shorter
-    int64_t nCb;  // channel blocks per offset group
-    int V;        // pixels per item (1, 2 or 4; divides L)
-    int64_t Lv;   // L / V
-    int64_t total;  // items
-};
-
-// V: the widest of 4, 2, 1 dividing L (with alignment of the column buffer to V elements,
-// every item's store is aligned to V elements: row starts are multiples of L).
-DCN_HD Im2colPlan im2col_plan(const DeformConvDims& d, int64_t nb, int64_t target = kIm2colTargetItems) {
-    Im2colPlan pl{};
-    const int64_t L = d.outH * d.outW, kk = d.kH * d.kW;
-    const int64_t Cg = d.offsetGroup > 0 ? d.C / d.offsetGroup : 0;
-    pl.V = L % 4 == 0 ? 4 : (L % 2 == 0 ? 2 : 1);
-    pl.Lv = L / pl.V;
-    const int64_t perBlock = nb * d.offsetGroup * kk * pl.Lv;  // items per channel block
-    pl.cpt = Cg < 1 ? 1 : Cg;
-    while (pl.cpt > kIm2colMinChannels && perBlock * ((Cg + pl.cpt - 1) / pl.cpt) < target)
-        pl.cpt = (pl.cpt + 1) / 2;
-    pl.nCb = Cg < 1 ? 0 : (Cg + pl.cpt - 1) / pl.cpt;
-    pl.total = perBlock * pl.nCb;
-    return pl;
-}
-
-// Item -> coordinates.
-struct Im2colItem {
-    int64_t nl, g, cb, k, pv;
-};
-
-template <class I>
-DCN_HD Im2colItem im2col_item(I item, I Lv, I kk, I nCb, I G) {
-    Im2colItem q;
-    I t = item;
-    q.pv = t % Lv;
-    t /= Lv;
-    q.k = t % kk;
-    t /= kk;
-    q.cb = t % nCb;
-    t /= nCb;
-    q.g = t % G;
-    q.nl = t / G;
-    return q;
-}
-
-// V column entries (Acc) -> storage: one V-wide vector store on the GPU (dst aligned to V
-// elements), element by element on the host.
-template <class T, int V, class Acc>
-DCN_HD void store_vector(T* dst, const Acc* v) {
-#if defined(__CUDA_ARCH__)
-    if constexpr (V == 4 && std::is_same<T, float>::value) {
-        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-    } else if constexpr (V == 2 && std::is_same<T, float>::value) {
-        *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
-    } else if constexpr (V == 4 && std::is_same<T, __half>::value) {
-        const __half2 h[2] = {__floats2half2_rn(v[0], v[1]), __floats2half2_rn(v[2], v[3])};
-        *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(h);
-    } else if constexpr (V == 2 && std::is_same<T, __half>::value) {
-        *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v[0], v[1]);
-    } else {
-        for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
-    }
-#else
-    for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
-#endif
-}
-
-// One thread of the im2col kernel: items tid, tid + nthreads, ... of images [n0, n0 + nb)
-// into col[nl][c][k][p]. I: the index type of the item loop (int32 when the launcher's
-// fits_im2col_int32 holds); tensor offsets are 64-bit.
-template <class T, class I, int V>
-DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset, const T* mask,
-                                 const DeformConvDims& d, int64_t n0, const Im2colPlan& pl, T* col) {
-    using Acc = typename AccOf<T>::type;
-    const I total = static_cast<I>(pl.total), Lv = static_cast<I>(pl.Lv), nCb = static_cast<I>(pl.nCb);
-    const I kk = static_cast<I>(d.kH * d.kW), G = static_cast<I>(d.offsetGroup), kW = static_cast<I>(d.kW);
-    const I outW = static_cast<I>(d.outW);
-    const int64_t L = d.outH * d.outW, HW = d.H * d.W, Cg = d.C / d.offsetGroup;
-    for (I item = tid; item < total; item += nthreads) {
-        const Im2colItem q = im2col_item<I>(item, Lv, kk, nCb, G);
-        const int64_t n = n0 + q.nl;
-        const I p0 = static_cast<I>(q.pv) * V;
-        const I i = static_cast<I>(q.k) / kW, j = static_cast<I>(q.k) % kW;
-        I idx[V][4];  // plane offsets (< H*W, which fits I), < 0: neighbour outside
-        Acc w[V][4];
-        for (int v = 0; v < V; ++v) {
-            const I p = p0 + v;
-            const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, n, q.g, i, j, p / outW, p % outW);
-            for (int c = 0; c < 4; ++c) {
-                idx[v][c] = static_cast<I>(t.idx[c]);
-                w[v][c] = t.w[c];
-            }
-        }
-        const int64_t c0 = q.g * Cg + q.cb * pl.cpt;
-        const int64_t c1 = c0 + pl.cpt < (q.g + 1) * Cg ? c0 + pl.cpt : (q.g + 1) * Cg;
-        const T* plane = X + (n * d.C + c0) * HW;
-        T* out = col + ((q.nl * d.C + c0) * kk + q.k) * L + p0;
-        for (int64_t c = c0; c < c1; ++c, plane += HW, out += kk * L) {
-            Acc v[V];
-            for (int e = 0; e < V; ++e) {
-                Acc a = Acc(0);
-                for (int cr = 0; cr < 4; ++cr)
-                    if (idx[e][cr] >= 0) a += w[e][cr] * load<Acc>(plane[idx[e][cr]]);
-                v[e] = a;
-            }
-            store_vector<T, V>(out, v);
-        }
-    }
-}
-
-// int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32.
-DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const DeformConvDims& d) {
-    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX);
-}
-
-// ---- DeformConv2d: bias broadcast (the GEMM then accumulates with beta = 1) ----------
-
-DCN_HD int64_t bias_total(const DeformConvDims& d) { return d.N * d.M * d.outH * d.outW; }
-
-template <class T, class I>
-DCN_HD void fill_bias_thread(I tid, I nthreads, const T* B, const DeformConvDims& d, T* Y) {
-    const I total = static_cast<I>(bias_total(d));
-    const I M = static_cast<I>(d.M), L = static_cast<I>(d.outH * d.outW);
-    for (I idx = tid; idx < total; idx += nthreads) Y[idx] = B[(idx / L) % M];
-}
-
-// ---- DeformPSROIPool ----------------------------------------------------------------
-
-struct PoolCoord {
-    int64_t r, ctop, ph, pw;
-};
-
-// idx = ((r*output_dim + ctop)*P + ph)*P + pw.
-template <class I>
-DCN_HD PoolCoord psroi_coord(I idx, I output_dim, I P) {
-    PoolCoord q;
-    I t = idx;
-    q.pw = t % P;
-    t /= P;
-    q.ph = t % P;
-    t /= P;
-    q.ctop = t % output_dim;
-    q.r = t / output_dim;
-    return q;
-}
-
-DCN_HD int64_t psroi_total(const DeformPSROIPoolDims& d) {
-    return d.R * d.output_dim * d.pooled_size * d.pooled_size;
-}
-
-// rois: float32 (TR = float) for float32 and float16 data; TR = T for the host's float64 tests.
-template <class T, class I, class TR>
-DCN_HD void deform_psroi_pool_thread(I tid, I nthreads, const T* data, const TR* rois, const T* trans,
-                                     const DeformPSROIPoolDims& d, T* Y) {
-    using Acc = typename AccOf<T>::type;
-    const I total = static_cast<I>(psroi_total(d));
-    const I od = static_cast<I>(d.output_dim), P = static_cast<I>(d.pooled_size);
-    const T* tr = d.no_trans ? nullptr : trans;
-    for (I idx = tid; idx < total; idx += nthreads) {
-        const PoolCoord q = psroi_coord<I>(idx, od, P);
-        Y[idx] = store<T>(deform_psroi_pool_element<Acc>(data, rois, tr, d, q.r, q.ctop, q.ph, q.pw));
-    }
 }
 
 }  // namespace launch

@@ -1,4 +1,4 @@
-// libdcn_ort: ONNX Runtime custom ops dcn::DeformConv2d, dcn::DeformPSROIPool and dcn::DeformRoIPool (CPU).
+// libdcn_ort: the ONNX Runtime custom ops (CPU) of every op in the registry plugins/ops/ops.list.
 // Load with SessionOptions.register_custom_ops_library(path) (Python) or
 // RegisterCustomOpsLibrary / Ort::CustomOpConfigs (C/C++); the entry point is RegisterCustomOps.
 #include <cstdio>
@@ -36,9 +36,9 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
         // released (no ORT call during static destruction either).
         static Ort::CustomOpDomain* const domain = [&] {
             auto* d = new Ort::CustomOpDomain(kDomain);
-            dcn_ort::add_deform_conv2d(*d, version);
-            dcn_ort::add_deform_psroi_pool(*d, version);
-            dcn_ort::add_deform_roi_pool(*d, version);
+#define DCN_OP(snake, Camel) dcn_ort::add_##snake(*d, version);
+#include "ops.list"
+#undef DCN_OP
             return d;
         }();
         Ort::UnownedSessionOptions(options).Add(*domain);

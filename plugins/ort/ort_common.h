@@ -1,6 +1,7 @@
 // Shared plumbing of the ONNX Runtime custom ops: API version, errors as OrtStatus,
 // attribute reading with the contract's names and defaults, ParallelFor over the
-// session's intra-op thread pool. No math here: that is plugins/common/dcn_math.h.
+// session's intra-op thread pool. No math here: that is each op's <op>_math.h on
+// plugins/common/dcn_math.h.
 #pragma once
 
 #define ORT_API_MANUAL_INIT
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "dcn_math.h"
+#include "dcn_fields.h"    // plugins/common
+#include "dcn_math.h"      // plugins/common
+#include "dcn_validate.h"  // plugins/common
 
 namespace dcn_ort {
 
@@ -163,33 +166,6 @@ template <class F> void parallel_for(const Ort::KernelContext& ctx, size_t total
     }
     ctx.ParallelFor([](void* user, size_t i) { (*static_cast<const F*>(user))(i); }, total, 0,
                     const_cast<F*>(&f));
-}
-
-// The RoI pools' inputs: data, rois (float32 in both kernels) and the optional third one
-// (DeformPSROIPool's trans, DeformRoIPool's offset), with their shapes.
-struct RoIPoolInputs {
-    explicit RoIPoolInputs(const Ort::KernelContext& ctx)
-        : data(ctx.GetInput(0)), rois(ctx.GetInput(1)), third(optional_input(ctx, 2)), data_shape(shape_of(data)),
-          rois_shape(shape_of(rois)), third_shape(third ? shape_of(third) : std::vector<int64_t>()) {}
-    // The third input's shape for the validate_* functions: absent when the node leaves it out.
-    dcn::ShapeRef third_ref() const { return third ? dcn::ShapeRef(third_shape) : dcn::ShapeRef(); }
-    const float* roi_values() const { return rois.GetTensorData<float>(); }
-
-    Ort::ConstValue data, rois, third;
-    std::vector<int64_t> data_shape, rois_shape, third_shape;
-};
-
-// The RoI pools' output y[R, C, PH, PW]: y[r, c, ph, pw] = element(r, c, ph, pw), threaded over
-// (c, ph, pw) with the RoIs innermost, so that one channel's plane (per batch item) stays in cache
-// across the RoIs. element must not throw.
-template <class T, class F>
-void pool_rois(const Ort::KernelContext& ctx, int64_t R, int64_t C, int64_t PH, int64_t PW, T* y, const F& element) {
-    const int64_t bins = PH * PW;
-    parallel_for(ctx, static_cast<size_t>(C * bins), [&](size_t item) {
-        const int64_t c = static_cast<int64_t>(item) / bins, bin = static_cast<int64_t>(item) % bins;
-        const int64_t ph = bin / PW, pw = bin % PW;
-        for (int64_t r = 0; r < R; ++r) y[((r * C + c) * PH + ph) * PW + pw] = element(r, c, ph, pw);
-    });
 }
 
 // CPU memory info, created once and never released (no ORT call during static destruction).

@@ -14,7 +14,7 @@ PluginBase::PluginBase(char const* opType, FieldSpec const* specs, int32_t nbSpe
     , mWho(describe(opType, mLayerName))
     , mFields(std::move(fields))
 {
-    // "DeformConv2d v1: strides=[1, 1] pads=[0, 0, 0, 0] ..." (engine inspector, timing cache id)
+    // "<OpType> v1: strides=[1, 1] pads=[0, 0, 0, 0] ..." (engine inspector, timing cache id)
     mMetadata = std::string(opType) + " v" + kPluginVersion + ":";
     for (int32_t s = 0; s < mNbSpecs; ++s)
     {

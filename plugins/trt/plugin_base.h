@@ -350,7 +350,7 @@ protected:
     virtual int32_t launch(Dims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
         void* output, void* workspace, cudaStream_t stream)
         = 0;
-    // Runtime state beyond the shapes that a clone takes over (DeformConv2d: cuBLAS handle).
+    // Runtime state beyond the shapes that a clone takes over (e.g. a cuBLAS handle).
     virtual void copyTo(Op& /*clone*/) const {}
     // Called on the clone attachToContext returns, recorder already set.
     virtual void attached(nvinfer1::IPluginResourceContext* /*context*/) {}

@@ -25,7 +25,7 @@ public:
     }
 };
 
-// "DeformConv2d 'layer name'"
+// "<OpType> 'layer name'"
 std::string describe(char const* opType, std::string const& layerName);
 
 // Logging: through the ILoggerFinder TensorRT handed to setLoggerFinder(), else

@@ -6,7 +6,7 @@
 //     with --setPluginsToSerialize) calls setLoggerFinder() and getCreators() and registers
 //     what getCreators() returns.
 //  2. A plain dlopen (ctypes.CDLL, Polygraphy --plugins, trtexec --staticPlugins): the
-//     static initializer below registers both creators with TensorRT's global registry
+//     static initializer below registers every creator with TensorRT's global registry
 //     (getPluginRegistry()), as REGISTER_TENSORRT_PLUGIN would. Set
 //     DCN_TRT_PLUGINS_NO_AUTO_REGISTER=1 to turn this off.
 // loadLibrary refuses a library whose creators are already registered, and it dlopens the
@@ -21,33 +21,33 @@
 // the library can be serialized into a version-compatible engine
 // (IBuilderConfig::setPluginsToSerialize, trtexec --setPluginsToSerialize) and loaded by
 // the lean runtime.
-#include "deform_conv2d_plugin.h"
-#include "deform_psroi_pool_plugin.h"
-#include "deform_roi_pool_plugin.h"
 #include "plugin_common.h"
+#include "plugin_ops.h"
 
 #include <cstdlib>
 #include <mutex>
 
 namespace {
 
-using dcn::trt::DeformConv2dCreator;
-using dcn::trt::DeformPSROIPoolCreator;
-using dcn::trt::DeformRoIPoolCreator;
-
-constexpr int32_t kNbCreators = 3;
+// One creator per line of plugins/ops/ops.list, in its order.
+constexpr int32_t kNbCreators = 0
+#define DCN_OP(snake, Camel) +1
+#include "ops.list"
+#undef DCN_OP
+    ;
 
 nvinfer1::IPluginCreatorInterface* const* creators()
 {
-    static DeformConv2dCreator conv;
-    static DeformPSROIPoolCreator pool;
-    static DeformRoIPoolCreator roiPool;
-    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool, &roiPool};
+    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {
+#define DCN_OP(snake, Camel) dcn::trt::snake##_creator(),
+#include "ops.list"
+#undef DCN_OP
+    };
     return list;
 }
 
 std::mutex gMutex;
-bool gAutoRegistered[kNbCreators] = {false, false, false};
+bool gAutoRegistered[kNbCreators] = {};
 
 #if defined(DCN_TRT_NO_NVINFER) && DCN_TRT_NO_NVINFER
 nvinfer1::IPluginRegistry* globalRegistry() noexcept

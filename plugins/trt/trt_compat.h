@@ -3,7 +3,7 @@
 // The plugins use only the IPluginV3 API (NvInferRuntime.h, NvInferPluginBase.h),
 // which is the same in TensorRT 10.x and 11.x. What differs:
 //  * TensorRT 11 hands plugins no cuBLAS / cuDNN handle (IPluginV2Ext::attachToContext
-//    always gets nullptr; IPluginResourceContext has none): the DeformConv2d plugin
+//    always gets nullptr; IPluginResourceContext has none): a plugin that uses cuBLAS
 //    creates its cuBLAS handle itself on every TensorRT version, one per execution context
 //    (cublas_resource.h).
 //  * TensorRT 11 has no BuilderFlag::kFP16 and every network is strongly typed: the

@@ -191,7 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # export: ONNX with dcn::DeformConv2d nodes, run in ONNX Runtime with our ops, compared with PyTorch
     import exporter
-    from exporter.tolerance import model_tolerance
+    from dcn_base.tolerance import model_tolerance
 
     onnx_path = out / "model_dcn.onnx"
     state = out / "model_dcn.pt"

@@ -9,7 +9,7 @@
   optionally the standard-op mode (``--deform-conv onnx``: ONNX's ``DeformConv``, run by a plain
   ONNX Runtime session without our library).
 
-Every comparison uses :mod:`exporter.tolerance` (``model_tolerance``) or ``dcn-compare`` (which
+Every comparison uses :mod:`dcn_base.tolerance` (``model_tolerance``) or ``dcn-compare`` (which
 reads the same table). Errors are one line.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporter.atomic import atomic_path
-from exporter.errors import DcnError
+from dcn_base.atomic import atomic_path
+from dcn_base.errors import DcnError
 
 MAX_THREADS = 2  # the machines this runs on in CI are small and shared
 
@@ -184,8 +184,8 @@ def ort_run(onnx_path: Path, feed: Mapping[str, np.ndarray], *, ours: bool, thre
 
 
 def max_error_and_tolerance(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> tuple[bool, str]:
-    """Every output within ``exporter.tolerance.model_tolerance`` (the numpy.isclose rule)?"""
-    from exporter.tolerance import model_tolerance
+    """Every output within ``dcn_base.tolerance.model_tolerance`` (the numpy.isclose rule)?"""
+    from dcn_base.tolerance import model_tolerance
 
     ok, parts = True, []
     for name, r in ref.items():

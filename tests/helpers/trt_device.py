@@ -341,7 +341,7 @@ def mmdet_roi_case(rois: int = 512, *, sampling_ratio: int = 2, offsets: bool = 
 
 def unit_weights(case):
     """Weights scaled to unit output variance (std 1/sqrt(fan_in), like a trained layer), so the
-    float16 row of exporter/tolerance.py, written for unit-scale data, applies."""
+    float16 row of dcn_base/tolerance.py, written for unit-scale data, applies."""
     fan_in = case.weight.shape[1] * case.weight.shape[2] * case.weight.shape[3]
     case.weight = case.weight / fan_in ** 0.5
     return case
@@ -397,10 +397,10 @@ def rfcn_case(rois: int = 300, seed: int = 0, dtype=torch.float64):
 
 
 def assert_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, what: str) -> None:
-    """exporter/tolerance.py's row for dtype; every element written (the output was NaN-poisoned)."""
+    """dcn_base/tolerance.py's row for dtype; every element written (the output was NaN-poisoned)."""
     import numpy as np
 
-    from exporter.tolerance import tolerance
+    from dcn_base.tolerance import tolerance
 
     atol, rtol = tolerance(dtype)
     g = got.double().cpu().numpy()

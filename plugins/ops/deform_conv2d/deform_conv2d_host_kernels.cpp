@@ -1,0 +1,231 @@
+// deform_conv2d_host_kernels.cpp: dcn::DeformConv2d's CUDA launches in the TensorRT plugin,
+// emulated on the host, with C linkage for tests/test_host_kernels.py (ctypes; part of libdcn_host_tests).
+//
+// What runs here is the plugin's own code, not a copy: the launch geometry, the
+// thread-index -> output-coordinate mapping and the per-thread bodies of the kernels
+// (deform_conv2d_launch.h, called for every (block, thread) of the grid the launcher
+// would use, in int32 or int64 indexing as the launcher picks: plugins/tests/host_tests.h),
+// the plugin's work split (deform_conv2d_plan.h: batch chunks, workspace layout, the GEMMs per
+// convolution group) and the math (deform_conv2d_math.h). The only stand-in is the
+// GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
+// the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
+// CUBLAS_COMPUTE_32F for float/half).
+//
+// dtype codes: 0 = float64, 1 = float32, 2 = float16 storage (dcn::Half bits). Outputs are
+// in the storage type, as on the GPU. index_mode: 0 = as the launcher (int32 when it fits),
+// 1 = int32, 2 = int64. max_blocks > 0 caps the grid (exercises the grid-stride loop).
+// Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
+// message from the header, or an emulation check that failed).
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "deform_conv2d_launch.h"
+#include "deform_conv2d_plan.h"
+#include "host_tests.h"  // plugins/tests
+
+namespace {
+
+using dcn::DeformConvDims;
+using namespace dcn_host;
+namespace plan = dcn::plan;
+
+// Items the im2col plan aims at (launch::kIm2colTargetItems; tests lower it to force channel blocks).
+int64_t g_im2col_target = launch::kIm2colTargetItems;
+
+// cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation.
+template <class T>
+void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta) {
+    using Acc = typename dcn::AccOf<T>::type;
+    for (int64_t b = 0; b < g.count; ++b)
+        for (int64_t j = 0; j < g.n; ++j)
+            for (int64_t i = 0; i < g.m; ++i) {
+                Acc acc = Acc(0);
+                for (int64_t l = 0; l < g.k; ++l)
+                    acc += dcn::load<Acc>(A[g.a + b * g.strideA + i + l * g.lda]) *
+                           dcn::load<Acc>(B[g.b + b * g.strideB + l + j * g.ldb]);
+                T& c = C[g.c + b * g.strideC + i + j * g.ldc];
+                const Acc r = beta == 0.f ? Acc(alpha) * acc : Acc(alpha) * acc + Acc(beta) * dcn::load<Acc>(c);
+                c = dcn::store<T>(r);
+            }
+}
+
+// The plugin's enqueue (deform_conv2d_plugin.cpp, run<T>) on the host.
+template <class T>
+std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, int64_t cap, const void* Xv,
+                   const void* Wv, const void* offv, const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
+    const T* X = static_cast<const T*>(Xv);
+    const T* W = static_cast<const T*>(Wv);
+    const T* off = static_cast<const T*>(offv);
+    const T* B = static_cast<const T*>(Bv);
+    const T* mask = d.hasMask ? static_cast<const T*>(maskv) : nullptr;
+    T* Y = static_cast<T*>(Yv);
+    const int64_t yTotal = launch::bias_total(d);
+    for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
+    if (yTotal == 0) return "";
+
+    const int64_t perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
+    const int64_t chunk = plan::chunk_images(perImage, d.N, cap);
+    const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap);
+    const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap);
+    if (chunk * perImage > cublasOffset || cublasOffset + plan::kCublasWorkspaceBytes > wsBytes)
+        return "plan: a chunk of " + std::to_string(chunk) + " images (" + std::to_string(chunk * perImage) +
+               " B) overlaps the cuBLAS workspace at " + std::to_string(cublasOffset) + " of " +
+               std::to_string(wsBytes) + " B";
+    // Only the column part is materialised (the cuBLAS part is cuBLAS's own business).
+    const int64_t colCapacity = cublasOffset / static_cast<int64_t>(sizeof(T));
+    std::vector<T> col(static_cast<size_t>(colCapacity));
+
+    float beta = 0.f;
+    if (B) {
+        const int64_t total = launch::bias_total(d);
+        if (use_int32(index_mode, total, max_blocks))
+            emulate_grid<int32_t>(total, max_blocks,
+                                  [&](int32_t tid, int32_t nt) { launch::fill_bias_thread<T, int32_t>(tid, nt, B, d, Y); });
+        else
+            emulate_grid<int64_t>(total, max_blocks,
+                                  [&](int64_t tid, int64_t nt) { launch::fill_bias_thread<T, int64_t>(tid, nt, B, d, Y); });
+        beta = 1.f;
+    }
+    int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0, firstBlocks = 0, firstBits = 0;
+    int64_t firstV = 0, firstCpt = 0;
+    const int64_t outImage = d.M * d.outH * d.outW;
+    for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
+        const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
+        for (T& v : col) v = sentinel<T>();
+        const launch::Im2colPlan pl = launch::im2col_plan(d, nb, g_im2col_target);
+        const int64_t total = nb * plan::columns_per_image(d);
+        int64_t blocks = 0;
+        const bool i32 = use_int32(index_mode, pl.total, max_blocks) && (index_mode == 1 || d.H * d.W <= INT32_MAX);
+        auto run = [&](auto vtag) {
+            constexpr int V = decltype(vtag)::value;
+            if (i32)
+                blocks = emulate_grid<int32_t>(pl.total, max_blocks, [&](int32_t tid, int32_t nt) {
+                    launch::deform_im2col_thread<T, int32_t, V>(tid, nt, X, off, mask, d, n0, pl, col.data());
+                });
+            else
+                blocks = emulate_grid<int64_t>(pl.total, max_blocks, [&](int64_t tid, int64_t nt) {
+                    launch::deform_im2col_thread<T, int64_t, V>(tid, nt, X, off, mask, d, n0, pl, col.data());
+                });
+        };
+        if (pl.V == 4) run(std::integral_constant<int, 4>());
+        else if (pl.V == 2) run(std::integral_constant<int, 2>());
+        else run(std::integral_constant<int, 1>());
+        if (chunks == 0) {
+            firstV = pl.V;
+            firstCpt = pl.cpt;
+        }
+        if (chunks == 0) {
+            firstBlocks = blocks;
+            firstBits = i32 ? 32 : 64;
+        }
+        for (int64_t q = 0; q < total; ++q) uncovered += is_sentinel(col[static_cast<size_t>(q)]) ? 1 : 0;
+        for (int64_t q = total; q < colCapacity; ++q) outside += is_sentinel(col[static_cast<size_t>(q)]) ? 0 : 1;
+        T* Yc = Y + n0 * outImage;
+        plan::for_each_gemm(d, nb, [&](const plan::Gemm& g) {
+            host_gemm<T>(g, col.data(), W, Yc, 1.f, beta);
+            ++gemms;
+            batches += g.count;
+        });
+        ++chunks;
+    }
+    int64_t yUnwritten = 0;
+    for (int64_t q = 0; q < yTotal; ++q) yUnwritten += is_sentinel(Y[q]) ? 1 : 0;
+    if (stats) {
+        stats[0] = chunks;
+        stats[1] = gemms;
+        stats[2] = batches;
+        stats[3] = firstBlocks;
+        stats[4] = firstBits;
+        stats[5] = uncovered;
+        stats[6] = outside;
+        stats[7] = yUnwritten;
+        stats[8] = chunk;
+        stats[9] = wsBytes;
+        stats[10] = firstV;
+        stats[11] = firstCpt;
+    }
+    return "";
+}
+
+}  // namespace
+
+DCN_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_blocks, int64_t columns_cap,
+                                         const void* X, const int64_t* x_shape, const void* W, const int64_t* w_shape,
+                                         const void* offset, const int64_t* offset_shape, const void* B,
+                                         const int64_t* b_shape, const void* mask, const int64_t* mask_shape,
+                                         const int64_t* strides, const int64_t* pads, const int64_t* dilations,
+                                         int64_t group, int64_t offset_group, void* Y, int64_t* stats, char* msg,
+                                         size_t msg_size) {
+    dcn::DeformConvAttrs a;
+    a.strides.assign(strides, strides + 2);
+    a.pads.assign(pads, pads + 4);
+    a.dilations.assign(dilations, dilations + 2);
+    a.group = group;
+    a.offset_group = offset_group;
+    DeformConvDims d{};
+    std::string e = dcn::validate_deform_conv2d("emu", a, dcn::ShapeRef(x_shape, 4), dcn::ShapeRef(w_shape, 4),
+                                                dcn::ShapeRef(offset_shape, 4), opt_shape(B, b_shape, 1),
+                                                opt_shape(mask, mask_shape, 4), &d);
+    if (!e.empty()) return report(e, msg, msg_size);
+    const int64_t cap = columns_cap > 0 ? columns_cap : plan::kColumnsCapBytes;
+    switch (dtype) {
+        case 0: e = conv2d<double>(d, index_mode, max_blocks, cap, X, W, offset, B, mask, Y, stats); break;
+        case 1: e = conv2d<float>(d, index_mode, max_blocks, cap, X, W, offset, B, mask, Y, stats); break;
+        case 2: e = conv2d<dcn::Half>(d, index_mode, max_blocks, cap, X, W, offset, B, mask, Y, stats); break;
+        default: e = "dtype code " + std::to_string(dtype) + ", expected 0, 1 or 2";
+    }
+    return report(e, msg, msg_size);
+}
+
+// The im2col kernel's item mapping, for every item < total: out[5*item ...] = nl, g, cb, k, pv.
+DCN_EXPORT void dcn_emu_im2col_items(int64_t Lv, int64_t kk, int64_t nCb, int64_t G, int64_t total, int64_t* out) {
+    for (int64_t item = 0; item < total; ++item) {
+        const launch::Im2colItem q = launch::im2col_item<int64_t>(item, Lv, kk, nCb, G);
+        const int64_t v[5] = {q.nl, q.g, q.cb, q.k, q.pv};
+        std::memcpy(out + 5 * item, v, sizeof v);
+    }
+}
+
+// The items the im2col plan aims at (0: launch::kIm2colTargetItems); returns the previous value.
+DCN_EXPORT int64_t dcn_emu_set_im2col_target(int64_t items) {
+    const int64_t old = g_im2col_target;
+    g_im2col_target = items > 0 ? items : launch::kIm2colTargetItems;
+    return old;
+}
+
+// The workspace plan for a problem of (perImage, N) run in a workspace sized for
+// (perImageMax, maxN): out = chunk, columns used, cuBLAS offset, workspace size.
+// Returns 0 when the chunk's columns end before the cuBLAS part and that part ends
+// inside the workspace.
+DCN_EXPORT int dcn_emu_plan(int64_t perImageMax, int64_t maxN, int64_t perImage, int64_t N, int64_t cap,
+                                int64_t* out) {
+    cap = cap > 0 ? cap : plan::kColumnsCapBytes;
+    const int64_t ws = plan::workspace_bytes(perImageMax, maxN, cap);
+    const int64_t chunk = plan::chunk_images(perImage, N, cap);
+    const int64_t offset = plan::cublas_workspace_offset(perImage, N, cap);
+    out[0] = chunk;
+    out[1] = chunk * perImage;
+    out[2] = offset;
+    out[3] = ws;
+    // the worst base padding (kAlignBytes - 1) included: any workspace address works
+    const bool ok = chunk * perImage <= offset &&
+                    plan::kAlignBytes - 1 + offset + plan::kCublasWorkspaceBytes <= ws && offset % plan::kAlignBytes == 0 &&
+                    (N == 0 || (chunk >= 1 && chunk <= N));
+    bool aligned = true;  // the base the plugin starts at, for workspace addresses of every residue
+    for (uintptr_t addr : {uintptr_t(0), uintptr_t(1), uintptr_t(16), uintptr_t(255), uintptr_t(256), uintptr_t(4097)}) {
+        const int64_t pad = plan::base_padding(addr);
+        aligned = aligned && (addr + static_cast<uintptr_t>(pad)) % plan::kAlignBytes == 0 && pad < plan::kAlignBytes &&
+                  pad + offset + plan::kCublasWorkspaceBytes <= ws;
+    }
+    return ok && aligned ? 0 : 1;
+}
+
+DCN_EXPORT int dcn_emu_launch_constants(int64_t* out) {
+    out[0] = launch::kThreads;
+    out[1] = launch::kMaxBlocks;
+    out[2] = plan::kColumnsCapBytes;
+    out[3] = plan::kCublasWorkspaceBytes;
+    return 0;
+}

@@ -1,0 +1,43 @@
+// deform_conv2d_kernels.h: the CUDA launchers of dcn::DeformConv2d (no TensorRT here). Each launches
+// on `stream`, checks cudaGetLastError() after its launch and returns it; an empty problem
+// launches nothing and returns cudaSuccess. T is float or __half (math in float through
+// deform_conv2d_math.h, results stored as T). Layouts: deform_conv2d_launch.h.
+#pragma once
+
+#include "deform_conv2d_math.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace dcn {
+namespace cuda {
+
+// Deformable im2col of images [n0, n0 + nb) into col ([nb][C*kH*kW][outH*outW]).
+// mask: nullptr for DCNv1.
+template <class T>
+cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
+                          int64_t nb, T* col, cudaStream_t stream);
+
+// The fused FP16 path (deform_conv2d_fused.h): Y = conv(X) + B (B nullable), the whole batch;
+// workspace: 256-byte aligned, fused::layout(d, 2).bytes long. Applicable shapes only
+// (fused::applicable).
+cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
+                              const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
+                              cudaStream_t stream);
+
+// Y[n][m][p] = B[m] for the whole batch.
+template <class T>
+cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream);
+
+#define DCN_DECLARE_LAUNCHERS(T)                                                                                    \
+    extern template cudaError_t deform_im2col<T>(const T*, const T*, const T*, const DeformConvDims&, int64_t,     \
+                                                 int64_t, T*, cudaStream_t);                                        \
+    extern template cudaError_t fill_bias<T>(const T*, const DeformConvDims&, T*, cudaStream_t);
+DCN_DECLARE_LAUNCHERS(float)
+DCN_DECLARE_LAUNCHERS(__half)
+#undef DCN_DECLARE_LAUNCHERS
+
+}  // namespace cuda
+}  // namespace dcn

@@ -1,0 +1,225 @@
+// deform_conv2d_math.h: dcn::DeformConv2d's math and validation, on the shared core (plugins/common),
+// for the host (g++) and CUDA (nvcc). Every back end (CUDA kernels, ONNX Runtime op, host tests)
+// calls these functions; nothing copies them.
+//
+//   constexpr int64_t kMaxConvStride, kMaxConvPad, kMaxConvDilation;   attribute limits (contract LIMITS)
+//   struct DeformConvDims { N, C, H, W, M, kH, kW, strideH, strideW, padT, padL, padB, padR,
+//                           dilH, dilW, group, offsetGroup, outH, outW; bool hasMask; };
+//   template<class Acc, class T> DCN_HD BilinearTaps<Acc> deform_im2col_taps(
+//       const T* offset, const T* mask /*nullptr = 1*/, const DeformConvDims& d,
+//       int64_t n, int64_t g /*offset group*/, int64_t i, int64_t j, int64_t ho, int64_t wo);
+//       the taps of kernel point (i, j) at output (ho, wo), weights already times the mask;
+//       the same for every channel of offset group g.
+//   template<class Acc, class T> DCN_HD Acc deform_im2col_element(
+//       const T* X, const T* offset, const T* mask /*nullptr = 1*/, const DeformConvDims& d,
+//       int64_t n, int64_t c, int64_t i, int64_t j, int64_t ho, int64_t wo);
+//       mask * bilinear(X[n, c], h, w): one entry of the column matrix, row c*kH*kW + i*kW + j,
+//       column ho*outW + wo. Y[n, m] = B[m] + W[m] (flattened [C/group*kH*kW]) x columns of m's group.
+//
+//   Host only (validation; "" when fine, else one message, dcn_validate.h):
+//   struct DeformConvAttrs { vector strides, pads, dilations, kernel_shape (empty: absent);
+//                            int64_t group, offset_group; };           contract defaults
+//   std::string validate_deform_conv2d_attrs(const std::string& node, const DeformConvAttrs&);
+//   std::string validate_deform_conv2d(const std::string& node, const DeformConvAttrs&,
+//       ShapeRef X, ShapeRef W, ShapeRef offset, ShapeRef B, ShapeRef mask, DeformConvDims* out);
+#pragma once
+
+#include "dcn_math.h"      // plugins/common: the core
+#include "dcn_validate.h"  // plugins/common: messages
+#include "deform_conv2d_fields.h"
+
+namespace dcn {
+
+// Limits of the attributes that alone drive work or memory (contract: exporter/contract.py
+// LIMITS, README "Limits"). Also keeps every value inside TensorRT's int32 fields.
+constexpr int64_t kMaxConvStride = 1024;      // strides
+constexpr int64_t kMaxConvPad = 1024;         // pads: each adds outputs
+constexpr int64_t kMaxConvDilation = 1024;    // dilations
+
+// ---------------------------------------------------------------------------------------
+// DeformConv2d: one column-matrix entry
+// ---------------------------------------------------------------------------------------
+
+struct DeformConvDims {
+    int64_t N, C, H, W;        // X
+    int64_t M, kH, kW;         // W: [M, C/group, kH, kW]
+    int64_t strideH, strideW;  //
+    int64_t padT, padL, padB, padR;
+    int64_t dilH, dilW;
+    int64_t group, offsetGroup;
+    int64_t outH, outW;
+    bool hasMask;
+};
+
+// Taps of kernel point (i, j) at output (ho, wo) of batch n, offset group g; weights times the mask.
+// offset: [N, 2*offsetGroup*kH*kW, outH, outW], (dh, dw) pairs point-major inside each group;
+// mask: [N, offsetGroup*kH*kW, outH, outW] or nullptr (= 1).
+template <class Acc, class T>
+DCN_HD BilinearTaps<Acc> deform_im2col_taps(const T* offset, const T* mask, const DeformConvDims& d, int64_t n,
+                                            int64_t g, int64_t i, int64_t j, int64_t ho, int64_t wo) {
+    const int64_t kk = d.kH * d.kW;
+    const int64_t k = i * d.kW + j;
+    const int64_t L = d.outH * d.outW;
+    const int64_t pos = ho * d.outW + wo;
+    const int64_t ch = 2 * (g * kk + k);  // channel of dh; dw follows
+    const T* off = offset + (n * 2 * d.offsetGroup * kk + ch) * L + pos;
+    const Acc h = Acc(ho * d.strideH - d.padT + i * d.dilH) + load<Acc>(off[0]);
+    const Acc w = Acc(wo * d.strideW - d.padL + j * d.dilW) + load<Acc>(off[L]);
+    BilinearTaps<Acc> t = bilinear_taps<Acc>(d.H, d.W, h, w);
+    if (mask != nullptr) {
+        const Acc m = load<Acc>(mask[(n * d.offsetGroup * kk + g * kk + k) * L + pos]);
+        for (int q = 0; q < 4; ++q) t.w[q] *= m;
+    }
+    return t;
+}
+
+template <class Acc, class T>
+DCN_HD Acc deform_im2col_element(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n,
+                                 int64_t c, int64_t i, int64_t j, int64_t ho, int64_t wo) {
+    const int64_t g = c / (d.C / d.offsetGroup);
+    const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, n, g, i, j, ho, wo);
+    return apply_taps<Acc>(X + (n * d.C + c) * d.H * d.W, t);
+}
+
+#if !defined(__CUDA_ARCH__)
+
+struct DeformConvAttrs {
+    std::vector<int64_t> strides{1, 1};
+    std::vector<int64_t> pads{0, 0, 0, 0};  // top, left, bottom, right
+    std::vector<int64_t> dilations{1, 1};
+    std::vector<int64_t> kernel_shape;  // empty: absent
+    int64_t group = 1;
+    int64_t offset_group = 1;
+};
+
+inline std::string validate_deform_conv2d_attrs(const std::string& node, const DeformConvAttrs& a) {
+    const std::string p = op_prefix(kDeformConv2dName, node);
+    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min, max; };
+    const List lists[] = {{"strides", a.strides, 2, 1, kMaxConvStride},
+                          {"pads", a.pads, 4, 0, kMaxConvPad},
+                          {"dilations", a.dilations, 2, 1, kMaxConvDilation}};
+    for (const List& l : lists) {
+        if (l.v.size() != l.n)
+            return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
+                   std::to_string(l.n);
+        for (int64_t x : l.v)
+            if (x < l.min)
+                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
+                       std::to_string(l.min);
+        for (int64_t x : l.v)
+            if (x > l.max)
+                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
+                       std::to_string(l.max) + " (limit)";
+    }
+    if (!a.kernel_shape.empty()) {
+        if (a.kernel_shape.size() != 2)
+            return p + "attribute kernel_shape has " + std::to_string(a.kernel_shape.size()) +
+                   " values, expected 2";
+        for (int64_t x : a.kernel_shape)
+            if (x < 1) return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected values >= 1";
+    }
+    for (int64_t x : a.kernel_shape)
+        if (x > INT32_MAX)
+            return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected values <= " +
+                   std::to_string(INT32_MAX);
+    if (a.group < 1) return p + "attribute group = " + std::to_string(a.group) + ", expected >= 1";
+    if (a.offset_group < 1)
+        return p + "attribute offset_group = " + std::to_string(a.offset_group) + ", expected >= 1";
+    return "";
+}
+
+// Checks shapes against each other and the attributes; fills *out (when not null) on success.
+// B and mask may be absent (rank < 0). Batch 0 is fine (empty output).
+inline std::string validate_deform_conv2d(const std::string& node, const DeformConvAttrs& a, ShapeRef X, ShapeRef W,
+                                          ShapeRef offset, ShapeRef B, ShapeRef mask, DeformConvDims* out) {
+    std::string e = validate_deform_conv2d_attrs(node, a);
+    if (!e.empty()) return e;
+    const std::string p = op_prefix(kDeformConv2dName, node);
+    auto rank = [&](const char* name, ShapeRef s, int64_t want, const char* layout) -> std::string {
+        if (s.rank != want)
+            return p + name + " has rank " + std::to_string(s.rank) + ", expected " + std::to_string(want) + " (" +
+                   layout + ")";
+        return "";
+    };
+    if (!(e = rank("X", X, 4, "[N, C, H, W]")).empty()) return e;
+    if (!(e = rank("W", W, 4, "[M, C/group, kH, kW]")).empty()) return e;
+    if (!(e = rank("offset", offset, 4, "[N, 2*offset_group*kH*kW, oH, oW]")).empty()) return e;
+    if (B.present() && !(e = rank("B", B, 1, "[M]")).empty()) return e;
+    if (mask.present() && !(e = rank("mask", mask, 4, "[N, offset_group*kH*kW, oH, oW]")).empty()) return e;
+
+    DeformConvDims d{};
+    d.N = X[0];
+    d.C = X[1];
+    d.H = X[2];
+    d.W = X[3];
+    d.M = W[0];
+    d.kH = W[2];
+    d.kW = W[3];
+    d.strideH = a.strides[0];
+    d.strideW = a.strides[1];
+    d.padT = a.pads[0];
+    d.padL = a.pads[1];
+    d.padB = a.pads[2];
+    d.padR = a.pads[3];
+    d.dilH = a.dilations[0];
+    d.dilW = a.dilations[1];
+    d.group = a.group;
+    d.offsetGroup = a.offset_group;
+    d.hasMask = mask.present();
+    for (int q = 0; q < 4; ++q)
+        if (X[q] < 0) return p + "X has shape " + shape_str(X) + ", expected non-negative dimensions";
+    if (d.C % d.group != 0)
+        return p + "X has " + std::to_string(d.C) + " channels, expected a multiple of group = " +
+               std::to_string(d.group);
+    if (d.C % d.offsetGroup != 0)
+        return p + "X has " + std::to_string(d.C) + " channels, expected a multiple of offset_group = " +
+               std::to_string(d.offsetGroup);
+    if (d.M < 0 || d.M % d.group != 0)
+        return p + "W has " + std::to_string(d.M) + " output channels, expected a multiple of group = " +
+               std::to_string(d.group);
+    if (W[1] != d.C / d.group)
+        return p + "W has " + std::to_string(W[1]) + " input channels, expected C/group = " +
+               std::to_string(d.C / d.group);
+    if (d.kH < 1 || d.kW < 1)
+        return p + "W has kernel size " + std::to_string(d.kH) + "x" + std::to_string(d.kW) + ", expected >= 1x1";
+    if (!a.kernel_shape.empty() && (a.kernel_shape[0] != d.kH || a.kernel_shape[1] != d.kW))
+        return p + "attribute kernel_shape = " + ints_str(a.kernel_shape) + ", expected W's kernel size [" +
+               std::to_string(d.kH) + ", " + std::to_string(d.kW) + "]";
+    const std::string geometry = " (input " + std::to_string(d.H) + "x" + std::to_string(d.W) + ", kernel " +
+                                 std::to_string(d.kH) + "x" + std::to_string(d.kW) + ", pads " + ints_str(a.pads) +
+                                 ", strides " + ints_str(a.strides) + ", dilations " + ints_str(a.dilations) + ")";
+    if (!conv_out_size_ok(d.H, d.padT, d.padB, d.dilH, d.kH, d.strideH, &d.outH) ||
+        !conv_out_size_ok(d.W, d.padL, d.padR, d.dilW, d.kW, d.strideW, &d.outW))
+        return p + "output size overflows int64" + geometry + ", expected a representable size";
+    if (d.outH < 1 || d.outW < 1)
+        return p + "output size " + std::to_string(d.outH) + "x" + std::to_string(d.outW) + geometry +
+               ", expected >= 1x1";
+    // Every size product the runtimes form (offset channels, output and column elements) must fit int64.
+    int64_t kk = 0, off_c = 0, L = 0, y = 0, cols = 0;
+    if (!mul_ok(d.kH, d.kW, &kk) || !mul_ok(d.offsetGroup, kk, &off_c) || !mul_ok(off_c, 2, &off_c) ||
+        !mul_ok(d.outH, d.outW, &L) || !mul_ok(d.N, d.M, &y) || !mul_ok(y, L, &y) || !mul_ok(d.C, kk, &cols) ||
+        !mul_ok(cols, L, &cols) || !mul_ok(cols, d.N, &cols) || y > kMaxElements || cols > kMaxElements)
+        return p + "sizes N*M*oH*oW, N*C*kH*kW*oH*oW or 2*offset_group*kH*kW overflow" + geometry +
+               ", expected at most 2^58 elements";
+    auto spatial = [&](const char* name, ShapeRef s, int64_t channels, const char* formula) -> std::string {
+        if (s[0] != d.N)
+            return p + name + " has batch " + std::to_string(s[0]) + ", expected N = " + std::to_string(d.N);
+        if (s[1] != channels)
+            return p + name + " has " + std::to_string(s[1]) + " channels, expected " + formula + " = " +
+                   std::to_string(channels);
+        if (s[2] != d.outH || s[3] != d.outW)
+            return p + name + " has spatial size " + std::to_string(s[2]) + "x" + std::to_string(s[3]) +
+                   ", expected oH x oW = " + std::to_string(d.outH) + "x" + std::to_string(d.outW);
+        return "";
+    };
+    if (!(e = spatial("offset", offset, off_c, "2*offset_group*kH*kW")).empty()) return e;
+    if (mask.present() && !(e = spatial("mask", mask, d.offsetGroup * kk, "offset_group*kH*kW")).empty()) return e;
+    if (B.present() && B[0] != d.M)
+        return p + "B has " + std::to_string(B[0]) + " values, expected M = " + std::to_string(d.M);
+    if (out) *out = d;
+    return "";
+}
+
+#endif  // !__CUDA_ARCH__
+
+}  // namespace dcn

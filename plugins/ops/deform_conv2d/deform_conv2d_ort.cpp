@@ -1,0 +1,202 @@
+// dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
+// Runtime's own MatMul (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
+// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32).
+//
+// The columns: per (n, offset group, kernel point, 128 output positions) one dcn::TapsBlock
+// (deform_im2col_taps, mask folded in), then per (n, channel) apply_taps_block over the
+// channel's plane, which stays in L1 for its kH*kW rows. Planes holding inf / NaN (where
+// 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2 take
+// deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "deform_conv2d_math.h"
+#include "ort_common.h"     // plugins/ort
+#include "ort_custom_op.h"  // plugins/ort
+#include "ort_ops.h"        // plugins/ort
+
+namespace dcn_ort {
+namespace {
+
+// Columns of at most this many bytes per GEMM call; the batch is cut into chunks below it.
+constexpr size_t kColumnBudgetBytes = size_t{256} << 20;
+// Output positions per taps block (dcn::TapsBlock: 20 bytes each).
+constexpr int kTile = 128;
+
+bool all_finite(const float* v, int64_t n) {
+    uint32_t bad = 0;  // exponent all ones: inf or NaN
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, v + i, sizeof u);
+        bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+bool all_finite(const dcn::Half* v, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((v[i].bits & 0x7c00u) == 0x7c00u);
+    return bad == 0;
+}
+
+template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
+    DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr) {
+        const auto& f = dcn::kDeformConv2dFields;
+        attrs_.field(f[dcn::kDC_STRIDES], a_.strides);
+        attrs_.field(f[dcn::kDC_PADS], a_.pads);
+        attrs_.field(f[dcn::kDC_DILATIONS], a_.dilations);
+        attrs_.field(f[dcn::kDC_KERNEL_SHAPE], a_.kernel_shape);
+        attrs_.field(f[dcn::kDC_GROUP], a_.group);
+        attrs_.field(f[dcn::kDC_OFFSET_GROUP], a_.offset_group);
+        check(dcn::validate_deform_conv2d_attrs(attrs_.node(), a_));
+        const char* names[] = {"T"};
+        const ONNXTensorElementDataType types[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+        matmul_ = Ort::Op::Create(info, "MatMul", "", 13, names, types, 1, nullptr, 0, 2, 1);
+    }
+
+    void Compute(OrtKernelContext* context) {
+        Ort::KernelContext ctx(context);
+        const Ort::ConstValue X = ctx.GetInput(0), Wt = ctx.GetInput(1), offset = ctx.GetInput(2);
+        const Ort::ConstValue B = optional_input(ctx, 3), mask = optional_input(ctx, 4);
+        const std::vector<int64_t> xs = shape_of(X), ws = shape_of(Wt), os = shape_of(offset);
+        const std::vector<int64_t> bs = B ? shape_of(B) : std::vector<int64_t>();
+        const std::vector<int64_t> ms = mask ? shape_of(mask) : std::vector<int64_t>();
+        dcn::DeformConvDims d{};
+        check(dcn::validate_deform_conv2d(attrs_.node(), a_, xs, ws, os, B ? dcn::ShapeRef(bs) : dcn::ShapeRef(),
+                                          mask ? dcn::ShapeRef(ms) : dcn::ShapeRef(), &d));
+        Ort::UnownedValue Y = ctx.GetOutput(0, {d.N, d.M, d.outH, d.outW});
+        if (d.N == 0 || d.M == 0) return;
+
+        const T* x = X.GetTensorData<T>();
+        const T* w = Wt.GetTensorData<T>();
+        const T* off = offset.GetTensorData<T>();
+        const T* msk = mask ? mask.GetTensorData<T>() : nullptr;
+        const T* bias = B ? B.GetTensorData<T>() : nullptr;
+        T* y = Y.GetTensorMutableData<T>();
+
+        const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, Cog = d.C / d.offsetGroup, Cg = d.C / d.group;
+        const int64_t Mg = d.M / d.group, Kg = Cg * kk;
+        if (Kg == 0) {  // no input channels: Y = B
+            parallel_for(ctx, static_cast<size_t>(d.N * d.M), [&](size_t nm) {
+                const T b = bias ? bias[static_cast<int64_t>(nm) % d.M] : dcn::store<T>(0.0f);
+                std::fill(y + static_cast<int64_t>(nm) * L, y + (static_cast<int64_t>(nm) + 1) * L, b);
+            });
+            return;
+        }
+        constexpr bool is_float = std::is_same<T, float>::value;  // float16: GEMM and bias in float
+
+        // W in float [group, Mg, Kg] (copied only for float16).
+        Scratch<float> w_buf(ctx, is_float ? 0 : static_cast<size_t>(d.M * Kg));
+        const float* wf = reinterpret_cast<const float*>(w);
+        if constexpr (!is_float) {
+            parallel_for(ctx, static_cast<size_t>(d.M), [&](size_t m) {
+                for (int64_t q = 0; q < Kg; ++q) w_buf.get()[m * Kg + q] = dcn::load<float>(w[m * Kg + q]);
+            });
+            wf = w_buf.get();
+        }
+
+        const int64_t per_item = d.C * kk * L;  // column entries of one batch item
+        const int64_t nb = std::max<int64_t>(
+            1, std::min<int64_t>(d.N, static_cast<int64_t>(kColumnBudgetBytes / sizeof(float)) / per_item));
+        const int64_t tiles = (L + kTile - 1) / kTile;
+        const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
+        Scratch<float> cols(ctx, static_cast<size_t>(nb * per_item));
+        Scratch<float> gemm_out(ctx, is_float ? 0 : static_cast<size_t>(nb * d.M * L));
+        Scratch<dcn::TapsBlock<float, kTile>> blocks(
+            ctx, block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
+
+        for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
+            const int64_t cnt = std::min(nb, d.N - n0);
+            // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
+            //    shared by the C/offset_group channels of the group.
+            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tiles) : 0, [&](size_t item) {
+                const int64_t it = static_cast<int64_t>(item);
+                const int64_t tile = it % tiles, k = (it / tiles) % kk;
+                const int64_t g = (it / (tiles * kk)) % d.offsetGroup, n = it / (tiles * kk * d.offsetGroup);
+                const int64_t p0 = tile * kTile;
+                const int pn = static_cast<int>(std::min<int64_t>(kTile, L - p0));
+                int64_t ho = p0 / d.outW, wo = p0 % d.outW;
+                for (int p = 0; p < pn; ++p) {
+                    dcn::set_taps(blocks.get()[it], p,
+                                  dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo),
+                                  d.H, d.W);
+                    if (++wo == d.outW) wo = 0, ++ho;
+                }
+            });
+            // 2. Columns [cnt, C*kH*kW, L]; work item (n, c): the channel's kH*kW rows, written
+            //    contiguously, its plane in L1 throughout.
+            parallel_for(ctx, static_cast<size_t>(cnt * d.C), [&](size_t nc) {
+                const int64_t n = static_cast<int64_t>(nc) / d.C, c = static_cast<int64_t>(nc) % d.C;
+                const int64_t g = c / Cog;
+                const T* plane = x + ((n0 + n) * d.C + c) * d.H * d.W;
+                float* col = cols.get() + static_cast<int64_t>(nc) * kk * L;
+                if (block_ok && all_finite(plane, d.H * d.W)) {
+                    const dcn::TapsBlock<float, kTile>* block = blocks.get() + (n * d.offsetGroup + g) * kk * tiles;
+                    for (int64_t k = 0; k < kk; ++k)
+                        for (int64_t tile = 0; tile < tiles; ++tile) {
+                            const int64_t p0 = tile * kTile;
+                            dcn::apply_taps_block<float>(plane, d.W, block[k * tiles + tile],
+                                                         static_cast<int>(std::min<int64_t>(kTile, L - p0)),
+                                                         col + k * L + p0);
+                        }
+                } else {  // inf / NaN in the plane: the element function, whose outside neighbours read nothing
+                    for (int64_t k = 0; k < kk; ++k)
+                        for (int64_t pos = 0; pos < L; ++pos)
+                            col[k * L + pos] = dcn::deform_im2col_element<float>(
+                                x, off, msk, d, n0 + n, c, k / d.kW, k % d.kW, pos / d.outW, pos % d.outW);
+                }
+            });
+            // 3. Y[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x L): ONNX Runtime's MatMul, one call.
+            float* out = is_float ? reinterpret_cast<float*>(y) + n0 * d.M * L : gemm_out.get();
+            matmul(ctx, wf, {d.group, Mg, Kg}, cols.get(), {cnt, d.group, Kg, L}, out, {cnt, d.group, Mg, L});
+            // 4. Bias (float16: added in float, then rounded).
+            parallel_for(ctx, is_float && !bias ? 0 : static_cast<size_t>(cnt * d.M), [&](size_t nm) {
+                const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
+                float* row = out + static_cast<int64_t>(nm) * L;
+                if constexpr (is_float) {
+                    for (int64_t l = 0; l < L; ++l) row[l] += b;
+                } else {
+                    T* dst = y + (n0 * d.M + static_cast<int64_t>(nm)) * L;
+                    for (int64_t l = 0; l < L; ++l) dst[l] = dcn::store<T>(row[l] + b);
+                }
+            });
+        }
+    }
+
+  private:
+    // y = a x b (ONNX MatMul semantics, batch dimensions broadcast), float32, y preallocated.
+    void matmul(const Ort::KernelContext& ctx, const float* a, std::vector<int64_t> as, const float* b,
+                std::vector<int64_t> bs, float* y, std::vector<int64_t> ys) {
+        auto count = [](const std::vector<int64_t>& s) {
+            int64_t c = 1;
+            for (int64_t v : s) c *= v;
+            return static_cast<size_t>(c);
+        };
+        const OrtMemoryInfo& cpu = cpu_memory_info();
+        Ort::Value av = Ort::Value::CreateTensor<float>(&cpu, const_cast<float*>(a), count(as), as.data(), as.size());
+        Ort::Value bv = Ort::Value::CreateTensor<float>(&cpu, const_cast<float*>(b), count(bs), bs.data(), bs.size());
+        Ort::Value yv = Ort::Value::CreateTensor<float>(&cpu, y, count(ys), ys.data(), ys.size());
+        const OrtValue* inputs[] = {av, bv};
+        OrtValue* outputs[] = {yv};
+        matmul_.Invoke(ctx.GetOrtKernelContext(), inputs, 2, outputs, 1);
+    }
+
+    Attributes attrs_;
+    dcn::DeformConvAttrs a_;
+    Ort::Op matmul_;
+};
+
+struct DeformConv2dSpec {
+    static constexpr const char* kName = dcn::kDeformConv2dName;
+    static constexpr size_t kNbInputs = 5;  // X, W, offset, B, mask
+    static bool isFloat32Input(size_t /*index*/) { return false; }
+    static bool isOptionalInput(size_t index) { return index >= 3; }  // B, mask
+};
+
+}  // namespace
+
+void add_deform_conv2d(Ort::CustomOpDomain& domain, int api_version) {
+    add_custom_op<DeformConv2dKernel, DeformConv2dSpec>(domain, api_version);
+}
+
+}  // namespace dcn_ort
