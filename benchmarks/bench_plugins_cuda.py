@@ -6,8 +6,8 @@ DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's 
 layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
 im2col (coordinates-once deformable im2col + cuBLAS) and, FP16, the fused implicit-GEMM kernel
 (forced) -- against torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d
-(cuDNN) of the same shape. "plan" is the path the plugin takes with DCN_DEFORM_CONV_FUSED=1
-(fused where it applies and fills the GPU). Per row: the split of GPU time per kernel
+(cuDNN) of the same shape. "plan" is the path the plugin takes by default (deform_conv2d_plan.h
+choose_path). Per row: the split of GPU time per kernel
 (torch.profiler) and the sampling kernel's achieved GB/s (bytes it must move: columns written,
 X, offset and mask read once). Then the column-buffer cap measured on c3 batch 8 (im2col path),
 DeformRoIPool on mmdet's dpool head against torchvision.ops.roi_align(aligned=True), and
@@ -58,7 +58,6 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
         x, w, off, _, mask = lay.inputs
         del lay
     with td.conv_path("auto"):
-        os.environ[td.FUSED_ENV] = "1"
         lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
                             dtype, poison=False)
         plan = kernel_split(lay.enqueue, calls=1)
@@ -161,7 +160,7 @@ def table(gpu: str, conv, caps, roi, pool, note) -> str:
     from cuda_profile import fmt_split
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths; "
-         "plan: the path taken with DCN_DEFORM_CONV_FUSED=1; ratios use the plan's path "
+         "plan: the path the plugin takes by default; ratios use the plan's path "
          "(torchvision / ours > 1: ours faster; ours / dense: the price of deformation over cuDNN):", "",
          "| layer | batch | dtype | im2col | fused | plan | torchvision | dense cuDNN | torchvision / ours | ours / dense "
          "| ours TFLOP/s |",

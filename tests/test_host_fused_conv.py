@@ -79,18 +79,19 @@ def _dims(N, C, H, W, M, group=1, offset_group=1):
     return (ctypes.c_int64 * 20)(N, C, H, W, M, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, group, offset_group, H, W, 1)
 
 
-def test_plan_chooses_fused_only_when_on_applicable_and_big_enough(lib, monkeypatch):
-    c3 = _dims(8, 128, 100, 167, 128)  # 1044 pixel tiles
+def test_plan_chooses_fused_only_when_on_applicable_and_it_pays(lib, monkeypatch):
+    c3 = _dims(8, 128, 100, 167, 128)  # 1044 pixel tiles, M 128: one M tile
     monkeypatch.delenv("DCN_DEFORM_CONV_FUSED", raising=False)
-    assert lib.dcn_emu_conv_path(c3, 1, 132) == 0  # off by default until it has run right on a GPU
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 1  # on by default (it has run right on a GPU)
     monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "1")
     assert lib.dcn_emu_conv_path(c3, 1, 132) == 1
+    assert lib.dcn_emu_conv_path(_dims(1, 128, 100, 167, 128), 1, 132) == 1  # 131 blocks: a full wave
+    assert lib.dcn_emu_conv_path(_dims(1, 128, 20, 30, 128), 1, 132) == 0  # 5 blocks: im2col
     assert lib.dcn_emu_conv_path(c3, 0, 132) == 0  # float32: im2col
     assert lib.dcn_emu_conv_path(_dims(8, 128, 100, 167, 128, group=2), 1, 132) == 0
     assert lib.dcn_emu_conv_path(_dims(8, 96, 100, 167, 128, offset_group=2), 1, 132) == 0  # 48 per group
-    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 0  # 9 x 4 blocks < 132 SMs
-    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 16) == 1
-    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")  # tests and measurements: no SM-count rule
+    assert lib.dcn_emu_conv_path(_dims(8, 256, 50, 84, 256), 1, 132) == 0  # M 256: two M tiles
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")  # tests and measurements: wherever it applies
     assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 1
     assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 0, 132) == 0  # still FP16 only
     monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "0")

@@ -10,7 +10,7 @@ namespace cuda {
 namespace {
 
 template <class T, class I, int V>
-__global__ void __launch_bounds__(launch::kThreads, launch::kIm2colMinBlocksPerSM)
+__global__ void __launch_bounds__(launch::kThreads, launch::im2col_min_blocks_per_sm<T, I>())
     dcn_deform_im2col_kernel(const T* __restrict__ X, const T* __restrict__ offset, const T* __restrict__ mask,
                              const DeformConvDims d, int64_t n0, const launch::Im2colPlan pl, T* __restrict__ col) {
     I tid, nthreads;
@@ -28,18 +28,18 @@ cudaError_t im2col_v(const T* X, const T* offset, const T* mask, const DeformCon
 
 template <class T, class I>
 __global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
-    dcn_fill_bias_kernel(const T* __restrict__ B, const DeformConvDims d, T* __restrict__ Y) {
+    dcn_fill_bias_kernel(const T* __restrict__ B, int64_t M, int64_t rows, int64_t ld, T* __restrict__ Y) {
     I tid, nthreads;
     thread_range(tid, nthreads);
-    launch::fill_bias_thread<T, I>(tid, nthreads, B, d, Y);
+    launch::fill_bias_thread<T, I>(tid, nthreads, B, M, rows, ld, Y);
 }
 
 }  // namespace
 
 template <class T>
 cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
-                          int64_t nb, T* col, cudaStream_t stream) {
-    const launch::Im2colPlan pl = launch::im2col_plan(d, nb);
+                          int64_t nb, int64_t ld, T* col, cudaStream_t stream) {
+    const launch::Im2colPlan pl = launch::im2col_plan(d, nb, ld);
     switch (pl.V) {
         case 4: return im2col_v<T, 4>(X, offset, mask, d, n0, pl, col, stream);
         case 2: return im2col_v<T, 2>(X, offset, mask, d, n0, pl, col, stream);
@@ -48,17 +48,17 @@ cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const Defo
 }
 
 template <class T>
-cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream) {
-    return launch_grid_stride(launch::bias_total(d), stream, dcn_fill_bias_kernel<T, int32_t>,
-                              dcn_fill_bias_kernel<T, int64_t>, B, d, Y);
+cudaError_t fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* Y, cudaStream_t stream) {
+    return launch_grid_stride(rows * ld, stream, dcn_fill_bias_kernel<T, int32_t>, dcn_fill_bias_kernel<T, int64_t>,
+                              B, M, rows, ld, Y);
 }
 
 template cudaError_t deform_im2col<float>(const float*, const float*, const float*, const DeformConvDims&, int64_t,
-                                          int64_t, float*, cudaStream_t);
+                                          int64_t, int64_t, float*, cudaStream_t);
 template cudaError_t deform_im2col<__half>(const __half*, const __half*, const __half*, const DeformConvDims&,
-                                           int64_t, int64_t, __half*, cudaStream_t);
-template cudaError_t fill_bias<float>(const float*, const DeformConvDims&, float*, cudaStream_t);
-template cudaError_t fill_bias<__half>(const __half*, const DeformConvDims&, __half*, cudaStream_t);
+                                           int64_t, int64_t, int64_t, __half*, cudaStream_t);
+template cudaError_t fill_bias<float>(const float*, int64_t, int64_t, int64_t, float*, cudaStream_t);
+template cudaError_t fill_bias<__half>(const __half*, int64_t, int64_t, int64_t, __half*, cudaStream_t);
 
 }  // namespace cuda
 }  // namespace dcn

@@ -4,9 +4,10 @@
 //
 // Layouts (row-major, contiguous):
 //   columns  col[nl][c][k][p]  nl in [0, nb) (image n0 + nl), c in [0, C), k = i*kW + j,
-//            p = ho*outW + wo;  i.e. per image a [C*kH*kW, outH*outW] matrix whose row
+//            p = ho*outW + wo < L, rows of ld >= L entries (the plan's 16-byte aligned leading
+//            dimension; entries past L unused);  i.e. per image a [C*kH*kW, ld] matrix whose row
 //            c*kH*kW + k matches W[m] flattened as [C/group, kH, kW] inside m's group.
-//   bias     Y[n][m][p] = B[m]
+//   bias     Y[r][p] = B[r % M] over rows of ld
 #pragma once
 
 #include "dcn_launch.h"  // plugins/cuda
@@ -31,11 +32,16 @@ namespace launch {
 // (kIm2colTargetItems), else halved until it does or reaches kIm2colMinChannels.
 constexpr int64_t kIm2colTargetItems = int64_t(1) << 18;
 constexpr int64_t kIm2colMinChannels = 4;
-// __launch_bounds__ of the im2col kernel: 2 blocks of 256 threads per SM at least, so up to
-// 128 registers a thread (4 samples' taps live across the channel loop).
-constexpr int kIm2colMinBlocksPerSM = 2;
+// __launch_bounds__ of the im2col kernel (4 samples' taps live across the channel loop): for half
+// data with int32 indices 3 blocks of 256 threads per SM at least (up to 80 registers; there the
+// kernel is the bottleneck and latency bound, ncu on an H200 at 2 blocks: 94% L1 hits, 75% of
+// stalls on L1TEX), else 2 (128: float's 4-wide taps need more than 80 on some architectures).
+template <class T, class I> constexpr int im2col_min_blocks_per_sm() {
+    return sizeof(I) == 4 && sizeof(T) == 2 ? 3 : 2;
+}
 
 struct Im2colPlan {
+    int64_t ld;   // row stride of the columns (multiple of V: every store stays aligned)
     int64_t cpt;  // channels per item (block size); the last block of a group may be shorter
     int64_t nCb;  // channel blocks per offset group
     int V;        // pixels per item (1, 2 or 4; divides L)
@@ -43,13 +49,15 @@ struct Im2colPlan {
     int64_t total;  // items
 };
 
-// V: the widest of 4, 2, 1 dividing L (with alignment of the column buffer to V elements,
-// every item's store is aligned to V elements: row starts are multiples of L).
-DCN_HD Im2colPlan im2col_plan(const DeformConvDims& d, int64_t nb, int64_t target = kIm2colTargetItems) {
+// V: the widest of 4, 2, 1 dividing L and ld (with alignment of the column buffer to V
+// elements, every item's store is aligned to V elements: row starts are multiples of ld).
+DCN_HD Im2colPlan im2col_plan(const DeformConvDims& d, int64_t nb, int64_t ld,
+                              int64_t target = kIm2colTargetItems) {
     Im2colPlan pl{};
+    pl.ld = ld;
     const int64_t L = d.outH * d.outW, kk = d.kH * d.kW;
     const int64_t Cg = d.offsetGroup > 0 ? d.C / d.offsetGroup : 0;
-    pl.V = L % 4 == 0 ? 4 : (L % 2 == 0 ? 2 : 1);
+    pl.V = L % 4 == 0 && ld % 4 == 0 ? 4 : (L % 2 == 0 && ld % 2 == 0 ? 2 : 1);
     pl.Lv = L / pl.V;
     const int64_t perBlock = nb * d.offsetGroup * kk * pl.Lv;  // items per channel block
     pl.cpt = Cg < 1 ? 1 : Cg;
@@ -112,7 +120,7 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
     const I total = static_cast<I>(pl.total), Lv = static_cast<I>(pl.Lv), nCb = static_cast<I>(pl.nCb);
     const I kk = static_cast<I>(d.kH * d.kW), G = static_cast<I>(d.offsetGroup), kW = static_cast<I>(d.kW);
     const I outW = static_cast<I>(d.outW);
-    const int64_t L = d.outH * d.outW, HW = d.H * d.W, Cg = d.C / d.offsetGroup;
+    const int64_t ld = pl.ld, HW = d.H * d.W, Cg = d.C / d.offsetGroup;
     for (I item = tid; item < total; item += nthreads) {
         const Im2colItem q = im2col_item<I>(item, Lv, kk, nCb, G);
         const int64_t n = n0 + q.nl;
@@ -131,8 +139,8 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
         const int64_t c0 = q.g * Cg + q.cb * pl.cpt;
         const int64_t c1 = c0 + pl.cpt < (q.g + 1) * Cg ? c0 + pl.cpt : (q.g + 1) * Cg;
         const T* plane = X + (n * d.C + c0) * HW;
-        T* out = col + ((q.nl * d.C + c0) * kk + q.k) * L + p0;
-        for (int64_t c = c0; c < c1; ++c, plane += HW, out += kk * L) {
+        T* out = col + ((q.nl * d.C + c0) * kk + q.k) * ld + p0;
+        for (int64_t c = c0; c < c1; ++c, plane += HW, out += kk * ld) {
             Acc v[V];
             for (int e = 0; e < V; ++e) {
                 Acc a = Acc(0);
@@ -151,14 +159,12 @@ DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const Deform
 }
 
 // ---- DeformConv2d: bias broadcast (the GEMM then accumulates with beta = 1) ----------
-
-DCN_HD int64_t bias_total(const DeformConvDims& d) { return d.N * d.M * d.outH * d.outW; }
+// rows of ld values: Y[r*ld + p] = B[r % M] (rows = images * M; ld: Y's L, or the staging's ld).
 
 template <class T, class I>
-DCN_HD void fill_bias_thread(I tid, I nthreads, const T* B, const DeformConvDims& d, T* Y) {
-    const I total = static_cast<I>(bias_total(d));
-    const I M = static_cast<I>(d.M), L = static_cast<I>(d.outH * d.outW);
-    for (I idx = tid; idx < total; idx += nthreads) Y[idx] = B[(idx / L) % M];
+DCN_HD void fill_bias_thread(I tid, I nthreads, const T* B, int64_t M, int64_t rows, int64_t ld, T* Y) {
+    const I total = static_cast<I>(rows * ld), Mi = static_cast<I>(M), ldi = static_cast<I>(ld);
+    for (I idx = tid; idx < total; idx += nthreads) Y[idx] = B[(idx / ldi) % Mi];
 }
 
 }  // namespace launch

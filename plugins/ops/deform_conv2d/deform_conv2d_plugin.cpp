@@ -82,7 +82,7 @@ DeformConvDims DeformConv2dPlugin::validateShapes(nvinfer1::Dims const* dims, in
     {
         char const* what;
         int64_t v;
-    } const sizes[] = {{"oH*oW", L}, {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
+    } const sizes[] = {{"oH*oW (rounded up to 16 bytes)", plan::im2col_layout(d, 2).ld}, {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
     for (auto const& s : sizes)
     {
         if (s.v > INT_MAX)
@@ -186,10 +186,11 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     }
 
     int64_t const cap = plan::columns_cap();
-    int64_t const perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
-    int64_t const chunk = plan::chunk_images(perImage, d.N, cap);
+    plan::Im2colLayout const lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)));
+    int64_t const chunk = plan::chunk_images(lay.perImageBytes, d.N, cap);
     T* col = reinterpret_cast<T*>(base);
-    void* cublasWs = base + plan::cublas_workspace_offset(perImage, d.N, cap);
+    T* staging = col + chunk * lay.colImage; // the GEMM's output rows of ld when ld != L
+    void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap);
 
     auto blasFail = [&](char const* what, cublasStatus_t st) {
         reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("
@@ -215,28 +216,31 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     }
 
     float const alpha = 1.F;
-    float beta = 0.F;
-    if (B != nullptr)
+    float const beta = B != nullptr ? 1.F : 0.F;
+    if (B != nullptr && !lay.staged)
     {
-        cudaError_t const e = cuda::fill_bias<T>(B, d, Y, stream);
+        cudaError_t const e = cuda::fill_bias<T>(B, d.M, d.N * d.M, lay.L, Y, stream);
         if (e != cudaSuccess)
         {
             return cudaFailed("bias broadcast kernel launch", e);
         }
-        beta = 1.F;
     }
     cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
-    int64_t const outImage = d.M * d.outH * d.outW;
+    int64_t const outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk)
     {
         int64_t const nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        cudaError_t const e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, col, stream);
+        cudaError_t e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, lay.ld, col, stream);
         if (e != cudaSuccess)
         {
             return cudaFailed("deformable im2col kernel launch", e);
         }
-        T* Yc = Y + n0 * outImage;
-        plan::for_each_gemm(d, nb, [&](plan::Gemm const& g) {
+        if (B != nullptr && lay.staged && (e = cuda::fill_bias<T>(B, d.M, nb * d.M, lay.ld, staging, stream)) != cudaSuccess)
+        {
+            return cudaFailed("bias broadcast kernel launch", e);
+        }
+        T* Yc = lay.staged ? staging : Y + n0 * outImage;
+        plan::for_each_gemm(d, lay, nb, [&](plan::Gemm const& g) {
             if (st != CUBLAS_STATUS_SUCCESS)
             {
                 return;
@@ -250,6 +254,16 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         if (st != CUBLAS_STATUS_SUCCESS)
         {
             return blasFail("cublasGemmStridedBatchedEx", st);
+        }
+        if (lay.staged)
+        {
+            size_t const es = sizeof(T);
+            e = cudaMemcpy2DAsync(Y + n0 * outImage, lay.L * es, staging, lay.ld * es, lay.L * es,
+                static_cast<size_t>(nb * d.M), cudaMemcpyDeviceToDevice, stream);
+            if (e != cudaSuccess)
+            {
+                return cudaFailed("output copy (cudaMemcpy2DAsync)", e);
+            }
         }
     }
     return 0;
