@@ -1,64 +1,137 @@
 """The TensorRT plugins' enqueue on a CUDA device, without TensorRT (scripts/gpu_check.sh, step 4).
 
-    python benchmarks/bench_plugins_cuda.py [--out DIR] [--iterations 30] [--batches 1 8]
+    python benchmarks/bench_plugins_cuda.py [--out DIR] [--iterations 30] [--batches 1 8] [--quick]
 
-DeformConv2d (the plugin's enqueue through the host harness: deformable im2col + cuBLAS) against
-torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d (cuDNN) of the same
-shape, FP32 and FP16, on ResNet-50-DCN's c3 / c4 / c5 3x3 layers (DCNv2) at a 1333x800 input,
-batch 1 and 8; DeformPSROIPool on an R-FCN head (300 RoIs, 21 classes, 7x7) against the PyTorch
-reference (exporter.ops.<op>.reference) on CUDA. Each cell: median of --iterations calls, each timed
-with CUDA events after warm-up; ratios are torchvision / ours and ours / dense. Prints a
-markdown table and writes it (DIR/bench.md) and the numbers (DIR/report.json). A benchmark:
-it asserts nothing about time. Without a CUDA device it exits 2 with one line.
+DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's c3 / c4 / c5 3x3
+layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
+im2col (coordinates-once deformable im2col + cuBLAS) and, FP16, the fused implicit-GEMM kernel
+(forced) -- against torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d
+(cuDNN) of the same shape. "plan" is the path the plugin takes by default (deform_conv2d_plan.h
+choose_path). Per row: the split of GPU time per kernel
+(torch.profiler) and the sampling kernel's achieved GB/s (bytes it must move: columns written,
+X, offset and mask read once). Then the column-buffer cap measured on c3 batch 8 (im2col path),
+DeformRoIPool on mmdet's dpool head against torchvision.ops.roi_align(aligned=True), and
+DeformPSROIPool on an R-FCN head against the PyTorch reference. Each cell: median of
+--iterations calls timed with CUDA events after warm-up. Prints markdown tables and writes them
+(DIR/bench.md) with the numbers (DIR/report.json). A benchmark: it asserts nothing about time.
+Without a CUDA device it exits 2 with one line.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
 
-def conv_rows(hx, td, torch, batches, iterations):
-    import torch.nn.functional as F
-
-    tv_missing = None
+def _tv_deform_conv2d():
     try:
-        from torchvision.ops import deform_conv2d as tv_deform_conv2d
+        from torchvision.ops import deform_conv2d
+        return deform_conv2d, None
     except Exception as err:  # noqa: BLE001
-        tv_deform_conv2d, tv_missing = None, f"{type(err).__name__}: {err}"
+        return None, f"{type(err).__name__}: {err}"
+
+
+def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
+    import torch.nn.functional as F
+    from cuda_profile import kernel_split
+
+    case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
+    es = 4 if dtype == torch.float32 else 2
+    row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""))
+    paths = ["im2col"] + (["fused"] if dtype == torch.float16 else [])
+    for path in paths:
+        with td.conv_path(path):
+            lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
+                                dtype, poison=False)
+            row[f"{path}_ms"] = td.time_ms(lay.enqueue, iterations=iterations)
+            split = kernel_split(lay.enqueue)
+            row[f"{path}_split"] = split
+        sampler = split.get("im2col" if path == "im2col" else "fused", 0.0)
+        moved = es * (batch * C * 9 * H * W * (1 if path == "im2col" else 0) + batch * C * H * W + batch * 27 * H * W)
+        row[f"{path}_sampling_gbps"] = moved / (sampler * 1e-3) / 1e9 if sampler else None
+        x, w, off, _, mask = lay.inputs
+        del lay
+    with td.conv_path("auto"):
+        lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
+                            dtype, poison=False)
+        plan = kernel_split(lay.enqueue, calls=1)
+        row["plan"] = "fused" if "fused" in plan else "im2col"
+        del lay
+    row["ours_ms"] = row[f"{row['plan']}_ms"]
+    row["torchvision_ms"] = None
+    if tv_fn is not None:
+        try:
+            row["torchvision_ms"] = td.time_ms(lambda: tv_fn(x, off, w, None, stride=1, padding=1, mask=mask),
+                                               iterations=iterations)
+        except RuntimeError:  # a dtype torchvision's CUDA kernel lacks
+            pass
+    row["dense_cudnn_ms"] = td.time_ms(lambda: F.conv2d(x, w, None, 1, 1), iterations=iterations)
+    row["ours_tflops"] = 2.0 * batch * C * C * 9 * H * W / row["ours_ms"] / 1e9
+    tv = row["torchvision_ms"]
+    row["torchvision_over_ours"] = None if tv is None else tv / row["ours_ms"]
+    row["ours_over_dense"] = row["ours_ms"] / row["dense_cudnn_ms"]
+    torch.cuda.empty_cache()
+    return row
+
+
+def cap_rows(hx, td, torch, iterations):
+    """The column buffer's cap (DCN_DEFORM_CONV_COLUMNS_MB) on c3 batch 8, im2col path."""
     rows = []
-    for stage, C, H, W in td.RESNET_LAYERS:
-        for batch in batches:
-            for dtype in (torch.float32, torch.float16):
-                case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
-                lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
-                                    dtype, poison=False)
-                x, w, off, _, mask = lay.inputs
-                ours = td.time_ms(lay.enqueue, iterations=iterations)
-                tv = None
-                if tv_deform_conv2d is not None:
-                    try:
-                        tv = td.time_ms(lambda: tv_deform_conv2d(x, off, w, None, stride=1, padding=1, mask=mask),
-                                        iterations=iterations)
-                    except RuntimeError as err:  # e.g. a dtype torchvision's CUDA kernel lacks
-                        tv_missing = f"{dtype}: {str(err).splitlines()[0]}"
-                dense = td.time_ms(lambda: F.conv2d(x, w, None, 1, 1), iterations=iterations)
-                flops = 2.0 * batch * C * C * 9 * H * W
-                rows.append(dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch,
-                                 dtype=str(dtype).replace("torch.", ""), ours_ms=ours, torchvision_ms=tv,
-                                 dense_cudnn_ms=dense, ours_tflops=flops / ours / 1e9,
-                                 torchvision_over_ours=None if tv is None else tv / ours, ours_over_dense=ours / dense))
-                del lay, x, w, off, mask
-                torch.cuda.empty_cache()
-    return rows, tv_missing
+    _, C, H, W = td.RESNET_LAYERS[0]
+    case = td.resnet_case("c3", batch=8, dtype=torch.float32)
+    for dtype in (torch.float16, torch.float32):
+        for mb in (16, 48, 128, 256):
+            os.environ["DCN_DEFORM_CONV_COLUMNS_MB"] = str(mb)
+            try:
+                with td.conv_path("im2col"):
+                    lay = td.run_plugin(hx, td.CONV_OP, "bench.cap", case.attrs(), td.conv_inputs(case, empty_bias=True),
+                                        dtype, poison=False)
+                    ms = td.time_ms(lay.enqueue, iterations=iterations)
+                    del lay
+            finally:
+                os.environ.pop("DCN_DEFORM_CONV_COLUMNS_MB", None)
+            rows.append(dict(dtype=str(dtype).replace("torch.", ""), cap_mb=mb, ms=ms))
+    torch.cuda.empty_cache()
+    return rows
 
 
-def pool_rows(hx, td, torch, iterations):
+def roi_rows(hx, td, torch, iterations):
+    from cuda_profile import kernel_split
+    try:
+        from torchvision.ops import roi_align
+    except Exception:  # noqa: BLE001
+        roi_align = None
+    rows = []
+    for offsets in (False, True):
+        for dtype in (torch.float32, torch.float16):
+            case = td.mmdet_roi_case(512, sampling_ratio=2, offsets=offsets, dtype=torch.float32)
+            lay = td.run_plugin(hx, td.ROI_OP, "bench.roi", case.attrs, td.roi_inputs(case), dtype, float32_at=(1,),
+                                poison=False)
+            ours = td.time_ms(lay.enqueue, iterations=iterations)
+            split = kernel_split(lay.enqueue)
+            ref = None
+            if roi_align is not None:
+                data, rois = lay.inputs[0], lay.inputs[1]
+                boxes = rois.to(data.dtype)
+                ref = td.time_ms(lambda: roi_align(data, boxes, (7, 7), 1 / 16, 2, aligned=True), iterations=iterations)
+            out_bytes = lay.output.numel() * lay.output.element_size()
+            data_bytes = lay.inputs[0].numel() * lay.inputs[0].element_size()
+            k = split.get("roi-pool", 0.0)
+            rows.append(dict(op="DeformRoIPool", layer="mmdet dpool 256ch 50x84, 512 RoIs, 7x7, sampling 2",
+                             offsets=offsets, dtype=str(dtype).replace("torch.", ""), ours_ms=ours, roi_align_ms=ref,
+                             ours_over_roi_align=None if ref is None else ours / ref, split=split,
+                             sampling_gbps=(out_bytes + data_bytes) / (k * 1e-3) / 1e9 if k else None))
+            del lay
+    return rows
+
+
+def psroi_rows(hx, td, torch, iterations):
     from exporter.ops.deform_psroi_pool.reference import deform_psroi_pool
 
     rows = []
@@ -83,23 +156,43 @@ def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def table(gpu: str, conv, pool, note) -> str:
-    lines = [f"Plugin enqueue on {gpu} (median ms, CUDA events; torchvision / ours > 1: ours faster; "
-             "ours / dense: the price of deformation over cuDNN):", "",
-             "| layer | batch | dtype | ours | torchvision | dense cuDNN | torchvision / ours | ours / dense | ours TFLOP/s |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+def table(gpu: str, conv, caps, roi, pool, note) -> str:
+    from cuda_profile import fmt_split
+
+    L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths; "
+         "plan: the path the plugin takes by default; ratios use the plan's path "
+         "(torchvision / ours > 1: ours faster; ours / dense: the price of deformation over cuDNN):", "",
+         "| layer | batch | dtype | im2col | fused | plan | torchvision | dense cuDNN | torchvision / ours | ours / dense "
+         "| ours TFLOP/s |",
+         "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in conv:
-        lines.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torchvision_ms'])} "
-                     f"| {fmt(r['dense_cudnn_ms'])} | {fmt(r['torchvision_over_ours'], 2)} | {fmt(r['ours_over_dense'], 2)} "
-                     f"| {fmt(r['ours_tflops'], 1)} |")
-    lines += ["", "| DeformPSROIPool | dtype | ours | PyTorch reference (CUDA, float32) | reference / ours |",
-              "|---|---|---:|---:|---:|"]
+        L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r.get('im2col_ms'))} | {fmt(r.get('fused_ms'))} "
+                 f"| {r['plan']} | {fmt(r['torchvision_ms'])} | {fmt(r['dense_cudnn_ms'])} "
+                 f"| {fmt(r['torchvision_over_ours'], 2)} | {fmt(r['ours_over_dense'], 2)} | {fmt(r['ours_tflops'], 1)} |")
+    L += ["", "GPU time per kernel (ms per call) and the sampling kernel's GB/s (bytes it must move / its time):", "",
+          "| layer | batch | dtype | path | split | sampling GB/s |", "|---|---:|---|---|---|---:|"]
+    for r in conv:
+        for path in ("im2col", "fused"):
+            if f"{path}_split" in r:
+                L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {path} | {fmt_split(r[f'{path}_split'])} "
+                         f"| {fmt(r.get(f'{path}_sampling_gbps'), 0)} |")
+    L += ["", "Column-buffer cap (DCN_DEFORM_CONV_COLUMNS_MB), c3 batch 8, im2col path:", "",
+          "| dtype | cap MiB | ms |", "|---|---:|---:|"]
+    L += [f"| {r['dtype']} | {r['cap_mb']} | {fmt(r['ms'])} |" for r in caps]
+    L += ["", "| DeformRoIPool | offsets | dtype | ours | roi_align(aligned=True) | ours / roi_align | split | GB/s |",
+          "|---|---|---|---:|---:|---:|---|---:|"]
+    for r in roi:
+        L.append(f"| {r['layer']} | {'yes' if r['offsets'] else 'zero'} | {r['dtype']} | {fmt(r['ours_ms'])} "
+                 f"| {fmt(r['roi_align_ms'])} | {fmt(r['ours_over_roi_align'], 2)} | {fmt_split(r['split'])} "
+                 f"| {fmt(r['sampling_gbps'], 0)} |")
+    L += ["", "| DeformPSROIPool | dtype | ours | PyTorch reference (CUDA, float32) | reference / ours |",
+          "|---|---|---:|---:|---:|"]
     for r in pool:
-        lines.append(f"| {r['layer']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torch_reference_ms'])} "
-                     f"| {fmt(r['reference_over_ours'], 1)} |")
+        L.append(f"| {r['layer']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torch_reference_ms'])} "
+                 f"| {fmt(r['reference_over_ours'], 1)} |")
     if note:
-        lines += ["", f"torchvision.ops.deform_conv2d n/a: {note}"]
-    return "\n".join(lines) + "\n"
+        L += ["", f"torchvision.ops.deform_conv2d n/a: {note}"]
+    return "\n".join(L) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -107,6 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", type=Path, help="directory for bench.md and report.json")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--quick", action="store_true", help="c3 only, no cap sweep (a smoke run)")
     args = ap.parse_args(argv)
     import torch
 
@@ -118,15 +212,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     hx = td.DeviceHarness(td.device_harness_path())
     props = torch.cuda.get_device_properties(0)
-    gpu = f"{props.name} (sm_{props.major}{props.minor}, torch {torch.__version__})"
-    conv, note = conv_rows(hx, td, torch, args.batches, args.iterations)
-    pool = pool_rows(hx, td, torch, args.iterations)
-    text = table(gpu, conv, pool, note)
+    gpu = f"{props.name} (sm_{props.major}{props.minor}, {props.multi_processor_count} SMs, torch {torch.__version__})"
+    tv_fn, note = _tv_deform_conv2d()
+    layers = td.RESNET_LAYERS[:1] if args.quick else td.RESNET_LAYERS
+    conv = [conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn)
+            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)]
+    caps = [] if args.quick else cap_rows(hx, td, torch, max(5, args.iterations // 3))
+    roi = roi_rows(hx, td, torch, args.iterations)
+    pool = psroi_rows(hx, td, torch, args.iterations)
+    text = table(gpu, conv, caps, roi, pool, note)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, psroi=pool), indent=1))
+        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool),
+                                                         indent=1))
     torch.cuda.synchronize()
     return 0
 

@@ -65,8 +65,7 @@ def short_name(demangled: str) -> str:
             s = s[:i]
             break
     s = re.sub(r"^.*::", "", s.split("<", 1)[0]) + ("<" + s.split("<", 1)[1] if "<" in s else "")
-    return s.replace("long", "int64_t").replace("<float, int>", "<float, int32_t>").replace(
-        "<__half, int>", "<__half, int32_t>")
+    return re.sub(r"\bint\b", "int32_t", s.replace("long", "int64_t"))
 
 
 def parse(text: str, source: str = "") -> list[Entry]:

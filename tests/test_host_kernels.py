@@ -33,7 +33,7 @@ DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2,
 INDEX = {"auto": 0, "int32": 1, "int64": 2}
 I64 = ctypes.POINTER(ctypes.c_int64)
 P = ctypes.c_void_p
-N_STATS = 10
+N_STATS = 12
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,9 @@ def lib():
         [ctypes.c_int, ctypes.c_int, ctypes.c_int64] + [P, I64] * 3
         + [ctypes.c_double] + [ctypes.c_int64] * 5 + [ctypes.c_double, ctypes.c_int64]
         + [P, I64, ctypes.c_char_p, ctypes.c_size_t])
-    L.dcn_emu_im2col_coords.argtypes = [ctypes.c_int64] * 6 + [I64]
+    L.dcn_emu_im2col_items.argtypes = [ctypes.c_int64] * 5 + [I64]
+    L.dcn_emu_set_im2col_target.restype = ctypes.c_int64
+    L.dcn_emu_set_im2col_target.argtypes = [ctypes.c_int64]
     L.dcn_emu_psroi_coords.argtypes = [ctypes.c_int64] * 3 + [I64]
     L.dcn_emu_plan.restype = ctypes.c_int
     L.dcn_emu_plan.argtypes = [ctypes.c_int64] * 5 + [I64]
@@ -111,13 +113,16 @@ def assert_matches(got, want, dtype, what=""):
 
 
 def check_conv_stats(c, stats, *, chunk_expected=None):
-    chunks, gemms, batches, blocks, bits, uncovered, outside, unwritten, chunk, ws = stats
+    chunks, gemms, batches, blocks, bits, uncovered, outside, unwritten, chunk, ws, vec, cpt = stats
     N, group = c.x.shape[0], c.group
     assert uncovered == 0, "im2col left column entries unwritten"
     assert outside == 0, "im2col wrote past the chunk's columns"
     assert unwritten == 0, "output entries left unwritten"
     if N == 0 or c.weight.shape[0] == 0:
         return
+    L = c.offset.shape[2] * c.offset.shape[3]
+    assert vec == (4 if L % 4 == 0 else 2 if L % 2 == 0 else 1), (vec, L)  # pixels per item: the widest dividing L
+    assert 1 <= cpt <= c.x.shape[1] // c.offset_group
     if chunk_expected is not None:
         assert chunk == chunk_expected
     assert chunks == math.ceil(N / chunk)
@@ -159,7 +164,12 @@ def test_conv_batch33_in_chunks(lib, name, chunk, dtype):
     w = c.weight
     oh = conv_out_size(x.shape[2], c.pads[0], c.pads[2], c.dilations[0], w.shape[2], c.strides[0])
     ow = conv_out_size(x.shape[3], c.pads[1], c.pads[3], c.dilations[1], w.shape[3], c.strides[1])
-    per_image = x.shape[1] * w.shape[2] * w.shape[3] * oh * ow * np.dtype(npd).itemsize
+    # the plan's bytes per image: columns with rows padded to 16 bytes, and where that padding
+    # exists the GEMM's staged output (M rows of the same width)
+    size = np.dtype(npd).itemsize
+    L = oh * ow
+    ld = -(-L // (16 // size)) * (16 // size)
+    per_image = (x.shape[1] * w.shape[2] * w.shape[3] + (w.shape[0] if ld != L else 0)) * ld * size
     rc, y, stats, msg = emu_conv(lib, dtype, c, cap=per_image * chunk + per_image // 2)
     assert rc == 0, msg
     check_conv_stats(c, stats, chunk_expected=chunk)
@@ -206,13 +216,40 @@ def test_conv_validation_message_from_header(lib):
     assert msg == "DeformConv2d 'emu': offset has 34 channels, expected 2*offset_group*kH*kW = 36"
 
 
-def test_im2col_index_mapping(lib):
-    nb, C, kH, kW, oh, ow = 3, 5, 3, 2, 4, 7
-    total = nb * C * kH * kW * oh * ow
-    out = np.zeros((total, 7), dtype=np.int64)
-    lib.dcn_emu_im2col_coords(C, kH, kW, oh, ow, total, out.ctypes.data_as(I64))
-    n, c, i, j, ho, wo = np.unravel_index(np.arange(total), (nb, C, kH, kW, oh, ow))
-    np.testing.assert_array_equal(out, np.stack([n, c, i * kW + j, i, j, ho, wo], axis=1))
+def test_im2col_item_mapping(lib):
+    """Items run pixels fastest, then kernel point, channel block, offset group, image."""
+    nb, G, nCb, kk, Lv = 3, 2, 3, 6, 7
+    total = nb * G * nCb * kk * Lv
+    out = np.zeros((total, 5), dtype=np.int64)
+    lib.dcn_emu_im2col_items(Lv, kk, nCb, G, total, out.ctypes.data_as(I64))
+    np.testing.assert_array_equal(out, np.stack(np.unravel_index(np.arange(total), (nb, G, nCb, kk, Lv)), axis=1))
+
+
+@pytest.mark.parametrize("target", [1, 1000, 5000])
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+def test_conv_im2col_channel_blocks(lib, target, dtype):
+    """Channel blocks of the coordinates-once im2col: a small item target splits each offset group's
+    channels into blocks (the last one partial where they do not divide), every column entry written once."""
+    from helpers.sweep import ConvCase
+
+    g = torch.Generator().manual_seed(5)
+    N, C, H, W, M = 2, 18, 7, 9, 4  # offset groups 2: 9 channels each -> blocks of 5 + 4 (or 9)
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 9
+    oh, ow = conv_out_size(H, 1, 1, 1, 3, 1), conv_out_size(W, 1, 0, 1, 3, 1)  # 7 x 8: L % 4 == 0
+    off = torch.randn(N, 2 * 2 * 9, oh, ow, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(N, 2 * 9, oh, ow, generator=g, dtype=torch.float64)
+    c = ConvCase(x, w, off, None, mask, (1, 1), (1, 1, 1, 0), (1, 1), 1, 2)
+    old = lib.dcn_emu_set_im2col_target(target)
+    try:
+        rc, y, stats, msg = emu_conv(lib, dtype, c)
+    finally:
+        lib.dcn_emu_set_im2col_target(old)
+    assert rc == 0, msg
+    check_conv_stats(c, stats)
+    assert stats[10] == 4
+    assert stats[11] == {1: 9, 1000: 5, 5000: 3}[target], stats[11]
+    assert_matches(y, conv_reference(c, dtype), dtype, f"target {target}")
 
 
 def test_psroi_index_mapping(lib):

@@ -444,17 +444,31 @@ def _columns_bytes(per_image, n, cap=256 << 20):
     return max(per_image, min(n * per_image, cap))
 
 
-@pytest.mark.parametrize("s", SHAPES)
+FUSED_SHAPE = (2, 64, 9, 11, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 2, True, True)  # the fused FP16 path applies
+
+
+@pytest.mark.parametrize("s", SHAPES + [FUSED_SHAPE])
 @pytest.mark.parametrize("dtype,size", [("FP32", 4), ("FP16", 2)])
 def test_conv_configure_and_workspace(hx, clean_log, s, dtype, size):
     shapes, out, fields = conv_io(s)
     h = hx.create("DeformConv2d", "c", fields)
     rc, ws = hx.configure(h, shapes, out, dtype)
     assert rc == 0, hx.log()
-    N, C, _, _, _, kH, kW = s[:7]
-    per_image = C * kH * kW * out[2] * out[3] * size
+    assert ws == conv_workspace(s, out, size, fused=s is FUSED_SHAPE and size == 2)
+
+
+def conv_workspace(s, out, size, *, fused=False):
+    """The DeformConv2d plugin's workspace for shape s (max shapes) of elements of `size` bytes."""
+    N, C, H, W, M, kH, kW = s[:7]
+    # im2col: columns with rows of L padded to 16 bytes, plus the GEMM's staged output where padded
+    L = out[2] * out[3]
+    ld = -(-L // (16 // size)) * (16 // size)
+    per_image = (C * kH * kW + (M if ld != L else 0)) * ld * size
     align = lambda v: (v + 255) // 256 * 256  # noqa: E731
-    assert ws == 256 + align(_columns_bytes(per_image, N)) + (32 << 20)  # 256: slack to align the base
+    want = 256 + align(_columns_bytes(per_image, N)) + (32 << 20)  # 256: slack to align the base
+    if fused:  # the fused path's copies: channels-last X, tap-major W
+        want = max(want, 256 + align(N * H * W * C * size) + align(M * kH * kW * C * size))
+    return want
 
 
 def test_conv_configure_rejects_bad_shapes_with_header_messages(hx, clean_log):

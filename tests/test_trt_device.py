@@ -4,9 +4,12 @@ Each test drives a plugin through TensorRT's lifecycle in the host harness and r
 torch CUDA tensors: the awkward sweep of tests/helpers/sweep.py, batch 33 (two chunks of the column
 buffer), ResNet-50-DCN c3-c5 layers at 1333x800 (no bias: an empty optional B, with a mask),
 an R-FCN head with 300 RoIs, FP32 and FP16; outputs against the float64 reference with
-dcn_base/tolerance.py. Then: enqueue captured in a CUDA graph and replayed; two execution
-contexts enqueuing concurrently on two streams. Without a CUDA device every test skips,
-naming it. scripts/gpu_check.sh runs this file (and compute-sanitizer over the "small" ones).
+dcn_base/tolerance.py. DeformConv2d on both of its paths (im2col + cuBLAS, and the fused FP16
+implicit-GEMM kernel, forced where it applies); DeformRoIPool on mmdet's dpool / mdpool heads
+(FP32 / FP16, with and without offsets, RoIs off the image, zero-size and inverted RoIs, no RoIs).
+Then: enqueue captured in a CUDA graph and replayed; two execution contexts enqueuing
+concurrently on two streams. Without a CUDA device every test skips, naming it.
+scripts/gpu_check.sh runs this file (and compute-sanitizer over the "small" ones).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import pytest
 import torch
 
 from helpers import trt_device as td
-from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
+from helpers.sweep import CONV_SPECS, FUSED_CASES, POOL_SPECS, make_conv_case, make_fused_case, make_pool_case
 
 pytestmark = pytest.mark.gpu
 
@@ -77,6 +80,73 @@ def test_resnet50_dcn_layers_1333x800(hx, stage, dtype):
     check_conv(hx, td.resnet_case(stage), dtype, what=f"resnet50-dcn {stage}", empty_bias=True)
 
 
+# --------------------------------------------------------------------------- DeformConv2d, fused FP16 path
+@pytest.mark.parametrize("name", list(FUSED_CASES))
+def test_conv_fused_path(hx, name):
+    """The host-emulated fused cases (partial tiles, offset groups, asymmetric geometry, points
+    outside, M over one tile) on the tensor cores; the same layers on the im2col path agree too."""
+    case = make_fused_case(**FUSED_CASES[name])
+    for path, kernel in (("fused", "dcn_deform_conv_fused_kernel"), ("im2col", "dcn_deform_im2col_kernel")):
+        with td.conv_path(path):
+            lay = check_conv(hx, case, torch.float16, what=f"conv {name} {path}", misalign=16)
+            names = td.kernels_launched(lay.enqueue)
+        assert names is None or any(kernel in k for k in names), (path, sorted(names))  # the path really ran
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
+def test_resnet50_dcn_layers_fused(hx, stage, batch):
+    with td.conv_path("fused"):
+        lay = check_conv(hx, td.resnet_case(stage, batch=batch), torch.float16,
+                         what=f"resnet50-dcn {stage} b{batch} fused", empty_bias=True)
+        names = td.kernels_launched(lay.enqueue)
+        assert names is None or any("dcn_deform_conv_fused_kernel" in k for k in names)
+
+
+def test_conv_fused_graph_replay(hx):
+    case = make_fused_case(**FUSED_CASES["basic"])
+    with td.conv_path("fused"):
+        lay = td.run_plugin(hx, td.CONV_OP, "gf", case.attrs(), td.conv_inputs(case), torch.float16, context=12)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            with torch.cuda.graph(graph, stream=stream):
+                assert lay.enqueue(stream) == 0, hx.log()
+    _refill(lay)
+    lay.output.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    td.assert_close(lay.output, td.conv_reference(lay, case), torch.float16, "fused graph replay")
+
+
+# --------------------------------------------------------------------------- DeformRoIPool
+def check_roi(hx, case, dtype, *, what):
+    lay = td.run_plugin(hx, td.ROI_OP, what, case.attrs, td.roi_inputs(case), dtype, float32_at=(1,))
+    torch.cuda.synchronize()
+    assert lay.types[1] == "FP32"  # RoIs stay float32 in an FP16 layer
+    td.assert_close(lay.output, td.roi_reference(lay, case), dtype, what)
+    return lay
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("sampling", [0, 2])
+@pytest.mark.parametrize("offsets", [True, False], ids=["mdpool", "dpool-zero-offsets"])
+def test_roi_pool_mmdet_heads(hx, offsets, sampling, dtype):
+    case = td.mmdet_roi_case(512, sampling_ratio=sampling, offsets=offsets)
+    check_roi(hx, case, dtype, what=f"DeformRoIPool 512 RoIs sampling {sampling}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_roi_pool_no_rois_and_small_maps(hx, dtype):
+    case = td.mmdet_roi_case(0, channels=8)
+    lay = check_roi(hx, case, dtype, what="DeformRoIPool R=0")
+    assert tuple(lay.output.shape) == (0, 8, 7, 7)
+    case = td.mmdet_roi_case(40, channels=3, seed=2)
+    case.data = case.data[:, :, :1, :2].contiguous()  # a 1x2 map: every sample clamps to the border
+    check_roi(hx, case, dtype, what="DeformRoIPool 1x2 map")
+
+
 # --------------------------------------------------------------------------- DeformPSROIPool
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize("spec", POOL_SPECS, ids=[s[0] for s in POOL_SPECS])
@@ -105,9 +175,13 @@ def _refill(lay):
         t.copy_(torch.randn_like(t, dtype=torch.float32).to(t.dtype))
 
 
-@pytest.mark.parametrize("op", ["conv", "pool"])
+@pytest.mark.parametrize("op", ["conv", "pool", "roi"])
 def test_enqueue_captured_in_a_cuda_graph_replays_right(hx, op):
-    if op == "conv":
+    if op == "roi":
+        case = td.mmdet_roi_case(64, channels=16)
+        lay = td.run_plugin(hx, td.ROI_OP, "g", case.attrs, td.roi_inputs(case), torch.float32, context=11)
+        ref = lambda: td.roi_reference(lay, case)  # noqa: E731
+    elif op == "conv":
         case = td.unit_weights(make_conv_case(CONV_SPECS[1]))
         lay = td.run_plugin(hx, td.CONV_OP, "g", case.attrs(), td.conv_inputs(case), torch.float32, context=11)
         ref = lambda: td.conv_reference(lay, case)  # noqa: E731

@@ -24,7 +24,7 @@ import torch
 
 from helpers.cuda_check import check_build
 from exporter import contract
-from test_trt_contract import POOL_FIELDS, SHAPES, conv_io
+from test_trt_contract import POOL_FIELDS, SHAPES, conv_io, conv_workspace
 from helpers.trt_device import DeviceHarness
 from trt_runtime.build import check_plugin_layers, plugin_layer_report
 
@@ -170,10 +170,7 @@ def test_workspace_has_slack_for_aligning_its_base(dx, clean, s):
     shapes, out, fields = conv_io(s)
     h = dx.create("DeformConv2d", "c", fields)
     _, ws = dx.configure(h, shapes, out)
-    N, C, _, _, _, kH, kW = s[:7]
-    per_image = C * kH * kW * out[2] * out[3] * 4
-    columns = (max(per_image, min(N * per_image, 256 << 20)) + 255) // 256 * 256
-    assert ws == 256 + columns + (32 << 20)
+    assert ws == conv_workspace(s, out, 4)
 
 
 # --------------------------------------------------------------------------- empty / unused inputs

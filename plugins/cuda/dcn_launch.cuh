@@ -18,18 +18,26 @@ __device__ __forceinline__ void thread_range(I& tid, I& nthreads) {
 }
 
 // k32 (the kernel instantiated with int32_t indices) or k64 over `total` items, on `stream`,
-// with `args`; the launch status (cudaGetLastError), cudaSuccess when total <= 0.
+// with `args`; k32 only when the grid-stride loop fits int32 and `narrow_ok` (what else the
+// kernel indexes with I fits too). The launch status (cudaGetLastError), cudaSuccess when
+// total <= 0.
 template <class... P, class... A>
-cudaError_t launch_grid_stride(int64_t total, cudaStream_t stream, void (*k32)(P...), void (*k64)(P...),
-                               const A&... args) {
+cudaError_t launch_grid_stride_when(bool narrow_ok, int64_t total, cudaStream_t stream, void (*k32)(P...),
+                                    void (*k64)(P...), const A&... args) {
     if (total <= 0) return cudaSuccess;
     const int64_t blocks = launch::blocks_for(total);
     const dim3 grid(static_cast<unsigned>(blocks)), block(launch::kThreads);
-    if (launch::fits_int32(total, blocks))
+    if (narrow_ok && launch::fits_int32(total, blocks))
         k32<<<grid, block, 0, stream>>>(args...);
     else
         k64<<<grid, block, 0, stream>>>(args...);
     return cudaGetLastError();
+}
+
+template <class... P, class... A>
+cudaError_t launch_grid_stride(int64_t total, cudaStream_t stream, void (*k32)(P...), void (*k64)(P...),
+                               const A&... args) {
+    return launch_grid_stride_when(true, total, stream, k32, k64, args...);
 }
 
 }  // namespace cuda

@@ -115,3 +115,31 @@ def pool_cases(dtype=torch.float64):
 def pool_kwargs(attrs: dict) -> dict:
     """The contract attributes as keyword arguments of exporter.ops.deform_psroi_pool."""
     return {k: v for k, v in attrs.items() if k != "no_trans"}
+
+
+def make_fused_case(N, C, H, W, M, *, k=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1),
+                    offset_group=1, bias=True, mask=True, spread=2.0, seed=0) -> ConvCase:
+    """A DeformConv2d case the fused FP16 path takes (group 1, C / offset_group a multiple of 32)."""
+    g = torch.Generator().manual_seed(seed)
+    oh = conv_out_size(H, pads[0], pads[2], dilations[0], k[0], strides[0])
+    ow = conv_out_size(W, pads[1], pads[3], dilations[1], k[1], strides[1])
+    kk = k[0] * k[1]
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, *k, generator=g, dtype=torch.float64) / (C * kk) ** 0.5
+    off = torch.randn(N, 2 * offset_group * kk, oh, ow, generator=g, dtype=torch.float64) * spread + 0.123
+    msk = torch.rand(N, offset_group * kk, oh, ow, generator=g, dtype=torch.float64) if mask else None
+    b = torch.randn(M, generator=g, dtype=torch.float64) if bias else None
+    if msk is not None and b is None:
+        b = torch.zeros(M, dtype=torch.float64)  # what dcn-export writes (B before mask)
+    return ConvCase(x, w, off, b, msk, strides, pads, dilations, 1, offset_group)
+
+
+FUSED_CASES = {
+    # 2 images x 9x11 pixels: two pixel tiles, the second partial; M 40 < one M tile
+    "basic": dict(N=2, C=32, H=9, W=11, M=40),
+    # offset groups 2 (32 channels each), asymmetric stride / pad / dilation, kernel 3x2, no mask
+    "asym-og2": dict(N=3, C=64, H=10, W=7, M=24, k=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2),
+                     offset_group=2, mask=False),
+    # M 130: two M tiles (the second 2 rows); far offsets (points outside the map); no bias
+    "m130-outside": dict(N=1, C=32, H=6, W=6, M=130, spread=6.0, bias=False, mask=False),
+}

@@ -203,6 +203,21 @@ def as_reference_inputs(lay: Layer) -> list[Optional[torch.Tensor]]:
     return [None if t is None else t.double() for t in lay.inputs]
 
 
+def kernels_launched(fn) -> Optional[set[str]]:
+    """Names of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels too);
+    None under compute-sanitizer (DCN_UNDER_SANITIZER, set by scripts/gpu_check.sh), which holds
+    the profiling interface CUPTI itself."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if os.environ.get("DCN_UNDER_SANITIZER"):
+        return None
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return {ev.key for ev in prof.key_averages()}
+
+
 # --------------------------------------------------------------------------- timing
 def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torch.cuda.Stream] = None) -> float:
     """Median of `iterations` single calls, each timed with CUDA events on `stream`."""
@@ -223,7 +238,32 @@ def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torc
 
 
 # --------------------------------------------------------------------------- cases
-CONV_OP, POOL_OP = "DeformConv2d", "DeformPSROIPool"
+CONV_OP, POOL_OP, ROI_OP = "DeformConv2d", "DeformPSROIPool", "DeformRoIPool"
+FUSED_ENV = "DCN_DEFORM_CONV_FUSED"  # plugins/cuda/dcn_conv_plan.h: 0 off, 1 on, force (no SM-count rule)
+
+
+class conv_path:
+    """Context manager: the DeformConv2d path the plugin takes in this process ("im2col", "fused":
+    the FP16 implicit-GEMM kernel wherever it applies, "auto": the plan's default)."""
+
+    VALUES = {"im2col": "0", "fused": "force", "auto": None}
+
+    def __init__(self, path: str):
+        self.value = self.VALUES[path]
+
+    def __enter__(self):
+        self.old = os.environ.get(FUSED_ENV)
+        if self.value is None:
+            os.environ.pop(FUSED_ENV, None)
+        else:
+            os.environ[FUSED_ENV] = self.value
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop(FUSED_ENV, None)
+        else:
+            os.environ[FUSED_ENV] = self.old
 
 
 def conv_inputs(case, *, empty_bias: bool = False) -> list:
@@ -264,6 +304,39 @@ def pool_reference(lay: Layer, case) -> torch.Tensor:
     return deform_psroi_pool(ins[0], ins[1], trans, spatial_scale=a["spatial_scale"], output_dim=a["output_dim"],
                              group_size=a["group_size"], pooled_size=a["pooled_size"], part_size=a["part_size"],
                              sample_per_part=a["sample_per_part"], trans_std=a["trans_std"])
+
+
+def roi_inputs(case) -> list:
+    return [case.data, case.rois] + ([case.trans] if case.trans is not None else [])
+
+
+def roi_reference(lay: Layer, case) -> torch.Tensor:
+    from exporter.ops.deform_roi_pool.reference import deform_roi_pool
+
+    ins = as_reference_inputs(lay)
+    return deform_roi_pool(ins[0], ins[1], ins[2] if len(ins) > 2 else None, **case.attrs)
+
+
+def mmdet_roi_case(rois: int = 512, *, sampling_ratio: int = 2, offsets: bool = True, seed: int = 0,
+                   channels: int = 256, dtype=torch.float64):
+    """mmdet's dpool / mdpool head (DeformRoIPoolPack, 7x7, gamma 0.1) on a stride-16 map of an
+    800x1333 image: RoIs inside, partly and wholly off the image, zero-size (x1 = x2, y1 = y2) and
+    inverted ones; offsets like the head's fc output (or none: plain RoIAlign)."""
+    from .sweep import PoolCase
+
+    g = torch.Generator().manual_seed(seed)
+    H, W, P = 50, 84, 7
+    data = torch.randn(2, channels, H, W, generator=g, dtype=dtype)
+    xy = torch.rand(rois, 2, generator=g, dtype=dtype) * torch.tensor([1333.0, 800.0], dtype=dtype)
+    wh = torch.rand(rois, 2, generator=g, dtype=dtype) * 400 + 8
+    boxes = torch.cat([torch.randint(0, 2, (rois, 1), generator=g).to(dtype), xy, xy + wh], dim=1)
+    k = max(1, rois // 16)
+    boxes[:k, 1:] -= 900                       # wholly off the image (above / left)
+    boxes[k:2 * k, 3:] = boxes[k:2 * k, 1:3]   # zero-size
+    boxes[2 * k:3 * k, 1:] = boxes[2 * k:3 * k, [3, 4, 1, 2]]  # inverted
+    trans = torch.randn(rois, 2, P, P, generator=g, dtype=dtype) * 0.3 if offsets else None
+    attrs = dict(pooled_height=P, pooled_width=P, spatial_scale=1 / 16, sampling_ratio=sampling_ratio, gamma=0.1)
+    return PoolCase(data, boxes, trans, attrs)
 
 
 def unit_weights(case):

@@ -31,6 +31,9 @@ using dcn::DeformConvDims;
 using namespace dcn_host;
 namespace plan = dcn::plan;
 
+// Items the im2col plan aims at (launch::kIm2colTargetItems; tests lower it to force channel blocks).
+int64_t g_im2col_target = launch::kIm2colTargetItems;
+
 // cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation.
 template <class T>
 void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta) {
@@ -58,11 +61,12 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     const T* B = static_cast<const T*>(Bv);
     const T* mask = d.hasMask ? static_cast<const T*>(maskv) : nullptr;
     T* Y = static_cast<T*>(Yv);
-    const int64_t yTotal = launch::bias_total(d);
+    const int64_t yTotal = d.N * d.M * d.outH * d.outW;
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
     if (yTotal == 0) return "";
 
-    const int64_t perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
+    const plan::Im2colLayout lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)));
+    const int64_t perImage = lay.perImageBytes;
     const int64_t chunk = plan::chunk_images(perImage, d.N, cap);
     const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap);
     const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap);
@@ -70,49 +74,73 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         return "plan: a chunk of " + std::to_string(chunk) + " images (" + std::to_string(chunk * perImage) +
                " B) overlaps the cuBLAS workspace at " + std::to_string(cublasOffset) + " of " +
                std::to_string(wsBytes) + " B";
-    // Only the column part is materialised (the cuBLAS part is cuBLAS's own business).
-    const int64_t colCapacity = cublasOffset / static_cast<int64_t>(sizeof(T));
-    std::vector<T> col(static_cast<size_t>(colCapacity));
+    // Only the columns + staging part is materialised (the cuBLAS part is cuBLAS's own business).
+    const int64_t capacity = cublasOffset / static_cast<int64_t>(sizeof(T));
+    std::vector<T> ws(static_cast<size_t>(capacity));
+    T* col = ws.data();
+    T* staging = col + chunk * lay.colImage;  // as the plugin lays it out
 
-    float beta = 0.f;
-    if (B) {
-        const int64_t total = launch::bias_total(d);
+    // the grid-stride launches of the bias kernel, as the launcher would start them
+    auto fill_bias = [&](int64_t rows, int64_t ld, T* dst) {
+        const int64_t total = rows * ld;
         if (use_int32(index_mode, total, max_blocks))
-            emulate_grid<int32_t>(total, max_blocks,
-                                  [&](int32_t tid, int32_t nt) { launch::fill_bias_thread<T, int32_t>(tid, nt, B, d, Y); });
+            emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
+                launch::fill_bias_thread<T, int32_t>(tid, nt, B, d.M, rows, ld, dst);
+            });
         else
-            emulate_grid<int64_t>(total, max_blocks,
-                                  [&](int64_t tid, int64_t nt) { launch::fill_bias_thread<T, int64_t>(tid, nt, B, d, Y); });
-        beta = 1.f;
-    }
+            emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) {
+                launch::fill_bias_thread<T, int64_t>(tid, nt, B, d.M, rows, ld, dst);
+            });
+    };
+    const float beta = B ? 1.f : 0.f;
+    if (B && !lay.staged) fill_bias(d.N * d.M, lay.L, Y);
     int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0, firstBlocks = 0, firstBits = 0;
-    const int64_t outImage = d.M * d.outH * d.outW;
+    int64_t firstV = 0, firstCpt = 0;
+    const int64_t outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
         const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        for (T& v : col) v = sentinel<T>();
-        const int64_t total = launch::im2col_total(d, nb);
-        int64_t blocks;
-        const bool i32 = use_int32(index_mode, total, max_blocks);
-        if (i32)
-            blocks = emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
-                launch::deform_im2col_thread<T, int32_t>(tid, nt, X, off, mask, d, n0, nb, col.data());
-            });
-        else
-            blocks = emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) {
-                launch::deform_im2col_thread<T, int64_t>(tid, nt, X, off, mask, d, n0, nb, col.data());
-            });
+        for (T& v : ws) v = sentinel<T>();
+        const launch::Im2colPlan pl = launch::im2col_plan(d, nb, lay.ld, g_im2col_target);
+        int64_t blocks = 0;
+        const bool i32 = use_int32(index_mode, pl.total, max_blocks) && (index_mode == 1 || d.H * d.W <= INT32_MAX);
+        auto run = [&](auto vtag) {
+            constexpr int V = decltype(vtag)::value;
+            if (i32)
+                blocks = emulate_grid<int32_t>(pl.total, max_blocks, [&](int32_t tid, int32_t nt) {
+                    launch::deform_im2col_thread<T, int32_t, V>(tid, nt, X, off, mask, d, n0, pl, col);
+                });
+            else
+                blocks = emulate_grid<int64_t>(pl.total, max_blocks, [&](int64_t tid, int64_t nt) {
+                    launch::deform_im2col_thread<T, int64_t, V>(tid, nt, X, off, mask, d, n0, pl, col);
+                });
+        };
+        if (pl.V == 4) run(std::integral_constant<int, 4>());
+        else if (pl.V == 2) run(std::integral_constant<int, 2>());
+        else run(std::integral_constant<int, 1>());
         if (chunks == 0) {
             firstBlocks = blocks;
             firstBits = i32 ? 32 : 64;
+            firstV = pl.V;
+            firstCpt = pl.cpt;
         }
-        for (int64_t q = 0; q < total; ++q) uncovered += is_sentinel(col[static_cast<size_t>(q)]) ? 1 : 0;
-        for (int64_t q = total; q < colCapacity; ++q) outside += is_sentinel(col[static_cast<size_t>(q)]) ? 0 : 1;
-        T* Yc = Y + n0 * outImage;
-        plan::for_each_gemm(d, nb, [&](const plan::Gemm& g) {
-            host_gemm<T>(g, col.data(), W, Yc, 1.f, beta);
+        // every column entry (p < L of each row) written; nothing else (row padding, staging, beyond)
+        const int64_t rows = nb * d.C * d.kH * d.kW;
+        for (int64_t q = 0; q < capacity; ++q) {
+            const bool entry = q < rows * lay.ld && q % lay.ld < lay.L;
+            const bool written = !is_sentinel(ws[static_cast<size_t>(q)]);
+            uncovered += entry && !written ? 1 : 0;
+            outside += !entry && written ? 1 : 0;
+        }
+        if (B && lay.staged) fill_bias(nb * d.M, lay.ld, staging);
+        T* Yc = lay.staged ? staging : Y + n0 * outImage;
+        plan::for_each_gemm(d, lay, nb, [&](const plan::Gemm& g) {
+            host_gemm<T>(g, col, W, Yc, 1.f, beta);
             ++gemms;
             batches += g.count;
         });
+        if (lay.staged)  // cudaMemcpy2DAsync: rows of L from pitch ld to pitch L
+            for (int64_t r = 0; r < nb * d.M; ++r)
+                std::memcpy(Y + n0 * outImage + r * lay.L, staging + r * lay.ld, lay.L * sizeof(T));
         ++chunks;
     }
     int64_t yUnwritten = 0;
@@ -128,6 +156,8 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         stats[7] = yUnwritten;
         stats[8] = chunk;
         stats[9] = wsBytes;
+        stats[10] = firstV;
+        stats[11] = firstCpt;
     }
     return "";
 }
@@ -162,14 +192,20 @@ DCN_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_bloc
     return report(e, msg, msg_size);
 }
 
-// The kernels' index mappings, for every idx < total: out[7*idx ...] = n, c, k, i, j, ho, wo.
-DCN_EXPORT void dcn_emu_im2col_coords(int64_t C, int64_t kH, int64_t kW, int64_t outH, int64_t outW,
-                                          int64_t total, int64_t* out) {
-    for (int64_t idx = 0; idx < total; ++idx) {
-        const launch::Im2colCoord q = launch::im2col_coord<int64_t>(idx, C, kH, kW, outH, outW);
-        const int64_t v[7] = {q.n, q.c, q.k, q.i, q.j, q.ho, q.wo};
-        std::memcpy(out + 7 * idx, v, sizeof v);
+// The im2col kernel's item mapping, for every item < total: out[5*item ...] = nl, g, cb, k, pv.
+DCN_EXPORT void dcn_emu_im2col_items(int64_t Lv, int64_t kk, int64_t nCb, int64_t G, int64_t total, int64_t* out) {
+    for (int64_t item = 0; item < total; ++item) {
+        const launch::Im2colItem q = launch::im2col_item<int64_t>(item, Lv, kk, nCb, G);
+        const int64_t v[5] = {q.nl, q.g, q.cb, q.k, q.pv};
+        std::memcpy(out + 5 * item, v, sizeof v);
     }
+}
+
+// The items the im2col plan aims at (0: launch::kIm2colTargetItems); returns the previous value.
+DCN_EXPORT int64_t dcn_emu_set_im2col_target(int64_t items) {
+    const int64_t old = g_im2col_target;
+    g_im2col_target = items > 0 ? items : launch::kIm2colTargetItems;
+    return old;
 }
 
 // The workspace plan for a problem of (perImage, N) run in a workspace sized for

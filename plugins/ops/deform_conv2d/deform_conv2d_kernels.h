@@ -14,20 +14,27 @@
 namespace dcn {
 namespace cuda {
 
-// Deformable im2col of images [n0, n0 + nb) into col ([nb][C*kH*kW][outH*outW]).
+// Deformable im2col of images [n0, n0 + nb) into col ([nb][C*kH*kW][ld], ld >= outH*outW).
 // mask: nullptr for DCNv1.
 template <class T>
 cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
-                          int64_t nb, T* col, cudaStream_t stream);
+                          int64_t nb, int64_t ld, T* col, cudaStream_t stream);
 
-// Y[n][m][p] = B[m] for the whole batch.
+// The fused FP16 path (deform_conv2d_fused.h): Y = conv(X) + B (B nullable), the whole batch;
+// workspace: 256-byte aligned, fused::layout(d, 2).bytes long. Applicable shapes only
+// (fused::applicable).
+cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
+                              const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
+                              cudaStream_t stream);
+
+// Y[r*ld + p] = B[r % M] for rows r < rows, p < ld (Y, or the GEMM's staging buffer).
 template <class T>
-cudaError_t fill_bias(const T* B, const DeformConvDims& d, T* Y, cudaStream_t stream);
+cudaError_t fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* Y, cudaStream_t stream);
 
 #define DCN_DECLARE_LAUNCHERS(T)                                                                                    \
     extern template cudaError_t deform_im2col<T>(const T*, const T*, const T*, const DeformConvDims&, int64_t,     \
-                                                 int64_t, T*, cudaStream_t);                                        \
-    extern template cudaError_t fill_bias<T>(const T*, const DeformConvDims&, T*, cudaStream_t);
+                                                 int64_t, int64_t, T*, cudaStream_t);                               \
+    extern template cudaError_t fill_bias<T>(const T*, int64_t, int64_t, int64_t, T*, cudaStream_t);
 DCN_DECLARE_LAUNCHERS(float)
 DCN_DECLARE_LAUNCHERS(__half)
 #undef DCN_DECLARE_LAUNCHERS

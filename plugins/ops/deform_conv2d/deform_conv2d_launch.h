@@ -4,72 +4,167 @@
 //
 // Layouts (row-major, contiguous):
 //   columns  col[nl][c][k][p]  nl in [0, nb) (image n0 + nl), c in [0, C), k = i*kW + j,
-//            p = ho*outW + wo;  i.e. per image a [C*kH*kW, outH*outW] matrix whose row
+//            p = ho*outW + wo < L, rows of ld >= L entries (the plan's 16-byte aligned leading
+//            dimension; entries past L unused);  i.e. per image a [C*kH*kW, ld] matrix whose row
 //            c*kH*kW + k matches W[m] flattened as [C/group, kH, kW] inside m's group.
-//   bias     Y[n][m][p] = B[m]
+//   bias     Y[r][p] = B[r % M] over rows of ld
 #pragma once
 
 #include "dcn_launch.h"  // plugins/cuda
 #include "deform_conv2d_math.h"
 
 #include <cstdint>
+#include <type_traits>
 
 namespace dcn {
 namespace launch {
 
-// ---- DeformConv2d: deformable im2col -----------------------------------------------
+// ---- DeformConv2d: deformable im2col, coordinates once ----------------------------
+//
+// One work item = (nl, g, cb, k, pv): image nl of the chunk, offset group g, block cb of
+// that group's channels (plan.cpt channels), kernel point k = i*kW + j, and V consecutive
+// output pixels p = pv*V .. pv*V + V-1 (p = ho*outW + wo; V divides outH*outW). The item
+// reads the offsets / mask and computes the bilinear taps of its V samples once (dcn_math.h
+// deform_im2col_taps, mask folded in) and applies them to every channel of its block,
+// storing V adjacent column entries at a time (one vector store on the GPU):
+//   item = (((nl*G + g)*nCb + cb)*kk + k)*Lv + pv,  pixels fastest (coalesced stores).
+// Channel blocks: the whole group when that gives enough items to fill the GPU
+// (kIm2colTargetItems), else halved until it does or reaches kIm2colMinChannels.
+constexpr int64_t kIm2colTargetItems = int64_t(1) << 18;
+constexpr int64_t kIm2colMinChannels = 4;
+// __launch_bounds__ of the im2col kernel (4 samples' taps live across the channel loop): for half
+// data with int32 indices 3 blocks of 256 threads per SM at least (up to 80 registers; there the
+// kernel is the bottleneck and latency bound, ncu on an H200 at 2 blocks: 94% L1 hits, 75% of
+// stalls on L1TEX), else 2 (128: float's 4-wide taps need more than 80 on some architectures).
+template <class T, class I> constexpr int im2col_min_blocks_per_sm() {
+    return sizeof(I) == 4 && sizeof(T) == 2 ? 3 : 2;
+}
 
-struct Im2colCoord {
-    int64_t n;  // image inside the chunk
-    int64_t c, k, i, j, ho, wo;
+struct Im2colPlan {
+    int64_t ld;   // row stride of the columns (multiple of V: every store stays aligned)
+    int64_t cpt;  // channels per item (block size); the last block of a group may be shorter
+    int64_t nCb;  // channel blocks per offset group
+    int V;        // pixels per item (1, 2 or 4; divides L)
+    int64_t Lv;   // L / V
+    int64_t total;  // items
 };
 
-// idx = (((n*C + c)*kH*kW + k)*outH + ho)*outW + wo, k = i*kW + j.
+// V: the widest of 4, 2, 1 dividing L and ld (with alignment of the column buffer to V
+// elements, every item's store is aligned to V elements: row starts are multiples of ld).
+DCN_HD Im2colPlan im2col_plan(const DeformConvDims& d, int64_t nb, int64_t ld,
+                              int64_t target = kIm2colTargetItems) {
+    Im2colPlan pl{};
+    pl.ld = ld;
+    const int64_t L = d.outH * d.outW, kk = d.kH * d.kW;
+    const int64_t Cg = d.offsetGroup > 0 ? d.C / d.offsetGroup : 0;
+    pl.V = L % 4 == 0 && ld % 4 == 0 ? 4 : (L % 2 == 0 && ld % 2 == 0 ? 2 : 1);
+    pl.Lv = L / pl.V;
+    const int64_t perBlock = nb * d.offsetGroup * kk * pl.Lv;  // items per channel block
+    pl.cpt = Cg < 1 ? 1 : Cg;
+    while (pl.cpt > kIm2colMinChannels && perBlock * ((Cg + pl.cpt - 1) / pl.cpt) < target)
+        pl.cpt = (pl.cpt + 1) / 2;
+    pl.nCb = Cg < 1 ? 0 : (Cg + pl.cpt - 1) / pl.cpt;
+    pl.total = perBlock * pl.nCb;
+    return pl;
+}
+
+// Item -> coordinates.
+struct Im2colItem {
+    int64_t nl, g, cb, k, pv;
+};
+
 template <class I>
-DCN_HD Im2colCoord im2col_coord(I idx, I C, I kH, I kW, I outH, I outW) {
-    Im2colCoord q;
-    I t = idx;
-    q.wo = t % outW;
-    t /= outW;
-    q.ho = t % outH;
-    t /= outH;
-    q.j = t % kW;
-    t /= kW;
-    q.i = t % kH;
-    t /= kH;
-    q.c = t % C;
-    q.n = t / C;
-    q.k = q.i * kW + q.j;
+DCN_HD Im2colItem im2col_item(I item, I Lv, I kk, I nCb, I G) {
+    Im2colItem q;
+    I t = item;
+    q.pv = t % Lv;
+    t /= Lv;
+    q.k = t % kk;
+    t /= kk;
+    q.cb = t % nCb;
+    t /= nCb;
+    q.g = t % G;
+    q.nl = t / G;
     return q;
 }
 
-DCN_HD int64_t im2col_total(const DeformConvDims& d, int64_t nb) {
-    return nb * d.C * d.kH * d.kW * d.outH * d.outW;
+// V column entries (Acc) -> storage: one V-wide vector store on the GPU (dst aligned to V
+// elements), element by element on the host.
+template <class T, int V, class Acc>
+DCN_HD void store_vector(T* dst, const Acc* v) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (V == 4 && std::is_same<T, float>::value) {
+        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    } else if constexpr (V == 2 && std::is_same<T, float>::value) {
+        *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
+    } else if constexpr (V == 4 && std::is_same<T, __half>::value) {
+        const __half2 h[2] = {__floats2half2_rn(v[0], v[1]), __floats2half2_rn(v[2], v[3])};
+        *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(h);
+    } else if constexpr (V == 2 && std::is_same<T, __half>::value) {
+        *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v[0], v[1]);
+    } else {
+        for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
+    }
+#else
+    for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
+#endif
 }
 
-// One thread of the im2col kernel: columns of images [n0, n0 + nb) into col.
-template <class T, class I>
+// One thread of the im2col kernel: items tid, tid + nthreads, ... of images [n0, n0 + nb)
+// into col[nl][c][k][p]. I: the index type of the item loop (int32 when the launcher's
+// fits_im2col_int32 holds); tensor offsets are 64-bit.
+template <class T, class I, int V>
 DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset, const T* mask,
-                                 const DeformConvDims& d, int64_t n0, int64_t nb, T* col) {
+                                 const DeformConvDims& d, int64_t n0, const Im2colPlan& pl, T* col) {
     using Acc = typename AccOf<T>::type;
-    const I total = static_cast<I>(im2col_total(d, nb));
-    const I C = static_cast<I>(d.C), kH = static_cast<I>(d.kH), kW = static_cast<I>(d.kW);
-    const I oH = static_cast<I>(d.outH), oW = static_cast<I>(d.outW);
-    for (I idx = tid; idx < total; idx += nthreads) {
-        const Im2colCoord q = im2col_coord<I>(idx, C, kH, kW, oH, oW);
-        col[idx] = store<T>(deform_im2col_element<Acc>(X, offset, mask, d, n0 + q.n, q.c, q.i, q.j, q.ho, q.wo));
+    const I total = static_cast<I>(pl.total), Lv = static_cast<I>(pl.Lv), nCb = static_cast<I>(pl.nCb);
+    const I kk = static_cast<I>(d.kH * d.kW), G = static_cast<I>(d.offsetGroup), kW = static_cast<I>(d.kW);
+    const I outW = static_cast<I>(d.outW);
+    const int64_t ld = pl.ld, HW = d.H * d.W, Cg = d.C / d.offsetGroup;
+    for (I item = tid; item < total; item += nthreads) {
+        const Im2colItem q = im2col_item<I>(item, Lv, kk, nCb, G);
+        const int64_t n = n0 + q.nl;
+        const I p0 = static_cast<I>(q.pv) * V;
+        const I i = static_cast<I>(q.k) / kW, j = static_cast<I>(q.k) % kW;
+        I idx[V][4];  // plane offsets (< H*W, which fits I), < 0: neighbour outside
+        Acc w[V][4];
+        for (int v = 0; v < V; ++v) {
+            const I p = p0 + v;
+            const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, n, q.g, i, j, p / outW, p % outW);
+            for (int c = 0; c < 4; ++c) {
+                idx[v][c] = static_cast<I>(t.idx[c]);
+                w[v][c] = t.w[c];
+            }
+        }
+        const int64_t c0 = q.g * Cg + q.cb * pl.cpt;
+        const int64_t c1 = c0 + pl.cpt < (q.g + 1) * Cg ? c0 + pl.cpt : (q.g + 1) * Cg;
+        const T* plane = X + (n * d.C + c0) * HW;
+        T* out = col + ((q.nl * d.C + c0) * kk + q.k) * ld + p0;
+        for (int64_t c = c0; c < c1; ++c, plane += HW, out += kk * ld) {
+            Acc v[V];
+            for (int e = 0; e < V; ++e) {
+                Acc a = Acc(0);
+                for (int cr = 0; cr < 4; ++cr)
+                    if (idx[e][cr] >= 0) a += w[e][cr] * load<Acc>(plane[idx[e][cr]]);
+                v[e] = a;
+            }
+            store_vector<T, V>(out, v);
+        }
     }
 }
 
-// ---- DeformConv2d: bias broadcast (the GEMM then accumulates with beta = 1) ----------
+// int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32.
+DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const DeformConvDims& d) {
+    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX);
+}
 
-DCN_HD int64_t bias_total(const DeformConvDims& d) { return d.N * d.M * d.outH * d.outW; }
+// ---- DeformConv2d: bias broadcast (the GEMM then accumulates with beta = 1) ----------
+// rows of ld values: Y[r*ld + p] = B[r % M] (rows = images * M; ld: Y's L, or the staging's ld).
 
 template <class T, class I>
-DCN_HD void fill_bias_thread(I tid, I nthreads, const T* B, const DeformConvDims& d, T* Y) {
-    const I total = static_cast<I>(bias_total(d));
-    const I M = static_cast<I>(d.M), L = static_cast<I>(d.outH * d.outW);
-    for (I idx = tid; idx < total; idx += nthreads) Y[idx] = B[(idx / L) % M];
+DCN_HD void fill_bias_thread(I tid, I nthreads, const T* B, int64_t M, int64_t rows, int64_t ld, T* Y) {
+    const I total = static_cast<I>(rows * ld), Mi = static_cast<I>(M), ldi = static_cast<I>(ld);
+    for (I idx = tid; idx < total; idx += nthreads) Y[idx] = B[(idx / ldi) % Mi];
 }
 
 }  // namespace launch

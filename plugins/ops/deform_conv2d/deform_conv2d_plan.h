@@ -3,31 +3,45 @@
 // (deform_conv2d_host_kernels.cpp), so the GEMM group structure, batch chunking and
 // workspace arithmetic that the plugin runs are the ones tested on the host.
 //
-//   workspace = [ padding to 256 B | columns of a chunk of images | cuBLAS workspace ]
+//   workspace = [ padding to 256 B | columns (+ staged output) of a chunk of images | cuBLAS workspace ]
 //   (TensorRT documents no alignment of the workspace base; cublasSetWorkspace wants
 //   256-byte alignment: getWorkspaceSize asks kAlignBytes more and enqueue starts at the
 //   first aligned byte, base_padding())
 //   for each chunk of images [n0, n0 + nb):
-//       deformable im2col -> columns col[nl][C*kH*kW][outH*outW]   (deform_conv2d_launch.h)
+//       deformable im2col -> columns col[nl][C*kH*kW][ld]   (deform_conv2d_launch.h)
 //       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
+//   ld = outH*outW rounded up to 16 bytes (Im2colLayout): cuBLAS's fast tensor-core kernels want
+//   16-byte aligned leading dimensions (measured on an H200, FP16 c5 (L = 1050): 147 TFLOP/s
+//   unaligned, c4 (L = 4200): 671). Where ld != L the GEMM writes a staged output [nb][M][ld]
+//   that one 2-D copy moves into Y's rows of L (bias, if any, pre-filled in the staging).
 //
 // GEMMs are column-major (cuBLAS): a row-major [R, L] matrix is a column-major L x R one.
 // Per image and group g, with Kg = C/group*kH*kW, Mg = M/group, L = outH*outW:
 //   row-major  Y_g[Mg, L] = W_g[Mg, Kg] x col_g[Kg, L]
 //   col-major  Y_g^T (L x Mg) = col_g^T (L x Kg) x W_g^T (Kg x Mg)
-//   => gemm(m = L, n = Mg, k = Kg, A = col_g, lda = L, B = W_g, ldb = Kg, C = Y_g, ldc = L)
+//   => gemm(m = L, n = Mg, k = Kg, A = col_g, lda = ld, B = W_g, ldb = Kg, C = Y_g, ldc = ld)
 // batched over images (strideB = 0, the weights are shared) or over groups.
 #pragma once
 
+#include "deform_conv2d_fused.h"
 #include "deform_conv2d_math.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace dcn {
 namespace plan {
 
 // Column buffer cap: a chunk holds as many images as fit (at least one).
+// DCN_DEFORM_CONV_COLUMNS_MB overrides it for measurements (benchmarks/bench_plugins_cuda.py);
+// it must not change between building an engine and running it (the workspace size follows it).
 constexpr int64_t kColumnsCapBytes = int64_t(256) << 20;
+inline int64_t columns_cap() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_COLUMNS_MB");
+    const long long mb = e != nullptr ? std::atoll(e) : 0;
+    return mb > 0 && mb <= (int64_t(1) << 20) ? static_cast<int64_t>(mb) << 20 : kColumnsCapBytes;
+}
 // cuBLAS workspace handed to cublasSetWorkspace (32 MiB: NVIDIA's recommendation for
 // Hopper and newer, more than enough before), so cuBLAS never allocates in enqueue
 // (safe under CUDA graph capture).
@@ -36,8 +50,25 @@ constexpr int64_t kAlignBytes = 256;
 
 inline int64_t align_up(int64_t v, int64_t a = kAlignBytes) { return (v + a - 1) / a * a; }
 
-// Elements of one image's column matrix: C*kH*kW x outH*outW.
-inline int64_t columns_per_image(const DeformConvDims& d) { return d.C * d.kH * d.kW * d.outH * d.outW; }
+// The im2col path's per-image buffers for elements of elemBytes (<= 16).
+struct Im2colLayout {
+    int64_t L, ld;        // outH*outW and the leading dimension of columns / GEMM output
+    bool staged;          // ld != L: the GEMM writes a staging buffer copied into Y
+    int64_t colImage;     // column elements per image: C*kH*kW*ld
+    int64_t stageImage;   // staged output elements per image: M*ld (0 unless staged)
+    int64_t perImageBytes;
+};
+inline Im2colLayout im2col_layout(const DeformConvDims& d, int64_t elemBytes) {
+    Im2colLayout l{};
+    const int64_t a = elemBytes > 0 && elemBytes < 16 ? 16 / elemBytes : 1;
+    l.L = d.outH * d.outW;
+    l.ld = (l.L + a - 1) / a * a;
+    l.staged = l.ld != l.L;
+    l.colImage = d.C * d.kH * d.kW * l.ld;
+    l.stageImage = l.staged ? d.M * l.ld : 0;
+    l.perImageBytes = (l.colImage + l.stageImage) * elemBytes;
+    return l;
+}
 
 // Bytes of the column part of the workspace for up to maxN images of at most
 // perImageBytes each: max(one image, min(all images, cap)). Any smaller problem's chunk
@@ -75,9 +106,45 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
     return fit < 1 ? 1 : (fit > N ? N : fit);
 }
 
+// ---- which path: im2col + GEMM, or the fused FP16 kernel (deform_conv2d_fused.h) -------------
+// The fused kernel applies to half data, group 1, C / offset_group a multiple of fused::kBK. It
+// samples each (pixel, K) once per block of kBM output channels, so it is taken where one block
+// holds every output channel (M <= kBM: no sample computed twice) and the grid fills at least
+// half the GPU (one 16-warp block per SM); elsewhere im2col + cuBLAS, which samples once and
+// multiplies at cuBLAS's speed, is faster. Measured on an H200 (benchmarks/bench_plugins_cuda.py,
+// ResNet-50-DCN at 1333x800, FP16): c3 (M 128) batch 1 0.139 ms fused vs 0.177 im2col, batch 8
+// 0.706 vs 0.885; c4 (M 256) batch 8 0.591 vs 0.388; c5 (M 512) batch 8 0.546 vs 0.418.
+// DCN_DEFORM_CONV_FUSED: "0" off, "1" on (the rule above; the default, kFusedDefault), "force"
+// wherever it applies (tests and measurements).
+constexpr bool kFusedDefault = true;
+enum class FusedMode { kOff, kOn, kForce };
+inline FusedMode fused_mode() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_FUSED");
+    if (e == nullptr || *e == '\0') return kFusedDefault ? FusedMode::kOn : FusedMode::kOff;
+    if (std::strcmp(e, "force") == 0) return FusedMode::kForce;
+    return e[0] == '1' ? FusedMode::kOn : FusedMode::kOff;
+}
+
+enum class Path { kIm2col, kFused };
+inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
+    const FusedMode mode = fused_mode();
+    if (mode == FusedMode::kOff || !fused::applicable(d, half)) return Path::kIm2col;
+    if (mode == FusedMode::kForce) return Path::kFused;
+    const fused::Grid g = fused::grid(d);
+    return g.tilesM == 1 && 2 * g.tilesN >= smCount ? Path::kFused : Path::kIm2col;
+}
+
+// The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
+// either path at any smaller shapes (the path is chosen at enqueue).
+inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {
+    const int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
+    const int64_t f = fused::applicable(d, elemBytes == 2) ? kAlignBytes + fused::layout(d, elemBytes).bytes : 0;
+    return im2col > f ? im2col : f;
+}
+
 // One (strided-batched) column-major GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b] for
 // b < count, A[b] = A + a + b*strideA etc.; offsets in elements from the chunk's columns,
-// the weights and the chunk's first output image.
+// the weights and the chunk's first output image (in Y, or in the staging buffer).
 struct Gemm {
     int64_t m, n, k, lda, ldb, ldc;
     int64_t a, b, c;
@@ -87,27 +154,26 @@ struct Gemm {
 
 // Calls f(Gemm) for every GEMM of a chunk of nb images: one call per group batched over
 // the chunk's images when group <= nb (group == 1: a single call), else one call per
-// image batched over the groups.
+// image batched over the groups. Columns and output rows have the layout's ld.
 template <class F>
-void for_each_gemm(const DeformConvDims& d, int64_t nb, F&& f) {
-    const int64_t L = d.outH * d.outW;
+void for_each_gemm(const DeformConvDims& d, const Im2colLayout& lay, int64_t nb, F&& f) {
+    const int64_t ld = lay.ld;
     const int64_t Kg = d.C / d.group * d.kH * d.kW;
     const int64_t Mg = d.M / d.group;
-    const int64_t colImage = d.C * d.kH * d.kW * L;  // column elements per image
-    const int64_t outImage = d.M * L;                // output elements per image
+    const int64_t outImage = d.M * ld;  // output elements per image (Y's when not staged: ld == L)
     Gemm g{};
-    g.m = L;
+    g.m = lay.L;
     g.n = Mg;
     g.k = Kg;
-    g.lda = L;
+    g.lda = ld;
     g.ldb = Kg;
-    g.ldc = L;
+    g.ldc = ld;
     if (d.group <= nb) {
         for (int64_t grp = 0; grp < d.group; ++grp) {
-            g.a = grp * Kg * L;
+            g.a = grp * Kg * ld;
             g.b = grp * Mg * Kg;
-            g.c = grp * Mg * L;
-            g.strideA = colImage;
+            g.c = grp * Mg * ld;
+            g.strideA = lay.colImage;
             g.strideB = 0;
             g.strideC = outImage;
             g.count = nb;
@@ -115,12 +181,12 @@ void for_each_gemm(const DeformConvDims& d, int64_t nb, F&& f) {
         }
     } else {
         for (int64_t nl = 0; nl < nb; ++nl) {
-            g.a = nl * colImage;
+            g.a = nl * lay.colImage;
             g.b = 0;
             g.c = nl * outImage;
-            g.strideA = Kg * L;
+            g.strideA = Kg * ld;
             g.strideB = Mg * Kg;
-            g.strideC = Mg * L;
+            g.strideC = Mg * ld;
             g.count = d.group;
             f(g);
         }

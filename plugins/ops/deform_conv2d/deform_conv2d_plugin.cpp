@@ -76,13 +76,12 @@ DeformConvDims DeformConv2dPlugin::validateShapes(nvinfer1::Dims const* dims, in
     DeformConvDims d{};
     throwIfError(validate_deform_conv2d(mLayerName, mAttrs, ref(0), ref(1), ref(2), ref(3), ref(4), &d));
     // cuBLAS takes int sizes and counts.
-    int64_t const L = d.outH * d.outW;
     int64_t const Kg = d.C / d.group * d.kH * d.kW;
     struct
     {
         char const* what;
         int64_t v;
-    } const sizes[] = {{"oH*oW", L}, {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
+    } const sizes[] = {{"oH*oW (rounded up to 16 bytes)", plan::im2col_layout(d, 2).ld}, {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
     for (auto const& s : sizes)
     {
         if (s.v > INT_MAX)
@@ -120,7 +119,7 @@ size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc co
         DeformConvDims const d = validate(maxDimsOf(inputs, nbInputs).data(), nbInputs);
         int64_t es = elementSize(inputs[0].desc.type);
         es = es == 0 ? 4 : es;
-        return static_cast<size_t>(plan::workspace_bytes(plan::columns_per_image(d) * es, d.N));
+        return static_cast<size_t>(plan::conv_workspace_bytes(d, es));
     }
     DCN_TRT_CATCH(recorder(), who(), "getWorkspaceSize", return 0)
 }
@@ -137,6 +136,21 @@ void DeformConv2dPlugin::attached(nvinfer1::IPluginResourceContext* context)
             who() + ": cublasCreate failed with " + cublasGetStatusName(mCublas.status())
                 + " in attachToContext; enqueue will fail");
     }
+}
+
+int64_t DeformConv2dPlugin::smCount() const noexcept
+{
+    // The current device's SM count (the plan sends the smallest problems to im2col); 0 when
+    // the runtime cannot say, which leaves the choice to the shape alone.
+    int device = 0;
+    int count = 0;
+    if (cudaGetDevice(&device) != cudaSuccess
+        || cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    {
+        cudaGetLastError(); // not sticky: clear it so that the launch check below is not misled
+        return 0;
+    }
+    return count;
 }
 
 void DeformConv2dPlugin::checkReady() const
@@ -157,13 +171,25 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     T const* B = hasBias ? static_cast<T const*>(inputs[3]) : nullptr;
     T const* mask = d.hasMask ? static_cast<T const*>(inputs[4]) : nullptr;
     T* Y = static_cast<T*>(output);
-
-    int64_t const perImage = plan::columns_per_image(d) * static_cast<int64_t>(sizeof(T));
-    int64_t const chunk = plan::chunk_images(perImage, d.N);
-    // Columns and cuBLAS workspace from the first 256-byte aligned byte (getWorkspaceSize asked for the slack).
+    // Columns (or the fused path's copies) and cuBLAS workspace from the first 256-byte aligned
+    // byte (getWorkspaceSize asked for the slack).
     char* const base = static_cast<char*>(workspace) + plan::base_padding(reinterpret_cast<uintptr_t>(workspace));
+
+    if constexpr (std::is_same<T, __half>::value)
+    {
+        if (plan::choose_path(d, true, smCount()) == plan::Path::kFused)
+        {
+            cudaError_t const e = cuda::deform_conv_fused(X, W, offset, mask, B, d, base, Y, stream);
+            return e == cudaSuccess ? 0 : cudaFailed("fused deformable convolution kernel launch", e);
+        }
+    }
+
+    int64_t const cap = plan::columns_cap();
+    plan::Im2colLayout const lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)));
+    int64_t const chunk = plan::chunk_images(lay.perImageBytes, d.N, cap);
     T* col = reinterpret_cast<T*>(base);
-    void* cublasWs = base + plan::cublas_workspace_offset(perImage, d.N);
+    T* staging = col + chunk * lay.colImage; // the GEMM's output rows of ld when ld != L
+    void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap);
 
     auto blasFail = [&](char const* what, cublasStatus_t st) {
         reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("
@@ -189,28 +215,31 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     }
 
     float const alpha = 1.F;
-    float beta = 0.F;
-    if (B != nullptr)
+    float const beta = B != nullptr ? 1.F : 0.F;
+    if (B != nullptr && !lay.staged)
     {
-        cudaError_t const e = cuda::fill_bias<T>(B, d, Y, stream);
+        cudaError_t const e = cuda::fill_bias<T>(B, d.M, d.N * d.M, lay.L, Y, stream);
         if (e != cudaSuccess)
         {
             return cudaFailed("bias broadcast kernel launch", e);
         }
-        beta = 1.F;
     }
     cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
-    int64_t const outImage = d.M * d.outH * d.outW;
+    int64_t const outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk)
     {
         int64_t const nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        cudaError_t const e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, col, stream);
+        cudaError_t e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, lay.ld, col, stream);
         if (e != cudaSuccess)
         {
             return cudaFailed("deformable im2col kernel launch", e);
         }
-        T* Yc = Y + n0 * outImage;
-        plan::for_each_gemm(d, nb, [&](plan::Gemm const& g) {
+        if (B != nullptr && lay.staged && (e = cuda::fill_bias<T>(B, d.M, nb * d.M, lay.ld, staging, stream)) != cudaSuccess)
+        {
+            return cudaFailed("bias broadcast kernel launch", e);
+        }
+        T* Yc = lay.staged ? staging : Y + n0 * outImage;
+        plan::for_each_gemm(d, lay, nb, [&](plan::Gemm const& g) {
             if (st != CUBLAS_STATUS_SUCCESS)
             {
                 return;
@@ -224,6 +253,16 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         if (st != CUBLAS_STATUS_SUCCESS)
         {
             return blasFail("cublasGemmStridedBatchedEx", st);
+        }
+        if (lay.staged)
+        {
+            size_t const es = sizeof(T);
+            e = cudaMemcpy2DAsync(Y + n0 * outImage, lay.L * es, staging, lay.ld * es, lay.L * es,
+                static_cast<size_t>(nb * d.M), cudaMemcpyDeviceToDevice, stream);
+            if (e != cudaSuccess)
+            {
+                return cudaFailed("output copy (cudaMemcpy2DAsync)", e);
+            }
         }
     }
     return 0;

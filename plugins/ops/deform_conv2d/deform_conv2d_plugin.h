@@ -1,7 +1,8 @@
 // TensorRT plugin for dcn::DeformConv2d (shared/design/ops.md): IPluginV3 with
 // IPluginV3OneCore/Build/Runtime (life cycle: Plugin<> in plugin_base.h), and its
 // IPluginCreatorV3One creator "DeformConv2d" version "1", namespace "". Inputs X, W, offset[, B[, mask]], linear FP32 or FP16.
-// enqueue: bias broadcast, then per chunk of the batch a deformable im2col into the
+// enqueue: for FP16 shapes the fused kernel takes (deform_conv2d_plan.h choose_path) one implicit-GEMM
+// kernel on the tensor cores; otherwise bias broadcast, then per chunk of the batch a deformable im2col into the
 // workspace and cuBLAS GEMMs (FP32 accumulation) on the execution context's shared cuBLAS
 // handle (cublas_resource.h). An empty optional input (B or mask of rank 0, as TensorRT
 // may pass for an ONNX input named "") counts as absent.
@@ -58,6 +59,7 @@ private:
     void copyTo(DeformConv2dPlugin& clone) const override;
     void attached(nvinfer1::IPluginResourceContext* context) override;
     void checkReady() const override;
+    int64_t smCount() const noexcept;
     template <class T>
     int32_t run(DeformConvDims const& d, bool hasBias, void const* const* inputs, void* output, void* workspace,
         cudaStream_t stream);

@@ -1,0 +1,138 @@
+// DeformConv2d, fused FP16 path: channels-last copy of X, tap-major copy of W, then one
+// implicit-GEMM kernel on the tensor cores (WMMA 16x16x16, half inputs, float accumulation)
+// that samples straight into shared-memory tiles and never writes a column buffer.
+// Every per-thread body (tiles, taps, sampling, epilogue) is deform_conv2d_fused.h, run on the host
+// by deform_conv2d_host_fused.cpp; this file adds the WMMA products, shared memory and
+// barriers. Whether it runs is the plan's choice (deform_conv2d_plan.h choose_path).
+#include <mma.h>
+
+#include "dcn_launch.cuh"  // plugins/cuda
+#include "deform_conv2d_fused.h"
+#include "deform_conv2d_kernels.h"
+
+namespace dcn {
+namespace cuda {
+namespace {
+
+using fused::kBK;
+using fused::kBM;
+using fused::kBN;
+using fused::kLdA;
+using fused::kLdB;
+using fused::kLdC;
+
+template <class I>
+__global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
+    dcn_fused_nhwc_kernel(const __half* __restrict__ X, const DeformConvDims d, __half* __restrict__ Xt) {
+    I tid, nthreads;
+    thread_range(tid, nthreads);
+    fused::nhwc_thread<__half, I>(tid, nthreads, X, d, Xt);
+}
+
+template <class I>
+__global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
+    dcn_fused_weight_kernel(const __half* __restrict__ W, const DeformConvDims d, __half* __restrict__ Wt) {
+    I tid, nthreads;
+    thread_range(tid, nthreads);
+    fused::weight_thread<__half, I>(tid, nthreads, W, d, Wt);
+}
+
+struct MainTiles {
+    __half A[kBM * kLdA];  // weights: kBM rows x kBK channels (row-major)
+    __half B[kBN * kLdB];  // samples: kBN pixels x kBK channels (the GEMM's B, column-major)
+    fused::Tap<float> taps[kBN];
+    fused::Pixel pixels[kBN];
+};
+union __align__(32) Tiles {
+    MainTiles main;
+    float C[kBM / 2 * kLdC];  // epilogue: half of the M tile at a time
+};
+
+// One block: output channels [blockIdx.y * kBM, + kBM) x pixels [blockIdx.x * kBN, + kBN) of the batch.
+// Warps 4 (M) x 4 (N), each 32 x 32: 2 x 2 accumulator fragments.
+constexpr int kFm = fused::kWarpM / 16, kFn = fused::kWarpN / 16;
+__global__ void __launch_bounds__(fused::kThreads, 1)
+    dcn_deform_conv_fused_kernel(const __half* __restrict__ Xt, const __half* __restrict__ Wt,
+                                 const __half* __restrict__ offset, const __half* __restrict__ mask,
+                                 const __half* __restrict__ B, const DeformConvDims d, __half* __restrict__ Y) {
+    using namespace nvcuda;
+    __shared__ Tiles sm;
+    const int tid = static_cast<int>(threadIdx.x);
+    const int warp = tid / 32, wm = warp / fused::kWarpsN, wn = warp % fused::kWarpsN;
+    const int64_t tileN = blockIdx.x, m0 = static_cast<int64_t>(blockIdx.y) * kBM;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFm][kFn];
+    for (int i = 0; i < kFm; ++i)
+        for (int j = 0; j < kFn; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+    const int kH = static_cast<int>(d.kH), kW = static_cast<int>(d.kW), Cg = static_cast<int>(d.C / d.offsetGroup);
+    const int G = static_cast<int>(d.offsetGroup);
+    if (tid < kBN) sm.main.pixels[tid] = fused::fused_pixel(d, tileN, tid);
+#pragma unroll 1
+    for (int k = 0; k < kH * kW; ++k) {
+#pragma unroll 1
+        for (int g = 0; g < G; ++g) {
+            __syncthreads();  // pixels written / the last step's tiles read
+            if (tid < kBN) sm.main.taps[tid] = fused::fused_tap<float>(offset, mask, d, sm.main.pixels[tid], k / kW, k % kW, g);
+            __syncthreads();
+#pragma unroll 1
+            for (int c0 = g * Cg; c0 < (g + 1) * Cg; c0 += kBK) {
+                // all of this step's global loads first, then the tiles
+                const fused::RawA<__half> ra = fused::fused_fetch_a(tid, Wt, d, m0, static_cast<int64_t>(k) * d.C + c0);
+                const fused::RawB<__half> rb = fused::fused_gather<float>(tid, Xt, d, sm.main.taps, c0);
+                fused::fused_put_a(tid, ra, sm.main.A);
+                fused::fused_combine<float>(tid, sm.main.taps, rb, sm.main.B);
+                __syncthreads();
+#pragma unroll
+                for (int ks = 0; ks < kBK; ks += 16) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[kFn];
+#pragma unroll
+                    for (int j = 0; j < kFn; ++j)
+                        wmma::load_matrix_sync(b[j], sm.main.B + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
+#pragma unroll
+                    for (int i = 0; i < kFm; ++i) {
+                        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+                        wmma::load_matrix_sync(a, sm.main.A + (wm * fused::kWarpM + i * 16) * kLdA + ks, kLdA);
+#pragma unroll
+                        for (int j = 0; j < kFn; ++j) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
+                    }
+                }
+                __syncthreads();
+            }
+        }
+    }
+    constexpr int kWarpRowsPerHalf = kBM / 2 / fused::kWarpM;  // warp rows staged per half (2)
+    for (int h = 0; h < 2; ++h) {
+        if (wm / kWarpRowsPerHalf == h)
+            for (int i = 0; i < kFm; ++i)
+                for (int j = 0; j < kFn; ++j)
+                    wmma::store_matrix_sync(sm.C + ((wm % kWarpRowsPerHalf) * fused::kWarpM + i * 16) * kLdC +
+                                                wn * fused::kWarpN + j * 16,
+                                            acc[i][j], kLdC, wmma::mem_row_major);
+        __syncthreads();
+        fused::fused_store(tid, sm.C, B, d, tileN, m0, h, Y);
+        __syncthreads();
+    }
+}
+
+}  // namespace
+
+cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
+                              const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
+                              cudaStream_t stream) {
+    const fused::Grid g = fused::grid(d);
+    if (g.tilesN == 0 || g.tilesM == 0) return cudaSuccess;
+    const fused::Layout l = fused::layout(d, sizeof(__half));
+    __half* Xt = reinterpret_cast<__half*>(static_cast<char*>(workspace) + l.xt);
+    __half* Wt = reinterpret_cast<__half*>(static_cast<char*>(workspace) + l.wt);
+    cudaError_t e = launch_grid_stride(fused::nhwc_items(d), stream, dcn_fused_nhwc_kernel<int32_t>,
+                                       dcn_fused_nhwc_kernel<int64_t>, X, d, Xt);
+    if (e != cudaSuccess) return e;
+    e = launch_grid_stride(fused::weight_items(d), stream, dcn_fused_weight_kernel<int32_t>,
+                           dcn_fused_weight_kernel<int64_t>, W, d, Wt);
+    if (e != cudaSuccess) return e;
+    const dim3 grid(static_cast<unsigned>(g.tilesN), static_cast<unsigned>(g.tilesM));
+    dcn_deform_conv_fused_kernel<<<grid, fused::kThreads, 0, stream>>>(Xt, Wt, offset, mask, B, d, Y);
+    return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace dcn

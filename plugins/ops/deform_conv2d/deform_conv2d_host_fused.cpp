@@ -1,0 +1,170 @@
+// deform_conv2d_host_fused.cpp: the fused DeformConv2d path (deform_conv2d_fused.cu) emulated
+// on the host, for tests/test_host_kernels.py (ctypes; part of libdcn_host_tests).
+//
+// What runs is the kernel's own code from deform_conv2d_fused.h: the preparation
+// kernels' thread bodies (channels-last X, tap-major W) over the launcher's grid, and for every
+// block of the launch grid the taps, the A and B tile loaders (every thread of the block) and
+// the epilogue. The only stand-ins: the WMMA products (a plain loop accumulating in CT, float
+// for half data as the tensor cores do, double for double) and shared memory (vectors poisoned
+// with NaN before each step, so a tile entry nobody wrote shows up). Also: the plan's path
+// choice and workspace size (deform_conv2d_plan.h).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "deform_conv2d_fused.h"
+#include "deform_conv2d_plan.h"
+#include "host_tests.h"  // plugins/tests
+
+namespace {
+
+using namespace dcn_host;
+using dcn::DeformConvDims;
+namespace fused = dcn::fused;
+namespace plan = dcn::plan;
+
+template <class T> void poison(std::vector<T>& v) {
+    for (T& x : v) x = sentinel<T>();
+}
+
+// stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes
+template <class T>
+std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv, const void* offv, const void* Bv,
+                         const void* maskv, void* Yv, int64_t* stats) {
+    using Acc = typename dcn::AccOf<T>::type;
+    using CT = Acc;
+    const T* X = static_cast<const T*>(Xv);
+    const T* W = static_cast<const T*>(Wv);
+    const T* off = static_cast<const T*>(offv);
+    const T* B = static_cast<const T*>(Bv);
+    const T* mask = d.hasMask ? static_cast<const T*>(maskv) : nullptr;
+    T* Y = static_cast<T*>(Yv);
+    if (!fused::applicable(d, true))
+        return "fused path not applicable: group " + std::to_string(d.group) + ", C / offset_group " +
+               std::to_string(d.offsetGroup ? d.C / d.offsetGroup : 0) + " (needs group 1, a multiple of " +
+               std::to_string(fused::kBK) + ")";
+    const int64_t L = d.outH * d.outW, yTotal = d.N * d.M * L;
+    for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
+
+    std::vector<T> Xt(static_cast<size_t>(d.N * d.H * d.W * d.C)), Wt(static_cast<size_t>(d.M * d.kH * d.kW * d.C));
+    poison(Xt);
+    poison(Wt);
+    auto grid = [](int64_t total, auto body) {
+        if (use_int32(0, total, 0))
+            emulate_grid<int32_t>(total, 0, [&](int32_t t, int32_t n) { body(t, n); });
+        else
+            emulate_grid<int64_t>(total, 0, [&](int64_t t, int64_t n) { body(t, n); });
+    };
+    grid(fused::nhwc_items(d), [&](auto t, auto n) { fused::nhwc_thread<T>(t, n, X, d, Xt.data()); });
+    grid(fused::weight_items(d), [&](auto t, auto n) { fused::weight_thread<T>(t, n, W, d, Wt.data()); });
+    int64_t untiled = 0;
+    for (const T& v : Xt) untiled += is_sentinel(v) ? 1 : 0;
+    for (const T& v : Wt) untiled += is_sentinel(v) ? 1 : 0;
+
+    const fused::Grid g = fused::grid(d);
+    const int64_t kk = d.kH * d.kW, Cg = d.C / d.offsetGroup;
+    std::vector<T> As(fused::kBM * fused::kLdA), Bs(fused::kBN * fused::kLdB);
+    std::vector<fused::Tap<Acc>> taps(fused::kBN);
+    std::vector<fused::Pixel> pixels(fused::kBN);
+    std::vector<CT> acc(fused::kBM * fused::kBN), Cs(fused::kBM / 2 * fused::kLdC);
+    for (int64_t tm = 0; tm < g.tilesM; ++tm) {
+        for (int64_t tn = 0; tn < g.tilesN; ++tn) {
+            const int64_t m0 = tm * fused::kBM;
+            for (CT& a : acc) a = CT(0);
+            for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
+            for (int64_t k = 0; k < kk; ++k) {
+                for (int64_t og = 0; og < d.offsetGroup; ++og) {
+                    for (int pix = 0; pix < fused::kBN; ++pix)
+                        taps[pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
+                    for (int64_t c0 = og * Cg; c0 < (og + 1) * Cg; c0 += fused::kBK) {
+                        poison(As);
+                        poison(Bs);
+                        for (int tid = 0; tid < fused::kThreads; ++tid) {  // loads, then tiles, as each thread does
+                            const fused::RawA<T> ra = fused::fused_fetch_a(tid, Wt.data(), d, m0, k * d.C + c0);
+                            const fused::RawB<T> rb = fused::fused_gather<Acc>(tid, Xt.data(), d, taps.data(), c0);
+                            fused::fused_put_a(tid, ra, As.data());
+                            fused::fused_combine<Acc>(tid, taps.data(), rb, Bs.data());
+                        }
+                        for (int r = 0; r < fused::kBM; ++r)
+                            for (int c = 0; c < fused::kBK; ++c)
+                                untiled += is_sentinel(As[r * fused::kLdA + c]) ? 1 : 0;
+                        for (int p = 0; p < fused::kBN; ++p)
+                            for (int c = 0; c < fused::kBK; ++c)
+                                untiled += is_sentinel(Bs[p * fused::kLdB + c]) ? 1 : 0;
+                        for (int r = 0; r < fused::kBM; ++r)  // the tensor cores' A x B (B column-major)
+                            for (int p = 0; p < fused::kBN; ++p) {
+                                CT s = CT(0);
+                                for (int c = 0; c < fused::kBK; ++c)
+                                    s += dcn::load<CT>(As[r * fused::kLdA + c]) * dcn::load<CT>(Bs[p * fused::kLdB + c]);
+                                acc[r * fused::kBN + p] += s;
+                            }
+                    }
+                }
+            }
+            for (int h = 0; h < 2; ++h) {  // the epilogue, half of the M tile at a time
+                for (int r = 0; r < fused::kBM / 2; ++r)
+                    for (int p = 0; p < fused::kBN; ++p)
+                        Cs[r * fused::kLdC + p] = acc[(h * fused::kBM / 2 + r) * fused::kBN + p];
+                for (int tid = 0; tid < fused::kThreads; ++tid) fused::fused_store<T, CT>(tid, Cs.data(), B, d, tn, m0, h, Y);
+            }
+        }
+    }
+    int64_t unwritten = 0;
+    for (int64_t q = 0; q < yTotal; ++q) unwritten += is_sentinel(Y[q]) ? 1 : 0;
+    if (stats) {
+        stats[0] = g.tilesN * g.tilesM;
+        stats[1] = unwritten;
+        stats[2] = untiled;
+        stats[3] = plan::conv_workspace_bytes(d, sizeof(T));
+        stats[4] = plan::kAlignBytes + fused::layout(d, sizeof(T)).bytes;
+    }
+    return "";
+}
+
+DeformConvDims dims_from(const int64_t* v) {
+    DeformConvDims d{};
+    int64_t* f[] = {&d.N, &d.C, &d.H, &d.W, &d.M, &d.kH, &d.kW, &d.strideH, &d.strideW, &d.padT, &d.padL,
+                    &d.padB, &d.padR, &d.dilH, &d.dilW, &d.group, &d.offsetGroup, &d.outH, &d.outW};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; ++i) *f[i] = v[i];
+    d.hasMask = v[19] != 0;
+    return d;
+}
+
+}  // namespace
+
+// The fused path for one DeformConv2d (inputs as dcn_emu_deform_conv2d's; dtype 0 float64,
+// 1 float32, 2 float16 storage). Returns 1 with the message when the path does not apply.
+DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, const void* X, const int64_t* x_shape, const void* W,
+                                               const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
+                                               const void* B, const int64_t* b_shape, const void* mask,
+                                               const int64_t* mask_shape, const int64_t* strides, const int64_t* pads,
+                                               const int64_t* dilations, int64_t group, int64_t offset_group, void* Y,
+                                               int64_t* stats, char* msg, size_t msg_size) {
+    dcn::DeformConvAttrs a;
+    a.strides.assign(strides, strides + 2);
+    a.pads.assign(pads, pads + 4);
+    a.dilations.assign(dilations, dilations + 2);
+    a.group = group;
+    a.offset_group = offset_group;
+    DeformConvDims d{};
+    auto opt = [](const void* p, const int64_t* dims, int64_t rank) {
+        return p ? dcn::ShapeRef(dims, rank) : dcn::ShapeRef();
+    };
+    std::string e = dcn::validate_deform_conv2d("emu", a, dcn::ShapeRef(x_shape, 4), dcn::ShapeRef(w_shape, 4),
+                                                dcn::ShapeRef(offset_shape, 4), opt(B, b_shape, 1),
+                                                opt(mask, mask_shape, 4), &d);
+    if (!e.empty()) return report(e, msg, msg_size);
+    switch (dtype) {
+        case 0: e = conv2d_fused<double>(d, X, W, offset, B, mask, Y, stats); break;
+        case 1: e = conv2d_fused<float>(d, X, W, offset, B, mask, Y, stats); break;
+        case 2: e = conv2d_fused<dcn::Half>(d, X, W, offset, B, mask, Y, stats); break;
+        default: e = "dtype code " + std::to_string(dtype) + ", expected 0, 1 or 2";
+    }
+    return report(e, msg, msg_size);
+}
+
+// The plan's choice for dims v[0..19] (N, C, H, W, M, kH, kW, strides, pads t/l/b/r, dilations,
+// group, offset_group, outH, outW, hasMask): 1 fused, 0 im2col (DCN_DEFORM_CONV_FUSED as set).
+DCN_EXPORT int dcn_emu_conv_path(const int64_t* v, int half, int64_t sm_count) {
+    return dcn::plan::choose_path(dims_from(v), half != 0, sm_count) == dcn::plan::Path::kFused ? 1 : 0;
+}

@@ -1,0 +1,98 @@
+"""The fused FP16 DeformConv2d path (plugins/cuda/deform_conv_fused.cu), emulated on the host.
+
+plugins/tests/host_fused_conv.cpp runs the kernel's own per-thread code from
+plugins/cuda/dcn_fused_conv.h (channels-last X and tap-major W copies over the launch grid;
+per block: taps, A / B tile loaders for every thread, epilogue) with a plain loop standing in
+for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
+reference's precision (every index right), float16 within dcn_base/tolerance.py's row; every
+tile entry and output written; partial pixel and channel tiles, offset groups, asymmetric
+stride / pad / dilation, points outside the map, bias and mask present or not, batch 0. Also the
+plan's choice of path (DCN_DEFORM_CONV_FUSED, applicability, one block per SM at least).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from helpers.built_libs import require
+from helpers.sweep import FUSED_CASES as CASES, make_fused_case as make_case
+from test_host_kernels import DTYPES, I64, P, _arr, _ints, _p, _shape, assert_matches, conv_reference
+from trt_runtime import plugins
+
+
+@pytest.fixture(scope="module")
+def lib():
+    L = ctypes.CDLL(str(require(plugins.host_test_library)))
+    L.dcn_emu_deform_conv2d_fused.restype = ctypes.c_int
+    L.dcn_emu_deform_conv2d_fused.argtypes = (
+        [ctypes.c_int] + [P, I64] * 5 + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p,
+                                         ctypes.c_size_t])
+    L.dcn_emu_conv_path.restype = ctypes.c_int
+    L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
+    return L
+
+
+def fused(lib, dtype, c):
+    code, npd = DTYPES[dtype]
+    x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
+    oh, ow = c.offset.shape[2], c.offset.shape[3]
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=npd)
+    stats = (ctypes.c_int64 * 5)()
+    msg = ctypes.create_string_buffer(1024)
+    rc = lib.dcn_emu_deform_conv2d_fused(
+        code, _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
+        _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats, msg, len(msg))
+    return rc, y, list(stats), msg.value.decode()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_path_matches_reference(lib, name, dtype):
+    c = make_case(**CASES[name])
+    rc, y, stats, msg = fused(lib, dtype, c)
+    assert rc == 0, msg
+    blocks, unwritten, untiled, ws, fused_bytes = stats
+    assert unwritten == 0, "output entries left unwritten"
+    assert untiled == 0, "tile / copy entries left unwritten"
+    assert ws >= fused_bytes, "the workspace the plugin asks for does not hold the fused path's copies"
+    pixels = c.offset.shape[0] * c.offset.shape[2] * c.offset.shape[3]
+    assert blocks == -(-pixels // 128) * -(-c.weight.shape[0] // 128)
+    assert_matches(y, conv_reference(c, dtype), dtype, f"fused {name}")
+
+
+def test_fused_path_batch0(lib):
+    c = make_case(N=0, C=32, H=5, W=5, M=8)
+    rc, y, stats, msg = fused(lib, "float16", c)
+    assert rc == 0, msg
+    assert y.shape == (0, 8, 5, 5) and stats[0] == 0
+
+
+def test_fused_path_refuses_shapes_it_does_not_take(lib):
+    c = make_case(N=1, C=24, H=5, W=5, M=8)  # 24 channels: not a multiple of 32
+    rc, _, _, msg = fused(lib, "float16", c)
+    assert rc == 1 and "fused path not applicable" in msg and "multiple of 32" in msg
+
+
+def _dims(N, C, H, W, M, group=1, offset_group=1):
+    return (ctypes.c_int64 * 20)(N, C, H, W, M, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, group, offset_group, H, W, 1)
+
+
+def test_plan_chooses_fused_only_when_on_applicable_and_it_pays(lib, monkeypatch):
+    c3 = _dims(8, 128, 100, 167, 128)  # 1044 pixel tiles, M 128: one M tile
+    monkeypatch.delenv("DCN_DEFORM_CONV_FUSED", raising=False)
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 1  # on by default (it has run right on a GPU)
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "1")
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 1
+    assert lib.dcn_emu_conv_path(_dims(1, 128, 100, 167, 128), 1, 132) == 1  # 131 blocks: a full wave
+    assert lib.dcn_emu_conv_path(_dims(1, 128, 20, 30, 128), 1, 132) == 0  # 5 blocks: im2col
+    assert lib.dcn_emu_conv_path(c3, 0, 132) == 0  # float32: im2col
+    assert lib.dcn_emu_conv_path(_dims(8, 128, 100, 167, 128, group=2), 1, 132) == 0
+    assert lib.dcn_emu_conv_path(_dims(8, 96, 100, 167, 128, offset_group=2), 1, 132) == 0  # 48 per group
+    assert lib.dcn_emu_conv_path(_dims(8, 256, 50, 84, 256), 1, 132) == 0  # M 256: two M tiles
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")  # tests and measurements: wherever it applies
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 1, 132) == 1
+    assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 0, 132) == 0  # still FP16 only
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "0")
+    assert lib.dcn_emu_conv_path(c3, 1, 132) == 0
