@@ -310,11 +310,14 @@ DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>&
         // of adjacent floats, loaded 8 bytes at a time and unzipped into the four slot vectors.
         typedef float v4 __attribute__((vector_size(16)));
         const float* pf = reinterpret_cast<const float*>(plane);
+        const float* pb = pf + W;  // the windows' bottom rows
+        __asm__("" : "+r"(pb));  // a pointer of its own: no "+ W" per load (GCC would fold pb into pf + (base + W))
         for (; p + 4 <= n; p += 4) {
             float top[8], bot[8];  // (x00, x01) and (x10, x11) of samples p .. p+3
             for (int l = 0; l < 4; ++l) {
-                memcpy(top + 2 * l, pf + blk.base[p + l], 2 * sizeof(float));
-                memcpy(bot + 2 * l, pf + blk.base[p + l] + W, 2 * sizeof(float));
+                const int32_t base = blk.base[p + l];
+                memcpy(top + 2 * l, pf + base, 2 * sizeof(float));
+                memcpy(bot + 2 * l, pb + base, 2 * sizeof(float));
             }
             v4 t01, t23, b01, b23, w00, w01, w10, w11;
             memcpy(&t01, top, sizeof t01);
