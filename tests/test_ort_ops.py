@@ -369,7 +369,7 @@ def test_ort_session_accepts_paths(tmp_path):
 
 # --------------------------------------------------------------------------- benchmark smoke test
 def test_benchmark_quick(capsys):
-    """benchmarks/bench_ort_ops.py --quick runs end to end and prints both tables."""
+    """benchmarks/bench_ort_ops.py --quick runs end to end and prints its three tables."""
     import importlib.util
     from pathlib import Path
 
@@ -381,7 +381,8 @@ def test_benchmark_quick(capsys):
     out = capsys.readouterr().out
     assert "| layer | DCN | ours ms | ORT DeformConv ms | ours/ORT |" in out
     assert "| DeformPSROIPool (R-FCN head) | ours ms | PyTorch reference ms | ours/reference |" in out
-    assert "(!)" not in out  # ours agrees with ORT's DeformConv and with the reference
+    assert "| DeformRoIPool (mmdet dpool head) | ours ms | torchvision roi_align ms | ours/roi_align |" in out
+    assert "(!)" not in out  # ours agrees with ORT's DeformConv, the reference and roi_align
 
 
 # --------------------------------------------------------------------------- exported models
