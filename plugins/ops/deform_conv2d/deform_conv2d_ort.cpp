@@ -1,6 +1,7 @@
 // dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
 // Runtime's own MatMul (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
-// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32).
+// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the planes
+// converted to float once per image, then sampled by the float path).
 //
 // Chunk by chunk (images, or runs of output positions of one image, at most kChunkBytes of
 // columns: the GEMM reads them from L2 right after they are written; whole-image columns of
@@ -123,18 +124,29 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             ctx, block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
         // Planes holding inf / NaN take the element function (see above): one look per plane.
         Scratch<uint8_t> finite(ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0);
+        // float16: the images' planes in float (exact), converted once, sampled by the float path.
+        Scratch<float> x_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
 
         for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
             const int64_t cnt = std::min(nb, d.N - n0);
             parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.C) : 0, [&](size_t nc) {
-                finite.get()[nc] = all_finite(x + (n0 * d.C + static_cast<int64_t>(nc)) * d.H * d.W, d.H * d.W);
+                const int64_t hw = d.H * d.W;
+                const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
+                if constexpr (is_float) {
+                    finite.get()[nc] = all_finite(src, hw);
+                } else {
+                    float* dst = x_float.get() + static_cast<int64_t>(nc) * hw;
+                    for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
+                    finite.get()[nc] = all_finite(dst, hw);
+                }
             });
             for (int64_t p0 = 0; p0 < L; p0 += P) {
                 const int64_t pn = std::min(P, L - p0);
                 const int64_t tn = (pn + kTile - 1) / kTile;  // tiles of this chunk
                 // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
                 //    shared by the C/offset_group channels of the group.
-                parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0, [&](size_t item) {
+                const size_t taps_items = block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0;
+                parallel_for(ctx, taps_items, [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t tile = it % tn, k = (it / tn) % kk;
                     const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
@@ -142,9 +154,9 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     const int qn = static_cast<int>(std::min<int64_t>(kTile, p0 + pn - q0));
                     int64_t ho = q0 / d.outW, wo = q0 % d.outW;
                     for (int p = 0; p < qn; ++p) {
-                        dcn::set_taps(blocks.get()[it], p,
-                                      dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo),
-                                      d.H, d.W);
+                        const dcn::BilinearTaps<float> t =
+                            dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo);
+                        dcn::set_taps(blocks.get()[it], p, t, d.H, d.W);
                         if (++wo == d.outW) wo = 0, ++ho;
                     }
                 });
@@ -153,9 +165,11 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 parallel_for(ctx, static_cast<size_t>(cnt * d.C), [&](size_t nc) {
                     const int64_t n = static_cast<int64_t>(nc) / d.C, c = static_cast<int64_t>(nc) % d.C;
                     const int64_t g = c / Cog;
-                    const T* plane = x + ((n0 + n) * d.C + c) * d.H * d.W;
                     float* col = cols.get() + static_cast<int64_t>(nc) * kk * pn;
                     if (block_ok && finite.get()[nc]) {
+                        const float* plane = is_float
+                                                 ? reinterpret_cast<const float*>(x) + ((n0 + n) * d.C + c) * d.H * d.W
+                                                 : x_float.get() + static_cast<int64_t>(nc) * d.H * d.W;
                         const dcn::TapsBlock<float, kTile>* block = blocks.get() + (n * d.offsetGroup + g) * kk * tn;
                         for (int64_t k = 0; k < kk; ++k)
                             for (int64_t tile = 0; tile < tn; ++tile) {

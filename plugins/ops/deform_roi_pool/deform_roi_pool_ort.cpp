@@ -1,14 +1,16 @@
-// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling from deform_roi_pool_math.h, threaded
-// over RoIs. Per RoI, the taps of every sample of every bin (deform_roi_pool_bin /
+// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling from deform_roi_pool_math.h,
+// threaded over RoIs. Per RoI, the taps of every sample of every bin (deform_roi_pool_bin /
 // deform_roi_pool_taps: coordinates, RoIAlign's clamping, the four neighbours and weights) are
 // computed once into RoIAlignBlocks of kLanes bins, then applied to each channel's plane
 // (accumulate_roi_align_block): the element function's terms in its order, so the values equal
 // deform_roi_pool_element's. RoIs with more samples than kMaxBlocks blocks hold, and maps over
 // INT32_MAX values, take deform_roi_pool_element itself. float32 and float16 data (float16: math in
-// float32); RoIs are float32 in both (contract: coordinates never in half).
+// float32, the map converted to float once); RoIs are float32 in both (contract: coordinates never
+// in half).
 #include <algorithm>
 #include <memory>
 #include <new>
+#include <type_traits>
 
 #include "deform_roi_pool_math.h"
 #include "ort_custom_op.h"  // plugins/ort
@@ -47,6 +49,19 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
         T* y = Y.GetTensorMutableData<T>();
         const int64_t C = d.C, bins = PH * PW, groups = (bins + kLanes - 1) / kLanes;
         const bool block_ok = d.H * d.W <= INT32_MAX;
+        // float16: the map in float (exact), converted once, sampled by the float path.
+        constexpr bool is_float = std::is_same<T, float>::value;
+        const int64_t hw = d.H * d.W;
+        Scratch<float> data_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(d.N * C * hw));
+        const float* df = reinterpret_cast<const float*>(dp);
+        if constexpr (!is_float) {
+            parallel_for(ctx, data_float.get() ? static_cast<size_t>(d.N * C) : 0, [&](size_t nc) {
+                const T* src = dp + static_cast<int64_t>(nc) * hw;
+                float* dst = data_float.get() + static_cast<int64_t>(nc) * hw;
+                for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
+            });
+            df = data_float.get();
+        }
         parallel_for(ctx, static_cast<size_t>(d.R), [&](size_t ri) {
             const int64_t r = static_cast<int64_t>(ri);
             T* yr = y + r * C * bins;
@@ -59,7 +74,8 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
             if (!table) {  // the element function (also for b < 0: zeros)
                 for (int64_t c = 0; c < C; ++c)
                     for (int64_t bin = 0; bin < bins; ++bin)
-                        yr[c * bins + bin] = dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, bin / PW, bin % PW));
+                        yr[c * bins + bin] =
+                            dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, bin / PW, bin % PW));
                 return;
             }
             // table[group * S + s]: sample s = iy * gw + ix of bins group * kLanes + lane
@@ -77,7 +93,7 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
             }
             const float count = static_cast<float>(dcn::deform_roi_pool_count(first));
             for (int64_t c = 0; c < C; ++c) {
-                const T* plane = dp + (first.b * C + c) * d.H * d.W;
+                const float* plane = df + (first.b * C + c) * hw;
                 T* yc = yr + c * bins;
                 for (int64_t g = 0; g < groups; ++g) {
                     float acc[kLanes] = {};
