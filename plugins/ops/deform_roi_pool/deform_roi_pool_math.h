@@ -4,9 +4,9 @@
 //
 //   struct DeformRoIPoolDims { N, C, H, W, R, pooled_height, pooled_width; double spatial_scale;
 //                              int64_t sampling_ratio; double gamma; bool has_offset; };
-//   template<class Acc> struct RoIAlignTaps { int64_t idx[4]; Acc w[4]; bool inside; };
-//   template<class Acc> DCN_HD RoIAlignTaps<Acc> roi_align_taps(int64_t H, int64_t W, Acc y, Acc x);
-//   template<class Acc, class T> DCN_HD Acc apply_roi_align_taps(const T* plane, const RoIAlignTaps<Acc>& t);
+//   template<class Acc, class I = int64_t> struct RoIAlignTaps { I idx[4]; Acc w[4]; bool inside; };
+//   template<class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> roi_align_taps(I H, I W, Acc y, Acc x);
+//   template<class Acc, class T, class I> DCN_HD Acc apply_roi_align_taps(const T* plane, const RoIAlignTaps<Acc, I>&);
 //   template<class Acc, class T> DCN_HD Acc roi_align_bilinear(const T* plane, int64_t H, int64_t W, Acc y, Acc x);
 //       RoIAlign's rule: 0 when y < -1, y > H, x < -1, x > W (or NaN); coordinates below 0 read as
 //       0; at or past the last row / column (y >= H - 1) that row / column alone.
@@ -20,8 +20,8 @@
 //       const RT* rois, const T* offset /*nullable*/, const DeformRoIPoolDims& d, int64_t r, int64_t ph, int64_t pw);
 //       bin (ph, pw) of RoI r: batch index b (-1: the bin is 0), gh x gw samples (the same for every
 //       bin of a RoI), where they start (offset included) and the bin's size.
-//   template<class Acc> DCN_HD RoIAlignTaps<Acc> deform_roi_pool_taps(const RoIPoolBin<Acc>&, int64_t H,
-//       int64_t W, int64_t iy, int64_t ix);     the taps of sample (iy, ix) of the bin
+//   template<class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>&,
+//       I H, I W, I iy, I ix);     the taps of sample (iy, ix) of the bin (I = int32_t: needs H*W <= INT32_MAX)
 //   template<class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>&);   max(gh*gw, 1)
 //   template<class Acc, class T, class RT> DCN_HD Acc deform_roi_pool_element(
 //       const T* data, const RT* rois, const T* offset /*nullable*/, const DeformRoIPoolDims& d,
@@ -61,14 +61,15 @@ struct DeformRoIPoolDims {
 
 // RoIAlign's four neighbours of sample (y, x) with their weights (hy*hx, hy*lx, ly*hx, ly*lx);
 // inside = false (and nothing to read) when the sample counts zero.
-template <class Acc> struct RoIAlignTaps {
-    int64_t idx[4];  // plane offsets of (y0, x0), (y0, x1), (y1, x0), (y1, x1); x1 = x0 / y1 = y0 where clamped
+// I: the index type (int64_t; int32_t in the CUDA kernel where the sizes fit: deform_roi_pool_launch.h).
+template <class Acc, class I = int64_t> struct RoIAlignTaps {
+    I idx[4];  // plane offsets of (y0, x0), (y0, x1), (y1, x0), (y1, x1); x1 = x0 / y1 = y0 where clamped
     Acc w[4];
     bool inside;
 };
 
-template <class Acc> DCN_HD RoIAlignTaps<Acc> roi_align_taps(int64_t H, int64_t W, Acc y, Acc x) {
-    RoIAlignTaps<Acc> t;
+template <class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> roi_align_taps(I H, I W, Acc y, Acc x) {
+    RoIAlignTaps<Acc, I> t;
     for (int q = 0; q < 4; ++q) {
         t.idx[q] = 0;
         t.w[q] = Acc(0);
@@ -77,7 +78,7 @@ template <class Acc> DCN_HD RoIAlignTaps<Acc> roi_align_taps(int64_t H, int64_t 
     if (!t.inside) return t;
     if (y < Acc(0)) y = Acc(0);
     if (x < Acc(0)) x = Acc(0);
-    int64_t y0 = static_cast<int64_t>(floor_of(y)), x0 = static_cast<int64_t>(floor_of(x)), y1, x1;
+    I y0 = static_cast<I>(floor_of(y)), x0 = static_cast<I>(floor_of(x)), y1, x1;  // in [0, H] and [0, W]
     if (y0 >= H - 1) {
         y0 = y1 = H - 1;
         y = Acc(y0);
@@ -103,10 +104,13 @@ template <class Acc> DCN_HD RoIAlignTaps<Acc> roi_align_taps(int64_t H, int64_t 
     return t;
 }
 
-template <class Acc, class T> DCN_HD Acc apply_roi_align_taps(const T* plane, const RoIAlignTaps<Acc>& t) {
+// The sample's value in the plane at data + at (at: the plane's offset, in I, so that the CUDA
+// kernel adds one int32 per neighbour rather than a 64-bit pointer).
+template <class Acc, class T, class I>
+DCN_HD Acc apply_roi_align_taps(const T* data, const RoIAlignTaps<Acc, I>& t, I at = 0) {
     if (!t.inside) return Acc(0);
-    return t.w[0] * load<Acc>(plane[t.idx[0]]) + t.w[1] * load<Acc>(plane[t.idx[1]]) +
-           t.w[2] * load<Acc>(plane[t.idx[2]]) + t.w[3] * load<Acc>(plane[t.idx[3]]);
+    return t.w[0] * load<Acc>(data[at + t.idx[0]]) + t.w[1] * load<Acc>(data[at + t.idx[1]]) +
+           t.w[2] * load<Acc>(data[at + t.idx[2]]) + t.w[3] * load<Acc>(data[at + t.idx[3]]);
 }
 
 template <class Acc, class T>
@@ -158,13 +162,12 @@ DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(const RT* rois, const T* offset, cons
     return bin;
 }
 
-template <class Acc>
-DCN_HD RoIAlignTaps<Acc> deform_roi_pool_taps(const RoIPoolBin<Acc>& bin, int64_t H, int64_t W, int64_t iy,
-                                              int64_t ix) {
+template <class Acc, class I = int64_t>
+DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>& bin, I H, I W, I iy, I ix) {
     const Acc half = Acc(0.5);
     const Acc y = bin.y0 + (Acc(iy) + half) * bin.bin_h / Acc(bin.gh);
     const Acc x = bin.x0 + (Acc(ix) + half) * bin.bin_w / Acc(bin.gw);
-    return roi_align_taps<Acc>(H, W, y, x);
+    return roi_align_taps<Acc, I>(H, W, y, x);
 }
 
 template <class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>& bin) {
