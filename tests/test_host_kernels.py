@@ -405,7 +405,8 @@ def _roi_lib(lib):
              + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_double]
              + [P, I64, ctypes.c_char_p, ctypes.c_size_t]),
             ("dcn_emu_roi_pool_items", None, [ctypes.c_int64] * 4 + [I64]),
-            ("dcn_emu_roi_pool_plan", None, [ctypes.c_int64] * 5 + [I64])):
+            ("dcn_emu_roi_pool_plan", None, [ctypes.c_int64] * 5 + [I64]),
+            ("dcn_emu_roi_pool_launch_choice", None, [ctypes.c_int64] * 7 + [I64])):
         f = getattr(lib, name)
         f.restype, f.argtypes = res, args
     return lib
@@ -495,3 +496,33 @@ def test_roi_pool_item_mapping_and_plan(lib):
                                   ((3, 0, 2, 0), 1), ((100, 3, 7, 1), 8)]:
         L.dcn_emu_roi_pool_plan(R, C, P_, P_, target, plan)
         assert list(plan) == [K, -(-C // K), P_ * P_, R * -(-C // K) * P_ * P_], (R, C, P_, target, list(plan))
+
+
+def test_roi_pool_index_type_where_sizes_fit(lib):
+    """int32 (K as planned) only while the outputs, the data and H, W <= 2^24 fit; else int64 with K = 1."""
+    L = _roi_lib(lib)
+    out = (ctypes.c_int64 * 2)()
+    big = 2 ** 31
+    for (N, C, H, W, R, P_), want in [
+            ((1, 256, 50, 84, 512, 7), [8, 32]),               # the mmdet dpool head
+            ((1, 256, 50, 84, 1, 7), [1, 32]),                 # few items: K = 1
+            ((1, 127, 4096, 4096, 1, 1), [1, 32]),             # data just fits (127 * 2^24) ...
+            ((1, 128, 4096, 4096, 1, 1), [1, 64]),             # ... and not (2^31)
+            ((1, 1, 2 ** 24, 2, 1, 1), [1, 32]), ((1, 1, 2 ** 24 + 1, 1, 1, 1), [1, 64]),  # H exact in float
+            ((1, 1, 2, 2 ** 24 + 1, 1, 1), [1, 64]),
+            ((1, 2 ** 16, 2, 2, 2 ** 11, 4), [1, 64]),         # outputs R*C*bins = 2^31
+            ((1, 2 ** 16, 2, 2, 2 ** 11 - 1, 4), [8, 32])]:
+        L.dcn_emu_roi_pool_launch_choice(N, C, H, W, R, P_, P_, out)
+        assert list(out) == want, ((N, C, H, W, R, P_), list(out))
+
+
+def test_psroi_int32_where_sizes_fit(lib):
+    """DeformPSROIPool's element indexes in int32 only while data, RoIs and trans offsets and H, W <= 2^24 fit."""
+    f = lib.dcn_emu_psroi_fits_int32
+    f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int64] * 7
+    big = 2 ** 31
+    assert f(1, 1029, 38, 63, 300, 1, 7) == 1  # an R-FCN head
+    assert f(1, 127, 4096, 4096, 1, 1, 1) == 1 and f(1, 128, 4096, 4096, 1, 1, 1) == 0
+    assert f(1, 1, 2 ** 24, 2, 1, 1, 1) == 1 and f(1, 1, 2 ** 24 + 1, 1, 1, 1, 1) == 0
+    assert f(1, 1, 2, 2, (big - 1) // 5, 1, 1) == 1 and f(1, 1, 2, 2, (big - 1) // 5 + 1, 1, 1) == 0
+    assert f(1, 1, 2, 2, 2 ** 21, 2 ** 5, 4) == 0 and f(1, 1, 2, 2, 2 ** 21 - 1, 2 ** 5, 4) == 1  # trans: 2^31

@@ -139,3 +139,20 @@ DCN_EXPORT void dcn_emu_roi_pool_plan(int64_t R, int64_t C, int64_t PH, int64_t 
     const int64_t v[4] = {pl.K, pl.nCb, pl.bins, pl.total};
     std::memcpy(out, v, sizeof v);
 }
+
+// launch::roi_pool_launch_plan for these sizes: out[0..1] = K, index bits.
+DCN_EXPORT void dcn_emu_roi_pool_launch_choice(int64_t N, int64_t C, int64_t H, int64_t W, int64_t R, int64_t PH,
+                                               int64_t PW, int64_t* out) {
+    DeformRoIPoolDims d{};
+    d.N = N;
+    d.C = C;
+    d.H = H;
+    d.W = W;
+    d.R = R;
+    d.pooled_height = PH;
+    d.pooled_width = PW;
+    bool narrow = false;
+    const launch::RoIPoolPlan pl = launch::roi_pool_launch_plan(d, &narrow);
+    out[0] = pl.K;
+    out[1] = narrow ? 32 : 64;
+}
