@@ -102,15 +102,15 @@ DCN_HD void deform_roi_pool_thread(I tid, I nthreads, const T* data, const TR* r
         for (int k = 0; k < K; ++k) acc[k] = Acc(0);
         if (b.b >= 0) {
             const I at = (static_cast<I>(b.b) * C + c0) * HW;  // channel c0's plane
-            const I last = (nk - 1) * HW;  // channels past C (last block) read channel C-1, never stored
             const I gh = static_cast<I>(b.gh), gw = static_cast<I>(b.gw);  // <= kRoIPoolMaxGrid
             for (I iy = 0; iy < gh; ++iy)
                 for (I ix = 0; ix < gw; ++ix) {
                     const RoIAlignTaps<Acc, I> t = deform_roi_pool_taps<Acc, I>(b, H, W, iy, ix);
                     // a sample outside the map adds +0 in the element: no change (a sum from +0 is never -0)
                     if (!t.inside) continue;
+                    // channels past C (a partial last block) read channel C-1 and are never stored
                     for (int k = 0; k < K; ++k)
-                        acc[k] += apply_roi_align_taps<Acc>(data, t, at + (k * HW < last ? k * HW : last));
+                        acc[k] += apply_roi_align_taps<Acc>(data, t, at + (k < nk ? k : nk - 1) * HW);
                 }
         }
         const Acc count = Acc(deform_roi_pool_count(b));
