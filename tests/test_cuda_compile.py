@@ -19,9 +19,12 @@ from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build
 
 KERNELS = {
     f"{k}<{t}, {i}>"
-    for k in ("dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel", "dcn_deform_roi_pool_kernel")
+    for k in ("dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel")
     for t in ("float", "__half")
     for i in ("int32_t", "int64_t")
+} | {  # DeformRoIPool: K channels per thread in int32, one in int64 (deform_roi_pool_launch.h)
+    f"dcn_deform_roi_pool_kernel<{t}, {i}, {k}>" for t in ("float", "__half")
+    for i, k in [("int32_t", 8), ("int32_t", 4), ("int32_t", 2), ("int32_t", 1), ("int64_t", 1)]
 } | {
     f"dcn_deform_im2col_kernel<{t}, {i}, {v}>" for t in ("float", "__half") for i in ("int32_t", "int64_t")
     for v in (1, 2, 4)
