@@ -196,3 +196,9 @@ def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> Non
             raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
                                 f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
     check_limits(op_type, node, attrs)
+
+
+# InternImage's DCNv3 and FlashInternImage's DCNv4 (issue 24): entries and limits in exporter/ops/dcnv3/spec.py.
+from .ops.dcnv3.spec import DCNV3, DCNV4, OP_LIMITS as _DCN34_LIMITS  # noqa: E402  (last: exporter.ops imports this module)
+OPS.update({op.op_type: op for op in (DCNV3, DCNV4)})
+LIMITS.update(_DCN34_LIMITS)

@@ -16,7 +16,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 def _targets():
     out = {torch.ops.dcn.deform_conv2d.default: "conv", torch.ops.dcn.deform_psroi_pool.default: "pool",
-           torch.ops.dcn.deform_roi_pool.default: "pool"}
+           torch.ops.dcn.deform_roi_pool.default: "pool", torch.ops.dcn.dcnv3.default: "conv",
+           torch.ops.dcn.dcnv4.default: "conv"}
     try:
         import torchvision  # noqa: F401
 

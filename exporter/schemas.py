@@ -16,7 +16,7 @@ from onnx import TypeProto, defs, helper
 from onnx.defs import OpSchema
 
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS,
-                       OpSpec, conv_out_size)
+                       OPS, OpSpec, conv_out_size)
 
 # Element types a dcn node may carry; its inputs and output share one, except inputs the
 # contract fixes to float32 (DeformPSROIPool's rois; float64 nodes, for references, may use float64).
@@ -259,7 +259,10 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    for spec in (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL):
+    from .ops.dcnv3 import onnx as dcnv34  # DCNv3 / DCNv4 (issue 24); lazy: it imports this module
+    _INFER.update(dcnv34.INFER)
+    _DOCS.update(dcnv34.DOCS)
+    for spec in OPS.values():
         if not defs.has(spec.op_type, DOMAIN_VERSION, DOMAIN):
             defs.register_schema(build_schema(spec))
     _registered = True

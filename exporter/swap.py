@@ -27,6 +27,7 @@ from torch import nn
 
 from .errors import DcnError
 from .ops import modules as ours
+from .ops.dcnv3 import swap as dcnv34_swap
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ KNOWN: dict[tuple[str, str], Callable[[nn.Module, str], nn.Module]] = {
     ("detectron2.layers", "DeformConv"): _d2(Detectron2DeformConv),
     ("detectron2.layers", "ModulatedDeformConv"): _d2(Detectron2ModulatedDeformConv),
 }
+KNOWN.update(dcnv34_swap.known(_finish))  # InternImage's DCNv3 / DCNv3_pytorch, DCNv4's DCNv4 (issue 24)
 
 
 def _qualname(cls: type) -> str:
@@ -209,7 +211,8 @@ def match(module: nn.Module) -> Optional[tuple[type, Callable[[nn.Module, str], 
     for cls in type(module).__mro__:
         mod = getattr(cls, "__module__", "") or ""
         for (prefix, name), convert in KNOWN.items():
-            if cls.__name__ == name and (mod == prefix or mod.startswith(prefix + ".")):
+            if cls.__name__ == name and (mod == prefix or mod.startswith(prefix + ".")
+                                         or (prefix == "" and not mod.startswith("exporter."))):
                 return cls, convert
     return None
 

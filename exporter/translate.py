@@ -131,6 +131,9 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
         torch.ops.dcn.deform_psroi_pool.default: dcn_deform_psroi_pool,
         torch.ops.dcn.deform_roi_pool.default: dcn_deform_roi_pool,
     }
+    from .ops.dcnv3 import onnx as dcnv34  # DCNv3 / DCNv4 (issue 24); lazy: it imports schemas
+
+    table.update(dcnv34.translations(dcn, like))
     tv = _torchvision_op()
     if tv is not None:
         table[tv] = torchvision_deform_conv2d

@@ -100,7 +100,9 @@ def _reference_ops():
             )
             return (y.numpy().astype(data.dtype),)
 
-    return [DeformConv2d, DeformPSROIPool, DeformRoIPool]
+    from .ops.dcnv3 import onnx as dcnv34  # DCNv3 / DCNv4 (issue 24)
+
+    return [DeformConv2d, DeformPSROIPool, DeformRoIPool, *dcnv34.op_runs(OpRun, DOMAIN, as_torch)]
 
 
 # --------------------------------------------------------------------------- runtimes

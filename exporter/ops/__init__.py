@@ -14,6 +14,8 @@ from .modules import (
     ModulatedDeformRoIPoolPack,
 )
 from .reference import deform_conv2d, deform_psroi_pool, deform_roi_pool
+from .dcnv3.modules import DCNv3  # noqa: E402  (registers torch.ops.dcn.dcnv3)
+from .dcnv4.modules import DCNv4  # noqa: E402  (registers torch.ops.dcn.dcnv4)
 
 __all__ = [
     "deform_conv2d",
@@ -31,4 +33,6 @@ __all__ = [
     "DeformRoIPool",
     "DeformRoIPoolPack",
     "ModulatedDeformRoIPoolPack",
+    "DCNv3",
+    "DCNv4",
 ]
