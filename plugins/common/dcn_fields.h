@@ -118,3 +118,5 @@ inline constexpr char const* kPluginVersion = "1";
 inline constexpr char const* kPluginNamespace = "";
 
 } // namespace dcn
+
+#include "../ops/dcnv3/dcnv3_fields.h"  // DCNv3, DCNv4 (issue 24)

@@ -39,6 +39,8 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
             dcn_ort::add_deform_conv2d(*d, version);
             dcn_ort::add_deform_psroi_pool(*d, version);
             dcn_ort::add_deform_roi_pool(*d, version);
+            dcn_ort::add_dcnv3(*d, version);
+            dcn_ort::add_dcnv4(*d, version);
             return d;
         }();
         Ort::UnownedSessionOptions(options).Add(*domain);

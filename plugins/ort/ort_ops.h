@@ -9,5 +9,7 @@ namespace dcn_ort {
 void add_deform_conv2d(Ort::CustomOpDomain& domain, int api_version);
 void add_deform_psroi_pool(Ort::CustomOpDomain& domain, int api_version);
 void add_deform_roi_pool(Ort::CustomOpDomain& domain, int api_version);
+void add_dcnv3(Ort::CustomOpDomain& domain, int api_version);  // plugins/ops/dcnv3 (issue 24)
+void add_dcnv4(Ort::CustomOpDomain& domain, int api_version);  // plugins/ops/dcnv4
 
 }  // namespace dcn_ort
