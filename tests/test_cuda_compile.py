@@ -22,7 +22,8 @@ KERNELS = {
               "dcn_deform_roi_pool_kernel")
     for t in ("float", "__half")
     for i in ("int32_t", "int64_t")
-}
+} | {f"dcn_dcnv3_kernel<{t}, {v}, {i}>" for t in ("float", "__half") for v in (1, 2, 4, 8)  # DCNv3 / DCNv4
+     for i in ("int", "int64_t")}  # (scripts/ptxas_report.py spells int32_t so only in 2-argument names)
 
 
 def test_kernels_compile_for_every_arch_without_spills():

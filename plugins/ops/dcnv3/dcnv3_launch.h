@@ -63,22 +63,23 @@ template <class T, int V, class I>
 DCN_HD void dcn_thread(I tid, I nthreads, const T* X, const T* offset, const T* mask, const DcnDims& d, T* Y) {
     using Acc = typename AccOf<T>::type;
     const I cv = static_cast<I>(d.C / V), total = static_cast<I>(dcn_total(d, V));
-    const I hw_out = static_cast<I>(d.outH * d.outW), hw_in = static_cast<I>(d.H * d.W);
+    const I oH = static_cast<I>(d.outH), oW = static_cast<I>(d.outW), hw_in = static_cast<I>(d.H * d.W);
     for (I idx = tid; idx < total; idx += nthreads) {
         const I pos = idx / cv, c = (idx % cv) * V;
-        const I g = c / static_cast<I>(d.groupChannels);
-        const T* xn = X + static_cast<int64_t>(pos / hw_out) * hw_in * d.C + c;
+        const I wo = pos % oW, ho = (pos / oW) % oH, n = pos / (oW * oH);
+        const DcnSite<Acc, T> s = dcn_site<Acc>(offset, mask, d, pos, ho, wo, c / static_cast<I>(d.groupChannels));
+        const T* xn = X + static_cast<int64_t>(n) * hw_in * d.C + c;
         Acc acc[V];
         for (int v = 0; v < V; ++v) acc[v] = Acc(0);
-        for (int64_t p = 0; p < d.P; ++p) {
-            const BilinearTaps<Acc> t = dcn_taps<Acc>(offset, mask, d, pos, g, p);
+        dcn_for_points(d, [&](int64_t i, int64_t j, int64_t p) {
+            const BilinearTaps<Acc> t = dcn_taps<Acc>(s, d, i, j, p);
             for (int q = 0; q < 4; ++q) {
                 if (t.idx[q] < 0) continue;  // a neighbour outside the map reads nothing
                 Acc val[V];
                 load_vec<V>(xn + t.idx[q] * d.C, val);
                 for (int v = 0; v < V; ++v) acc[v] += t.w[q] * val[v];
             }
-        }
+        });
         store_vec<V>(Y + static_cast<int64_t>(idx) * V, acc);
     }
 }

@@ -12,10 +12,13 @@
 //   constexpr int64_t kMaxDcnKernel;                 kernel_shape limit (contract LIMITS; strides, pads,
 //                                                    dilations use kMaxConvStride / Pad / Dilation)
 //   struct DcnDims;                                  shapes, attributes, the offset / mask strides
-//   DCN_HD void dcn_point(d, p, &i, &j);             point p -> kernel column i (width) and row j (height),
-//                                                    x-major, centre skipped with remove_center
-//   template<Acc, T> DCN_HD BilinearTaps<Acc> dcn_taps(offset, mask, d, pos, g, p);
-//       taps of point p of group g at output position pos = (n*Ho + ho)*Wo + wo, weights times the mask:
+//   template<Acc, T> DCN_HD DcnSite<Acc, T> dcn_site(offset, mask, d, pos, ho, wo, g);
+//       one output position pos = (n*Ho + ho)*Wo + wo of group g: its offsets, masks, window centre
+//   template<F> DCN_HD void dcn_for_points(d, f);    f(i, j, p) for the P points, x-major (i over the
+//                                                    kernel's width outer, j over its height), centre skipped
+//                                                    with remove_center
+//   template<Acc, T> DCN_HD BilinearTaps<Acc> dcn_taps(site, d, i, j, p);
+//       taps of point p = (i, j), weights times its mask:
 //       x = wo*sw - left + cw + s*(i*dw - cw + dx),  y = ho*sh - top + ch + s*(j*dh - ch + dy)
 //   template<Acc, T> DCN_HD void dcn_accumulate(Xn, C, taps, c0, count, acc);
 //       acc[v] += sum over the taps' neighbours of w * Xn[idx*C + c0 + v], v < count (Xn: one image, NHWC)
@@ -43,26 +46,46 @@ struct DcnDims {
     int64_t maskShift;                    // DCNv4: 2P (the masks follow the offsets in offset_mask); DCNv3: 0
 };
 
-DCN_HD void dcn_point(const DcnDims& d, int64_t p, int64_t* i, int64_t* j) {
-    int64_t q = p;
-    if (d.removeCenter && q >= (d.kW / 2) * d.kH + d.kH / 2) ++q;  // skip the centre (i = kW/2, j = kH/2)
-    *i = q / d.kH;
-    *j = q % d.kH;
-}
+// One output position (n, ho, wo) of group g: where its offsets and masks are, and the kernel window's
+// centre in input pixels (cw = floor(dw*(kw-1)/2), ch alike), before offset_scale.
+template <class Acc, class T> struct DcnSite {
+    const T* off;   // dx_0, dy_0, dx_1, ...
+    const T* mask;  // m_0, m_1, ...
+    Acc x0, y0;     // wo*sw - left + cw, ho*sh - top + ch (exact integers)
+};
 
 template <class Acc, class T>
-DCN_HD BilinearTaps<Acc> dcn_taps(const T* offset, const T* mask, const DcnDims& d, int64_t pos, int64_t g,
-                                  int64_t p) {
-    int64_t i, j;
-    dcn_point(d, p, &i, &j);
-    const int64_t wo = pos % d.outW, ho = (pos / d.outW) % d.outH;
-    const int64_t cw = d.dilW * (d.kW - 1) / 2, ch = d.dilH * (d.kH - 1) / 2;
-    const T* o = offset + pos * d.offStride + g * d.offGroupStride + 2 * p;
-    const Acc s = static_cast<Acc>(d.offsetScale);
-    const Acc x = Acc(wo * d.strideW - d.padL + cw) + s * (Acc(i * d.dilW - cw) + load<Acc>(o[0]));
-    const Acc y = Acc(ho * d.strideH - d.padT + ch) + s * (Acc(j * d.dilH - ch) + load<Acc>(o[1]));
+DCN_HD DcnSite<Acc, T> dcn_site(const T* offset, const T* mask, const DcnDims& d, int64_t pos, int64_t ho, int64_t wo,
+                                int64_t g) {
+    DcnSite<Acc, T> s;
+    s.off = offset + pos * d.offStride + g * d.offGroupStride;
+    s.mask = mask + pos * d.maskStride + d.maskShift + g * d.maskGroupStride;
+    s.x0 = Acc(wo * d.strideW - d.padL + d.dilW * (d.kW - 1) / 2);
+    s.y0 = Acc(ho * d.strideH - d.padT + d.dilH * (d.kH - 1) / 2);
+    return s;
+}
+
+// f(i, j, p) for the P points: p enumerates i over the kernel's width (outer) and j over its height
+// (inner), the centre (i = kW/2, j = kH/2) skipped with remove_center.
+template <class F> DCN_HD void dcn_for_points(const DcnDims& d, F&& f) {
+    int64_t p = 0;
+    for (int64_t i = 0; i < d.kW; ++i)
+        for (int64_t j = 0; j < d.kH; ++j) {
+            if (d.removeCenter && i == d.kW / 2 && j == d.kH / 2) continue;
+            f(i, j, p);
+            ++p;
+        }
+}
+
+// Taps of point p = (i, j) at site s, weights times the point's mask:
+//   x = x0 + offset_scale*(i*dw - cw + dx_p),  y = y0 + offset_scale*(j*dh - ch + dy_p)
+template <class Acc, class T>
+DCN_HD BilinearTaps<Acc> dcn_taps(const DcnSite<Acc, T>& s, const DcnDims& d, int64_t i, int64_t j, int64_t p) {
+    const Acc sc = static_cast<Acc>(d.offsetScale);
+    const Acc x = s.x0 + sc * (Acc(i * d.dilW - d.dilW * (d.kW - 1) / 2) + load<Acc>(s.off[2 * p]));
+    const Acc y = s.y0 + sc * (Acc(j * d.dilH - d.dilH * (d.kH - 1) / 2) + load<Acc>(s.off[2 * p + 1]));
     BilinearTaps<Acc> t = bilinear_taps<Acc>(d.H, d.W, y, x);
-    const Acc m = load<Acc>(mask[pos * d.maskStride + d.maskShift + g * d.maskGroupStride + p]);
+    const Acc m = load<Acc>(s.mask[p]);
     for (int q = 0; q < 4; ++q) t.w[q] *= m;
     return t;
 }
@@ -76,12 +99,16 @@ DCN_HD void dcn_accumulate(const T* Xn, int64_t C, const BilinearTaps<Acc>& t, i
     }
 }
 
+// One output value: Y[pos, c], pos = (n*Ho + ho)*Wo + wo.
 template <class Acc, class T>
 DCN_HD Acc dcn_element(const T* X, const T* offset, const T* mask, const DcnDims& d, int64_t pos, int64_t c) {
-    const int64_t n = pos / (d.outH * d.outW), g = c / d.groupChannels;
+    const int64_t wo = pos % d.outW, ho = (pos / d.outW) % d.outH, n = pos / (d.outH * d.outW);
+    const DcnSite<Acc, T> s = dcn_site<Acc>(offset, mask, d, pos, ho, wo, c / d.groupChannels);
     const T* Xn = X + n * d.H * d.W * d.C;
     Acc acc = Acc(0);
-    for (int64_t p = 0; p < d.P; ++p) dcn_accumulate<Acc>(Xn, d.C, dcn_taps<Acc>(offset, mask, d, pos, g, p), c, 1, &acc);
+    dcn_for_points(d, [&](int64_t i, int64_t j, int64_t p) {
+        dcn_accumulate<Acc>(Xn, d.C, dcn_taps<Acc>(s, d, i, j, p), c, 1, &acc);
+    });
     return acc;
 }
 

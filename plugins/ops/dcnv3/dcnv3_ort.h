@@ -37,15 +37,17 @@ void dcn_compute(const Ort::KernelContext& ctx, const T* x, const T* offset, con
         float acc[kDcnChannelChunk];
         const int64_t n = static_cast<int64_t>(row) / d.outH;
         const T* xn = x + n * d.H * d.W * d.C;
+        const int64_t ho = static_cast<int64_t>(row) % d.outH;
         for (int64_t wo = 0; wo < d.outW; ++wo) {
             const int64_t pos = static_cast<int64_t>(row) * d.outW + wo;
             for (int64_t g = 0; g < d.group; ++g) {
+                const dcn::DcnSite<float, T> s = dcn::dcn_site<float>(offset, mask, d, pos, ho, wo, g);
                 for (int64_t c0 = 0; c0 < Cg; c0 += kDcnChannelChunk) {
                     const int64_t cnt = std::min(kDcnChannelChunk, Cg - c0);
                     std::fill(acc, acc + cnt, 0.0f);
-                    for (int64_t p = 0; p < d.P; ++p)
-                        dcn::dcn_accumulate<float>(xn, d.C, dcn::dcn_taps<float>(offset, mask, d, pos, g, p),
-                                                   g * Cg + c0, cnt, acc);
+                    dcn::dcn_for_points(d, [&](int64_t i, int64_t j, int64_t p) {
+                        dcn::dcn_accumulate<float>(xn, d.C, dcn::dcn_taps<float>(s, d, i, j, p), g * Cg + c0, cnt, acc);
+                    });
                     T* dst = y + pos * d.C + g * Cg + c0;
                     for (int64_t v = 0; v < cnt; ++v) dst[v] = dcn::store<T>(acc[v]);
                 }
