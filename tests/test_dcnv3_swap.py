@@ -34,8 +34,9 @@ def _internimage_class(name: str):
                  offset_scale=1.0, act_layer="GELU", norm_layer="LN", center_feature_scale=False, remove_center=False):
         nn.Module.__init__(self)
         dw = dw_kernel_size or kernel_size
-        self.channels, self.kernel_size, self.dw_kernel_size, self.stride, self.pad = channels, kernel_size, dw, stride, pad
-        self.dilation, self.group, self.group_channels, self.offset_scale = dilation, group, channels // group, offset_scale
+        self.channels, self.kernel_size, self.dw_kernel_size = channels, kernel_size, dw
+        self.stride, self.pad, self.dilation, self.group = stride, pad, dilation, group
+        self.group_channels, self.offset_scale = channels // group, offset_scale
         self.center_feature_scale, self.remove_center = center_feature_scale, int(remove_center)
         norm = (nn.Sequential(_Last(), nn.LayerNorm(channels, eps=1e-6)) if norm_layer == "LN"
                 else nn.Sequential(nn.BatchNorm2d(channels), _Last()))
@@ -78,7 +79,8 @@ class DCNv4(nn.Module):
                  dw_kernel_size=None, center_feature_scale=False, remove_center=False, output_bias=True,
                  without_pointwise=False, **kwargs):
         super().__init__()
-        self.channels, self.kernel_size, self.stride, self.pad, self.dilation = channels, kernel_size, stride, pad, dilation
+        self.channels, self.kernel_size, self.stride = channels, kernel_size, stride
+        self.pad, self.dilation = pad, dilation
         self.group, self.group_channels, self.offset_scale = group, channels // group, offset_scale
         self.dw_kernel_size, self.center_feature_scale = dw_kernel_size, center_feature_scale
         self.remove_center, self.without_pointwise = int(remove_center), without_pointwise

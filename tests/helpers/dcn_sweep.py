@@ -90,8 +90,9 @@ def make_case(spec, dtype=torch.float64, seed: int = 0) -> DcnCase:
     c.mask = torch.rand(N, ho, wo, G * P, generator=g, dtype=torch.float64).to(dtype)
     K = dcnv4_channels(G, k, rc)
     om = torch.empty(N, ho, wo, K, dtype=torch.float64)
-    om[..., : G * 3 * P] = torch.cat([c.offset.double().reshape(N, ho, wo, G, 2 * P),
-                                      c.mask.double().reshape(N, ho, wo, G, P) * 2 - 0.5], -1).reshape(N, ho, wo, G * 3 * P)
+    packed = torch.cat([c.offset.double().reshape(N, ho, wo, G, 2 * P),
+                        c.mask.double().reshape(N, ho, wo, G, P) * 2 - 0.5], -1)  # raw masks in [-0.5, 1.5)
+    om[..., : G * 3 * P] = packed.reshape(N, ho, wo, G * 3 * P)
     om[..., G * 3 * P:] = 1e4  # DCNv4's padding channels: ignored
     c.offset_mask = om.to(dtype)
     return c

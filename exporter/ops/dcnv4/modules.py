@@ -36,7 +36,8 @@ class DCNv4(nn.Module):
             raise ValueError(f"DCNv4: channels {channels} must be divisible by group {group}")
         if remove_center and kernel_size % 2 == 0:
             raise ValueError(f"DCNv4: remove_center needs an odd kernel_size, got {kernel_size}")
-        self.channels, self.kernel_size, self.stride, self.pad, self.dilation = channels, kernel_size, stride, pad, dilation
+        self.channels, self.kernel_size, self.stride = channels, kernel_size, stride
+        self.pad, self.dilation = pad, dilation
         self.group, self.group_channels = group, channels // group
         self.offset_scale = float(offset_scale)
         self.dw_kernel_size = dw_kernel_size

@@ -77,7 +77,8 @@ void run(int mode, int vec, int index_mode, int64_t max_blocks, const T* X, cons
     const int64_t n_out = d.N * d.outH * d.outW * d.C;
     if (mode == 0) {
         for (int64_t pos = 0; pos < d.N * d.outH * d.outW; ++pos)
-            for (int64_t c = 0; c < d.C; ++c) Y[pos * d.C + c] = dcn::store<T>(dcn::dcn_element<Acc>(X, off, mask, d, pos, c));
+            for (int64_t c = 0; c < d.C; ++c)
+                Y[pos * d.C + c] = dcn::store<T>(dcn::dcn_element<Acc>(X, off, mask, d, pos, c));
         return;
     }
     for (int64_t i = 0; i < n_out; ++i) Y[i] = sentinel<T>();
