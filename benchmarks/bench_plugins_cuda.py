@@ -10,6 +10,8 @@ reference (exporter.ops.reference) on CUDA. Each cell: median of --iterations ca
 with CUDA events after warm-up; ratios are torchvision / ours and ours / dense. Prints a
 markdown table and writes it (DIR/bench.md) and the numbers (DIR/report.json). A benchmark:
 it asserts nothing about time. Without a CUDA device it exits 2 with one line.
+DCNv3 / DCNv4 (--ops dcn): the plugins' enqueue against the grid_sample formulation on InternImage-T layers
+(stage 1 at 224x224, batch 1 and 32; stage 2 at 512x512, batch 8), with the bytes-that-must-move floor.
 """
 from __future__ import annotations
 
@@ -79,11 +81,41 @@ def pool_rows(hx, td, torch, iterations):
     return rows
 
 
+def dcn_rows(hx, td, torch, iterations):
+    """DCNv3 / DCNv4 plugin enqueue vs the grid_sample formulation InternImage users run without the CUDA
+    op (tests/helpers/dcn_grid_sample.py) on CUDA, on InternImage-T layers; the floor is the bytes that
+    must move (X, offsets, masks, Y) at 4.8 TB/s (H200 HBM3e)."""
+    from helpers.dcn_grid_sample import dcnv3_grid_sample, dcnv4_grid_sample
+    from helpers.dcn_sweep import internimage_case, softmaxed
+
+    rows = []
+    for stage, size, batch in ((1, 224, 1), (1, 224, 32), (2, 512, 8)):
+        for op in ("DCNv3", "DCNv4"):
+            for dtype in (torch.float32, torch.float16):
+                case = internimage_case(stage, size, batch, dtype=torch.float32)
+                ins = ([case.x, case.offset, softmaxed(case.mask, case.group)] if op == "DCNv3"
+                       else [case.x, case.offset_mask])
+                lay = td.run_plugin(hx, op, f"bench.{op}", case.attrs(), ins, dtype, poison=False)
+                ours = td.time_ms(lay.enqueue, iterations=iterations)
+                base_fn = dcnv3_grid_sample if op == "DCNv3" else dcnv4_grid_sample
+                base = td.time_ms(lambda: base_fn(*lay.inputs, **case.grid_kwargs()), iterations=iterations)
+                moved = sum(t.numel() * t.element_size() for t in lay.inputs) + \
+                    lay.output.numel() * lay.output.element_size()
+                floor_ms = moved / 4.8e12 * 1e3
+                layer = f"InternImage-T stage {stage} @{size}: {case.H}x{case.W}, {case.C} ch, {case.group} groups"
+                rows.append(dict(op=op, layer=layer, batch=batch, dtype=str(dtype).replace("torch.", ""),
+                                 ours_ms=ours, grid_sample_ms=base, grid_sample_over_ours=base / ours,
+                                 floor_ms=floor_ms, ours_over_floor=ours / floor_ms))
+                del lay
+                torch.cuda.empty_cache()
+    return rows
+
+
 def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def table(gpu: str, conv, pool, note) -> str:
+def table(gpu: str, conv, pool, note, dcn=()) -> str:
     lines = [f"Plugin enqueue on {gpu} (median ms, CUDA events; torchvision / ours > 1: ours faster; "
              "ours / dense: the price of deformation over cuDNN):", "",
              "| layer | batch | dtype | ours | torchvision | dense cuDNN | torchvision / ours | ours / dense | ours TFLOP/s |",
@@ -97,6 +129,13 @@ def table(gpu: str, conv, pool, note) -> str:
     for r in pool:
         lines.append(f"| {r['layer']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torch_reference_ms'])} "
                      f"| {fmt(r['reference_over_ours'], 1)} |")
+    if dcn:
+        lines += ["", "| DCNv3 / DCNv4 layer | op | batch | dtype | ours | grid_sample formulation "
+                      "| grid_sample / ours | bytes floor | ours / floor |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in dcn:
+            lines.append(f"| {r['layer']} | {r['op']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} "
+                         f"| {fmt(r['grid_sample_ms'])} | {fmt(r['grid_sample_over_ours'], 1)} "
+                         f"| {fmt(r['floor_ms'], 4)} | {fmt(r['ours_over_floor'], 1)} |")
     if note:
         lines += ["", f"torchvision.ops.deform_conv2d n/a: {note}"]
     return "\n".join(lines) + "\n"
@@ -107,6 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", type=Path, help="directory for bench.md and report.json")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--ops", nargs="+", choices=["conv", "pool", "dcn"], default=["conv", "pool", "dcn"],
+                    help="which rows: DeformConv2d, DeformPSROIPool, DCNv3 / DCNv4 (default all)")
     args = ap.parse_args(argv)
     import torch
 
@@ -119,14 +160,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hx = td.DeviceHarness(td.device_harness_path())
     props = torch.cuda.get_device_properties(0)
     gpu = f"{props.name} (sm_{props.major}{props.minor}, torch {torch.__version__})"
-    conv, note = conv_rows(hx, td, torch, args.batches, args.iterations)
-    pool = pool_rows(hx, td, torch, args.iterations)
-    text = table(gpu, conv, pool, note)
+    conv, note = conv_rows(hx, td, torch, args.batches, args.iterations) if "conv" in args.ops else ([], None)
+    pool = pool_rows(hx, td, torch, args.iterations) if "pool" in args.ops else []
+    dcn = dcn_rows(hx, td, torch, args.iterations) if "dcn" in args.ops else []
+    text = table(gpu, conv, pool, note, dcn)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, psroi=pool), indent=1))
+        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, psroi=pool, dcn=dcn), indent=1))
     torch.cuda.synchronize()
     return 0
 

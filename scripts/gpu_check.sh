@@ -13,12 +13,12 @@
 #      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
 #      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
 #      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
-#   2. tests/test_trt_device.py: every plugin lifecycle step to enqueue on torch CUDA tensors,
+#   2. tests/test_trt_device.py (and tests/test_dcnv3_device.py: DCNv3 / DCNv4): every plugin lifecycle step to enqueue on torch CUDA tensors,
 #      FP32 and FP16, against the float64 reference (exporter/tolerance.py), CUDA graph replay,
 #      two execution contexts on two streams;
 #   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
 #   4. benchmarks/bench_plugins_cuda.py (CUDA events): DeformConv2d plugin vs torchvision vs dense
-#      cuDNN conv2d, DeformPSROIPool on the R-FCN head.
+#      cuDNN conv2d, DeformPSROIPool on the R-FCN head, DCNv3 / DCNv4 vs the grid_sample formulation.
 # OUT_DIR gets build.log, tests.log, sanitizer-{memcheck,racecheck,initcheck}.log, report.md and
 # report.json; the table is printed last. Exit 0 all passed, 1 a step failed, 2 usage or
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).
@@ -125,7 +125,7 @@ export PYTHONUNBUFFERED=1
 # ---- 2. device tests
 if [ -n "$HARNESS" ]; then
   s=$SECONDS
-  "$PY" -m pytest tests/test_trt_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
+  "$PY" -m pytest tests/test_trt_device.py tests/test_dcnv3_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
   rc=$?
   summary="$(tail -1 "$OUT/tests.log")"
   if [ $rc -eq 0 ] && ! grep -q "skipped" <<<"$summary"; then step "device tests" PASS "$summary, $((SECONDS - s)) s"
