@@ -1,7 +1,7 @@
 """The DCNv3 / DCNv4 CUDA kernel's per-thread body and the header's element function, on the host
-(plugins/ops/dcnv3/host_dcnv3.cpp in libdcn_host_tests, ctypes), against the float64 reference.
+(plugins/ops/dcnv3/dcnv3_host_kernels.cpp in libdcn_host_tests, ctypes), against the float64 reference.
 
-host_dcnv3.cpp calls dcnv3_launch.h's dcn_thread -- the body the __global__ kernel wraps -- for every
+dcnv3_host_kernels.cpp calls dcnv3_launch.h's dcn_thread -- the body the __global__ kernel wraps -- for every
 (block, thread) of the launcher's grid: channels per thread 1, 2, 4, 8 (the vector loads and stores),
 int32 and int64 indexing, a capped grid (grid-stride loop); every output written. float64 to the
 reference's precision, float32 / float16 storage within exporter/tolerance.py (float16: float32

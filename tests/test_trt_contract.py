@@ -53,8 +53,8 @@ int main() {
     op(kDeformConv2dName, kDeformConv2dFields, kDC_NUM_FIELDS, false);
     op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, false);
     op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, false);
-    op(kDCNv3Name, kDcnFields, kDN_NUM_FIELDS, false);
-    op(kDCNv4Name, kDcnFields, kDN_NUM_FIELDS, true);
+    op(kDCNv3Name, kDCNv3Fields, kDN_NUM_FIELDS, false);
+    op(kDCNv4Name, kDCNv4Fields, kDN_NUM_FIELDS, true);
     std::printf("}}\n");
 }
 """

@@ -119,4 +119,4 @@ inline constexpr char const* kPluginNamespace = "";
 
 } // namespace dcn
 
-#include "../ops/dcnv3/dcnv3_fields.h"  // DCNv3, DCNv4 (issue 24)
+#include "../ops/dcnv4/dcnv4_fields.h"  // DCNv3 and DCNv4 (issue 24; it includes dcnv3_fields.h)

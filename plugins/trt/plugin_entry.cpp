@@ -35,8 +35,6 @@ namespace {
 using dcn::trt::DeformConv2dCreator;
 using dcn::trt::DeformPSROIPoolCreator;
 using dcn::trt::DeformRoIPoolCreator;
-using dcn::trt::DCNv3Creator;
-using dcn::trt::DCNv4Creator;
 
 constexpr int32_t kNbCreators = 5;
 
@@ -45,9 +43,8 @@ nvinfer1::IPluginCreatorInterface* const* creators()
     static DeformConv2dCreator conv;
     static DeformPSROIPoolCreator pool;
     static DeformRoIPoolCreator roiPool;
-    static DCNv3Creator dcnv3;
-    static DCNv4Creator dcnv4;
-    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool, &roiPool, &dcnv3, &dcnv4};
+    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators]
+        = {&conv, &pool, &roiPool, dcn::trt::dcnv3_creator(), dcn::trt::dcnv4_creator()};
     return list;
 }
 

@@ -1,7 +1,8 @@
-// The contract's attributes of dcn::DCNv3 and dcn::DCNv4 (one set for both; shared/design/ops.md,
-// exporter/ops/dcnv3/spec.py) as a field table: included at the end of plugins/common/dcn_fields.h,
-// read by the ONNX Runtime ops and the TensorRT creators, compared with the Python contract by
-// tests/test_trt_contract.py. No attribute name is spelled anywhere else in plugins/ops/dcnv3, dcnv4.
+// dcn::DCNv3's row of the contract's attribute tables (shared/design/ops.md, exporter/ops/dcnv3/spec.py;
+// dcn::DCNv4 has the same attributes: plugins/ops/dcnv4/dcnv4_fields.h): included at the end of
+// plugins/common/dcn_fields.h, read by the ONNX Runtime ops and the TensorRT creators, compared with the
+// Python contract by tests/test_trt_contract.py. No attribute name is spelled anywhere else in
+// plugins/ops/dcnv3, dcnv4.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,6 @@
 namespace dcn {
 
 inline constexpr char const* kDCNv3Name = "DCNv3";
-inline constexpr char const* kDCNv4Name = "DCNv4";
 
 enum DcnField : int32_t
 {
@@ -24,7 +24,7 @@ enum DcnField : int32_t
     kDN_NUM_FIELDS
 };
 
-inline constexpr FieldSpec kDcnFields[kDN_NUM_FIELDS] = {
+inline constexpr FieldSpec kDCNv3Fields[kDN_NUM_FIELDS] = {
     {"kernel_shape", FieldKind::kINTS, 2, true, false, {0}},
     {"strides", FieldKind::kINTS, 2, false, true, {1, 1}},
     {"pads", FieldKind::kINTS, 4, false, true, {0, 0, 0, 0}},

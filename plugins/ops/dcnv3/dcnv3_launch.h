@@ -1,6 +1,6 @@
 // dcnv3_launch.h: launch geometry and the per-thread body of the dcn::DCNv3 / dcn::DCNv4 CUDA kernel, as
 // __host__ __device__ code (g++ and nvcc). The __global__ kernel (dcnv3_kernels.cu) is a one-line wrapper
-// around dcn_thread; the host tests (host_dcnv3.cpp) call the same function for every (block, thread) of
+// around dcn_thread; the host tests (dcnv3_host_kernels.cpp) call the same function for every (block, thread) of
 // the grid the launcher would start, so indexing, vector loads and arithmetic are tested without a GPU.
 // The math is dcnv3_math.h on plugins/common/dcn_math.h (never copied here).
 //

@@ -6,7 +6,7 @@ namespace dcn {
 namespace trt {
 
 char const* const DCNv3Traits::kName = kDCNv3Name;
-FieldSpec const* const DCNv3Traits::kFields = kDcnFields;
+FieldSpec const* const DCNv3Traits::kFields = kDCNv3Fields;
 
 DcnAttrs dcnAttrs(std::vector<FieldValue> const& f)
 {
@@ -54,7 +54,7 @@ cudaError_t dcnLaunch(std::string const& who, DcnDims const& d, nvinfer1::DataTy
 
 std::vector<FieldValue> DCNv3Traits::parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc)
 {
-    return parseFields(kDCNv3Name, layer, kDcnFields, kDN_NUM_FIELDS, fc);
+    return parseFields(kDCNv3Name, layer, kDCNv3Fields, kDN_NUM_FIELDS, fc);
 }
 
 DcnDims DCNv3Plugin::validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const
@@ -79,6 +79,12 @@ int32_t DCNv3Plugin::launch(DcnDims const& d, nvinfer1::PluginTensorDesc const* 
     }
     cudaError_t const e = dcnLaunch(who(), d, inputDesc[0].type, inputs[0], inputs[1], inputs[2], output, stream);
     return e != cudaSuccess ? cudaFailed("DCNv3 kernel launch", e) : 0;
+}
+
+nvinfer1::IPluginCreatorInterface* dcnv3_creator()
+{
+    static DCNv3Creator creator;
+    return &creator;
 }
 
 } // namespace trt

@@ -12,7 +12,7 @@
 namespace dcn {
 namespace trt {
 
-// The attributes of both ops from their parsed fields (kDcnFields order).
+// The attributes of both ops from their parsed fields (kDCNv3Fields order).
 DcnAttrs dcnAttrs(std::vector<FieldValue> const& fields);
 // [N, Ho, Wo, C] from X's dimensions: Ho = (H + top + bottom - (dh*(kh-1) + 1)) / sh + 1 (floor), Wo alike.
 nvinfer1::DimsExprs dcnOutputShape(DcnAttrs const& a, nvinfer1::DimsExprs const& x, nvinfer1::IExprBuilder& eb);
@@ -61,6 +61,7 @@ private:
 };
 
 using DCNv3Creator = Creator<DCNv3Plugin>;
+nvinfer1::IPluginCreatorInterface* dcnv3_creator(); // the process's one DCNv3 creator
 
 } // namespace trt
 } // namespace dcn

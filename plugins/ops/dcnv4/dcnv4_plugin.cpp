@@ -4,11 +4,11 @@ namespace dcn {
 namespace trt {
 
 char const* const DCNv4Traits::kName = kDCNv4Name;
-FieldSpec const* const DCNv4Traits::kFields = kDcnFields;
+FieldSpec const* const DCNv4Traits::kFields = kDCNv4Fields;
 
 std::vector<FieldValue> DCNv4Traits::parse(std::string const& layer, nvinfer1::PluginFieldCollection const* fc)
 {
-    return parseFields(kDCNv4Name, layer, kDcnFields, kDN_NUM_FIELDS, fc);
+    return parseFields(kDCNv4Name, layer, kDCNv4Fields, kDN_NUM_FIELDS, fc);
 }
 
 DcnDims DCNv4Plugin::validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const
@@ -33,6 +33,12 @@ int32_t DCNv4Plugin::launch(DcnDims const& d, nvinfer1::PluginTensorDesc const* 
     }
     cudaError_t const e = dcnLaunch(who(), d, inputDesc[0].type, inputs[0], inputs[1], inputs[1], output, stream);
     return e != cudaSuccess ? cudaFailed("DCNv4 kernel launch", e) : 0;
+}
+
+nvinfer1::IPluginCreatorInterface* dcnv4_creator()
+{
+    static DCNv4Creator creator;
+    return &creator;
 }
 
 } // namespace trt

@@ -50,6 +50,7 @@ private:
 };
 
 using DCNv4Creator = Creator<DCNv4Plugin>;
+nvinfer1::IPluginCreatorInterface* dcnv4_creator(); // the process's one DCNv4 creator
 
 } // namespace trt
 } // namespace dcn

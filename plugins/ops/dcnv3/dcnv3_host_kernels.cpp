@@ -1,4 +1,4 @@
-// host_dcnv3.cpp: dcn::DCNv3 / dcn::DCNv4 on the host, with C linkage for tests/test_dcnv3_host.py (ctypes;
+// dcnv3_host_kernels.cpp: dcn::DCNv3 / dcn::DCNv4 on the host, with C linkage for tests/test_dcnv3_host.py (ctypes;
 // part of libdcn_host_tests). What runs is the plugins' own code: the header's validation and element
 // function (dcnv3_math.h) and the CUDA kernel's per-thread body (dcnv3_launch.h: dcn_thread) called for
 // every (block, thread) of the grid the launcher would start, in int32 or int64 indexing, with the
