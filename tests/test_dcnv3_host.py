@@ -1,10 +1,11 @@
-"""The DCNv3 / DCNv4 CUDA kernel's per-thread body and the header's element function, on the host
-(plugins/ops/dcnv3/dcnv3_host_kernels.cpp in libdcn_host_tests, ctypes), against the float64 reference.
+"""The DCNv3 / DCNv4 CUDA kernels' per-thread body and the header's element function, on the host
+(plugins/ops/dcnv3/dcnv3_host_kernels.cpp, plugins/ops/dcnv4/dcnv4_host_kernels.cpp in libdcn_host_tests,
+ctypes), against the float64 reference.
 
-dcnv3_host_kernels.cpp calls dcnv3_launch.h's dcn_thread -- the body the __global__ kernel wraps -- for every
+They call plugins/cuda/dcn_aggregate_launch.h's aggregate_thread -- the body the __global__ kernels wrap -- for every
 (block, thread) of the launcher's grid: channels per thread 1, 2, 4, 8 (the vector loads and stores),
 int32 and int64 indexing, a capped grid (grid-stride loop); every output written. float64 to the
-reference's precision, float32 / float16 storage within exporter/tolerance.py (float16: float32
+reference's precision, float32 / float16 storage within dcn_base/tolerance.py (float16: float32
 coordinates and sums). The header's validation messages equal the Python contract's checks.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from helpers.built_libs import require
 from helpers.dcn_sweep import CASES, by_name
 from exporter.ops.dcnv3.reference import dcnv3
 from exporter.ops.dcnv4.reference import dcnv4
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from trt_runtime import plugins
 
 DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2, np.float16)}
@@ -29,13 +30,15 @@ P, I64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
 @pytest.fixture(scope="module")
 def lib():
     L = ctypes.CDLL(str(require(plugins.host_test_library)))
-    if not hasattr(L, "dcn_host_dcn"):
-        pytest.fail("libdcn_host_tests has no dcn_host_dcn: rebuild it (bash scripts/setup.sh)")
-    L.dcn_host_dcn.restype = ctypes.c_int
-    L.dcn_host_dcn.argtypes = ([ctypes.c_int] * 5 + [ctypes.c_int64] + [P, I64, ctypes.c_int64] * 3 + [I64] * 4
-                               + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_char_p,
-                                  P, I64, ctypes.c_char_p, ctypes.c_size_t])
-    L.dcn_host_dcn_limits.argtypes = [I64]
+    for op in (3, 4):
+        f = getattr(L, f"dcn_host_dcnv{op}", None)
+        if f is None:
+            pytest.fail(f"libdcn_host_tests has no dcn_host_dcnv{op}: rebuild it (bash scripts/setup.sh)")
+        f.restype = ctypes.c_int
+        f.argtypes = ([ctypes.c_int] * 4 + [ctypes.c_int64] + [P, I64, ctypes.c_int64] * 3 + [I64] * 4
+                      + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_char_p,
+                         P, I64, ctypes.c_char_p, ctypes.c_size_t])
+        getattr(L, f"dcn_host_dcnv{op}_limits").argtypes = [I64]
     return L
 
 
@@ -55,12 +58,13 @@ def host_run(L, op, case_or_arrays, attrs, dtype="float64", mode=1, vec=0, index
     shp = lambda a: (_ints(a.shape), a.ndim) if a is not None else (None, -1)  # noqa: E731
     (xs, xr), (os_, orank), (ms, mr) = shp(x), shp(off), shp(mask)
     a = attrs
-    rc = L.dcn_host_dcn(op, code, mode, vec, index_mode, max_blocks,
-                        x.ctypes.data_as(P), xs, xr, off.ctypes.data_as(P), os_, orank,
-                        mask.ctypes.data_as(P) if mask is not None else None, ms, mr,
-                        _ints(a["kernel_shape"]), _ints(a["strides"]), _ints(a["pads"]), _ints(a["dilations"]),
-                        a["group"], a["group_channels"], a["offset_scale"], a["remove_center"], node.encode(),
-                        out.ctypes.data_as(P) if out is not None else None, stats, msg, len(msg))
+    entry = getattr(L, f"dcn_host_dcnv{op}")
+    rc = entry(code, mode, vec, index_mode, max_blocks,
+               x.ctypes.data_as(P), xs, xr, off.ctypes.data_as(P), os_, orank,
+               mask.ctypes.data_as(P) if mask is not None else None, ms, mr,
+               _ints(a["kernel_shape"]), _ints(a["strides"]), _ints(a["pads"]), _ints(a["dilations"]),
+               a["group"], a["group_channels"], a["offset_scale"], a["remove_center"], node.encode(),
+               out.ctypes.data_as(P) if out is not None else None, stats, msg, len(msg))
     return (out if rc == 0 else None), msg.value.decode(), list(stats)
 
 
@@ -147,9 +151,11 @@ def test_header_messages(lib, change, message):
     assert msg == message
 
 
-def test_limits_equal_the_contract(lib):
-    from exporter.ops.dcnv3.spec import LIMITS
+@pytest.mark.parametrize("op", [3, 4])
+def test_limits_equal_the_contract(lib, op):
+    from exporter.contract import OPS
 
+    limits = OPS[f"DCNv{op}"].limits
     out = (ctypes.c_int64 * 4)()
-    lib.dcn_host_dcn_limits(out)
-    assert list(out) == [LIMITS["kernel_shape"], LIMITS["strides"], LIMITS["pads"], LIMITS["dilations"]]
+    getattr(lib, f"dcn_host_dcnv{op}_limits")(out)
+    assert list(out) == [limits["kernel_shape"], limits["strides"], limits["pads"], limits["dilations"]]

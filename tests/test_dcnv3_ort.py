@@ -14,7 +14,7 @@ from helpers.dcn_sweep import CASES, by_name
 from exporter import schemas
 from exporter.ops.dcnv3.reference import dcnv3
 from exporter.ops.dcnv4.reference import dcnv4
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
 from trt_runtime import plugins
 
 ort = pytest.importorskip("onnxruntime")

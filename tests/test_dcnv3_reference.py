@@ -12,11 +12,16 @@ import torch
 
 from helpers.dcn_grid_sample import dcnv3_grid_sample, dcnv4_grid_sample
 from helpers.dcn_sweep import CASES, by_name, internimage_case, make_case, softmaxed
-from exporter.errors import ContractError
-from exporter.ops.dcnv3.reference import dcnv3, point_grid
-from exporter.ops.dcnv3.spec import DCNV3, DCNV4, dcnv4_channels
+from dcn_base.errors import ContractError
+from exporter.ops.aggregation import point_grid
+from exporter.ops.dcnv3.reference import dcnv3
+from exporter.ops.dcnv3.spec import SPEC as DCNV3
+from exporter.ops.dcnv4.spec import SPEC as DCNV4, packed_channels
 from exporter.ops.dcnv4.reference import dcnv4
-from exporter.tolerance import tolerance
+from dcn_base.tolerance import tolerance
+from exporter import ops
+
+ops.register_torch_ops()  # torch.ops.dcn.*
 
 IDS = [c.name for c in CASES]
 
@@ -109,7 +114,7 @@ def test_dcnv4_padding_channels_are_ignored_and_k_may_be_larger():
     c = by_name("k3")
     want = dcnv4(c.x, c.offset_mask, **c.attrs())
     K = c.offset_mask.shape[-1]
-    assert K == dcnv4_channels(c.group, c.kernel, 0) == 112  # 4*9*3 = 108 -> 112
+    assert K == packed_channels(c.group, c.kernel, 0) == 112  # 4*9*3 = 108 -> 112
     exact = c.offset_mask[..., : c.group * 3 * c.P]
     torch.testing.assert_close(dcnv4(c.x, exact, **c.attrs()), want, rtol=0, atol=0)
     wider = torch.cat([c.offset_mask, torch.full_like(c.offset_mask[..., :5], float("nan"))], -1)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.dcn_grid_sample import dcnv3_grid_sample, dcnv4_grid_sample
-from exporter.errors import DcnError
+from dcn_base.errors import DcnError
 from exporter.export import export
 from exporter.ops import DCNv3 as OurDCNv3, DCNv4 as OurDCNv4
 from exporter.swap import swap_modules

@@ -15,7 +15,8 @@ import pytest
 
 from helpers.cuda_check import check_build
 from helpers.dcn_sweep import CASES, by_name
-from exporter.ops.dcnv3.spec import DCNV3, DCNV4
+from exporter.ops.dcnv3.spec import SPEC as DCNV3
+from exporter.ops.dcnv4.spec import SPEC as DCNV4
 from test_trt_contract import Harness
 
 OPS = {"DCNv3": DCNV3, "DCNv4": DCNV4}
@@ -104,7 +105,7 @@ def test_output_shape_follows_x_symbolically(hx, clean_log, op, case):
         sh = [list(s) for s in shapes]
         sh[0][1:3] = [H2, W2]
         _, got, _ = hx.output_shape(h, sh, symbolic)
-        from exporter.ops.dcnv3.spec import out_size
+        from exporter.contract import conv_out_size as out_size
 
         k, s, p, d = case.kernel, case.strides, case.pads, case.dilations
         assert got[1:3] == [out_size(H2, p[0], p[2], d[0], k[0], s[0]), out_size(W2, p[1], p[3], d[1], k[1], s[1])]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
 
-from exporter.ops.dcnv3.spec import dcnv4_channels, out_size
+from exporter.contract import conv_out_size as out_size
+from exporter.ops.dcnv4.spec import packed_channels
 
 
 @dataclass
@@ -88,7 +89,7 @@ def make_case(spec, dtype=torch.float64, seed: int = 0) -> DcnCase:
     # some offsets land on integer positions (weights exactly 0 / 1)
     c.offset.view(-1)[::7] = torch.round(c.offset.view(-1)[::7])
     c.mask = torch.rand(N, ho, wo, G * P, generator=g, dtype=torch.float64).to(dtype)
-    K = dcnv4_channels(G, k, rc)
+    K = packed_channels(G, k, rc)
     om = torch.empty(N, ho, wo, K, dtype=torch.float64)
     packed = torch.cat([c.offset.double().reshape(N, ho, wo, G, 2 * P),
                         c.mask.double().reshape(N, ho, wo, G, P) * 2 - 0.5], -1)  # raw masks in [-0.5, 1.5)

@@ -2,7 +2,7 @@
 format of tests/helpers/fuzz_cases.py (op, attrs, inputs, poison, expect, category, id) plus ``reference``
 (the float64 / float32 truth the fuzz runner calls).
 
-Each category walks the contract (exporter/ops/dcnv3/spec.py: attributes, minimums, LIMITS): every bound
+Each category walks the contract (exporter/ops/aggregation_spec.py: attributes, MINIMUM, LIMITS): every bound
 and one past it, values that wrap int32 / int64 products (group*group_channels, pads), kernel 0 and huge,
 remove_center with even or non-square kernels, group*group_channels not matching C, DCNv4's K one short,
 NaN / inf / huge values in every input (offsets included), every dimension off by one or zero, wrong
@@ -15,15 +15,16 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from exporter.errors import ContractError
-from exporter.ops.dcnv3.spec import ATTRS, DCNV3, DCNV4, LIMITS, check_attrs, out_size, points
+from dcn_base.errors import ContractError
+from exporter.contract import conv_out_size as out_size
+from exporter.ops.aggregation_spec import ATTRS, LIMITS, MINIMUM, check_attrs, points
+from exporter.ops.dcnv3.spec import SPEC as DCNV3
+from exporter.ops.dcnv4.spec import SPEC as DCNV4
 from helpers.fuzz_cases import SPECIAL_FLOATS, WRAPPING
 
 BASE = dict(N=1, H=5, W=6)
 ATTR_BASE = dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=2,
                  group_channels=4, offset_scale=1.0, remove_center=0)
-MINIMUM = {"kernel_shape": 1, "strides": 1, "pads": 0, "dilations": 1, "group": 1, "group_channels": 1,
-           "remove_center": 0}
 MAX_OUT = 4096  # output positions a case may have (inputs stay small)
 
 

@@ -1,6 +1,13 @@
-"""dcn::DCNv3 (InternImage): spec.py (contract entry, limits), reference.py (float64 truth; the sampling
-core dcn::DCNv4 shares), custom.py (torch.library op), modules.py (InternImage's DCNv3 module),
-swap.py (InternImage's modules -> ours), onnx.py (translation, schema, reference-evaluator op).
+"""dcn::DCNv3 (InternImage's deformable aggregation): spec, reference, custom (torch op), modules
+(InternImage's DCNv3 module), swap (InternImage's DCNv3 / DCNv3_pytorch), onnx. What it shares with the
+other channels-last aggregation op lives beside the folders (exporter/ops/aggregation*.py). Calling the
+package runs the float64 reference (``exporter.ops.dcnv3(x, offset, mask, kernel_shape=..., ...)``)."""
+from exporter.ops._package import op_package
 
-Importing this package imports nothing (exporter/contract.py reads spec.py early); the op registers
-with ``from exporter.ops.dcnv3 import custom`` (exporter/ops/__init__.py does)."""
+PUBLIC = {
+    "dcnv3": "reference",
+    "dcnv3_op": "custom",
+    "DCNv3": "modules",
+}
+REFERENCE = "dcnv3"
+op_package(__name__)

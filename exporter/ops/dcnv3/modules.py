@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from exporter.ops.aggregation import center_feature_scale, module_attrs
+
 from . import custom  # noqa: F401  (registers torch.ops.dcn.dcnv3)
 
 
@@ -55,12 +57,6 @@ def build_act(kind: str) -> nn.Module:
     if kind not in acts:
         raise ValueError(f"act_layer is {kind!r}, expected one of {', '.join(acts)}")
     return acts[kind]()
-
-
-def center_feature_scale(query: Tensor, weight: Tensor, bias: Tensor, channels: int, group: int) -> Tensor:
-    """sigmoid(query . weight^T + bias) per group, repeated over the group's channels: [..., C]."""
-    s = F.linear(query, weight, bias).sigmoid()
-    return s[..., None].repeat_interleave(channels // group, dim=-1).flatten(-2)
 
 
 class DCNv3(nn.Module):
@@ -106,9 +102,7 @@ class DCNv3(nn.Module):
 
     def attrs(self) -> list:
         """The op's attributes after its tensors."""
-        k, s, p, d = self.kernel_size, self.stride, self.pad, self.dilation
-        return [[k, k], [s, s], [p, p, p, p], [d, d], self.group, self.group_channels, self.offset_scale,
-                self.remove_center]
+        return module_attrs(self)
 
     def forward(self, input: Tensor) -> Tensor:
         x = self.input_proj(input)

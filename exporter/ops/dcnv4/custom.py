@@ -1,6 +1,6 @@
 """torch.library op ``dcn::dcnv4``: X, offset_mask, then the contract's attributes in order (one call,
-one ``dcn::DCNv4`` node). Runs the reference (exporter/ops/dcnv4/reference.py); fake kernel and
-backward as ``dcn::dcnv3`` (exporter/ops/dcnv3/custom.py)."""
+one ``dcn::DCNv4`` node). Runs the reference; fake kernel and backward through the reference's autograd
+(exporter/ops/aggregation.py)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,8 +8,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..dcnv3.custom import attr_kwargs, fake_output, register_backward
+from exporter.ops.aggregation import attr_kwargs, fake_output, register_backward
+
 from . import reference as ref
+from .spec import SPEC
 
 
 def _forward(x, offset_mask, kernel_shape, strides, pads, dilations, group, group_channels, offset_scale,
@@ -18,7 +20,7 @@ def _forward(x, offset_mask, kernel_shape, strides, pads, dilations, group, grou
                                                    offset_scale, remove_center))
 
 
-@torch.library.custom_op("dcn::dcnv4", mutates_args=())
+@torch.library.custom_op(SPEC.torch_op, mutates_args=())
 def dcnv4_op(
     X: Tensor,
     offset_mask: Tensor,

@@ -19,9 +19,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..dcnv3.modules import center_feature_scale
-from ..dcnv3.spec import dcnv4_channels
+from exporter.ops.aggregation import center_feature_scale, module_attrs
+
 from . import custom  # noqa: F401  (registers torch.ops.dcn.dcnv4)
+from .spec import packed_channels
 
 
 class DCNv4(nn.Module):
@@ -48,7 +49,7 @@ class DCNv4(nn.Module):
         if dw_kernel_size is not None:
             self.offset_mask_dw = nn.Conv2d(channels, channels, dw_kernel_size, stride=1,
                                             padding=(dw_kernel_size - 1) // 2, groups=channels)
-        self.offset_mask = nn.Linear(channels, dcnv4_channels(group, (kernel_size, kernel_size), self.remove_center))
+        self.offset_mask = nn.Linear(channels, packed_channels(group, (kernel_size, kernel_size), self.remove_center))
         if not self.without_pointwise:
             self.value_proj = nn.Linear(channels, channels)
             self.output_proj = nn.Linear(channels, channels, bias=output_bias)
@@ -68,9 +69,8 @@ class DCNv4(nn.Module):
                     nn.init.zeros_(lin.bias)
 
     def attrs(self) -> list:
-        k, s, p, d = self.kernel_size, self.stride, self.pad, self.dilation
-        return [[k, k], [s, s], [p, p, p, p], [d, d], self.group, self.group_channels, self.offset_scale,
-                self.remove_center]
+        """The op's attributes after its tensors."""
+        return module_attrs(self)
 
     def forward(self, input: Tensor, shape=None) -> Tensor:
         N, L, C = input.shape

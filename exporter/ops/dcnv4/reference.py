@@ -1,19 +1,19 @@
-"""Plain-PyTorch reference of ``dcn::DCNv4`` (FlashInternImage), from the contract: DCNv3's sampling
-(exporter/ops/dcnv3/reference.py) with one packed input.
-
-offset_mask [N, Ho, Wo, K], K >= group*P*3: group g reads channels [g*3P, g*3P + 3P) as
-dx_0, dy_0, ..., dx_{P-1}, dy_{P-1}, m_0, ..., m_{P-1}; channels from group*3P on are padding
-(DCNv4 pads K to a multiple of 8) and ignored. Masks are used raw (no softmax).
-"""
+"""Plain-PyTorch reference of ``dcn::DCNv4`` from the contract (shared/design/ops.md): the truth every other
+implementation is tested against. The sampling is the aggregation ops' (exporter/ops/aggregation.py);
+here DCNv4's input: one packed offset_mask [N, Ho, Wo, K], K >= group*P*3, group g reading channels
+[g*3P, g*3P + 3P) as dx_0, dy_0, ..., dx_{P-1}, dy_{P-1}, m_0, ..., m_{P-1}; channels from group*3P on
+are padding and ignored. Masks are used raw (no softmax)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 from torch import Tensor
 
-from ...errors import ContractError
-from ..dcnv3.reference import check_shapes, dcn_core
-from ..dcnv3.spec import DCNV4, check_attrs
+from dcn_base.errors import ContractError
+from exporter.ops.aggregation import aggregate, checked
+from exporter.ops.aggregation_spec import label
+
+from .spec import SPEC, packed_channels
 
 
 def unpack(offset_mask: Tensor, group: int, P: int) -> tuple[Tensor, Tensor]:
@@ -28,16 +28,28 @@ def dcnv4(x: Tensor, offset_mask: Tensor, *, kernel_shape: Sequence[int], stride
           group_channels: Optional[int] = None, offset_scale: float = 1.0, remove_center: int = 0,
           node: str = "") -> Tensor:
     """``dcn::DCNv4``: X [N, H, W, C], offset_mask [N, Ho, Wo, K >= group*P*3] -> [N, Ho, Wo, C]."""
-    if group_channels is None:
-        group_channels = x.shape[-1] // max(int(group), 1) if x.dim() == 4 else 0
-    a = check_attrs(DCNV4.op_type, node, kernel_shape, strides, pads, dilations, group, group_channels, offset_scale,
-                    remove_center)
-    ho, wo, P = check_shapes(DCNV4.op_type, x, a, node)
-    op = f"{DCNV4.op_type}{f' {node!r}' if node else ''}"
+    a, ho, wo, P = checked(SPEC.op_type, x, node, group_channels, kernel_shape=kernel_shape, strides=strides,
+                           pads=pads, dilations=dilations, group=group, offset_scale=offset_scale,
+                           remove_center=remove_center)
     N, G = x.shape[0], a["group"]
     om = offset_mask
     if om.dim() != 4 or list(om.shape[:3]) != [N, ho, wo] or om.shape[3] < 3 * G * P:
-        raise ContractError(f"{op}: offset_mask has shape {list(om.shape)}, expected [{N}, {ho}, {wo}, K] with "
-                            f"K >= group*P*3 = {3 * G * P} (P = {P})")
+        raise ContractError(f"{label(SPEC.op_type, node)}: offset_mask has shape {list(om.shape)}, expected "
+                            f"[{N}, {ho}, {wo}, K] with K >= group*P*3 = {3 * G * P} (P = {P})")
     off, mask = unpack(om, G, P)
-    return dcn_core(x, off, mask, a, ho, wo)
+    return aggregate(x, off, mask, a, ho, wo)
+
+
+def example_inputs(seed: int = 0) -> tuple[dict, dict]:
+    """A small valid case (float32 arrays by input name, attributes by contract name; a 3x3 kernel with
+    dilation 2, offset_scale 0.5, 2 groups of 8 channels, K = 54 padded to 56 as the DCNv4 package pads
+    it): for generic tests that run every registered op (FP16 conversion, fuzz cases)."""
+    import numpy as np  # noqa: PLC0415  (tests only)
+
+    rng = np.random.default_rng(seed)
+    attrs = {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [2, 2, 2, 2], "dilations": [2, 2], "group": 2,
+             "group_channels": 8, "offset_scale": 0.5, "remove_center": 0}
+    K = packed_channels(2, (3, 3), 0)
+    inputs = {"X": rng.standard_normal((2, 5, 6, 16)).astype(np.float32),
+              "offset_mask": (2 * rng.standard_normal((2, 5, 6, K))).astype(np.float32)}
+    return inputs, attrs

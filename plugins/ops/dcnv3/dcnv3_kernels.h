@@ -1,8 +1,7 @@
-// dcnv3_kernels.h: the CUDA launcher of dcn::DCNv3 and dcn::DCNv4 (one kernel: DcnDims' strides say where
-// the offsets and masks are; DCNv4 passes offset_mask as both). Launches on `stream` and returns
-// cudaGetLastError() after the launch; an empty output launches nothing. T is float or __half: coordinates,
-// sampling and sums in float (plugins/ops/dcnv3/dcnv3_math.h), 8 channels per thread where group_channels
-// and the pointers allow (dcnv3_launch.h).
+// dcnv3_kernels.h: the CUDA launcher of dcn::DCNv3. Launches on `stream` and returns cudaGetLastError()
+// after the launch; an empty output launches nothing. T is float or __half: coordinates, sampling and sums
+// in float (plugins/common/dcn_aggregate.h), 8 channels per thread where group_channels and the pointers
+// allow (plugins/cuda/dcn_aggregate_launch.h).
 #pragma once
 
 #include "dcnv3_math.h"
@@ -13,14 +12,14 @@
 namespace dcn {
 namespace cuda {
 
-// Y [N, Ho, Wo, C]; X [N, H, W, C]; DCNv3: offset, mask; DCNv4: offset = mask = offset_mask.
+// Y [N, Ho, Wo, C]; X [N, H, W, C], offset [N, Ho, Wo, G*P*2], mask [N, Ho, Wo, G*P] (d: validate_dcnv3).
 template <class T>
-cudaError_t dcn_sample(const T* X, const T* offset, const T* mask, const DcnDims& d, T* Y, cudaStream_t stream);
+cudaError_t dcnv3(const T* X, const T* offset, const T* mask, const AggregateDims& d, T* Y, cudaStream_t stream);
 
-extern template cudaError_t dcn_sample<float>(const float*, const float*, const float*, const DcnDims&, float*,
-                                              cudaStream_t);
-extern template cudaError_t dcn_sample<__half>(const __half*, const __half*, const __half*, const DcnDims&, __half*,
-                                               cudaStream_t);
+extern template cudaError_t dcnv3<float>(const float*, const float*, const float*, const AggregateDims&, float*,
+                                         cudaStream_t);
+extern template cudaError_t dcnv3<__half>(const __half*, const __half*, const __half*, const AggregateDims&, __half*,
+                                          cudaStream_t);
 
 }  // namespace cuda
 }  // namespace dcn

@@ -1,249 +1,32 @@
-// dcnv3_math.h: the math of dcn::DCNv3 and dcn::DCNv4 (InternImage / FlashInternImage), host (g++ -std=c++17)
-// and CUDA (nvcc), on top of plugins/common/dcn_math.h's bilinear sampling core (bilinear_taps: never
-// copied). Contract: shared/design/ops.md "dcn::DCNv3 and dcn::DCNv4"; truth: exporter/ops/dcnv3/reference.py.
+// dcnv3_math.h: dcn::DCNv3's validation, on the aggregation ops' shared math (plugins/common/dcn_aggregate.h:
+// geometry, sampling, element function, attribute and X checks), host only. Contract: shared/design/ops.md
+// (its DCNv3 section); truth: exporter/ops/dcnv3/reference.py.
 //
-// Both ops sample the same way; they differ in where the offsets and masks of one output position lie,
-// which DcnDims carries as strides (so one element function serves both):
-//   DCNv3  offset [N, Ho, Wo, G*P*2], mask [N, Ho, Wo, G*P]   offStride 2GP, offGroupStride 2P,
-//                                                             maskStride GP, maskGroupStride P
-//   DCNv4  offset_mask [N, Ho, Wo, K]; mask pointer = offset_mask + 2P; both strides K, group strides 3P
+//   X [N, H, W, group*group_channels], offset [N, Ho, Wo, G*P*2] ((dx, dy) pairs, point-major in each
+//   group), mask [N, Ho, Wo, G*P]: AggregateDims' strides offStride 2GP, offGroupStride 2P, maskStride GP,
+//   maskGroupStride P, maskShift 0.
 //
-// API (DCN_HD: host + device):
-//   constexpr int64_t kMaxDcnKernel;                 kernel_shape limit (contract LIMITS; strides, pads,
-//                                                    dilations use kMaxConvStride / Pad / Dilation)
-//   struct DcnDims;                                  shapes, attributes, the offset / mask strides
-//   template<Acc, T> DCN_HD DcnSite<Acc, T> dcn_site(offset, mask, d, pos, ho, wo, g);
-//       one output position pos = (n*Ho + ho)*Wo + wo of group g: its offsets, masks, window centre
-//   template<F> DCN_HD void dcn_for_points(d, f);    f(i, j, p) for the P points, x-major (i over the
-//                                                    kernel's width outer, j over its height), centre skipped
-//                                                    with remove_center
-//   template<Acc, T> DCN_HD BilinearTaps<Acc> dcn_taps(site, d, i, j, p);
-//       taps of point p = (i, j), weights times its mask:
-//       x = wo*sw - left + cw + s*(i*dw - cw + dx),  y = ho*sh - top + ch + s*(j*dh - ch + dy)
-//   template<Acc, T> DCN_HD void dcn_accumulate(Xn, C, taps, c0, count, acc);
-//       acc[v] += sum over the taps' neighbours of w * Xn[idx*C + c0 + v], v < count (Xn: one image, NHWC)
-//   template<Acc, T> DCN_HD Acc dcn_element(X, offset, mask, d, pos, c);   one output value
-//   Host only: struct DcnAttrs; validate_dcn_attrs(op, node, a); validate_dcnv3(node, a, X, offset, mask, &d);
-//       validate_dcnv4(node, a, X, offset_mask, &d): "" or one message "<Op> '<node>': <what>, expected ...".
+//   std::string validate_dcnv3(node, a, X, offset, mask, AggregateDims* out): "" or one message
+//       "DCNv3 '<node>': <what>, expected ...".
 #pragma once
 
-#include "dcn_math.h"  // plugins/common: Half, load / store, bilinear_taps, checked arithmetic, ShapeRef
+#include "dcn_aggregate.h"  // plugins/common
+#include "dcnv3_fields.h"
 
 namespace dcn {
 
-constexpr int64_t kMaxDcnKernel = 32;  // kernel_shape: at most 32*32 points per output
-
-struct DcnDims {
-    int64_t N, H, W, C;            // X [N, H, W, C], C = group*groupChannels
-    int64_t group, groupChannels;  //
-    int64_t kH, kW, strideH, strideW, padT, padL, padB, padR, dilH, dilW;
-    int64_t outH, outW;
-    int64_t P;                     // points: kH*kW - removeCenter
-    bool removeCenter;
-    double offsetScale;
-    int64_t offStride, offGroupStride;    // offset of (pos, g, p): pos*offStride + g*offGroupStride + 2p (+1 for dy)
-    int64_t maskStride, maskGroupStride;  // mask of (pos, g, p): pos*maskStride + g*maskGroupStride + p
-    int64_t maskShift;                    // DCNv4: 2P (the masks follow the offsets in offset_mask); DCNv3: 0
-};
-
-// One output position (n, ho, wo) of group g: where its offsets and masks are, and the kernel window's
-// centre in input pixels (cw = floor(dw*(kw-1)/2), ch alike), before offset_scale.
-template <class Acc, class T> struct DcnSite {
-    const T* off;   // dx_0, dy_0, dx_1, ...
-    const T* mask;  // m_0, m_1, ...
-    Acc x0, y0;     // wo*sw - left + cw, ho*sh - top + ch (exact integers)
-};
-
-template <class Acc, class T>
-DCN_HD DcnSite<Acc, T> dcn_site(const T* offset, const T* mask, const DcnDims& d, int64_t pos, int64_t ho, int64_t wo,
-                                int64_t g) {
-    DcnSite<Acc, T> s;
-    s.off = offset + pos * d.offStride + g * d.offGroupStride;
-    s.mask = mask + pos * d.maskStride + d.maskShift + g * d.maskGroupStride;
-    s.x0 = Acc(wo * d.strideW - d.padL + d.dilW * (d.kW - 1) / 2);
-    s.y0 = Acc(ho * d.strideH - d.padT + d.dilH * (d.kH - 1) / 2);
-    return s;
-}
-
-// f(i, j, p) for the P points: p enumerates i over the kernel's width (outer) and j over its height
-// (inner), the centre (i = kW/2, j = kH/2) skipped with remove_center.
-template <class F> DCN_HD void dcn_for_points(const DcnDims& d, F&& f) {
-    int64_t p = 0;
-    for (int64_t i = 0; i < d.kW; ++i)
-        for (int64_t j = 0; j < d.kH; ++j) {
-            if (d.removeCenter && i == d.kW / 2 && j == d.kH / 2) continue;
-            f(i, j, p);
-            ++p;
-        }
-}
-
-// Taps of point p = (i, j) at site s, weights times the point's mask:
-//   x = x0 + offset_scale*(i*dw - cw + dx_p),  y = y0 + offset_scale*(j*dh - ch + dy_p)
-template <class Acc, class T>
-DCN_HD BilinearTaps<Acc> dcn_taps(const DcnSite<Acc, T>& s, const DcnDims& d, int64_t i, int64_t j, int64_t p) {
-    const Acc sc = static_cast<Acc>(d.offsetScale);
-    const Acc x = s.x0 + sc * (Acc(i * d.dilW - d.dilW * (d.kW - 1) / 2) + load<Acc>(s.off[2 * p]));
-    const Acc y = s.y0 + sc * (Acc(j * d.dilH - d.dilH * (d.kH - 1) / 2) + load<Acc>(s.off[2 * p + 1]));
-    BilinearTaps<Acc> t = bilinear_taps<Acc>(d.H, d.W, y, x);
-    const Acc m = load<Acc>(s.mask[p]);
-    for (int q = 0; q < 4; ++q) t.w[q] *= m;
-    return t;
-}
-
-template <class Acc, class T>
-DCN_HD void dcn_accumulate(const T* Xn, int64_t C, const BilinearTaps<Acc>& t, int64_t c0, int64_t count, Acc* acc) {
-    for (int q = 0; q < 4; ++q) {
-        if (t.idx[q] < 0) continue;  // a neighbour outside the map reads nothing
-        const T* src = Xn + t.idx[q] * C + c0;
-        for (int64_t v = 0; v < count; ++v) acc[v] += t.w[q] * load<Acc>(src[v]);
-    }
-}
-
-// One output value: Y[pos, c], pos = (n*Ho + ho)*Wo + wo.
-template <class Acc, class T>
-DCN_HD Acc dcn_element(const T* X, const T* offset, const T* mask, const DcnDims& d, int64_t pos, int64_t c) {
-    const int64_t wo = pos % d.outW, ho = (pos / d.outW) % d.outH, n = pos / (d.outH * d.outW);
-    const DcnSite<Acc, T> s = dcn_site<Acc>(offset, mask, d, pos, ho, wo, c / d.groupChannels);
-    const T* Xn = X + n * d.H * d.W * d.C;
-    Acc acc = Acc(0);
-    dcn_for_points(d, [&](int64_t i, int64_t j, int64_t p) {
-        dcn_accumulate<Acc>(Xn, d.C, dcn_taps<Acc>(s, d, i, j, p), c, 1, &acc);
-    });
-    return acc;
-}
-
-// ---------------------------------------------------------------------------------------
-// Validation (host only)
-// ---------------------------------------------------------------------------------------
 #if !defined(__CUDA_ARCH__)
 
-struct DcnAttrs {
-    std::vector<int64_t> kernel_shape;  // required
-    std::vector<int64_t> strides{1, 1};
-    std::vector<int64_t> pads{0, 0, 0, 0};  // top, left, bottom, right
-    std::vector<int64_t> dilations{1, 1};
-    int64_t group = 1;
-    int64_t group_channels = 0;  // required
-    double offset_scale = 1.0;
-    int64_t remove_center = 0;
-};
-
-inline std::string validate_dcn_attrs(const char* op_type, const std::string& node, const DcnAttrs& a) {
-    const std::string p = op_prefix(op_type, node);
-    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min, max; };
-    const List lists[] = {{"kernel_shape", a.kernel_shape, 2, 1, kMaxDcnKernel},
-                          {"strides", a.strides, 2, 1, kMaxConvStride},
-                          {"pads", a.pads, 4, 0, kMaxConvPad},
-                          {"dilations", a.dilations, 2, 1, kMaxConvDilation}};
-    for (const List& l : lists) {
-        if (l.v.size() != l.n)
-            return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
-                   std::to_string(l.n);
-        for (int64_t x : l.v)
-            if (x < l.min)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
-                       std::to_string(l.min);
-        for (int64_t x : l.v)
-            if (x > l.max)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
-                       std::to_string(l.max) + " (limit)";
-    }
-    if (a.group < 1) return p + "attribute group = " + std::to_string(a.group) + ", expected >= 1";
-    if (a.group_channels < 1)
-        return p + "attribute group_channels = " + std::to_string(a.group_channels) + ", expected >= 1";
-    if (!std::isfinite(a.offset_scale))
-        return p + "attribute offset_scale = " + float_str(a.offset_scale) + ", expected a finite value";
-    if (a.remove_center != 0 && a.remove_center != 1)
-        return p + "attribute remove_center = " + std::to_string(a.remove_center) + ", expected 0 or 1";
-    if (a.remove_center && (a.kernel_shape[0] != a.kernel_shape[1] || a.kernel_shape[0] % 2 == 0))
-        return p + "attribute remove_center = 1 with kernel_shape = " + ints_str(a.kernel_shape) +
-               ", expected an odd square kernel";
-    return "";
-}
-
-// X and the attributes: fills everything of d but the offset / mask strides. "" or the message.
-inline std::string validate_dcn_x(const char* op_type, const std::string& node, const DcnAttrs& a, ShapeRef X,
-                                  DcnDims& d) {
-    std::string e = validate_dcn_attrs(op_type, node, a);
-    if (!e.empty()) return e;
-    const std::string p = op_prefix(op_type, node);
-    if (X.rank != 4) return p + "X has rank " + std::to_string(X.rank) + ", expected 4 [N, H, W, C]";
-    for (int q = 0; q < 4; ++q)
-        if (X[q] < 0) return p + "X has shape " + shape_str(X) + ", expected non-negative dimensions";
-    d = DcnDims{};
-    d.N = X[0], d.H = X[1], d.W = X[2], d.C = X[3];
-    d.group = a.group, d.groupChannels = a.group_channels;
-    d.kH = a.kernel_shape[0], d.kW = a.kernel_shape[1];
-    d.strideH = a.strides[0], d.strideW = a.strides[1];
-    d.padT = a.pads[0], d.padL = a.pads[1], d.padB = a.pads[2], d.padR = a.pads[3];
-    d.dilH = a.dilations[0], d.dilW = a.dilations[1];
-    d.removeCenter = a.remove_center != 0;
-    d.P = d.kH * d.kW - a.remove_center;
-    d.offsetScale = a.offset_scale;
-    int64_t c = 0;
-    if (!mul_ok(a.group, a.group_channels, &c) || c != d.C)
-        return p + "X has " + std::to_string(d.C) + " channels, expected group*group_channels = " +
-               std::to_string(a.group) + "*" + std::to_string(a.group_channels) +
-               (mul_ok(a.group, a.group_channels, &c) ? " = " + std::to_string(c) : " (overflows int64)");
-    if (d.H < 1 || d.W < 1)
-        return p + "X has spatial size " + std::to_string(d.H) + "x" + std::to_string(d.W) + ", expected >= 1x1";
-    const std::string geometry = " for input " + std::to_string(d.H) + "x" + std::to_string(d.W) + " (kernel " +
-                                 std::to_string(d.kH) + "x" + std::to_string(d.kW) + ", pads " + ints_str(a.pads) +
-                                 ", strides " + ints_str(a.strides) + ", dilations " + ints_str(a.dilations) + ")";
-    if (!conv_out_size_ok(d.H, d.padT, d.padB, d.dilH, d.kH, d.strideH, &d.outH) ||
-        !conv_out_size_ok(d.W, d.padL, d.padR, d.dilW, d.kW, d.strideW, &d.outW))
-        return p + "output size overflows int64" + geometry + ", expected a representable size";
-    if (d.outH < 1 || d.outW < 1)
-        return p + "output size is " + std::to_string(d.outH) + "x" + std::to_string(d.outW) + geometry +
-               ", expected >= 1x1";
-    int64_t x = 0, y = 0;
-    if (!mul_ok(d.N, d.H, &x) || !mul_ok(x, d.W, &x) || !mul_ok(x, d.C, &x) || x > kMaxElements ||
-        !mul_ok(d.N, d.outH, &y) || !mul_ok(y, d.outW, &y) || !mul_ok(y, d.C, &y) || !mul_ok(y, 3 * d.P, &y) ||
-        y > kMaxElements)
-        return p + "sizes N*H*W*C or N*Ho*Wo*C*3*P overflow" + geometry + ", expected at most 2^58 elements";
-    return "";
-}
-
-// "" when `t` is [N, Ho, Wo, channels] (exactly, or at least with at_least), else the message.
-inline std::string validate_dcn_io(const std::string& p, const char* name, ShapeRef t, const DcnDims& d,
-                                   int64_t channels, const char* formula, bool at_least = false) {
-    const bool ok = t.rank == 4 && t[0] == d.N && t[1] == d.outH && t[2] == d.outW &&
-                    (at_least ? t[3] >= channels : t[3] == channels);
-    if (ok) return "";
-    return p + name + " has shape " + shape_str(t) + ", expected [" + std::to_string(d.N) + ", " +
-           std::to_string(d.outH) + ", " + std::to_string(d.outW) + ", " + (at_least ? "K >= " : "") + formula +
-           " = " + std::to_string(channels) + "] (P = " + std::to_string(d.P) + ")";
-}
-
-inline std::string validate_dcnv3(const std::string& node, const DcnAttrs& a, ShapeRef X, ShapeRef offset,
-                                  ShapeRef mask, DcnDims* out) {
-    DcnDims d{};
-    std::string e = validate_dcn_x(kDCNv3Name, node, a, X, d);
+inline std::string validate_dcnv3(const std::string& node, const AggregateAttrs& a, ShapeRef X, ShapeRef offset,
+                                  ShapeRef mask, AggregateDims* out) {
+    AggregateDims d{};
+    std::string e = validate_aggregate_x(kDCNv3Name, node, a, X, d);
     const std::string p = op_prefix(kDCNv3Name, node);
-    if (e.empty()) e = validate_dcn_io(p, "offset", offset, d, d.group * d.P * 2, "group*P*2");
-    if (e.empty()) e = validate_dcn_io(p, "mask", mask, d, d.group * d.P, "group*P");
+    if (e.empty()) e = validate_aggregate_io(p, "offset", offset, d, d.group * d.P * 2, "group*P*2");
+    if (e.empty()) e = validate_aggregate_io(p, "mask", mask, d, d.group * d.P, "group*P");
     if (!e.empty()) return e;
     d.offStride = d.group * d.P * 2, d.offGroupStride = d.P * 2;
     d.maskStride = d.group * d.P, d.maskGroupStride = d.P, d.maskShift = 0;
-    if (out) *out = d;
-    return "";
-}
-
-inline std::string validate_dcnv4(const std::string& node, const DcnAttrs& a, ShapeRef X, ShapeRef offset_mask,
-                                  DcnDims* out) {
-    DcnDims d{};
-    std::string e = validate_dcn_x(kDCNv4Name, node, a, X, d);
-    if (e.empty())
-        e = validate_dcn_io(op_prefix(kDCNv4Name, node), "offset_mask", offset_mask, d, d.group * d.P * 3,
-                            "group*P*3", true);
-    if (!e.empty()) return e;
-    const int64_t K = offset_mask[3];
-    if (K > kMaxElements / (d.N * d.outH * d.outW > 0 ? d.N * d.outH * d.outW : 1))
-        return op_prefix(kDCNv4Name, node) + "offset_mask has " + std::to_string(K) +
-               " channels, expected at most 2^58 elements in all";
-    d.offStride = d.maskStride = K;
-    d.offGroupStride = d.maskGroupStride = 3 * d.P;
-    d.maskShift = 2 * d.P;
     if (out) *out = d;
     return "";
 }
