@@ -1,6 +1,6 @@
 """CPU benchmark of dcn::DCNv3 / dcn::DCNv4 in ONNX Runtime (libdcn_ort) against the PyTorch grid_sample
 formulation InternImage users run on the CPU (tests/helpers/dcn_grid_sample.py) and our float64-capable
-reference (exporter/ops/dcnv3/reference.py, float32 inputs), on InternImage-T's DCN layers at 224x224
+references (exporter/ops/dcnv3, dcnv4: reference.py, float32 inputs), on InternImage-T's DCN layers at 224x224
 (stage 1: 56x56, 64 ch, 4 groups; stage 2: 28x28, 128 ch, 8 groups; stage 3: 14x14, 256 ch, 16 groups;
 stage 4: 7x7, 512 ch, 32 groups), batch 1, softmaxed masks, FP32 (and the ORT op in FP16).
 

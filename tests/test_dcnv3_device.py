@@ -2,7 +2,7 @@
 trt_device.py: the host harness in device mode), in the style of tests/test_trt_device.py.
 
 Every plugin lifecycle step to enqueue on torch CUDA tensors, FP32 and FP16, against the float64 reference
-(exporter/ops/dcnv3, on the same device) with exporter/tolerance.py: the awkward sweep (tests/helpers/
+(exporter/ops/dcnv3, dcnv4, on the same device) with dcn_base/tolerance.py: the awkward sweep (tests/helpers/
 dcn_sweep.py), InternImage-T layers (stage 1 at 224x224 batch 1 and 32, stage 2 at 512x512 batch 8), an X
 pointer off the vector alignment (the scalar path), the grid_sample formulation on CUDA agreeing too,
 CUDA graph capture and replay. Without a CUDA device every test skips, naming it.

@@ -1,4 +1,4 @@
-"""InternImage's DCNv3 / DCNv3_pytorch and the DCNv4 package's DCNv4 -> ours (exporter/ops/dcnv3/swap.py).
+"""InternImage's DCNv3 / DCNv3_pytorch and the DCNv4 package's DCNv4 -> ours (exporter/ops/dcnv3/swap.py, exporter/ops/dcnv4/swap.py).
 
 The real packages are CUDA-only and not installed, so the tests define stand-ins with those class names,
 constructor arguments and parameter layouts (dw_conv = Sequential(depth-wise conv, norm, activation),
