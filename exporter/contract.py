@@ -196,3 +196,9 @@ def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> Non
             raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
                                 f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
     check_limits(op_type, node, attrs)
+
+
+# Ops whose entry lives in their own folder (exporter/ops/<op>/spec.py), imported last: it needs the classes above.
+from .ops.multi_scale_deformable_attention.spec import SPEC as MULTI_SCALE_DEFORMABLE_ATTENTION  # noqa: E402
+
+OPS[MULTI_SCALE_DEFORMABLE_ATTENTION.op_type] = MULTI_SCALE_DEFORMABLE_ATTENTION

@@ -16,7 +16,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 def _targets():
     out = {torch.ops.dcn.deform_conv2d.default: "conv", torch.ops.dcn.deform_psroi_pool.default: "pool",
-           torch.ops.dcn.deform_roi_pool.default: "pool"}
+           torch.ops.dcn.deform_roi_pool.default: "pool",
+           torch.ops.dcn.multi_scale_deformable_attention.default: "msda"}
     try:
         import torchvision  # noqa: F401
 
@@ -45,7 +46,7 @@ class LikeData(TorchDispatchMode):
             def fix(i, a):
                 if not isinstance(a, torch.Tensor) or not a.is_floating_point():
                     return a
-                want = rois_dtype if (kind == "pool" and i == 1) else dtype
+                want = rois_dtype if (kind == "pool" and i == 1) or (kind == "msda" and i == 3) else dtype
                 return a if a.dtype == want else a.to(want)
 
             args = tuple(fix(i, a) for i, a in enumerate(args))

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 
 from . import schemas
-from .contract import (DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FORBIDDEN_OP_TYPES, OPS,
-                       is_dcn_node)
+from .contract import (DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FORBIDDEN_OP_TYPES,
+                       MULTI_SCALE_DEFORMABLE_ATTENTION, OPS, is_dcn_node)
 from .errors import DcnError, describe
 from .swap import Swap
 from .trace import strip_prefix
@@ -178,8 +178,9 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
         if not is_dcn_node(n):
             continue
         vi = known.get(n.output[0])
-        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != 4:
-            raise DcnError(f"{n.op_type} '{n.name}': no 4-D output shape after shape inference")
+        rank = 3 if n.op_type == MULTI_SCALE_DEFORMABLE_ATTENTION.op_type else 4
+        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != rank:
+            raise DcnError(f"{n.op_type} '{n.name}': no {rank}-D output shape after shape inference")
     return inferred
 
 

@@ -262,4 +262,8 @@ def register() -> None:
     for spec in (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL):
         if not defs.has(spec.op_type, DOMAIN_VERSION, DOMAIN):
             defs.register_schema(build_schema(spec))
+    from .ops.multi_scale_deformable_attention import onnx as msda_onnx  # the op's own schema (its folder)
+
+    if not defs.has(msda_onnx.spec.OP_TYPE, DOMAIN_VERSION, DOMAIN):
+        defs.register_schema(msda_onnx.build_schema())
     _registered = True

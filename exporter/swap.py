@@ -27,6 +27,7 @@ from torch import nn
 
 from .errors import DcnError
 from .ops import modules as ours
+from .ops.multi_scale_deformable_attention.swap import RULES as MSDA_RULES
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ KNOWN: dict[tuple[str, str], Callable[[nn.Module, str], nn.Module]] = {
     ("mmcv.ops", "ModulatedDeformRoIPoolPack"): _mmcv_roi_pool_pack(ours.ModulatedDeformRoIPoolPack),
     ("detectron2.layers", "DeformConv"): _d2(Detectron2DeformConv),
     ("detectron2.layers", "ModulatedDeformConv"): _d2(Detectron2ModulatedDeformConv),
+    **MSDA_RULES,
 }
 
 

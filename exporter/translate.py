@@ -14,6 +14,7 @@ from . import schemas
 from .contract import (DEFORM_CONV2D, DEFORM_PSROI_POOL, DEFORM_ROI_POOL, DOMAIN, DOMAIN_VERSION, FLOAT, INT,
                        INTS, OpSpec)
 from .errors import DcnError
+from .ops.multi_scale_deformable_attention import onnx as msda_onnx
 from .trace import module_path_of_fx_node, quiet_torch
 
 
@@ -130,6 +131,7 @@ def translation_table(deform_conv: str = "plugin") -> dict[Any, Callable]:
         torch.ops.dcn.deform_conv2d.default: dcn_deform_conv2d,
         torch.ops.dcn.deform_psroi_pool.default: dcn_deform_psroi_pool,
         torch.ops.dcn.deform_roi_pool.default: dcn_deform_roi_pool,
+        torch.ops.dcn.multi_scale_deformable_attention.default: msda_onnx.translation(op, ir, dcn),
     }
     tv = _torchvision_op()
     if tv is not None:
@@ -199,6 +201,7 @@ def scan_ops(ep: torch.export.ExportedProgram, deform_conv: str, opset: int, str
         name = target.name().replace(".default", "")
         raise DcnError(
             f"operator {name}{where} has no ONNX translation; dcn-export maps "
-            f"dcn::deform_conv2d, dcn::deform_psroi_pool, dcn::deform_roi_pool and {TORCHVISION_DEFORM_CONV} "
+            f"dcn::deform_conv2d, dcn::deform_psroi_pool, dcn::deform_roi_pool, "
+            f"dcn::multi_scale_deformable_attention and {TORCHVISION_DEFORM_CONV} "
             f"besides the standard ops"
         )

@@ -100,7 +100,9 @@ def _reference_ops():
             )
             return (y.numpy().astype(data.dtype),)
 
-    return [DeformConv2d, DeformPSROIPool, DeformRoIPool]
+    from .ops.multi_scale_deformable_attention.onnx import reference_op
+
+    return [DeformConv2d, DeformPSROIPool, DeformRoIPool, reference_op()]
 
 
 # --------------------------------------------------------------------------- runtimes

@@ -15,7 +15,10 @@ import copy
 import onnx
 from onnx import TensorProto, helper
 
-from exporter.contract import DEFORM_PSROI_POOL, DOMAIN
+from exporter.contract import DEFORM_PSROI_POOL, DOMAIN, MULTI_SCALE_DEFORMABLE_ATTENTION
+
+# (op type, input index) of the inputs that stay float32 in a float16 graph
+_FLOAT32_INPUTS = {DEFORM_PSROI_POOL.op_type: 1, MULTI_SCALE_DEFORMABLE_ATTENTION.op_type: 3}
 from exporter.errors import DcnError
 
 REQUIREMENT = "onnxconverter-common>=1.14"
@@ -61,19 +64,20 @@ def _rois_float32(model: onnx.ModelProto) -> None:
     types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.value_info) + list(g.output)}
     new_nodes: list[tuple[int, onnx.NodeProto]] = []
     for idx, node in enumerate(g.node):
-        if node.domain != DOMAIN or node.op_type != DEFORM_PSROI_POOL.op_type or len(node.input) < 2:
+        pos = _FLOAT32_INPUTS.get(node.op_type, -1)
+        if node.domain != DOMAIN or pos < 0 or len(node.input) <= pos:
             continue
-        rois = node.input[1]
+        rois = node.input[pos]
         src = producer.get(rois)
         if src is not None and src.op_type == "Cast" and types.get(src.input[0]) == TensorProto.FLOAT:
-            node.input[1] = src.input[0]  # the float32 value before the converter's cast
+            node.input[pos] = src.input[0]  # the float32 value before the converter's cast
             continue
         if types.get(rois) == TensorProto.FLOAT:
             continue
         cast_out = f"{rois}_float32"
         new_nodes.append((idx, helper.make_node("Cast", [rois], [cast_out], to=TensorProto.FLOAT,
-                                                name=f"{node.name}/rois_float32")))
-        node.input[1] = cast_out
+                                                name=f"{node.name}/input{pos}_float32")))
+        node.input[pos] = cast_out
     for idx, cast in reversed(new_nodes):
         g.node.insert(idx, cast)
     used = {i for n in g.node for i in n.input} | {o.name for o in g.output}

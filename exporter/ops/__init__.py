@@ -14,6 +14,7 @@ from .modules import (
     ModulatedDeformRoIPoolPack,
 )
 from .reference import deform_conv2d, deform_psroi_pool, deform_roi_pool
+from .multi_scale_deformable_attention import custom as _msda_custom  # noqa: F401,E402  (torch.ops.dcn.multi_scale_deformable_attention)
 
 __all__ = [
     "deform_conv2d",
