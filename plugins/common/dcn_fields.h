@@ -113,6 +113,13 @@ inline constexpr FieldSpec kDeformRoIPoolFields[kRP_NUM_FIELDS] = {
     {"gamma", FieldKind::kFLOAT, 1, false, true, {0.1}},
 };
 
+// ---- MultiScaleDeformableAttention (plugins/ops/multi_scale_deformable_attention) -------
+inline constexpr char const* kMultiScaleDeformableAttentionName = "MultiScaleDeformableAttention";
+enum MultiScaleDeformableAttentionField : int32_t { kMS_IM2COL_STEP = 0, kMS_NUM_FIELDS };
+inline constexpr FieldSpec kMultiScaleDeformableAttentionFields[kMS_NUM_FIELDS] = {
+    {"im2col_step", FieldKind::kINT, 1, false, true, {64}},
+};
+
 // Plugin identity (contract: creator named like the op type, version "1", namespace "").
 inline constexpr char const* kPluginVersion = "1";
 inline constexpr char const* kPluginNamespace = "";

@@ -39,6 +39,7 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
             dcn_ort::add_deform_conv2d(*d, version);
             dcn_ort::add_deform_psroi_pool(*d, version);
             dcn_ort::add_deform_roi_pool(*d, version);
+            dcn_ort::add_multi_scale_deformable_attention(*d, version);
             return d;
         }();
         Ort::UnownedSessionOptions(options).Add(*domain);

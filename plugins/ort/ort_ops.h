@@ -9,5 +9,6 @@ namespace dcn_ort {
 void add_deform_conv2d(Ort::CustomOpDomain& domain, int api_version);
 void add_deform_psroi_pool(Ort::CustomOpDomain& domain, int api_version);
 void add_deform_roi_pool(Ort::CustomOpDomain& domain, int api_version);
+void add_multi_scale_deformable_attention(Ort::CustomOpDomain& domain, int api_version);  // plugins/ops/multi_scale_deformable_attention
 
 }  // namespace dcn_ort

@@ -34,7 +34,7 @@ def make_case(name: str, levels, N=2, Lq=5, M=2, D=4, P=3, seed=0, spread=0.3, n
     g = torch.Generator().manual_seed(seed)
     shapes = torch.tensor(levels, dtype=index_dtype).reshape(-1, 2)
     areas = shapes[:, 0] * shapes[:, 1]
-    starts = torch.cat([areas.new_zeros(1), areas.cumsum(0)[:-1]])
+    starts = torch.cat([areas.new_zeros(1), areas.cumsum(0)[:-1]]).to(index_dtype)
     S, L = int(areas.sum()), shapes.shape[0]
     value = torch.randn(N, S, M, D, generator=g, dtype=dtype)
     loc = torch.rand(N, Lq, M, L, P, 2, generator=g, dtype=dtype) * (1 + 2 * spread) - spread
