@@ -22,7 +22,7 @@ KERNELS = {
               "dcn_deform_roi_pool_kernel")
     for t in ("float", "__half")
     for i in ("int32_t", "int64_t")
-}
+} | {f"dcn_msda_kernel<{v}, {t}, {i}>" for v in (1, 2, 4) for t in ("float", "__half") for i in ("int", "int64_t")}
 
 
 def test_kernels_compile_for_every_arch_without_spills():

@@ -52,7 +52,8 @@ int main() {
     std::printf("{\"version\": \"%s\", \"namespace\": \"%s\", \"ops\": {", kPluginVersion, kPluginNamespace);
     op(kDeformConv2dName, kDeformConv2dFields, kDC_NUM_FIELDS, false);
     op(kDeformPSROIPoolName, kDeformPSROIPoolFields, kPS_NUM_FIELDS, false);
-    op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, true);
+    op(kDeformRoIPoolName, kDeformRoIPoolFields, kRP_NUM_FIELDS, false);
+    op(kMultiScaleDeformableAttentionName, kMultiScaleDeformableAttentionFields, kMS_NUM_FIELDS, true);
     std::printf("}}\n");
 }
 """

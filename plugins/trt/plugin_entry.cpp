@@ -24,6 +24,7 @@
 #include "deform_conv2d_plugin.h"
 #include "deform_psroi_pool_plugin.h"
 #include "deform_roi_pool_plugin.h"
+#include "msda_plugin.h"
 #include "plugin_common.h"
 
 #include <cstdlib>
@@ -34,20 +35,22 @@ namespace {
 using dcn::trt::DeformConv2dCreator;
 using dcn::trt::DeformPSROIPoolCreator;
 using dcn::trt::DeformRoIPoolCreator;
+using dcn::trt::MsdaCreator;
 
-constexpr int32_t kNbCreators = 3;
+constexpr int32_t kNbCreators = 4;
 
 nvinfer1::IPluginCreatorInterface* const* creators()
 {
     static DeformConv2dCreator conv;
     static DeformPSROIPoolCreator pool;
     static DeformRoIPoolCreator roiPool;
-    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool, &roiPool};
+    static MsdaCreator msda;
+    static nvinfer1::IPluginCreatorInterface* const list[kNbCreators] = {&conv, &pool, &roiPool, &msda};
     return list;
 }
 
 std::mutex gMutex;
-bool gAutoRegistered[kNbCreators] = {false, false, false};
+bool gAutoRegistered[kNbCreators] = {};
 
 #if defined(DCN_TRT_NO_NVINFER) && DCN_TRT_NO_NVINFER
 nvinfer1::IPluginRegistry* globalRegistry() noexcept
