@@ -6,7 +6,9 @@ DeformConv2d (the plugin's enqueue through the host harness: deformable im2col +
 torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d (cuDNN) of the same
 shape, FP32 and FP16, on ResNet-50-DCN's c3 / c4 / c5 3x3 layers (DCNv2) at a 1333x800 input,
 batch 1 and 8; DeformPSROIPool on an R-FCN head (300 RoIs, 21 classes, 7x7) against the PyTorch
-reference (exporter.ops.reference) on CUDA. Each cell: median of --iterations calls, each timed
+reference (exporter.ops.reference) on CUDA; MultiScaleDeformableAttention (RT-DETR decoder 640x640
+batch 1 / 8, Deformable DETR encoder layer 800x1333) against the grid_sample path, FP32 / FP16, with
+the bandwidth floor (--ops msda for these rows alone). Each cell: median of --iterations calls, each timed
 with CUDA events after warm-up; ratios are torchvision / ours and ours / dense. Prints a
 markdown table and writes it (DIR/bench.md) and the numbers (DIR/report.json). A benchmark:
 it asserts nothing about time. Without a CUDA device it exits 2 with one line.
@@ -79,6 +81,58 @@ def pool_rows(hx, td, torch, iterations):
     return rows
 
 
+def msda_rows(hx, torch, iterations, bandwidth_tbs):
+    """MultiScaleDeformableAttention: the plugin's enqueue against the grid_sample formulation (mmcv's /
+    Deformable DETR's PyTorch path, written from the contract in exporter.ops) on CUDA; floor = bytes
+    that must move (value, locations, weights, output) / measured copy bandwidth."""
+    from exporter.ops.multi_scale_deformable_attention.reference import grid_sample_formulation
+    from helpers import msda_device as md
+
+    rows = []
+    cases = [("RT-DETR decoder 640x640 (300 q, 3 lvl, 8 heads, 4 pts, D 32)", md.RTDETR_640, b, 300)
+             for b in (1, 8)]
+    cases.append(("Deformable DETR encoder 800x1333 (4 lvl, 22223 q)", md.DDETR_800x1333, 1, 22223))
+    for name, levels, N, Lq in cases:
+        for dtype in (torch.float32, torch.float16):
+            v, s, st, loc, w = md.bench_case(levels, N, Lq, dtype=dtype)
+            lay = md.run_msda(hx, v, s, st, loc, w, dtype)
+            ours = time_ms_fn(lay.enqueue, iterations)
+            shapes = [tuple(x) for x in levels]
+            base = time_ms_fn(lambda: grid_sample_formulation(v, shapes, loc.to(dtype), w), iterations)
+            floor_ms = md.bytes_moved(v, loc, w, lay.output) / (bandwidth_tbs * 1e12) * 1e3
+            rows.append(dict(op="MultiScaleDeformableAttention", layer=name, batch=N,
+                             dtype=str(dtype).replace("torch.", ""), ours_ms=ours, grid_sample_ms=base,
+                             floor_ms=floor_ms, grid_sample_over_ours=base / ours, ours_over_floor=ours / floor_ms))
+            del lay, v, loc, w
+            torch.cuda.empty_cache()
+    return rows
+
+
+def copy_bandwidth_tbs(torch) -> float:
+    """Device-to-device copy bandwidth (bytes read + written), TB/s: the floor's denominator."""
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    ms = time_ms_fn(lambda: b.copy_(a), 10)
+    return 2 * a.numel() / (ms * 1e-3) / 1e12
+
+
+def time_ms_fn(fn, iterations):
+    from helpers import trt_device as td
+
+    return td.time_ms(fn, iterations=iterations)
+
+
+def msda_table(rows, bw) -> str:
+    lines = ["", f"MultiScaleDeformableAttention (median ms; floor = bytes / {bw:.2f} TB/s measured copy bandwidth):",
+             "", "| layer | batch | dtype | ours | grid_sample path | floor | grid_sample / ours | ours / floor |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} | "
+                     f"{fmt(r['grid_sample_ms'], 4)} | {fmt(r['floor_ms'], 4)} | {fmt(r['grid_sample_over_ours'], 1)} | "
+                     f"{fmt(r['ours_over_floor'], 1)} |")
+    return "\n".join(lines) + "\n"
+
+
 def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -107,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", type=Path, help="directory for bench.md and report.json")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--ops", nargs="+", default=["conv", "pool", "msda"], choices=["conv", "pool", "msda"],
+                    help="which rows (default all)")
     args = ap.parse_args(argv)
     import torch
 
@@ -119,14 +175,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hx = td.DeviceHarness(td.device_harness_path())
     props = torch.cuda.get_device_properties(0)
     gpu = f"{props.name} (sm_{props.major}{props.minor}, torch {torch.__version__})"
-    conv, note = conv_rows(hx, td, torch, args.batches, args.iterations)
-    pool = pool_rows(hx, td, torch, args.iterations)
-    text = table(gpu, conv, pool, note)
+    conv, note = conv_rows(hx, td, torch, args.batches, args.iterations) if "conv" in args.ops else ([], None)
+    pool = pool_rows(hx, td, torch, args.iterations) if "pool" in args.ops else []
+    msda, bw = [], 0.0
+    if "msda" in args.ops:
+        bw = copy_bandwidth_tbs(torch)
+        msda = msda_rows(hx, torch, args.iterations, bw)
+    text = table(gpu, conv, pool, note) + (msda_table(msda, bw) if msda else "")
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, psroi=pool), indent=1))
+        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, psroi=pool, msda=msda,
+                                                              copy_tbs=bw), indent=1))
     torch.cuda.synchronize()
     return 0
 
