@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import fuzz_cases
+from helpers import fuzz_cases, fuzz_msda
 from helpers.built_libs import require
 from trt_runtime import plugins
 
@@ -41,7 +41,7 @@ def _onnx_model(case: dict) -> bytes:
     from exporter.contract import DOMAIN, DOMAIN_VERSION
 
     etype = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
-             "int64": TensorProto.INT64}
+             "int64": TensorProto.INT64, "int32": TensorProto.INT32}
     names, vis = [], []
     for name, spec in case["inputs"].items():
         if spec is None:
@@ -66,6 +66,13 @@ def _onnx_model(case: dict) -> bytes:
 
 def _feeds(case: dict) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(abs(hash(case["id"])) % 2**32)
+    if "values" in case:  # ops with index inputs of given values (helpers/fuzz_msda.py)
+        feeds = fuzz_msda.feeds(case, rng)
+        for name, (where, value) in case["poison"].items():
+            a = feeds[name]
+            if a.size:
+                a.reshape(-1)[a.size // 2 if where == "one" else slice(None)] = value
+        return feeds
     feeds = {}
     for name, spec in case["inputs"].items():
         if spec is None:
@@ -107,6 +114,8 @@ def _feeds(case: dict) -> dict[str, np.ndarray]:
 def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
     from exporter.ops import reference as ref
 
+    if case["op"] == fuzz_msda.OP:
+        return fuzz_msda.reference(case, feeds, dtype)
     t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
     a = case["attrs"]
     if case["op"] == "DeformConv2d":

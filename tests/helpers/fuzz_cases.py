@@ -328,7 +328,9 @@ def all_cases() -> list[dict]:
     gens = (conv_attribute_cases(), conv_wrapped_product_cases(), conv_value_cases(), conv_shape_cases(),
             dtype_cases(conv_case({}), "wrong dtypes"), pool_attribute_cases(), pool_wrapped_product_cases(),
             pool_value_cases(), pool_shape_cases(), dtype_cases(pool_case({}), "wrong dtypes"))
-    cases = [c for g in gens for c in g]
+    from .fuzz_msda import msda_cases  # the ops in their own folders
+
+    cases = [c for g in gens for c in g] + list(msda_cases())
     for i, c in enumerate(cases):
         c["id"] = f"{i:03d}-{c['op']}-{c['category'].replace(' ', '_')}"
     return cases
