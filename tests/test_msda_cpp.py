@@ -1,6 +1,6 @@
 """dcn::MultiScaleDeformableAttention in C++: the CUDA kernel's launch emulated on the host (its
 launcher choices, block prologue and thread bodies: plugins/ops/multi_scale_deformable_attention/
-msda_launch.h) and the ONNX Runtime CPU op (libdcn_ort), against the float64 reference and mmcv, on
+multi_scale_deformable_attention_launch.h) and the ONNX Runtime CPU op (libdcn_ort), against the float64 reference and mmcv, on
 awkward cases; validation messages equal the Python contract's; int32 / int64 index inputs."""
 from __future__ import annotations
 

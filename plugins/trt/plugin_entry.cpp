@@ -24,7 +24,7 @@
 #include "deform_conv2d_plugin.h"
 #include "deform_psroi_pool_plugin.h"
 #include "deform_roi_pool_plugin.h"
-#include "msda_plugin.h"
+#include "multi_scale_deformable_attention_plugin.h"
 #include "plugin_common.h"
 
 #include <cstdlib>

@@ -1,10 +1,10 @@
-// msda_host_tests.cpp: the dcn::MultiScaleDeformableAttention CUDA launch emulated on the host, with
+// multi_scale_deformable_attention_host_kernels.cpp: the dcn::MultiScaleDeformableAttention CUDA launch emulated on the host, with
 // C linkage for tests/test_msda_cpp.py (ctypes; part of libdcn_host_tests).
 //
 // What runs here is the kernel's own code: the launcher's choices (vector width V, group threads G,
-// blocks_for / fits_int32: msda_launch.h, dcn_launch.h), the block prologue that fills the shared
+// blocks_for / fits_int32: multi_scale_deformable_attention_launch.h, dcn_launch.h), the block prologue that fills the shared
 // level table (msda_levels_thread) and the per-thread body (msda_thread) for every (block, thread) of
-// the grid, and the math (msda_math.h on dcn_math.h). Plus the element function and validation.
+// the grid, and the math (multi_scale_deformable_attention_math.h on dcn_math.h). Plus the element function and validation.
 //
 // dtype: 0 = float64 (locations float64), 1 = float32, 2 = float16 storage (dcn::Half bits; locations
 // float32). index_bytes: 4 (int32) or 8 (int64). vector: 0 = the launcher's choice, else forced
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "msda_launch.h"
-#include "msda_math.h"
+#include "multi_scale_deformable_attention_launch.h"
+#include "multi_scale_deformable_attention_math.h"
 
 #define DCN_EMU_EXPORT extern "C" __attribute__((visibility("default")))
 

@@ -1,6 +1,6 @@
-#include "msda_plugin.h"
+#include "multi_scale_deformable_attention_plugin.h"
 
-#include "msda_kernels.h"
+#include "multi_scale_deformable_attention_kernels.h"
 
 namespace dcn {
 namespace trt {

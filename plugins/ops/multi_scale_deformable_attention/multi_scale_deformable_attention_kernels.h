@@ -1,11 +1,11 @@
-// msda_kernels.h: the CUDA launcher of dcn::MultiScaleDeformableAttention (no TensorRT here).
+// multi_scale_deformable_attention_kernels.h: the CUDA launcher of dcn::MultiScaleDeformableAttention (no TensorRT here).
 // Launches on `stream`, returns cudaGetLastError() after the launch; an empty output launches
 // nothing. T is float or __half (sampling and accumulation in float), locations float32, index
 // tensors int32 (index_bytes 4) or int64 (8), all device memory. Levels that do not fit value's S
 // read nothing (the kernel cannot report; the ONNX Runtime op and the exporter reject them).
 #pragma once
 
-#include "msda_math.h"
+#include "multi_scale_deformable_attention_math.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>

@@ -1,7 +1,7 @@
-// msda_launch.h: launch geometry and per-thread bodies of the dcn::MultiScaleDeformableAttention
+// multi_scale_deformable_attention_launch.h: launch geometry and per-thread bodies of the dcn::MultiScaleDeformableAttention
 // CUDA kernel, as __host__ __device__ code: the .cu kernel is a wrapper that calls these with
 // (blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x); the host tests
-// (msda_host_tests.cpp) call the very same functions for every (block, thread) of the same grid.
+// (multi_scale_deformable_attention_host_kernels.cpp) call the very same functions for every (block, thread) of the same grid.
 //
 // Layout of the work: G threads (a power of two <= 32, a divisor of the block) per group
 // g = (n*Lq + q)*M + m, each thread owning chunks of V <= 4 channels (one 16-byte float4 or 8-byte
@@ -11,7 +11,7 @@
 #pragma once
 
 #include "dcn_launch.h"  // plugins/cuda: kThreads, blocks_for, fits_int32
-#include "msda_math.h"
+#include "multi_scale_deformable_attention_math.h"
 
 namespace dcn {
 

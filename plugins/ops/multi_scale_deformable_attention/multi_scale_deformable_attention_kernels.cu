@@ -1,10 +1,10 @@
 // dcn::MultiScaleDeformableAttention kernel: G threads per (n, q, m) group, V channels a thread
 // (16-byte loads where D and the pointers allow), the level table in shared memory; the per-thread
-// body and the geometry are msda_launch.h's (host-emulated by msda_host_tests.cpp), the math
-// msda_math.h on dcn_math.h's bilinear_taps.
+// body and the geometry are multi_scale_deformable_attention_launch.h's (host-emulated by multi_scale_deformable_attention_host_kernels.cpp), the math
+// multi_scale_deformable_attention_math.h on dcn_math.h's bilinear_taps.
 #include "dcn_launch.cuh"
-#include "msda_kernels.h"
-#include "msda_launch.h"
+#include "multi_scale_deformable_attention_kernels.h"
+#include "multi_scale_deformable_attention_launch.h"
 
 namespace dcn {
 namespace cuda {

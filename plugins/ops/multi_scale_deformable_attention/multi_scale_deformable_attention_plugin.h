@@ -7,7 +7,7 @@
 #pragma once
 
 #include "dcn_math.h"
-#include "msda_math.h"
+#include "multi_scale_deformable_attention_math.h"
 #include "plugin_base.h"
 
 namespace dcn {

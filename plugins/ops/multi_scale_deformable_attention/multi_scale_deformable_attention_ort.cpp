@@ -1,9 +1,9 @@
 // dcn::MultiScaleDeformableAttention for ONNX Runtime (CPU): float32 and float16 value /
 // attention_weights (float16: sampling and sums in float32), float32 sampling_locations, int64 or int32
 // spatial_shapes / level_start_index (one type for both). Shapes and the level table are checked first
-// (msda_math.h's validate_msda / validate_msda_levels: one-line errors); then msda_accumulate per
+// (multi_scale_deformable_attention_math.h's validate_msda / validate_msda_levels: one-line errors); then msda_accumulate per
 // (n, q, m) group and chunk of up to 64 channels, threaded over groups on the session's pool.
-#include "msda_math.h"
+#include "multi_scale_deformable_attention_math.h"
 #include "ort_common.h"
 #include "ort_custom_op.h"  // KernelBase
 #include "ort_ops.h"

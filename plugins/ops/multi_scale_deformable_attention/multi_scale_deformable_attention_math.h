@@ -1,4 +1,4 @@
-// msda_math.h: the math of dcn::MultiScaleDeformableAttention (shared/design/ops.md), once, for
+// multi_scale_deformable_attention_math.h: the math of dcn::MultiScaleDeformableAttention (shared/design/ops.md), once, for
 // the host (g++ -std=c++17: ONNX Runtime op, host tests) and CUDA (nvcc: the kernels), on top of
 // plugins/common/dcn_math.h's bilinear sampling core (bilinear_taps: never copied here).
 //
