@@ -16,8 +16,8 @@
 //   struct MsdaLevel { H, W, start; ok };  ok: 1 <= H, W and [start, start + H*W) inside [0, S)
 //   template<class I> DCN_HD MsdaLevel msda_level(const I* shapes, const I* starts, int64_t l, int64_t S);
 //       a level that does not fit reads nothing (the kernels' guard: never an out-of-bounds read)
-//   template<class Acc, int V, class T, class TL> DCN_HD void msda_accumulate(value, levels, loc, attn, d,
-//       g, d0, nd, acc): acc[0..nd) = Y[g*D + d0 .. + nd) in Acc, nd <= V; levels: L MsdaLevel
+//   template<class Acc, int V, class T, class TL, class Levels> DCN_HD void msda_accumulate(value, levels, loc,
+//       attn, d, g, d0, nd, acc): acc[0..nd) = Y[g*D + d0 .. + nd) in Acc, nd <= V; levels(l) -> MsdaLevel
 //   template<class Acc, class T, class I, class TL> DCN_HD Acc msda_element(...): one output value
 //   host only: validate_msda (shapes), validate_msda_levels (values of the index tensors).
 #pragma once
