@@ -148,8 +148,9 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
         if not is_dcn_node(n):
             continue
         vi = known.get(n.output[0])
-        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != 4:
-            raise DcnError(f"{n.op_type} '{n.name}': no 4-D output shape after shape inference")
+        rank = spec_of_node(n).output_rank
+        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != rank:
+            raise DcnError(f"{n.op_type} '{n.name}': no {rank}-D output shape after shape inference")
     return inferred
 
 

@@ -29,6 +29,7 @@ REGISTRY = (
     "deform_conv2d",
     "deform_psroi_pool",
     "deform_roi_pool",
+    "multi_scale_deformable_attention",
 )
 
 
