@@ -80,6 +80,18 @@ class StandardOp:
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """An opt-in rewrite of ONNX graphs into the op's node (``dcn-export --<flag>``): the op folder's
+    ``<part>.py`` ``rewrite(model) -> (model, names of the nodes written)`` (exporter.rewrites applies it
+    and checks the result like any export)."""
+
+    flag: str  # the command-line flag without its dashes
+    help: str
+    what: str  # what it looks for, in words (the error when it finds none)
+    part: str = "fuse"
+
+
+@dataclass(frozen=True)
 class OpSpec:
     name: str  # the op's folder (exporter/ops/<name>, plugins/ops/<name>), snake case
     op_type: str
@@ -91,6 +103,7 @@ class OpSpec:
     standard: Optional[StandardOp] = None
     weight_input: Optional[str] = None  # the input holding the layer's weights (names nodes without scope)
     output_rank: int = 4  # rank of the output (checked after shape inference)
+    rewrites: tuple[Rewrite, ...] = ()  # opt-in ONNX rewrites into this op's node
     doc: str = ""
 
     @property

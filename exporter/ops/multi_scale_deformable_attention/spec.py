@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from exporter.contract import INDEX, INT, Attr, Input, OpSpec
+from exporter.contract import INDEX, INT, Attr, Input, OpSpec, Rewrite
 
 SPEC = OpSpec(
     name="multi_scale_deformable_attention",
@@ -28,6 +28,10 @@ SPEC = OpSpec(
     attrs=(Attr("im2col_step", INT, 64),),  # kept for interoperability (mmcv, mmdeploy); no effect
     torch_op="dcn::multi_scale_deformable_attention",
     output_rank=3,
+    rewrites=(Rewrite("fuse-msda", "rewrite the GridSample decomposition of multi-scale deformable attention (mmcv's "
+                      "multi_scale_deformable_attn_pytorch, RT-DETR's and Deformable DETR's exports) into one dcn node "
+                      "each; also for an ONNX file given as the model (checked against the original graph)",
+                      "GridSample decomposition of multi-scale deformable attention"),),
     doc="Deformable DETR's multi-scale deformable attention core; see shared/design/ops.md.",
 )
 
