@@ -28,7 +28,7 @@ def lib():
     L = ctypes.CDLL(str(require(plugins.host_test_library)))
     P, I64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
     L.dcn_emu_msda.argtypes = [ctypes.c_int, ctypes.c_int, P, P, P, ctypes.c_int, P, P, I64, ctypes.c_int,
-                               ctypes.c_int64, P, I64]
+                               ctypes.c_int, ctypes.c_int64, P, I64]
     L.dcn_msda_elements.argtypes = [ctypes.c_int, P, P, P, ctypes.c_int, P, P, I64, P]
     L.dcn_msda_validate.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32), I64, P, P, ctypes.c_int, I64,
                                     ctypes.c_char_p, ctypes.c_size_t]
@@ -51,7 +51,7 @@ def _ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
-def emulate(lib, c, dtype, *, index_mode=0, vector=0, max_blocks=0, offset_value=False):
+def emulate(lib, c, dtype, *, index_mode=0, vector=0, max_blocks=0, offset_value=False, split=0):
     code, np_t, _ = DTYPES[dtype]
     v, s, st, loc, w = _np_inputs(c, dtype)
     if offset_value:  # value one element past an aligned address: the launcher must drop to V = 1
@@ -60,9 +60,9 @@ def emulate(lib, c, dtype, *, index_mode=0, vector=0, max_blocks=0, offset_value
         v = buf[1:].reshape(v.shape)
     N, S, M, D = c.value.shape
     y = np.full((N, c.loc.shape[1], M * D), np.nan, dtype=np_t)
-    stats = (ctypes.c_int64 * 4)()
+    stats = (ctypes.c_int64 * 5)()
     rc = lib.dcn_emu_msda(code, index_mode, _ptr(v), _ptr(s), _ptr(st), s.itemsize, _ptr(loc), _ptr(w), _dims(c),
-                          vector, max_blocks, _ptr(y), stats)
+                          vector, split, max_blocks, _ptr(y), stats)
     assert rc == 0
     return y, list(stats)
 
@@ -78,20 +78,41 @@ def _close(got, want, dtype, scale_from=None):
     np.testing.assert_allclose(g, want, rtol=tol, atol=tol * scale)
 
 
+@pytest.mark.parametrize("split", [1, 0, 8], ids=["plain", "launcher", "split8"])
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("c", CASES, ids=IDS)
-def test_emulated_kernel_equals_reference(lib, c, dtype):
-    y, stats = emulate(lib, c, dtype)
+def test_emulated_kernel_equals_reference(lib, c, dtype, split):
+    """The plain kernel, the launcher's choice (the split kernel for these small cases) and a forced split."""
+    y, stats = emulate(lib, c, dtype, split=split)
     _close(y, _want(c), dtype)
 
 
+@pytest.mark.parametrize("split", [1, 2, 4])
 @pytest.mark.parametrize("vector", [1, 2, 4])
 @pytest.mark.parametrize("index_mode,max_blocks", [(1, 0), (2, 0), (0, 1), (2, 3)])
-def test_every_vector_width_and_index_type(lib, vector, index_mode, max_blocks):
+def test_every_vector_width_and_index_type(lib, vector, index_mode, max_blocks, split):
     c = make_case("v", [(9, 7), (4, 5), (2, 2)], N=2, Lq=37, M=3, D=8, P=3, seed=21, spread=0.5)
-    y, stats = emulate(lib, c, "float32", vector=vector, index_mode=index_mode, max_blocks=max_blocks)
-    assert stats[0] == vector and stats[1] == min(8 // vector, 32)
+    y, stats = emulate(lib, c, "float32", vector=vector, index_mode=index_mode, max_blocks=max_blocks, split=split)
+    assert stats[0] == vector and stats[1] == min(8 // vector, 32) and stats[4] == split
     _close(y, _want(c), "float32")
+
+
+def test_split_choice_and_limits(lib):
+    """The launcher splits few groups (RT-DETR's decoder at batch 1: 2400 groups of 8 threads -> 8 slices
+    of its 12 points) and not many (batch 8); never past L*P points, the block, or one chunk a lane."""
+    rt = make_case("rt", [(10, 10), (5, 5), (3, 3)], N=1, Lq=300, M=8, D=32, P=4, seed=24)
+    assert emulate(lib, rt, "float32")[1][4] == 8
+    rt8 = make_case("rt8", [(4, 4), (2, 2), (1, 1)], N=8, Lq=300, M=8, D=32, P=4, seed=25)
+    assert emulate(lib, rt8, "float32")[1][4] == 1  # 153600 threads: enough
+    one = make_case("p1", [(4, 4)], N=1, Lq=3, M=2, D=8, P=1, seed=26)
+    assert emulate(lib, one, "float32", split=8)[1][4] == 1  # one point: nothing to split
+    wide = make_case("d200", [(3, 3)], N=1, Lq=2, M=1, D=200, P=4)
+    y, stats = emulate(lib, wide, "float32", split=4)
+    assert stats[4] == 1  # 50 chunks over 32 lanes: the plain kernel
+    _close(y, _want(wide), "float32")
+    y, stats = emulate(lib, rt, "float32", split=8, max_blocks=3)  # 200 rounds of 4 groups a block, 3 blocks
+    assert stats[4] == 8 and stats[2] == 3
+    _close(y, _want(rt), "float32")
 
 
 def test_launcher_choices(lib):
@@ -116,7 +137,7 @@ def test_element_function_equals_emulation_bit_for_bit(lib):
         v, s, st, loc, w = _np_inputs(c, dtype)
         y = np.zeros((2, 9, 8), dtype=np_t)
         lib.dcn_msda_elements(code, _ptr(v), _ptr(s), _ptr(st), 8, _ptr(loc), _ptr(w), _dims(c), _ptr(y))
-        emu, _ = emulate(lib, c, dtype, vector=1)
+        emu, _ = emulate(lib, c, dtype, vector=1, split=1)
         np.testing.assert_array_equal(y, emu)
 
 

@@ -47,6 +47,21 @@ def test_plugin_equals_reference(hx, c, dtype, index):
     _check(lay.output, ref(vi, s, st, li, wi), dtype, f"{c.name} {dtype} {index}")
 
 
+@pytest.mark.parametrize("split", ["1", "2", "8"], ids=["plain", "split2", "split8"])
+@pytest.mark.parametrize("name,levels,N,Lq", [("rt-detr decoder batch 1", md.RTDETR_640, 1, 300),
+                                              ("small", [(9, 7), (4, 5)], 2, 33)])
+def test_split_kernel_and_plain_kernel(hx, monkeypatch, name, levels, N, Lq, split):
+    """DCN_MSDA_SPLIT forces the plain kernel (1) or the split kernel (K point slices, shared-memory sums)
+    at the sizes where the launcher would pick the split kernel."""
+    monkeypatch.setenv("DCN_MSDA_SPLIT", split)
+    v, s, st, loc, w = md.bench_case(levels, N, Lq, device="cpu", dtype=torch.float64)
+    want = ref(v, s, st, loc.double(), w)
+    for dtype in (torch.float32, torch.float16):
+        lay = md.run_msda(hx, v, s, st, loc, w, dtype)
+        torch.cuda.synchronize()
+        _check(lay.output, want, dtype, f"{name} split {split} {dtype}")
+
+
 @pytest.mark.parametrize("D", [1, 3, 6, 32, 64, 200])
 def test_every_vector_width(hx, D):
     c = make_case("D", [(9, 7), (4, 5)], N=2, Lq=33, M=3, D=D, P=3, seed=D, spread=0.5)

@@ -8,8 +8,9 @@
 //
 // dtype: 0 = float64 (locations float64), 1 = float32, 2 = float16 storage (dcn::Half bits; locations
 // float32). index_bytes: 4 (int32) or 8 (int64). vector: 0 = the launcher's choice, else forced
-// (1, 2, 4: must divide D). index_mode: 0 = launcher's, 1 = int32, 2 = int64. max_blocks > 0 caps the
-// grid (grid-stride loop). Returns 0, or 1 with the message in msg.
+// (1, 2, 4: must divide D). split: the split kernel's K (0 = the launcher's choice, 1 = the plain kernel).
+// index_mode: 0 = launcher's, 1 = int32, 2 = int64. max_blocks > 0 caps the grid (grid-stride loop).
+// Returns 0, or 1 with the message in msg.
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -45,9 +46,32 @@ void run_grid(int G, const T* value, const dcn::LevelReader& reader, const TL* l
     stats[0] = V, stats[1] = G, stats[2] = blocks, stats[3] = sizeof(I);
 }
 
+// The split kernel: per block the level prologue, then per round phase 1 for every thread, the barrier,
+// phase 2 for every thread (shared memory: the block's partial sums).
+template <int V, class T, class TL>
+void run_split(int G, int K, const T* value, const dcn::LevelReader& reader, const TL* loc, const T* attn,
+               const MsdaDims& d, T* Y, int64_t max_blocks, int64_t* stats) {
+    using Acc = typename dcn::AccOf<T>::type;
+    int64_t blocks = launch::blocks_for(launch::msda_total_threads(d, G) * K);
+    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
+    const int64_t per_block = launch::msda_split_groups_per_block(G, K), groups = launch::msda_groups(d);
+    std::vector<MsdaLevel> table(static_cast<size_t>(dcn::kMsdaSharedLevels));
+    std::vector<Acc> part(static_cast<size_t>(launch::kThreads) * V);
+    for (int64_t b = 0; b < blocks; ++b) {
+        for (int t = 0; t < launch::kThreads; ++t) launch::msda_levels_thread(t, launch::kThreads, reader, d, table.data());
+        const dcn::BlockLevels levels{table.data(), reader};
+        for (int64_t first = b * per_block; first < groups; first += blocks * per_block) {
+            for (int t = 0; t < launch::kThreads; ++t)
+                launch::msda_split_partial<V>(t, first, G, K, value, levels, loc, attn, d, part.data());
+            for (int t = 0; t < launch::kThreads; ++t) launch::msda_split_reduce<V>(t, first, G, K, d, part.data(), Y);
+        }
+    }
+    stats[0] = V, stats[1] = G, stats[2] = blocks, stats[3] = 8, stats[4] = K;
+}
+
 template <class T, class TL, class I>
 int emulate(const void* value, const void* shapes, const void* starts, int index_bytes, const void* loc,
-            const void* attn, const MsdaDims& d, int vector, int64_t max_blocks, void* Y, int64_t* stats) {
+            const void* attn, const MsdaDims& d, int vector, int split, int64_t max_blocks, void* Y, int64_t* stats) {
     const T* v = static_cast<const T*>(value);
     T* y = static_cast<T*>(Y);
     if (d.N * d.Lq * d.M * d.D == 0) return 0;  // the launcher starts nothing
@@ -58,6 +82,16 @@ int emulate(const void* value, const void* shapes, const void* starts, int index
     const int G = launch::msda_group_threads(d.D, V);
     const TL* l = static_cast<const TL*>(loc);
     const T* a = static_cast<const T*>(attn);
+    const int K = split ? launch::msda_clamp_split(d, G, V, split) : launch::msda_point_split(d, G, V);
+    stats[4] = K;
+    if (K > 1) {
+        switch (V) {
+        case 4: run_split<4, T, TL>(G, K, v, reader, l, a, d, y, max_blocks, stats); return 0;
+        case 2: run_split<2, T, TL>(G, K, v, reader, l, a, d, y, max_blocks, stats); return 0;
+        case 1: run_split<1, T, TL>(G, K, v, reader, l, a, d, y, max_blocks, stats); return 0;
+        default: return 1;
+        }
+    }
     switch (V) {
     case 4: run_grid<4, T, TL, I>(G, v, reader, l, a, d, y, max_blocks, stats); return 0;
     case 2: run_grid<2, T, TL, I>(G, v, reader, l, a, d, y, max_blocks, stats); return 0;
@@ -68,7 +102,7 @@ int emulate(const void* value, const void* shapes, const void* starts, int index
 
 template <class T, class TL>
 int emulate_t(int index_mode, const void* value, const void* shapes, const void* starts, int index_bytes, const void* loc,
-              const void* attn, const MsdaDims& d, int vector, int64_t max_blocks, void* Y, int64_t* stats) {
+              const void* attn, const MsdaDims& d, int vector, int split, int64_t max_blocks, void* Y, int64_t* stats) {
     bool i32 = index_mode == 1;
     if (index_mode == 0) {
         const int V = vector ? vector
@@ -79,8 +113,10 @@ int emulate_t(int index_mode, const void* value, const void* shapes, const void*
         if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
         i32 = launch::fits_int32(total, blocks);
     }
-    return i32 ? emulate<T, TL, int32_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, max_blocks, Y, stats)
-               : emulate<T, TL, int64_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, max_blocks, Y, stats);
+    return i32 ? emulate<T, TL, int32_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, split, max_blocks, Y,
+                                         stats)
+               : emulate<T, TL, int64_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, split, max_blocks, Y,
+                                         stats);
 }
 
 template <class T, class TL, class I>
@@ -98,19 +134,21 @@ void elements(const void* value, const void* shapes, const void* starts, const v
 
 }  // namespace
 
-// dims: N, S, M, D, L, Lq, P. stats (4): V, G, blocks, index bytes.
+// dims: N, S, M, D, L, Lq, P. split: 0 = the launcher's choice, 1 = never, K = forced where it fits.
+// stats (5): V, G, blocks, index bytes, K.
 DCN_EXPORT int dcn_emu_msda(int dtype, int index_mode, const void* value, const void* shapes, const void* starts,
-                                int index_bytes, const void* loc, const void* attn, const int64_t* dims, int vector,
-                                int64_t max_blocks, void* Y, int64_t* stats) {
+                            int index_bytes, const void* loc, const void* attn, const int64_t* dims, int vector,
+                            int split, int64_t max_blocks, void* Y, int64_t* stats) {
     const MsdaDims d = dims_of(dims);
+    stats[4] = 1;
     if (dtype == 0)
-        return emulate_t<double, double>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, max_blocks,
-                                          Y, stats);
+        return emulate_t<double, double>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, split,
+                                          max_blocks, Y, stats);
     if (dtype == 1)
-        return emulate_t<float, float>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, max_blocks, Y,
-                                        stats);
-    return emulate_t<dcn::Half, float>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, max_blocks, Y,
-                                        stats);
+        return emulate_t<float, float>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, split,
+                                        max_blocks, Y, stats);
+    return emulate_t<dcn::Half, float>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, split,
+                                        max_blocks, Y, stats);
 }
 
 DCN_EXPORT void dcn_msda_elements(int dtype, const void* value, const void* shapes, const void* starts,

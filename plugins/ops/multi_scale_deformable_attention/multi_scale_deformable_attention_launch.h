@@ -106,5 +106,60 @@ DCN_HD void msda_thread(Idx tid, Idx nthreads, int G, const T* value, const Leve
     }
 }
 
+// ---- the split kernel (small batches): each group's L*P points over K thread slices ----------------
+// Few groups (a small batch, few queries) leave the GPU mostly idle with G threads a group: each group
+// then gets G*K threads, slice k summing the points l*P + p = k (mod K) of its lane's channel chunk; the K
+// partial sums meet in shared memory and slice 0 adds them in slice order and stores. One chunk a lane
+// (D / V <= G) and a group's G*K threads inside one block; K a power of two <= kMsdaMaxSplit and <= L*P.
+// Grid-stride over blocks of kThreads / (G*K) groups (every thread of a block takes every round: the
+// rounds hold __syncthreads()).
+constexpr int kMsdaMaxSplit = 8;
+constexpr int64_t kMsdaSplitTarget = int64_t(1) << 17;  // threads below which the launcher splits
+
+DCN_HD int msda_point_split(const MsdaDims& d, int G, int V) {
+    const int64_t points = d.L * d.P, threads = msda_total_threads(d, G);
+    if (d.D / V > G || threads == 0) return 1;
+    int K = 1;
+    while (K < kMsdaMaxSplit && 2 * K <= points && G * 2 * K <= kThreads && threads * K < kMsdaSplitTarget) K *= 2;
+    return K;
+}
+
+// A forced split (DCN_MSDA_SPLIT, the host tests) within the same constraints; 1 where none fits.
+DCN_HD int msda_clamp_split(const MsdaDims& d, int G, int V, int K) {
+    if (d.D / V > G) return 1;
+    int k = 1;
+    while (2 * k <= K && 2 * k <= kMsdaMaxSplit && 2 * k <= d.L * d.P && G * 2 * k <= kThreads) k *= 2;
+    return k;
+}
+
+DCN_HD int64_t msda_split_groups_per_block(int G, int K) { return kThreads / (G * K); }
+
+// Phase 1, thread t of the block whose first group is `first`: its slice's partial sums -> part[t*V ..).
+template <int V, class T, class TL, class Levels, class Acc>
+DCN_HD void msda_split_partial(int t, int64_t first, int G, int K, const T* value, const Levels& levels, const TL* loc,
+                               const T* attn, const MsdaDims& d, Acc* part) {
+    const int64_t g = first + t / (G * K);
+    const int lane = t % (G * K), c = lane % G, k = lane / G;
+    Acc* out = part + static_cast<int64_t>(t) * V;
+    if (g < msda_groups(d) && c < d.D / V) {
+        msda_accumulate<Acc, V>(value, levels, loc, attn, d, g, static_cast<int64_t>(c) * V, V, out, k, K);
+    } else {
+        for (int j = 0; j < V; ++j) out[j] = Acc(0);
+    }
+}
+
+// Phase 2 (after the block's barrier), thread t: for slice 0, the K partials in slice order -> Y.
+template <int V, class T, class Acc>
+DCN_HD void msda_split_reduce(int t, int64_t first, int G, int K, const MsdaDims& d, const Acc* part, T* Y) {
+    const int64_t g = first + t / (G * K);
+    const int lane = t % (G * K), c = lane % G;
+    if (lane >= G || g >= msda_groups(d) || c >= d.D / V) return;
+    Acc acc[V];
+    for (int j = 0; j < V; ++j) acc[j] = part[static_cast<int64_t>(t) * V + j];
+    for (int k = 1; k < K; ++k)
+        for (int j = 0; j < V; ++j) acc[j] += part[static_cast<int64_t>(t + k * G) * V + j];
+    VecStore<V, T, Acc>::run(Y + g * d.D + static_cast<int64_t>(c) * V, acc);
+}
+
 }  // namespace launch
 }  // namespace dcn

@@ -17,7 +17,8 @@
 //   template<class I> DCN_HD MsdaLevel msda_level(const I* shapes, const I* starts, int64_t l, int64_t S);
 //       a level that does not fit reads nothing (the kernels' guard: never an out-of-bounds read)
 //   template<class Acc, int V, class T, class TL, class Levels> DCN_HD void msda_accumulate(value, levels, loc,
-//       attn, d, g, d0, nd, acc): acc[0..nd) = Y[g*D + d0 .. + nd) in Acc, nd <= V; levels(l) -> MsdaLevel
+//       attn, d, g, d0, nd, acc[, slice, slices]): acc[0..nd) = Y[g*D + d0 .. + nd) in Acc, nd <= V (or the
+//       part of the points l*P + p = slice mod slices); levels(l) -> MsdaLevel
 //   template<class Acc, class T, class I, class TL> DCN_HD Acc msda_element(...): one output value
 //   host only: validate_msda (shapes), validate_msda_levels (values of the index tensors).
 #pragma once
@@ -103,9 +104,11 @@ struct LevelArray {
 
 // acc[0..nd) = Y[g*D + d0 .. g*D + d0 + nd), nd <= V (the GPU passes nd = V: loops unroll, arrays stay in
 // registers; the CPU op a runtime nd <= V over contiguous channels). levels(l) -> MsdaLevel.
+// slice / slices: only the group's points l*P + p with (l*P + p) % slices == slice (the split kernel's
+// thread slices; 0 / 1: every point, in order).
 template <class Acc, int V, class T, class TL, class Levels>
 DCN_HD void msda_accumulate(const T* value, const Levels& levels, const TL* loc, const T* attn, const MsdaDims& d,
-                            int64_t g, int64_t d0, int nd, Acc* acc) {
+                            int64_t g, int64_t d0, int nd, Acc* acc, int64_t slice = 0, int64_t slices = 1) {
     for (int j = 0; j < nd; ++j) acc[j] = Acc(0);
     const int64_t m = g % d.M, n = (g / d.M) / d.Lq;
     const int64_t MD = d.M * d.D;
@@ -116,6 +119,7 @@ DCN_HD void msda_accumulate(const T* value, const Levels& levels, const TL* loc,
         const T* base = value + (n * d.S + lv.start) * MD + m * d.D + d0;
         const Acc Hf = Acc(lv.H), Wf = Acc(lv.W);
         for (int64_t p = 0; p < d.P; ++p) {
+            if (slices > 1 && (l * d.P + p) % slices != slice) continue;
             const int64_t pt = pt0 + l * d.P + p;
             const Acc x = static_cast<Acc>(loc[2 * pt]) * Wf - Acc(0.5);
             const Acc y = static_cast<Acc>(loc[2 * pt + 1]) * Hf - Acc(0.5);
