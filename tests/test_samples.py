@@ -78,8 +78,8 @@ def reduce(argv: list[str]) -> list[str]:
         for a in args:
             a = re.sub(r"^(samples\.[\w.]+:)(?!tiny_)(\w+)$", r"\1tiny_\2", a)  # --factory: the tiny twin
             a = re.sub(r"(\d+x3x)224x224\b", r"\g<1>64x64", a)  # --input / --shapes: the tiny size
-            a = re.sub(r"(\d+x3x)640x640\b", r"\g<1>64x64", a)  # samples.detr_msda's tiny sizes (a tenth,
-            a = re.sub(r"(\d+x3x)800x1333\b", r"\g<1>64x128", a)  # multiples of 32, at least 64)
+            a = re.sub(r"(\d+x3x)(640x640|320x320)\b", r"\g<1>64x64", a)  # samples.detr_msda's tiny sizes (a
+            a = re.sub(r"(\d+x3x)800x1333\b", r"\g<1>64x128", a)  # tenth, multiples of 32, at least 64)
             out.append(a)
         return [prog] + out
     return argv
@@ -267,17 +267,17 @@ def test_mmdet_mdpool_readme(tmp_path, monkeypatch, capsys):
 
 
 def test_detr_msda_readme(tmp_path, monkeypatch, capsys):
-    """DINO (mmdetection config, mmcv attention swapped), RT-DETR (transformers; also from its GridSample
-    ONNX through --fuse-msda) and transformers' Deformable DETR (float16): every mode PASSes with one
-    dcn::MultiScaleDeformableAttention node per attention layer and no GridSample left."""
+    """Deformable DETR and DINO (mmdetection configs, mmcv attention swapped), RT-DETR (transformers; also
+    from its GridSample ONNX through --fuse-msda) and transformers' Deformable DETR (float16): every mode
+    PASSes with one dcn::MultiScaleDeformableAttention node per attention layer and no GridSample left."""
     pytest.importorskip("transformers")
     if importlib.util.find_spec("mmdet") is None:  # (importing it needs the sample's mmcv version shim)
         pytest.skip("mmdet is not installed (scripts/setup.sh installs it with the mmcv wheel)")
     monkeypatch.chdir(tmp_path)
     outputs = run_readme(SAMPLE_READMES["detr_msda"], capsys)
     runs = {c.split("--model ")[1].split()[0]: o for c, o in outputs.items() if c.startswith("python -m samples.detr_msda.run")}
-    assert set(runs) == {"rtdetr", "dino", "deformable-detr-hf"}
-    for model, modes, nodes in (("rtdetr", ("plugin", "fuse-msda"), 2), ("dino", ("plugin",), 3),
+    assert set(runs) == {"rtdetr", "deformable-detr", "deformable-detr-hf"}
+    for model, modes, nodes in (("rtdetr", ("plugin", "fuse-msda"), 2), ("deformable-detr", ("plugin",), 3),
                                 ("deformable-detr-hf", ("plugin", "fp16"), 3)):
         out = runs[model]
         assert "all PASS" in out, out[-3000:]

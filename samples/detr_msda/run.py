@@ -13,7 +13,7 @@ dcn-compare, in up to three modes:
   GridSample does not run).
 
     python -m samples.detr_msda.run --model rtdetr --workdir out/detr_msda
-    python -m samples.detr_msda.run --model dino --tiny --workdir out/detr_msda
+    python -m samples.detr_msda.run --model deformable-detr --workdir out/detr_msda
     python -m samples.detr_msda.run --model deformable-detr-hf --workdir out/detr_msda
 
 Exit 0: PASS; 1: a mismatch; 2: an error (one line).
