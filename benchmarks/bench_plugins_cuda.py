@@ -1,7 +1,7 @@
 """The TensorRT plugins' enqueue on a CUDA device, without TensorRT (scripts/gpu_check.sh, step 4).
 
     python benchmarks/bench_plugins_cuda.py [--out DIR] [--iterations 30] [--batches 1 8] [--quick]
-                                            [--ops conv roi pool dcn]
+                                            [--ops conv roi psroi msda dcn]
 
 DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's c3 / c4 / c5 3x3
 layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
@@ -12,7 +12,9 @@ choose_path). Per row: the split of GPU time per kernel
 (torch.profiler) and the sampling kernel's achieved GB/s (bytes it must move: columns written,
 X, offset and mask read once). Then the column-buffer cap measured on c3 batch 8 (im2col path),
 DeformRoIPool on mmdet's dpool head against torchvision.ops.roi_align(aligned=True), and
-DeformPSROIPool on an R-FCN head against the PyTorch reference. Each cell: median of
+DeformPSROIPool on an R-FCN head against the PyTorch reference, and MultiScaleDeformableAttention (RT-DETR
+decoder 640x640 batch 1 / 8, Deformable DETR encoder layer 800x1333) against the grid_sample path (mmcv's /
+Deformable DETR's PyTorch formulation), FP32 / FP16, with the bandwidth floor. Each cell: median of
 --iterations calls timed with CUDA events after warm-up. Prints markdown tables and writes them
 (DIR/bench.md) with the numbers (DIR/report.json). A benchmark: it asserts nothing about time.
 Without a CUDA device it exits 2 with one line.
@@ -30,6 +32,7 @@ from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
+OPS = ("conv", "roi", "psroi", "msda", "dcn")
 
 
 def _tv_deform_conv2d():
@@ -185,6 +188,65 @@ def dcn_rows(hx, td, torch, iterations):
     return rows
 
 
+def msda_rows(hx, torch, iterations, bandwidth_tbs):
+    """MultiScaleDeformableAttention: the plugin's enqueue against the grid_sample formulation (mmcv's /
+    Deformable DETR's PyTorch path, written from the contract in exporter.ops) on CUDA; floor = bytes
+    that must move (value, locations, weights, output) / measured copy bandwidth."""
+    from exporter.ops.multi_scale_deformable_attention import grid_sample_formulation
+    from helpers import msda_device as md
+
+    rows = []
+    cases = [("RT-DETR decoder 640x640 (300 q, 3 lvl, 8 heads, 4 pts, D 32)", md.RTDETR_640, b, 300)
+             for b in (1, 8)]
+    cases.append(("Deformable DETR encoder 800x1333 (4 lvl, 22223 q)", md.DDETR_800x1333, 1, 22223))
+    for name, levels, N, Lq in cases:
+        for dtype in (torch.float32, torch.float16):
+            v, s, st, loc, w = md.bench_case(levels, N, Lq, dtype=dtype)
+            lay = md.run_msda(hx, v, s, st, loc, w, dtype)
+            ours = time_ms_fn(lay.enqueue, iterations)
+            os.environ["DCN_MSDA_SPLIT"] = "1"  # the plain kernel (the launcher reads it at every enqueue)
+            try:
+                plain = time_ms_fn(lay.enqueue, iterations)
+            finally:
+                del os.environ["DCN_MSDA_SPLIT"]
+            shapes = [tuple(x) for x in levels]
+            base = time_ms_fn(lambda: grid_sample_formulation(v, shapes, loc.to(dtype), w), iterations)
+            floor_ms = md.bytes_moved(v, loc, w, lay.output) / (bandwidth_tbs * 1e12) * 1e3
+            rows.append(dict(op="MultiScaleDeformableAttention", layer=name, batch=N,
+                             dtype=str(dtype).replace("torch.", ""), ours_ms=ours, plain_kernel_ms=plain,
+                             grid_sample_ms=base,
+                             floor_ms=floor_ms, grid_sample_over_ours=base / ours, ours_over_floor=ours / floor_ms))
+            del lay, v, loc, w
+            torch.cuda.empty_cache()
+    return rows
+
+
+def copy_bandwidth_tbs(torch) -> float:
+    """Device-to-device copy bandwidth (bytes read + written), TB/s: the floor's denominator."""
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    ms = time_ms_fn(lambda: b.copy_(a), 10)
+    return 2 * a.numel() / (ms * 1e-3) / 1e12
+
+
+def time_ms_fn(fn, iterations):
+    from helpers import trt_device as td
+
+    return td.time_ms(fn, iterations=iterations)
+
+
+def msda_table(rows, bw) -> str:
+    lines = ["", f"MultiScaleDeformableAttention (median ms; floor = bytes / {bw:.2f} TB/s measured copy bandwidth):",
+             "ours: the launcher's choice (the split kernel where few groups); plain: DCN_MSDA_SPLIT=1", "",
+             "| layer | batch | dtype | ours | plain | grid_sample path | floor | grid_sample / ours | ours / floor |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} | {fmt(r['plain_kernel_ms'], 4)} | "
+                     f"{fmt(r['grid_sample_ms'], 4)} | {fmt(r['floor_ms'], 4)} | {fmt(r['grid_sample_over_ours'], 1)} | "
+                     f"{fmt(r['ours_over_floor'], 1)} |")
+    return "\n".join(lines) + "\n"
+
+
 def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
@@ -241,9 +303,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--quick", action="store_true", help="c3 only, no cap sweep (a smoke run)")
-    ap.add_argument("--ops", nargs="+", choices=["conv", "roi", "pool", "dcn"], default=["conv", "roi", "pool", "dcn"],
+    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS,
                     help="which rows: DeformConv2d (and its cap sweep), DeformRoIPool, DeformPSROIPool, "
-                         "DCNv3 / DCNv4 (default all)")
+                         "MultiScaleDeformableAttention, DCNv3 / DCNv4 (default all)")
     args = ap.parse_args(argv)
     import torch
 
@@ -259,19 +321,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tv_fn, note = _tv_deform_conv2d()
     layers = td.RESNET_LAYERS[:1] if args.quick else td.RESNET_LAYERS
     conv = [conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn)
-            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)
-            if "conv" in args.ops]
+            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)] \
+        if "conv" in args.ops else []
     caps = [] if args.quick or "conv" not in args.ops else cap_rows(hx, td, torch, max(5, args.iterations // 3))
     roi = roi_rows(hx, td, torch, args.iterations) if "roi" in args.ops else []
-    pool = psroi_rows(hx, td, torch, args.iterations) if "pool" in args.ops else []
+    pool = psroi_rows(hx, td, torch, args.iterations) if "psroi" in args.ops else []
     dcn = dcn_rows(hx, td, torch, args.iterations) if "dcn" in args.ops else []
-    text = table(gpu, conv, caps, roi, pool, note, dcn)
+    msda, bw = [], 0.0
+    if "msda" in args.ops:
+        bw = copy_bandwidth_tbs(torch)
+        msda = msda_rows(hx, torch, args.iterations, bw)
+    text = table(gpu, conv, caps, roi, pool, note, dcn) + (msda_table(msda, bw) if msda else "")
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool, dcn=dcn),
-                                                         indent=1))
+        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool,
+                                                              dcn=dcn, msda=msda, copy_tbs=bw), indent=1))
     torch.cuda.synchronize()
     return 0
 

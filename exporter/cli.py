@@ -16,8 +16,9 @@ from dcn_base.cli import DEFAULT, VERBOSE, add_common_args, process_t0, run_comm
 from dcn_base.console import Stages, table
 from dcn_base.errors import DcnError
 
-from .cli_inputs import InputSpec, make_inputs, parse_dynamic, parse_input  # noqa: F401  (InputSpec: public)
+from .cli_inputs import InputSpec, make_inputs, onnx_feed, parse_dynamic, parse_input  # noqa: F401  (InputSpec: public)
 from .contract import DEFAULT_OPSET, DEFORM_CONV_MODES
+from .contract import specs as op_specs
 from .report import export_report, write_report
 
 PROG = "dcn-export"
@@ -27,6 +28,7 @@ examples:
   dcn-export model.pt2 -o model.onnx --input images:1x3x512x512 --dynamic images:0=batch,2=height,3=width
   dcn-export weights.pth --factory mypkg.models:build -o model.onnx --input images:1x3x512x512 --check
   dcn-export rfcn.ts -o rfcn.onnx --input features:1x1029x32x32 --input rois:300x5 --save-io io/
+  dcn-export rtdetr.onnx --fuse-msda -o rtdetr_dcn.onnx --save-io io/ --check
 
 inputs are generated from --seed: floats ~ N(0, 1); an input whose name contains 'roi'
 with shape [R, 5] gets valid boxes (batch_index, x1, y1, x2, y2) inside the image (its size
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="TorchScript archive, torch.export program (.pt2), pickled nn.Module "
-                   "(with --trust-pickle) or state dict (with --factory); omit to export a fresh --factory model")
+                   "(with --trust-pickle) or state dict (with --factory); omit to export a fresh --factory model; "
+                   "an ONNX file (.onnx) with an opt-in rewrite such as --fuse-msda")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write (atomically)")
     p.add_argument("--input", action="append", default=[], metavar="SPEC",
                    help="NAME:SHAPE[:DTYPE] (e.g. images:1x3x512x512, rois:300x5) or NAME=FILE.npy; repeat in the "
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a pickled nn.Module (unpickling runs code from the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (default 0)")
+    for spec in op_specs():  # each op's opt-in ONNX rewrites into its node (exporter.rewrites)
+        for rw in spec.rewrites:
+            p.add_argument(f"--{rw.flag}", dest="rewrites", action="append_const", const=rw.flag, help=rw.help)
     add_common_args(p, verbose_help="tracebacks of errors")
     return p
 
@@ -88,14 +94,22 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     export.check_outputs(opts)  # before loading anything
     if args.report:
         check_writable(Path(args.report))
-    stages = Stages(["load", "pytorch run", "torch.export", "onnx conversion", "onnx checker"]
+    onnx_in = str(args.model or "").lower().endswith(".onnx")
+    stages = Stages(["load"] + ([] if onnx_in else ["pytorch run", "torch.export"]) + ["onnx conversion", "onnx checker"]
                     + (["verify"] if opts.verify else []) + ["save"], level=verbosity(args), prog=PROG,
                     t0=getattr(args, "t0", None))
-    stages.start("load")
-    model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
-    inputs, opts.input_names = _example_inputs(specs, model, args.seed, say)
     try:
-        result = export.run_export(model, inputs, opts, log=say, stages=stages)
+        if onnx_in:  # an ONNX file: the opt-in rewrites, checked against the original graph
+            from .onnx_file import run_onnx_file  # noqa: PLC0415  (torch, as above)
+
+            _onnx_only(args)
+            result = run_onnx_file(args.model, opts, lambda m: onnx_feed(m, specs, args.seed), log=say,
+                                   stages=stages)
+        else:
+            stages.start("load")
+            model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
+            inputs, opts.input_names = _example_inputs(specs, model, args.seed, say)
+            result = export.run_export(model, inputs, opts, log=say, stages=stages)
     except export.CheckError as err:  # the numbers first, then the one-line error
         stages.done()
         _print_check(err.report, say)
@@ -106,6 +120,16 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         _print_check(result.check, say)
     _summarize(args, result, stages, say)
     return 0
+
+
+def _onnx_only(args: argparse.Namespace) -> None:
+    """The options that mean nothing for an ONNX file given as the model: a one-line error."""
+    given = [flag for flag, on in (("--factory", args.factory), ("--trust-pickle", args.trust_pickle),
+                                   ("--fp16", args.fp16 or args.fp16_io), ("--dynamic", args.dynamic),
+                                   ("--output-names", args.output_names),
+                                   ("--deform-conv", args.deform_conv != "plugin")) if on]
+    if given:
+        raise DcnError(f"{', '.join(given)}: not for an ONNX model ('{args.model}' is rewritten as it is)")
 
 
 def _input_specs(args: argparse.Namespace) -> list[InputSpec]:
@@ -127,7 +151,7 @@ def _options(args: argparse.Namespace, export):
         dynamic=dynamic or None, opset=args.opset, deform_conv=args.deform_conv, fp16=args.fp16 or args.fp16_io,
         fp16_io=args.fp16_io, save_io=Path(args.save_io) if args.save_io is not None else None,
         save_io_format=args.io_format, check=args.check, verify=not args.no_verify,
-        runtime="reference" if args.reference_check else "auto",
+        runtime="reference" if args.reference_check else "auto", rewrites=args.rewrites or (),
     ).checked()
 
 

@@ -148,3 +148,33 @@ def _boxes(r: int, n: int, h: float, w: float, gen):
     x2 = torch.minimum(x1 + 1 + torch.rand(r, generator=gen) * (w - 1) * 0.5, torch.tensor(w - 1.0))
     y2 = torch.minimum(y1 + 1 + torch.rand(r, generator=gen) * (h - 1) * 0.5, torch.tensor(h - 1.0))
     return torch.stack([b, x1, y1, x2, y2], dim=1)
+
+
+_ONNX_DTYPE = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 2: "uint8", 9: "bool"}  # TensorProto
+
+
+def onnx_feed(model, specs: Sequence[InputSpec], seed: int = 0) -> dict[str, np.ndarray]:
+    """The inputs of an ONNX graph (``dcn-export MODEL.onnx --<rewrite>``): from ``specs`` (every graph
+    input, no other), else generated from the graph's own shapes (all static)."""
+    inits = {t.name for t in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in inits]
+    names = [i.name for i in graph_inputs]
+    if specs:
+        unknown = [s.name for s in specs if s.name not in names]
+        missing = [n for n in names if n not in {s.name for s in specs}]
+        if unknown or missing:
+            raise DcnError(f"--input: the graph's inputs are {names}; "
+                           + (f"not in the graph: {unknown}" if unknown else f"not given: {missing}"))
+    else:
+        specs = [_generated(i) for i in graph_inputs]
+    tensors = make_inputs(specs, None, seed=seed)
+    return {s.name: t.numpy() for s, t in zip(specs, tensors)}
+
+
+def _generated(vi) -> InputSpec:
+    t = vi.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    if None in dims or t.elem_type not in _ONNX_DTYPE:
+        raise DcnError(f"input {vi.name!r} has shape {[d.dim_param or d.dim_value for d in t.shape.dim]} "
+                       f"(ONNX element type {t.elem_type}): give --input {vi.name}:SHAPE")
+    return InputSpec(vi.name, tuple(dims), _ONNX_DTYPE[t.elem_type])

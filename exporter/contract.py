@@ -33,6 +33,9 @@ FLOAT = "FLOAT"
 
 TRT_FIELD_TYPE = {INT: "kINT32", INTS: "kINT32", FLOAT: "kFLOAT32"}
 
+# Input.dtype of integer index inputs (level tables): int64 or int32, one type for all of a node's
+INDEX = "index"
+
 # What the export writes: ONNX opsets (the default: the first with the standard DeformConv, one default
 # for both modes; torch's ONNX function library is written at opset 18) and the op modes (plugin: our
 # nodes; onnx: ONNX's own equivalent, StandardOp, where an op has one: ``dcn-export --deform-conv onnx``).
@@ -63,7 +66,8 @@ class Input:
     name: str
     optional: bool = False
     # None: the node's one element type (float32 or float16, that of input 0 and the output);
-    # "float32": always float32, also in a float16 node (coordinates are never half: RoIs, locations)
+    # "float32": always float32, also in a float16 node (coordinates are never half: RoIs, locations);
+    # INDEX ("index"): int64 or int32, one type for every index input of the node (never converted)
     dtype: str | None = None
 
 
@@ -73,6 +77,18 @@ class StandardOp:
 
     op_type: str
     opset: int  # the first default-domain opset that has it
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """An opt-in rewrite of ONNX graphs into the op's node (``dcn-export --<flag>``): the op folder's
+    ``<part>.py`` ``rewrite(model) -> (model, names of the nodes written)`` (exporter.rewrites applies it
+    and checks the result like any export)."""
+
+    flag: str  # the command-line flag without its dashes
+    help: str
+    what: str  # what it looks for, in words (the error when it finds none)
+    part: str = "fuse"
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,8 @@ class OpSpec:
     limits: Mapping[str, int] = field(default_factory=dict)  # attribute upper limits (C++: kMax*)
     standard: Optional[StandardOp] = None
     weight_input: Optional[str] = None  # the input holding the layer's weights (names nodes without scope)
+    output_rank: int = 4  # rank of the output (checked after shape inference)
+    rewrites: tuple[Rewrite, ...] = ()  # opt-in ONNX rewrites into this op's node
     doc: str = ""
 
     @property
@@ -100,6 +118,11 @@ class OpSpec:
     def float32_inputs(self) -> tuple[int, ...]:
         """Positions of the inputs that are float32 in every node (coordinates), whatever its type."""
         return tuple(i for i, inp in enumerate(self.inputs) if inp.dtype == "float32")
+
+    @property
+    def index_inputs(self) -> tuple[int, ...]:
+        """Positions of the integer index inputs (``Input(dtype=INDEX)``: int64 or int32)."""
+        return tuple(i for i, inp in enumerate(self.inputs) if inp.dtype == INDEX)
 
     def attr(self, name: str) -> Attr:
         for a in self.attrs:

@@ -14,8 +14,9 @@
 4. ``_trace``: ``torch.export.export(strict=False)`` with the requested dynamic axes (float16 if
    asked), then the scan for operators without an ONNX translation (named with their module path).
 5. ``_translate``: torch's dynamo ONNX exporter with every op's translation (exporter.translate),
-   then the post-processing (exporter.onnx_post: names by module path, each op's own clean-up, axis
-   labels, IR version, shape inference with our schemas, ``onnx.checker``).
+   the opt-in rewrites into our nodes (exporter.rewrites, e.g. ``--fuse-msda``), then the
+   post-processing (exporter.onnx_post: names by module path, each op's own clean-up, axis labels,
+   IR version, shape inference with our schemas, ``onnx.checker``).
 6. ``_check``: run the ONNX model (exporter.verify) and compare with the truth.
 7. ``_write``: model (and ``--save-io`` files) to temporaries renamed together at the end.
 
@@ -43,6 +44,7 @@ from dcn_base.atomic import AtomicGroup, check_writable
 from dcn_base.console import Stages
 from dcn_base.errors import DcnError, describe
 
+from . import rewrites
 from .contract import DEFAULT_OPSET, DEFORM_CONV_MODES, MIN_OPSET, specs
 from .onnx_post import postprocess
 from .program_dims import dynamic_axes_of, merge_dynamic
@@ -81,6 +83,7 @@ class ExportOptions:
     check: bool = False
     verify: bool = True
     runtime: str = "auto"
+    rewrites: Sequence[str] = ()  # opt-in ONNX rewrites into our nodes (exporter.rewrites: --fuse-msda ...)
 
     def checked(self) -> "ExportOptions":
         if self.deform_conv not in DEFORM_CONV_MODES:
@@ -103,6 +106,7 @@ class ExportOptions:
         self.verify = self.verify or self.check
         if self.save_io_format not in model_io.IO_FORMATS:
             raise DcnError(f"--io-format {self.save_io_format!r}: expected json or npz")
+        self.rewrites = rewrites.check_flags(self.rewrites)
         return self
 
 
@@ -179,6 +183,8 @@ def export(model: Any, example_inputs: Any, path: Union[str, os.PathLike], *,
       verify: run the ONNX model and compare with PyTorch (result in ``.check``);
       check: raise :class:`CheckError` (exit code 1, nothing written) when that comparison fails.
       runtime: "auto" or "reference" (force the ONNX reference evaluator for the check).
+      rewrites: flags of opt-in ONNX rewrites into our nodes (``["fuse-msda"]``; exporter.rewrites),
+          applied to the translated graph before the check.
     log: called with progress lines (swaps, the check's one-line summary).
     stages: a ``dcn_base.console.Stages`` timing the steps (and showing progress); times in
         ``.stage_seconds`` either way.
@@ -290,6 +296,8 @@ def _translate(ep, strip: Optional[str], dim_labels: Mapping[str, str], job: _Jo
         raise
     except Exception as e:
         raise DcnError(f"ONNX translation failed: {describe(root_cause(e))}") from e
+    if opts.rewrites:  # the opt-in rewrites into our nodes, before naming and the checks
+        proto, _ = rewrites.apply(proto, opts.rewrites)
     st.start("onnx checker")
     return postprocess(proto, strip, dim_labels, opts.deform_conv, opts.fp16, opts.fp16_io, job.swaps)
 

@@ -148,8 +148,9 @@ def _ensure_value_info(model: onnx.ModelProto) -> onnx.ModelProto:
         if not is_dcn_node(n):
             continue
         vi = known.get(n.output[0])
-        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != 4:
-            raise DcnError(f"{n.op_type} '{n.name}': no 4-D output shape after shape inference")
+        rank = spec_of_node(n).output_rank
+        if vi is None or not vi.type.tensor_type.HasField("shape") or len(vi.type.tensor_type.shape.dim) != rank:
+            raise DcnError(f"{n.op_type} '{n.name}': no {rank}-D output shape after shape inference")
     return inferred
 
 
@@ -180,12 +181,18 @@ def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappin
         if hasattr(part, "postprocess"):
             part.postprocess(proto)
     _rename_dims(proto, dim_labels)
+    _set_metadata(proto, deform_conv, fp16, fp16_io, swaps)
+    return check_graph(proto), dcn_nodes
+
+
+def check_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The IR version ONNX Runtime reads, the contract's invariants, shape inference with our schemas
+    (every dcn output shaped), the size limit and ``onnx.checker``; the inferred model."""
     needed = onnx.helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
     proto.ir_version = max(proto.ir_version, needed)  # e.g. opset 23 needs IR 11
     ort_ir = max_ir_version_for_onnxruntime()
     if ort_ir is not None and proto.ir_version > ort_ir:
         proto.ir_version = ort_ir
-    _set_metadata(proto, deform_conv, fp16, fp16_io, swaps)
     _check_contract(proto)
     proto = _ensure_value_info(proto)
     if proto.ByteSize() > MAX_PROTO_BYTES:
@@ -194,7 +201,7 @@ def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappin
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
         raise DcnError(f"onnx.checker rejected the exported model: {describe(e)}") from e
-    return proto, dcn_nodes
+    return proto
 
 
 def _set_metadata(model: onnx.ModelProto, deform_conv: str, fp16: bool, fp16_io: bool, swaps: Sequence[Swap]) -> None:

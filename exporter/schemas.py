@@ -14,12 +14,19 @@ from onnx import defs, helper
 from onnx.defs import OpSchema
 
 from . import ops
-from .contract import DOMAIN, DOMAIN_VERSION, FLOAT, INT, INTS, OpSpec, specs
+from .contract import DOMAIN, DOMAIN_VERSION, FLOAT, INDEX, INT, INTS, OpSpec, specs
 
 # Element types a dcn node may carry; its inputs and output share one, except inputs the contract
-# fixes to float32 (coordinates; float64 nodes, for references, may use float64).
+# fixes to float32 (coordinates; float64 nodes, for references, may use float64) and index inputs
+# (level tables: int64 or int32, one type shared by a node's index inputs).
 TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
-FIXED_TYPES = {"float32": ("tensor(float)", "tensor(double)")}
+FIXED_TYPES = {"float32": ("tensor(float)", "tensor(double)"), INDEX: ("tensor(int64)", "tensor(int32)")}
+FIXED_DOC = {"float32": "float32 (float64 in float64 nodes)", INDEX: "int64 or int32, one type"}
+
+
+def _type_param(inp) -> str:
+    return "T" if inp.dtype is None else ("T_index" if inp.dtype == INDEX else f"T_{inp.name}")
+
 
 _ATTR_TYPE = {INT: OpSchema.AttrType.INT, INTS: OpSchema.AttrType.INTS, FLOAT: OpSchema.AttrType.FLOAT}
 
@@ -28,12 +35,15 @@ def build_schema(spec: OpSpec) -> OpSchema:
     """The ONNX schema of one contract op (domain ``dcn``, version ``DOMAIN_VERSION``)."""
     opt = OpSchema.FormalParameterOption
     inputs = [
-        OpSchema.FormalParameter(i.name, "T" if i.dtype is None else f"T_{i.name}",
-                                 param_option=opt.Optional if i.optional else opt.Single)
+        OpSchema.FormalParameter(i.name, _type_param(i), param_option=opt.Optional if i.optional else opt.Single)
         for i in spec.inputs
     ]
-    fixed = [(f"T_{i.name}", list(FIXED_TYPES[i.dtype]), f"{i.name}: {i.dtype} (float64 in float64 nodes)")
-             for i in spec.inputs if i.dtype is not None]
+    fixed: dict[str, tuple[str, list[str]]] = {}  # type parameter -> (dtype fact, inputs)
+    for i in spec.inputs:
+        if i.dtype is not None:
+            fixed.setdefault(_type_param(i), (i.dtype, []))[1].append(i.name)
+    constraints = [(t, list(FIXED_TYPES[dtype]), f"{', '.join(names)}: {FIXED_DOC[dtype]}")
+                   for t, (dtype, names) in fixed.items()]
     outputs = [OpSchema.FormalParameter(name, "T") for name in spec.outputs]
     attributes = []
     for a in spec.attrs:
@@ -46,7 +56,7 @@ def build_schema(spec: OpSpec) -> OpSchema:
         spec.op_type, DOMAIN, DOMAIN_VERSION, spec.doc,
         inputs=inputs, outputs=outputs,
         type_constraints=[("T", list(TYPES), "the inputs and the output of one node share one element type")]
-        + fixed,
+        + constraints,
         attributes=attributes,
     )
     schema.set_type_and_shape_inference_function(ops.part(spec.name, "onnx").infer)

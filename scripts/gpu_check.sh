@@ -13,13 +13,13 @@
 #      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
 #      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
 #      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
-#   2. tests/test_*_device.py (every op's device tests): every plugin lifecycle step to enqueue on torch CUDA tensors,
-#      FP32 and FP16, against the float64 reference (dcn_base/tolerance.py), CUDA graph replay,
-#      two execution contexts on two streams;
+#   2. tests/test_*_device.py (test_trt_device.py and the ops' own): every plugin lifecycle step to
+#      enqueue on torch CUDA tensors, FP32 and FP16, against the float64 reference (dcn_base/tolerance.py),
+#      CUDA graph replay, two execution contexts on two streams;
 #   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
 #   4. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision
-#      vs dense cuDNN conv2d, the PS-RoI pooling plugin on the R-FCN head, the aggregation plugins vs
-#      InternImage's grid_sample formulation.
+#      vs dense cuDNN conv2d, the RoI pooling plugins, multi-scale deformable attention vs grid_sample,
+#      the aggregation plugins vs InternImage's grid_sample formulation.
 # OUT_DIR gets build.log, tests.log, sanitizer-{memcheck,racecheck,initcheck}.log, report.md and
 # report.json; the table is printed last. Exit 0 all passed, 1 a step failed, 2 usage or
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).

@@ -26,7 +26,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "torch==2.14.1" "torchvision==0.29.1" \
     "numpy<2" onnx onnxscript onnxruntime polygraphy "onnxconverter-common>=1.14" \
     nvidia-pytriton \
-    pytest matplotlib \
+    pytest matplotlib "transformers>=5" \
     tqdm \
     "scikit-build-core>=0.10" "cmake>=3.25" ninja \
     cuda-python kernel-lens

@@ -1,5 +1,6 @@
 """The float16 graph ``dcn-build`` makes for TensorRT 11 (trt_runtime.fp16_convert) keeps every input
-an op's contract entry fixes to float32 (``Input(dtype="float32")``: RoIs, locations) float32, for
+an op's contract entry fixes to float32 (``Input(dtype="float32")``: RoIs, locations) float32 (and index
+inputs, ``Input(dtype=INDEX)``, integer), for
 every registered op: a single-node float32 model of each op (its reference.py ``example_inputs``),
 converted, then run on ONNX Runtime with our float16 kernels, which refuse a float16 coordinate input.
 The result is held to the float32 run within the float16 row of dcn_base.tolerance."""
@@ -11,7 +12,7 @@ import pytest
 
 from dcn_base.tolerance import error_ratio, tolerance
 from exporter import ops
-from exporter.contract import specs
+from exporter.contract import INDEX, specs
 from helpers.built_libs import require
 from test_ort_ops import make_model
 from trt_runtime import plugins
@@ -32,7 +33,8 @@ def test_fp16_conversion_keeps_the_contracts_float32_inputs(spec):
             {vi.name: vi.type.tensor_type.elem_type for vi in half.graph.input}
     for i, inp in enumerate(spec.inputs):
         if i < len(node.input) and node.input[i]:
-            want = onnx.TensorProto.FLOAT if inp.dtype == "float32" else onnx.TensorProto.FLOAT16
+            want = {"float32": onnx.TensorProto.FLOAT, INDEX: onnx.TensorProto.INT64}.get(inp.dtype,
+                                                                                  onnx.TensorProto.FLOAT16)
             assert types.get(node.input[i]) == want, (spec.op_type, inp.name, types.get(node.input[i]))
     feed = {n: v for n, v in inputs.items() if v is not None}
     want = plugins.ort_session(model.SerializeToString()).run(None, feed)[0]

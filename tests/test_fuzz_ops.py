@@ -42,7 +42,7 @@ def _onnx_model(case: dict) -> bytes:
     from exporter.contract import DOMAIN, DOMAIN_VERSION
 
     etype = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
-             "int64": TensorProto.INT64}
+             "int64": TensorProto.INT64, "int32": TensorProto.INT32}
     names, vis = [], []
     for name, spec in case["inputs"].items():
         if spec is None:
@@ -67,6 +67,8 @@ def _onnx_model(case: dict) -> bytes:
 
 def _feeds(case: dict) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(abs(hash(case["id"])) % 2**32)
+    if "values" in case:  # cases with index inputs of given values (level tables)
+        return _poison(case, fuzz_cases.feeds_with_values(case, rng))
     feeds = {}
     for name, spec in case["inputs"].items():
         if spec is None:
@@ -92,6 +94,10 @@ def _feeds(case: dict) -> dict[str, np.ndarray]:
         else:
             a = rng.normal(0, 1, shape)
         feeds[name] = a.astype(dtype)
+    return _poison(case, feeds)
+
+
+def _poison(case: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, (where, value) in case["poison"].items():
         a = feeds[name]
         if a.size == 0:
@@ -108,6 +114,8 @@ def _feeds(case: dict) -> dict[str, np.ndarray]:
 def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
     from exporter import ops as ref  # exporter.ops.<op>(...) is the op's float64 reference
 
+    if case["op"] not in ("DeformConv2d", "DeformPSROIPool"):  # any other op: its reference evaluator node
+        return _evaluate(case, feeds, dtype)
     t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
     if "reference" in case:  # an op folder's generator brings its reference (tests/helpers/fuzz_dcn.py)
         return case["reference"](case, t, dtype)
@@ -123,6 +131,18 @@ def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
                                  pooled_size=a["pooled_size"], part_size=a["part_size"],
                                  sample_per_part=a["sample_per_part"],
                                  trans_std=float(np.float32(a["trans_std"]))).numpy()
+
+
+def _evaluate(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
+    """The op's onnx.py ``evaluate`` (the float64 reference behind exporter.verify's evaluator) in ``dtype``."""
+    from exporter import ops
+    from exporter.contract import ops as contract_ops
+
+    spec = contract_ops()[case["op"]]
+    given = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) if i.name in feeds else None for i in spec.inputs]
+    given = [t.to(torch.float64).to(dtype) if t is not None and t.is_floating_point() else t for t in given]
+    attrs = {**spec.defaults(), **case["attrs"]}
+    return ops.part(spec.name, "onnx").evaluate("fuzz", given, attrs).numpy()
 
 
 def _same(got: np.ndarray, want: np.ndarray) -> tuple[bool, str]:
@@ -189,8 +209,9 @@ def _preload(lib: str) -> None:
     import onnx  # noqa: F401
     from onnx import helper  # noqa: F401
 
-    from exporter.ops.deform_conv2d import reference  # noqa: F401
-    from exporter.ops.deform_psroi_pool import reference as _  # noqa: F401
+    from exporter import ops
+
+    ops.parts("onnx")  # every op's reference and evaluator node
 
     so = ort.SessionOptions()
     so.register_custom_ops_library(lib)  # dlopen once

@@ -18,7 +18,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from helpers.built_libs import require
-from exporter.contract import DOMAIN, DOMAIN_VERSION
+from exporter.contract import DOMAIN, DOMAIN_VERSION, INDEX
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import deform_conv2d, deform_psroi_pool
@@ -27,8 +27,8 @@ from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case
 from test_reference import golden_cases
 from trt_runtime import plugins
 
-ONNX_TYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
-NP_TYPE = {"float32": np.float32, "float16": np.float16}
+ONNX_TYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64}
+NP_TYPE = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 IR_VERSION = 10  # ONNX Runtime 1.20+ reads it
 ORT_ERRORS = (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ort.capi.onnxruntime_pybind11_state.Fail,
               ort.capi.onnxruntime_pybind11_state.RuntimeException)
@@ -41,9 +41,10 @@ def ort_lib():
 
 # --------------------------------------------------------------------------- models
 def input_dtype(op, name, dtype):
-    """An input's element type in a node of ``dtype``: the contract fixes some (rois) to float32."""
+    """An input's element type in a node of ``dtype``: the contract fixes some (rois) to float32; index
+    inputs (level tables) are written int64 here."""
     fixed = next((i.dtype for i in op.inputs if i.name == name), None)
-    return fixed or dtype
+    return "int64" if fixed == INDEX else (fixed or dtype)
 
 
 def make_model(op, inputs, attrs, dtype="float32", name="n", initializers=()):

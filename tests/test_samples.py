@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SAMPLE_READMES = {name: SAMPLES / name / "README.md"
-                  for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "mmdet_mdpool", "internimage")}
+                  for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "mmdet_mdpool", "internimage", "detr_msda")}
 INDEX_README = SAMPLES / "README.md"
 SETUP_LINES = ("bash scripts/setup.sh", "source .venv/bin/activate")
 
@@ -78,6 +78,8 @@ def reduce(argv: list[str]) -> list[str]:
         for a in args:
             a = re.sub(r"^(samples\.[\w.]+:)(?!tiny_)(\w+)$", r"\1tiny_\2", a)  # --factory: the tiny twin
             a = re.sub(r"(\d+x3x)224x224\b", r"\g<1>64x64", a)  # --input / --shapes: the tiny size
+            a = re.sub(r"(\d+x3x)640x640\b", r"\g<1>64x64", a)  # samples.detr_msda's tiny sizes (a tenth,
+            a = re.sub(r"(\d+x3x)800x1333\b", r"\g<1>64x128", a)  # multiples of 32, at least 64)
             out.append(a)
         return [prog] + out
     return argv
@@ -264,6 +266,40 @@ def test_mmdet_mdpool_readme(tmp_path, monkeypatch, capsys):
     assert consumers == ["Mul"], consumers
 
 
+def test_detr_msda_readme(tmp_path, monkeypatch, capsys):
+    """Deformable DETR and DINO (mmdetection configs, mmcv attention swapped), RT-DETR (transformers; also
+    from its GridSample ONNX through --fuse-msda) and transformers' Deformable DETR (float16): every mode
+    PASSes with one dcn::MultiScaleDeformableAttention node per attention layer and no GridSample left."""
+    pytest.importorskip("transformers")
+    if importlib.util.find_spec("mmdet") is None:  # (importing it needs the sample's mmcv version shim)
+        pytest.skip("mmdet is not installed (scripts/setup.sh installs it with the mmcv wheel)")
+    monkeypatch.chdir(tmp_path)
+    outputs = run_readme(SAMPLE_READMES["detr_msda"], capsys)
+    runs = {c.split("--model ")[1].split()[0]: o for c, o in outputs.items() if c.startswith("python -m samples.detr_msda.run")}
+    assert set(runs) == {"rtdetr", "deformable-detr", "deformable-detr-hf"}
+    for model, modes, nodes in (("rtdetr", ("plugin", "fuse-msda"), 2), ("deformable-detr", ("plugin",), 3),
+                                ("deformable-detr-hf", ("plugin", "fp16"), 3)):
+        out = runs[model]
+        assert "all PASS" in out, out[-3000:]
+        table = out[out.rindex("=== "):]
+        for mode in modes:
+            assert re.search(rf"^{mode}\s+{nodes} dcn::MultiScaleDeformableAttention\s.*PASS\s*$", table, re.M), table
+    dino = next(o for c, o in outputs.items() if c.startswith("dcn-export out/detr_msda/dino.pth"))  # tiny as written
+    assert "swapped detector.encoder.layers.0.self_attn: mmcv.ops.multi_scale_deform_attn.MultiScaleDeformableAttention" \
+        in dino and "vs PyTorch float64) PASS" in dino
+    compares = [o for c, o in outputs.items() if c.startswith("dcn-compare")]
+    assert len(compares) == 2 and all("PASS: all 2 output(s) within tolerance" in o for o in compares)
+    fused = next(o for c, o in outputs.items() if c.startswith("dcn-export") and "--fuse-msda" in c)
+    assert "rewrote 2 node(s)" in fused and "vs the original graph on onnxruntime) PASS" in fused
+    import onnx
+
+    for name, count in (("dino.onnx", 3), ("rtdetr_fused.onnx", 2)):
+        types = [n.op_type for n in onnx.load(str(tmp_path / "out/detr_msda" / name)).graph.node]
+        assert types.count("MultiScaleDeformableAttention") == count and "GridSample" not in types, name
+    source = [n.op_type for n in onnx.load(str(tmp_path / "out/detr_msda/rtdetr_gridsample.onnx")).graph.node]
+    assert source.count("GridSample") == 6  # 2 decoder layers x 3 levels, before the rewrite
+
+
 def test_deeplab_dcn_readme(tmp_path, monkeypatch, capsys):
     """DeepLab-DCN: plugin + standard mode PASS; logits at the input size; c5 dilated 2, stride 1."""
     monkeypatch.chdir(tmp_path)
@@ -337,7 +373,7 @@ def test_make_model_command_of_the_main_script(tmp_path, monkeypatch, capsys):
 
 def test_python_dash_m_entry_points():
     """Each sample module runs as ``python -m`` (its ``__main__`` guard calls main)."""
-    for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn"):
+    for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "detr_msda"):
         for module in ("make_model", "run"):
             text = (SAMPLES / name / f"{module}.py").read_text()
             assert text.rstrip().endswith('if __name__ == "__main__":\n    sys.exit(main())'), (name, module)

@@ -34,6 +34,7 @@ REGISTRY = (
     "deform_conv2d",
     "deform_psroi_pool",
     "deform_roi_pool",
+    "multi_scale_deformable_attention",
     "dcnv3",
     "dcnv4",
 )

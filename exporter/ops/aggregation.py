@@ -10,7 +10,7 @@ reference) and the modules' centre feature scale. Names no op: callers pass thei
     Y[n, ho, wo, g*Cg + c] = sum_p m_p * bilinear(X[n, :, :, g*Cg + c], y, x)
 
 A sample outside the map (y <= -1, y >= H, x <= -1, x >= W, or NaN) adds nothing whatever its mask;
-inside, each of the four neighbours outside the map counts zero (DeformConv2d's bilinear). float64 inputs
+inside, each of the four neighbours outside the map counts zero (the contract's zero-outside bilinear, exporter/ops/common.py). float64 inputs
 are computed in float64; float32 / float16 ones are sampled and summed in float32, stored in their type.
 """
 from __future__ import annotations

@@ -184,15 +184,17 @@ def ort_run(onnx_path: Path, feed: Mapping[str, np.ndarray], *, ours: bool, thre
     return dict(zip(names, outs)), float(np.median(times) * 1e3)
 
 
-def max_error_and_tolerance(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> tuple[bool, str]:
-    """Every output within ``dcn_base.tolerance.model_tolerance`` (the numpy.isclose rule)?"""
+def max_error_and_tolerance(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray],
+                            dtype: Optional[str] = None) -> tuple[bool, str]:
+    """Every output within ``dcn_base.tolerance.model_tolerance`` (the numpy.isclose rule)? ``dtype``: the
+    model's compute precision (default: the outputs' own, e.g. "float16" for a float16 model with float32 I/O)."""
     from dcn_base.tolerance import model_tolerance
 
     ok, parts = True, []
     for name, r in ref.items():
         g = np.asarray(got[name], dtype=np.float64)
         r = np.asarray(r, dtype=np.float64)
-        atol, rtol = model_tolerance(str(np.asarray(got[name]).dtype), r)
+        atol, rtol = model_tolerance(dtype or str(np.asarray(got[name]).dtype), r)
         err = np.abs(g - r)
         passed = bool(g.shape == r.shape and np.all(err <= atol + rtol * np.abs(r)))
         ok &= passed
@@ -214,7 +216,8 @@ class ModeResult:
     extra: list[str] = field(default_factory=list)
 
 
-def _node_summary(onnx_path: Path) -> str:
+def node_summary(onnx_path: Path) -> str:
+    """'3 dcn::DeformConv2d, 2 DeformConv': the deformable nodes of a graph (ours and ONNX's), by type."""
     import onnx
 
     from exporter.contract import is_dcn_node
@@ -249,7 +252,7 @@ def run_pipeline(model_path: Path, workdir: Path, *, export_args: Sequence[Any] 
         if feed is None:
             feed, ref = load_io(io_dir)
         assert ref is not None
-        nodes = _node_summary(onnx_path)
+        nodes = node_summary(onnx_path)
         ours = mode == "plugin" or "dcn::" in nodes
         got, ms = ort_run(onnx_path, feed, ours=ours)
         ok, detail = max_error_and_tolerance(got, ref)

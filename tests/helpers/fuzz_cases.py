@@ -19,7 +19,10 @@ import math
 from typing import Any, Iterator, Optional
 
 from exporter import ops
-from exporter.contract import FLOAT, INT, INTS, LIMITS, MAX_ELEMENTS, OpSpec, conv_out_size, specs
+import numpy as np
+
+from exporter.contract import FLOAT, INDEX, INT, INTS, LIMITS, MAX_ELEMENTS, OpSpec, conv_out_size, specs
+from exporter.contract import ops as contract_ops
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 
@@ -196,7 +199,9 @@ def dtype_cases(base: dict, category: str) -> Iterator[dict]:
     for name, spec in base["inputs"].items():
         if spec is None:
             continue
-        for dtype in ("float64", "int64", "float16"):
+        for dtype in ("float64", "int64", "float16", "float32"):
+            if dtype == spec[1] or (dtype == "float32" and "values" not in base):
+                continue
             c = {**base, "inputs": dict(base["inputs"]), "poison": {}}
             c["inputs"][name] = (spec[0], dtype)
             c.update(category=category, expect="error")
@@ -333,13 +338,38 @@ def pool_shape_cases() -> Iterator[dict]:
 
 # ---------------------------------------------------------------------------- every registered op, from its entry
 def example_case(spec: OpSpec) -> dict:
-    """The op's small valid case (reference.py ``example_inputs``) as a fuzz case."""
+    """The op's small valid case (reference.py ``example_inputs``) as a fuzz case; index inputs
+    (``Input(dtype=INDEX)``, level tables) keep their element type and carry their values (``values``)."""
     arrays, attrs = ops.part(spec.name, "reference").example_inputs()
-    inputs = {i.name: ([*arrays[i.name].shape], "float32") if arrays.get(i.name) is not None else None
-                for i in spec.inputs}
+    inputs = {i.name: ([*arrays[i.name].shape], str(arrays[i.name].dtype) if i.dtype == INDEX else "float32")
+              if arrays.get(i.name) is not None else None for i in spec.inputs}
     first = arrays[spec.inputs[0].name]
     dims = {"N": first.shape[0], "H": first.shape[-2], "W": first.shape[-1]} if first.ndim == 4 else {}
-    return {"op": spec.op_type, "attrs": dict(attrs), "inputs": inputs, "poison": {}, "dims": dims}
+    case = {"op": spec.op_type, "attrs": dict(attrs), "inputs": inputs, "poison": {}, "dims": dims}
+    if spec.index_inputs:
+        case["values"] = {spec.inputs[i].name: arrays[spec.inputs[i].name] for i in spec.index_inputs}
+    return case
+
+
+def feeds_with_values(case: dict, rng) -> dict:
+    """The feeds of a case that carries some inputs' values (``values``: index inputs): those values (zeros
+    where the case changed the shape), the other inputs generated: uniform in [-0.3, 1.3] for inputs
+    the entry fixes to float32 (normalised coordinates; mostly on the map), else N(0, 1)."""
+    fixed = {i.name: i.dtype for i in contract_ops()[case["op"]].inputs}
+    out = {}
+    for name, given in case["inputs"].items():
+        if given is None:
+            continue
+        shape, dtype = given
+        if name in case["values"]:
+            a = np.asarray(case["values"][name])
+            a = a if list(a.shape) == list(shape) else np.zeros(shape, np.int64)
+        elif fixed.get(name) == "float32":
+            a = rng.uniform(-0.3, 1.3, shape)
+        else:
+            a = rng.normal(0, 1, shape)
+        out[name] = a.astype(dtype)
+    return out
 
 
 _WRONG_KIND = {INT: 1.5, INTS: 2, FLOAT: 1}  # a value ONNX stores as another attribute type
@@ -375,9 +405,11 @@ def spec_cases(spec: OpSpec) -> Iterator[dict]:
 
 
 def all_cases() -> list[dict]:
+    from .fuzz_msda import msda_cases  # noqa: PLC0415  (it imports this module)
+
     gens = (conv_attribute_cases(), conv_wrapped_product_cases(), conv_value_cases(), conv_shape_cases(),
             pool_attribute_cases(), pool_wrapped_product_cases(), pool_value_cases(), pool_shape_cases(),
-            *(spec_cases(s) for s in specs()))
+            *(spec_cases(s) for s in specs()), msda_cases())
     cases = [c for g in gens for c in g]
     for i, c in enumerate(cases):
         c["id"] = f"{i:03d}-{c['op']}-{c['category'].replace(' ', '_')}"

@@ -47,7 +47,7 @@ def deform_roi_pool_check(data: Tensor, rois: Tensor, offset: Optional[Tensor], 
 
 
 def _roi_align_bilinear(flat: Tensor, base: Tensor, H: int, W: int, y: Tensor, x: Tensor) -> Tensor:
-    """RoIAlign's bilinear sampling (the contract's DeformRoIPool rule, not DeformConv2d's).
+    """RoIAlign's bilinear sampling (the contract's DeformRoIPool rule, not the zero-outside bilinear of exporter/ops/common.py).
 
     0 when y < -1, y > H, x < -1, x > W (or NaN); else y, x below 0 count as 0, and a
     sample in the last row / column (y >= H - 1) reads that row / column only.

@@ -58,6 +58,7 @@ HARNESS_API int dcn_harness_enum(char const* name)
         {"FP32", static_cast<int>(DataType::kFLOAT)},
         {"FP16", static_cast<int>(DataType::kHALF)},
         {"INT32", static_cast<int>(DataType::kINT32)},
+        {"INT64", static_cast<int>(DataType::kINT64)},
         {"INT8", static_cast<int>(DataType::kINT8)},
         {"BF16", static_cast<int>(DataType::kBF16)},
         {"LINEAR", static_cast<int>(TensorFormat::kLINEAR)},
