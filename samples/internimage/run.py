@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from samples.resnet_dcn.pipeline import (ModeResult, _node_summary, dcn_compare, dcn_export, load_io, main_wrapper,
+from samples.resnet_dcn.pipeline import (ModeResult, node_summary, dcn_compare, dcn_export, load_io, main_wrapper,
                                          ort_run, print_summary, run_pipeline, set_threads)
 
 from . import make_model
@@ -45,7 +45,7 @@ def fp16_mode(model_path: Path, work: Path) -> ModeResult:
     _, ms = ort_run(onnx_path, feed, ours=True)
     outcome = dcn_compare(io_dir, onnx_path)
     max_err = max(float(o.get("max_abs", float("nan"))) for o in outcome.outputs)
-    return ModeResult("plugin fp16", onnx_path, f"{_node_summary(onnx_path)} (float16)", bool(outcome.passed),
+    return ModeResult("plugin fp16", onnx_path, f"{node_summary(onnx_path)} (float16)", bool(outcome.passed),
                       max_err, ms, "ONNX Runtime + libdcn_ort", export_s)
 
 
