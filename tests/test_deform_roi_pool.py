@@ -306,3 +306,35 @@ def test_cli_generates_rois_on_the_image_of_a_roi_pack():
     model = torch.nn.Sequential(ModulatedDeformRoIPoolPack(2, 6, deform_fc_channels=4, spatial_scale=0.125))
     _, rois = make_inputs([InputSpec("features", (1, 6, 5, 7)), InputSpec("rois", (9, 5))], model)
     assert (rois[:, 3] <= 7 / 0.125).all() and (rois[:, 4] <= 5 / 0.125).all() and (rois[:, 3] > 7).any()
+
+
+# --------------------------------------------------------------------------- the limits at export
+def test_export_refuses_a_node_past_the_limits(tmp_path):
+    """dcn-export: the module's run (the reference) refuses first; a node of ours written some other way
+    (a program exported without running it) is refused by the post-processing, naming the node."""
+    import onnx
+    from onnx import helper
+
+    from exporter import export
+    from exporter.contract import DOMAIN
+    from exporter.onnx_post import _check_attributes
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = DeformRoIPool((300, 7), spatial_scale=0.5, sampling_ratio=2)
+
+        def forward(self, x, rois):
+            return self.pool(x, rois)
+
+    with pytest.raises(ContractError, match=r"attribute pooled_height = 300, expected <= 256 \(limit\)"):
+        export(Head(), (torch.randn(1, 2, 8, 8), torch.tensor([[0, 1.0, 1, 9, 9]])), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    node = helper.make_node("DeformRoIPool", ["x", "rois"], ["y"], domain=DOMAIN, name="roi_head.pool",
+                            pooled_height=7, pooled_width=7, spatial_scale=0.25, sampling_ratio=65)
+    model = helper.make_model(helper.make_graph([node], "g", [], []))
+    with pytest.raises(ContractError, match=r"^DeformRoIPool 'roi_head.pool': attribute sampling_ratio = 65, "
+                                            r"expected <= 64 \(limit\)$"):
+        _check_attributes(model)
+    next(a for a in node.attribute if a.name == "sampling_ratio").i = 64
+    _check_attributes(onnx.ModelProto(graph=helper.make_graph([node], "g", [], [])))
