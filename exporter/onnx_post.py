@@ -17,8 +17,8 @@ from onnx import TensorProto, helper
 from dcn_base.errors import DcnError, describe
 
 from . import ops, schemas
-from .contract import (DOMAIN, DOMAIN_VERSION, check_node_attributes, is_dcn_node, ops as contract_ops, spec_of_node,
-                       standard_ops)
+from .contract import (DOMAIN, DOMAIN_VERSION, check_graph_attributes, is_dcn_node, ops as contract_ops,
+                       spec_of_node, standard_ops)
 from .swap import Swap
 from .torch_scope import strip_prefix
 
@@ -171,14 +171,6 @@ def _check_contract(model: onnx.ModelProto) -> None:
         raise AssertionError(f"opset import {DOMAIN} is {imports.get(DOMAIN)}, expected {DOMAIN_VERSION}")
 
 
-def _check_attributes(model: onnx.ModelProto) -> None:
-    """Every node of ours within its op's limits (and TensorRT's int32 fields): the contract's one-line
-    ContractError naming the node, also where nothing ran the module (a program exported unchecked)."""
-    for n in model.graph.node:
-        if n.domain == DOMAIN:
-            check_node_attributes(n.op_type, n.name, {a.name: helper.get_attribute_value(a) for a in n.attribute})
-
-
 def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mapping[str, str], deform_conv: str,
                  fp16: bool, fp16_io: bool, swaps: Sequence[Swap]) -> tuple[onnx.ModelProto, dict[str, str]]:
     """Names, zero-bias inputs, axis labels, IR version, metadata; then shape inference and the checker."""
@@ -196,7 +188,7 @@ def postprocess(proto: onnx.ModelProto, strip: Optional[str], dim_labels: Mappin
         proto.ir_version = ort_ir
     _set_metadata(proto, deform_conv, fp16, fp16_io, swaps)
     _check_contract(proto)
-    _check_attributes(proto)
+    check_graph_attributes(proto)  # the contract's limits, naming the node
     proto = _ensure_value_info(proto)
     if proto.ByteSize() > MAX_PROTO_BYTES:
         raise DcnError(f"exported model is {proto.ByteSize() / 2**30:.1f} GiB, over protobuf's 2 GiB limit")

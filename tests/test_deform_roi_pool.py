@@ -311,13 +311,13 @@ def test_cli_generates_rois_on_the_image_of_a_roi_pack():
 # --------------------------------------------------------------------------- the limits at export
 def test_export_refuses_a_node_past_the_limits(tmp_path):
     """dcn-export: the module's run (the reference) refuses first; a node of ours written some other way
-    (a program exported without running it) is refused by the post-processing, naming the node."""
+    (a program exported without running it) is refused by the post-processing (and dcn-build), naming the node."""
     import onnx
     from onnx import helper
 
     from exporter import export
     from exporter.contract import DOMAIN
-    from exporter.onnx_post import _check_attributes
+    from exporter.contract import check_graph_attributes
 
     class Head(torch.nn.Module):
         def __init__(self):
@@ -335,6 +335,6 @@ def test_export_refuses_a_node_past_the_limits(tmp_path):
     model = helper.make_model(helper.make_graph([node], "g", [], []))
     with pytest.raises(ContractError, match=r"^DeformRoIPool 'roi_head.pool': attribute sampling_ratio = 65, "
                                             r"expected <= 64 \(limit\)$"):
-        _check_attributes(model)
+        check_graph_attributes(model)
     next(a for a in node.attribute if a.name == "sampling_ratio").i = 64
-    _check_attributes(onnx.ModelProto(graph=helper.make_graph([node], "g", [], [])))
+    check_graph_attributes(onnx.ModelProto(graph=helper.make_graph([node], "g", [], [])))
