@@ -1,13 +1,16 @@
 // The ONNX Runtime glue every dcn op shares: one Ort::CustomOpBase class for all of them and
 // the registration of its float32 and float16 kernels. An op's file holds its Kernel<T> (the
 // attributes and Compute, deriving from KernelBase) and a Spec: kName (dcn_fields.h), kNbInputs, kInputs
-// (the contract's input names), isFloat32Input(i) (inputs that are float32 in both kernels: the RoI
+// (the contract's input names, for messages; optional), isFloat32Input(i) (inputs that are float32 in both kernels: the RoI
 // pools' rois) and isOptionalInput(i).
 //
 // A float32 input is declared with any element type, so that a wrong one (float16 RoIs in a float16
 // graph) is refused by the kernel's creation with the contract's one-line message rather than ONNX
 // Runtime's "Type 'tensor(float16)' of input parameter ... is invalid".
 #pragma once
+
+#include <string>
+#include <type_traits>
 
 #include "ort_common.h"
 
@@ -19,6 +22,14 @@ template <class Kernel> struct KernelBase {
     OrtStatusPtr ComputeV2(OrtKernelContext* context) {
         return guarded([&] { static_cast<Kernel*>(this)->Compute(context); });
     }
+};
+
+// The contract's name of input i: Spec::kInputs[i] where the Spec lists them, else "input <i>".
+template <class Spec, class = void> struct InputName {
+    static std::string of(size_t i) { return "input " + std::to_string(i); }
+};
+template <class Spec> struct InputName<Spec, std::void_t<decltype(Spec::kInputs)>> {
+    static std::string of(size_t i) { return Spec::kInputs[i]; }
 };
 
 template <template <class> class Kernel, class Spec, class T>
@@ -52,7 +63,7 @@ struct CustomOp : Ort::CustomOpBase<CustomOp<Kernel, Spec, T>, Kernel<T>, /*With
             if (!Spec::isFloat32Input(i) || ki.GetInputName(i).empty()) continue;
             const ONNXTensorElementDataType got = ki.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType();
             if (got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
-                throw InvalidArgument(dcn::op_prefix(Spec::kName, ki.GetNodeName()) + Spec::kInputs[i] +
+                throw InvalidArgument(dcn::op_prefix(Spec::kName, ki.GetNodeName()) + InputName<Spec>::of(i) +
                                       " has element type " + element_type_name(got) +
                                       ", expected float32 (RoIs and other coordinates are float32, also in "
                                       "float16 models)");

@@ -189,7 +189,6 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
 struct DeformConv2dSpec {
     static constexpr const char* kName = dcn::kDeformConv2dName;
     static constexpr size_t kNbInputs = 5;  // X, W, offset, B, mask
-    static constexpr const char* kInputs[] = {"X", "W", "offset", "B", "mask"};
     static bool isFloat32Input(size_t /*index*/) { return false; }
     static bool isOptionalInput(size_t index) { return index >= 3; }  // B, mask
 };
