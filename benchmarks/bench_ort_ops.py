@@ -10,13 +10,16 @@ c3 128ch 64x64, c4 256ch 32x32, c5 512ch 16x16), DCNv1 (no mask) and v2 (mask):
 
 with ms (median), ours/ORT, and the GFLOP/s ours reaches (2*M*C*kH*kW*oH*oW per run) next to the
 peak GFLOP/s of ONNX Runtime's MatMul measured here. Then DeformPSROIPool on an R-FCN head
-(C = 7*7*21, 300 RoIs, pooled 7, sample_per_part 4) vs the PyTorch reference.
+(C = 7*7*21, 300 RoIs, pooled 7, sample_per_part 4) vs the PyTorch reference, and DeformRoIPool
+on an mmdet dpool head (256 channels, the stride-16 map of an 800x1333 image, 512 RoIs, 7x7,
+sampling_ratio 2, zero offsets) vs torchvision.ops.roi_align(aligned=True), the same work.
 
     python benchmarks/bench_ort_ops.py [--threads N] [--repeat N] [--quick]
 
 All runtimes get the same number of threads (default: the machine's cores); the columns of a
-row run interleaved, round after round, and each cell is the median. Not a test: it prints,
-it asserts nothing about time.
+row run interleaved, round after round, and each cell is the median. Idle ONNX Runtime workers
+do not spin (as in bench_e2e_cpu.py), so that one column never takes the cores from the next.
+Not a test: it prints, it asserts nothing about time.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from exporter.contract import DOMAIN, DOMAIN_VERSION  # noqa: E402
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D  # noqa: E402
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL  # noqa: E402
+from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL  # noqa: E402
 from trt_runtime import plugins  # noqa: E402
 from trt_runtime.timing import interleaved_times  # noqa: E402
 
@@ -58,6 +62,8 @@ def session(model, threads: int, ours: bool):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle workers spin by default, taking the cores from whichever column runs next.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if ours:
         return plugins.ort_session(model.SerializeToString(), sess_options=so)
     return ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
@@ -163,6 +169,37 @@ def psroi_row(threads: int, repeat: int, quick: bool, rng) -> dict:
     return row
 
 
+def roi_pool_row(threads: int, repeat: int, quick: bool, rng) -> dict:
+    """mmdet dpool head (DeformRoIPoolPack's pooling): 256 channels at stride 16 of an 800x1333 image, 512
+    RoIs, 7x7, sampling_ratio 2, zero offsets (the offset branch's start) vs torchvision's roi_align."""
+    P, ratio, scale = 7, 2, 1.0 / 16
+    C, R, H, W = (256, 512, 50, 84) if not quick else (4, 6, 6, 7)
+    data = rng.standard_normal((1, C, H, W), dtype=np.float32)
+    x1 = rng.uniform(0, W / scale * 0.85, R)
+    y1 = rng.uniform(0, H / scale * 0.85, R)
+    rois = np.stack([np.zeros(R), x1, y1, x1 + rng.uniform(16, 400, R), y1 + rng.uniform(16, 300, R)],
+                    axis=1).astype(np.float32)
+    offset = np.zeros((R, 2, P, P), dtype=np.float32)
+    attrs = dict(pooled_height=P, pooled_width=P, spatial_scale=scale, sampling_ratio=ratio, gamma=0.1)
+    feeds = {"data": data, "rois": rois, "offset": offset}
+    model = graph_model([helper.make_node(DEFORM_ROI_POOL.op_type, list(feeds), ["Y"], domain=DOMAIN, **attrs)],
+                        feeds, {}, [R, C, P, P], [("", 19), (DOMAIN, DOMAIN_VERSION)])
+    ours = session(model, threads, True)
+    import torchvision  # noqa: PLC0415
+
+    td, tr = torch.from_numpy(data), torch.from_numpy(rois)
+
+    def tv():
+        with torch.inference_mode():
+            return torchvision.ops.roi_align(td, tr, (P, P), scale, ratio, aligned=True)
+
+    y_ours, y_tv = ours.run(None, feeds)[0], tv().numpy()
+    row = timeit({"ours": lambda: ours.run(None, feeds), "tv": tv}, repeat)
+    row.update({"shape": f"C={C} {H}x{W}, {R} RoIs, {P}x{P}, sampling_ratio {ratio}, zero offsets",
+                "max|ours-tv|": float(np.abs(y_ours - y_tv).max()), "equal": bool(np.array_equal(y_ours, y_tv))})
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every runtime")
@@ -203,7 +240,16 @@ def main(argv=None) -> int:
     if p["max|ours-ref|"] > 1e-3:
         print(f"  (!) ours and the reference differ by {p['max|ours-ref|']:.2e}")
     print()
-    print(f"# worst ours/ORT DeformConv ratio: {worst:.2f} (target <= 1.0)")
+    q = roi_pool_row(args.threads, repeat, args.quick, rng)
+    print("| DeformRoIPool (mmdet dpool head) | ours ms | torchvision roi_align ms | ours/roi_align | outputs |")
+    print("|---|---|---|---|---|")
+    same = "identical" if q["equal"] else f"max diff {q['max|ours-tv|']:.1e}"
+    print(f"| {q['shape']} | {q['ours']:.2f} | {q['tv']:.2f} | {q['ours'] / q['tv']:.3f} | {same} |")
+    if q["max|ours-tv|"] > 1e-5:
+        print(f"  (!) ours and torchvision's roi_align differ by {q['max|ours-tv|']:.2e}")
+    print()
+    print(f"# worst ours/ORT DeformConv ratio: {worst:.2f} (target <= 0.7, issue 20); "
+          f"DeformRoIPool ours/roi_align: {q['ours'] / q['tv']:.2f} (target <= 1.0)")
     return 0
 
 

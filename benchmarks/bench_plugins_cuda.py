@@ -1,6 +1,7 @@
 """The TensorRT plugins' enqueue on a CUDA device, without TensorRT (scripts/gpu_check.sh, step 4).
 
     python benchmarks/bench_plugins_cuda.py [--out DIR] [--iterations 30] [--batches 1 8] [--quick]
+                                            [--ops conv roi pool dcn]
 
 DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's c3 / c4 / c5 3x3
 layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
@@ -15,6 +16,8 @@ DeformPSROIPool on an R-FCN head against the PyTorch reference. Each cell: media
 --iterations calls timed with CUDA events after warm-up. Prints markdown tables and writes them
 (DIR/bench.md) with the numbers (DIR/report.json). A benchmark: it asserts nothing about time.
 Without a CUDA device it exits 2 with one line.
+DCNv3 / DCNv4 (--ops dcn): the plugins' enqueue against the grid_sample formulation on InternImage-T layers
+(stage 1 at 224x224, batch 1 and 32; stage 2 at 512x512, batch 8), with the bytes-that-must-move floor.
 """
 from __future__ import annotations
 
@@ -152,11 +155,41 @@ def psroi_rows(hx, td, torch, iterations):
     return rows
 
 
+def dcn_rows(hx, td, torch, iterations):
+    """DCNv3 / DCNv4 plugin enqueue vs the grid_sample formulation InternImage users run without the CUDA
+    op (tests/helpers/dcn_grid_sample.py) on CUDA, on InternImage-T layers; the floor is the bytes that
+    must move (X, offsets, masks, Y) at 4.8 TB/s (H200 HBM3e)."""
+    from helpers.dcn_grid_sample import dcnv3_grid_sample, dcnv4_grid_sample
+    from helpers.dcn_sweep import internimage_case, softmaxed
+
+    rows = []
+    for stage, size, batch in ((1, 224, 1), (1, 224, 32), (2, 512, 8)):
+        for op in ("DCNv3", "DCNv4"):
+            for dtype in (torch.float32, torch.float16):
+                case = internimage_case(stage, size, batch, dtype=torch.float32)
+                ins = ([case.x, case.offset, softmaxed(case.mask, case.group)] if op == "DCNv3"
+                       else [case.x, case.offset_mask])
+                lay = td.run_plugin(hx, op, f"bench.{op}", case.attrs(), ins, dtype, poison=False)
+                ours = td.time_ms(lay.enqueue, iterations=iterations)
+                base_fn = dcnv3_grid_sample if op == "DCNv3" else dcnv4_grid_sample
+                base = td.time_ms(lambda: base_fn(*lay.inputs, **case.grid_kwargs()), iterations=iterations)
+                moved = sum(t.numel() * t.element_size() for t in lay.inputs) + \
+                    lay.output.numel() * lay.output.element_size()
+                floor_ms = moved / 4.8e12 * 1e3
+                layer = f"InternImage-T stage {stage} @{size}: {case.H}x{case.W}, {case.C} ch, {case.group} groups"
+                rows.append(dict(op=op, layer=layer, batch=batch, dtype=str(dtype).replace("torch.", ""),
+                                 ours_ms=ours, grid_sample_ms=base, grid_sample_over_ours=base / ours,
+                                 floor_ms=floor_ms, ours_over_floor=ours / floor_ms))
+                del lay
+                torch.cuda.empty_cache()
+    return rows
+
+
 def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def table(gpu: str, conv, caps, roi, pool, note) -> str:
+def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
     from cuda_profile import fmt_split
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths; "
@@ -190,6 +223,13 @@ def table(gpu: str, conv, caps, roi, pool, note) -> str:
     for r in pool:
         L.append(f"| {r['layer']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torch_reference_ms'])} "
                  f"| {fmt(r['reference_over_ours'], 1)} |")
+    if dcn:
+        L += ["", "| DCNv3 / DCNv4 layer | op | batch | dtype | ours | grid_sample formulation "
+                  "| grid_sample / ours | bytes floor | ours / floor |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in dcn:
+            L.append(f"| {r['layer']} | {r['op']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} "
+                     f"| {fmt(r['grid_sample_ms'])} | {fmt(r['grid_sample_over_ours'], 1)} "
+                     f"| {fmt(r['floor_ms'], 4)} | {fmt(r['ours_over_floor'], 1)} |")
     if note:
         L += ["", f"torchvision.ops.deform_conv2d n/a: {note}"]
     return "\n".join(L) + "\n"
@@ -201,6 +241,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--quick", action="store_true", help="c3 only, no cap sweep (a smoke run)")
+    ap.add_argument("--ops", nargs="+", choices=["conv", "roi", "pool", "dcn"], default=["conv", "roi", "pool", "dcn"],
+                    help="which rows: DeformConv2d (and its cap sweep), DeformRoIPool, DeformPSROIPool, "
+                         "DCNv3 / DCNv4 (default all)")
     args = ap.parse_args(argv)
     import torch
 
@@ -216,16 +259,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tv_fn, note = _tv_deform_conv2d()
     layers = td.RESNET_LAYERS[:1] if args.quick else td.RESNET_LAYERS
     conv = [conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn)
-            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)]
-    caps = [] if args.quick else cap_rows(hx, td, torch, max(5, args.iterations // 3))
-    roi = roi_rows(hx, td, torch, args.iterations)
-    pool = psroi_rows(hx, td, torch, args.iterations)
-    text = table(gpu, conv, caps, roi, pool, note)
+            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)
+            if "conv" in args.ops]
+    caps = [] if args.quick or "conv" not in args.ops else cap_rows(hx, td, torch, max(5, args.iterations // 3))
+    roi = roi_rows(hx, td, torch, args.iterations) if "roi" in args.ops else []
+    pool = psroi_rows(hx, td, torch, args.iterations) if "pool" in args.ops else []
+    dcn = dcn_rows(hx, td, torch, args.iterations) if "dcn" in args.ops else []
+    text = table(gpu, conv, caps, roi, pool, note, dcn)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool),
+        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool, dcn=dcn),
                                                          indent=1))
     torch.cuda.synchronize()
     return 0

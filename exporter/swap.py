@@ -2,6 +2,10 @@
 ``swap.py`` (``RULES``: (library module prefix, class name) -> converter); this module finds the
 modules of a model that a rule matches (by class name and defining module, without importing those
 libraries), checks that they can be swapped exactly and replaces them in place.
+
+A rule's prefix is the library's module path (the class defined there or below), or ``""``: the class
+defined in any module outside this package, for libraries that users vendor under paths of their own
+(copied op folders); then the converter must check the module's layout itself (:func:`keeping_all`).
 """
 from __future__ import annotations
 
@@ -61,8 +65,38 @@ def hw_pair(v) -> tuple[int, int]:
     return (v[0], v[0]) if len(v) == 1 else v  # type: ignore[return-value]
 
 
+def attribute(m: nn.Module, path: str, name: str):
+    """A constructor argument the third-party module keeps as an attribute (DcnError naming it otherwise)."""
+    if not hasattr(m, name):
+        raise DcnError(f"module '{path}' ({qualname(type(m))}): no attribute {name}, expected "
+                       f"{type(m).__name__}'s constructor arguments as attributes")
+    return getattr(m, name)
+
+
 def qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def keeping_all(convert: Callable[[nn.Module, str], nn.Module]) -> Callable[[nn.Module, str], nn.Module]:
+    """``convert``, refusing to leave any parameter or buffer of the old module behind (:func:`finish`
+    checks the other way): for rules matched by class name alone, every weight must find its place."""
+
+    def run(m: nn.Module, path: str) -> nn.Module:
+        new = convert(m, path)
+        extra = sorted(set(m.state_dict()) - set(new.state_dict()))
+        if extra:
+            raise DcnError(f"module '{path}' ({qualname(type(m))}): cannot swap for {type(new).__name__}, which has "
+                           f"no {', '.join(extra)}; expected {type(m).__name__}'s parameter layout")
+        return new
+
+    return run
+
+
+def _defined_in(module: str, prefix: str) -> bool:
+    """Is a class of ``module`` one a rule with ``prefix`` covers (module docstring)?"""
+    if not prefix:
+        return module != __package__ and not module.startswith(__package__ + ".")
+    return module == prefix or module.startswith(prefix + ".")
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,7 +113,7 @@ def match(module: nn.Module) -> Optional[tuple[type, Callable[[nn.Module, str], 
     for cls in type(module).__mro__:
         mod = getattr(cls, "__module__", "") or ""
         for (prefix, name), convert in known().items():
-            if cls.__name__ == name and (mod == prefix or mod.startswith(prefix + ".")):
+            if cls.__name__ == name and _defined_in(mod, prefix):
                 return cls, convert
     return None
 

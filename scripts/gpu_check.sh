@@ -13,12 +13,13 @@
 #      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
 #      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
 #      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
-#   2. tests/test_trt_device.py: every plugin lifecycle step to enqueue on torch CUDA tensors,
+#   2. tests/test_*_device.py (every op's device tests): every plugin lifecycle step to enqueue on torch CUDA tensors,
 #      FP32 and FP16, against the float64 reference (dcn_base/tolerance.py), CUDA graph replay,
 #      two execution contexts on two streams;
 #   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
 #   4. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision
-#      vs dense cuDNN conv2d, the PS-RoI pooling plugin on the R-FCN head.
+#      vs dense cuDNN conv2d, the PS-RoI pooling plugin on the R-FCN head, the aggregation plugins vs
+#      InternImage's grid_sample formulation.
 # OUT_DIR gets build.log, tests.log, sanitizer-{memcheck,racecheck,initcheck}.log, report.md and
 # report.json; the table is printed last. Exit 0 all passed, 1 a step failed, 2 usage or
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).
@@ -127,7 +128,7 @@ export PYTHONUNBUFFERED=1
 # ---- 2. device tests
 if [ -n "$HARNESS" ]; then
   s=$SECONDS
-  "$PY" -m pytest tests/test_trt_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
+  "$PY" -m pytest tests/test_*_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
   rc=$?
   summary="$(tail -1 "$OUT/tests.log")"
   if [ $rc -eq 0 ] && ! grep -q "skipped" <<<"$summary"; then step "device tests" PASS "$summary, $((SECONDS - s)) s"
@@ -137,8 +138,10 @@ if [ -n "$HARNESS" ]; then
   SAN="$(command -v compute-sanitizer || true)"
   [ -n "$SAN" ] || { [ -x /usr/local/cuda/bin/compute-sanitizer ] && SAN=/usr/local/cuda/bin/compute-sanitizer; }
   # small: one conv with groups / offset groups / mask / bias, one PS-RoI pool with trans, graph replays
-  # (im2col conv, RoI pool), the fused FP16 conv on its partial-tile case
-  subset="sweep and (k3x2-asym or ps3-classes2-part2) and fp32 or graph and (conv or roi) or conv_fused_path and basic"
+  # (im2col conv, RoI pool), the fused FP16 conv on its partial-tile case; the aggregation ops on an asymmetric
+  # case (vector path) and their scalar path
+  subset="sweep and (k3x2-asym or ps3-classes2-part2 or k3x5-asym-os2) and fp32 or graph and (conv or roi)"
+  subset+=" or conv_fused_path and basic or misaligned_x and fp16"
   for tool in memcheck racecheck initcheck; do
     if [ "${GPU_CHECK_SKIP_SANITIZER:-0}" = 1 ]; then step "sanitizer $tool" SKIP "GPU_CHECK_SKIP_SANITIZER=1"; fail=1; continue; fi
     if [ -z "$SAN" ]; then step "sanitizer $tool" FAIL "compute-sanitizer not found"; continue; fi
@@ -148,7 +151,7 @@ if [ -n "$HARNESS" ]; then
     # --track-unused-memory as a switch, so "--track-unused-memory no" made "no" the program)
     [ "$tool" = memcheck ] && extra=(--leak-check no)
     DCN_UNDER_SANITIZER=1 timeout 120 "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
-      "$PY" -m pytest tests/test_trt_device.py -q -x -p no:cacheprovider -k "$subset" >"$OUT/sanitizer-$tool.log" 2>&1
+      "$PY" -m pytest tests/test_*_device.py -q -x -p no:cacheprovider -k "$subset" >"$OUT/sanitizer-$tool.log" 2>&1
     rc=$?
     errs="$(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" || echo "no summary")"
     if [ $rc -eq 0 ]; then step "sanitizer $tool" PASS "$errs, $((SECONDS - s)) s"

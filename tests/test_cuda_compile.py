@@ -19,14 +19,19 @@ from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build
 
 KERNELS = {
     f"{k}<{t}, {i}>"
-    for k in ("dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel", "dcn_deform_roi_pool_kernel")
+    for k in ("dcn_fill_bias_kernel", "dcn_deform_psroi_pool_kernel")
     for t in ("float", "__half")
     for i in ("int32_t", "int64_t")
+} | {  # DeformRoIPool: K channels per thread in int32, one in int64 (deform_roi_pool_launch.h)
+    f"dcn_deform_roi_pool_kernel<{t}, {i}, {k}>" for t in ("float", "__half")
+    for i, k in [("int32_t", 8), ("int32_t", 4), ("int32_t", 2), ("int32_t", 1), ("int64_t", 1)]
 } | {
     f"dcn_deform_im2col_kernel<{t}, {i}, {v}>" for t in ("float", "__half") for i in ("int32_t", "int64_t")
     for v in (1, 2, 4)
 } | {f"{k}<{i}>" for k in ("dcn_fused_nhwc_kernel", "dcn_fused_weight_kernel") for i in ("int32_t", "int64_t")} | {
-    "dcn_deform_conv_fused_kernel"}
+    "dcn_deform_conv_fused_kernel"} | {
+    f"{k}<{t}, {v}, {i}>" for k in ("dcn_dcnv3_kernel", "dcn_dcnv4_kernel") for t in ("float", "__half")
+    for v in (1, 2, 4, 8) for i in ("int32_t", "int64_t")}
 # __launch_bounds__ minimum blocks per SM -> register cap (65536 / (256 * blocks)): the im2col kernel
 # (4 samples' taps live across its channel loop) and the fused kernel (64 accumulator registers) ask 2.
 REGISTER_CAP = {"dcn_deform_im2col_kernel": 128, "dcn_deform_conv_fused_kernel": 128}

@@ -9,6 +9,7 @@ to the reference on the same generated sweep of awkward cases.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -245,6 +246,36 @@ def test_ort_op_hostile_rois_finite():
                            spatial_scale=1.0).numpy()
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("data, rois, offset, attrs", [c for c in CASES if c.values[2] is None])
+def test_ort_op_float32_equals_torchvision_roi_align_bit_for_bit(data, rois, offset, attrs):
+    """At zero offsets the float32 op computes torchvision's roi_align(aligned=True) float32 terms in its
+    order (per-RoI taps, RoIAlign's clamping): the same bits, not just within tolerance."""
+    d32, r32 = data.float(), rois.float()
+    got = _ort(d32.numpy(), r32.numpy(), None, attrs, "float32")
+    want = torchvision.ops.roi_align(d32, r32, (attrs["pooled_height"], attrs["pooled_width"]),
+                                     attrs["spatial_scale"], attrs["sampling_ratio"], aligned=True).numpy()
+    assert np.array_equal(got, want)
+
+
+def test_ort_op_nonfinite_data_as_the_reference():
+    """inf / NaN in the map: each bin is what the reference gives (a sample outside the map reads nothing,
+    so the inf at every plane's (0, 0) reaches only the bins that sample it)."""
+    g = torch.Generator().manual_seed(3)
+    N, C, H, W = 2, 3, 6, 7
+    data = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    data[:, :, 0, 0] = math.inf
+    data[0, 1, 3, 4] = math.nan
+    data[1, 2, H - 1, W - 1] = -math.inf
+    rois = torch.cat([_rois(N, H, W, 0.5, g), torch.tensor([[0, -40.0, -40.0, -20.0, -10.0],
+                                                            [1, 2.0, 3.0, 40.0, 30.0]], dtype=torch.float64)])
+    for offset in (None, torch.randn(rois.shape[0], 2, 3, 2, generator=g, dtype=torch.float64)):
+        attrs = dict(pooled_height=3, pooled_width=2, spatial_scale=0.5, sampling_ratio=2, gamma=0.1)
+        got = _ort(data.numpy(), rois.numpy(), None if offset is None else offset.numpy(), attrs, "float32")
+        want = deform_roi_pool(data.float().double(), rois.float().double(),
+                               None if offset is None else offset.float().double(), **attrs).numpy()
+        np.testing.assert_allclose(got.astype(np.float64), want, atol=1e-5, rtol=1e-5)  # NaN where NaN
 
 
 # --------------------------------------------------------------------------- the math header in float64

@@ -38,10 +38,12 @@ def _python(code: str, **kw) -> subprocess.CompletedProcess:
 
 def test_kit_modules_import_without_onnx_polygraphy_tensorrt():
     p = _python("""
-        import test_trt_device, bench_plugins_cuda
-        from helpers import trt_device, sweep
+        import test_trt_device, test_dcnv3_device, bench_plugins_cuda
+        from helpers import trt_device, sweep, dcn_sweep, dcn_grid_sample
         from exporter.ops.deform_conv2d.reference import deform_conv2d
         from exporter.ops.deform_psroi_pool.reference import deform_psroi_pool
+        from exporter.ops.dcnv3.reference import dcnv3
+        from exporter.ops.dcnv4.reference import dcnv4
         from dcn_base.tolerance import tolerance
         import exporter.contract
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
@@ -79,8 +81,10 @@ def test_bench_without_a_device_exits_2_with_one_line():
 
 
 @NO_GPU
-def test_device_tests_skip_naming_the_device():
-    p = subprocess.run([sys.executable, "-m", "pytest", "tests/test_trt_device.py", "-q", "-rs", "-p", "no:cacheprovider"],
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "tests").glob("test_*_device.py")))
+def test_device_tests_skip_naming_the_device(path):
+    """Every device test file scripts/gpu_check.sh runs (tests/test_*_device.py)."""
+    p = subprocess.run([sys.executable, "-m", "pytest", path, "-q", "-rs", "-p", "no:cacheprovider"],
                        cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert p.returncode == 0, p.stdout[-2000:]
     assert "passed" not in p.stdout.splitlines()[-1] and "skipped" in p.stdout.splitlines()[-1], p.stdout[-2000:]

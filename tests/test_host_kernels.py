@@ -352,3 +352,177 @@ def test_pool_validation_message_from_header(lib):
     rc, _, _, msg = emu_pool(lib, "float32", case)
     assert rc == 1
     assert msg.startswith("DeformPSROIPool 'emu': data has ") and "expected output_dim*group_size^2" in msg
+
+
+# --------------------------------------------------------------------------- DeformRoIPool
+# The kernel: one thread per (RoI, block of K channels, bin), the bin and each sample's taps once, applied
+# to the K channels (deform_roi_pool_launch.h). Each output is checked against the float64 reference
+# and, bit for bit, against deform_roi_pool_element (the old one-thread-per-output kernel's body).
+ROI_STATS = 7  # blocks, bits, unwritten, writes outside Y, K, items, outputs differing from the element
+
+
+def emu_roi(lib, dtype, data, rois, offset, attrs, *, index="auto", max_blocks=0, target=0):
+    code, npd = DTYPES[dtype]
+    d, o = (_arr(t, npd) for t in (data, offset))
+    r = _arr(rois, np.float64 if npd == np.float64 else np.float32)  # contract: rois float32
+    PH, PW = attrs["pooled_height"], attrs["pooled_width"]
+    y = np.zeros((r.shape[0], d.shape[1], PH, PW), dtype=npd)
+    stats = (ctypes.c_int64 * ROI_STATS)()
+    msg = ctypes.create_string_buffer(1024)
+    rc = lib.dcn_emu_deform_roi_pool(
+        code, INDEX[index], max_blocks, target, _p(d), _shape(d), _p(r), (ctypes.c_int64 * 2)(*r.shape), _p(o),
+        _shape(o), PH, PW, attrs["spatial_scale"], attrs.get("sampling_ratio", 0), attrs.get("gamma", 0.1),
+        _p(y), stats, msg, len(msg))
+    assert rc == 0, msg.value.decode()
+    return y, dict(zip(("blocks", "bits", "unwritten", "outside", "K", "items", "differ"), stats))
+
+
+def roi_reference(data, rois, offset, attrs, dtype):
+    from exporter.ops import deform_roi_pool
+
+    return deform_roi_pool(as_dtype(data, dtype), as_dtype(rois, "float64" if dtype == "float64" else "float32"),
+                           as_dtype(offset, dtype), **attrs).numpy()
+
+
+def check_roi(lib, dtype, data, rois, offset, attrs, what="", **kw):
+    y, s = emu_roi(lib, dtype, data, rois, offset, attrs, **kw)
+    assert s["unwritten"] == 0 and s["outside"] == 0, (what, s)
+    assert s["differ"] == 0, f"{what}: {s['differ']} outputs differ from deform_roi_pool_element's bits"
+    assert_matches(y, roi_reference(data, rois, offset, attrs, dtype), dtype, what)
+    return s
+
+
+def _roi_cases():
+    import test_deform_roi_pool as t
+
+    return t.CASES
+
+
+def _roi_lib(lib):
+    for name, res, args in (
+            ("dcn_emu_deform_roi_pool", ctypes.c_int,
+             [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64] + [P, I64] * 3
+             + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_double]
+             + [P, I64, ctypes.c_char_p, ctypes.c_size_t]),
+            ("dcn_emu_roi_pool_items", None, [ctypes.c_int64] * 4 + [I64]),
+            ("dcn_emu_roi_pool_plan", None, [ctypes.c_int64] * 5 + [I64]),
+            ("dcn_emu_roi_pool_launch_choice", None, [ctypes.c_int64] * 7 + [I64])):
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+@pytest.mark.parametrize("target, K", [(0, 1), (1, 8)], ids=["launcher-K1", "K8"])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("data, rois, offset, attrs", _roi_cases())
+def test_roi_pool_launch_matches_reference(lib, data, rois, offset, attrs, dtype, target, K):
+    """The awkward sweep of test_deform_roi_pool (RoIs inside / off the image / zero-size / inverted, offsets far
+    outside, adaptive grids), as the launcher runs it (few items: K = 1) and in blocks of K = 8 channels (C = 2
+    or 3: every block partial)."""
+    s = check_roi(_roi_lib(lib), dtype, data, rois, offset, attrs, target=target)
+    assert s["bits"] == 32 and s["K"] == K
+
+
+@pytest.mark.parametrize("target, K", [(1, 8), (100, 4), (200, 2), (10 ** 9, 1)])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_roi_pool_channel_blocks(lib, target, K, dtype):
+    """C = 11 channels in blocks of K = 8, 4, 2, 1 (the last block partial), with offsets and an adaptive grid."""
+    g = torch.Generator().manual_seed(5)
+    data = torch.randn(2, 11, 9, 13, generator=g, dtype=torch.float64)
+    rois = torch.tensor([[1, 2.0, 3.0, 40.0, 30.0], [0, -10.0, -4.0, 12.0, 50.0], [1, 30.0, 20.0, 31.0, 20.5]],
+                        dtype=torch.float64)
+    offset = torch.randn(3, 2, 3, 4, generator=g, dtype=torch.float64) * 0.5
+    attrs = dict(pooled_height=3, pooled_width=4, spatial_scale=0.25, sampling_ratio=0, gamma=0.1)
+    s = check_roi(_roi_lib(lib), dtype, data, rois, offset, attrs, target=target)
+    assert s["K"] == K and s["items"] == 3 * 12 * -(-11 // K)
+
+
+@pytest.mark.parametrize("index, max_blocks", [("int32", 0), ("int64", 0), ("auto", 1), ("int32", 1), ("int64", 2)])
+def test_roi_pool_index_types_and_grid_stride(lib, index, max_blocks):
+    data, rois, offset, attrs = _roi_cases()[10].values
+    for dtype in ("float64", "float32"):
+        s = check_roi(_roi_lib(lib), dtype, data, rois, offset, attrs, index=index, max_blocks=max_blocks, target=1)
+        assert s["bits"] == (64 if index == "int64" else 32)
+        assert s["K"] == (1 if index == "int64" else 8)
+        if max_blocks:
+            assert s["blocks"] == min(max_blocks, -(-s["items"] // 256))
+
+
+def test_roi_pool_many_rois_off_image_bad_batch_index_and_nonfinite_map(lib):
+    """300 RoIs, many off the image or degenerate, some with a batch index outside [0, N) (-> 0); inf / NaN in
+    the map: the element's values, bit for bit (a sample outside the map reads nothing)."""
+    g = torch.Generator().manual_seed(7)
+    N, C, H, W = 2, 13, 9, 11
+    data = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    R = 300
+    xy = torch.rand(R, 4, generator=g, dtype=torch.float64) * 80 - 30
+    b = torch.randint(0, N, (R, 1), generator=g).double()
+    b[::37] = N + 1  # not a batch index: output 0
+    rois = torch.cat([b, xy], dim=1)
+    offset = torch.randn(R, 2, 2, 3, generator=g, dtype=torch.float64)
+    attrs = dict(pooled_height=2, pooled_width=3, spatial_scale=0.5, sampling_ratio=0, gamma=0.2)
+    L = _roi_lib(lib)
+    good = np.ones(R, dtype=bool)
+    good[::37] = False  # the reference rejects these; the kernel writes 0 for them
+    for dtype in ("float64", "float32", "float16"):
+        y, s = emu_roi(L, dtype, data, rois, offset, attrs)
+        assert s["unwritten"] == 0 and s["outside"] == 0 and s["differ"] == 0, s
+        assert_matches(y[good], roi_reference(data, rois[good], offset[good], attrs, dtype), dtype, "300 rois")
+        assert np.all(y[~good] == 0)
+    data[:, :, 0, 0] = math.inf
+    data[0, 3, 4, 5] = math.nan
+    data[1, 12, H - 1, W - 1] = -math.inf
+    for dtype in ("float32", "float16"):
+        y, s = emu_roi(L, dtype, data, rois, offset, attrs)
+        assert s["outside"] == 0 and s["differ"] == 0, s  # NaN outputs count as unwritten: not checked here
+        want = roi_reference(data, rois[good], offset[good], attrs, dtype)
+        got = y[good].astype(np.float64)
+        assert np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(np.isinf(got), np.isinf(want))
+        assert 0 < np.isfinite(want).mean() < 1
+        fin = np.isfinite(want)
+        assert_matches(np.where(fin, got, 0), np.where(fin, want, 0), dtype, "inf / NaN map")
+
+
+def test_roi_pool_item_mapping_and_plan(lib):
+    L = _roi_lib(lib)
+    R, nCb, PH, PW = 4, 3, 2, 5
+    total = R * nCb * PH * PW
+    out = np.zeros((total, 5), dtype=np.int64)
+    L.dcn_emu_roi_pool_items(PH * PW, nCb, PW, total, out.ctypes.data_as(I64))
+    r, cb, ph, pw = np.unravel_index(np.arange(total), (R, nCb, PH, PW))
+    np.testing.assert_array_equal(out, np.stack([r, cb, ph * PW + pw, ph, pw], axis=1))
+    plan = (ctypes.c_int64 * 4)()
+    for (R, C, P_, target), K in [((512, 256, 7, 0), 8), ((128, 256, 7, 0), 4), ((64, 256, 7, 0), 2), ((1, 256, 7, 0), 1), ((0, 5, 2, 0), 1),
+                                  ((3, 0, 2, 0), 1), ((100, 3, 7, 1), 8)]:
+        L.dcn_emu_roi_pool_plan(R, C, P_, P_, target, plan)
+        assert list(plan) == [K, -(-C // K), P_ * P_, R * -(-C // K) * P_ * P_], (R, C, P_, target, list(plan))
+
+
+def test_roi_pool_index_type_where_sizes_fit(lib):
+    """int32 (K as planned) only while the outputs, the data and H, W <= 2^24 fit; else int64 with K = 1."""
+    L = _roi_lib(lib)
+    out = (ctypes.c_int64 * 2)()
+    big = 2 ** 31
+    for (N, C, H, W, R, P_), want in [
+            ((1, 256, 50, 84, 512, 7), [8, 32]),               # the mmdet dpool head
+            ((1, 256, 50, 84, 1, 7), [1, 32]),                 # few items: K = 1
+            ((1, 127, 4096, 4096, 1, 1), [1, 32]),             # data just fits (127 * 2^24) ...
+            ((1, 128, 4096, 4096, 1, 1), [1, 64]),             # ... and not (2^31)
+            ((1, 1, 2 ** 24, 2, 1, 1), [1, 32]), ((1, 1, 2 ** 24 + 1, 1, 1, 1), [1, 64]),  # H exact in float
+            ((1, 1, 2, 2 ** 24 + 1, 1, 1), [1, 64]),
+            ((1, 2 ** 16, 2, 2, 2 ** 11, 4), [1, 64]),         # outputs R*C*bins = 2^31
+            ((1, 2 ** 16, 2, 2, 2 ** 11 - 1, 4), [8, 32])]:
+        L.dcn_emu_roi_pool_launch_choice(N, C, H, W, R, P_, P_, out)
+        assert list(out) == want, ((N, C, H, W, R, P_), list(out))
+
+
+def test_psroi_int32_where_sizes_fit(lib):
+    """DeformPSROIPool's element indexes in int32 only while data, RoIs and trans offsets and H, W <= 2^24 fit."""
+    f = lib.dcn_emu_psroi_fits_int32
+    f.restype, f.argtypes = ctypes.c_int, [ctypes.c_int64] * 7
+    big = 2 ** 31
+    assert f(1, 1029, 38, 63, 300, 1, 7) == 1  # an R-FCN head
+    assert f(1, 127, 4096, 4096, 1, 1, 1) == 1 and f(1, 128, 4096, 4096, 1, 1, 1) == 0
+    assert f(1, 1, 2 ** 24, 2, 1, 1, 1) == 1 and f(1, 1, 2 ** 24 + 1, 1, 1, 1, 1) == 0
+    assert f(1, 1, 2, 2, (big - 1) // 5, 1, 1) == 1 and f(1, 1, 2, 2, (big - 1) // 5 + 1, 1, 1) == 0
+    assert f(1, 1, 2, 2, 2 ** 21, 2 ** 5, 4) == 0 and f(1, 1, 2, 2, 2 ** 21 - 1, 2 ** 5, 4) == 1  # trans: 2^31

@@ -8,13 +8,14 @@
   (export, build, compare, the engine);
 * layers one way: exporter never imports trt_runtime (nor looks it up by name), dcn_base imports neither,
   no library module imports a command module, dcn-export's entry point is in exporter; the libraries'
-  install folder (dcn_base.libraries) is CMake's.
+  install folder (dcn_base.libraries) is CMake's; reading the contract (every op's entry) imports no torch.
 """
 from __future__ import annotations
 
 import ast
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -146,3 +147,12 @@ def test_library_install_folder_is_cmakes():
 
     m = re.search(r'set\(DCN_INSTALL_LIBDIR "([^"]+)"', (REPO / "plugins" / "CMakeLists.txt").read_text())
     assert m and Path(m.group(1)) == INSTALL_LIBDIR
+
+
+def test_reading_the_contract_imports_no_torch():
+    """The registry is lazy: every op's entry (its spec.py, and what the entries share) loads without torch."""
+    code = ("import sys, exporter.contract as c; s = c.specs(); c.OPS; c.LIMITS; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'numpy')); "
+            "assert not bad, bad; print(len(s))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 0 and int(p.stdout) == len(ops.REGISTRY), p.stdout + p.stderr

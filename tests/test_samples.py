@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SAMPLE_READMES = {name: SAMPLES / name / "README.md"
-                  for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "mmdet_mdpool")}
+                  for name in ("resnet_dcn", "rfcn_dpsroi", "deeplab_dcn", "mmdet_mdpool", "internimage")}
 INDEX_README = SAMPLES / "README.md"
 SETUP_LINES = ("bash scripts/setup.sh", "source .venv/bin/activate")
 

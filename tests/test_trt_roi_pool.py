@@ -2,8 +2,9 @@
 tests/test_trt_contract.py): the creator's fields against the contract, serialize round trip,
 rejections naming layer / attribute / got / expected, the symbolic output shape (dynamic RoI
 count), types (data / offset / output FP32 or FP16, rois FP32 always), onShapeChange validation,
-enqueue without a GPU reporting the kernel's launch status. The kernel's arithmetic is
-dcn_math.h's deform_roi_pool_element, run on the host by tests/test_deform_roi_pool.py (ONNX Runtime op).
+enqueue without a GPU reporting the kernel's launch status. The kernel's launch, item mapping and
+per-thread body (deform_roi_pool_launch.h, on deform_roi_pool_math.h) run on the host in
+tests/test_host_kernels.py, bit for bit equal to deform_roi_pool_element (tests/test_deform_roi_pool.py).
 """
 from __future__ import annotations
 

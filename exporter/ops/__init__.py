@@ -11,6 +11,11 @@ Everything about one op lives in its folder ``exporter/ops/<op>/``:
 * ``swap.py``       ``RULES``: third-party modules (mmcv, detectron2) swapped for ours at export
 * ``onnx.py``       ONNX translation, schema shape inference, reference-evaluator node, post-processing
 
+Beside the folders, what several ops share (naming none of them): ``common.py`` (argument forms, the
+contract's bilinear sampling), ``aggregation_spec.py`` / ``aggregation.py`` / ``aggregation_onnx.py``
+(the channels-last deformable aggregation ops: attribute set, sampling, torch-op plumbing, shape
+inference). ``_package.py`` makes a folder an op package.
+
 Generic steps (export, schemas, FP16 conversion, limits, verification, swap) ask the ops through
 :func:`parts` and the entries through :func:`exporter.contract.specs`; nothing outside a folder
 names its op. Importing this package imports no torch: the folders load when asked for.
@@ -29,6 +34,8 @@ REGISTRY = (
     "deform_conv2d",
     "deform_psroi_pool",
     "deform_roi_pool",
+    "dcnv3",
+    "dcnv4",
 )
 
 

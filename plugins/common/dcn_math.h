@@ -27,10 +27,10 @@
 //   DCN_HD bool conv_out_size_ok(size, pad_begin, pad_end, dilation, kernel, stride, int64_t* out);
 //   constexpr int64_t kMaxElements;                any tensor or workspace, in elements
 //
-//   template<class Acc> struct BilinearTaps { int64_t idx[4]; Acc w[4]; int64_t hl, wl; };  idx < 0: unused
-//   template<class Acc>          DCN_HD BilinearTaps<Acc> bilinear_taps(int64_t H, int64_t W, Acc h, Acc w);
-//   template<class Acc, class T> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc>& t);
-//   template<class Acc, class T> DCN_HD Acc bilinear(const T* plane, int64_t H, int64_t W, Acc h, Acc w);
+//   template<class Acc, class I = int64_t> struct BilinearTaps { I idx[4]; Acc w[4]; I hl, wl; };  idx < 0: unused
+//   template<class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_taps(I H, I W, Acc h, Acc w);
+//   template<class Acc, class T, class I> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc, I>& t);
+//   template<class Acc, class T, class I = int64_t> DCN_HD Acc bilinear(const T* plane, I H, I W, Acc h, Acc w);
 //       0 when h <= -1, h >= H, w <= -1, w >= W (or NaN); else the four integer neighbours
 //       weighted, each neighbour outside the map counting zero. bilinear = apply_taps o bilinear_taps.
 //
@@ -220,14 +220,16 @@ constexpr int64_t kMaxElements = int64_t{1} << 58;  // any tensor or workspace, 
 // Bilinear sampling (paper eq. 3-4; torchvision and ONNX DeformConv agree)
 // ---------------------------------------------------------------------------------------
 
-template <class Acc> struct BilinearTaps {
-    int64_t idx[4];  // offsets into the H*W plane: (hl, wl), (hl, wl+1), (hl+1, wl), (hl+1, wl+1); < 0: outside
-    Acc w[4];        // weights (times the mask where the caller folds one in)
-    int64_t hl, wl;  // the top-left neighbour (-2, -2 when the sample is outside the map)
+// I: the index type (int64_t; int32_t in a CUDA kernel whose planes fit int32 and whose H, W are
+// exact in Acc, so that floor(h) < H converts exactly).
+template <class Acc, class I = int64_t> struct BilinearTaps {
+    I idx[4];  // offsets into the H*W plane: (hl, wl), (hl, wl+1), (hl+1, wl), (hl+1, wl+1); < 0: outside
+    Acc w[4];  // weights (times the mask where the caller folds one in)
+    I hl, wl;  // the top-left neighbour (-2, -2 when the sample is outside the map)
 };
 
-template <class Acc> DCN_HD BilinearTaps<Acc> bilinear_taps(int64_t H, int64_t W, Acc h, Acc w) {
-    BilinearTaps<Acc> t;
+template <class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_taps(I H, I W, Acc h, Acc w) {
+    BilinearTaps<Acc, I> t;
     for (int q = 0; q < 4; ++q) {
         t.idx[q] = -1;
         t.w[q] = Acc(0);
@@ -236,8 +238,8 @@ template <class Acc> DCN_HD BilinearTaps<Acc> bilinear_taps(int64_t H, int64_t W
     // Zero when h <= -1, h >= H, w <= -1, w >= W; written so that NaN is zero too.
     if (!(h > Acc(-1) && h < Acc(H) && w > Acc(-1) && w < Acc(W))) return t;
     const Acc hf = floor_of(h), wf = floor_of(w);
-    const int64_t hl = static_cast<int64_t>(hf), wl = static_cast<int64_t>(wf);
-    const int64_t hh = hl + 1, wh = wl + 1;
+    const I hl = static_cast<I>(hf), wl = static_cast<I>(wf);
+    const I hh = hl + 1, wh = wl + 1;
     t.hl = hl;
     t.wl = wl;
     const Acc lh = h - hf, lw = w - wf;
@@ -261,15 +263,15 @@ template <class Acc> DCN_HD BilinearTaps<Acc> bilinear_taps(int64_t H, int64_t W
     return t;
 }
 
-template <class Acc, class T> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc>& t) {
+template <class Acc, class T, class I> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc, I>& t) {
     Acc v = Acc(0);
     for (int q = 0; q < 4; ++q)
         if (t.idx[q] >= 0) v += t.w[q] * load<Acc>(plane[t.idx[q]]);
     return v;
 }
 
-template <class Acc, class T> DCN_HD Acc bilinear(const T* plane, int64_t H, int64_t W, Acc h, Acc w) {
-    return apply_taps<Acc>(plane, bilinear_taps<Acc>(H, W, h, w));
+template <class Acc, class T, class I = int64_t> DCN_HD Acc bilinear(const T* plane, I H, I W, Acc h, Acc w) {
+    return apply_taps<Acc>(plane, bilinear_taps<Acc, I>(H, W, h, w));
 }
 
 // B samples' taps for sampling one plane many times (every channel of an offset group):
@@ -310,11 +312,14 @@ DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>&
         // of adjacent floats, loaded 8 bytes at a time and unzipped into the four slot vectors.
         typedef float v4 __attribute__((vector_size(16)));
         const float* pf = reinterpret_cast<const float*>(plane);
+        const float* pb = pf + W;  // the windows' bottom rows
+        __asm__("" : "+r"(pb));  // a pointer of its own: no "+ W" per load (GCC would fold pb into pf + (base + W))
         for (; p + 4 <= n; p += 4) {
             float top[8], bot[8];  // (x00, x01) and (x10, x11) of samples p .. p+3
             for (int l = 0; l < 4; ++l) {
-                memcpy(top + 2 * l, pf + blk.base[p + l], 2 * sizeof(float));
-                memcpy(bot + 2 * l, pf + blk.base[p + l] + W, 2 * sizeof(float));
+                const int32_t base = blk.base[p + l];
+                memcpy(top + 2 * l, pf + base, 2 * sizeof(float));
+                memcpy(bot + 2 * l, pb + base, 2 * sizeof(float));
             }
             v4 t01, t23, b01, b23, w00, w01, w10, w11;
             memcpy(&t01, top, sizeof t01);

@@ -217,9 +217,11 @@ class ModeResult:
 def _node_summary(onnx_path: Path) -> str:
     import onnx
 
+    from exporter.contract import is_dcn_node
+
     counts: dict[str, int] = {}
     for n in onnx.load(str(onnx_path), load_external_data=False).graph.node:
-        if n.op_type.startswith("Deform"):
+        if is_dcn_node(n):  # ours and the standard DeformConv
             key = f"{n.domain}::{n.op_type}" if n.domain else n.op_type
             counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{c} {k}" for k, c in counts.items()) or "none"

@@ -14,6 +14,7 @@
 
 #include "deform_conv2d_fused.h"
 #include "deform_conv2d_plan.h"
+#include "deform_conv2d_host_args.h"
 #include "host_tests.h"  // plugins/tests
 
 namespace {
@@ -135,24 +136,14 @@ DeformConvDims dims_from(const int64_t* v) {
 // The fused path for one DeformConv2d (inputs as dcn_emu_deform_conv2d's; dtype 0 float64,
 // 1 float32, 2 float16 storage). Returns 1 with the message when the path does not apply.
 DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, const void* X, const int64_t* x_shape, const void* W,
-                                               const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
-                                               const void* B, const int64_t* b_shape, const void* mask,
-                                               const int64_t* mask_shape, const int64_t* strides, const int64_t* pads,
-                                               const int64_t* dilations, int64_t group, int64_t offset_group, void* Y,
-                                               int64_t* stats, char* msg, size_t msg_size) {
-    dcn::DeformConvAttrs a;
-    a.strides.assign(strides, strides + 2);
-    a.pads.assign(pads, pads + 4);
-    a.dilations.assign(dilations, dilations + 2);
-    a.group = group;
-    a.offset_group = offset_group;
+                                           const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
+                                           const void* B, const int64_t* b_shape, const void* mask,
+                                           const int64_t* mask_shape, const int64_t* strides, const int64_t* pads,
+                                           const int64_t* dilations, int64_t group, int64_t offset_group, void* Y,
+                                           int64_t* stats, char* msg, size_t msg_size) {
     DeformConvDims d{};
-    auto opt = [](const void* p, const int64_t* dims, int64_t rank) {
-        return p ? dcn::ShapeRef(dims, rank) : dcn::ShapeRef();
-    };
-    std::string e = dcn::validate_deform_conv2d("emu", a, dcn::ShapeRef(x_shape, 4), dcn::ShapeRef(w_shape, 4),
-                                                dcn::ShapeRef(offset_shape, 4), opt(B, b_shape, 1),
-                                                opt(mask, mask_shape, 4), &d);
+    std::string e = conv_dims(x_shape, w_shape, offset_shape, B, b_shape, mask, mask_shape, strides, pads, dilations,
+                              group, offset_group, &d);
     if (!e.empty()) return report(e, msg, msg_size);
     switch (dtype) {
         case 0: e = conv2d_fused<double>(d, X, W, offset, B, mask, Y, stats); break;

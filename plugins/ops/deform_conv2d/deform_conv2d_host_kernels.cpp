@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "deform_conv2d_host_args.h"
 #include "deform_conv2d_launch.h"
 #include "deform_conv2d_plan.h"
 #include "host_tests.h"  // plugins/tests
@@ -171,16 +172,9 @@ DCN_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_bloc
                                          const int64_t* strides, const int64_t* pads, const int64_t* dilations,
                                          int64_t group, int64_t offset_group, void* Y, int64_t* stats, char* msg,
                                          size_t msg_size) {
-    dcn::DeformConvAttrs a;
-    a.strides.assign(strides, strides + 2);
-    a.pads.assign(pads, pads + 4);
-    a.dilations.assign(dilations, dilations + 2);
-    a.group = group;
-    a.offset_group = offset_group;
     DeformConvDims d{};
-    std::string e = dcn::validate_deform_conv2d("emu", a, dcn::ShapeRef(x_shape, 4), dcn::ShapeRef(w_shape, 4),
-                                                dcn::ShapeRef(offset_shape, 4), opt_shape(B, b_shape, 1),
-                                                opt_shape(mask, mask_shape, 4), &d);
+    std::string e = conv_dims(x_shape, w_shape, offset_shape, B, b_shape, mask, mask_shape, strides, pads, dilations,
+                              group, offset_group, &d);
     if (!e.empty()) return report(e, msg, msg_size);
     const int64_t cap = columns_cap > 0 ? columns_cap : plan::kColumnsCapBytes;
     switch (dtype) {

@@ -1,11 +1,15 @@
 // dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
 // Runtime's own MatMul (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
-// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32).
+// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the planes
+// converted to float once per image, then sampled by the float path).
 //
-// The columns: per (n, offset group, kernel point, 128 output positions) one dcn::TapsBlock
-// (deform_im2col_taps, mask folded in), then per (n, channel) apply_taps_block over the
-// channel's plane, which stays in L1 for its kH*kW rows. Planes holding inf / NaN (where
-// 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2 take
+// Chunk by chunk (images, or runs of output positions of one image, at most kChunkBytes of
+// columns: the GEMM reads them from L2 right after they are written; whole-image columns of
+// a c3 layer, 19 MB, went to memory and back): per (n, offset group, kernel point, 128 output
+// positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in), then per (n, channel)
+// apply_taps_block over the channel's plane, which stays in L1 for its kH*kW rows, then the
+// MatMul, then bias (and the chunk copied into Y). Planes holding inf / NaN (where 0 * inf
+// would differ from "outside neighbours count zero") and maps thinner than 2 take
 // deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
 #include <cstring>
@@ -19,8 +23,11 @@
 namespace dcn_ort {
 namespace {
 
-// Columns of at most this many bytes per GEMM call; the batch is cut into chunks below it.
-constexpr size_t kColumnBudgetBytes = size_t{256} << 20;
+// Columns of at most this many bytes per GEMM call: images, or runs of output positions of
+// one image, sampled and then multiplied while the columns are still in the L2 cache.
+constexpr size_t kChunkBytes = size_t{1} << 20;
+// The fewest output positions of a chunk (very deep inputs: C*kH*kW*16 floats over the budget).
+constexpr int64_t kMinChunkPositions = 16;
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
 constexpr int kTile = 128;
 
@@ -95,71 +102,106 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             wf = w_buf.get();
         }
 
-        const int64_t per_item = d.C * kk * L;  // column entries of one batch item
-        const int64_t nb = std::max<int64_t>(
-            1, std::min<int64_t>(d.N, static_cast<int64_t>(kColumnBudgetBytes / sizeof(float)) / per_item));
-        const int64_t tiles = (L + kTile - 1) / kTile;
+        // Chunks of columns: images [n0, n0 + cnt) x output positions [p0, p0 + pn), at most
+        // kChunkBytes of columns, so that the GEMM reads them from L2 right after sampling.
+        const int64_t K = d.C * kk;  // column rows of one image (all groups)
+        const int64_t budget = static_cast<int64_t>(kChunkBytes / sizeof(float));
+        int64_t nb = 1, P = L;
+        if (K * L <= budget) {
+            nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
+        } else {
+            // as many chunks as the budget needs, of equal size (a multiple of 16 positions)
+            const int64_t most = std::max<int64_t>(kMinChunkPositions, budget / K);
+            const int64_t chunks = (L + most - 1) / most;
+            P = std::min<int64_t>(L, ((L + chunks - 1) / chunks + 15) / 16 * 16);
+        }
+        const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
+        const int64_t tiles = (P + kTile - 1) / kTile;
         const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
-        Scratch<float> cols(ctx, static_cast<size_t>(nb * per_item));
-        Scratch<float> gemm_out(ctx, is_float ? 0 : static_cast<size_t>(nb * d.M * L));
+        Scratch<float> cols(ctx, static_cast<size_t>(nb * K * P));
+        Scratch<float> gemm_out(ctx, is_float && !split ? 0 : static_cast<size_t>(nb * d.M * P));
         Scratch<dcn::TapsBlock<float, kTile>> blocks(
             ctx, block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
+        // Planes holding inf / NaN take the element function (see above): one look per plane.
+        Scratch<uint8_t> finite(ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0);
+        // float16: the images' planes in float (exact), converted once, sampled by the float path.
+        Scratch<float> x_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
 
         for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
             const int64_t cnt = std::min(nb, d.N - n0);
-            // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
-            //    shared by the C/offset_group channels of the group.
-            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tiles) : 0, [&](size_t item) {
-                const int64_t it = static_cast<int64_t>(item);
-                const int64_t tile = it % tiles, k = (it / tiles) % kk;
-                const int64_t g = (it / (tiles * kk)) % d.offsetGroup, n = it / (tiles * kk * d.offsetGroup);
-                const int64_t p0 = tile * kTile;
-                const int pn = static_cast<int>(std::min<int64_t>(kTile, L - p0));
-                int64_t ho = p0 / d.outW, wo = p0 % d.outW;
-                for (int p = 0; p < pn; ++p) {
-                    dcn::set_taps(blocks.get()[it], p,
-                                  dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo),
-                                  d.H, d.W);
-                    if (++wo == d.outW) wo = 0, ++ho;
-                }
-            });
-            // 2. Columns [cnt, C*kH*kW, L]; work item (n, c): the channel's kH*kW rows, written
-            //    contiguously, its plane in L1 throughout.
-            parallel_for(ctx, static_cast<size_t>(cnt * d.C), [&](size_t nc) {
-                const int64_t n = static_cast<int64_t>(nc) / d.C, c = static_cast<int64_t>(nc) % d.C;
-                const int64_t g = c / Cog;
-                const T* plane = x + ((n0 + n) * d.C + c) * d.H * d.W;
-                float* col = cols.get() + static_cast<int64_t>(nc) * kk * L;
-                if (block_ok && all_finite(plane, d.H * d.W)) {
-                    const dcn::TapsBlock<float, kTile>* block = blocks.get() + (n * d.offsetGroup + g) * kk * tiles;
-                    for (int64_t k = 0; k < kk; ++k)
-                        for (int64_t tile = 0; tile < tiles; ++tile) {
-                            const int64_t p0 = tile * kTile;
-                            dcn::apply_taps_block<float>(plane, d.W, block[k * tiles + tile],
-                                                         static_cast<int>(std::min<int64_t>(kTile, L - p0)),
-                                                         col + k * L + p0);
-                        }
-                } else {  // inf / NaN in the plane: the element function, whose outside neighbours read nothing
-                    for (int64_t k = 0; k < kk; ++k)
-                        for (int64_t pos = 0; pos < L; ++pos)
-                            col[k * L + pos] = dcn::deform_im2col_element<float>(
-                                x, off, msk, d, n0 + n, c, k / d.kW, k % d.kW, pos / d.outW, pos % d.outW);
-                }
-            });
-            // 3. Y[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x L): ONNX Runtime's MatMul, one call.
-            float* out = is_float ? reinterpret_cast<float*>(y) + n0 * d.M * L : gemm_out.get();
-            matmul(ctx, wf, {d.group, Mg, Kg}, cols.get(), {cnt, d.group, Kg, L}, out, {cnt, d.group, Mg, L});
-            // 4. Bias (float16: added in float, then rounded).
-            parallel_for(ctx, is_float && !bias ? 0 : static_cast<size_t>(cnt * d.M), [&](size_t nm) {
-                const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
-                float* row = out + static_cast<int64_t>(nm) * L;
+            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.C) : 0, [&](size_t nc) {
+                const int64_t hw = d.H * d.W;
+                const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
                 if constexpr (is_float) {
-                    for (int64_t l = 0; l < L; ++l) row[l] += b;
+                    finite.get()[nc] = all_finite(src, hw);
                 } else {
-                    T* dst = y + (n0 * d.M + static_cast<int64_t>(nm)) * L;
-                    for (int64_t l = 0; l < L; ++l) dst[l] = dcn::store<T>(row[l] + b);
+                    float* dst = x_float.get() + static_cast<int64_t>(nc) * hw;
+                    for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
+                    finite.get()[nc] = all_finite(dst, hw);
                 }
             });
+            for (int64_t p0 = 0; p0 < L; p0 += P) {
+                const int64_t pn = std::min(P, L - p0);
+                const int64_t tn = (pn + kTile - 1) / kTile;  // tiles of this chunk
+                // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
+                //    shared by the C/offset_group channels of the group.
+                const size_t taps_items = block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0;
+                parallel_for(ctx, taps_items, [&](size_t item) {
+                    const int64_t it = static_cast<int64_t>(item);
+                    const int64_t tile = it % tn, k = (it / tn) % kk;
+                    const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
+                    const int64_t q0 = p0 + tile * kTile;
+                    const int qn = static_cast<int>(std::min<int64_t>(kTile, p0 + pn - q0));
+                    int64_t ho = q0 / d.outW, wo = q0 % d.outW;
+                    for (int p = 0; p < qn; ++p) {
+                        const dcn::BilinearTaps<float> t =
+                            dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo);
+                        dcn::set_taps(blocks.get()[it], p, t, d.H, d.W);
+                        if (++wo == d.outW) wo = 0, ++ho;
+                    }
+                });
+                // 2. Columns [cnt, C*kH*kW, pn]; work item (n, c): the channel's kH*kW rows, written
+                //    contiguously, its plane in L1 throughout.
+                parallel_for(ctx, static_cast<size_t>(cnt * d.C), [&](size_t nc) {
+                    const int64_t n = static_cast<int64_t>(nc) / d.C, c = static_cast<int64_t>(nc) % d.C;
+                    const int64_t g = c / Cog;
+                    float* col = cols.get() + static_cast<int64_t>(nc) * kk * pn;
+                    if (block_ok && finite.get()[nc]) {
+                        const float* plane = is_float
+                                                 ? reinterpret_cast<const float*>(x) + ((n0 + n) * d.C + c) * d.H * d.W
+                                                 : x_float.get() + static_cast<int64_t>(nc) * d.H * d.W;
+                        const dcn::TapsBlock<float, kTile>* block = blocks.get() + (n * d.offsetGroup + g) * kk * tn;
+                        for (int64_t k = 0; k < kk; ++k)
+                            for (int64_t tile = 0; tile < tn; ++tile) {
+                                const int64_t q = tile * kTile;
+                                dcn::apply_taps_block<float>(plane, d.W, block[k * tn + tile],
+                                                             static_cast<int>(std::min<int64_t>(kTile, pn - q)),
+                                                             col + k * pn + q);
+                            }
+                    } else {  // inf / NaN in the plane: the element function, whose outside neighbours read nothing
+                        for (int64_t k = 0; k < kk; ++k)
+                            for (int64_t q = 0; q < pn; ++q) {
+                                const int64_t pos = p0 + q;
+                                col[k * pn + q] = dcn::deform_im2col_element<float>(
+                                    x, off, msk, d, n0 + n, c, k / d.kW, k % d.kW, pos / d.outW, pos % d.outW);
+                            }
+                    }
+                });
+                // 3. out[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x pn): ONNX Runtime's MatMul, one call.
+                float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : gemm_out.get();
+                matmul(ctx, wf, {d.group, Mg, Kg}, cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
+                // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
+                parallel_for(ctx, is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), [&](size_t nm) {
+                    const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
+                    float* row = out + static_cast<int64_t>(nm) * pn;
+                    if (is_float && !split) {
+                        for (int64_t l = 0; l < pn; ++l) row[l] += b;
+                    } else {
+                        T* dst = y + (n0 * d.M + static_cast<int64_t>(nm)) * L + p0;
+                        for (int64_t l = 0; l < pn; ++l) dst[l] = dcn::store<T>(row[l] + b);
+                    }
+                });
+            }
         }
     }
 

@@ -5,8 +5,9 @@
 // (deform_psroi_pool_math.h); nothing copied.
 //
 // dtype codes: 0 = float64, 1 = float32, 2 = float16 storage (dcn::Half bits). Outputs are
-// in the storage type, as on the GPU. index_mode: 0 = as the launcher (int32 when it fits),
-// 1 = int32, 2 = int64. max_blocks > 0 caps the grid (exercises the grid-stride loop).
+// in the storage type, as on the GPU. index_mode: 0 = as the launcher (int32 when the grid-stride
+// loop and fits_psroi_int32 allow), 1 = int32, 2 = int64. max_blocks > 0 caps the grid (exercises
+// the grid-stride loop).
 // Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
 // message from the header, or an emulation check that failed).
 #include <cstdint>
@@ -33,7 +34,7 @@ void psroi(const DeformPSROIPoolDims& d, int index_mode, int64_t max_blocks, con
     const int64_t total = launch::psroi_total(d);
     for (int64_t q = 0; q < total; ++q) Y[q] = sentinel<T>();
     int64_t blocks = 0;
-    const bool i32 = use_int32(index_mode, total, max_blocks);
+    const bool i32 = use_int32(index_mode, total, max_blocks) && (index_mode != 0 || launch::fits_psroi_int32(d));
     if (total > 0) {
         if (i32)
             blocks = emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
@@ -83,4 +84,18 @@ DCN_EXPORT void dcn_emu_psroi_coords(int64_t output_dim, int64_t pooled_size, in
         const int64_t v[4] = {q.r, q.ctop, q.ph, q.pw};
         std::memcpy(out + 4 * idx, v, sizeof v);
     }
+}
+
+// launch::fits_psroi_int32 for these sizes (1: the element may index in int32).
+DCN_EXPORT int dcn_emu_psroi_fits_int32(int64_t N, int64_t C, int64_t H, int64_t W, int64_t R, int64_t num_classes,
+                                        int64_t part_size) {
+    DeformPSROIPoolDims d{};
+    d.N = N;
+    d.C = C;
+    d.H = H;
+    d.W = W;
+    d.R = R;
+    d.num_classes = num_classes;
+    d.part_size = part_size;
+    return launch::fits_psroi_int32(d) ? 1 : 0;
 }

@@ -37,7 +37,20 @@ DCN_HD int64_t psroi_total(const DeformPSROIPoolDims& d) {
     return d.R * d.output_dim * d.pooled_size * d.pooled_size;
 }
 
+// H and W at most this for int32 indices (exact in float: floor(h) <= H - 1 converts exactly).
+constexpr int64_t kPSRoIPoolMaxNarrowSide = int64_t(1) << 24;
+
+// int32 indices in the element too (besides the grid-stride loop, launch_grid_stride_when's
+// fits_int32): the data (N*C*H*W), the RoIs (R*5) and trans (R*num_classes*2*part_size^2) offsets.
+DCN_HD bool fits_psroi_int32(const DeformPSROIPoolDims& d) {
+    const int64_t most = int64_t(INT32_MAX);
+    return d.N * d.C * d.H * d.W <= most && d.R * 5 <= most &&
+           d.R * d.num_classes * 2 * d.part_size * d.part_size <= most && d.H <= kPSRoIPoolMaxNarrowSide &&
+           d.W <= kPSRoIPoolMaxNarrowSide;
+}
+
 // rois: float32 (TR = float) for float32 and float16 data; TR = T for the host's float64 tests.
+// I = int32_t only where fits_int32(total, blocks) and fits_psroi_int32(d) hold.
 template <class T, class I, class TR>
 DCN_HD void deform_psroi_pool_thread(I tid, I nthreads, const T* data, const TR* rois, const T* trans,
                                      const DeformPSROIPoolDims& d, T* Y) {
@@ -47,7 +60,9 @@ DCN_HD void deform_psroi_pool_thread(I tid, I nthreads, const T* data, const TR*
     const T* tr = d.no_trans ? nullptr : trans;
     for (I idx = tid; idx < total; idx += nthreads) {
         const PoolCoord q = psroi_coord<I>(idx, od, P);
-        Y[idx] = store<T>(deform_psroi_pool_element<Acc>(data, rois, tr, d, q.r, q.ctop, q.ph, q.pw));
+        Y[idx] = store<T>(deform_psroi_pool_element<Acc, T, TR, I>(data, rois, tr, d, static_cast<I>(q.r),
+                                                                   static_cast<I>(q.ctop), static_cast<I>(q.ph),
+                                                                   static_cast<I>(q.pw)));
     }
 }
 

@@ -6,9 +6,9 @@
 //   struct DeformPSROIPoolDims { N, C, H, W, R; double spatial_scale; output_dim, group_size,
 //                                pooled_size, part_size /*resolved*/, sample_per_part;
 //                                double trans_std; num_classes; bool no_trans; };
-//   template<class Acc, class T, class TR> DCN_HD Acc deform_psroi_pool_element(
+//   template<class Acc, class T, class TR, class I = int64_t> DCN_HD Acc deform_psroi_pool_element(
 //       const T* data, const TR* rois /*float32 for float32/float16 data*/, const T* trans /*nullable*/, const DeformPSROIPoolDims& d,
-//       int64_t r, int64_t ctop, int64_t ph, int64_t pw);
+//       I r, I ctop, I ph, I pw);   I = int32_t only where every offset fits (deform_psroi_pool_launch.h)
 //       one output value; 0 when no sample counted (NaN / inf box or trans included) or when
 //       rois[r, 0] is not a batch index (psroi_batch_index, dcn_roi.h).
 //
@@ -53,11 +53,12 @@ struct DeformPSROIPoolDims {
 };
 
 // rois: float32 for float32 and float16 data (contract: coordinates never in half); TR = T for float64.
-template <class Acc, class T, class TR>
+// I: the index type (int64_t; int32_t in the CUDA kernel where every offset fits, deform_psroi_pool_launch.h).
+template <class Acc, class T, class TR, class I = int64_t>
 DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* trans, const DeformPSROIPoolDims& d,
-                                     int64_t r, int64_t ctop, int64_t ph, int64_t pw) {
+                                     I r, I ctop, I ph, I pw) {
     const TR* roi = rois + r * 5;
-    const int64_t b = psroi_batch_index<Acc>(load<Acc>(roi[0]), d.N);
+    const I b = static_cast<I>(psroi_batch_index<Acc>(load<Acc>(roi[0]), d.N));
     if (b < 0) return Acc(0);
     const Acc scale = static_cast<Acc>(d.spatial_scale);
     const Acc half = Acc(0.5);
@@ -71,17 +72,18 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
         return Acc(0);
     const Acc roi_w = (end_w - start_w > Acc(0.1)) ? end_w - start_w : Acc(0.1);
     const Acc roi_h = (end_h - start_h > Acc(0.1)) ? end_h - start_h : Acc(0.1);
-    const int64_t P = d.pooled_size, S = d.sample_per_part;
+    const I P = static_cast<I>(d.pooled_size), S = static_cast<I>(d.sample_per_part);
     const Acc bin_w = roi_w / Acc(P), bin_h = roi_h / Acc(P);
     const Acc sub_w = bin_w / Acc(S), sub_h = bin_h / Acc(S);
 
     Acc dx = Acc(0), dy = Acc(0);
     if (!d.no_trans && trans != nullptr) {
-        const int64_t part_h = ph * d.part_size / P;  // floor(ph / P * part_size), exactly
-        const int64_t part_w = pw * d.part_size / P;
-        const int64_t class_id = ctop / (d.output_dim / d.num_classes);
-        const int64_t plane = d.part_size * d.part_size;
-        const T* tr = trans + ((r * d.num_classes + class_id) * 2) * plane + part_h * d.part_size + part_w;
+        const I part = static_cast<I>(d.part_size);
+        const I part_h = ph * part / P;  // floor(ph / P * part_size), exactly
+        const I part_w = pw * part / P;
+        const I class_id = ctop / static_cast<I>(d.output_dim / d.num_classes);
+        const I plane = part * part;
+        const T* tr = trans + ((r * static_cast<I>(d.num_classes) + class_id) * 2) * plane + part_h * part + part_w;
         const Acc std_ = static_cast<Acc>(d.trans_std);
         dx = load<Acc>(tr[0]) * std_;
         dy = load<Acc>(tr[plane]) * std_;
@@ -89,26 +91,27 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
     const Acc wstart = Acc(pw) * bin_w + start_w + dx * roi_w;
     const Acc hstart = Acc(ph) * bin_h + start_h + dy * roi_h;
 
-    const int64_t G = d.group_size;
-    int64_t gw = pw * G / P, gh = ph * G / P;  // floor(pw * group_size / P), exactly
+    const I G = static_cast<I>(d.group_size);
+    I gw = pw * G / P, gh = ph * G / P;  // floor(pw * group_size / P), exactly
     gw = gw < 0 ? 0 : (gw > G - 1 ? G - 1 : gw);
     gh = gh < 0 ? 0 : (gh > G - 1 ? G - 1 : gh);
-    const int64_t c = (ctop * G + gh) * G + gw;
-    const T* plane = data + (b * d.C + c) * d.H * d.W;
+    const I c = (ctop * G + gh) * G + gw;
+    const I H = static_cast<I>(d.H), W = static_cast<I>(d.W);
+    const T* plane = data + (b * static_cast<I>(d.C) + c) * H * W;
 
-    const Acc Wm = Acc(d.W) - half, Hm = Acc(d.H) - half;
-    const Acc Wmax = Acc(d.W - 1), Hmax = Acc(d.H - 1);
+    const Acc Wm = Acc(W) - half, Hm = Acc(H) - half;
+    const Acc Wmax = Acc(W - 1), Hmax = Acc(H - 1);
     Acc sum = Acc(0);
-    int64_t count = 0;
-    for (int64_t iy = 0; iy < S; ++iy) {
-        for (int64_t ix = 0; ix < S; ++ix) {
+    I count = 0;
+    for (I iy = 0; iy < S; ++iy) {
+        for (I ix = 0; ix < S; ++ix) {
             Acc w = wstart + Acc(ix) * sub_w;
             Acc h = hstart + Acc(iy) * sub_h;
             // skip w < -0.5, w > W - 0.5, h < -0.5, h > H - 0.5 (and NaN)
             if (!(w >= -half && w <= Wm && h >= -half && h <= Hm)) continue;
             w = w < Acc(0) ? Acc(0) : (w > Wmax ? Wmax : w);
             h = h < Acc(0) ? Acc(0) : (h > Hmax ? Hmax : h);
-            sum += bilinear<Acc>(plane, d.H, d.W, h, w);
+            sum += bilinear<Acc, T, I>(plane, H, W, h, w);
             ++count;
         }
     }

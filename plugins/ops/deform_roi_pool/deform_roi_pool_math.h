@@ -4,20 +4,42 @@
 //
 //   struct DeformRoIPoolDims { N, C, H, W, R, pooled_height, pooled_width; double spatial_scale;
 //                              int64_t sampling_ratio; double gamma; bool has_offset; };
+//   template<class Acc, class I = int64_t> struct RoIAlignTaps { I idx[4]; Acc w[4]; bool inside; };
+//   template<class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> roi_align_taps(I H, I W, Acc y, Acc x);
+//   template<class Acc, class T, class I> DCN_HD Acc apply_roi_align_taps(const T* plane, const RoIAlignTaps<Acc, I>&);
 //   template<class Acc, class T> DCN_HD Acc roi_align_bilinear(const T* plane, int64_t H, int64_t W, Acc y, Acc x);
 //       RoIAlign's rule: 0 when y < -1, y > H, x < -1, x > W (or NaN); coordinates below 0 read as
 //       0; at or past the last row / column (y >= H - 1) that row / column alone.
+//       roi_align_bilinear = apply_roi_align_taps o roi_align_taps; the taps are the four
+//       neighbours (y0, x0), (y0, x1), (y1, x0), (y1, x1) (repeated where clamped) and their weights.
 //   constexpr int64_t kRoIPoolMaxGrid, kMaxRoIPoolPooledSize, kMaxRoIPoolSamplingRatio;
 //       the limits (spec.py MAX_GRID and LIMITS of exporter/ops/deform_roi_pool, tested equal): the
 //       adaptive sampling grid per bin and axis (clamped), pooled_height / pooled_width, sampling_ratio
 //   template<class Acc> DCN_HD int64_t roi_pool_grid(Acc roi_size, int64_t pooled, int64_t sampling_ratio);
 //       samples per bin along one axis: sampling_ratio, or (0) ceil(roi_size / pooled); both
 //       clamped to [0, kRoIPoolMaxGrid] (NaN -> 0).
+//   template<class Acc> struct RoIPoolBin { int64_t b, gh, gw; Acc y0, x0, bin_h, bin_w; };
+//   template<class Acc, class T, class RT> DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(
+//       const RT* rois, const T* offset /*nullable*/, const DeformRoIPoolDims& d, int64_t r, int64_t ph, int64_t pw);
+//       bin (ph, pw) of RoI r: batch index b (-1: the bin is 0), gh x gw samples (the same for every
+//       bin of a RoI), where they start (offset included) and the bin's size.
+//   template<class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>&,
+//       I H, I W, I iy, I ix);     the taps of sample (iy, ix) of the bin (I = int32_t: needs H*W <= INT32_MAX)
+//   template<class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>&);   max(gh*gw, 1)
 //   template<class Acc, class T, class RT> DCN_HD Acc deform_roi_pool_element(
 //       const T* data, const RT* rois, const T* offset /*nullable*/, const DeformRoIPoolDims& d,
 //       int64_t r, int64_t c, int64_t ph, int64_t pw);
 //       one output value; coordinates in Acc (float for float / half data: RoIs are float32);
-//       0 when rois[r, 0] is not a batch index.
+//       0 when rois[r, 0] is not a batch index. = (sum over iy, ix of apply_roi_align_taps(plane,
+//       deform_roi_pool_taps(bin, H, W, iy, ix))) / deform_roi_pool_count(bin), in that order.
+//   template<class Acc, int B> struct RoIAlignBlock { int32_t idx[4][B]; Acc w[4][B]; uint32_t keep[B]; };
+//   template<class Acc, int B> DCN_HD void set_roi_align_taps(RoIAlignBlock<Acc, B>&, int lane,
+//                                                             const RoIAlignTaps<Acc>&);
+//   template<class Acc, class T, int B> DCN_HD void accumulate_roi_align_block(const T* plane,
+//       const RoIAlignBlock<Acc, B>&, Acc* acc);
+//       B samples' taps for sampling one plane many times (every channel of a RoI's batch item):
+//       acc[l] += apply_roi_align_taps(plane, taps l), the same terms in the same order, vectorised on
+//       the host (any plane values, inf / NaN included); needs H*W <= INT32_MAX.
 //   Host only: struct DeformRoIPoolAttrs; validate_deform_roi_pool_attrs / validate_deform_roi_pool /
 //       validate_deform_roi_pool_batch_indices, messages as above.
 #pragma once
@@ -42,12 +64,26 @@ struct DeformRoIPoolDims {
     bool has_offset;  // offset [R, 2, pooled_height, pooled_width] given
 };
 
-template <class Acc, class T>
-DCN_HD Acc roi_align_bilinear(const T* plane, int64_t H, int64_t W, Acc y, Acc x) {
-    if (!(y >= Acc(-1) && y <= Acc(H) && x >= Acc(-1) && x <= Acc(W))) return Acc(0);
+// RoIAlign's four neighbours of sample (y, x) with their weights (hy*hx, hy*lx, ly*hx, ly*lx);
+// inside = false (and nothing to read) when the sample counts zero.
+// I: the index type (int64_t; int32_t in the CUDA kernel where the sizes fit: deform_roi_pool_launch.h).
+template <class Acc, class I = int64_t> struct RoIAlignTaps {
+    I idx[4];  // plane offsets of (y0, x0), (y0, x1), (y1, x0), (y1, x1); x1 = x0 / y1 = y0 where clamped
+    Acc w[4];
+    bool inside;
+};
+
+template <class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> roi_align_taps(I H, I W, Acc y, Acc x) {
+    RoIAlignTaps<Acc, I> t;
+    for (int q = 0; q < 4; ++q) {
+        t.idx[q] = 0;
+        t.w[q] = Acc(0);
+    }
+    t.inside = y >= Acc(-1) && y <= Acc(H) && x >= Acc(-1) && x <= Acc(W);  // false for NaN too
+    if (!t.inside) return t;
     if (y < Acc(0)) y = Acc(0);
     if (x < Acc(0)) x = Acc(0);
-    int64_t y0 = static_cast<int64_t>(floor_of(y)), x0 = static_cast<int64_t>(floor_of(x)), y1, x1;
+    I y0 = static_cast<I>(floor_of(y)), x0 = static_cast<I>(floor_of(x)), y1, x1;  // in [0, H] and [0, W]
     if (y0 >= H - 1) {
         y0 = y1 = H - 1;
         y = Acc(y0);
@@ -62,8 +98,29 @@ DCN_HD Acc roi_align_bilinear(const T* plane, int64_t H, int64_t W, Acc y, Acc x
     }
     const Acc ly = y - Acc(y0), lx = x - Acc(x0);
     const Acc hy = Acc(1) - ly, hx = Acc(1) - lx;
-    return hy * hx * load<Acc>(plane[y0 * W + x0]) + hy * lx * load<Acc>(plane[y0 * W + x1]) +
-           ly * hx * load<Acc>(plane[y1 * W + x0]) + ly * lx * load<Acc>(plane[y1 * W + x1]);
+    t.idx[0] = y0 * W + x0;
+    t.idx[1] = y0 * W + x1;
+    t.idx[2] = y1 * W + x0;
+    t.idx[3] = y1 * W + x1;
+    t.w[0] = hy * hx;
+    t.w[1] = hy * lx;
+    t.w[2] = ly * hx;
+    t.w[3] = ly * lx;
+    return t;
+}
+
+// The sample's value in the plane at data + at (at: the plane's offset, in I, so that the CUDA
+// kernel adds one int32 per neighbour rather than a 64-bit pointer).
+template <class Acc, class T, class I>
+DCN_HD Acc apply_roi_align_taps(const T* data, const RoIAlignTaps<Acc, I>& t, I at = 0) {
+    if (!t.inside) return Acc(0);
+    return t.w[0] * load<Acc>(data[at + t.idx[0]]) + t.w[1] * load<Acc>(data[at + t.idx[1]]) +
+           t.w[2] * load<Acc>(data[at + t.idx[2]]) + t.w[3] * load<Acc>(data[at + t.idx[3]]);
+}
+
+template <class Acc, class T>
+DCN_HD Acc roi_align_bilinear(const T* plane, int64_t H, int64_t W, Acc y, Acc x) {
+    return apply_roi_align_taps<Acc>(plane, roi_align_taps<Acc>(H, W, y, x));
 }
 
 template <class Acc> DCN_HD int64_t roi_pool_grid(Acc roi_size, int64_t pooled, int64_t sampling_ratio) {
@@ -74,20 +131,30 @@ template <class Acc> DCN_HD int64_t roi_pool_grid(Acc roi_size, int64_t pooled, 
     return static_cast<int64_t>(ceil_of(g));
 }
 
+// Bin (ph, pw) of RoI r: what its samples need. b < 0: the bin is 0 (no batch item, or an empty map).
+template <class Acc> struct RoIPoolBin {
+    int64_t b;       // batch index
+    int64_t gh, gw;  // samples along y and x (the same for every bin of the RoI)
+    Acc y0, x0;      // start_h + ph * bin_h, start_w + pw * bin_w (offset included)
+    Acc bin_h, bin_w;
+};
+
 template <class Acc, class T, class RT>
-DCN_HD Acc deform_roi_pool_element(const T* data, const RT* rois, const T* offset, const DeformRoIPoolDims& d,
-                                   int64_t r, int64_t c, int64_t ph, int64_t pw) {
+DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(const RT* rois, const T* offset, const DeformRoIPoolDims& d, int64_t r,
+                                           int64_t ph, int64_t pw) {
+    RoIPoolBin<Acc> bin;
     const RT* roi = rois + r * 5;
-    const int64_t b = psroi_batch_index<Acc>(static_cast<Acc>(roi[0]), d.N);
-    if (b < 0 || d.H < 1 || d.W < 1) return Acc(0);
+    bin.b = psroi_batch_index<Acc>(static_cast<Acc>(roi[0]), d.N);
+    if (d.H < 1 || d.W < 1) bin.b = -1;
     const Acc scale = static_cast<Acc>(d.spatial_scale), half = Acc(0.5);
     Acc start_w = static_cast<Acc>(roi[1]) * scale - half;
     Acc start_h = static_cast<Acc>(roi[2]) * scale - half;
     const Acc roi_w = (static_cast<Acc>(roi[3]) * scale - half) - start_w;
     const Acc roi_h = (static_cast<Acc>(roi[4]) * scale - half) - start_h;
-    const Acc bin_w = roi_w / Acc(d.pooled_width), bin_h = roi_h / Acc(d.pooled_height);
-    const int64_t gh = roi_pool_grid<Acc>(roi_h, d.pooled_height, d.sampling_ratio);
-    const int64_t gw = roi_pool_grid<Acc>(roi_w, d.pooled_width, d.sampling_ratio);
+    bin.bin_w = roi_w / Acc(d.pooled_width);
+    bin.bin_h = roi_h / Acc(d.pooled_height);
+    bin.gh = roi_pool_grid<Acc>(roi_h, d.pooled_height, d.sampling_ratio);
+    bin.gw = roi_pool_grid<Acc>(roi_w, d.pooled_width, d.sampling_ratio);
     if (d.has_offset && offset != nullptr) {  // offset[r, 0] moves x, offset[r, 1] moves y
         const int64_t plane = d.pooled_height * d.pooled_width;
         const T* o = offset + r * 2 * plane + ph * d.pooled_width + pw;
@@ -95,17 +162,89 @@ DCN_HD Acc deform_roi_pool_element(const T* data, const RT* rois, const T* offse
         start_w += gamma * roi_w * load<Acc>(o[0]);
         start_h += gamma * roi_h * load<Acc>(o[plane]);
     }
-    const T* plane = data + (b * d.C + c) * d.H * d.W;
+    bin.y0 = start_h + Acc(ph) * bin.bin_h;
+    bin.x0 = start_w + Acc(pw) * bin.bin_w;
+    return bin;
+}
+
+template <class Acc, class I = int64_t>
+DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>& bin, I H, I W, I iy, I ix) {
+    const Acc half = Acc(0.5);
+    const Acc y = bin.y0 + (Acc(iy) + half) * bin.bin_h / Acc(bin.gh);
+    const Acc x = bin.x0 + (Acc(ix) + half) * bin.bin_w / Acc(bin.gw);
+    return roi_align_taps<Acc, I>(H, W, y, x);
+}
+
+template <class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>& bin) {
+    return bin.gh * bin.gw > 1 ? bin.gh * bin.gw : 1;
+}
+
+template <class Acc, class T, class RT>
+DCN_HD Acc deform_roi_pool_element(const T* data, const RT* rois, const T* offset, const DeformRoIPoolDims& d,
+                                   int64_t r, int64_t c, int64_t ph, int64_t pw) {
+    const RoIPoolBin<Acc> bin = deform_roi_pool_bin<Acc>(rois, offset, d, r, ph, pw);
+    if (bin.b < 0) return Acc(0);
+    const T* plane = data + (bin.b * d.C + c) * d.H * d.W;
     Acc sum = Acc(0);
-    for (int64_t iy = 0; iy < gh; ++iy) {
-        const Acc y = start_h + Acc(ph) * bin_h + (Acc(iy) + half) * bin_h / Acc(gh);
-        for (int64_t ix = 0; ix < gw; ++ix) {
-            const Acc x = start_w + Acc(pw) * bin_w + (Acc(ix) + half) * bin_w / Acc(gw);
-            sum += roi_align_bilinear<Acc>(plane, d.H, d.W, y, x);
+    for (int64_t iy = 0; iy < bin.gh; ++iy)
+        for (int64_t ix = 0; ix < bin.gw; ++ix)
+            sum += apply_roi_align_taps<Acc>(plane, deform_roi_pool_taps<Acc>(bin, d.H, d.W, iy, ix));
+    return sum / Acc(deform_roi_pool_count(bin));
+}
+
+// B samples' taps (one per lane; in the ONNX Runtime op: one sample of each of B bins of a RoI),
+// for sampling one plane many times: four neighbour offsets and weights per lane, keep = all ones
+// for a sample inside the map, 0 for one that counts zero (its offsets and weights 0). Needs
+// H*W <= INT32_MAX.
+template <class Acc, int B> struct RoIAlignBlock {
+    int32_t idx[4][B];
+    Acc w[4][B];
+    uint32_t keep[B];
+};
+
+template <class Acc, int B>
+DCN_HD void set_roi_align_taps(RoIAlignBlock<Acc, B>& blk, int lane, const RoIAlignTaps<Acc>& t) {
+    for (int q = 0; q < 4; ++q) {
+        blk.idx[q][lane] = t.inside ? static_cast<int32_t>(t.idx[q]) : 0;
+        blk.w[q][lane] = t.inside ? t.w[q] : Acc(0);
+    }
+    blk.keep[lane] = t.inside ? 0xffffffffu : 0u;
+}
+
+// acc[l] += apply_roi_align_taps(plane, taps of lane l) for every lane: the same four terms in the
+// same order (samples outside the map add +0 and read nothing they would not: their offsets are 0
+// and their result is masked, so inf / NaN anywhere in the plane give what the element gives).
+template <class Acc, class T, int B>
+DCN_HD void accumulate_roi_align_block(const T* plane, const RoIAlignBlock<Acc, B>& blk, Acc* acc) {
+    int l = 0;
+#if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+    if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
+        typedef float v4 __attribute__((vector_size(16)));
+        typedef uint32_t u4 __attribute__((vector_size(16)));
+        const float* pf = reinterpret_cast<const float*>(plane);
+        for (; l + 4 <= B; l += 4) {
+            v4 x[4], w[4], a;
+            for (int q = 0; q < 4; ++q) {
+                x[q] = v4{pf[blk.idx[q][l]], pf[blk.idx[q][l + 1]], pf[blk.idx[q][l + 2]], pf[blk.idx[q][l + 3]]};
+                memcpy(&w[q], &blk.w[q][l], sizeof(v4));
+            }
+            u4 keep;
+            memcpy(&keep, &blk.keep[l], sizeof keep);
+            memcpy(&a, reinterpret_cast<float*>(acc) + l, sizeof a);
+            const v4 v = w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3];
+            a += reinterpret_cast<v4>(reinterpret_cast<u4>(v) & keep);
+            memcpy(reinterpret_cast<float*>(acc) + l, &a, sizeof a);
         }
     }
-    const int64_t count = gh * gw > 1 ? gh * gw : 1;
-    return sum / Acc(count);
+#endif
+    for (; l < B; ++l) {
+        if (!blk.keep[l]) {
+            acc[l] += Acc(0);
+            continue;
+        }
+        acc[l] += blk.w[0][l] * load<Acc>(plane[blk.idx[0][l]]) + blk.w[1][l] * load<Acc>(plane[blk.idx[1][l]]) +
+                  blk.w[2][l] * load<Acc>(plane[blk.idx[2][l]]) + blk.w[3][l] * load<Acc>(plane[blk.idx[3][l]]);
+    }
 }
 
 #if !defined(__CUDA_ARCH__)

@@ -1,6 +1,17 @@
-// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling, one deform_roi_pool_math.h element
-// per output value, threaded over (channel, bin), RoIs innermost. float32 and float16 data
-// (float16: math in float32); RoIs are float32 in both (contract: coordinates never in half).
+// dcn::DeformRoIPool for ONNX Runtime (CPU): mmcv's deformable RoI pooling from deform_roi_pool_math.h,
+// threaded over RoIs. Per RoI, the taps of every sample of every bin (deform_roi_pool_bin /
+// deform_roi_pool_taps: coordinates, RoIAlign's clamping, the four neighbours and weights) are
+// computed once into RoIAlignBlocks of kLanes bins, then applied to each channel's plane
+// (accumulate_roi_align_block): the element function's terms in its order, so the values equal
+// deform_roi_pool_element's. RoIs with more samples than kMaxBlocks blocks hold, and maps over
+// INT32_MAX values, take deform_roi_pool_element itself. float32 and float16 data (float16: math in
+// float32, the map converted to float once); RoIs are float32 in both (contract: coordinates never
+// in half).
+#include <algorithm>
+#include <memory>
+#include <new>
+#include <type_traits>
+
 #include "deform_roi_pool_math.h"
 #include "ort_custom_op.h"  // plugins/ort
 #include "ort_ops.h"        // plugins/ort
@@ -8,6 +19,9 @@
 
 namespace dcn_ort {
 namespace {
+
+constexpr int kLanes = 4;                   // bins per taps block
+constexpr int64_t kMaxBlocks = int64_t{1} << 14;  // taps blocks of one RoI (144 bytes each)
 
 template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T>> {
     DeformRoIPoolKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformRoIPoolName) {
@@ -33,8 +47,62 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
         const T* dp = in.data.GetTensorData<T>();
         const T* op = d.has_offset ? in.third.GetTensorData<T>() : nullptr;
         T* y = Y.GetTensorMutableData<T>();
-        pool_rois(ctx, d.R, d.C, PH, PW, y, [&](int64_t r, int64_t c, int64_t ph, int64_t pw) {
-            return dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, ph, pw));
+        const int64_t C = d.C, bins = PH * PW, groups = (bins + kLanes - 1) / kLanes;
+        const bool block_ok = d.H * d.W <= INT32_MAX;
+        // float16: the map in float (exact), converted once, sampled by the float path.
+        constexpr bool is_float = std::is_same<T, float>::value;
+        const int64_t hw = d.H * d.W;
+        Scratch<float> data_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(d.N * C * hw));
+        const float* df = reinterpret_cast<const float*>(dp);
+        if constexpr (!is_float) {
+            parallel_for(ctx, data_float.get() ? static_cast<size_t>(d.N * C) : 0, [&](size_t nc) {
+                const T* src = dp + static_cast<int64_t>(nc) * hw;
+                float* dst = data_float.get() + static_cast<int64_t>(nc) * hw;
+                for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
+            });
+            df = data_float.get();
+        }
+        parallel_for(ctx, static_cast<size_t>(d.R), [&](size_t ri) {
+            const int64_t r = static_cast<int64_t>(ri);
+            T* yr = y + r * C * bins;
+            // gh, gw and the batch index are the RoI's: bin (0, 0) tells them.
+            const dcn::RoIPoolBin<float> first = dcn::deform_roi_pool_bin<float>(rp, op, d, r, 0, 0);
+            const int64_t S = first.gh * first.gw;
+            std::unique_ptr<dcn::RoIAlignBlock<float, kLanes>[]> table;
+            if (first.b >= 0 && block_ok && S <= kMaxBlocks / groups)
+                table.reset(new (std::nothrow) dcn::RoIAlignBlock<float, kLanes>[static_cast<size_t>(groups * S)]);
+            if (!table) {  // the element function (also for b < 0: zeros)
+                for (int64_t c = 0; c < C; ++c)
+                    for (int64_t bin = 0; bin < bins; ++bin)
+                        yr[c * bins + bin] =
+                            dcn::store<T>(dcn::deform_roi_pool_element<float>(dp, rp, op, d, r, c, bin / PW, bin % PW));
+                return;
+            }
+            // table[group * S + s]: sample s = iy * gw + ix of bins group * kLanes + lane
+            for (int64_t bin = 0; bin < groups * kLanes; ++bin) {
+                dcn::RoIAlignBlock<float, kLanes>* blk = table.get() + (bin / kLanes) * S;
+                const int lane = static_cast<int>(bin % kLanes);
+                if (bin >= bins) {  // past the last bin: a sample outside the map
+                    for (int64_t s = 0; s < S; ++s) dcn::set_roi_align_taps(blk[s], lane, dcn::RoIAlignTaps<float>{});
+                    continue;
+                }
+                const dcn::RoIPoolBin<float> b = dcn::deform_roi_pool_bin<float>(rp, op, d, r, bin / PW, bin % PW);
+                for (int64_t iy = 0, s = 0; iy < b.gh; ++iy)
+                    for (int64_t ix = 0; ix < b.gw; ++ix, ++s)
+                        dcn::set_roi_align_taps(blk[s], lane, dcn::deform_roi_pool_taps<float>(b, d.H, d.W, iy, ix));
+            }
+            const float count = static_cast<float>(dcn::deform_roi_pool_count(first));
+            for (int64_t c = 0; c < C; ++c) {
+                const float* plane = df + (first.b * C + c) * hw;
+                T* yc = yr + c * bins;
+                for (int64_t g = 0; g < groups; ++g) {
+                    float acc[kLanes] = {};
+                    const dcn::RoIAlignBlock<float, kLanes>* blk = table.get() + g * S;
+                    for (int64_t s = 0; s < S; ++s) dcn::accumulate_roi_align_block<float>(plane, blk[s], acc);
+                    const int64_t n = std::min<int64_t>(kLanes, bins - g * kLanes);
+                    for (int64_t l = 0; l < n; ++l) yc[g * kLanes + l] = dcn::store<T>(acc[l] / count);
+                }
+            }
         });
     }
 

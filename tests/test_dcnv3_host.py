@@ -1,0 +1,161 @@
+"""The DCNv3 / DCNv4 CUDA kernels' per-thread body and the header's element function, on the host
+(plugins/ops/dcnv3/dcnv3_host_kernels.cpp, plugins/ops/dcnv4/dcnv4_host_kernels.cpp in libdcn_host_tests,
+ctypes), against the float64 reference.
+
+They call plugins/cuda/dcn_aggregate_launch.h's aggregate_thread -- the body the __global__ kernels wrap -- for every
+(block, thread) of the launcher's grid: channels per thread 1, 2, 4, 8 (the vector loads and stores),
+int32 and int64 indexing, a capped grid (grid-stride loop); every output written. float64 to the
+reference's precision, float32 / float16 storage within dcn_base/tolerance.py (float16: float32
+coordinates and sums). The header's validation messages equal the Python contract's checks.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.built_libs import require
+from helpers.dcn_sweep import CASES, by_name
+from exporter.ops.dcnv3.reference import dcnv3
+from exporter.ops.dcnv4.reference import dcnv4
+from dcn_base.tolerance import tolerance
+from trt_runtime import plugins
+
+DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2, np.float16)}
+P, I64 = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+
+
+@pytest.fixture(scope="module")
+def lib():
+    L = ctypes.CDLL(str(require(plugins.host_test_library)))
+    for op in (3, 4):
+        f = getattr(L, f"dcn_host_dcnv{op}", None)
+        if f is None:
+            pytest.fail(f"libdcn_host_tests has no dcn_host_dcnv{op}: rebuild it (bash scripts/setup.sh)")
+        f.restype = ctypes.c_int
+        f.argtypes = ([ctypes.c_int] * 4 + [ctypes.c_int64] + [P, I64, ctypes.c_int64] * 3 + [I64] * 4
+                      + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_char_p,
+                         P, I64, ctypes.c_char_p, ctypes.c_size_t])
+        getattr(L, f"dcn_host_dcnv{op}_limits").argtypes = [I64]
+    return L
+
+
+def _ints(v):
+    return (ctypes.c_int64 * len(v))(*v)
+
+
+def host_run(L, op, case_or_arrays, attrs, dtype="float64", mode=1, vec=0, index_mode=0, max_blocks=0, node="n"):
+    """Returns (output or None, message, stats)."""
+    code, np_dtype = DTYPES[dtype]
+    x, off, mask = (None if a is None else np.ascontiguousarray(np.asarray(a).astype(np_dtype))
+                    for a in case_or_arrays)
+    ho, wo = off.shape[1:3] if off is not None and off.ndim == 4 else (0, 0)
+    out = np.zeros((x.shape[0], ho, wo, x.shape[3]), np_dtype) if x.ndim == 4 else None
+    stats = (ctypes.c_int64 * 4)()
+    msg = ctypes.create_string_buffer(1024)
+    shp = lambda a: (_ints(a.shape), a.ndim) if a is not None else (None, -1)  # noqa: E731
+    (xs, xr), (os_, orank), (ms, mr) = shp(x), shp(off), shp(mask)
+    a = attrs
+    entry = getattr(L, f"dcn_host_dcnv{op}")
+    rc = entry(code, mode, vec, index_mode, max_blocks,
+               x.ctypes.data_as(P), xs, xr, off.ctypes.data_as(P), os_, orank,
+               mask.ctypes.data_as(P) if mask is not None else None, ms, mr,
+               _ints(a["kernel_shape"]), _ints(a["strides"]), _ints(a["pads"]), _ints(a["dilations"]),
+               a["group"], a["group_channels"], a["offset_scale"], a["remove_center"], node.encode(),
+               out.ctypes.data_as(P) if out is not None else None, stats, msg, len(msg))
+    return (out if rc == 0 else None), msg.value.decode(), list(stats)
+
+
+def references(case, dtype):
+    np_dtype = DTYPES[dtype][1]
+    t = lambda a: torch.from_numpy(a.numpy().astype(np_dtype).astype(np.float64))  # noqa: E731
+    return (dcnv3(t(case.x), t(case.offset), t(case.mask), **case.attrs()).numpy(),
+            dcnv4(t(case.x), t(case.offset_mask), **case.attrs()).numpy())
+
+
+def _check(got, want, dtype):
+    atol, rtol = tolerance(dtype)
+    np.testing.assert_allclose(got.astype(np.float64), want, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_element_function_float64(lib, case):
+    r3, r4 = references(case, "float64")
+    y3, msg, _ = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), mode=0)
+    assert msg == ""
+    _check(y3, r3, "float64")
+    y4, msg, _ = host_run(lib, 4, (case.x, case.offset_mask, None), case.attrs(), mode=0)
+    _check(y4, r4, "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_kernel_thread_bodies(lib, case, dtype):
+    """The launcher's choice of channels per thread, then every width that divides group_channels."""
+    r3, r4 = references(case, dtype)
+    widths = [0] + [v for v in (1, 2, 4, 8) if case.group_channels % v == 0]
+    for vec in widths:
+        y3, msg, st = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), dtype, vec=vec)
+        assert msg == "" and st[3] == 0, (vec, msg, st)  # every output written
+        _check(y3, r3, dtype)
+        y4, msg, st = host_run(lib, 4, (case.x, case.offset_mask, None), case.attrs(), dtype, vec=vec)
+        assert msg == "" and st[3] == 0, (vec, msg, st)
+        _check(y4, r4, dtype)
+
+
+@pytest.mark.parametrize("index_mode,max_blocks", [(1, 0), (2, 0), (0, 1), (2, 3)])
+def test_indexing_and_grid_stride(lib, index_mode, max_blocks):
+    case = by_name("batch33")
+    r3, _ = references(case, "float32")
+    y, msg, st = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float32", vec=4,
+                          index_mode=index_mode, max_blocks=max_blocks)
+    assert msg == "" and st[3] == 0 and st[1] == 4
+    assert st[2] == (index_mode != 2)
+    if max_blocks:
+        assert st[0] == max_blocks
+    _check(y, r3, "float32")
+
+
+def test_kernel_equals_element_function_bit_for_bit_in_float32(lib):
+    """The vector path sums in the same order as the header's element function (the ORT op's)."""
+    case = by_name("g1-cg32")
+    e, _, _ = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float32", mode=0)
+    for vec in (1, 8):
+        k, _, _ = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float32", vec=vec)
+        np.testing.assert_array_equal(k, e)
+
+
+def test_launcher_picks_eight_channels_for_internimage_groups(lib):
+    case = by_name("remove-center-k3")  # group_channels 4 -> 4; g1-cg32 -> 8
+    _, _, st = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float16")
+    assert st[1] == 4
+    case = by_name("g1-cg32")
+    _, _, st = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float16")
+    assert st[1] == 8
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(group=3), "DCNv3 'n': X has 16 channels, expected group*group_channels = 3*4 = 12"),
+    (dict(kernel_shape=[0, 3]), "DCNv3 'n': attribute kernel_shape = [0, 3], expected values >= 1"),
+    (dict(pads=[1, 1, 1, 2000]), "DCNv3 'n': attribute pads = [1, 1, 1, 2000], expected values <= 1024 (limit)"),
+    (dict(remove_center=1, kernel_shape=[3, 5]),
+     "DCNv3 'n': attribute remove_center = 1 with kernel_shape = [3, 5], expected an odd square kernel"),
+    (dict(group=2**62, group_channels=8), "DCNv3 'n': X has 16 channels, expected group*group_channels = "
+                                          "4611686018427387904*8 (overflows int64)"),
+])
+def test_header_messages(lib, change, message):
+    case = by_name("k3")
+    _, msg, _ = host_run(lib, 3, (case.x, case.offset, case.mask), {**case.attrs(), **change})
+    assert msg == message
+
+
+@pytest.mark.parametrize("op", [3, 4])
+def test_limits_equal_the_contract(lib, op):
+    from exporter.contract import OPS
+
+    limits = OPS[f"DCNv{op}"].limits
+    out = (ctypes.c_int64 * 4)()
+    getattr(lib, f"dcn_host_dcnv{op}_limits")(out)
+    assert list(out) == [limits["kernel_shape"], limits["strides"], limits["pads"], limits["dilations"]]
