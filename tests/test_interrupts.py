@@ -270,3 +270,30 @@ def test_atomic_group_commits_whole_when_ctrl_c_comes_during_the_renames(tmp_pat
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)
     assert a.read_text() == "new a" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_ctrl_c_while_an_archive_is_written_leaves_no_open_zip(tmp_path, monkeypatch):
+    """dcn_base.model_io.save_npz: numpy leaves its zip archive open when interrupted mid-write (at exit:
+    'Exception ignored ... seek of closed file'); the write is whole, then the KeyboardInterrupt."""
+    import gc
+
+    from dcn_base import model_io
+
+    import numpy.lib.format as npy_format
+
+    real_write = npy_format.write_array
+
+    def write_interrupted(fid, array, **kw):  # Ctrl-C while numpy's zip member is open
+        os.kill(os.getpid(), signal.SIGINT)
+        real_write(fid, array, **kw)
+
+    monkeypatch.setattr(npy_format, "write_array", write_interrupted)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    dest = tmp_path / "out.npz"
+    dest.write_bytes(OLD)
+    with pytest.raises(KeyboardInterrupt):
+        model_io.save_npz(dest, {"y": np.arange(1000.0)})
+    gc.collect()
+    assert not unraisable, [u.exc_value for u in unraisable]
+    assert dest.read_bytes() == OLD and sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
