@@ -1,9 +1,16 @@
-"""Nothing half-written: every output file of the project goes through ``atomic_path``."""
+"""Nothing half-written: every output file of the project goes through ``atomic_path``.
+
+Ctrl-C (SIGINT) is held back (:func:`uninterrupted`) while a temporary is created and recorded, and
+while outputs are renamed onto their destinations, so that an interrupt never leaves a temporary behind
+nor only some outputs of a group replaced: it is delivered when that step is over (and then removes
+the temporaries of the work not yet committed)."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Union
@@ -22,21 +29,50 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_path(dest: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest`` (ending in dest's suffix, which numpy and
-    matplotlib choose formats by); on success it is renamed onto ``dest`` with the usual file
-    mode, on any exception it is removed and an existing ``dest`` stays untouched."""
-    dest = Path(dest)
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C back for the block (main thread only: where Python runs signal handlers); a Ctrl-C that
+    came meanwhile goes to the handler that was installed (KeyboardInterrupt, the console scripts' shim,
+    ...) when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    frames: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: frames.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if frames:
+            if callable(previous):
+                previous(signal.SIGINT, frames[-1])
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+def _temporary(dest: Path) -> Path:
     parent = dest.parent if str(dest.parent) else Path(".")
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=parent)
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextmanager
+def atomic_path(dest: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest`` (ending in dest's suffix, which numpy and
+    matplotlib choose formats by); on success it is renamed onto ``dest`` with the usual file
+    mode, on any exception (Ctrl-C too) it is removed and an existing ``dest`` stays untouched."""
+    dest = Path(dest)
+    tmp = None
     try:
+        with uninterrupted():
+            tmp = _temporary(dest)
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
-        os.replace(tmp, dest)
+        with uninterrupted():
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+            os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -72,30 +108,31 @@ class AtomicGroup:
             if p.parent == p:
                 break
             p = p.parent
-        d.mkdir(parents=True, exist_ok=True)
-        self._created.extend(missing)  # innermost first
+        with uninterrupted():  # created and recorded together
+            d.mkdir(parents=True, exist_ok=True)
+            self._created.extend(missing)  # innermost first
         return d
 
     def path(self, dest: PathLike) -> Path:
         dest = Path(dest)
-        parent = dest.parent if str(dest.parent) else Path(".")
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=parent)
-        os.close(fd)
-        self._pending.append((Path(name), dest))
-        return Path(name)
+        with uninterrupted():  # created and recorded together
+            tmp = _temporary(dest)
+            self._pending.append((tmp, dest))
+        return tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                mode = 0o666 & ~_umask()
-                for tmp, _ in self._pending:
-                    os.chmod(tmp, mode)
-                for tmp, dest in self._pending:
-                    os.replace(tmp, dest)
+        try:
+            if exc_type is None:
+                with uninterrupted():  # all renamed, or (an error) none
+                    mode = 0o666 & ~_umask()
+                    for tmp, _ in self._pending:
+                        os.chmod(tmp, mode)
+                    for tmp, dest in self._pending:
+                        os.replace(tmp, dest)
                 return
-            except BaseException:
-                self._discard()
-                raise
+        except BaseException:
+            self._discard()
+            raise
         self._discard()
 
     def _discard(self) -> None:

@@ -1,44 +1,92 @@
-"""The console scripts' shim: Ctrl-C at any moment, start-up imports included, is one line, exit 130.
+"""The console scripts' shim: Ctrl-C at any moment is one line and exit 130, no traceback, nothing half-written.
 
 Imported first by the ``dcn-*`` scripts (pyproject ``[project.scripts]``: ``exporter.entry`` and
-``trt_runtime.entry`` build their entry points with :func:`entry`), never by library code: while the command's modules import (torch, ONNX, ...) nothing has been written, so
-SIGINT then exits at once with code 130 (only the interpreter's own start, before this
-module's first line, is out of reach). Once the command runs, Ctrl-C is a
-KeyboardInterrupt again, so that temporaries are removed (dcn_base.atomic) on the way out,
-and the command's own handler prints ``<tool>: interrupted`` and returns 130.
+``trt_runtime.entry`` build their entry points with :func:`entry`), never by library code. Its SIGINT
+handler is installed before anything else of the command is imported, and acts by phase:
+
+* start-up (the command's modules import: torch, ONNX, ...): nothing has been written, so it writes
+  ``<tool>: interrupted`` and exits 130 at once;
+* running: one KeyboardInterrupt, so that temporaries are removed on the way out (dcn_base.atomic) and
+  the command's own handler (dcn_base.cli.run_command) prints ``<tool>: interrupted`` and returns 130.
+  Only one: a second Ctrl-C while the command cleans up is noted, not raised (a clean-up cut short
+  would leave temporaries). While an import runs (a library importing lazily, e.g. Polygraphy's
+  ``is_importable`` importing torch) the KeyboardInterrupt waits until the import is over: some
+  libraries swallow any exception of an import (a bare ``except:``) and carry on with a half-imported
+  module, which can crash the interpreter at exit;
+* done (the command returned): Ctrl-C is ignored while the interpreter exits with the command's code.
+
+Out of reach: the interpreter's own start before this module's first line (Python's start-up, ``site``,
+the script wrapper's ``import re``: a few milliseconds). A Ctrl-C there ends the process as Python does.
 """
-import importlib
+import _signal  # the C module: the handler is installed before `signal` (and its enum) import
+
 import os
-import signal
 import sys
 
 _PROG = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].startswith(("/", ".", "dcn")) else "dcn"
+_STARTUP, _RUNNING, _INTERRUPTED, _DONE = range(4)
+_state = {"phase": _STARTUP}
+_REDELIVER_S = 0.02  # how soon a Ctrl-C that arrived during an import is delivered again
 
 
-def _startup_interrupt(signum, frame):  # pragma: no cover - exercised by a subprocess test
-    os.write(2, f"{_PROG}: interrupted\n".encode())
-    os._exit(130)
+def _importing(frame) -> bool:
+    """Is an import running in the main thread (importlib's frames on the stack)?"""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
-signal.signal(signal.SIGINT, _startup_interrupt)
+def _redeliver_soon() -> None:
+    import threading  # noqa: PLC0415  (only when a Ctrl-C came during an import)
+
+    def again():
+        if _state["phase"] == _RUNNING:
+            os.kill(os.getpid(), _signal.SIGINT)
+
+    timer = threading.Timer(_REDELIVER_S, again)
+    timer.daemon = True
+    timer.start()
+
+
+def _on_sigint(signum, frame):  # pragma: no cover - exercised by subprocess tests (tests/test_interrupts.py)
+    phase = _state["phase"]
+    if phase == _STARTUP:
+        os.write(2, f"{_PROG}: interrupted\n".encode())
+        os._exit(130)
+    if phase != _RUNNING:
+        return  # interrupted already (cleaning up) or done
+    if _importing(frame):
+        _redeliver_soon()
+        return
+    _state["phase"] = _INTERRUPTED  # one KeyboardInterrupt per command
+    raise KeyboardInterrupt
+
+
+_signal.signal(_signal.SIGINT, _on_sigint)
 
 
 def _run(load):
+    """The command's main under the phases above; its exit code (130 when interrupted)."""
+    code = 130
     try:
         main = load()
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+        _state["phase"] = _RUNNING
         code = main()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised at most once (the handler), outside the command's own handler
         code = 130
-        print(f"{_PROG}: interrupted", file=sys.stderr)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done (or undone): exit with its code
+        print(f"{_PROG}: interrupted", file=sys.stderr, flush=True)
+    finally:
+        _state["phase"] = _DONE
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the work is done (or undone): exit with its code
     return code
 
 
 def entry(module: str, name: str):
     """A console-script function running ``module.name()`` (imported only when called) under this shim."""
     def main():
+        import importlib  # noqa: PLC0415  (the command's modules import under the shim)
+
         return _run(lambda: getattr(importlib.import_module(module), name))
     return main

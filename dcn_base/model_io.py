@@ -30,7 +30,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, uninterrupted
 from .errors import DcnError, first_line, one_line
 
 RUNNER_NAME = "pytorch"
@@ -80,7 +80,8 @@ def save_outputs(path: os.PathLike, outputs: Mapping[str, np.ndarray], runner_na
 def save_npz(path: os.PathLike, arrays: Mapping[str, np.ndarray], group=None) -> None:
     """One feed dict / one iteration's outputs as a numpy archive, written atomically."""
     with _target(Path(path), group) as tmp:
-        with open(tmp, "wb") as f:
+        # Ctrl-C held back while numpy writes: interrupted, its zip archive stays open and complains at exit
+        with uninterrupted(), open(tmp, "wb") as f:
             np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
 

@@ -217,3 +217,14 @@ def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> Non
             raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
                                 f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
     check_limits(op_type, node, attrs)
+
+
+def check_graph_attributes(model) -> None:
+    """:func:`check_node_attributes` for every node of ours in an ONNX model (domain ``dcn``, or one of our
+    op types in the default domain, which TensorRT's parser also hands to our plugins): dcn-export before
+    it writes, dcn-build before TensorRT's parser."""
+    from onnx import helper  # noqa: PLC0415  (this module imports no onnx at import time)
+
+    for n in model.graph.node:
+        if n.op_type in ops() and n.domain in (DOMAIN, *_DEFAULT_DOMAINS):
+            check_node_attributes(n.op_type, n.name, {a.name: helper.get_attribute_value(a) for a in n.attribute})

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper
 from dcn_base.errors import DcnError, describe
 
 from . import ops, schemas
-from .contract import DOMAIN, DOMAIN_VERSION, is_dcn_node, ops as contract_ops, spec_of_node, standard_ops
+from .contract import (DOMAIN, DOMAIN_VERSION, check_graph_attributes, is_dcn_node, ops as contract_ops,
+                       spec_of_node, standard_ops)
 from .swap import Swap
 from .torch_scope import strip_prefix
 
@@ -194,6 +195,7 @@ def check_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
     if ort_ir is not None and proto.ir_version > ort_ir:
         proto.ir_version = ort_ir
     _check_contract(proto)
+    check_graph_attributes(proto)  # the contract's limits, naming the node
     proto = _ensure_value_info(proto)
     if proto.ByteSize() > MAX_PROTO_BYTES:
         raise DcnError(f"exported model is {proto.ByteSize() / 2**30:.1f} GiB, over protobuf's 2 GiB limit")

@@ -19,6 +19,7 @@ import torchvision
 from helpers import naive
 from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 from dcn_base.errors import ContractError
+from exporter.contract import LIMITS
 from exporter.ops import DeformRoIPool, ModulatedDeformRoIPoolPack, deform_roi_pool
 from exporter.ops.deform_roi_pool.reference import ROI_POOL_MAX_GRID
 from dcn_base.tolerance import tolerance
@@ -139,6 +140,36 @@ def test_reference_errors(change, message):
         deform_roi_pool(args.pop("data"), args.pop("rois"), args.pop("offset"), **args)
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(pooled_height=257), "pooled_height = 257, expected <= 256"),
+    (dict(pooled_width=2**24), "pooled_width = 16777216, expected <= 256"),
+    (dict(sampling_ratio=65), "sampling_ratio = 65, expected <= 64"),
+])
+def test_reference_limits(change, message):
+    """The contract's limits (spec LIMITS), in the contract's words, before anything is allocated."""
+    args = dict(dict(pooled_height=2, pooled_width=3, spatial_scale=0.25, sampling_ratio=0, gamma=0.1), **change)
+    with pytest.raises(ContractError, match=rf"^DeformRoIPool '': attribute {message} \(limit\)$"):
+        deform_roi_pool(torch.randn(1, 3, 7, 9), torch.tensor([[0.0, 1, 1, 5, 5]]), None, **args)
+    lim = LIMITS["DeformRoIPool"]
+    out = deform_roi_pool(torch.randn(1, 1, 3, 3), torch.tensor([[0.0, 0, 0, 2, 2]]), None,
+                          pooled_height=lim["pooled_height"], pooled_width=1, spatial_scale=1.0,
+                          sampling_ratio=lim["sampling_ratio"])
+    assert out.shape == (1, 1, lim["pooled_height"], 1) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 0, 5), (2, 3, 4, 0), (2, 3, 0, 0), (2, 0, 4, 5)])
+def test_reference_empty_map_gives_zeros_after_the_batch_check(shape):
+    """An empty map (H or W = 0) or no channels: zeros, as the kernels (deform_roi_pool_element); batch indices
+    are checked first all the same, as the ONNX Runtime op does."""
+    rois = torch.tensor([[1.0, 0, 0, 3, 3], [0, -1, -1, 0.5, 0.5]])
+    out = deform_roi_pool(torch.randn(*shape), rois, torch.randn(2, 2, 2, 3), pooled_height=2, pooled_width=3,
+                          spatial_scale=1.0)
+    assert out.shape == (2, shape[1], 2, 3) and torch.all(out == 0)
+    with pytest.raises(ContractError, match="rois has batch index 2.0"):
+        deform_roi_pool(torch.randn(*shape), rois + torch.tensor([1.0, 0, 0, 0, 0]), None, pooled_height=2,
+                        pooled_width=3, spatial_scale=1.0)
+
+
 def test_hostile_rois_bounded_and_finite():
     """Huge / non-finite RoIs and offsets: the grid is capped (ROI_POOL_MAX_GRID), values finite or 0."""
     data = torch.randn(1, 2, 4, 4, dtype=torch.float64)
@@ -192,6 +223,9 @@ def test_ort_op_matches_reference(data, rois, offset, attrs, dtype):
     (dict(offset=np.zeros((1, 2, 3, 2))), r"offset has shape \[1, 2, 3, 2\], expected \[1, 2, 2, 3\]"),
     (dict(attrs=dict(sampling_ratio=-2)), "attribute sampling_ratio = -2, expected >= 0"),
     (dict(attrs=dict(pooled_width=0)), "attribute pooled_width = 0, expected >= 1"),
+    (dict(attrs=dict(pooled_width=257)), r"attribute pooled_width = 257, expected <= 256 \(limit\)"),
+    (dict(attrs=dict(pooled_height=2**31)), r"attribute pooled_height = 2147483648, expected <= 256 \(limit\)"),
+    (dict(attrs=dict(sampling_ratio=1024)), r"attribute sampling_ratio = 1024, expected <= 64 \(limit\)"),
 ])
 def test_ort_op_errors_name_the_node(change, message):
     from test_ort_ops import ORT_ERRORS
@@ -285,6 +319,17 @@ def test_math_header_messages():
                                "([R, 2, pooled_height, pooled_width])")
 
 
+def test_math_header_limits_and_empty_map():
+    rc, _, msg = _host(np.zeros((1, 2, 4, 4)), np.array([[0.0, 0, 0, 3, 3]]), None,
+                       dict(pooled_height=257, pooled_width=3, spatial_scale=1.0))
+    assert rc == 1 and msg == "DeformRoIPool 'head.pool': attribute pooled_height = 257, expected <= 256 (limit)"
+    data, rois = np.zeros((1, 2, 0, 4)), np.array([[0.0, 0, 0, 3, 3]])
+    rc, got, msg = _host(data, rois, None, dict(pooled_height=2, pooled_width=3, spatial_scale=1.0))
+    want = deform_roi_pool(torch.tensor(data), torch.tensor(rois), None, pooled_height=2, pooled_width=3,
+                           spatial_scale=1.0)
+    assert rc == 0 and np.array_equal(got, want.numpy()) and not got.any(), msg
+
+
 def test_cli_generates_rois_on_the_image_of_a_roi_pack():
     """dcn-export's generated RoIs lie in image pixels: feature map size / spatial_scale for a pack's feature map."""
     from exporter.cli import InputSpec, make_inputs
@@ -292,3 +337,35 @@ def test_cli_generates_rois_on_the_image_of_a_roi_pack():
     model = torch.nn.Sequential(ModulatedDeformRoIPoolPack(2, 6, deform_fc_channels=4, spatial_scale=0.125))
     _, rois = make_inputs([InputSpec("features", (1, 6, 5, 7)), InputSpec("rois", (9, 5))], model)
     assert (rois[:, 3] <= 7 / 0.125).all() and (rois[:, 4] <= 5 / 0.125).all() and (rois[:, 3] > 7).any()
+
+
+# --------------------------------------------------------------------------- the limits at export
+def test_export_refuses_a_node_past_the_limits(tmp_path):
+    """dcn-export: the module's run (the reference) refuses first; a node of ours written some other way
+    (a program exported without running it) is refused by the post-processing (and dcn-build), naming the node."""
+    import onnx
+    from onnx import helper
+
+    from exporter import export
+    from exporter.contract import DOMAIN
+    from exporter.contract import check_graph_attributes
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = DeformRoIPool((300, 7), spatial_scale=0.5, sampling_ratio=2)
+
+        def forward(self, x, rois):
+            return self.pool(x, rois)
+
+    with pytest.raises(ContractError, match=r"attribute pooled_height = 300, expected <= 256 \(limit\)"):
+        export(Head(), (torch.randn(1, 2, 8, 8), torch.tensor([[0, 1.0, 1, 9, 9]])), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    node = helper.make_node("DeformRoIPool", ["x", "rois"], ["y"], domain=DOMAIN, name="roi_head.pool",
+                            pooled_height=7, pooled_width=7, spatial_scale=0.25, sampling_ratio=65)
+    model = helper.make_model(helper.make_graph([node], "g", [], []))
+    with pytest.raises(ContractError, match=r"^DeformRoIPool 'roi_head.pool': attribute sampling_ratio = 65, "
+                                            r"expected <= 64 \(limit\)$"):
+        check_graph_attributes(model)
+    next(a for a in node.attribute if a.name == "sampling_ratio").i = 64
+    check_graph_attributes(onnx.ModelProto(graph=helper.make_graph([node], "g", [], [])))

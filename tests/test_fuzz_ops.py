@@ -106,42 +106,35 @@ def _poison(case: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             a[...] = value
         elif where == "one":
             a.reshape(-1)[a.size // 2] = value
+        elif where == "box":  # every RoI (x1, y1, x2, y2) = (-value, -value, value, value)
+            a[:, 1:3], a[:, 3:5] = -value, value
         else:  # rois column
             a[0, int(where[3:])] = value
     return feeds
 
 
 def _reference(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
-    from exporter import ops as ref  # exporter.ops.<op>(...) is the op's float64 reference
-
-    if case["op"] not in ("DeformConv2d", "DeformPSROIPool"):  # any other op: its reference evaluator node
-        return _evaluate(case, feeds, dtype)
-    t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
-    if "reference" in case:  # an op folder's generator brings its reference (tests/helpers/fuzz_dcn.py)
+    """The reference of a case in ``dtype``: the one an op folder's generator brings
+    (tests/helpers/fuzz_dcn.py), else the op's reference evaluator node."""
+    if "reference" in case:
+        t = {k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in feeds.items()}
         return case["reference"](case, t, dtype)
-    a = case["attrs"]
-    if case["op"] == "DeformConv2d":
-        return ref.deform_conv2d(t["X"], t["offset"], t["W"], t.get("B"), stride=a.get("strides", [1, 1]),
-                                 padding=a.get("pads", [0, 0, 0, 0]), dilation=a.get("dilations", [1, 1]),
-                                 mask=t.get("mask")).numpy()
-    trans = None if a.get("no_trans", 0) else t.get("trans")
-    # the contract computes coordinates in float32 (rois always float32)
-    return ref.deform_psroi_pool(t["data"], t["rois"], trans, spatial_scale=float(np.float32(a["spatial_scale"])),
-                                 output_dim=a["output_dim"], group_size=a["group_size"],
-                                 pooled_size=a["pooled_size"], part_size=a["part_size"],
-                                 sample_per_part=a["sample_per_part"],
-                                 trans_std=float(np.float32(a["trans_std"]))).numpy()
+    return _evaluate(case, feeds, dtype)
 
 
 def _evaluate(case: dict, feeds: dict[str, np.ndarray], dtype) -> np.ndarray:
-    """The op's onnx.py ``evaluate`` (the float64 reference behind exporter.verify's evaluator) in ``dtype``."""
+    """The op's onnx.py ``evaluate`` (the float64 reference behind exporter.verify's evaluator) in ``dtype``:
+    floating inputs in ``dtype``, index inputs as given; FLOAT attributes as ONNX stores them (float32),
+    absent ones at the contract's defaults."""
     from exporter import ops
+    from exporter.contract import FLOAT
     from exporter.contract import ops as contract_ops
 
     spec = contract_ops()[case["op"]]
     given = [torch.from_numpy(np.ascontiguousarray(feeds[i.name])) if i.name in feeds else None for i in spec.inputs]
     given = [t.to(torch.float64).to(dtype) if t is not None and t.is_floating_point() else t for t in given]
-    attrs = {**spec.defaults(), **case["attrs"]}
+    attrs = spec.defaults() | {k: float(np.float32(v)) if spec.attr(k).kind == FLOAT else v
+                               for k, v in case["attrs"].items()}
     return ops.part(spec.name, "onnx").evaluate("fuzz", given, attrs).numpy()
 
 
@@ -210,8 +203,12 @@ def _preload(lib: str) -> None:
     from onnx import helper  # noqa: F401
 
     from exporter import ops
+    from exporter.contract import specs
 
-    ops.parts("onnx")  # every op's reference and evaluator node
+    for spec in specs():  # every op's reference evaluator node, run once (its first call imports more of torch)
+        arrays, attrs = ops.part(spec.name, "reference").example_inputs()
+        inputs = [None if arrays.get(i.name) is None else torch.from_numpy(arrays[i.name]) for i in spec.inputs]
+        ops.part(spec.name, "onnx").evaluate("warm-up", inputs, spec.defaults() | attrs)
 
     so = ort.SessionOptions()
     so.register_custom_ops_library(lib)  # dlopen once
@@ -335,31 +332,68 @@ def test_error_messages_are_one_line_and_name_the_node(lib):
     res = run_forked(case, lib)
     assert "DeformConv2d 'fuzz': attribute pads = [9223372036854775807, 0, 0, 0], expected values <= 1024" \
         in res["message"]
+    case = fuzz_cases.roi_pool_case({"pooled_height": 65536}, offset=False)
+    case.update(id="ph", category="x", expect="error")
+    res = run_forked(case, lib)
+    assert "DeformRoIPool 'fuzz': attribute pooled_height = 65536, expected <= 256 (limit)" in res["message"]
+
+
+@pytest.mark.parametrize("data", ["float32", "float16"])
+def test_float16_rois_are_refused_saying_rois_are_float32(lib, data):
+    """RoIs are float32 also in a float16 node: float16 RoIs get the contract's one line, not ONNX Runtime's
+    type error."""
+    for op in ("DeformRoIPool", "DeformPSROIPool"):
+        case = fuzz_cases.roi_pool_case({}) if op == "DeformRoIPool" else fuzz_cases.pool_case({})
+        case["inputs"] = {k: (v[0], "float32" if k == "rois" else data) for k, v in case["inputs"].items()}
+        case.update(id="f16", category="x", expect="error")
+        ok = run_forked(case, lib)
+        assert ok["result"] == "ok", ok  # float32 RoIs: fine in a float32 and a float16 node
+        case["inputs"]["rois"] = (case["inputs"]["rois"][0], "float16")
+        res = run_forked(case, lib)
+        assert res["result"] == "error" and "\n" not in res["message"].strip(), res
+        assert f"{op} 'fuzz': rois has element type float16, expected float32 (RoIs" in res["message"]
+
+
+# every limit of the contract (exporter.contract.LIMITS) and the C++ constant that holds it
+HEADER_LIMITS = {
+    ("DeformConv2d", "strides"): "kMaxConvStride", ("DeformConv2d", "pads"): "kMaxConvPad",
+    ("DeformConv2d", "dilations"): "kMaxConvDilation",
+    ("DeformPSROIPool", "output_dim"): "kMaxPoolOutputDim", ("DeformPSROIPool", "group_size"): "kMaxPoolGroupSize",
+    ("DeformPSROIPool", "pooled_size"): "kMaxPoolPooledSize", ("DeformPSROIPool", "part_size"): "kMaxPoolPartSize",
+    ("DeformPSROIPool", "sample_per_part"): "kMaxPoolSamplePerPart",
+    ("DeformRoIPool", "pooled_height"): "kMaxRoIPoolPooledSize",
+    ("DeformRoIPool", "pooled_width"): "kMaxRoIPoolPooledSize",
+    ("DeformRoIPool", "sampling_ratio"): "kMaxRoIPoolSamplingRatio",
+    **{(op, name): const for op in ("DCNv3", "DCNv4") for name, const in (
+        ("kernel_shape", "kMaxAggregateKernel"), ("strides", "kMaxAggregateStride"), ("pads", "kMaxAggregatePad"),
+        ("dilations", "kMaxAggregateDilation"))},
+}
 
 
 def test_limits_in_header_equal_contract(tmp_path):
-    """The kMax* constants of the ops' math headers (plugins/ops/<op>/<op>_math.h) == exporter.contract.LIMITS."""
+    """The kMax* constants of the ops' math headers (plugins/ops/<op>/<op>_math.h) == exporter.contract.LIMITS,
+    every limit of the contract included (a new one needs its row in HEADER_LIMITS); kMaxElements and
+    DeformRoIPool's adaptive grid cap (kRoIPoolMaxGrid == spec.MAX_GRID) too."""
     import shutil
     import subprocess
 
-    from exporter.contract import LIMITS, MAX_ELEMENTS
+    from exporter.contract import LIMITS, MAX_ELEMENTS, specs
+    from exporter.ops.deform_roi_pool.spec import MAX_GRID
 
+    assert {(op, name) for op, limits in LIMITS.items() for name in limits} == set(HEADER_LIMITS)
     if shutil.which("g++") is None:
         pytest.skip("no C++ compiler (g++)")
+    names = [*HEADER_LIMITS.values(), "kMaxElements", "kRoIPoolMaxGrid"]
+    includes = "".join(f'#include "{s.name}_math.h"\n' for s in specs())
+    prints = "".join(f'std::printf("%lld\\n", (long long)dcn::{n}); ' for n in names)
     src = tmp_path / "limits.cpp"
-    src.write_text('#include "deform_conv2d_math.h"\n#include "deform_psroi_pool_math.h"\n#include <cstdio>\nint main() { std::printf("%lld %lld %lld %lld %lld '
-                   '%lld %lld %lld %lld\\n", (long long)dcn::kMaxConvStride, (long long)dcn::kMaxConvPad, '
-                   '(long long)dcn::kMaxConvDilation, (long long)dcn::kMaxPoolOutputDim, '
-                   '(long long)dcn::kMaxPoolGroupSize, (long long)dcn::kMaxPoolPooledSize, '
-                   '(long long)dcn::kMaxPoolPartSize, (long long)dcn::kMaxPoolSamplePerPart, '
-                   '(long long)dcn::kMaxElements); }\n')
+    src.write_text(f"{includes}#include <cstdio>\nint main() {{ {prints}}}\n")
     exe = tmp_path / "limits"
-    subprocess.run(["g++", "-std=c++17", *include_flags(), str(src), "-o", str(exe)],
-                   check=True)
+    subprocess.run(["g++", "-std=c++17", *include_flags(), str(src), "-o", str(exe)], check=True)
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
-    c, p = LIMITS["DeformConv2d"], LIMITS["DeformPSROIPool"]
-    assert got == [c["strides"], c["pads"], c["dilations"], p["output_dim"], p["group_size"], p["pooled_size"],
-                   p["part_size"], p["sample_per_part"], MAX_ELEMENTS]
+    want = [LIMITS[op][name] for op, name in HEADER_LIMITS] + [MAX_ELEMENTS, MAX_GRID]
+    labels = [f"{op}.{name}" for op, name in HEADER_LIMITS] + names[-2:]
+    assert dict(zip(labels, got)) == dict(zip(labels, want))
 
 
 @pytest.mark.parametrize("what", ["nan batch", "inf batch", "nan box", "inf box", "nan trans", "empty map"])

@@ -17,7 +17,7 @@ from dcn_base.errors import ContractError
 from test_trt_contract import hx  # noqa: F401  (the harness fixture)
 
 ATTR_CATEGORIES = ("conv attribute bounds", "pool attribute bounds", "wrapped products", "conv attribute type",
-                   "pool attribute type")
+                   "pool attribute type", "roi pool attribute bounds", "past the limits")
 I32 = 2**31
 SCALARS = {a.name for op in OPS.values() for a in op.attrs if a.kind != "INTS"}
 

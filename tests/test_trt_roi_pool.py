@@ -59,11 +59,36 @@ def test_serialize_roundtrip_and_defaults(hx, log_cleared):  # noqa: F811
     (dict(FIELDS, pooled_height=0), "DeformRoIPool 'head': attribute pooled_height = 0, expected >= 1"),
     (dict(FIELDS, spatial_scale=0.0), "DeformRoIPool 'head': attribute spatial_scale = 0, expected a finite value > 0"),
     (dict(FIELDS, gamma=float("inf")), "DeformRoIPool 'head': attribute gamma = inf, expected a finite value"),
+    (dict(FIELDS, pooled_height=257), "DeformRoIPool 'head': attribute pooled_height = 257, expected <= 256 (limit)"),
+    (dict(FIELDS, pooled_width=65536),
+     "DeformRoIPool 'head': attribute pooled_width = 65536, expected <= 256 (limit)"),
+    (dict(FIELDS, pooled_height=2**31 - 1),
+     "DeformRoIPool 'head': attribute pooled_height = 2147483647, expected <= 256 (limit)"),
+    (dict(FIELDS, sampling_ratio=65), "DeformRoIPool 'head': attribute sampling_ratio = 65, expected <= 64 (limit)"),
 ])
-def test_create_rejects_naming_everything(hx, log_cleared, fields, message):  # noqa: F811
-    assert not hx.create(OP, "head", fields)
+@pytest.mark.parametrize("phase", [0, 1], ids=["build", "runtime"])  # createPlugin at build and deserialization
+def test_create_rejects_naming_everything(hx, log_cleared, fields, message, phase):  # noqa: F811
+    assert not hx.create(OP, "head", fields, phase=phase)
     log = hx.log()
     assert message in log, log
+
+
+def test_limits_at_their_bound_are_accepted(hx, log_cleared):  # noqa: F811
+    lim = contract.LIMITS[OP]
+    h = hx.create(OP, "p", dict(FIELDS, pooled_height=lim["pooled_height"], pooled_width=lim["pooled_width"],
+                                sampling_ratio=lim["sampling_ratio"]))
+    assert h, hx.log()
+    rc, got, _ = hx.output_shape(h, [[1, 4, 8, 8], [3, 5]], [[False] * 4, [True, False]])
+    assert rc == 0 and got == [3, 4, lim["pooled_height"], lim["pooled_width"]]
+
+
+def test_configure_refuses_an_output_past_2_to_the_58(hx, log_cleared):  # noqa: F811
+    """R * C * pooled_height * pooled_width is formed with overflow checks (the kernel's index space)."""
+    h = hx.create(OP, "p", FIELDS)
+    rc, _ = hx.configure(h, [[1, 2**31, 8, 8], [2**31, 5]], [2**31, 2**31, 7, 5])
+    assert rc != 0
+    assert ("DeformRoIPool 'p': output size R*C*pooled_height*pooled_width overflows (R = 2147483648, "
+            "C = 2147483648), expected at most 2^58 elements [configurePlugin]") in hx.log()
 
 
 def test_output_shape_has_a_dynamic_roi_count(hx, log_cleared):  # noqa: F811

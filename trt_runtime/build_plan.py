@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from dcn_base.console import example_shape
 from dcn_base.errors import DcnError, one_line
@@ -152,10 +152,7 @@ def dcn_nodes(model) -> list[tuple[str, str]]:
 def check_dcn_attributes(model) -> None:
     """Our nodes' integer attributes fit TensorRT's int32 plugin fields and the contract's limits
     (the parser would wrap a larger value silently)."""
-    for n in model.graph.node:
-        if n.op_type in contract.OPS and n.domain in ("", contract.DOMAIN):
-            contract.check_node_attributes(n.op_type, n.name, {a.name: helper.get_attribute_value(a)
-                                                               for a in n.attribute})
+    contract.check_graph_attributes(model)
 
 
 def check_profile(inputs: Sequence[tuple[str, int, tuple[Any, ...]]],

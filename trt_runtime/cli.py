@@ -18,7 +18,7 @@ from dcn_base.cli import (DEFAULT, VERBOSE, add_common_args, configure_polygraph
                           run_command, verbosity)
 from dcn_base.console import fmt_g, progress_enabled, table
 from dcn_base.errors import DcnError, one_line
-from dcn_base.model_io import load_input_arrays
+from dcn_base.model_io import load_input_arrays, save_npz
 
 from .build import build_engine, parse_shapes
 from .compare import compare
@@ -149,9 +149,7 @@ def _infer_body(args) -> int:
         for line in table(["output", "shape", "dtype", "min", "max", "mean"], rows):
             say(line)
         if args.output:
-            with atomic.atomic_output(args.output) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **{k: np.asarray(v) for k, v in outputs.items()})
+            save_npz(args.output, outputs)
             say(f"wrote {args.output}")
         if args.iterations:
             st = benchmark(engine, feeds, args.iterations, warmup=args.warmup)

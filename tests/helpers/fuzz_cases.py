@@ -25,6 +25,7 @@ from exporter.contract import FLOAT, INDEX, INT, INTS, LIMITS, MAX_ELEMENTS, OpS
 from exporter.contract import ops as contract_ops
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
+from exporter.ops.deform_roi_pool.spec import SPEC as DEFORM_ROI_POOL
 
 I32 = 2**31
 I64_MAX = 2**63 - 1
@@ -37,6 +38,7 @@ SPECIAL_FLOATS = (("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf), ("h
 MINIMUM = {  # contract minimum of each integer attribute
     "strides": 1, "pads": 0, "dilations": 1, "group": 1, "offset_group": 1, "kernel_shape": 1,
     "output_dim": 1, "group_size": 1, "pooled_size": 1, "part_size": 0, "sample_per_part": 1, "no_trans": 0,
+    "pooled_height": 1, "pooled_width": 1, "sampling_ratio": 0,
 }
 
 # ---------------------------------------------------------------------------- DeformConv2d
@@ -336,6 +338,137 @@ def pool_shape_cases() -> Iterator[dict]:
     yield c
 
 
+# ---------------------------------------------------------------------------- DeformRoIPool
+ROI_ATTRS = dict(pooled_height=2, pooled_width=3, spatial_scale=0.5, sampling_ratio=2, gamma=0.1)
+ROI_DIMS = dict(N=2, C=3, H=6, W=7, R=3)
+HUGE_POOLED = (65536, 2**24)  # accepted silently before the limits (issue 22): seconds and gigabytes per node
+
+
+def roi_pool_case(attrs: dict[str, Any], *, dims: Optional[dict] = None, offset: bool = True,
+                  shape_fix: Optional[dict] = None) -> dict:
+    """A DeformRoIPool case whose offset fits the pooled sizes (any that a small offset can hold: also
+    those past the limit, so that the limit, not the offset's shape, is what refuses them)."""
+    a = {**ROI_ATTRS, **attrs}
+    d = {**ROI_DIMS, **(dims or {})}
+    ph, pw = (v if isinstance(v, int) and 1 <= v <= 2**17 else 2 for v in (a["pooled_height"], a["pooled_width"]))
+    inputs = {
+        "data": ([d["N"], d["C"], d["H"], d["W"]], "float32"),
+        "rois": ([d["R"], 5], "float32"),
+        "offset": ([d["R"], 2, ph, pw], "float32") if offset else None,
+    }
+    for name, shape in (shape_fix or {}).items():
+        inputs[name] = (shape, inputs[name][1] if inputs[name] else "float32")
+    return {"op": DEFORM_ROI_POOL.op_type, "attrs": a, "inputs": inputs, "poison": {}, "dims": d}
+
+
+def _roi_valid(attrs: dict[str, Any]) -> bool:
+    limits = LIMITS[DEFORM_ROI_POOL.op_type]
+    for name, v in attrs.items():
+        if name in ("spatial_scale", "gamma"):
+            f = float(v) if isinstance(v, float) else math.nan
+            if not (math.isfinite(f) and abs(f) < 3.4e38 and (f > 0 or name == "gamma")):
+                return False
+            continue
+        if not isinstance(v, int) or not MINIMUM[name] <= v <= limits[name]:
+            return False
+    return True
+
+
+def roi_pool_attribute_cases() -> Iterator[dict]:
+    """Every bound of the integer attributes and one past it, huge / zero / negative pooled sizes, values
+    that wrap int32 / int64 (without offset, and with one of the matching shape where it is small);
+    spatial_scale and gamma NaN / inf / huge / zero / negative."""
+    op = DEFORM_ROI_POOL.op_type
+    for name in ("pooled_height", "pooled_width", "sampling_ratio"):
+        for v in bound_values(name, op) + list(HUGE_POOLED):
+            variants = ((False, 2), (False, 0), (True, 0)) if name != "sampling_ratio" else ((False, v), (True, v))
+            for offset, ratio in variants:
+                attrs = {name: v} if name == "sampling_ratio" else {name: v, "sampling_ratio": ratio}
+                if offset and name != "sampling_ratio" and not (isinstance(v, int) and 1 <= v <= 2**17):
+                    continue  # an offset of that shape would not fit in memory
+                c = roi_pool_case(attrs, offset=offset)
+                c.update(category="roi pool attribute bounds", expect="ok" if _roi_valid(attrs) else "error")
+                yield c
+    for name in ("spatial_scale", "gamma"):
+        for label, v in SPECIAL_FLOATS + (("zero", 0.0), ("negative", -1.0)):
+            c = roi_pool_case({name: v})
+            c.update(category="roi pool attribute bounds", expect="ok" if _roi_valid({name: v}) else "error")
+            yield c
+
+
+def roi_pool_value_cases() -> Iterator[dict]:
+    """NaN / inf / huge values in data, offset and every RoI column (adaptive grid and a fixed one), batch
+    indices on both sides of [0, N), and RoIs far larger than the map (the grid at its cap)."""
+    for name in ("data", "offset"):
+        for label, v in SPECIAL_FLOATS:
+            for where in ("one", "all"):
+                c = roi_pool_case({})
+                c["poison"] = {name: (where, v)}
+                c.update(category="roi pool NaN/inf/huge values", expect="ok")
+                yield c
+    for col in range(5):
+        for label, v in SPECIAL_FLOATS:
+            for ratio in (0, 2):
+                c = roi_pool_case({"sampling_ratio": ratio})
+                c["poison"] = {"rois": (f"col{col}", v)}
+                # column 0 is the batch index: anything but a value in (-1, N) (truncated) is an error
+                expect = "error" if col == 0 and not (-1 < v < ROI_DIMS["N"]) else "ok"
+                c.update(category="roi pool NaN/inf/huge values", expect=expect)
+                yield c
+    n = ROI_DIMS["N"]
+    for v in (-2.0, -1.0, -0.999, -0.5, 0.0, n - 1.0, n - 0.001, n, n + 0.5, 2.0**31, 2.0**63, -(2.0**63)):
+        c = roi_pool_case({})
+        c["poison"] = {"rois": ("col0", v)}
+        c.update(category="roi pool batch indices", expect="ok" if -1 < v < n else "error")
+        yield c
+    for span in (1e3, 1e4, 1e5, 1e7, 1e30):  # (x1, y1, x2, y2) = (-span, -span, span, span) around the map
+        for ratio, offset in ((0, True), (0, False), (LIMITS[DEFORM_ROI_POOL.op_type]["sampling_ratio"], False)):
+            c = roi_pool_case({"sampling_ratio": ratio}, dims={"R": 1} if ratio else None, offset=offset)
+            c["poison"] = {"rois": ("box", span)}
+            c.update(category="roi pool grid cap", expect="ok")
+            yield c
+
+
+def roi_pool_shape_cases() -> Iterator[dict]:
+    """Every dimension of every input one more or zero, ranks one off, the offset's pooled axes swapped,
+    empty R / C / N / H / W."""
+    base = roi_pool_case({})
+    for name, spec in base["inputs"].items():
+        shape, _ = spec
+        for axis in range(len(shape)):
+            for delta in (+1, -shape[axis]):
+                s = list(shape)
+                s[axis] = shape[axis] + delta
+                c = roi_pool_case({}, shape_fix={name: s})
+                # data: any N >= 1 (the batch indices are < 2), C (0 included), H and W (empty: 0) are valid
+                ok = name == "data" and (axis > 0 or delta > 0)
+                c.update(category="roi pool wrong shapes", expect="ok" if ok else "error")
+                yield c
+        for rank in (len(shape) - 1, len(shape) + 1):
+            c = roi_pool_case({}, shape_fix={name: (list(shape) + [1])[:rank]})
+            c.update(category="roi pool wrong shapes", expect="error")
+            yield c
+    c = roi_pool_case({}, shape_fix={"offset": [ROI_DIMS["R"], 2, ROI_ATTRS["pooled_width"], ROI_ATTRS["pooled_height"]]})
+    c.update(category="roi pool wrong shapes", expect="error")  # pooled axes swapped
+    yield c
+    for dims, expect in (({"R": 0}, "ok"), ({"C": 0}, "ok"), ({"H": 0}, "ok"), ({"W": 0}, "ok"),
+                         ({"H": 0, "W": 0}, "ok"), ({"N": 0}, "error"), ({"N": 0, "R": 0}, "ok"),
+                         ({"R": 0, "C": 0}, "ok")):
+        for offset in (True, False):
+            c = roi_pool_case({}, dims=dims, offset=offset)
+            c.update(category="roi pool empty tensors", expect=expect)
+            yield c
+
+
+def roi_pool_dtype_cases() -> Iterator[dict]:
+    """Wrong element types, float16 RoIs in a float16 node among them (refused: RoIs are float32)."""
+    base = roi_pool_case({})
+    yield from dtype_cases(base, "roi pool wrong dtypes")
+    c = {**base, "inputs": {k: (v[0], "float16") for k, v in base["inputs"].items()}, "poison": {}}
+    c.update(category="roi pool wrong dtypes", expect="error")
+    yield c
+
+
 # ---------------------------------------------------------------------------- every registered op, from its entry
 def example_case(spec: OpSpec) -> dict:
     """The op's small valid case (reference.py ``example_inputs``) as a fuzz case; index inputs
@@ -409,6 +542,7 @@ def all_cases() -> list[dict]:
 
     gens = (conv_attribute_cases(), conv_wrapped_product_cases(), conv_value_cases(), conv_shape_cases(),
             pool_attribute_cases(), pool_wrapped_product_cases(), pool_value_cases(), pool_shape_cases(),
+            roi_pool_attribute_cases(), roi_pool_value_cases(), roi_pool_shape_cases(), roi_pool_dtype_cases(),
             *(spec_cases(s) for s in specs()), msda_cases())
     cases = [c for g in gens for c in g]
     for i, c in enumerate(cases):

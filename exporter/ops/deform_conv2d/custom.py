@@ -6,8 +6,12 @@ one call to one ONNX node without reordering. It runs torchvision's kernels (CPU
 torchvision is importable: they compute the same function (tested); asymmetric pads become an
 explicit zero pad, which changes nothing since padding and out-of-map neighbours both count as zero.
 Otherwise, and for dtypes torchvision lacks, the reference. The backward pass recomputes the forward
-under autograd and takes its vector-Jacobian product, so gradients are those of the reference (or of
-torchvision's own backward).
+under autograd and takes its vector-Jacobian product (torchvision's own backward where its kernel
+ran), then applies the contract's border rule to the offset and mask gradients: a sample the contract
+does not read (h <= -1, h >= H, w <= -1 or w >= W) has none. torchvision takes the derivative from the
+inner neighbour at exactly h = -1 / w = -1 (e.g. zero offsets with padding 1, the first training step
+of a model with zero-initialised offsets); with the rule the gradients are the reference's whichever
+kernel ran (tests/test_border_gradients.py, against mmcv's fixed expected gradients too).
 """
 from __future__ import annotations
 
@@ -108,7 +112,26 @@ def _conv_backward(ctx, grad):
     grads = torch.autograd.grad(out, want, grad, allow_unused=True) if want else []
     it = iter(grads)
     result = [next(it) if (t is not None and need) else None for t, need in zip(leaves, ctx.needs_input_grad[:5])]
+    if result[2] is not None or result[4] is not None:
+        result[2], result[4] = _border_rule(input, weight, offset, result[2], result[4], stride, pads, dilation)
     return (*result, None, None, None, None, None)
+
+
+def _border_rule(input, weight, offset, g_offset, g_mask, stride, pads, dilation):
+    """The offset and mask gradients of the samples the contract does not read set to 0 (see the module's
+    docstring); the reference's own gradients are unchanged by it."""
+    kernel = (weight.shape[2], weight.shape[3])
+    dtype = torch.promote_types(input.dtype, weight.dtype)
+    inside = ref.samples_inside(offset.detach().to(dtype), (input.shape[2], input.shape[3]), kernel, tuple(stride),
+                                tuple(pads), tuple(dilation))  # [N, og, K, oH, oW]
+    if g_offset is not None:
+        g = g_offset.reshape(inside.shape[:3] + (2,) + inside.shape[3:])
+        g_offset = torch.where(inside.unsqueeze(3), g, torch.zeros((), dtype=g.dtype, device=g.device))
+        g_offset = g_offset.reshape(offset.shape)
+    if g_mask is not None:
+        g_mask = torch.where(inside.reshape(g_mask.shape), g_mask, torch.zeros((), dtype=g_mask.dtype,
+                                                                             device=g_mask.device))
+    return g_offset, g_mask
 
 
 deform_conv2d_op.register_autograd(_conv_backward, setup_context=_conv_setup)

@@ -76,6 +76,34 @@ def deform_conv2d_shapes(
     return group, offset_group, out_h, out_w
 
 
+def sample_positions(offset: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                     pads: tuple[int, int, int, int], dilation: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """The contract's sampling positions (h, w), each [N, offset_group, kH*kW, oH, oW], in offset's dtype:
+    h = oh*stride - pad_top + i*dilation + offset_h (kernel point k = i*kW + j), w alike. The exact integer
+    base plus the offset, one rounding, as every kernel computes it."""
+    N, _, oh, ow = offset.shape
+    kH, kW = kernel
+    K = kH * kW
+    dev, dtype = offset.device, offset.dtype
+    ho = torch.arange(oh, device=dev, dtype=dtype) * stride[0] - pads[0]
+    wo = torch.arange(ow, device=dev, dtype=dtype) * stride[1] - pads[1]
+    ki = (torch.arange(kH, device=dev, dtype=dtype) * dilation[0]).repeat_interleave(kW)  # [K]
+    kj = (torch.arange(kW, device=dev, dtype=dtype) * dilation[1]).repeat(kH)  # [K]
+    base_h = ki.view(K, 1, 1) + ho.view(1, oh, 1)  # [K, oh, 1]
+    base_w = kj.view(K, 1, 1) + wo.view(1, 1, ow)  # [K, 1, ow]
+    off = offset.reshape(N, offset.shape[1] // (2 * K), K, 2, oh, ow)
+    return base_h + off[:, :, :, 0], base_w + off[:, :, :, 1]
+
+
+def samples_inside(offset: Tensor, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                   pads: tuple[int, int, int, int], dilation: tuple[int, int]) -> Tensor:
+    """[N, offset_group, kH*kW, oH, oW]: the samples the contract reads (-1 < h < H and -1 < w < W); any
+    other sample is 0 whatever its position, so its offset and mask gradients are 0 (also exactly on
+    h = -1, where the inner neighbour's derivative is not the contract's)."""
+    h, w = sample_positions(offset, kernel, stride, pads, dilation)
+    return (h > -1) & (h < size[0]) & (w > -1) & (w < size[1])
+
+
 def deform_conv2d(
     input: Tensor,
     offset: Tensor,
@@ -100,19 +128,8 @@ def deform_conv2d(
     K = kH * kW
     L = oh * ow
     dtype = torch.promote_types(input.dtype, weight.dtype)
-    dev = input.device
 
-    # Base sampling positions per kernel point k = i*kW + j and output position.
-    ho = torch.arange(oh, device=dev, dtype=dtype) * stride_[0] - pads[0]
-    wo = torch.arange(ow, device=dev, dtype=dtype) * stride_[1] - pads[1]
-    ki = (torch.arange(kH, device=dev, dtype=dtype) * dil[0]).repeat_interleave(kW)  # [K]
-    kj = (torch.arange(kW, device=dev, dtype=dtype) * dil[1]).repeat(kH)  # [K]
-    base_h = ki.view(K, 1, 1) + ho.view(1, oh, 1)  # [K, oh, 1]
-    base_w = kj.view(K, 1, 1) + wo.view(1, 1, ow)  # [K, 1, ow]
-
-    off = offset.to(dtype).reshape(N, og, K, 2, oh, ow)
-    h = base_h + off[:, :, :, 0]  # [N, og, K, oh, ow]
-    w = base_w + off[:, :, :, 1]
+    h, w = sample_positions(offset.to(dtype), (kH, kW), stride_, pads, dil)  # [N, og, K, oh, ow]
 
     Cog = C // og
     planes = input.to(dtype).reshape(N * og, Cog, H, W)

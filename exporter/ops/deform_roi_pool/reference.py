@@ -12,14 +12,15 @@ import torch
 from torch import Tensor
 
 from dcn_base.errors import ContractError
+from exporter.contract import check_limits
 
-from .spec import SPEC
+from .spec import MAX_GRID, SPEC
 
 OP = SPEC.op_type
 
 # Largest sampling grid per bin and axis (sampling_ratio, or the adaptive ceil(roi size / pooled
-# size)): bounds the work of one output value for hostile RoIs (contract: docs/deform_roi_pool.md).
-ROI_POOL_MAX_GRID = 1024
+# size), clamped to it): bounds the work of one output value for hostile RoIs (spec.MAX_GRID).
+ROI_POOL_MAX_GRID = MAX_GRID
 
 
 def deform_roi_pool_check(data: Tensor, rois: Tensor, offset: Optional[Tensor], pooled_height: int,
@@ -31,6 +32,8 @@ def deform_roi_pool_check(data: Tensor, rois: Tensor, offset: Optional[Tensor], 
                            ("sampling_ratio", sampling_ratio, 0)):
         if val < low:
             raise ContractError(f"{op}: {attr} is {val}, expected >= {low}")
+    check_limits(OP, name, {"pooled_height": pooled_height, "pooled_width": pooled_width,
+                            "sampling_ratio": sampling_ratio})
     if not (math.isfinite(spatial_scale) and spatial_scale > 0):
         raise ContractError(f"{op}: spatial_scale is {spatial_scale}, expected a finite value > 0")
     if not math.isfinite(gamma):
@@ -99,7 +102,7 @@ def deform_roi_pool(
     PH, PW = pooled_height, pooled_width
     cdt = torch.float64 if data.dtype == torch.float64 else torch.float32
     dev = data.device
-    if R == 0 or C == 0:
+    if R == 0:
         return data.new_zeros((R, C, PH, PW))
     r = rois.detach().to(cdt)
     batch_f = r[:, 0]
@@ -108,6 +111,8 @@ def deform_roi_pool(
     if not torch.jit.is_tracing() and not bool(valid_b.all()):
         bad = batch_f[~valid_b][0].item()
         raise ContractError(f"{OP}: rois has batch index {bad}, expected 0 <= batch_index < N = {N}")
+    if C == 0 or H == 0 or W == 0:  # nothing to read: 0 (an empty map)
+        return data.new_zeros((R, C, PH, PW))
     scale = torch.tensor(spatial_scale, dtype=cdt, device=dev)
     start_w, start_h = r[:, 1] * scale - 0.5, r[:, 2] * scale - 0.5
     roi_w = (r[:, 3] * scale - 0.5) - start_w

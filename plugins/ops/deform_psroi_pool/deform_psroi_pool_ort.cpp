@@ -49,6 +49,7 @@ template <class T> struct DeformPSROIPoolKernel : KernelBase<DeformPSROIPoolKern
 struct DeformPSROIPoolSpec {
     static constexpr const char* kName = dcn::kDeformPSROIPoolName;
     static constexpr size_t kNbInputs = 3;  // data, rois, trans
+    static constexpr const char* kInputs[] = {"data", "rois", "trans"};
     static bool isFloat32Input(size_t index) { return index == 1; }  // rois
     static bool isOptionalInput(size_t index) { return index == 2; }  // trans
 };

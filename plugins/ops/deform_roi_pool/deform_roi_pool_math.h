@@ -12,6 +12,9 @@
 //       0; at or past the last row / column (y >= H - 1) that row / column alone.
 //       roi_align_bilinear = apply_roi_align_taps o roi_align_taps; the taps are the four
 //       neighbours (y0, x0), (y0, x1), (y1, x0), (y1, x1) (repeated where clamped) and their weights.
+//   constexpr int64_t kRoIPoolMaxGrid, kMaxRoIPoolPooledSize, kMaxRoIPoolSamplingRatio;
+//       the limits (spec.py MAX_GRID and LIMITS of exporter/ops/deform_roi_pool, tested equal): the
+//       adaptive sampling grid per bin and axis (clamped), pooled_height / pooled_width, sampling_ratio
 //   template<class Acc> DCN_HD int64_t roi_pool_grid(Acc roi_size, int64_t pooled, int64_t sampling_ratio);
 //       samples per bin along one axis: sampling_ratio, or (0) ceil(roi_size / pooled); both
 //       clamped to [0, kRoIPoolMaxGrid] (NaN -> 0).
@@ -47,7 +50,9 @@
 
 namespace dcn {
 
-constexpr int64_t kRoIPoolMaxGrid = 1024;
+constexpr int64_t kRoIPoolMaxGrid = 1024;          // adaptive grid per bin and axis: clamped to it (data-dependent)
+constexpr int64_t kMaxRoIPoolPooledSize = 256;     // pooled_height, pooled_width: bins per RoI and axis
+constexpr int64_t kMaxRoIPoolSamplingRatio = 64;   // sampling_ratio: the grid, given (<= 4096 samples per value)
 
 struct DeformRoIPoolDims {
     int64_t N, C, H, W;  // data
@@ -254,14 +259,20 @@ struct DeformRoIPoolAttrs {
 
 inline std::string validate_deform_roi_pool_attrs(const std::string& node, const DeformRoIPoolAttrs& a) {
     const std::string p = op_prefix(kDeformRoIPoolName, node);
-    if (a.pooled_height < 1)
-        return p + "attribute pooled_height = " + std::to_string(a.pooled_height) + ", expected >= 1";
-    if (a.pooled_width < 1)
-        return p + "attribute pooled_width = " + std::to_string(a.pooled_width) + ", expected >= 1";
+    struct Int { const char* name; int64_t v; int64_t min, max; const char* note; };
+    const Int ints[] = {{"pooled_height", a.pooled_height, 1, kMaxRoIPoolPooledSize, ""},
+                        {"pooled_width", a.pooled_width, 1, kMaxRoIPoolPooledSize, ""},
+                        {"sampling_ratio", a.sampling_ratio, 0, kMaxRoIPoolSamplingRatio, " (0 = adaptive)"}};
+    for (const Int& x : ints) {
+        if (x.v < x.min)
+            return p + "attribute " + x.name + " = " + std::to_string(x.v) + ", expected >= " + std::to_string(x.min) +
+                   x.note;
+        if (x.v > x.max)
+            return p + "attribute " + x.name + " = " + std::to_string(x.v) + ", expected <= " +
+                   std::to_string(x.max) + " (limit)";
+    }
     if (!(std::isfinite(a.spatial_scale) && a.spatial_scale > 0))
         return p + "attribute spatial_scale = " + float_str(a.spatial_scale) + ", expected a finite value > 0";
-    if (a.sampling_ratio < 0)
-        return p + "attribute sampling_ratio = " + std::to_string(a.sampling_ratio) + ", expected >= 0 (0 = adaptive)";
     if (!std::isfinite(a.gamma)) return p + "attribute gamma = " + float_str(a.gamma) + ", expected a finite value";
     return "";
 }
@@ -281,6 +292,11 @@ inline std::string validate_deform_roi_pool(const std::string& node, const Defor
     d.sampling_ratio = a.sampling_ratio;
     d.gamma = a.gamma;
     d.has_offset = offset.present();
+    int64_t out_elems = 0;  // R * C * pooled_height * pooled_width (pooled sizes <= 2^8 by the limits)
+    if (!mul_ok(d.R, d.C, &out_elems) || !mul_ok(out_elems, d.pooled_height * d.pooled_width, &out_elems) ||
+        out_elems > kMaxElements)
+        return p + "output size R*C*pooled_height*pooled_width overflows (R = " + std::to_string(d.R) + ", C = " +
+               std::to_string(d.C) + "), expected at most 2^58 elements";
     if (d.has_offset) {
         const int64_t want[4] = {d.R, 2, d.pooled_height, d.pooled_width};
         if (offset.rank != 4 || offset[0] != want[0] || offset[1] != 2 || offset[2] != want[2] || offset[3] != want[3])

@@ -114,6 +114,7 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
 struct DeformRoIPoolSpec {
     static constexpr const char* kName = dcn::kDeformRoIPoolName;
     static constexpr size_t kNbInputs = 3;  // data, rois, offset
+    static constexpr const char* kInputs[] = {"data", "rois", "offset"};
     static bool isFloat32Input(size_t index) { return index == 1; }  // rois
     static bool isOptionalInput(size_t index) { return index == 2; }  // offset
 };
