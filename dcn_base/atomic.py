@@ -76,12 +76,16 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
         raise
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_bytes_atomic(dest: PathLike, data: bytes) -> None:
     with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, data)
 
 
 class AtomicGroup:
@@ -118,6 +122,12 @@ class AtomicGroup:
         with uninterrupted():  # created and recorded together
             tmp = _temporary(dest)
             self._pending.append((tmp, dest))
+        return tmp
+
+    def write_bytes(self, dest: PathLike, data: bytes) -> Path:
+        """``data`` into the temporary of ``dest`` (written through to the disk); renamed with the group."""
+        tmp = self.path(dest)
+        _write_synced(tmp, data)
         return tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

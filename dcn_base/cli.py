@@ -150,21 +150,35 @@ def run_command(prog: str, body: Callable[[], Optional[int]], verbose: bool = Fa
     library) -> 2. ``verbose`` (-v) adds the traceback."""
     try:
         return int(body() or 0)
-    except DcnError as err:
-        if verbose:
-            traceback.print_exception(err.__cause__ or err, file=sys.stderr)
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
-        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
     except Exception as err:  # noqa: BLE001
-        pg = sys.modules.get("polygraphy.exception")
-        if pg is not None and isinstance(err, pg.PolygraphyException):
-            print(f"{prog}: error: {first_line(err)}", file=sys.stderr, flush=True)
-            return 2
+        if _interrupt_swallowed():  # the console scripts' Ctrl-C, turned into an error by a library
+            print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+            return 130
+        return _report_error(prog, err, verbose)
+
+
+def _interrupt_swallowed() -> bool:
+    """Did the console scripts' shim (dcn_base.entry, loaded only by them) raise its KeyboardInterrupt?"""
+    shim = sys.modules.get("dcn_base.entry")
+    return shim is not None and shim.interrupted()
+
+
+def _report_error(prog: str, err: Exception, verbose: bool) -> int:
+    """One line for ``err`` on stderr and its exit code (see :func:`run_command`)."""
+    if isinstance(err, DcnError):
         if verbose:
-            traceback.print_exception(err, file=sys.stderr)
-        hint = "" if verbose else " (-v shows the traceback)"
-        print(f"{prog}: error: {type(err).__name__}: {one_line(err)[:400]}{hint}", file=sys.stderr, flush=True)
+            traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
+        return getattr(err, "exit_code", 2)
+    pg = sys.modules.get("polygraphy.exception")
+    if pg is not None and isinstance(err, pg.PolygraphyException):
+        print(f"{prog}: error: {first_line(err)}", file=sys.stderr, flush=True)
         return 2
+    if verbose:
+        traceback.print_exception(err, file=sys.stderr)
+    hint = "" if verbose else " (-v shows the traceback)"
+    print(f"{prog}: error: {type(err).__name__}: {one_line(err)[:400]}{hint}", file=sys.stderr, flush=True)
+    return 2

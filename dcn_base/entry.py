@@ -9,7 +9,10 @@ handler is installed before anything else of the command is imported, and acts b
 * running: one KeyboardInterrupt, so that temporaries are removed on the way out (dcn_base.atomic) and
   the command's own handler (dcn_base.cli.run_command) prints ``<tool>: interrupted`` and returns 130.
   Only one: a second Ctrl-C while the command cleans up is noted, not raised (a clean-up cut short
-  would leave temporaries). While an import runs (a library importing lazily, e.g. Polygraphy's
+  would leave temporaries). A library that swallows that KeyboardInterrupt (numpy's reader turns it
+  into "Cannot load file containing pickled data", others into a return) cannot hide it: the command
+  still ends as interrupted (:func:`interrupted`, read by dcn_base.cli.run_command; outputs are
+  written atomically, so they are whole or untouched). While an import runs (a library importing lazily, e.g. Polygraphy's
   ``is_importable`` importing torch) the KeyboardInterrupt waits until the import is over: some
   libraries swallow any exception of an import (a bare ``except:``) and carry on with a half-imported
   module, which can crash the interpreter at exit;
@@ -67,6 +70,11 @@ def _on_sigint(signum, frame):  # pragma: no cover - exercised by subprocess tes
 _signal.signal(_signal.SIGINT, _on_sigint)
 
 
+def interrupted() -> bool:
+    """Has this shim raised its KeyboardInterrupt (whatever became of it on the way)?"""
+    return _state["phase"] == _INTERRUPTED
+
+
 def _run(load):
     """The command's main under the phases above; its exit code (130 when interrupted)."""
     code = 130
@@ -74,6 +82,9 @@ def _run(load):
         main = load()
         _state["phase"] = _RUNNING
         code = main()
+        if interrupted() and code != 130:  # a library swallowed the KeyboardInterrupt; the command went on
+            code = 130
+            print(f"{_PROG}: interrupted", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # raised at most once (the handler), outside the command's own handler
         code = 130
         print(f"{_PROG}: interrupted", file=sys.stderr, flush=True)

@@ -320,10 +320,7 @@ def _write(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, st: Any) -> N
     st.start("save")
     try:
         with AtomicGroup() as group:
-            with open(group.path(opts.path), "wb") as f:
-                f.write(proto.SerializeToString())
-                f.flush()
-                os.fsync(f.fileno())
+            group.write_bytes(opts.path, proto.SerializeToString())
             if opts.save_io is not None:
                 ref_np = [np.asarray(a).astype(torch.empty(0, dtype=t.dtype).numpy().dtype)
                           for a, t in zip(job.truth, job.reference)]

@@ -18,7 +18,6 @@ original graph itself.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -119,10 +118,7 @@ def _write(proto: onnx.ModelProto, feed: dict[str, np.ndarray], truth: dict[str,
     st.start("save")
     try:
         with AtomicGroup() as group:
-            with open(group.path(opts.path), "wb") as f:
-                f.write(proto.SerializeToString())
-                f.flush()
-                os.fsync(f.fileno())
+            group.write_bytes(opts.path, proto.SerializeToString())
             if opts.save_io is not None:
                 model_io.save_io(opts.save_io, feed, truth, None, fmt=opts.save_io_format, group=group)
     except OSError as e:

@@ -135,24 +135,11 @@ struct AggregateAttrs {
 
 inline std::string validate_aggregate_attrs(const char* op_type, const std::string& node, const AggregateAttrs& a) {
     const std::string p = op_prefix(op_type, node);
-    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min, max; };
-    const List lists[] = {{"kernel_shape", a.kernel_shape, 2, 1, kMaxAggregateKernel},
-                          {"strides", a.strides, 2, 1, kMaxAggregateStride},
-                          {"pads", a.pads, 4, 0, kMaxAggregatePad},
-                          {"dilations", a.dilations, 2, 1, kMaxAggregateDilation}};
-    for (const List& l : lists) {
-        if (l.v.size() != l.n)
-            return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
-                   std::to_string(l.n);
-        for (int64_t x : l.v)
-            if (x < l.min)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
-                       std::to_string(l.min);
-        for (int64_t x : l.v)
-            if (x > l.max)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
-                       std::to_string(l.max) + " (limit)";
-    }
+    const std::string lists = check_int_lists(p, {{"kernel_shape", a.kernel_shape, 2, 1, kMaxAggregateKernel},
+                                               {"strides", a.strides, 2, 1, kMaxAggregateStride},
+                                               {"pads", a.pads, 4, 0, kMaxAggregatePad},
+                                               {"dilations", a.dilations, 2, 1, kMaxAggregateDilation}});
+    if (!lists.empty()) return lists;
     if (a.group < 1) return p + "attribute group = " + std::to_string(a.group) + ", expected >= 1";
     if (a.group_channels < 1)
         return p + "attribute group_channels = " + std::to_string(a.group_channels) + ", expected >= 1";

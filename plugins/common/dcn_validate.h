@@ -6,6 +6,7 @@
 //   std::string op_prefix(op_type, node);                              "<OpType> '<node>': "
 //   std::string missing_attribute_message(op_type, node, attr, kind);
 //   std::string attribute_type_message(op_type, node, attr, kind);
+//   std::string check_int_lists(prefix, {{name, values, count, min, max}, ...});  "" when all fit
 //
 // Messages: "<OpType> '<node>': <what> <got>, expected <expected>", fixed text, e.g.
 //   <OpType> 'backbone.layer3.0.conv2': offset has 36 channels, expected 2*offset_group*kH*kW = 18
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,31 @@ inline std::string missing_attribute_message(const char* op_type, const std::str
 inline std::string attribute_type_message(const char* op_type, const std::string& node, const char* attr,
                                           const char* kind) {
     return op_prefix(op_type, node) + "attribute " + attr + " has the wrong type, expected " + kind;
+}
+
+// INTS attributes against their value count and [min, max] (max: the contract's limit), in order;
+// "" when all fit, else the first failure's message after ``prefix`` (op_prefix).
+struct IntListRule {
+    const char* name;
+    const std::vector<int64_t>& v;
+    size_t n;
+    int64_t min, max;
+};
+inline std::string check_int_lists(const std::string& p, std::initializer_list<IntListRule> rules) {
+    for (const IntListRule& l : rules) {
+        if (l.v.size() != l.n)
+            return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
+                   std::to_string(l.n);
+        for (int64_t x : l.v)
+            if (x < l.min)
+                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
+                       std::to_string(l.min);
+        for (int64_t x : l.v)
+            if (x > l.max)
+                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
+                       std::to_string(l.max) + " (limit)";
+    }
+    return "";
 }
 
 }  // namespace dcn

@@ -94,23 +94,10 @@ struct DeformConvAttrs {
 
 inline std::string validate_deform_conv2d_attrs(const std::string& node, const DeformConvAttrs& a) {
     const std::string p = op_prefix(kDeformConv2dName, node);
-    struct List { const char* name; const std::vector<int64_t>& v; size_t n; int64_t min, max; };
-    const List lists[] = {{"strides", a.strides, 2, 1, kMaxConvStride},
-                          {"pads", a.pads, 4, 0, kMaxConvPad},
-                          {"dilations", a.dilations, 2, 1, kMaxConvDilation}};
-    for (const List& l : lists) {
-        if (l.v.size() != l.n)
-            return p + "attribute " + l.name + " has " + std::to_string(l.v.size()) + " values, expected " +
-                   std::to_string(l.n);
-        for (int64_t x : l.v)
-            if (x < l.min)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values >= " +
-                       std::to_string(l.min);
-        for (int64_t x : l.v)
-            if (x > l.max)
-                return p + "attribute " + l.name + " = " + ints_str(l.v) + ", expected values <= " +
-                       std::to_string(l.max) + " (limit)";
-    }
+    const std::string lists = check_int_lists(p, {{"strides", a.strides, 2, 1, kMaxConvStride},
+                                               {"pads", a.pads, 4, 0, kMaxConvPad},
+                                               {"dilations", a.dilations, 2, 1, kMaxConvDilation}});
+    if (!lists.empty()) return lists;
     if (!a.kernel_shape.empty()) {
         if (a.kernel_shape.size() != 2)
             return p + "attribute kernel_shape has " + std::to_string(a.kernel_shape.size()) +
