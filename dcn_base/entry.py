@@ -13,9 +13,9 @@ handler is installed before anything else of the command is imported, and acts b
   into "Cannot load file containing pickled data", others into a return) cannot hide it: the command
   still ends as interrupted (:func:`interrupted`, read by dcn_base.cli.run_command; outputs are
   written atomically, so they are whole or untouched). While an import runs (a library importing
-  lazily, e.g. Polygraphy's ``is_importable`` importing torch) the KeyboardInterrupt waits until the import is over: some
-  libraries swallow any exception of an import (a bare ``except:``) and carry on with a half-imported
-  module, which can crash the interpreter at exit;
+  lazily, e.g. Polygraphy's ``is_importable`` importing torch) the KeyboardInterrupt waits until the
+  import is over: some libraries swallow any exception of an import (a bare ``except:``) and carry on
+  with a half-imported module, which can crash the interpreter at exit;
 * done (the command returned): Ctrl-C is ignored while the interpreter exits with the command's code.
 
 Out of reach: the interpreter's own start before this module's first line (Python's start-up, ``site``,
