@@ -16,7 +16,7 @@ reference; 'error': a clear error), category, id.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from exporter import ops
 import numpy as np
@@ -160,14 +160,21 @@ def conv_wrapped_product_cases() -> Iterator[dict]:
         yield c
 
 
-def conv_value_cases() -> Iterator[dict]:
-    for name in ("X", "W", "offset", "B", "mask"):
-        for label, v in SPECIAL_FLOATS:
+def poisoned_inputs(make: Callable[[], dict], names, category: str) -> Iterator[dict]:
+    """A case of ``make()`` per input of ``names`` x SPECIAL_FLOATS x one / every element poisoned; every
+    such case must give the reference's answer."""
+    for name in names:
+        for _, v in SPECIAL_FLOATS:
             for where in ("one", "all"):
-                c = conv_case({"pads": [1, 1, 1, 1]})
+                c = make()
                 c["poison"] = {name: (where, v)}
-                c.update(category="conv NaN/inf/huge values", expect="ok")
+                c.update(category=category, expect="ok")
                 yield c
+
+
+def conv_value_cases() -> Iterator[dict]:
+    yield from poisoned_inputs(lambda: conv_case({"pads": [1, 1, 1, 1]}), ("X", "W", "offset", "B", "mask"),
+                               "conv NaN/inf/huge values")
 
 
 def conv_shape_cases() -> Iterator[dict]:
@@ -294,13 +301,7 @@ def pool_wrapped_product_cases() -> Iterator[dict]:
 
 
 def pool_value_cases() -> Iterator[dict]:
-    for name in ("data", "trans"):
-        for label, v in SPECIAL_FLOATS:
-            for where in ("one", "all"):
-                c = pool_case({})
-                c["poison"] = {name: (where, v)}
-                c.update(category="pool NaN/inf/huge values", expect="ok")
-                yield c
+    yield from poisoned_inputs(lambda: pool_case({}), ("data", "trans"), "pool NaN/inf/huge values")
     for col in range(5):
         for label, v in SPECIAL_FLOATS:
             c = pool_case({})
@@ -399,13 +400,7 @@ def roi_pool_attribute_cases() -> Iterator[dict]:
 def roi_pool_value_cases() -> Iterator[dict]:
     """NaN / inf / huge values in data, offset and every RoI column (adaptive grid and a fixed one), batch
     indices on both sides of [0, N), and RoIs far larger than the map (the grid at its cap)."""
-    for name in ("data", "offset"):
-        for label, v in SPECIAL_FLOATS:
-            for where in ("one", "all"):
-                c = roi_pool_case({})
-                c["poison"] = {name: (where, v)}
-                c.update(category="roi pool NaN/inf/huge values", expect="ok")
-                yield c
+    yield from poisoned_inputs(lambda: roi_pool_case({}), ("data", "offset"), "roi pool NaN/inf/huge values")
     for col in range(5):
         for label, v in SPECIAL_FLOATS:
             for ratio in (0, 2):

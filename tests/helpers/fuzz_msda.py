@@ -11,7 +11,7 @@ import numpy as np
 
 from exporter.ops.multi_scale_deformable_attention.spec import SPEC
 
-from .fuzz_cases import SPECIAL_FLOATS
+from .fuzz_cases import poisoned_inputs
 
 OP = SPEC.op_type
 BASE = dict(N=2, Lq=3, M=2, D=4, P=2, levels=((3, 4), (2, 2)))
@@ -43,12 +43,8 @@ def _tag(c: dict, category: str, expect: str) -> dict:
 
 
 def msda_cases() -> Iterator[dict]:
-    for name in ("value", "sampling_locations", "attention_weights"):
-        for _, v in SPECIAL_FLOATS:
-            for where in ("one", "all"):
-                c = msda_case()
-                c["poison"] = {name: (where, v)}
-                yield _tag(c, "msda NaN/inf/huge values", "ok")
+    yield from poisoned_inputs(msda_case, ("value", "sampling_locations", "attention_weights"),
+                               "msda NaN/inf/huge values")
     for dims in ({"N": 0}, {"Lq": 0}, {"M": 0}, {"D": 0}, {"P": 0}, {"D": 300}, {"P": 40}, {"M": 33, "D": 1},
                  {"Lq": 2000, "N": 1}):
         yield _tag(msda_case(dims=dims), "msda zero and large dimensions", "ok")
