@@ -160,21 +160,26 @@ def conv_wrapped_product_cases() -> Iterator[dict]:
         yield c
 
 
-def poisoned_inputs(make: Callable[[], dict], names, category: str) -> Iterator[dict]:
+def poisoned_inputs(make: Callable[[], dict], names, category: str, values=()) -> Iterator[dict]:
     """A case of ``make()`` per input of ``names`` x SPECIAL_FLOATS x one / every element poisoned; every
-    such case must give the reference's answer."""
+    such case must give the reference's answer. ``values``: for an op whose output is a plain sum of
+    products of these inputs with bilinear weights (>= 0; the other inputs are coordinates), the reference
+    on their |values| bounds each output's terms (``magnitude_inputs``: where that bound passes float32's
+    range, an inf is as right as the reference, tests/test_fuzz_ops.py). Averaging ops give none."""
     for name in names:
         for _, v in SPECIAL_FLOATS:
             for where in ("one", "all"):
                 c = make()
                 c["poison"] = {name: (where, v)}
                 c.update(category=category, expect="ok")
+                if values:
+                    c["magnitude_inputs"] = tuple(values)
                 yield c
 
 
 def conv_value_cases() -> Iterator[dict]:
     yield from poisoned_inputs(lambda: conv_case({"pads": [1, 1, 1, 1]}), ("X", "W", "offset", "B", "mask"),
-                               "conv NaN/inf/huge values")
+                               "conv NaN/inf/huge values", values=("X", "W", "B", "mask"))
 
 
 def conv_shape_cases() -> Iterator[dict]:

@@ -61,7 +61,7 @@ def case(op: str, attrs: dict[str, Any], *, dims: Optional[dict] = None, shape_f
         inputs[name] = (shape, inputs[name][1])
     fits = geo is not None and _fits(op, a, d, inputs)
     return {"op": op, "attrs": a, "inputs": inputs, "poison": {}, "dims": d, "expect": "ok" if fits else "error",
-            "reference": reference}
+            "reference": reference, "magnitude": magnitude}
 
 
 def _fits(op: str, a: dict, d: dict, inputs: dict) -> bool:
@@ -88,6 +88,23 @@ def reference(case: dict, t: dict, dtype) -> np.ndarray:
     if case["op"] == DCNV3.op_type:
         return dcnv3(t["X"].to(dtype), t["offset"].to(dtype), t["mask"].to(dtype), **a).numpy()
     return dcnv4(t["X"].to(dtype), t["offset_mask"].to(dtype), **a).numpy()
+
+
+def magnitude(case: dict, t: dict) -> np.ndarray:
+    """Per output element, the float64 sum of its terms' magnitudes (the fuzz runner's overflow zone): the
+    reference on |X| and |mask| with the same offsets (bilinear weights are >= 0)."""
+    import torch
+
+    t = dict(t, X=t["X"].abs())
+    if case["op"] == DCNV3.op_type:
+        t["mask"] = t["mask"].abs()
+    else:  # offset_mask: per group 2P offsets then P masks (exporter/ops/dcnv4/reference.py unpack)
+        a = case["attrs"]
+        G, P = a["group"], points(a["kernel_shape"], a["remove_center"])
+        k = np.arange(t["offset_mask"].shape[-1])
+        is_mask = torch.from_numpy((k < 3 * G * P) & (k % (3 * P) >= 2 * P))
+        t["offset_mask"] = torch.where(is_mask, t["offset_mask"].abs(), t["offset_mask"])
+    return reference(case, t, t["X"].dtype)
 
 
 def _bounds(name: str) -> list[int]:

@@ -44,7 +44,7 @@ def _tag(c: dict, category: str, expect: str) -> dict:
 
 def msda_cases() -> Iterator[dict]:
     yield from poisoned_inputs(msda_case, ("value", "sampling_locations", "attention_weights"),
-                               "msda NaN/inf/huge values")
+                               "msda NaN/inf/huge values", values=("value", "attention_weights"))
     for dims in ({"N": 0}, {"Lq": 0}, {"M": 0}, {"D": 0}, {"P": 0}, {"D": 300}, {"P": 40}, {"M": 33, "D": 1},
                  {"Lq": 2000, "N": 1}):
         yield _tag(msda_case(dims=dims), "msda zero and large dimensions", "ok")
