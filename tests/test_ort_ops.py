@@ -116,7 +116,10 @@ def test_conv_sweep(spec, dtype):
 
 
 def test_conv_bigger_batch_and_threads():
-    c = make_conv_case(CONV_SPECS[1], batch=5, seed=3)
+    """Batch 5 of the asymmetric 3x2 case at 40x45: work enough (162000 column values per chunk) that the
+    op's loops use the pool's threads, which must change nothing."""
+    c = make_conv_case(("k3x2-asym-big", 5, 6, 40, 45, 4, 3, 2, (2, 1), (1, 0, 2, 1), (2, 1), 2, 3, True, True, 2.0),
+                       seed=3)
     ins = np_inputs(conv_inputs(c))
     one = run(DEFORM_CONV2D, ins, c.attrs(), threads=1)
     two = run(DEFORM_CONV2D, ins, c.attrs(), threads=2)
@@ -126,11 +129,12 @@ def test_conv_bigger_batch_and_threads():
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_conv_columns_in_chunks_of_positions(dtype):
-    """Columns over the op's 1 MiB chunk (C*kH*kW*outH*outW = 288*1517 floats): runs of output positions
-    of one image (two uneven chunks), groups and offset groups, mask, bias, one plane with inf / NaN
-    (the element path) and one sample far outside; each chunk lands where it belongs."""
+    """Columns over the op's largest chunk (8 MiB; C*kH*kW*outH*outW = 288*8190 floats, 9.4 MB): runs of
+    output positions of one image (several chunks, the last one shorter, whatever the machine's L2 size),
+    groups and offset groups, mask, bias, one plane with inf / NaN (the element path) and one sample far
+    outside; each chunk lands where it belongs."""
     g = torch.Generator().manual_seed(21)
-    N, C, H, W, M = 2, 32, 37, 41, 6
+    N, C, H, W, M = 2, 32, 90, 91, 6
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
     x[1, 5, 3, 4], x[1, 5, 9, 9] = math.inf, math.nan
     w = torch.randn(M, C // 2, 3, 3, generator=g, dtype=torch.float64) / 10

@@ -36,7 +36,7 @@ inline void read_aggregate_attrs(const Attributes& attrs, dcn::AggregateAttrs& a
 template <class TX, class T>
 void aggregate_rows(const Ort::KernelContext& ctx, const TX* x, const T* offset, const T* mask, const dcn::AggregateDims& d, T* y) {
     const int64_t Cg = d.groupChannels;
-    parallel_for(ctx, static_cast<size_t>(d.N * d.outH), [&](size_t row) {
+    parallel_for(ctx, static_cast<size_t>(d.N * d.outH), double(d.outW * d.C * d.P), [&](size_t row) {
         float acc[kAggregateChannelChunk];
         const int64_t n = static_cast<int64_t>(row) / d.outH;
         const TX* xn = x + n * d.H * d.W * d.C;
@@ -67,7 +67,7 @@ void aggregate_compute(const Ort::KernelContext& ctx, const T* x, const T* offse
     if constexpr (std::is_same<T, dcn::Half>::value) {
         const int64_t rows = d.N * d.H, row = d.W * d.C;
         Scratch<float> xf(ctx, static_cast<size_t>(rows * row));
-        parallel_for(ctx, static_cast<size_t>(rows), [&](size_t r) {
+        parallel_for(ctx, static_cast<size_t>(rows), double(row), [&](size_t r) {
             for (int64_t k = static_cast<int64_t>(r) * row; k < (static_cast<int64_t>(r) + 1) * row; ++k)
                 xf.get()[k] = dcn::load<float>(x[k]);
         });

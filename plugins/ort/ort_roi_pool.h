@@ -28,7 +28,7 @@ struct RoIPoolInputs {
 template <class T, class F>
 void pool_rois(const Ort::KernelContext& ctx, int64_t R, int64_t C, int64_t PH, int64_t PW, T* y, const F& element) {
     const int64_t bins = PH * PW;
-    parallel_for(ctx, static_cast<size_t>(C * bins), [&](size_t item) {
+    parallel_for(ctx, static_cast<size_t>(C * bins), 4.0 * double(R), [&](size_t item) {
         const int64_t c = static_cast<int64_t>(item) / bins, bin = static_cast<int64_t>(item) % bins;
         const int64_t ph = bin / PW, pw = bin % PW;
         for (int64_t r = 0; r < R; ++r) y[((r * C + c) * PH + ph) * PW + pw] = element(r, c, ph, pw);

@@ -3,7 +3,7 @@
 // W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the planes
 // converted to float once per image, then sampled by the float path).
 //
-// Chunk by chunk (images, or runs of output positions of one image, at most kChunkBytes of
+// Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
 // columns: the GEMM reads them from L2 right after they are written; whole-image columns of
 // a c3 layer, 19 MB, went to memory and back): per (n, offset group, kernel point, 128 output
 // positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in), then per (n, channel)
@@ -14,6 +14,9 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#if __has_include(<unistd.h>)
+#include <unistd.h>  // sysconf: the L2 cache size
+#endif
 
 #include "deform_conv2d_math.h"
 #include "ort_common.h"     // plugins/ort
@@ -23,9 +26,25 @@
 namespace dcn_ort {
 namespace {
 
-// Columns of at most this many bytes per GEMM call: images, or runs of output positions of
-// one image, sampled and then multiplied while the columns are still in the L2 cache.
-constexpr size_t kChunkBytes = size_t{1} << 20;
+// Columns of at most one core's L2 cache per GEMM call (sysconf; 1 MiB where it is not known),
+// within [256 KiB, 8 MiB]: images, or runs of output positions of one image, sampled and then
+// multiplied while the columns are still in L2. Measured (bench_ort_ops.py layers, 2 MiB L2):
+// 1 and 2 MiB equal at one thread; at two threads 2 MiB took 0.79 / 0.92 of ORT's DeformConv
+// time on c3 / c4 where 1 MiB took 0.86 / 0.96 (fewer, larger chunks; past the L2 size, 4 and 8 MiB
+// gained little more at two threads and lost at one).
+constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
+constexpr size_t kMinChunkBytes = size_t{256} << 10;
+constexpr size_t kMaxChunkBytes = size_t{8} << 20;
+size_t chunk_bytes() {
+    static const size_t bytes = [] {
+        long l2 = -1;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        return l2 <= 0 ? kDefaultChunkBytes : std::clamp(static_cast<size_t>(l2), kMinChunkBytes, kMaxChunkBytes);
+    }();
+    return bytes;
+}
 // The fewest output positions of a chunk (very deep inputs: C*kH*kW*16 floats over the budget).
 constexpr int64_t kMinChunkPositions = 16;
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
@@ -38,11 +57,6 @@ bool all_finite(const float* v, int64_t n) {
         std::memcpy(&u, v + i, sizeof u);
         bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
     }
-    return bad == 0;
-}
-bool all_finite(const dcn::Half* v, int64_t n) {
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((v[i].bits & 0x7c00u) == 0x7c00u);
     return bad == 0;
 }
 
@@ -84,7 +98,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, Cog = d.C / d.offsetGroup, Cg = d.C / d.group;
         const int64_t Mg = d.M / d.group, Kg = Cg * kk;
         if (Kg == 0) {  // no input channels: Y = B
-            parallel_for(ctx, static_cast<size_t>(d.N * d.M), [&](size_t nm) {
+            parallel_for(ctx, static_cast<size_t>(d.N * d.M), double(L), [&](size_t nm) {
                 const T b = bias ? bias[static_cast<int64_t>(nm) % d.M] : dcn::store<T>(0.0f);
                 std::fill(y + static_cast<int64_t>(nm) * L, y + (static_cast<int64_t>(nm) + 1) * L, b);
             });
@@ -96,16 +110,16 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         Scratch<float> w_buf(ctx, is_float ? 0 : static_cast<size_t>(d.M * Kg));
         const float* wf = reinterpret_cast<const float*>(w);
         if constexpr (!is_float) {
-            parallel_for(ctx, static_cast<size_t>(d.M), [&](size_t m) {
+            parallel_for(ctx, static_cast<size_t>(d.M), double(Kg), [&](size_t m) {
                 for (int64_t q = 0; q < Kg; ++q) w_buf.get()[m * Kg + q] = dcn::load<float>(w[m * Kg + q]);
             });
             wf = w_buf.get();
         }
 
         // Chunks of columns: images [n0, n0 + cnt) x output positions [p0, p0 + pn), at most
-        // kChunkBytes of columns, so that the GEMM reads them from L2 right after sampling.
+        // chunk_bytes() of columns, so that the GEMM reads them from L2 right after sampling.
         const int64_t K = d.C * kk;  // column rows of one image (all groups)
-        const int64_t budget = static_cast<int64_t>(kChunkBytes / sizeof(float));
+        const int64_t budget = static_cast<int64_t>(chunk_bytes() / sizeof(float));
         int64_t nb = 1, P = L;
         if (K * L <= budget) {
             nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
@@ -129,7 +143,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
 
         for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
             const int64_t cnt = std::min(nb, d.N - n0);
-            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.C) : 0, [&](size_t nc) {
+            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.C) : 0, double(d.H * d.W), [&](size_t nc) {
                 const int64_t hw = d.H * d.W;
                 const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
                 if constexpr (is_float) {
@@ -146,7 +160,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
                 //    shared by the C/offset_group channels of the group.
                 const size_t taps_items = block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0;
-                parallel_for(ctx, taps_items, [&](size_t item) {
+                parallel_for(ctx, taps_items, 8.0 * kTile, [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t tile = it % tn, k = (it / tn) % kk;
                     const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
@@ -162,7 +176,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 });
                 // 2. Columns [cnt, C*kH*kW, pn]; work item (n, c): the channel's kH*kW rows, written
                 //    contiguously, its plane in L1 throughout.
-                parallel_for(ctx, static_cast<size_t>(cnt * d.C), [&](size_t nc) {
+                parallel_for(ctx, static_cast<size_t>(cnt * d.C), double(kk * pn), [&](size_t nc) {
                     const int64_t n = static_cast<int64_t>(nc) / d.C, c = static_cast<int64_t>(nc) % d.C;
                     const int64_t g = c / Cog;
                     float* col = cols.get() + static_cast<int64_t>(nc) * kk * pn;
@@ -191,7 +205,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : gemm_out.get();
                 matmul(ctx, wf, {d.group, Mg, Kg}, cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
                 // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
-                parallel_for(ctx, is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), [&](size_t nm) {
+                parallel_for(ctx, is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
                     const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
                     float* row = out + static_cast<int64_t>(nm) * pn;
                     if (is_float && !split) {

@@ -55,14 +55,16 @@ template <class T> struct DeformRoIPoolKernel : KernelBase<DeformRoIPoolKernel<T
         Scratch<float> data_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(d.N * C * hw));
         const float* df = reinterpret_cast<const float*>(dp);
         if constexpr (!is_float) {
-            parallel_for(ctx, data_float.get() ? static_cast<size_t>(d.N * C) : 0, [&](size_t nc) {
+            parallel_for(ctx, data_float.get() ? static_cast<size_t>(d.N * C) : 0, double(hw), [&](size_t nc) {
                 const T* src = dp + static_cast<int64_t>(nc) * hw;
                 float* dst = data_float.get() + static_cast<int64_t>(nc) * hw;
                 for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
             });
             df = data_float.get();
         }
-        parallel_for(ctx, static_cast<size_t>(d.R), [&](size_t ri) {
+        // samples per bin: sampling_ratio squared, or (adaptive: it depends on the RoI) about 4
+        const double samples = a_.sampling_ratio > 0 ? double(a_.sampling_ratio) * double(a_.sampling_ratio) : 4.0;
+        parallel_for(ctx, static_cast<size_t>(d.R), samples * double(C * bins), [&](size_t ri) {
             const int64_t r = static_cast<int64_t>(ri);
             T* yr = y + r * C * bins;
             // gh, gw and the batch index are the RoI's: bin (0, 0) tells them.

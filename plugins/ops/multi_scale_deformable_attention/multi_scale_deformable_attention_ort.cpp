@@ -50,7 +50,7 @@ template <class T> struct MsdaKernel : KernelBase<MsdaKernel<T>> {
         T* y = Y.GetTensorMutableData<T>();
         const dcn::LevelArray table{levels.data()};
         const int64_t tasks = (groups + kGroupsPerTask - 1) / kGroupsPerTask;
-        parallel_for(ctx, static_cast<size_t>(tasks), [&](size_t task) {
+        parallel_for(ctx, static_cast<size_t>(tasks), double(kGroupsPerTask * d.L * d.P * d.D), [&](size_t task) {
             const int64_t g0 = static_cast<int64_t>(task) * kGroupsPerTask;
             const int64_t g1 = g0 + kGroupsPerTask < groups ? g0 + kGroupsPerTask : groups;
             float acc[kChunk];
