@@ -98,11 +98,13 @@ def magnitude(case: dict, t: dict) -> np.ndarray:
     t = dict(t, X=t["X"].abs())
     if case["op"] == DCNV3.op_type:
         t["mask"] = t["mask"].abs()
-    else:  # offset_mask: per group 2P offsets then P masks (exporter/ops/dcnv4/reference.py unpack)
+    else:  # offset_mask: the channels the op's own unpack reads as masks
+        from exporter.ops.dcnv4.reference import unpack
+
         a = case["attrs"]
-        G, P = a["group"], points(a["kernel_shape"], a["remove_center"])
-        k = np.arange(t["offset_mask"].shape[-1])
-        is_mask = torch.from_numpy((k < 3 * G * P) & (k % (3 * P) >= 2 * P))
+        channels = torch.arange(t["offset_mask"].shape[-1])
+        _, masks = unpack(channels.reshape(1, 1, 1, -1), a["group"], points(a["kernel_shape"], a["remove_center"]))
+        is_mask = torch.isin(channels, masks.flatten())
         t["offset_mask"] = torch.where(is_mask, t["offset_mask"].abs(), t["offset_mask"])
     return reference(case, t, t["X"].dtype)
 
