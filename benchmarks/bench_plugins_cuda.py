@@ -5,8 +5,8 @@
 
 DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's c3 / c4 / c5 3x3
 layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
-im2col (coordinates-once deformable im2col + cuBLAS) and, FP16, the fused implicit-GEMM kernel
-(forced) -- against torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d
+im2col (coordinates-once deformable im2col + cuBLAS) and, FP16, the fused implicit-GEMM kernels
+(forced; the one-stage kernel and the two-stage "pipelined" one) -- against torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d
 (cuDNN) of the same shape. "plan" is the path the plugin takes by default (deform_conv2d_plan.h
 choose_path). Per row: the split of GPU time per kernel
 (torch.profiler) and the sampling kernel's achieved GB/s (bytes it must move: columns written,
@@ -50,7 +50,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
     case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
     es = 4 if dtype == torch.float32 else 2
     row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""))
-    paths = ["im2col"] + (["fused"] if dtype == torch.float16 else [])
+    paths = ["im2col"] + (["fused", "pipelined"] if dtype == torch.float16 else [])
     for path in paths:
         with td.conv_path(path):
             lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
@@ -254,20 +254,21 @@ def fmt(v, digits=3):
 def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
     from cuda_profile import fmt_split
 
-    L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths; "
+    L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths "
+         "(fused: the one-stage kernel; pipelined: the two-stage one, DCN_DEFORM_CONV_FUSED_KERNEL=pipelined); "
          "plan: the path the plugin takes by default; ratios use the plan's path "
          "(torchvision / ours > 1: ours faster; ours / dense: the price of deformation over cuDNN):", "",
-         "| layer | batch | dtype | im2col | fused | plan | torchvision | dense cuDNN | torchvision / ours | ours / dense "
-         "| ours TFLOP/s |",
-         "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+         "| layer | batch | dtype | im2col | fused | pipelined | plan | torchvision | dense cuDNN | torchvision / ours "
+         "| ours / dense | ours TFLOP/s |",
+         "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in conv:
         L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r.get('im2col_ms'))} | {fmt(r.get('fused_ms'))} "
-                 f"| {r['plan']} | {fmt(r['torchvision_ms'])} | {fmt(r['dense_cudnn_ms'])} "
+                 f"| {fmt(r.get('pipelined_ms'))} | {r['plan']} | {fmt(r['torchvision_ms'])} | {fmt(r['dense_cudnn_ms'])} "
                  f"| {fmt(r['torchvision_over_ours'], 2)} | {fmt(r['ours_over_dense'], 2)} | {fmt(r['ours_tflops'], 1)} |")
     L += ["", "GPU time per kernel (ms per call) and the sampling kernel's GB/s (bytes it must move / its time):", "",
           "| layer | batch | dtype | path | split | sampling GB/s |", "|---|---:|---|---|---|---:|"]
     for r in conv:
-        for path in ("im2col", "fused"):
+        for path in ("im2col", "fused", "pipelined"):
             if f"{path}_split" in r:
                 L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {path} | {fmt_split(r[f'{path}_split'])} "
                          f"| {fmt(r.get(f'{path}_sampling_gbps'), 0)} |")

@@ -12,7 +12,7 @@ import re
 
 GROUPS = [
     ("im2col", r"dcn_deform_im2col_kernel"),
-    ("fused", r"dcn_deform_conv_fused_kernel"),
+    ("fused", r"dcn_deform_conv_fused_(pipelined_)?kernel"),  # the one-stage or two-stage kernel
     ("fused-prep", r"dcn_fused_(nhwc|weight)_kernel"),
     ("bias", r"dcn_fill_bias_kernel"),
     ("roi-pool", r"dcn_deform_roi_pool"),

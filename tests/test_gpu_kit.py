@@ -89,3 +89,25 @@ def test_device_tests_skip_naming_the_device(path):
     assert p.returncode == 0, p.stdout[-2000:]
     assert "passed" not in p.stdout.splitlines()[-1] and "skipped" in p.stdout.splitlines()[-1], p.stdout[-2000:]
     assert "no CUDA device (torch" in p.stdout
+
+
+def test_bench_table_and_split_know_every_conv_path():
+    """The benchmark's table has a column per DeformConv2d path and its split puts both fused
+    kernels (one-stage, two-stage) in the "fused" group (pure functions: no device needed)."""
+    p = _python("""
+        import bench_plugins_cuda as b
+        from cuda_profile import group_of
+        from helpers.trt_device import PATH_KERNELS
+        assert {k: group_of(f"void dcn::cuda::(anonymous namespace)::{v}(const __half *)")
+                for k, v in PATH_KERNELS.items()} == {"im2col": "im2col", "fused": "fused", "pipelined": "fused"}
+        row = dict(layer="c3 128ch 100x167", batch=1, dtype="float16", im2col_ms=0.2, fused_ms=0.15, pipelined_ms=0.1,
+                   plan="fused", torchvision_ms=0.3, dense_cudnn_ms=0.08, torchvision_over_ours=2.0,
+                   ours_over_dense=1.9, ours_tflops=33.0, im2col_split={"im2col": 0.1}, pipelined_split={"fused": 0.09})
+        md = b.table("a GPU", [row], [], [], [], None)
+        head = next(l for l in md.splitlines() if l.startswith("| layer | batch | dtype | im2col"))
+        line = next(l for l in md.splitlines() if l.startswith("| c3 128ch 100x167 | 1 | float16 | 0.200"))
+        assert "| pipelined |" in head and "| 0.150 | 0.100 | fused |" in line, (head, line)
+        assert "| pipelined | fused 0.090 (100%) |" in md, md
+        print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr

@@ -1,9 +1,9 @@
-"""The fused FP16 DeformConv2d path (plugins/cuda/deform_conv_fused.cu), emulated on the host.
+"""The fused FP16 DeformConv2d path (plugins/ops/deform_conv2d/deform_conv2d_fused.cu), emulated on the host.
 
-plugins/tests/host_fused_conv.cpp runs the kernel's own per-thread code from
-plugins/cuda/dcn_fused_conv.h (channels-last X and tap-major W copies over the launch grid;
-per block: taps, A / B tile loaders for every thread, epilogue) with a plain loop standing in
-for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
+deform_conv2d_host_fused.cpp runs the kernels' own per-thread code from deform_conv2d_fused.h
+(channels-last X and tap-major W copies over the launch grid; per block: taps, A / B tile
+loaders for every thread, epilogue), in the one-stage kernel's order and in the two-stage
+(pipelined) kernel's schedule, with a plain loop standing in for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
 reference's precision (every index right), float16 within dcn_base/tolerance.py's row; every
 tile entry and output written; partial pixel and channel tiles, offset groups, asymmetric
 stride / pad / dilation, points outside the map, bias and mask present or not, batch 0. Also the
@@ -27,46 +27,83 @@ def lib():
     L = ctypes.CDLL(str(require(plugins.host_test_library)))
     L.dcn_emu_deform_conv2d_fused.restype = ctypes.c_int
     L.dcn_emu_deform_conv2d_fused.argtypes = (
-        [ctypes.c_int] + [P, I64] * 5 + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p,
+        [ctypes.c_int, ctypes.c_int] + [P, I64] * 5 + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p,
                                          ctypes.c_size_t])
     L.dcn_emu_conv_path.restype = ctypes.c_int
     L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
+    L.dcn_emu_fused_kernel.restype = ctypes.c_int
+    L.dcn_emu_fused_kernel.argtypes = []
     return L
 
 
-def fused(lib, dtype, c):
+KERNELS = {"one-stage": 0, "pipelined": 1}
+
+
+def fused(lib, dtype, c, kernel="one-stage"):
     code, npd = DTYPES[dtype]
     x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
     oh, ow = c.offset.shape[2], c.offset.shape[3]
     y = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=npd)
-    stats = (ctypes.c_int64 * 5)()
+    stats = (ctypes.c_int64 * 6)()
     msg = ctypes.create_string_buffer(1024)
     rc = lib.dcn_emu_deform_conv2d_fused(
-        code, _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
+        code, KERNELS.get(kernel, kernel), _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
         _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats, msg, len(msg))
     return rc, y, list(stats), msg.value.decode()
 
 
+@pytest.mark.parametrize("kernel", list(KERNELS))
 @pytest.mark.parametrize("dtype", ["float64", "float16"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_fused_path_matches_reference(lib, name, dtype):
+def test_fused_path_matches_reference(lib, name, dtype, kernel):
     c = make_case(**CASES[name])
-    rc, y, stats, msg = fused(lib, dtype, c)
+    rc, y, stats, msg = fused(lib, dtype, c, kernel)
     assert rc == 0, msg
-    blocks, unwritten, untiled, ws, fused_bytes = stats
+    blocks, unwritten, untiled, ws, fused_bytes, hazards = stats
     assert unwritten == 0, "output entries left unwritten"
     assert untiled == 0, "tile / copy entries left unwritten"
+    assert hazards == 0, "a taps buffer read before it held its pair, or written while read"
     assert ws >= fused_bytes, "the workspace the plugin asks for does not hold the fused path's copies"
     pixels = c.offset.shape[0] * c.offset.shape[2] * c.offset.shape[3]
     assert blocks == -(-pixels // 128) * -(-c.weight.shape[0] // 128)
     assert_matches(y, conv_reference(c, dtype), dtype, f"fused {name}")
 
 
-def test_fused_path_batch0(lib):
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_fused_path_batch0(lib, kernel):
     c = make_case(N=0, C=32, H=5, W=5, M=8)
-    rc, y, stats, msg = fused(lib, "float16", c)
+    rc, y, stats, msg = fused(lib, "float16", c, kernel)
     assert rc == 0, msg
     assert y.shape == (0, 8, 5, 5) and stats[0] == 0
+
+
+@pytest.mark.parametrize("perKg", [1, 2, 3])
+@pytest.mark.parametrize("pairs", [1, 2, 3, 6])
+def test_pipelined_schedule_edges(lib, pairs, perKg):
+    """The two-stage schedule where a pair is one step long (its taps are needed the very next
+    iteration), where there is a single pair (no taps ahead) or step, and odd counts of both."""
+    k = {1: (1, 1), 2: (2, 1), 3: (3, 1), 6: (3, 2)}[pairs]
+    c = make_case(N=1, C=32 * perKg, H=4, W=5, M=12, k=k, pads=(0, 0, 0, 0), spread=2.0)
+    ref = conv_reference(c, "float64")
+    for kernel in KERNELS:
+        rc, y, stats, msg = fused(lib, "float64", c, kernel)
+        assert rc == 0, msg
+        assert stats[1:3] == [0, 0] and stats[5] == 0, (kernel, stats)
+        assert_matches(y, ref, "float64", f"fused {kernel} pairs {pairs} steps/pair {perKg}")
+
+
+def test_fused_kernel_choice(lib, monkeypatch):
+    monkeypatch.delenv("DCN_DEFORM_CONV_FUSED_KERNEL", raising=False)
+    assert lib.dcn_emu_fused_kernel() == 0  # the one-stage kernel until the two-stage one has run on a GPU
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED_KERNEL", "pipelined")
+    assert lib.dcn_emu_fused_kernel() == 1
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED_KERNEL", "one-stage")
+    assert lib.dcn_emu_fused_kernel() == 0
+
+
+def test_fused_refuses_an_unknown_kernel_code(lib):
+    rc, _, _, msg = fused(lib, "float16", make_case(N=1, C=32, H=5, W=5, M=8), kernel=7)
+    assert rc == 1 and msg == "kernel code 7, expected 0 or 1"
 
 
 def test_fused_path_refuses_shapes_it_does_not_take(lib):

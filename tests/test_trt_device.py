@@ -86,26 +86,31 @@ def test_conv_fused_path(hx, name):
     """The host-emulated fused cases (partial tiles, offset groups, asymmetric geometry, points
     outside, M over one tile) on the tensor cores; the same layers on the im2col path agree too."""
     case = make_fused_case(**FUSED_CASES[name])
-    for path, kernel in (("fused", "dcn_deform_conv_fused_kernel"), ("im2col", "dcn_deform_im2col_kernel")):
+    for path in ("fused", "pipelined", "im2col"):
         with td.conv_path(path):
             lay = check_conv(hx, case, torch.float16, what=f"conv {name} {path}", misalign=16)
             names = td.kernels_launched(lay.enqueue)
-        assert names is None or any(kernel in k for k in names), (path, sorted(names))  # the path really ran
+        assert names is None or any(td.PATH_KERNELS[path] in k for k in names), (path, sorted(names))  # it ran
 
 
+FUSED_KERNELS = ["fused", "pipelined"]  # the one-stage and the two-stage kernel
+
+
+@pytest.mark.parametrize("path", FUSED_KERNELS)
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
-def test_resnet50_dcn_layers_fused(hx, stage, batch):
-    with td.conv_path("fused"):
+def test_resnet50_dcn_layers_fused(hx, stage, batch, path):
+    with td.conv_path(path):
         lay = check_conv(hx, td.resnet_case(stage, batch=batch), torch.float16,
-                         what=f"resnet50-dcn {stage} b{batch} fused", empty_bias=True)
+                         what=f"resnet50-dcn {stage} b{batch} {path}", empty_bias=True)
         names = td.kernels_launched(lay.enqueue)
-        assert names is None or any("dcn_deform_conv_fused_kernel" in k for k in names)
+        assert names is None or any(td.PATH_KERNELS[path] in k for k in names)
 
 
-def test_conv_fused_graph_replay(hx):
+@pytest.mark.parametrize("path", FUSED_KERNELS)
+def test_conv_fused_graph_replay(hx, path):
     case = make_fused_case(**FUSED_CASES["basic"])
-    with td.conv_path("fused"):
+    with td.conv_path(path):
         lay = td.run_plugin(hx, td.CONV_OP, "gf", case.attrs(), td.conv_inputs(case), torch.float16, context=12)
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
@@ -117,7 +122,7 @@ def test_conv_fused_graph_replay(hx):
     lay.output.fill_(float("nan"))
     graph.replay()
     torch.cuda.synchronize()
-    td.assert_close(lay.output, td.conv_reference(lay, case), torch.float16, "fused graph replay")
+    td.assert_close(lay.output, td.conv_reference(lay, case), torch.float16, f"{path} graph replay")
 
 
 # --------------------------------------------------------------------------- DeformRoIPool

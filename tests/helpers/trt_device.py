@@ -239,31 +239,40 @@ def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torc
 
 # --------------------------------------------------------------------------- cases
 CONV_OP, POOL_OP, ROI_OP = "DeformConv2d", "DeformPSROIPool", "DeformRoIPool"
-FUSED_ENV = "DCN_DEFORM_CONV_FUSED"  # plugins/cuda/dcn_conv_plan.h: 0 off, 1 on, force (no SM-count rule)
+FUSED_ENV = "DCN_DEFORM_CONV_FUSED"  # deform_conv2d_plan.h: 0 off, 1 on, force (no SM-count rule)
+FUSED_KERNEL_ENV = "DCN_DEFORM_CONV_FUSED_KERNEL"  # deform_conv2d_plan.h: pipelined, else one-stage
+
+# kernel name (as the profiler shows it) of each DeformConv2d path's main kernel
+PATH_KERNELS = {"im2col": "dcn_deform_im2col_kernel", "fused": "dcn_deform_conv_fused_kernel",
+                "pipelined": "dcn_deform_conv_fused_pipelined_kernel"}
 
 
 class conv_path:
     """Context manager: the DeformConv2d path the plugin takes in this process ("im2col", "fused":
-    the FP16 implicit-GEMM kernel wherever it applies, "auto": the plan's default)."""
+    the one-stage FP16 implicit-GEMM kernel wherever it applies, "pipelined": the two-stage one,
+    "auto": the plan's default)."""
 
-    VALUES = {"im2col": "0", "fused": "force", "auto": None}
+    VALUES = {"im2col": ("0", None), "fused": ("force", "one-stage"), "pipelined": ("force", "pipelined"),
+              "auto": (None, None)}
 
     def __init__(self, path: str):
-        self.value = self.VALUES[path]
+        self.values = dict(zip((FUSED_ENV, FUSED_KERNEL_ENV), self.VALUES[path]))
 
     def __enter__(self):
-        self.old = os.environ.get(FUSED_ENV)
-        if self.value is None:
-            os.environ.pop(FUSED_ENV, None)
-        else:
-            os.environ[FUSED_ENV] = self.value
+        self.old = {k: os.environ.get(k) for k in self.values}
+        self._set(self.values)
         return self
 
     def __exit__(self, *exc):
-        if self.old is None:
-            os.environ.pop(FUSED_ENV, None)
-        else:
-            os.environ[FUSED_ENV] = self.old
+        self._set(self.old)
+
+    @staticmethod
+    def _set(values):
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def conv_inputs(case, *, empty_bias: bool = False) -> list:

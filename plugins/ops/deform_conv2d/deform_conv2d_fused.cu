@@ -1,9 +1,13 @@
 // DeformConv2d, fused FP16 path: channels-last copy of X, tap-major copy of W, then one
 // implicit-GEMM kernel on the tensor cores (WMMA 16x16x16, half inputs, float accumulation)
-// that samples straight into shared-memory tiles and never writes a column buffer.
-// Every per-thread body (tiles, taps, sampling, epilogue) is deform_conv2d_fused.h, run on the host
-// by deform_conv2d_host_fused.cpp; this file adds the WMMA products, shared memory and
-// barriers. Whether it runs is the plan's choice (deform_conv2d_plan.h choose_path).
+// that samples straight into shared-memory tiles and never writes a column buffer. Two such
+// kernels: the one-stage kernel (loads, tiles, products in turn, two barriers a step; measured on
+// an H200) and the two-stage one (the next step's loads in flight while the tensor cores multiply
+// this step's tiles; one barrier a step; deform_conv2d_fused.h Schedule), which the plan takes only
+// when DCN_DEFORM_CONV_FUSED_KERNEL=pipelined until it has run right on a GPU.
+// Every per-thread body (tiles, taps, sampling, epilogue, the schedule) is deform_conv2d_fused.h,
+// run on the host by deform_conv2d_host_fused.cpp; this file adds the WMMA products, shared memory
+// and barriers. Whether the fused path runs is the plan's choice (deform_conv2d_plan.h choose_path).
 #include <mma.h>
 
 #include "dcn_launch.cuh"  // plugins/cuda
@@ -51,6 +55,45 @@ union __align__(32) Tiles {
 // One block: output channels [blockIdx.y * kBM, + kBM) x pixels [blockIdx.x * kBN, + kBN) of the batch.
 // Warps 4 (M) x 4 (N), each 32 x 32: 2 x 2 accumulator fragments.
 constexpr int kFm = fused::kWarpM / 16, kFn = fused::kWarpN / 16;
+using Acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+// acc (the warp's 32 x 32 of the tile) += A tile (rows wm * 32 ..) x B tile (pixels wn * 32 ..), kBK deep.
+__device__ __forceinline__ void mma_tiles(Acc (&acc)[kFm][kFn], const __half* As, const __half* Bs, int wm, int wn) {
+    using namespace nvcuda;
+#pragma unroll
+    for (int ks = 0; ks < kBK; ks += 16) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[kFn];
+#pragma unroll
+        for (int j = 0; j < kFn; ++j) wmma::load_matrix_sync(b[j], Bs + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
+#pragma unroll
+        for (int i = 0; i < kFm; ++i) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
+            wmma::load_matrix_sync(a, As + (wm * fused::kWarpM + i * 16) * kLdA + ks, kLdA);
+#pragma unroll
+            for (int j = 0; j < kFn; ++j) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
+        }
+    }
+}
+
+// The epilogue: the accumulators through shared memory (Cs: kBM / 2 rows of kLdC floats, half of
+// the M tile at a time) to Y, + B. Starts and ends with every thread past a barrier.
+__device__ __forceinline__ void store_tile(Acc (&acc)[kFm][kFn], float* Cs, int tid, int wm, int wn,
+                                           const __half* __restrict__ B, const DeformConvDims& d, int64_t tileN,
+                                           int64_t m0, __half* __restrict__ Y) {
+    using namespace nvcuda;
+    constexpr int kWarpRowsPerHalf = kBM / 2 / fused::kWarpM;  // warp rows staged per half (2)
+    for (int h = 0; h < 2; ++h) {
+        if (wm / kWarpRowsPerHalf == h)
+            for (int i = 0; i < kFm; ++i)
+                for (int j = 0; j < kFn; ++j)
+                    wmma::store_matrix_sync(Cs + ((wm % kWarpRowsPerHalf) * fused::kWarpM + i * 16) * kLdC +
+                                                wn * fused::kWarpN + j * 16,
+                                            acc[i][j], kLdC, wmma::mem_row_major);
+        __syncthreads();
+        fused::fused_store(tid, Cs, B, d, tileN, m0, h, Y);
+        __syncthreads();
+    }
+}
 __global__ void __launch_bounds__(fused::kThreads, 1)
     dcn_deform_conv_fused_kernel(const __half* __restrict__ Xt, const __half* __restrict__ Wt,
                                  const __half* __restrict__ offset, const __half* __restrict__ mask,
@@ -60,7 +103,7 @@ __global__ void __launch_bounds__(fused::kThreads, 1)
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid / 32, wm = warp / fused::kWarpsN, wn = warp % fused::kWarpsN;
     const int64_t tileN = blockIdx.x, m0 = static_cast<int64_t>(blockIdx.y) * kBM;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFm][kFn];
+    Acc acc[kFm][kFn];
     for (int i = 0; i < kFm; ++i)
         for (int j = 0; j < kFn; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
     const int kH = static_cast<int>(d.kH), kW = static_cast<int>(d.kW), Cg = static_cast<int>(d.C / d.offsetGroup);
@@ -81,43 +124,88 @@ __global__ void __launch_bounds__(fused::kThreads, 1)
                 fused::fused_put_a(tid, ra, sm.main.A);
                 fused::fused_combine<float>(tid, sm.main.taps, rb, sm.main.B);
                 __syncthreads();
-#pragma unroll
-                for (int ks = 0; ks < kBK; ks += 16) {
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[kFn];
-#pragma unroll
-                    for (int j = 0; j < kFn; ++j)
-                        wmma::load_matrix_sync(b[j], sm.main.B + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
-#pragma unroll
-                    for (int i = 0; i < kFm; ++i) {
-                        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
-                        wmma::load_matrix_sync(a, sm.main.A + (wm * fused::kWarpM + i * 16) * kLdA + ks, kLdA);
-#pragma unroll
-                        for (int j = 0; j < kFn; ++j) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
-                    }
-                }
+                mma_tiles(acc, sm.main.A, sm.main.B, wm, wn);
                 __syncthreads();
             }
         }
     }
-    constexpr int kWarpRowsPerHalf = kBM / 2 / fused::kWarpM;  // warp rows staged per half (2)
-    for (int h = 0; h < 2; ++h) {
-        if (wm / kWarpRowsPerHalf == h)
-            for (int i = 0; i < kFm; ++i)
-                for (int j = 0; j < kFn; ++j)
-                    wmma::store_matrix_sync(sm.C + ((wm % kWarpRowsPerHalf) * fused::kWarpM + i * 16) * kLdC +
-                                                wn * fused::kWarpN + j * 16,
-                                            acc[i][j], kLdC, wmma::mem_row_major);
-        __syncthreads();
-        fused::fused_store(tid, sm.C, B, d, tileN, m0, h, Y);
+    store_tile(acc, sm.C, tid, wm, wn, B, d, tileN, m0, Y);
+}
+
+// ---- the two-stage kernel (deform_conv2d_fused.h Schedule): tiles and taps double-buffered in
+// dynamic shared memory (50 KiB: over the 48 KiB of static shared memory).
+struct PipeTiles {
+    __half A[2][kBM * kLdA];
+    __half B[2][kBN * kLdB];
+    fused::Tap<float> taps[2][kBN];
+};
+union __align__(32) PipeShared {
+    PipeTiles main;
+    float C[kBM / 2 * kLdC];
+};
+constexpr size_t kPipeSharedBytes = sizeof(PipeShared);
+
+__global__ void __launch_bounds__(fused::kThreads, 1)
+    dcn_deform_conv_fused_pipelined_kernel(const __half* __restrict__ Xt, const __half* __restrict__ Wt,
+                                           const __half* __restrict__ offset, const __half* __restrict__ mask,
+                                           const __half* __restrict__ B, const DeformConvDims d,
+                                           __half* __restrict__ Y) {
+    extern __shared__ __align__(128) unsigned char pipe_smem[];
+    PipeShared& sm = *reinterpret_cast<PipeShared*>(pipe_smem);
+    const int tid = static_cast<int>(threadIdx.x);
+    const int warp = tid / 32, wm = warp / fused::kWarpsN, wn = warp % fused::kWarpsN;
+    const int64_t tileN = blockIdx.x, m0 = static_cast<int64_t>(blockIdx.y) * kBM;
+    const fused::Schedule sc = fused::schedule(d);
+    const int kW = static_cast<int>(d.kW);
+    // thread tid < kBN computes pixel tid's taps for every pair
+    const fused::Pixel px = fused::fused_pixel(d, tileN, tid < kBN ? tid : 0);
+    auto taps_of = [&](int32_t kg) {
+        const int32_t k = kg / sc.G, g = kg % sc.G;
+        if (tid < kBN) sm.main.taps[kg & 1][tid] = fused::fused_tap<float>(offset, mask, d, px, k / kW, k % kW, g);
+    };
+    // step st's tiles into buffer buf: loads first (registers), then the tiles
+    auto fetch = [&](const fused::Step& st, fused::RawA<__half>& ra, fused::RawB<__half>& rb) {
+        ra = fused::fused_fetch_a(tid, Wt, d, m0, static_cast<int64_t>(st.k) * d.C + st.c0);
+        rb = fused::fused_gather<float>(tid, Xt, d, sm.main.taps[st.kg & 1], st.c0);
+    };
+    auto put = [&](const fused::Step& st, const fused::RawA<__half>& ra, const fused::RawB<__half>& rb, int buf) {
+        fused::fused_put_a(tid, ra, sm.main.A[buf]);
+        fused::fused_combine<float>(tid, sm.main.taps[st.kg & 1], rb, sm.main.B[buf]);
+    };
+
+    Acc acc[kFm][kFn];
+    for (int i = 0; i < kFm; ++i)
+        for (int j = 0; j < kFn; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.0f);
+    fused::RawA<__half> ra;
+    fused::RawB<__half> rb;
+    taps_of(0);
+    if (sc.pairs > 1) taps_of(1);
+    __syncthreads();
+    {
+        const fused::Step st = fused::step_at(sc, 0);
+        fetch(st, ra, rb);
+        put(st, ra, rb, 0);
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int32_t s = 0; s < sc.steps; ++s) {
+        const bool more = s + 1 < sc.steps;
+        const fused::Step nx = fused::step_at(sc, more ? s + 1 : s);
+        if (more) fetch(nx, ra, rb);  // in flight during the products below
+        const int32_t ahead = fused::taps_ahead(sc, s);
+        if (ahead >= 0) taps_of(ahead);
+        mma_tiles(acc, sm.main.A[s & 1], sm.main.B[s & 1], wm, wn);
+        if (more) put(nx, ra, rb, (s + 1) & 1);
         __syncthreads();
     }
+    store_tile(acc, sm.C, tid, wm, wn, B, d, tileN, m0, Y);
 }
 
 }  // namespace
 
 cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
                               const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
-                              cudaStream_t stream) {
+                              bool pipelined, cudaStream_t stream) {
     const fused::Grid g = fused::grid(d);
     if (g.tilesN == 0 || g.tilesM == 0) return cudaSuccess;
     const fused::Layout l = fused::layout(d, sizeof(__half));
@@ -130,7 +218,16 @@ cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* of
                            dcn_fused_weight_kernel<int64_t>, W, d, Wt);
     if (e != cudaSuccess) return e;
     const dim3 grid(static_cast<unsigned>(g.tilesN), static_cast<unsigned>(g.tilesM));
-    dcn_deform_conv_fused_kernel<<<grid, fused::kThreads, 0, stream>>>(Xt, Wt, offset, mask, B, d, Y);
+    if (!pipelined) {
+        dcn_deform_conv_fused_kernel<<<grid, fused::kThreads, 0, stream>>>(Xt, Wt, offset, mask, B, d, Y);
+        return cudaGetLastError();
+    }
+    // per device and function, not a stream operation (the kit's graph-replay test captures it)
+    e = cudaFuncSetAttribute(dcn_deform_conv_fused_pipelined_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kPipeSharedBytes));
+    if (e != cudaSuccess) return e;
+    dcn_deform_conv_fused_pipelined_kernel<<<grid, fused::kThreads, kPipeSharedBytes, stream>>>(Xt, Wt, offset, mask,
+                                                                                                B, d, Y);
     return cudaGetLastError();
 }
 

@@ -2,8 +2,9 @@
 // its plan, workspace layout and every per-thread body except the tensor-core product itself,
 // so that deform_conv2d_host_fused.cpp runs the very same tile loading, sampling and
 // epilogue on the host (with a plain loop for the 16x16x16 products) and checks them against
-// the float64 reference. The CUDA kernel (deform_conv2d_fused.cu) adds only the WMMA calls,
-// shared memory and barriers. No TensorRT, no CUDA runtime API.
+// the float64 reference, in the order of either CUDA kernel (deform_conv2d_fused.cu: one-stage, and
+// two-stage per Schedule below), which add only the WMMA calls, shared memory and barriers. No
+// TensorRT, no CUDA runtime API.
 //
 // The GEMM it computes is the im2col path's (deform_conv2d_plan.h), without the column buffer:
 //   Y[n, m, p] = B[m] + sum_K Wt[m, K] * col[n, K, p],   K = k*C + c (kernel point major)
@@ -227,6 +228,47 @@ DCN_HD void fused_combine(int tid, const Tap<Acc>* taps, const RawB<T>& b, T* Bs
         }
         copy_vec(dst + h, out);
     }
+}
+
+// ---- the two-stage (pipelined) kernel's schedule
+//
+// Steps s = 0 .. steps-1 run (k, g, c0) in the one-stage kernel's order; kg = k * G + g indexes
+// the (kernel point, offset group) pairs, each perKg = Cg / kBK steps long. Iteration s: every
+// thread issues step s+1's loads (fetch_a / gather) into registers, the pixels' threads compute
+// the taps of the pair after step s+1's where step s+1 opens a pair (taps_ahead), the tensor
+// cores multiply step s's tiles, then step s+1's tiles are written to the other buffer (put_a /
+// combine) and one barrier ends the iteration. Tiles alternate per step (buffer s & 1), taps per
+// pair (buffer kg & 1): in iteration s only pair kg(s+1)'s taps are read, and the buffer written
+// is the other one, last read in an earlier iteration (a barrier between).
+struct Schedule {
+    int32_t G, Cg, perKg, pairs, steps;
+};
+DCN_HD Schedule schedule(const DeformConvDims& d) {
+    Schedule sc;
+    sc.G = static_cast<int32_t>(d.offsetGroup);
+    sc.Cg = static_cast<int32_t>(d.C / d.offsetGroup);
+    sc.perKg = sc.Cg / kBK;
+    sc.pairs = static_cast<int32_t>(d.kH * d.kW) * sc.G;
+    sc.steps = sc.pairs * sc.perKg;
+    return sc;
+}
+struct Step {
+    int32_t kg, k, g, c0;  // pair, kernel point, offset group, first channel
+};
+DCN_HD Step step_at(const Schedule& sc, int32_t s) {
+    Step st;
+    st.kg = s / sc.perKg;
+    st.k = st.kg / sc.G;
+    st.g = st.kg % sc.G;
+    st.c0 = st.g * sc.Cg + (s % sc.perKg) * kBK;
+    return st;
+}
+// The pair whose taps iteration s computes (-1: none): the one after step s+1's pair, where
+// step s+1 is the first of its pair (the prologue computes pairs 0 and 1).
+DCN_HD int32_t taps_ahead(const Schedule& sc, int32_t s) {
+    if (s + 1 >= sc.steps || (s + 1) % sc.perKg != 0) return -1;
+    const int32_t next = (s + 1) / sc.perKg + 1;
+    return next < sc.pairs ? next : -1;
 }
 
 // Epilogue thread tid for half `h` (0, 1) of the M tile: Cs[r][pix] (r < kBM / 2, float,

@@ -4,9 +4,11 @@
 // What runs is the kernel's own code from deform_conv2d_fused.h: the preparation
 // kernels' thread bodies (channels-last X, tap-major W) over the launcher's grid, and for every
 // block of the launch grid the taps, the A and B tile loaders (every thread of the block) and
-// the epilogue. The only stand-ins: the WMMA products (a plain loop accumulating in CT, float
-// for half data as the tensor cores do, double for double) and shared memory (vectors poisoned
-// with NaN before each step, so a tile entry nobody wrote shows up). Also: the plan's path
+// the epilogue, in the one-stage kernel's order or the two-stage kernel's (its Schedule, with
+// double-buffered tiles and taps, every taps-buffer use checked against the pair it must hold).
+// The only stand-ins: the WMMA products (a plain loop accumulating in CT, float for half data as
+// the tensor cores do, double for double) and shared memory (vectors poisoned with NaN before each
+// step, so a tile entry nobody wrote shows up). Also: the plan's path
 // choice and workspace size (deform_conv2d_plan.h).
 #include <cstdint>
 #include <string>
@@ -28,10 +30,11 @@ template <class T> void poison(std::vector<T>& v) {
     for (T& x : v) x = sentinel<T>();
 }
 
-// stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes
+// stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes,
+// 5 taps-buffer hazards of the two-stage schedule
 template <class T>
-std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv, const void* offv, const void* Bv,
-                         const void* maskv, void* Yv, int64_t* stats) {
+std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv, const void* Wv, const void* offv,
+                         const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
     using Acc = typename dcn::AccOf<T>::type;
     using CT = Acc;
     const T* X = static_cast<const T*>(Xv);
@@ -58,7 +61,7 @@ std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv
     };
     grid(fused::nhwc_items(d), [&](auto t, auto n) { fused::nhwc_thread<T>(t, n, X, d, Xt.data()); });
     grid(fused::weight_items(d), [&](auto t, auto n) { fused::weight_thread<T>(t, n, W, d, Wt.data()); });
-    int64_t untiled = 0;
+    int64_t untiled = 0, hazards = 0;
     for (const T& v : Xt) untiled += is_sentinel(v) ? 1 : 0;
     for (const T& v : Wt) untiled += is_sentinel(v) ? 1 : 0;
 
@@ -68,40 +71,103 @@ std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv
     std::vector<fused::Tap<Acc>> taps(fused::kBN);
     std::vector<fused::Pixel> pixels(fused::kBN);
     std::vector<CT> acc(fused::kBM * fused::kBN), Cs(fused::kBM / 2 * fused::kLdC);
+    // the tensor cores' acc += A x B (B column-major) on tiles every entry of which was written
+    auto product = [&](const std::vector<T>& At, const std::vector<T>& Bt) {
+        for (int r = 0; r < fused::kBM; ++r)
+            for (int c = 0; c < fused::kBK; ++c) untiled += is_sentinel(At[r * fused::kLdA + c]) ? 1 : 0;
+        for (int p = 0; p < fused::kBN; ++p)
+            for (int c = 0; c < fused::kBK; ++c) untiled += is_sentinel(Bt[p * fused::kLdB + c]) ? 1 : 0;
+        for (int r = 0; r < fused::kBM; ++r)
+            for (int p = 0; p < fused::kBN; ++p) {
+                CT s = CT(0);
+                for (int c = 0; c < fused::kBK; ++c)
+                    s += dcn::load<CT>(At[r * fused::kLdA + c]) * dcn::load<CT>(Bt[p * fused::kLdB + c]);
+                acc[r * fused::kBN + p] += s;
+            }
+    };
+    // the one-stage kernel's block: per pair the taps, per step loads, tiles, products
+    auto one_stage = [&](int64_t tn, int64_t m0) {
+        for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
+        for (int64_t k = 0; k < kk; ++k) {
+            for (int64_t og = 0; og < d.offsetGroup; ++og) {
+                for (int pix = 0; pix < fused::kBN; ++pix)
+                    taps[pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
+                for (int64_t c0 = og * Cg; c0 < (og + 1) * Cg; c0 += fused::kBK) {
+                    poison(As);
+                    poison(Bs);
+                    for (int tid = 0; tid < fused::kThreads; ++tid) {  // loads, then tiles, as each thread does
+                        const fused::RawA<T> ra = fused::fused_fetch_a(tid, Wt.data(), d, m0, k * d.C + c0);
+                        const fused::RawB<T> rb = fused::fused_gather<Acc>(tid, Xt.data(), d, taps.data(), c0);
+                        fused::fused_put_a(tid, ra, As.data());
+                        fused::fused_combine<Acc>(tid, taps.data(), rb, Bs.data());
+                    }
+                    product(As, Bs);
+                }
+            }
+        }
+    };
+    // the two-stage kernel's block (fused::Schedule): double-buffered tiles and taps; each
+    // iteration's phases run for every thread in the kernel's order (loads of step s + 1, taps
+    // ahead, products of step s, tiles of step s + 1); a tiles buffer is poisoned once multiplied,
+    // and every read or write of a taps buffer is checked against the pair it must hold (hazards)
+    std::vector<T> As2[2] = {As, As}, Bs2[2] = {Bs, Bs};
+    std::vector<fused::Tap<Acc>> taps2[2] = {taps, taps};
+    std::vector<fused::RawA<T>> ras(fused::kThreads);
+    std::vector<fused::RawB<T>> rbs(fused::kThreads);
+    const fused::Schedule sc = fused::schedule(d);
+    auto pipelined_block = [&](int64_t tn, int64_t m0) {
+        int32_t holds[2] = {-1, -1};  // the pair each taps buffer holds
+        for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
+        auto taps_of = [&](int32_t kg, int32_t reading) {  // reading: the pair this iteration reads (-1 none)
+            if (reading >= 0 && (kg & 1) == (reading & 1)) ++hazards;  // no barrier between: a race
+            const int32_t k = kg / sc.G, og = kg % sc.G;
+            for (int pix = 0; pix < fused::kBN; ++pix)
+                taps2[kg & 1][pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
+            holds[kg & 1] = kg;
+        };
+        auto fetch = [&](const fused::Step& st) {
+            if (holds[st.kg & 1] != st.kg) ++hazards;
+            for (int tid = 0; tid < fused::kThreads; ++tid) {
+                ras[tid] = fused::fused_fetch_a(tid, Wt.data(), d, m0, static_cast<int64_t>(st.k) * d.C + st.c0);
+                rbs[tid] = fused::fused_gather<Acc>(tid, Xt.data(), d, taps2[st.kg & 1].data(), st.c0);
+            }
+        };
+        auto put = [&](const fused::Step& st, int buf) {
+            if (holds[st.kg & 1] != st.kg) ++hazards;
+            for (int tid = 0; tid < fused::kThreads; ++tid) {
+                fused::fused_put_a(tid, ras[tid], As2[buf].data());
+                fused::fused_combine<Acc>(tid, taps2[st.kg & 1].data(), rbs[tid], Bs2[buf].data());
+            }
+        };
+        for (int b = 0; b < 2; ++b) {
+            poison(As2[b]);
+            poison(Bs2[b]);
+        }
+        taps_of(0, -1);
+        if (sc.pairs > 1) taps_of(1, -1);
+        const fused::Step first = fused::step_at(sc, 0);
+        fetch(first);
+        put(first, 0);
+        for (int32_t st = 0; st < sc.steps; ++st) {
+            const bool more = st + 1 < sc.steps;
+            const fused::Step nx = fused::step_at(sc, more ? st + 1 : st);
+            if (more) fetch(nx);
+            const int32_t ahead = fused::taps_ahead(sc, st);
+            if (ahead >= 0) taps_of(ahead, more ? nx.kg : -1);
+            product(As2[st & 1], Bs2[st & 1]);
+            poison(As2[st & 1]);
+            poison(Bs2[st & 1]);
+            if (more) put(nx, (st + 1) & 1);
+        }
+    };
     for (int64_t tm = 0; tm < g.tilesM; ++tm) {
         for (int64_t tn = 0; tn < g.tilesN; ++tn) {
             const int64_t m0 = tm * fused::kBM;
             for (CT& a : acc) a = CT(0);
-            for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
-            for (int64_t k = 0; k < kk; ++k) {
-                for (int64_t og = 0; og < d.offsetGroup; ++og) {
-                    for (int pix = 0; pix < fused::kBN; ++pix)
-                        taps[pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
-                    for (int64_t c0 = og * Cg; c0 < (og + 1) * Cg; c0 += fused::kBK) {
-                        poison(As);
-                        poison(Bs);
-                        for (int tid = 0; tid < fused::kThreads; ++tid) {  // loads, then tiles, as each thread does
-                            const fused::RawA<T> ra = fused::fused_fetch_a(tid, Wt.data(), d, m0, k * d.C + c0);
-                            const fused::RawB<T> rb = fused::fused_gather<Acc>(tid, Xt.data(), d, taps.data(), c0);
-                            fused::fused_put_a(tid, ra, As.data());
-                            fused::fused_combine<Acc>(tid, taps.data(), rb, Bs.data());
-                        }
-                        for (int r = 0; r < fused::kBM; ++r)
-                            for (int c = 0; c < fused::kBK; ++c)
-                                untiled += is_sentinel(As[r * fused::kLdA + c]) ? 1 : 0;
-                        for (int p = 0; p < fused::kBN; ++p)
-                            for (int c = 0; c < fused::kBK; ++c)
-                                untiled += is_sentinel(Bs[p * fused::kLdB + c]) ? 1 : 0;
-                        for (int r = 0; r < fused::kBM; ++r)  // the tensor cores' A x B (B column-major)
-                            for (int p = 0; p < fused::kBN; ++p) {
-                                CT s = CT(0);
-                                for (int c = 0; c < fused::kBK; ++c)
-                                    s += dcn::load<CT>(As[r * fused::kLdA + c]) * dcn::load<CT>(Bs[p * fused::kLdB + c]);
-                                acc[r * fused::kBN + p] += s;
-                            }
-                    }
-                }
-            }
+            if (pipelined)
+                pipelined_block(tn, m0);
+            else
+                one_stage(tn, m0);
             for (int h = 0; h < 2; ++h) {  // the epilogue, half of the M tile at a time
                 for (int r = 0; r < fused::kBM / 2; ++r)
                     for (int p = 0; p < fused::kBN; ++p)
@@ -118,6 +184,7 @@ std::string conv2d_fused(const DeformConvDims& d, const void* Xv, const void* Wv
         stats[2] = untiled;
         stats[3] = plan::conv_workspace_bytes(d, sizeof(T));
         stats[4] = plan::kAlignBytes + fused::layout(d, sizeof(T)).bytes;
+        stats[5] = hazards;
     }
     return "";
 }
@@ -134,8 +201,9 @@ DeformConvDims dims_from(const int64_t* v) {
 }  // namespace
 
 // The fused path for one DeformConv2d (inputs as dcn_emu_deform_conv2d's; dtype 0 float64,
-// 1 float32, 2 float16 storage). Returns 1 with the message when the path does not apply.
-DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, const void* X, const int64_t* x_shape, const void* W,
+// 1 float32, 2 float16 storage; kernel 0 the one-stage kernel, 1 the two-stage one; stats: 6
+// entries). Returns 1 with the message when the path does not apply.
+DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, int kernel, const void* X, const int64_t* x_shape, const void* W,
                                            const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
                                            const void* B, const int64_t* b_shape, const void* mask,
                                            const int64_t* mask_shape, const int64_t* strides, const int64_t* pads,
@@ -145,13 +213,19 @@ DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, const void* X, const int64
     std::string e = conv_dims(x_shape, w_shape, offset_shape, B, b_shape, mask, mask_shape, strides, pads, dilations,
                               group, offset_group, &d);
     if (!e.empty()) return report(e, msg, msg_size);
+    if (kernel != 0 && kernel != 1) return report("kernel code " + std::to_string(kernel) + ", expected 0 or 1", msg, msg_size);
     switch (dtype) {
-        case 0: e = conv2d_fused<double>(d, X, W, offset, B, mask, Y, stats); break;
-        case 1: e = conv2d_fused<float>(d, X, W, offset, B, mask, Y, stats); break;
-        case 2: e = conv2d_fused<dcn::Half>(d, X, W, offset, B, mask, Y, stats); break;
+        case 0: e = conv2d_fused<double>(d, kernel == 1, X, W, offset, B, mask, Y, stats); break;
+        case 1: e = conv2d_fused<float>(d, kernel == 1, X, W, offset, B, mask, Y, stats); break;
+        case 2: e = conv2d_fused<dcn::Half>(d, kernel == 1, X, W, offset, B, mask, Y, stats); break;
         default: e = "dtype code " + std::to_string(dtype) + ", expected 0, 1 or 2";
     }
     return report(e, msg, msg_size);
+}
+
+// The fused kernel the plan runs (DCN_DEFORM_CONV_FUSED_KERNEL as set): 1 two-stage, 0 one-stage.
+DCN_EXPORT int dcn_emu_fused_kernel() {
+    return dcn::plan::fused_kernel() == dcn::plan::FusedKernel::kPipelined ? 1 : 0;
 }
 
 // The plan's choice for dims v[0..19] (N, C, H, W, M, kH, kW, strides, pads t/l/b/r, dilations,

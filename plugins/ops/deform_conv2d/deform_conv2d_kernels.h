@@ -22,10 +22,10 @@ cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const Defo
 
 // The fused FP16 path (deform_conv2d_fused.h): Y = conv(X) + B (B nullable), the whole batch;
 // workspace: 256-byte aligned, fused::layout(d, 2).bytes long. Applicable shapes only
-// (fused::applicable).
+// (fused::applicable). pipelined: the two-stage kernel instead of the one-stage one.
 cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
                               const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
-                              cudaStream_t stream);
+                              bool pipelined, cudaStream_t stream);
 
 // Y[r*ld + p] = B[r % M] for rows r < rows, p < ld (Y, or the GEMM's staging buffer).
 template <class T>

@@ -134,6 +134,19 @@ inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
     return g.tilesM == 1 && 2 * g.tilesN >= smCount ? Path::kFused : Path::kIm2col;
 }
 
+// Which fused kernel runs where the fused path is taken: the one-stage kernel (measured on an
+// H200, above) or the two-stage one (deform_conv2d_fused.h Schedule: the next step's loads in
+// flight while the tensor cores multiply; host-emulated, not yet run on a GPU, so off by default).
+// DCN_DEFORM_CONV_FUSED_KERNEL: "pipelined" the two-stage kernel, anything else the one-stage one.
+// The workspace is the same for both.
+constexpr bool kPipelinedDefault = false;
+enum class FusedKernel { kOneStage, kPipelined };
+inline FusedKernel fused_kernel() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_FUSED_KERNEL");
+    if (e == nullptr || *e == '\0') return kPipelinedDefault ? FusedKernel::kPipelined : FusedKernel::kOneStage;
+    return std::strcmp(e, "pipelined") == 0 ? FusedKernel::kPipelined : FusedKernel::kOneStage;
+}
+
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
 // either path at any smaller shapes (the path is chosen at enqueue).
 inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {

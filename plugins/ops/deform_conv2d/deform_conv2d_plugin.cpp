@@ -179,7 +179,8 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     {
         if (plan::choose_path(d, true, smCount()) == plan::Path::kFused)
         {
-            cudaError_t const e = cuda::deform_conv_fused(X, W, offset, mask, B, d, base, Y, stream);
+            cudaError_t const e = cuda::deform_conv_fused(X, W, offset, mask, B, d, base, Y,
+                plan::fused_kernel() == plan::FusedKernel::kPipelined, stream);
             return e == cudaSuccess ? 0 : cudaFailed("fused deformable convolution kernel launch", e);
         }
     }
