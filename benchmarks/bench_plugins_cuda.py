@@ -6,18 +6,19 @@
 DeformConv2d (the plugin's enqueue through the host harness) on ResNet-50-DCN's c3 / c4 / c5 3x3
 layers (DCNv2, no bias) at a 1333x800 input, batch 1 and 8, FP32 and FP16, on each of its paths:
 im2col (coordinates-once deformable im2col + cuBLAS) and, FP16, the fused implicit-GEMM kernels
-(forced; the one-stage kernel and the two-stage "pipelined" one) -- against torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d
-(cuDNN) of the same shape. "plan" is the path the plugin takes by default (deform_conv2d_plan.h
-choose_path). Per row: the split of GPU time per kernel
-(torch.profiler) and the sampling kernel's achieved GB/s (bytes it must move: columns written,
-X, offset and mask read once). Then the column-buffer cap measured on c3 batch 8 (im2col path),
-DeformRoIPool on mmdet's dpool head against torchvision.ops.roi_align(aligned=True), and
-DeformPSROIPool on an R-FCN head against the PyTorch reference, and MultiScaleDeformableAttention (RT-DETR
-decoder 640x640 batch 1 / 8, Deformable DETR encoder layer 800x1333) against the grid_sample path (mmcv's /
-Deformable DETR's PyTorch formulation), FP32 / FP16, with the bandwidth floor. Each cell: median of
---iterations calls timed with CUDA events after warm-up. Prints markdown tables and writes them
-(DIR/bench.md) with the numbers (DIR/report.json). A benchmark: it asserts nothing about time.
-Without a CUDA device it exits 2 with one line.
+(forced; the one-stage kernel and the two-stage "pipelined" one) -- against
+torchvision.ops.deform_conv2d on CUDA and a dense torch.nn.functional.conv2d (cuDNN) of the same
+shape. "plan" is the path the plugin takes by default (deform_conv2d_plan.h choose_path). Per row:
+the split of GPU time per kernel (torch.profiler) and the sampling kernel's achieved GB/s (bytes it
+must move: columns written, X, offset and mask read once). Then the column-buffer cap measured on c3
+batch 8 (im2col path), DeformRoIPool on mmdet's dpool head against
+torchvision.ops.roi_align(aligned=True), and DeformPSROIPool on an R-FCN head against the PyTorch
+reference, and MultiScaleDeformableAttention (RT-DETR decoder 640x640 batch 1 / 8, Deformable DETR
+encoder layer 800x1333) against the grid_sample path (mmcv's / Deformable DETR's PyTorch
+formulation), FP32 / FP16, with the bandwidth floor. Each cell: median of --iterations calls timed
+with CUDA events after warm-up. Prints markdown tables and writes them (DIR/bench.md) with the
+numbers (DIR/report.json). A benchmark: it asserts nothing about time. Without a CUDA device it
+exits 2 with one line.
 DCNv3 / DCNv4 (--ops dcn): the plugins' enqueue against the grid_sample formulation on InternImage-T layers
 (stage 1 at 224x224, batch 1 and 32; stage 2 at 512x512, batch 8), with the bytes-that-must-move floor.
 """
@@ -33,6 +34,7 @@ from typing import Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 OPS = ("conv", "roi", "psroi", "msda", "dcn")
+CONV_PATHS = ("im2col", "fused", "pipelined")  # DeformConv2d: im2col, the one-stage and the two-stage fused kernel
 
 
 def _tv_deform_conv2d():
@@ -50,7 +52,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
     case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
     es = 4 if dtype == torch.float32 else 2
     row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""))
-    paths = ["im2col"] + (["fused", "pipelined"] if dtype == torch.float16 else [])
+    paths = list(CONV_PATHS) if dtype == torch.float16 else ["im2col"]
     for path in paths:
         with td.conv_path(path):
             lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
@@ -262,13 +264,14 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
          "| ours / dense | ours TFLOP/s |",
          "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in conv:
-        L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {fmt(r.get('im2col_ms'))} | {fmt(r.get('fused_ms'))} "
-                 f"| {fmt(r.get('pipelined_ms'))} | {r['plan']} | {fmt(r['torchvision_ms'])} | {fmt(r['dense_cudnn_ms'])} "
-                 f"| {fmt(r['torchvision_over_ours'], 2)} | {fmt(r['ours_over_dense'], 2)} | {fmt(r['ours_tflops'], 1)} |")
+        cells = [r["layer"], r["batch"], r["dtype"], *(fmt(r.get(f"{p}_ms")) for p in CONV_PATHS), r["plan"],
+                 fmt(r["torchvision_ms"]), fmt(r["dense_cudnn_ms"]), fmt(r["torchvision_over_ours"], 2),
+                 fmt(r["ours_over_dense"], 2), fmt(r["ours_tflops"], 1)]
+        L.append("| " + " | ".join(map(str, cells)) + " |")
     L += ["", "GPU time per kernel (ms per call) and the sampling kernel's GB/s (bytes it must move / its time):", "",
           "| layer | batch | dtype | path | split | sampling GB/s |", "|---|---:|---|---|---|---:|"]
     for r in conv:
-        for path in ("im2col", "fused", "pipelined"):
+        for path in CONV_PATHS:
             if f"{path}_split" in r:
                 L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {path} | {fmt_split(r[f'{path}_split'])} "
                          f"| {fmt(r.get(f'{path}_sampling_gbps'), 0)} |")

@@ -1,13 +1,14 @@
 """The fused FP16 DeformConv2d path (plugins/ops/deform_conv2d/deform_conv2d_fused.cu), emulated on the host.
 
 deform_conv2d_host_fused.cpp runs the kernels' own per-thread code from deform_conv2d_fused.h
-(channels-last X and tap-major W copies over the launch grid; per block: taps, A / B tile
-loaders for every thread, epilogue), in the one-stage kernel's order and in the two-stage
-(pipelined) kernel's schedule, with a plain loop standing in for the tensor cores' 16x16x16 products. Against the float64 reference: float64 storage to the
-reference's precision (every index right), float16 within dcn_base/tolerance.py's row; every
-tile entry and output written; partial pixel and channel tiles, offset groups, asymmetric
-stride / pad / dilation, points outside the map, bias and mask present or not, batch 0. Also the
-plan's choice of path (DCN_DEFORM_CONV_FUSED, applicability, one block per SM at least).
+(channels-last X and tap-major W copies over the launch grid; per block: taps, A / B tile loaders
+for every thread, epilogue), in the one-stage kernel's order and in the two-stage (pipelined)
+kernel's schedule, with a plain loop standing in for the tensor cores' 16x16x16 products. Against
+the float64 reference: float64 storage to the reference's precision (every index right), float16
+within dcn_base/tolerance.py's row; every tile entry and output written; partial pixel and channel
+tiles, offset groups, asymmetric stride / pad / dilation, points outside the map, bias and mask
+present or not, batch 0. Also the plan's choice of path (DCN_DEFORM_CONV_FUSED, applicability, one
+block per SM at least).
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def lib():
     L = ctypes.CDLL(str(require(plugins.host_test_library)))
     L.dcn_emu_deform_conv2d_fused.restype = ctypes.c_int
     L.dcn_emu_deform_conv2d_fused.argtypes = (
-        [ctypes.c_int, ctypes.c_int] + [P, I64] * 5 + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p,
-                                         ctypes.c_size_t])
+        [ctypes.c_int, ctypes.c_int] + [P, I64] * 5
+        + [I64, I64, I64, ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p, ctypes.c_size_t])
     L.dcn_emu_conv_path.restype = ctypes.c_int
     L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
     L.dcn_emu_fused_kernel.restype = ctypes.c_int
@@ -47,8 +48,9 @@ def fused(lib, dtype, c, kernel="one-stage"):
     stats = (ctypes.c_int64 * 6)()
     msg = ctypes.create_string_buffer(1024)
     rc = lib.dcn_emu_deform_conv2d_fused(
-        code, KERNELS.get(kernel, kernel), _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b), _p(m), _shape(m),
-        _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats, msg, len(msg))
+        code, KERNELS.get(kernel, kernel), _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b),
+        _p(m), _shape(m), _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats,
+        msg, len(msg))
     return rc, y, list(stats), msg.value.decode()
 
 

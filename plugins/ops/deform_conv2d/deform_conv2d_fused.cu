@@ -64,7 +64,8 @@ __device__ __forceinline__ void mma_tiles(Acc (&acc)[kFm][kFn], const __half* As
     for (int ks = 0; ks < kBK; ks += 16) {
         wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b[kFn];
 #pragma unroll
-        for (int j = 0; j < kFn; ++j) wmma::load_matrix_sync(b[j], Bs + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
+        for (int j = 0; j < kFn; ++j)
+            wmma::load_matrix_sync(b[j], Bs + (wn * fused::kWarpN + j * 16) * kLdB + ks, kLdB);
 #pragma unroll
         for (int i = 0; i < kFm; ++i) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
@@ -160,8 +161,9 @@ __global__ void __launch_bounds__(fused::kThreads, 1)
     // thread tid < kBN computes pixel tid's taps for every pair
     const fused::Pixel px = fused::fused_pixel(d, tileN, tid < kBN ? tid : 0);
     auto taps_of = [&](int32_t kg) {
-        const int32_t k = kg / sc.G, g = kg % sc.G;
-        if (tid < kBN) sm.main.taps[kg & 1][tid] = fused::fused_tap<float>(offset, mask, d, px, k / kW, k % kW, g);
+        const fused::Step p = fused::step_at(sc, kg * sc.perKg);  // the pair's first step: its k and g
+        if (tid < kBN)
+            sm.main.taps[kg & 1][tid] = fused::fused_tap<float>(offset, mask, d, px, p.k / kW, p.k % kW, p.g);
     };
     // step st's tiles into buffer buf: loads first (registers), then the tiles
     auto fetch = [&](const fused::Step& st, fused::RawA<__half>& ra, fused::RawB<__half>& rb) {

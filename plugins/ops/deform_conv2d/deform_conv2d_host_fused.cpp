@@ -120,9 +120,9 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
         for (int pix = 0; pix < fused::kBN; ++pix) pixels[pix] = fused::fused_pixel(d, tn, pix);
         auto taps_of = [&](int32_t kg, int32_t reading) {  // reading: the pair this iteration reads (-1 none)
             if (reading >= 0 && (kg & 1) == (reading & 1)) ++hazards;  // no barrier between: a race
-            const int32_t k = kg / sc.G, og = kg % sc.G;
+            const fused::Step p = fused::step_at(sc, kg * sc.perKg);  // the pair's first step: its k and g
             for (int pix = 0; pix < fused::kBN; ++pix)
-                taps2[kg & 1][pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], k / d.kW, k % d.kW, og);
+                taps2[kg & 1][pix] = fused::fused_tap<Acc>(off, mask, d, pixels[pix], p.k / d.kW, p.k % d.kW, p.g);
             holds[kg & 1] = kg;
         };
         auto fetch = [&](const fused::Step& st) {
@@ -213,7 +213,8 @@ DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, int kernel, const void* X,
     std::string e = conv_dims(x_shape, w_shape, offset_shape, B, b_shape, mask, mask_shape, strides, pads, dilations,
                               group, offset_group, &d);
     if (!e.empty()) return report(e, msg, msg_size);
-    if (kernel != 0 && kernel != 1) return report("kernel code " + std::to_string(kernel) + ", expected 0 or 1", msg, msg_size);
+    if (kernel != 0 && kernel != 1)
+        return report("kernel code " + std::to_string(kernel) + ", expected 0 or 1", msg, msg_size);
     switch (dtype) {
         case 0: e = conv2d_fused<double>(d, kernel == 1, X, W, offset, B, mask, Y, stats); break;
         case 1: e = conv2d_fused<float>(d, kernel == 1, X, W, offset, B, mask, Y, stats); break;
