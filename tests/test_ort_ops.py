@@ -152,6 +152,25 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     assert np.array_equal(np.isfinite(got), finite)
 
 
+def test_conv_deep_input_in_wide_chunks():
+    """A deep input (C*kH*kW = 9216 column rows) whose columns outgrow any L2 budget: runs of output
+    positions as wide as 8 MiB of columns allow (kWideChunkPositions capped: 227 -> 240 of 900,
+    on every machine), four chunks, the last one shorter, at two threads; W and B as initializers."""
+    g = torch.Generator().manual_seed(23)
+    N, C, H, W, M = 1, 1024, 30, 30, 4
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 96
+    b = torch.randn(M, generator=g, dtype=torch.float64)
+    off = torch.randn(N, 18, H, W, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(N, 9, H, W, generator=g, dtype=torch.float64)
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+    got = run(DEFORM_CONV2D, ins, attrs, threads=2, initializers=("W", "B"))
+    want = deform_conv2d(*(rounded(t, "float32") for t in (x, off, w, b)), padding=(1, 1),
+                         mask=rounded(mask, "float32"))
+    assert_matches(got, want.numpy(), "float32")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("present", [("B",), ("mask",), ()], ids=["v1-bias", "v2-no-bias", "v1-no-bias"])
 def test_conv_optional_inputs(present, dtype):

@@ -4,11 +4,11 @@
 // converted to float once per image, then sampled by the float path).
 //
 // Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
-// columns: the GEMM reads them from L2 right after they are written; whole-image columns of
-// a c3 layer, 19 MB, went to memory and back): per (n, offset group, kernel point, 128 output
-// positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in), then per (n, channel)
-// apply_taps_block over the channel's plane, which stays in L1 for its kH*kW rows, then the
-// MatMul, then bias (and the chunk copied into Y). Planes holding inf / NaN (where 0 * inf
+// columns or kWideChunkPositions wide: the GEMM reads them from L2 right after they are written;
+// whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group,
+// kernel point, 128 output positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in),
+// then per (n, channel) apply_taps_block over the channel's plane, which stays in L1 for its
+// kH*kW rows, then the MatMul, then bias (and the chunk copied into Y). Planes holding inf / NaN (where 0 * inf
 // would differ from "outside neighbours count zero") and maps thinner than 2 take
 // deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
@@ -47,6 +47,13 @@ size_t chunk_bytes() {
 }
 // The fewest output positions of a chunk (very deep inputs: C*kH*kW*16 floats over the budget).
 constexpr int64_t kMinChunkPositions = 16;
+// Runs of output positions at least this wide where their columns stay within kMaxChunkBytes,
+// even past the L2 budget: MLAS's GEMM runs narrow right-hand sides slower (ONNX Runtime's MatMul
+// of c5's 512 x 4608 weights, 2 MiB L2, one thread: 123 GFLOP/s on runs of 96 positions, 144 on
+// 256). Measured ours / ORT DeformConv (bench_ort_ops.py layers, median of 3 interleaved runs):
+// c5 0.99 -> 0.95 at one thread and 1.02 -> 0.97 at two (one chunk of 256 positions instead of
+// three of 96), c4 0.82 -> 0.81 and 1.01 -> 1.01 (256 instead of 208), c3 unchanged (416 already).
+constexpr int64_t kWideChunkPositions = 256;
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
 constexpr int kTile = 128;
 
@@ -117,15 +124,19 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         }
 
         // Chunks of columns: images [n0, n0 + cnt) x output positions [p0, p0 + pn), at most
-        // chunk_bytes() of columns, so that the GEMM reads them from L2 right after sampling.
+        // chunk_bytes() of columns (or kWideChunkPositions wide), so that the GEMM reads them from
+        // L2 right after sampling.
         const int64_t K = d.C * kk;  // column rows of one image (all groups)
         const int64_t budget = static_cast<int64_t>(chunk_bytes() / sizeof(float));
         int64_t nb = 1, P = L;
         if (K * L <= budget) {
             nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
         } else {
-            // as many chunks as the budget needs, of equal size (a multiple of 16 positions)
-            const int64_t most = std::max<int64_t>(kMinChunkPositions, budget / K);
+            // as many chunks as the budget needs, of equal size (a multiple of 16 positions), none
+            // narrower than kWideChunkPositions where 8 MiB of columns hold that many
+            const int64_t wide =
+                std::min<int64_t>(kWideChunkPositions, static_cast<int64_t>(kMaxChunkBytes / sizeof(float)) / K);
+            const int64_t most = std::max({kMinChunkPositions, wide, budget / K});
             const int64_t chunks = (L + most - 1) / most;
             P = std::min<int64_t>(L, ((L + chunks - 1) / chunks + 15) / 16 * 16);
         }
