@@ -8,9 +8,9 @@
 // whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group,
 // kernel point, 128 output positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in),
 // then per (n, channel) apply_taps_block over the channel's plane, which stays in L1 for its
-// kH*kW rows, then the MatMul, then bias (and the chunk copied into Y). Planes holding inf / NaN (where 0 * inf
-// would differ from "outside neighbours count zero") and maps thinner than 2 take
-// deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
+// kH*kW rows, then the MatMul, then bias (and the chunk copied into Y). Planes holding inf /
+// NaN (where 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2
+// take deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
