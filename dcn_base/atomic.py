@@ -3,12 +3,15 @@
 Ctrl-C (SIGINT) is held back (:func:`uninterrupted`) while a temporary is created and recorded, and
 while outputs are renamed onto their destinations, so that an interrupt never leaves a temporary behind
 nor only some outputs of a group replaced: it is delivered when that step is over (and then removes
-the temporaries of the work not yet committed)."""
+the temporaries of the work not yet committed). A command whose last interruptible step is a commit
+marks it (:func:`final_commit`): from that commit on the command is done, so that "interrupted"
+(exit 130) always means that no output was replaced."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -49,6 +52,31 @@ def uninterrupted() -> Iterator[None]:
                 os.kill(os.getpid(), signal.SIGINT)
 
 
+_final = {"on": False}
+
+
+@contextmanager
+def final_commit() -> Iterator[None]:
+    """The next commit in the block (an ``atomic_path`` or ``AtomicGroup`` renaming its outputs) is the
+    command's last interruptible step: from it on, under the console scripts' shim (dcn_base.entry),
+    Ctrl-C is ignored and the command ends with its own code, also for a Ctrl-C that came during the
+    renames. Without it, such a Ctrl-C would end the command as "interrupted" (130) with its outputs
+    replaced. Without the shim (library use) a KeyboardInterrupt is delivered as usual."""
+    before = _final["on"]
+    _final["on"] = True
+    try:
+        yield
+    finally:
+        _final["on"] = before
+
+
+def _committed() -> None:
+    """Outputs were just renamed (inside ``uninterrupted``): the command is done if that was its final commit."""
+    shim = sys.modules.get("dcn_base.entry")
+    if _final["on"] and shim is not None:
+        shim.outputs_committed()
+
+
 def _temporary(dest: Path) -> Path:
     parent = dest.parent if str(dest.parent) else Path(".")
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=parent)
@@ -70,6 +98,7 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
         with uninterrupted():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
             os.replace(tmp, dest)
+            _committed()
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -139,6 +168,7 @@ class AtomicGroup:
                         os.chmod(tmp, mode)
                     for tmp, dest in self._pending:
                         os.replace(tmp, dest)
+                    _committed()
                 return
         except BaseException:
             self._discard()

@@ -16,7 +16,9 @@ handler is installed before anything else of the command is imported, and acts b
   lazily, e.g. Polygraphy's ``is_importable`` importing torch) the KeyboardInterrupt waits until the
   import is over: some libraries swallow any exception of an import (a bare ``except:``) and carry on
   with a half-imported module, which can crash the interpreter at exit;
-* done (the command returned): Ctrl-C is ignored while the interpreter exits with the command's code.
+* done (the command returned, or its final outputs were committed: dcn_base.atomic.final_commit,
+  :func:`outputs_committed`): Ctrl-C is ignored while the command ends with its own code, so that
+  exit 130 always means that nothing was replaced.
 
 Out of reach: the interpreter's own start before this module's first line (Python's start-up, ``site``,
 the script wrapper's ``import re``: a few milliseconds). A Ctrl-C there ends the process as Python does.
@@ -68,6 +70,13 @@ def _on_sigint(signum, frame):  # pragma: no cover - exercised by subprocess tes
 
 
 _signal.signal(_signal.SIGINT, _on_sigint)
+
+
+def outputs_committed() -> None:
+    """The command's final outputs are in place (dcn_base.atomic.final_commit): from now on Ctrl-C is
+    ignored and the command ends with its own code (an interrupt already raised stays raised)."""
+    if _state["phase"] == _RUNNING:
+        _state["phase"] = _DONE
 
 
 def interrupted() -> bool:

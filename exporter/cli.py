@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dcn_base.atomic import check_writable
+from dcn_base.atomic import check_writable, final_commit
 from dcn_base.cli import DEFAULT, VERBOSE, add_common_args, process_t0, run_command, verbosity, version_text
 from dcn_base.console import Stages, table
 from dcn_base.errors import DcnError
@@ -98,18 +98,22 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     stages = Stages(["load"] + ([] if onnx_in else ["pytorch run", "torch.export"]) + ["onnx conversion", "onnx checker"]
                     + (["verify"] if opts.verify else []) + ["save"], level=verbosity(args), prog=PROG,
                     t0=getattr(args, "t0", None))
+    # The model's (and --save-io's) commit is the last interruptible step: a Ctrl-C during or after
+    # it no longer makes the command "interrupted" (130) over replaced files; the summary and the
+    # --report file follow as a finished command's.
     try:
-        if onnx_in:  # an ONNX file: the opt-in rewrites, checked against the original graph
-            from .onnx_file import run_onnx_file  # noqa: PLC0415  (torch, as above)
+        with final_commit():
+            if onnx_in:  # an ONNX file: the opt-in rewrites, checked against the original graph
+                from .onnx_file import run_onnx_file  # noqa: PLC0415  (torch, as above)
 
-            _onnx_only(args)
-            result = run_onnx_file(args.model, opts, lambda m: onnx_feed(m, specs, args.seed), log=say,
-                                   stages=stages)
-        else:
-            stages.start("load")
-            model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
-            inputs, opts.input_names = _example_inputs(specs, model, args.seed, say)
-            result = export.run_export(model, inputs, opts, log=say, stages=stages)
+                _onnx_only(args)
+                result = run_onnx_file(args.model, opts, lambda m: onnx_feed(m, specs, args.seed), log=say,
+                                       stages=stages)
+            else:
+                stages.start("load")
+                model = load_model(args.model, factory=args.factory, trust_pickle=args.trust_pickle)
+                inputs, opts.input_names = _example_inputs(specs, model, args.seed, say)
+                result = export.run_export(model, inputs, opts, log=say, stages=stages)
     except export.CheckError as err:  # the numbers first, then the one-line error
         stages.done()
         _print_check(err.report, say)

@@ -251,6 +251,37 @@ def main():
     return run_command("tool", body)
 '''
 
+FINAL_COMMIT = '''
+import os, signal
+from pathlib import Path
+from dcn_base import atomic
+from dcn_base.cli import run_command
+
+HERE = Path(__file__).parent
+real_replace = os.replace
+
+
+def replace_then_interrupt(src, dst):  # a Ctrl-C during the renames
+    real_replace(src, dst)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def body():
+    with atomic.final_commit():
+        with atomic.AtomicGroup() as group:
+            group.path(HERE / "a.txt").write_text("new a")
+            group.path(HERE / "b.txt").write_text("new b")
+            os.replace = replace_then_interrupt
+    os.replace = real_replace
+    os.kill(os.getpid(), signal.SIGINT)  # and one after the commit, during the summary
+    print("summary", flush=True)
+    return 0
+
+
+def main():
+    return run_command("tool", body)
+'''
+
 
 def _shim(tmp: Path, module: str) -> subprocess.CompletedProcess:
     code = f"import sys; from dcn_base.entry import entry; sys.exit(entry({module!r}, 'main')())"
@@ -281,6 +312,19 @@ def test_a_second_ctrl_c_does_not_cut_the_clean_up_short(tmp_path):
     (tmp_path / "cleanup.py").write_text(CLEAN_UP)
     r = _shim(tmp_path, "cleanup")
     assert (r.returncode, r.stderr, r.stdout) == (130, "dcn: interrupted\n", "cleaned up\n")
+
+
+def test_a_ctrl_c_after_the_final_commit_leaves_a_finished_command(tmp_path):
+    """A command's final commit (dcn_base.atomic.final_commit, as dcn-export's model and --save-io
+    files): a Ctrl-C during its renames or after them cannot make it "interrupted" (130) over replaced
+    outputs; it ends as finished, its outputs whole and new."""
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("old")
+    (tmp_path / "final_commit.py").write_text(FINAL_COMMIT)
+    r = _shim(tmp_path, "final_commit")
+    assert (r.returncode, r.stderr, r.stdout) == (0, "", "summary\n")
+    assert ((tmp_path / "a.txt").read_text(), (tmp_path / "b.txt").read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".txt") == ["a.txt", "b.txt"]
 
 
 def test_atomic_group_commits_whole_when_ctrl_c_comes_during_the_renames(tmp_path, monkeypatch):
