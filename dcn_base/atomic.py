@@ -4,8 +4,8 @@ Ctrl-C (SIGINT) is held back (:func:`uninterrupted`) while a temporary is create
 while outputs are renamed onto their destinations, so that an interrupt never leaves a temporary behind
 nor only some outputs of a group replaced: it is delivered when that step is over (and then removes
 the temporaries of the work not yet committed). A command whose last interruptible step is a commit
-marks it (:func:`final_commit`): from that commit on the command is done, so that "interrupted"
-(exit 130) always means that no output was replaced."""
+marks it (:func:`final_commit`): from that commit on the command is done, so that its
+"interrupted" (exit 130) means that no output was replaced."""
 from __future__ import annotations
 
 import json

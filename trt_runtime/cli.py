@@ -71,12 +71,15 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _build_body(args) -> int:
-    build_engine(
-        args.model, args.output, fp16=args.fp16, shapes=parse_shapes(args.shapes), workspace=args.workspace,
-        timing_cache=args.timing_cache, plugins=args.plugins, check_plugins=not args.skip_plugin_check,
-        verbose=verbosity(args) >= VERBOSE, progress=not args.no_progress and progress_enabled(verbosity(args)),
-        log=_say(args),
-    )
+    # The engine's commit is the last interruptible step (its .build.json side file follows as a
+    # finished command's): a Ctrl-C then cannot end as "interrupted" with the engine replaced.
+    with atomic.final_commit():
+        build_engine(
+            args.model, args.output, fp16=args.fp16, shapes=parse_shapes(args.shapes), workspace=args.workspace,
+            timing_cache=args.timing_cache, plugins=args.plugins, check_plugins=not args.skip_plugin_check,
+            verbose=verbosity(args) >= VERBOSE, progress=not args.no_progress and progress_enabled(verbosity(args)),
+            log=_say(args),
+        )
     return 0
 
 
