@@ -112,6 +112,42 @@ def rfcn_server(request, rfcn, work):
 # --------------------------------------------------------------------------- dcn-serve
 
 
+@pytest.mark.parametrize("failures, launches, error", [
+    (("race",), 2, None), (("race", "race"), 2, "race"), (("other",), 1, "other"),
+], ids=["race-then-up", "race-twice", "other-failure"])
+def test_start_again_after_pytritons_handshake_race(monkeypatch, capsys, failures, launches, error):
+    """PyTriton's instance handshake race (an instance connecting between the first one's bind and
+    listen: "Connection refused" in get_config_from_handshake_server, seen in a full test run): the
+    server is launched once more; the race twice, or any other start failure, is the error."""
+    from trt_runtime import serve as sv
+
+    made = {
+        "race": sv.ServeEnvironmentError(
+            "Triton Inference Server did not start: [400] load failed for model 'resnet_dcn': ... File "
+            "\"model.py\", line 425, in initialize inference_handler_config = "
+            "get_config_from_handshake_server(handshake_socket) ... ConnectionRefusedError: [Errno 111]"),
+        "other": sv.ServeEnvironmentError("Triton Inference Server did not start: [400] no such backend"),
+    }
+    server = object.__new__(sv.Server)
+    pending, calls = [made[f] for f in failures], []
+
+    def launch_once():
+        calls.append(1)
+        if pending:
+            raise pending.pop(0)
+
+    monkeypatch.setattr(server, "_start_once", launch_once)
+    if error is None:
+        server.start()
+    else:
+        with pytest.raises(sv.ServeEnvironmentError) as caught:
+            server.start()
+        assert caught.value is made[error]
+    assert len(calls) == launches
+    again = "dcn-serve: PyTriton's model instances missed their handshake (connection refused); starting Triton again"
+    assert capsys.readouterr().err.splitlines() == [again] * (1 if "race" in failures else 0)
+
+
 def test_startup_prints_endpoints_and_io(resnet_server):
     out = resnet_server.stdout()
     assert re.search(r"input\s+images FP32 \['batch', '3', 'height', 'width'\]", out), out
