@@ -49,7 +49,8 @@ RESTRICTED_APIS = ("shared-memory", "model-repository", "trace", "logging")
 # PyTriton's model instances after the first read their configuration from a Unix socket that the
 # first one binds and then listens on; they connect as soon as the socket file exists, and one that
 # comes between the bind and the listen gets "Connection refused" and the model fails to load
-# (seen once in two full test runs here, --instances 2, machine busy). A second launch then works.
+# (seen once in two full test runs here, --instances 2, machine busy): a timing race, so the server
+# is launched once more before the error is reported.
 HANDSHAKE_RACE = "get_config_from_handshake_server"
 START_ATTEMPTS = 2
 
