@@ -18,7 +18,8 @@ handler is installed before anything else of the command is imported, and acts b
   with a half-imported module, which can crash the interpreter at exit;
 * done (the command returned, or its final outputs were committed: dcn_base.atomic.final_commit,
   :func:`outputs_committed`): Ctrl-C is ignored while the command ends with its own code, so that
-  a command marking its final commit (dcn-export) never ends as interrupted over outputs it replaced.
+  a command marking its final commit (dcn-export, dcn-build) never ends as interrupted over outputs it
+  replaced.
 
 Out of reach: the interpreter's own start before this module's first line (Python's start-up, ``site``,
 the script wrapper's ``import re``: a few milliseconds). A Ctrl-C there ends the process as Python does.
