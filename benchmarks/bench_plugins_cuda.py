@@ -34,7 +34,9 @@ from typing import Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 OPS = ("conv", "roi", "psroi", "msda", "dcn")
-CONV_PATHS = ("im2col", "fused", "pipelined")  # DeformConv2d: im2col, the one-stage and the two-stage fused kernel
+# DeformConv2d: im2col, the one-stage and the two-stage fused kernel (FP16), im2col with FP32's GEMM as 3xTF32
+CONV_PATHS = ("im2col", "fused", "pipelined", "3xtf32")
+FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined"), ("im2col", "3xtf32")
 
 
 def _tv_deform_conv2d():
@@ -52,7 +54,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
     case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
     es = 4 if dtype == torch.float32 else 2
     row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""))
-    paths = list(CONV_PATHS) if dtype == torch.float16 else ["im2col"]
+    paths = FP16_PATHS if dtype == torch.float16 else FP32_PATHS
     for path in paths:
         with td.conv_path(path):
             lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
@@ -60,8 +62,9 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
             row[f"{path}_ms"] = td.time_ms(lay.enqueue, iterations=iterations)
             split = kernel_split(lay.enqueue)
             row[f"{path}_split"] = split
-        sampler = split.get("im2col" if path == "im2col" else "fused", 0.0)
-        moved = es * (batch * C * 9 * H * W * (1 if path == "im2col" else 0) + batch * C * H * W + batch * 27 * H * W)
+        sampler = split.get("fused" if path in ("fused", "pipelined") else "im2col", 0.0)
+        written = {"im2col": 1, "3xtf32": 2}.get(path, 0)  # column copies the sampling writes (3xtf32: hi and lo)
+        moved = es * (batch * C * 9 * H * W * written + batch * C * H * W + batch * 27 * H * W)
         row[f"{path}_sampling_gbps"] = moved / (sampler * 1e-3) / 1e9 if sampler else None
         x, w, off, _, mask = lay.inputs
         del lay
@@ -257,12 +260,13 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
     from cuda_profile import fmt_split
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths "
-         "(fused: the one-stage kernel; pipelined: the two-stage one, DCN_DEFORM_CONV_FUSED_KERNEL=pipelined); "
+         "(fused: the one-stage kernel; pipelined: the two-stage one, DCN_DEFORM_CONV_FUSED_KERNEL=pipelined; "
+         "3xtf32: FP32 im2col with the GEMM as three TF32 GEMMs, DCN_DEFORM_CONV_FP32_GEMM=3xtf32); "
          "plan: the path the plugin takes by default; ratios use the plan's path "
          "(torchvision / ours > 1: ours faster; ours / dense: the price of deformation over cuDNN):", "",
-         "| layer | batch | dtype | im2col | fused | pipelined | plan | torchvision | dense cuDNN | torchvision / ours "
-         "| ours / dense | ours TFLOP/s |",
-         "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+         "| layer | batch | dtype | im2col | fused | pipelined | 3xtf32 | plan | torchvision | dense cuDNN "
+         "| torchvision / ours | ours / dense | ours TFLOP/s |",
+         "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in conv:
         cells = [r["layer"], r["batch"], r["dtype"], *(fmt(r.get(f"{p}_ms")) for p in CONV_PATHS), r["plan"],
                  fmt(r["torchvision_ms"]), fmt(r["dense_cudnn_ms"]), fmt(r["torchvision_over_ours"], 2),

@@ -14,6 +14,7 @@ GROUPS = [
     ("im2col", r"dcn_deform_im2col_kernel"),
     ("fused", r"dcn_deform_conv_fused_(pipelined_)?kernel"),  # the one-stage or two-stage kernel
     ("fused-prep", r"dcn_fused_(nhwc|weight)_kernel"),
+    ("tf32-split", r"dcn_split_tf32_kernel"),  # 3xTF32: the weights' hi / lo halves
     ("bias", r"dcn_fill_bias_kernel"),
     ("roi-pool", r"dcn_deform_roi_pool"),
     ("psroi-pool", r"dcn_deform_psroi_pool"),

@@ -19,7 +19,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="ncu_conv", description=__doc__.splitlines()[0])
     ap.add_argument("--stage", default="c3", choices=["c3", "c4", "c5"])
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--path", default="auto", choices=["auto", "im2col", "fused", "pipelined"])
+    ap.add_argument("--path", default="auto", choices=["auto", "im2col", "fused", "pipelined", "3xtf32"])
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--calls", type=int, default=2)
     a = ap.parse_args()

@@ -28,7 +28,8 @@ KERNELS = {
 } | {
     f"dcn_deform_im2col_kernel<{t}, {i}, {v}>" for t in ("float", "__half") for i in ("int32_t", "int64_t")
     for v in (1, 2, 4)
-} | {f"{k}<{i}>" for k in ("dcn_fused_nhwc_kernel", "dcn_fused_weight_kernel") for i in ("int32_t", "int64_t")} | {
+} | {f"{k}<{i}>" for k in ("dcn_fused_nhwc_kernel", "dcn_fused_weight_kernel", "dcn_split_tf32_kernel")
+     for i in ("int32_t", "int64_t")} | {
     "dcn_deform_conv_fused_kernel", "dcn_deform_conv_fused_pipelined_kernel"} | {
     f"{k}<{t}, {v}, {i}>" for k in ("dcn_dcnv3_kernel", "dcn_dcnv4_kernel") for t in ("float", "__half")
     for v in (1, 2, 4, 8) for i in ("int32_t", "int64_t")} | {

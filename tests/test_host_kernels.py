@@ -33,11 +33,16 @@ DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2,
 INDEX = {"auto": 0, "int32": 1, "int64": 2}
 I64 = ctypes.POINTER(ctypes.c_int64)
 P = ctypes.c_void_p
-N_STATS = 12
+N_STATS = 13
 
 
 @pytest.fixture(scope="module")
 def lib():
+    return load_library()
+
+
+def load_library():
+    """libdcn_host_tests with the argument types of this file's entry points."""
     path = require(plugins.host_test_library)
     L = ctypes.CDLL(str(path))
     if not hasattr(L, "dcn_emu_deform_conv2d"):
@@ -113,7 +118,7 @@ def assert_matches(got, want, dtype, what=""):
 
 
 def check_conv_stats(c, stats, *, chunk_expected=None):
-    chunks, gemms, batches, blocks, bits, uncovered, outside, unwritten, chunk, ws, vec, cpt = stats
+    chunks, gemms, batches, blocks, bits, uncovered, outside, unwritten, chunk, ws, vec, cpt, split = stats
     N, group = c.x.shape[0], c.group
     assert uncovered == 0, "im2col left column entries unwritten"
     assert outside == 0, "im2col wrote past the chunk's columns"
@@ -126,10 +131,12 @@ def check_conv_stats(c, stats, *, chunk_expected=None):
     if chunk_expected is not None:
         assert chunk == chunk_expected
     assert chunks == math.ceil(N / chunk)
-    # GEMMs: per chunk of nb images, `group` calls batched over images (group <= nb) or nb calls batched over groups
+    # GEMMs: per chunk of nb images, `group` calls batched over images (group <= nb) or nb calls batched over
+    # groups; each of them three times in 3xTF32 mode (split)
+    terms = 3 if split else 1
     sizes = [min(chunk, N - n0) for n0 in range(0, N, chunk)]
-    assert gemms == sum(group if group <= nb else nb for nb in sizes)
-    assert batches == sum(group * nb for nb in sizes)
+    assert gemms == terms * sum(group if group <= nb else nb for nb in sizes)
+    assert batches == terms * sum(group * nb for nb in sizes)
 
 
 # --------------------------------------------------------------------------- DeformConv2d

@@ -466,6 +466,10 @@ def conv_workspace(s, out, size, *, fused=False):
     per_image = (C * kH * kW + (M if ld != L else 0)) * ld * size
     align = lambda v: (v + 255) // 256 * 256  # noqa: E731
     want = 256 + align(_columns_bytes(per_image, N)) + (32 << 20)  # 256: slack to align the base
+    if size == 4:  # FP32: room for the 3xTF32 GEMM too (the columns' lo halves, the weights' hi and lo halves)
+        per_split = (2 * C * kH * kW + (M if ld != L else 0)) * ld * size
+        weights = M * (C // s[10]) * kH * kW * size
+        want = max(want, 256 + align(_columns_bytes(per_split, N)) + 2 * align(weights) + (32 << 20))
     if fused:  # the fused path's copies: channels-last X, tap-major W
         want = max(want, 256 + align(N * H * W * C * size) + align(M * kH * kW * C * size))
     return want

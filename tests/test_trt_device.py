@@ -5,7 +5,7 @@ torch CUDA tensors: the awkward sweep of tests/helpers/sweep.py, batch 33 (two c
 buffer), ResNet-50-DCN c3-c5 layers at 1333x800 (no bias: an empty optional B, with a mask),
 an R-FCN head with 300 RoIs, FP32 and FP16; outputs against the float64 reference with
 dcn_base/tolerance.py. DeformConv2d on both of its paths (im2col + cuBLAS, and the fused FP16
-implicit-GEMM kernel, forced where it applies); DeformRoIPool on mmdet's dpool / mdpool heads
+implicit-GEMM kernels, forced where they apply) and FP32 with its GEMM as 3xTF32; DeformRoIPool on mmdet's dpool / mdpool heads
 (FP32 / FP16, with and without offsets, RoIs off the image, zero-size and inverted RoIs, no RoIs).
 Then: enqueue captured in a CUDA graph and replayed; two execution contexts enqueuing
 concurrently on two streams. Without a CUDA device every test skips, naming it.
@@ -107,11 +107,39 @@ def test_resnet50_dcn_layers_fused(hx, stage, batch, path):
         assert names is None or any(td.PATH_KERNELS[path] in k for k in names)
 
 
-@pytest.mark.parametrize("path", FUSED_KERNELS)
+# --------------------------------------------------------------------------- DeformConv2d, FP32 as 3xTF32
+# (DCN_DEFORM_CONV_FP32_GEMM=3xtf32: the im2col path's GEMM as three TF32 tensor-core GEMMs on hi / lo
+# halves; float32's tolerance row, which plain TF32 misses: tests/test_host_conv_3xtf32.py)
+@pytest.mark.parametrize("spec", CONV_SPECS, ids=[s[0] for s in CONV_SPECS])
+def test_conv_3xtf32_sweep(hx, spec):
+    with td.conv_path("3xtf32"):
+        lay = check_conv(hx, td.unit_weights(make_conv_case(spec)), torch.float32, what=f"conv {spec[0]} 3xtf32",
+                         misalign=16)
+        names = td.kernels_launched(lay.enqueue)
+    assert names is None or make_conv_case(spec).x.shape[0] == 0 or any(td.PATH_KERNELS["3xtf32"] in k for k in names)
+
+
+def test_conv_3xtf32_batch33_runs_in_chunks(hx):
+    with td.conv_path("3xtf32"):
+        check_conv(hx, td.chunked_case(33), torch.float32, what="conv batch 33 3xtf32")
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
+def test_resnet50_dcn_layers_3xtf32(hx, stage, batch):
+    with td.conv_path("3xtf32"):
+        lay = check_conv(hx, td.resnet_case(stage, batch=batch), torch.float32,
+                         what=f"resnet50-dcn {stage} b{batch} 3xtf32", empty_bias=True)
+        names = td.kernels_launched(lay.enqueue)
+        assert names is None or any(td.PATH_KERNELS["3xtf32"] in k for k in names)
+
+
+@pytest.mark.parametrize("path", FUSED_KERNELS + ["3xtf32"])
 def test_conv_fused_graph_replay(hx, path):
     case = make_fused_case(**FUSED_CASES["basic"])
+    dtype = torch.float32 if path == "3xtf32" else torch.float16
     with td.conv_path(path):
-        lay = td.run_plugin(hx, td.CONV_OP, "gf", case.attrs(), td.conv_inputs(case), torch.float16, context=12)
+        lay = td.run_plugin(hx, td.CONV_OP, "gf", case.attrs(), td.conv_inputs(case), dtype, context=12)
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
         stream = torch.cuda.Stream()
@@ -122,7 +150,7 @@ def test_conv_fused_graph_replay(hx, path):
     lay.output.fill_(float("nan"))
     graph.replay()
     torch.cuda.synchronize()
-    td.assert_close(lay.output, td.conv_reference(lay, case), torch.float16, f"{path} graph replay")
+    td.assert_close(lay.output, td.conv_reference(lay, case), dtype, f"{path} graph replay")
 
 
 # --------------------------------------------------------------------------- DeformRoIPool

@@ -9,7 +9,8 @@
 // convolution group) and the math (deform_conv2d_math.h). The only stand-in is the
 // GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
 // the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
-// CUBLAS_COMPUTE_32F for float/half).
+// CUBLAS_COMPUTE_32F for float/half; CUBLAS_COMPUTE_32F_FAST_TF32 of the 3xTF32 mode reads
+// its operands as TF32, emulated by truncating them to 10 mantissa bits, the worst reading).
 //
 // dtype codes: 0 = float64, 1 = float32, 2 = float16 storage (dcn::Half bits). Outputs are
 // in the storage type, as on the GPU. index_mode: 0 = as the launcher (int32 when it fits),
@@ -34,18 +35,35 @@ namespace plan = dcn::plan;
 
 // Items the im2col plan aims at (launch::kIm2colTargetItems; tests lower it to force channel blocks).
 int64_t g_im2col_target = launch::kIm2colTargetItems;
+// 3xTF32 terms (plan::kSplitTerms) left out from the first (tests: 2 leaves hi x hi alone, plain TF32).
+int g_split_terms_skipped = 0;
 
-// cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation.
+// A float as the tensor cores read it for TF32 (low 13 mantissa bits dropped).
+inline float tf32_truncate(float v) {
+    uint32_t b = 0;
+    std::memcpy(&b, &v, sizeof b);
+    b &= 0xffffe000u;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+}
+template <class Acc, class T> Acc gemm_operand(T v, bool tf32) {
+    if constexpr (std::is_same<T, float>::value)
+        if (tf32) return tf32_truncate(v);
+    return dcn::load<Acc>(v);
+}
+
+// cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation; tf32: the
+// operands read as TF32 (CUBLAS_COMPUTE_32F_FAST_TF32).
 template <class T>
-void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta) {
+void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta, bool tf32 = false) {
     using Acc = typename dcn::AccOf<T>::type;
     for (int64_t b = 0; b < g.count; ++b)
         for (int64_t j = 0; j < g.n; ++j)
             for (int64_t i = 0; i < g.m; ++i) {
                 Acc acc = Acc(0);
                 for (int64_t l = 0; l < g.k; ++l)
-                    acc += dcn::load<Acc>(A[g.a + b * g.strideA + i + l * g.lda]) *
-                           dcn::load<Acc>(B[g.b + b * g.strideB + l + j * g.ldb]);
+                    acc += gemm_operand<Acc>(A[g.a + b * g.strideA + i + l * g.lda], tf32) *
+                           gemm_operand<Acc>(B[g.b + b * g.strideB + l + j * g.ldb], tf32);
                 T& c = C[g.c + b * g.strideC + i + j * g.ldc];
                 const Acc r = beta == 0.f ? Acc(alpha) * acc : Acc(alpha) * acc + Acc(beta) * dcn::load<Acc>(c);
                 c = dcn::store<T>(r);
@@ -66,20 +84,42 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
     if (yTotal == 0) return "";
 
-    const plan::Im2colLayout lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)));
+    const bool split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
+    const plan::Im2colLayout lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)), split);
     const int64_t perImage = lay.perImageBytes;
     const int64_t chunk = plan::chunk_images(perImage, d.N, cap);
-    const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap);
-    const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap);
-    if (chunk * perImage > cublasOffset || cublasOffset + plan::kCublasWorkspaceBytes > wsBytes)
+    const int64_t splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
+    const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap, splitWeightBytes);
+    const int64_t columnsEnd = plan::align_up(plan::columns_bytes(perImage, d.N, cap));
+    const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap, splitWeightBytes);
+    if (chunk * perImage > columnsEnd || columnsEnd + splitWeightBytes > cublasOffset ||
+        cublasOffset + plan::kCublasWorkspaceBytes > wsBytes ||
+        (sizeof(T) == 4 && wsBytes > plan::conv_workspace_bytes(d, 4, cap)))
         return "plan: a chunk of " + std::to_string(chunk) + " images (" + std::to_string(chunk * perImage) +
-               " B) overlaps the cuBLAS workspace at " + std::to_string(cublasOffset) + " of " +
-               std::to_string(wsBytes) + " B";
-    // Only the columns + staging part is materialised (the cuBLAS part is cuBLAS's own business).
+               " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(cublasOffset) + " of " +
+               std::to_string(wsBytes) + " B, or the workspace is larger than the plugin asks for";
+    // Only the columns + staging (+ 3xTF32 weights) part is materialised (the cuBLAS part is cuBLAS's own business).
     const int64_t capacity = cublasOffset / static_cast<int64_t>(sizeof(T));
+    const int64_t colCapacity = columnsEnd / static_cast<int64_t>(sizeof(T));
     std::vector<T> ws(static_cast<size_t>(capacity));
     T* col = ws.data();
     T* staging = col + chunk * lay.colImage;  // as the plugin lays it out
+    T* colLo = split ? staging + chunk * lay.stageImage : nullptr;
+    T* wHi = col + colCapacity;
+    T* wLo = wHi + plan::split_weight_lo_offset(d);
+    if constexpr (std::is_same<T, float>::value) {
+        if (split) {  // the weight split kernel, as its launcher starts it
+            const int64_t n = plan::weight_elems(d);
+            if (use_int32(index_mode, n, max_blocks))
+                emulate_grid<int32_t>(n, max_blocks, [&](int32_t tid, int32_t nt) {
+                    launch::split_tf32_thread<int32_t>(tid, nt, n, W, wHi, wLo);
+                });
+            else
+                emulate_grid<int64_t>(n, max_blocks, [&](int64_t tid, int64_t nt) {
+                    launch::split_tf32_thread<int64_t>(tid, nt, n, W, wHi, wLo);
+                });
+        }
+    }
 
     // the grid-stride launches of the bias kernel, as the launcher would start them
     auto fill_bias = [&](int64_t rows, int64_t ld, T* dst) {
@@ -100,7 +140,7 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     const int64_t outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
         const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        for (T& v : ws) v = sentinel<T>();
+        for (int64_t q = 0; q < colCapacity; ++q) ws[static_cast<size_t>(q)] = sentinel<T>();
         const launch::Im2colPlan pl = launch::im2col_plan(d, nb, lay.ld, g_im2col_target);
         int64_t blocks = 0;
         const bool i32 = use_int32(index_mode, pl.total, max_blocks) && (index_mode == 1 || d.H * d.W <= INT32_MAX);
@@ -108,11 +148,11 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
             constexpr int V = decltype(vtag)::value;
             if (i32)
                 blocks = emulate_grid<int32_t>(pl.total, max_blocks, [&](int32_t tid, int32_t nt) {
-                    launch::deform_im2col_thread<T, int32_t, V>(tid, nt, X, off, mask, d, n0, pl, col);
+                    launch::deform_im2col_thread<T, int32_t, V>(tid, nt, X, off, mask, d, n0, pl, col, colLo);
                 });
             else
                 blocks = emulate_grid<int64_t>(pl.total, max_blocks, [&](int64_t tid, int64_t nt) {
-                    launch::deform_im2col_thread<T, int64_t, V>(tid, nt, X, off, mask, d, n0, pl, col);
+                    launch::deform_im2col_thread<T, int64_t, V>(tid, nt, X, off, mask, d, n0, pl, col, colLo);
                 });
         };
         if (pl.V == 4) run(std::integral_constant<int, 4>());
@@ -124,10 +164,13 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
             firstV = pl.V;
             firstCpt = pl.cpt;
         }
-        // every column entry (p < L of each row) written; nothing else (row padding, staging, beyond)
+        // every column entry (p < L of each row; 3xTF32: and of the lo halves) written; nothing else
+        // (row padding, staging, beyond)
         const int64_t rows = nb * d.C * d.kH * d.kW;
-        for (int64_t q = 0; q < capacity; ++q) {
-            const bool entry = q < rows * lay.ld && q % lay.ld < lay.L;
+        const int64_t loStart = split ? colLo - col : -1;
+        for (int64_t q = 0; q < colCapacity; ++q) {
+            const bool entry = (q < rows * lay.ld && q % lay.ld < lay.L) ||
+                               (split && q >= loStart && q - loStart < rows * lay.ld && (q - loStart) % lay.ld < lay.L);
             const bool written = !is_sentinel(ws[static_cast<size_t>(q)]);
             uncovered += entry && !written ? 1 : 0;
             outside += !entry && written ? 1 : 0;
@@ -135,9 +178,20 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         if (B && lay.staged) fill_bias(nb * d.M, lay.ld, staging);
         T* Yc = lay.staged ? staging : Y + n0 * outImage;
         plan::for_each_gemm(d, lay, nb, [&](const plan::Gemm& g) {
-            host_gemm<T>(g, col, W, Yc, 1.f, beta);
-            ++gemms;
-            batches += g.count;
+            if (!split) {
+                host_gemm<T>(g, col, W, Yc, 1.f, beta);
+                ++gemms;
+                batches += g.count;
+                return;
+            }
+            int ran = 0;
+            for (int t = g_split_terms_skipped; t < 3; ++t, ++ran) {  // as the plugin, term by term
+                const plan::SplitTerm& s = plan::kSplitTerms[t];
+                host_gemm<T>(g, s.colLo ? colLo : col, s.weightLo ? wLo : wHi, Yc, 1.f,
+                             s.accumulate && ran > 0 ? 1.f : beta, true);
+                ++gemms;
+                batches += g.count;
+            }
         });
         if (lay.staged)  // cudaMemcpy2DAsync: rows of L from pitch ld to pitch L
             for (int64_t r = 0; r < nb * d.M; ++r)
@@ -159,6 +213,7 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         stats[9] = wsBytes;
         stats[10] = firstV;
         stats[11] = firstCpt;
+        stats[12] = split ? 1 : 0;
     }
     return "";
 }
@@ -193,6 +248,19 @@ DCN_EXPORT void dcn_emu_im2col_items(int64_t Lv, int64_t kk, int64_t nCb, int64_
         const int64_t v[5] = {q.nl, q.g, q.cb, q.k, q.pv};
         std::memcpy(out + 5 * item, v, sizeof v);
     }
+}
+
+// 3xTF32: the emulation leaves out the first `skipped` of the three GEMM terms (tests only: 2 = plain
+// TF32, hi x hi); returns the previous value.
+DCN_EXPORT int dcn_emu_set_split_terms_skipped(int skipped) {
+    const int old = g_split_terms_skipped;
+    g_split_terms_skipped = skipped >= 0 && skipped < 3 ? skipped : 0;
+    return old;
+}
+
+// split_tf32_thread over n floats (one grid as the launcher starts it).
+DCN_EXPORT void dcn_emu_split_tf32(const float* src, int64_t n, float* hi, float* lo) {
+    emulate_grid<int64_t>(n, 0, [&](int64_t tid, int64_t nt) { launch::split_tf32_thread<int64_t>(tid, nt, n, src, hi, lo); });
 }
 
 // The items the im2col plan aims at (0: launch::kIm2colTargetItems); returns the previous value.

@@ -15,10 +15,14 @@ namespace dcn {
 namespace cuda {
 
 // Deformable im2col of images [n0, n0 + nb) into col ([nb][C*kH*kW][ld], ld >= outH*outW).
-// mask: nullptr for DCNv1.
+// mask: nullptr for DCNv1. colLo: nullptr, or (float, 3xTF32) the entries' lo halves in col's
+// layout, col then holding the hi halves (split_tf32).
 template <class T>
 cudaError_t deform_im2col(const T* X, const T* offset, const T* mask, const DeformConvDims& d, int64_t n0,
-                          int64_t nb, int64_t ld, T* col, cudaStream_t stream);
+                          int64_t nb, int64_t ld, T* col, T* colLo, cudaStream_t stream);
+
+// 3xTF32: n floats of src into their hi and lo halves (split_tf32; the weights).
+cudaError_t split_tf32(const float* src, int64_t n, float* hi, float* lo, cudaStream_t stream);
 
 // The fused FP16 path (deform_conv2d_fused.h): Y = conv(X) + B (B nullable), the whole batch;
 // workspace: 256-byte aligned, fused::layout(d, 2).bytes long. Applicable shapes only
@@ -33,7 +37,7 @@ cudaError_t fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* Y, cud
 
 #define DCN_DECLARE_LAUNCHERS(T)                                                                                    \
     extern template cudaError_t deform_im2col<T>(const T*, const T*, const T*, const DeformConvDims&, int64_t,     \
-                                                 int64_t, int64_t, T*, cudaStream_t);                               \
+                                                 int64_t, int64_t, T*, T*, cudaStream_t);                           \
     extern template cudaError_t fill_bias<T>(const T*, int64_t, int64_t, int64_t, T*, cudaStream_t);
 DCN_DECLARE_LAUNCHERS(float)
 DCN_DECLARE_LAUNCHERS(__half)

@@ -112,10 +112,12 @@ DCN_HD void store_vector(T* dst, const Acc* v) {
 
 // One thread of the im2col kernel: items tid, tid + nthreads, ... of images [n0, n0 + nb)
 // into col[nl][c][k][p]. I: the index type of the item loop (int32 when the launcher's
-// fits_im2col_int32 holds); tensor offsets are 64-bit.
+// fits_im2col_int32 holds); tensor offsets are 64-bit. colLo (float only, nullptr otherwise):
+// 3xTF32 (deform_conv2d_plan.h): col gets each entry's TF32 hi half, colLo (same layout) its lo.
 template <class T, class I, int V>
 DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset, const T* mask,
-                                 const DeformConvDims& d, int64_t n0, const Im2colPlan& pl, T* col) {
+                                 const DeformConvDims& d, int64_t n0, const Im2colPlan& pl, T* col,
+                                 T* colLo = nullptr) {
     using Acc = typename AccOf<T>::type;
     const I total = static_cast<I>(pl.total), Lv = static_cast<I>(pl.Lv), nCb = static_cast<I>(pl.nCb);
     const I kk = static_cast<I>(d.kH * d.kW), G = static_cast<I>(d.offsetGroup), kW = static_cast<I>(d.kW);
@@ -139,8 +141,8 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
         const int64_t c0 = q.g * Cg + q.cb * pl.cpt;
         const int64_t c1 = c0 + pl.cpt < (q.g + 1) * Cg ? c0 + pl.cpt : (q.g + 1) * Cg;
         const T* plane = X + (n * d.C + c0) * HW;
-        T* out = col + ((q.nl * d.C + c0) * kk + q.k) * ld + p0;
-        for (int64_t c = c0; c < c1; ++c, plane += HW, out += kk * ld) {
+        int64_t at = ((q.nl * d.C + c0) * kk + q.k) * ld + p0;
+        for (int64_t c = c0; c < c1; ++c, plane += HW, at += kk * ld) {
             Acc v[V];
             for (int e = 0; e < V; ++e) {
                 Acc a = Acc(0);
@@ -148,7 +150,14 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
                     if (idx[e][cr] >= 0) a += w[e][cr] * load<Acc>(plane[idx[e][cr]]);
                 v[e] = a;
             }
-            store_vector<T, V>(out, v);
+            if constexpr (std::is_same<T, float>::value) {
+                if (colLo != nullptr) {
+                    float lo[V];
+                    for (int e = 0; e < V; ++e) split_tf32(v[e], v[e], lo[e]);
+                    store_vector<T, V>(colLo + at, lo);
+                }
+            }
+            store_vector<T, V>(col + at, v);
         }
     }
 }
@@ -156,6 +165,19 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
 // int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32.
 DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const DeformConvDims& d) {
     return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX);
+}
+
+// ---- DeformConv2d: the 3xTF32 weight split (deform_conv2d_plan.h) -----------------------
+// n floats of src into hi and lo halves (split_tf32).
+template <class I>
+DCN_HD void split_tf32_thread(I tid, I nthreads, int64_t n, const float* src, float* hi, float* lo) {
+    const I total = static_cast<I>(n);
+    for (I q = tid; q < total; q += nthreads) {
+        float h = 0.f, l = 0.f;
+        split_tf32(src[q], h, l);
+        hi[q] = h;
+        lo[q] = l;
+    }
 }
 
 // ---- DeformConv2d: bias broadcast (the GEMM then accumulates with beta = 1) ----------

@@ -15,6 +15,7 @@
 //       int64_t n, int64_t c, int64_t i, int64_t j, int64_t ho, int64_t wo);
 //       mask * bilinear(X[n, c], h, w): one entry of the column matrix, row c*kH*kW + i*kW + j,
 //       column ho*outW + wo. Y[n, m] = B[m] + W[m] (flattened [C/group*kH*kW]) x columns of m's group.
+//   DCN_HD void split_tf32(float v, float& hi, float& lo);   v = hi + lo, hi in TF32 (3xTF32 GEMM)
 //
 //   Host only (validation; "" when fine, else one message, dcn_validate.h):
 //   struct DeformConvAttrs { vector strides, pads, dilations, kernel_shape (empty: absent);
@@ -79,6 +80,32 @@ DCN_HD Acc deform_im2col_element(const T* X, const T* offset, const T* mask, con
     const int64_t g = c / (d.C / d.offsetGroup);
     const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, n, g, i, j, ho, wo);
     return apply_taps<Acc>(X + (n * d.C + c) * d.H * d.W, t);
+}
+
+// 3xTF32 (float32 accuracy from TF32 tensor cores, the FP32 GEMM's opt-in mode, deform_conv2d_plan.h):
+// v = hi + lo exactly, hi with TF32's 10 mantissa bits (rounded to nearest, ties away from zero,
+// as cvt.rna.tf32.f32), lo = v - hi (|lo| <= 2^-11 |v|, exact in float). Then a x b ~= a_lo x b_hi
+// + a_hi x b_lo + a_hi x b_hi: the dropped a_lo x b_lo and the tensor cores' TF32 reading of lo
+// cost ~2^-21 relative, float32's own rounding. A finite v that would round to inf is truncated
+// instead. Not finite v: hi = 0 and lo = v (NaN as 0x7fffffff, which a TF32 reading keeps a NaN),
+// so that inf x b reaches the output through a_lo x b_hi (inf, as float32 gives) and not as
+// inf x 0 = NaN through a_hi x b_lo where b is exactly a TF32 value (b_lo = 0). Left different from
+// float32: inf x inf (NaN) and inf x a subnormal below 2^-137 (its hi is 0: NaN).
+DCN_HD void split_tf32(float v, float& hi, float& lo) {
+    uint32_t b = 0;
+    std::memcpy(&b, &v, sizeof b);
+    if ((b & 0x7f800000u) == 0x7f800000u) {
+        const uint32_t nonfinite = (b & 0x007fffffu) != 0 ? 0x7fffffffu : b;
+        std::memcpy(&lo, &nonfinite, sizeof lo);
+        hi = 0.f;
+        return;
+    }
+    uint32_t r = (b + 0x1000u) & 0xffffe000u;
+    if ((r & 0x7f800000u) == 0x7f800000u) r = b & 0xffffe000u;
+    float h = 0.f;
+    std::memcpy(&h, &r, sizeof h);
+    hi = h;
+    lo = v - h;
 }
 
 #if !defined(__CUDA_ARCH__)

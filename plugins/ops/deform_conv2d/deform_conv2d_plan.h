@@ -3,13 +3,16 @@
 // (deform_conv2d_host_kernels.cpp), so the GEMM group structure, batch chunking and
 // workspace arithmetic that the plugin runs are the ones tested on the host.
 //
-//   workspace = [ padding to 256 B | columns (+ staged output) of a chunk of images | cuBLAS workspace ]
+//   workspace = [ padding to 256 B | columns (+ staged output) of a chunk of images
+//                 | 3xTF32 only: the weights' hi and lo halves | cuBLAS workspace ]
 //   (TensorRT documents no alignment of the workspace base; cublasSetWorkspace wants
 //   256-byte alignment: getWorkspaceSize asks kAlignBytes more and enqueue starts at the
 //   first aligned byte, base_padding())
 //   for each chunk of images [n0, n0 + nb):
 //       deformable im2col -> columns col[nl][C*kH*kW][ld]   (deform_conv2d_launch.h)
 //       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
+//       (FP32 in 3xTF32 mode: the im2col also writes the columns' lo halves; three TF32 GEMMs
+//       per GEMM, kSplitTerms)
 //   ld = outH*outW rounded up to 16 bytes (Im2colLayout): cuBLAS's fast tensor-core kernels want
 //   16-byte aligned leading dimensions (measured on an H200, FP16 c5 (L = 1050): 147 TFLOP/s
 //   unaligned, c4 (L = 4200): 671). Where ld != L the GEMM writes a staged output [nb][M][ld]
@@ -50,23 +53,27 @@ constexpr int64_t kAlignBytes = 256;
 
 inline int64_t align_up(int64_t v, int64_t a = kAlignBytes) { return (v + a - 1) / a * a; }
 
-// The im2col path's per-image buffers for elements of elemBytes (<= 16).
+// The im2col path's per-image buffers for elements of elemBytes (<= 16). A chunk of c images
+// holds, from the aligned base: columns [c][colImage], staging [c][stageImage], and in 3xTF32
+// mode (split) the columns' lo halves [c][colImage] (the columns themselves hold the hi halves).
 struct Im2colLayout {
     int64_t L, ld;        // outH*outW and the leading dimension of columns / GEMM output
     bool staged;          // ld != L: the GEMM writes a staging buffer copied into Y
+    bool split;           // 3xTF32: lo halves of the columns after the staging
     int64_t colImage;     // column elements per image: C*kH*kW*ld
     int64_t stageImage;   // staged output elements per image: M*ld (0 unless staged)
     int64_t perImageBytes;
 };
-inline Im2colLayout im2col_layout(const DeformConvDims& d, int64_t elemBytes) {
+inline Im2colLayout im2col_layout(const DeformConvDims& d, int64_t elemBytes, bool split = false) {
     Im2colLayout l{};
     const int64_t a = elemBytes > 0 && elemBytes < 16 ? 16 / elemBytes : 1;
     l.L = d.outH * d.outW;
     l.ld = (l.L + a - 1) / a * a;
     l.staged = l.ld != l.L;
+    l.split = split;
     l.colImage = d.C * d.kH * d.kW * l.ld;
     l.stageImage = l.staged ? d.M * l.ld : 0;
-    l.perImageBytes = (l.colImage + l.stageImage) * elemBytes;
+    l.perImageBytes = (l.colImage * (split ? 2 : 1) + l.stageImage) * elemBytes;
     return l;
 }
 
@@ -82,9 +89,12 @@ inline int64_t columns_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = 
     return perImageBytes > capped ? perImageBytes : capped;
 }
 
-// The whole workspace: slack for aligning its base + aligned column part + cuBLAS workspace.
-inline int64_t workspace_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes) {
-    return kAlignBytes + align_up(columns_bytes(perImageBytes, maxN, cap)) + kCublasWorkspaceBytes;
+// The whole workspace: slack for aligning its base + aligned column part + extraBytes (aligned:
+// the 3xTF32 weights) + cuBLAS workspace.
+inline int64_t workspace_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes,
+                               int64_t extraBytes = 0) {
+    return kAlignBytes + align_up(columns_bytes(perImageBytes, maxN, cap)) + align_up(extraBytes) +
+           kCublasWorkspaceBytes;
 }
 
 // Bytes from a workspace base address to the first kAlignBytes-aligned byte (< kAlignBytes).
@@ -95,8 +105,9 @@ inline int64_t base_padding(uintptr_t address) {
 
 // Offset of the cuBLAS workspace from the aligned base (base + base_padding()) inside a
 // workspace sized for (perImageBytes, N) or more.
-inline int64_t cublas_workspace_offset(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes) {
-    return align_up(columns_bytes(perImageBytes, N, cap));
+inline int64_t cublas_workspace_offset(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes,
+                                       int64_t extraBytes = 0) {
+    return align_up(columns_bytes(perImageBytes, N, cap)) + align_up(extraBytes);
 }
 
 // Images per chunk for N images of perImageBytes: as many as fit in the cap, >= 1, <= N.
@@ -147,10 +158,45 @@ inline FusedKernel fused_kernel() {
     return std::strcmp(e, "pipelined") == 0 ? FusedKernel::kPipelined : FusedKernel::kOneStage;
 }
 
+// ---- the FP32 GEMM: cuBLAS SGEMM, or 3xTF32 on the tensor cores ---------------------------------
+// FP32 rows are bound by cuBLAS's SIMT SGEMM (H200: ~38 TFLOP/s on c5 batch 8; 1.3x torchvision
+// needs more). TF32 alone (10 mantissa bits) misses float32's tolerance; 3xTF32 keeps float32
+// accuracy: columns and weights split into hi + lo (split_tf32, deform_conv2d_math.h) and
+// a x b = a_lo x b_hi + a_hi x b_lo + a_hi x b_hi, three cuBLAS GEMMs with
+// CUBLAS_COMPUTE_32F_FAST_TF32 accumulating in float, small terms first (kSplitTerms).
+// Host-emulated (tests/test_host_conv_3xtf32.py: TF32 operands truncated, the worst reading);
+// not yet run on a GPU, so off by default.
+// DCN_DEFORM_CONV_FP32_GEMM: "3xtf32" the split GEMMs, anything else SGEMM. The workspace holds
+// either (fp32_workspace_bytes), so the switch may differ between building and running.
+constexpr bool k3xTf32Default = false;
+enum class Fp32Gemm { kSgemm, k3xTf32 };
+inline Fp32Gemm fp32_gemm() {
+    const char* e = std::getenv("DCN_DEFORM_CONV_FP32_GEMM");
+    if (e == nullptr || *e == '\0') return k3xTf32Default ? Fp32Gemm::k3xTf32 : Fp32Gemm::kSgemm;
+    return std::strcmp(e, "3xtf32") == 0 ? Fp32Gemm::k3xTf32 : Fp32Gemm::kSgemm;
+}
+
+// One GEMM of the three: which halves it multiplies, and whether it adds to the output (beta = 1)
+// or starts it (the chunk's beta: bias pre-filled or not).
+struct SplitTerm {
+    bool colLo, weightLo, accumulate;
+};
+constexpr SplitTerm kSplitTerms[3] = {{true, false, false}, {false, true, true}, {false, false, true}};
+
+// The weights' elements (M x C/group*kH*kW) and the 3xTF32 weight part of the workspace: hi
+// halves, then lo halves from split_weight_lo_offset (elements; 256-byte aligned).
+inline int64_t weight_elems(const DeformConvDims& d) { return d.M * (d.group > 0 ? d.C / d.group : 0) * d.kH * d.kW; }
+inline int64_t split_weight_lo_offset(const DeformConvDims& d) { return align_up(weight_elems(d) * 4) / 4; }
+inline int64_t split_weight_bytes(const DeformConvDims& d) { return 2 * align_up(weight_elems(d) * 4); }
+
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
-// either path at any smaller shapes (the path is chosen at enqueue).
+// either path at any smaller shapes (the path is chosen at enqueue); float: either FP32 GEMM.
 inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {
-    const int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
+    int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
+    if (elemBytes == 4) {
+        const int64_t split = workspace_bytes(im2col_layout(d, 4, true).perImageBytes, d.N, cap, split_weight_bytes(d));
+        im2col = split > im2col ? split : im2col;
+    }
     const int64_t f = fused::applicable(d, elemBytes == 2) ? kAlignBytes + fused::layout(d, elemBytes).bytes : 0;
     return im2col > f ? im2col : f;
 }

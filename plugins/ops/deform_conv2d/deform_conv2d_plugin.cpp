@@ -185,12 +185,19 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         }
     }
 
+    // FP32 in 3xTF32 mode (deform_conv2d_plan.h): hi halves in the columns, lo halves after the
+    // staging, the weights' halves after the columns part, three TF32 GEMMs per GEMM.
+    bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
     int64_t const cap = plan::columns_cap();
-    plan::Im2colLayout const lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)));
+    plan::Im2colLayout const lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)), split);
     int64_t const chunk = plan::chunk_images(lay.perImageBytes, d.N, cap);
     T* col = reinterpret_cast<T*>(base);
     T* staging = col + chunk * lay.colImage; // the GEMM's output rows of ld when ld != L
-    void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap);
+    T* colLo = split ? staging + chunk * lay.stageImage : nullptr;
+    int64_t const splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
+    T* wHi = reinterpret_cast<T*>(base + plan::align_up(plan::columns_bytes(lay.perImageBytes, d.N, cap)));
+    T* wLo = wHi + plan::split_weight_lo_offset(d);
+    void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap, splitWeightBytes);
 
     auto blasFail = [&](char const* what, cublasStatus_t st) {
         reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("
@@ -225,12 +232,29 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
             return cudaFailed("bias broadcast kernel launch", e);
         }
     }
+    if constexpr (std::is_same<T, float>::value)
+    {
+        cudaError_t const e = split ? cuda::split_tf32(W, plan::weight_elems(d), wHi, wLo, stream) : cudaSuccess;
+        if (e != cudaSuccess)
+        {
+            return cudaFailed("3xTF32 weight split kernel launch", e);
+        }
+    }
     cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
+    // One cuBLAS GEMM of descriptor g on these operands (columns a, weights b).
+    auto gemm = [&](plan::Gemm const& g, T const* a, T const* b, float const* betaOf, cublasComputeType_t compute,
+                    T* Yc) {
+        return cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m), static_cast<int>(g.n),
+            static_cast<int>(g.k), &alpha, a + g.a, dt, static_cast<int>(g.lda), g.strideA, b + g.b, dt,
+            static_cast<int>(g.ldb), g.strideB, betaOf, Yc + g.c, dt, static_cast<int>(g.ldc), g.strideC,
+            static_cast<int>(g.count), compute, CUBLAS_GEMM_DEFAULT);
+    };
+    float const one = 1.F;
     int64_t const outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk)
     {
         int64_t const nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        cudaError_t e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, lay.ld, col, stream);
+        cudaError_t e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, lay.ld, col, colLo, stream);
         if (e != cudaSuccess)
         {
             return cudaFailed("deformable im2col kernel launch", e);
@@ -245,11 +269,19 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
             {
                 return;
             }
-            st = cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m),
-                static_cast<int>(g.n), static_cast<int>(g.k), &alpha, col + g.a, dt, static_cast<int>(g.lda),
-                g.strideA, W + g.b, dt, static_cast<int>(g.ldb), g.strideB, &beta, Yc + g.c, dt,
-                static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.count), CUBLAS_COMPUTE_32F,
-                CUBLAS_GEMM_DEFAULT);
+            if (!split)
+            {
+                st = gemm(g, col, W, &beta, CUBLAS_COMPUTE_32F, Yc);
+                return;
+            }
+            for (plan::SplitTerm const& t : plan::kSplitTerms)
+            {
+                if (st == CUBLAS_STATUS_SUCCESS)
+                {
+                    st = gemm(g, t.colLo ? colLo : col, t.weightLo ? wLo : wHi, t.accumulate ? &one : &beta,
+                        CUBLAS_COMPUTE_32F_FAST_TF32, Yc);
+                }
+            }
         });
         if (st != CUBLAS_STATUS_SUCCESS)
         {
