@@ -184,11 +184,10 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
                 batches += g.count;
                 return;
             }
-            int ran = 0;
-            for (int t = g_split_terms_skipped; t < 3; ++t, ++ran) {  // as the plugin, term by term
-                const plan::SplitTerm& s = plan::kSplitTerms[t];
-                host_gemm<T>(g, s.colLo ? colLo : col, s.weightLo ? wLo : wHi, Yc, 1.f,
-                             s.accumulate && ran > 0 ? 1.f : beta, true);
+            for (int t = g_split_terms_skipped; t < 3; ++t) {  // as the plugin, term by term
+                const plan::SplitOperands<T> o = plan::split_operands<T>(plan::kSplitTerms[t], col, colLo, wHi, wLo, beta);
+                // (a test leaving out the first terms: the first one run starts the output)
+                host_gemm<T>(g, o.columns, o.weights, Yc, 1.f, t == g_split_terms_skipped ? beta : o.beta, true);
                 ++gemms;
                 batches += g.count;
             }

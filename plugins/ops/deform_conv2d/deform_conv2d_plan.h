@@ -167,7 +167,7 @@ inline FusedKernel fused_kernel() {
 // Host-emulated (tests/test_host_conv_3xtf32.py: TF32 operands truncated, the worst reading);
 // not yet run on a GPU, so off by default.
 // DCN_DEFORM_CONV_FP32_GEMM: "3xtf32" the split GEMMs, anything else SGEMM. The workspace holds
-// either (fp32_workspace_bytes), so the switch may differ between building and running.
+// either (conv_workspace_bytes), so the switch may differ between building and running.
 constexpr bool k3xTf32Default = false;
 enum class Fp32Gemm { kSgemm, k3xTf32 };
 inline Fp32Gemm fp32_gemm() {
@@ -182,6 +182,19 @@ struct SplitTerm {
     bool colLo, weightLo, accumulate;
 };
 constexpr SplitTerm kSplitTerms[3] = {{true, false, false}, {false, true, true}, {false, false, true}};
+
+// Term t's operands (the columns' and the weights' halves) and beta (chunkBeta: the chunk's).
+template <class T>
+struct SplitOperands {
+    const T* columns;
+    const T* weights;
+    float beta;
+};
+template <class T>
+SplitOperands<T> split_operands(const SplitTerm& t, const T* colHi, const T* colLo, const T* wHi, const T* wLo,
+                                float chunkBeta) {
+    return {t.colLo ? colLo : colHi, t.weightLo ? wLo : wHi, t.accumulate ? 1.f : chunkBeta};
+}
 
 // The weights' elements (M x C/group*kH*kW) and the 3xTF32 weight part of the workspace: hi
 // halves, then lo halves from split_weight_lo_offset (elements; 256-byte aligned).

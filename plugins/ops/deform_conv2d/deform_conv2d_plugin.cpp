@@ -249,7 +249,6 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
             static_cast<int>(g.ldb), g.strideB, betaOf, Yc + g.c, dt, static_cast<int>(g.ldc), g.strideC,
             static_cast<int>(g.count), compute, CUBLAS_GEMM_DEFAULT);
     };
-    float const one = 1.F;
     int64_t const outImage = d.M * lay.L;
     for (int64_t n0 = 0; n0 < d.N; n0 += chunk)
     {
@@ -276,10 +275,10 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
             }
             for (plan::SplitTerm const& t : plan::kSplitTerms)
             {
+                plan::SplitOperands<T> const o = plan::split_operands<T>(t, col, colLo, wHi, wLo, beta);
                 if (st == CUBLAS_STATUS_SUCCESS)
                 {
-                    st = gemm(g, t.colLo ? colLo : col, t.weightLo ? wLo : wHi, t.accumulate ? &one : &beta,
-                        CUBLAS_COMPUTE_32F_FAST_TF32, Yc);
+                    st = gemm(g, o.columns, o.weights, &o.beta, CUBLAS_COMPUTE_32F_FAST_TF32, Yc);
                 }
             }
         });
