@@ -16,7 +16,9 @@ torchvision.ops.roi_align(aligned=True), and DeformPSROIPool on an R-FCN head ag
 reference, and MultiScaleDeformableAttention (RT-DETR decoder 640x640 batch 1 / 8, Deformable DETR
 encoder layer 800x1333) against the grid_sample path (mmcv's / Deformable DETR's PyTorch
 formulation), FP32 / FP16, with the bandwidth floor. Each cell: median of --iterations calls timed
-with CUDA events after warm-up. Prints markdown tables and writes them (DIR/bench.md) with the
+with CUDA events after warm-up. Then a verdict per DeformConv2d row against issue 20's targets (for
+the default path and the fastest one measured) and, for each switch that is off until measured
+(pipelined, 3xtf32), whether it is faster where it would run. Prints markdown tables and writes them (DIR/bench.md) with the
 numbers (DIR/report.json). A benchmark: it asserts nothing about time. Without a CUDA device it
 exits 2 with one line.
 DCNv3 / DCNv4 (--ops dcn): the plugins' enqueue against the grid_sample formulation on InternImage-T layers
@@ -37,6 +39,13 @@ OPS = ("conv", "roi", "psroi", "msda", "dcn")
 # DeformConv2d: im2col, the one-stage and the two-stage fused kernel (FP16), im2col with FP32's GEMM as 3xTF32
 CONV_PATHS = ("im2col", "fused", "pipelined", "3xtf32")
 FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined"), ("im2col", "3xtf32")
+# Issue 20's DeformConv2d targets, printed as a verdict per row (a benchmark: nothing asserts on time):
+# torchvision / ours at least TV_TARGET[dtype]; FP16 ours / dense at most DENSE_TARGET_FUSED where the plan
+# takes the fused path, else DENSE_TARGET_B8 from batch 8.
+TV_TARGET = {"float16": 2.0, "float32": 1.3}
+DENSE_TARGET_B8, DENSE_TARGET_FUSED = 3.0, 1.5
+# the switches that are off until measured: path -> (the path it would replace, the default to flip)
+SWITCHES = {"pipelined": ("fused", "kPipelinedDefault"), "3xtf32": ("im2col", "k3xTf32Default")}
 
 
 def _tv_deform_conv2d():
@@ -305,6 +314,43 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
     return "\n".join(L) + "\n"
 
 
+def targets(conv) -> str:
+    """Each DeformConv2d row against issue 20's targets, for the plan's path and for the fastest path
+    measured (switches included), and what each off switch would change."""
+    if not conv:
+        return ""
+    L = ["", "Targets (issue 20): torchvision / ours >= 2 (FP16), >= 1.3 (FP32); FP16 ours / dense <= 1.5 where "
+         "the plan takes the fused path, <= 3 from batch 8. plan: the default path; best: the fastest measured "
+         "(switches included):", "",
+         "| layer | batch | dtype | plan | tv / plan | best | tv / best | ours / dense target | ours / dense (best) "
+         "| met (plan) | met (best) |", "|---|---:|---|---|---:|---|---:|---:|---:|---|---|"]
+    for r in conv:
+        measured = {p: r[f"{p}_ms"] for p in CONV_PATHS if r.get(f"{p}_ms")}
+        best = min(measured, key=measured.get)
+        tv, dense = r["torchvision_ms"], r["dense_cudnn_ms"]
+        want_dense = None
+        if r["dtype"] == "float16":
+            want_dense = DENSE_TARGET_FUSED if r["plan"] == "fused" else (DENSE_TARGET_B8 if r["batch"] >= 8 else None)
+
+        def met(ms):
+            ok_tv = tv is not None and tv / ms >= TV_TARGET.get(r["dtype"], 0.0)
+            return "yes" if ok_tv and (want_dense is None or ms / dense <= want_dense) else "no"
+
+        plan_ms = r["ours_ms"]
+        L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {r['plan']} | "
+                 f"{fmt(tv / plan_ms if tv else None, 2)} | {best} | {fmt(tv / measured[best] if tv else None, 2)} | "
+                 f"{fmt(want_dense, 1)} | {fmt(measured[best] / dense, 2)} | {met(plan_ms)} | {met(measured[best])} |")
+    for path, (base, default) in SWITCHES.items():
+        pairs = [(r, r[f"{base}_ms"] / r[f"{path}_ms"]) for r in conv if r.get(f"{path}_ms") and r.get(f"{base}_ms")
+                 and (path != "pipelined" or r["plan"] == "fused")]
+        if pairs:
+            speed = ", ".join(f"{r['layer'].split()[0]} b{r['batch']} {x:.2f}x" for r, x in pairs)
+            verdict = ("faster on every row: flip " if all(x > 1.0 for _, x in pairs) else "not faster everywhere: keep ") \
+                + f"{default} (deform_conv2d_plan.h) if its device tests passed"
+            L.append(f"\n{path} vs {base} ({base} ms / {path} ms): {speed}; {verdict}.")
+    return "\n".join(L) + "\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_plugins_cuda", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="directory for bench.md and report.json")
@@ -339,7 +385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "msda" in args.ops:
         bw = copy_bandwidth_tbs(torch)
         msda = msda_rows(hx, torch, args.iterations, bw)
-    text = table(gpu, conv, caps, roi, pool, note, dcn) + (msda_table(msda, bw) if msda else "")
+    text = table(gpu, conv, caps, roi, pool, note, dcn) + targets(conv) + (msda_table(msda, bw) if msda else "")
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -112,3 +112,29 @@ def test_bench_table_and_split_know_every_conv_path():
         print("ok")
     """)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
+def test_bench_targets_verdict():
+    """The benchmark's verdict against issue 20's targets (plan path and fastest path per row) and
+    what each off switch would change (pure function: no device needed)."""
+    p = _python("""
+        import bench_plugins_cuda as b
+        rows = [dict(layer="c3 128ch 100x167", batch=1, dtype="float16", im2col_ms=0.177, fused_ms=0.139,
+                     pipelined_ms=0.10, plan="fused", ours_ms=0.139, torchvision_ms=0.347, dense_cudnn_ms=0.080),
+                dict(layer="c3 128ch 100x167", batch=8, dtype="float32", im2col_ms=1.669, plan="im2col",
+                     ours_ms=1.669, torchvision_ms=1.916, dense_cudnn_ms=0.217, **{"3xtf32_ms": 1.1}),
+                dict(layer="c5 512ch 25x42", batch=8, dtype="float16", im2col_ms=0.418, fused_ms=0.546,
+                     pipelined_ms=0.5, plan="im2col", ours_ms=0.418, torchvision_ms=0.437, dense_cudnn_ms=0.136)]
+        md = b.targets(rows)
+        lines = md.splitlines()
+        assert "| c3 128ch 100x167 | 1 | float16 | fused | 2.50 | pipelined | 3.47 | 1.5 | 1.25 | no | yes |" in lines, md
+        assert "| c3 128ch 100x167 | 8 | float32 | im2col | 1.15 | 3xtf32 | 1.74 | n/a | 5.07 | no | yes |" in lines, md
+        assert "| c5 512ch 25x42 | 8 | float16 | im2col | 1.05 | im2col | 1.05 | 3.0 | 3.07 | no | no |" in lines, md
+        assert "c3 b1 1.39x; faster on every row: flip kPipelinedDefault" in md, md  # c5: plan im2col, not counted
+        assert "c3 b8 1.52x; faster on every row: flip k3xTf32Default" in md, md
+        rows[1]["3xtf32_ms"] = 2.0
+        assert "not faster everywhere: keep k3xTf32Default" in b.targets(rows)
+        assert b.targets([]) == ""
+        print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
