@@ -8,8 +8,8 @@ layout with the lo halves and the weights' part, the split in the im2col threads
 split threads, the three GEMM descriptors per GEMM) with a plain loop for cuBLAS that reads the
 operands as TF32 by truncation (the worst reading). Checked here: the split itself (exact, TF32
 hi, non-finite values), float32 results within dcn_base/tolerance.py's float32 row on the awkward
-sweep and in chunks, and that plain TF32 (the hi x hi term alone) or any two terms miss that row:
-each term is needed. Not checked here: cuBLAS's own TF32 kernels and the speed (the GPU kit).
+sweep and in chunks, and that plain TF32 (the hi x hi term alone) or hi x lo + hi x hi miss that
+row: the terms are needed. Not checked here: cuBLAS's own TF32 kernels and the speed (the GPU kit).
 """
 from __future__ import annotations
 
@@ -102,6 +102,18 @@ def test_conv_3xtf32_batch33_in_chunks(lib, split_mode):
     check_conv_stats(c, stats, chunk_expected=4)
     assert stats[12] == 1
     assert_matches(y, conv_reference(c, "float32"), "float32", "3xtf32 batch 33")
+
+
+@pytest.mark.parametrize("index,max_blocks", [("int32", 2), ("int64", 3)])
+def test_conv_3xtf32_index_types_and_grid_stride(lib, split_mode, index, max_blocks):
+    """Both index instantiations and a grid smaller than the work, for the im2col's split stores and
+    the weight split kernel (grid-stride loops)."""
+    c = make_conv_case(next(s for s in CONV_SPECS if s[0] == "k3x2-asym"), batch=5)
+    rc, y, stats, msg = emu_conv(lib, "float32", c, index=index, max_blocks=max_blocks)
+    assert rc == 0, msg
+    assert stats[12] == 1 and stats[3] == max_blocks and stats[4] == (64 if index == "int64" else 32), stats
+    check_conv_stats(c, stats)
+    assert_matches(y, conv_reference(c, "float32"), "float32", f"3xtf32 {index} max_blocks={max_blocks}")
 
 
 def deep_case(seed=11):
