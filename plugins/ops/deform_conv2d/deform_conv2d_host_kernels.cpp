@@ -90,7 +90,7 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     const int64_t chunk = plan::chunk_images(perImage, d.N, cap);
     const int64_t splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
     const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap, splitWeightBytes);
-    const int64_t columnsEnd = plan::align_up(plan::columns_bytes(perImage, d.N, cap));
+    const int64_t columnsEnd = plan::columns_end(perImage, d.N, cap);
     const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap, splitWeightBytes);
     if (chunk * perImage > columnsEnd || columnsEnd + splitWeightBytes > cublasOffset ||
         cublasOffset + plan::kCublasWorkspaceBytes > wsBytes ||

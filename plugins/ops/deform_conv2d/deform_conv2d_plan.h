@@ -59,7 +59,6 @@ inline int64_t align_up(int64_t v, int64_t a = kAlignBytes) { return (v + a - 1)
 struct Im2colLayout {
     int64_t L, ld;        // outH*outW and the leading dimension of columns / GEMM output
     bool staged;          // ld != L: the GEMM writes a staging buffer copied into Y
-    bool split;           // 3xTF32: lo halves of the columns after the staging
     int64_t colImage;     // column elements per image: C*kH*kW*ld
     int64_t stageImage;   // staged output elements per image: M*ld (0 unless staged)
     int64_t perImageBytes;
@@ -70,7 +69,6 @@ inline Im2colLayout im2col_layout(const DeformConvDims& d, int64_t elemBytes, bo
     l.L = d.outH * d.outW;
     l.ld = (l.L + a - 1) / a * a;
     l.staged = l.ld != l.L;
-    l.split = split;
     l.colImage = d.C * d.kH * d.kW * l.ld;
     l.stageImage = l.staged ? d.M * l.ld : 0;
     l.perImageBytes = (l.colImage * (split ? 2 : 1) + l.stageImage) * elemBytes;
@@ -89,12 +87,16 @@ inline int64_t columns_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = 
     return perImageBytes > capped ? perImageBytes : capped;
 }
 
+// Where the column part ends (from the aligned base), aligned: the 3xTF32 weights start there.
+inline int64_t columns_end(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes) {
+    return align_up(columns_bytes(perImageBytes, N, cap));
+}
+
 // The whole workspace: slack for aligning its base + aligned column part + extraBytes (aligned:
 // the 3xTF32 weights) + cuBLAS workspace.
 inline int64_t workspace_bytes(int64_t perImageBytes, int64_t maxN, int64_t cap = kColumnsCapBytes,
                                int64_t extraBytes = 0) {
-    return kAlignBytes + align_up(columns_bytes(perImageBytes, maxN, cap)) + align_up(extraBytes) +
-           kCublasWorkspaceBytes;
+    return kAlignBytes + columns_end(perImageBytes, maxN, cap) + align_up(extraBytes) + kCublasWorkspaceBytes;
 }
 
 // Bytes from a workspace base address to the first kAlignBytes-aligned byte (< kAlignBytes).
@@ -107,7 +109,7 @@ inline int64_t base_padding(uintptr_t address) {
 // workspace sized for (perImageBytes, N) or more.
 inline int64_t cublas_workspace_offset(int64_t perImageBytes, int64_t N, int64_t cap = kColumnsCapBytes,
                                        int64_t extraBytes = 0) {
-    return align_up(columns_bytes(perImageBytes, N, cap)) + align_up(extraBytes);
+    return columns_end(perImageBytes, N, cap) + align_up(extraBytes);
 }
 
 // Images per chunk for N images of perImageBytes: as many as fit in the cap, >= 1, <= N.
@@ -129,6 +131,12 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
 // wherever it applies (tests and measurements).
 constexpr bool kFusedDefault = true;
 enum class FusedMode { kOff, kOn, kForce };
+
+// An on/off switch: variable var unset or empty -> dflt, else whether it equals value.
+inline bool env_selects(const char* var, const char* value, bool dflt) {
+    const char* e = std::getenv(var);
+    return e == nullptr || *e == '\0' ? dflt : std::strcmp(e, value) == 0;
+}
 inline FusedMode fused_mode() {
     const char* e = std::getenv("DCN_DEFORM_CONV_FUSED");
     if (e == nullptr || *e == '\0') return kFusedDefault ? FusedMode::kOn : FusedMode::kOff;
@@ -153,9 +161,8 @@ inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
 constexpr bool kPipelinedDefault = false;
 enum class FusedKernel { kOneStage, kPipelined };
 inline FusedKernel fused_kernel() {
-    const char* e = std::getenv("DCN_DEFORM_CONV_FUSED_KERNEL");
-    if (e == nullptr || *e == '\0') return kPipelinedDefault ? FusedKernel::kPipelined : FusedKernel::kOneStage;
-    return std::strcmp(e, "pipelined") == 0 ? FusedKernel::kPipelined : FusedKernel::kOneStage;
+    return env_selects("DCN_DEFORM_CONV_FUSED_KERNEL", "pipelined", kPipelinedDefault) ? FusedKernel::kPipelined
+                                                                                      : FusedKernel::kOneStage;
 }
 
 // ---- the FP32 GEMM: cuBLAS SGEMM, or 3xTF32 on the tensor cores ---------------------------------
@@ -171,9 +178,7 @@ inline FusedKernel fused_kernel() {
 constexpr bool k3xTf32Default = false;
 enum class Fp32Gemm { kSgemm, k3xTf32 };
 inline Fp32Gemm fp32_gemm() {
-    const char* e = std::getenv("DCN_DEFORM_CONV_FP32_GEMM");
-    if (e == nullptr || *e == '\0') return k3xTf32Default ? Fp32Gemm::k3xTf32 : Fp32Gemm::kSgemm;
-    return std::strcmp(e, "3xtf32") == 0 ? Fp32Gemm::k3xTf32 : Fp32Gemm::kSgemm;
+    return env_selects("DCN_DEFORM_CONV_FP32_GEMM", "3xtf32", k3xTf32Default) ? Fp32Gemm::k3xTf32 : Fp32Gemm::kSgemm;
 }
 
 // One GEMM of the three: which halves it multiplies, and whether it adds to the output (beta = 1)

@@ -195,7 +195,7 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     T* staging = col + chunk * lay.colImage; // the GEMM's output rows of ld when ld != L
     T* colLo = split ? staging + chunk * lay.stageImage : nullptr;
     int64_t const splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
-    T* wHi = reinterpret_cast<T*>(base + plan::align_up(plan::columns_bytes(lay.perImageBytes, d.N, cap)));
+    T* wHi = reinterpret_cast<T*>(base + plan::columns_end(lay.perImageBytes, d.N, cap));
     T* wLo = wHi + plan::split_weight_lo_offset(d);
     void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap, splitWeightBytes);
 
