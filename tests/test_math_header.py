@@ -259,11 +259,17 @@ def test_conv_columns_match_reference(lib, spec, dtype):
     assert_matches(got, want.numpy(), dtype, spec[0])
 
 
+# offset groups of 7 and 9 channels: runs of 4 + 3 and 4 + 4 + 1 planes per taps block
+RUN_SPECS = [("og7-runs", 1, 14, 6, 9, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 2, True, False, 2.0),
+             ("og9-runs", 2, 9, 5, 7, 2, 3, 2, (2, 1), (0, 1, 1, 0), (1, 2), 1, 1, False, False, 1.5)]
+
+
 @pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("spec", CONV_SPECS, ids=CONV_IDS)
+@pytest.mark.parametrize("spec", CONV_SPECS + RUN_SPECS, ids=CONV_IDS + [s[0] for s in RUN_SPECS])
 def test_conv_taps_blocks_equal_elements(lib, spec, dtype):
-    """The ONNX Runtime op's sampling (taps blocks, apply_taps_block, vectorised for float) gives
-    exactly the element function's columns on finite inputs, borders and far points included."""
+    """The ONNX Runtime op's sampling (taps blocks, apply_taps_block_planes over runs of up to four
+    channels, vectorised for float) gives exactly the element function's columns on finite inputs,
+    borders and far points included."""
     c = make_conv_case(spec, seed=11)
     args = conv_args(c, dtype)
     by_element, msg = host_conv(lib, dtype, c.x, c.weight, c.offset, None, c.mask, columns=1, **args)

@@ -152,6 +152,37 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     assert np.array_equal(np.isfinite(got), finite)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_conv_channels_sampled_in_runs(dtype):
+    """Channels are sampled four at a time from one taps block (apply_taps_block_planes): offset groups
+    of 7 channels (runs of 4 and 3) and of 1, a non-finite plane inside a run (channel 9: its run samples
+    channel by channel, the element path for that plane) and one ending a run (channel 13), two images;
+    every channel lands in its own rows."""
+    g = torch.Generator().manual_seed(31)
+    N, C, H, W, M = 2, 14, 9, 11, 5
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    x[1, 9, 2, 3] = math.inf
+    x[0, 13, 8, 10] = math.nan
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 6
+    b = torch.randn(M, generator=g, dtype=torch.float64)
+    off = torch.randn(N, 2 * 2 * 9, H, W, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(N, 2 * 9, H, W, generator=g, dtype=torch.float64)
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3], offset_group=2)
+    want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype))
+    finite = torch.isfinite(want).numpy()
+    assert not finite.all() and finite.mean() > 0.3
+    for threads in (1, 2):
+        got = run(DEFORM_CONV2D, ins, attrs, dtype, threads=threads)
+        assert_matches(np.where(finite, got, 0), np.where(finite, want.numpy(), 0), dtype)
+        assert np.array_equal(np.isfinite(got), finite)
+    x[1, 9, 2, 3], x[0, 13, 8, 10] = 0.5, -0.5  # all finite: every run sampled together
+    clean = dict(ins, X=x.numpy())
+    got = run(DEFORM_CONV2D, clean, attrs, dtype)
+    want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype))
+    assert_matches(got, want.numpy(), dtype)
+
+
 def test_conv_deep_input_in_wide_chunks():
     """A deep input (C*kH*kW = 9216 column rows) whose columns outgrow any L2 budget: runs of output
     positions as wide as 8 MiB of columns allow (kWideChunkPositions capped: 227 -> 240 of 900,

@@ -42,6 +42,14 @@
 //       const TapsBlock<Acc, B>&, int n, Acc* out);
 //       the taps of B samples as one base index and four window weights each: out[p] =
 //       apply_taps(plane, taps p), vectorised on the host; only for planes of finite values.
+//   template<int NC, class Acc, class T, int B> DCN_HD void apply_taps_block_planes(const T* plane,
+//       int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out, int64_t out_stride);
+//       the same for NC planes at once (plane + j*plane_stride into out + j*out_stride, j < NC):
+//       each sample's base index and weights loaded once for the NC planes; equal bit for bit to
+//       NC calls of apply_taps_block.
+//   template<class Acc, class T, int B> DCN_HD void apply_taps_block_run(int64_t nc, const T* plane,
+//       int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out, int64_t out_stride);
+//       apply_taps_block_planes over nc planes (any nc >= 0), kTapsRun at a time.
 //
 // Also here (host only, included below): the validation helpers of dcn_validate.h (ShapeRef,
 // messages). The RoI pools' shared RoI checks: dcn_roi.h; the attribute tables' machinery: dcn_fields.h.
@@ -303,8 +311,15 @@ DCN_HD void set_taps(TapsBlock<Acc, B>& blk, int p, const BilinearTaps<Acc>& t, 
 // out[p] = apply_taps(plane, taps of sample p) for p < n: the same terms in the same order,
 // plus 0 * (a value inside the plane) for the empty slots. Equal to apply_taps only when every
 // value of the plane is finite (0 * inf is NaN): callers check that, else use apply_taps.
-template <class Acc, class T, int B>
-DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>& blk, int n, Acc* out) {
+// NC planes at once (plane j at plane + j * plane_stride, its samples at out + j * out_stride):
+// each sample's base index and four weights are loaded once for all of them (per value, four
+// loads of the taps become 4 / NC; measured on 64x64 planes of 128 channels, 2 MiB of L2: 0.71
+// ns a value with one plane, 0.59 with four, and 1.04 -> 0.62 on 100x100 planes, where one
+// plane's pass over all its taps blocks evicted the blocks from L1).
+template <int NC, class Acc, class T, int B>
+DCN_HD void apply_taps_block_planes(const T* plane, int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>& blk,
+                                    int n, Acc* out, int64_t out_stride) {
+    static_assert(NC >= 1, "at least one plane");
     int p = 0;
 #if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
     if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
@@ -315,38 +330,68 @@ DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>&
         const float* pb = pf + W;  // the windows' bottom rows
         __asm__("" : "+r"(pb));  // a pointer of its own: no "+ W" per load (GCC would fold pb into pf + (base + W))
         for (; p + 4 <= n; p += 4) {
-            float top[8], bot[8];  // (x00, x01) and (x10, x11) of samples p .. p+3
-            for (int l = 0; l < 4; ++l) {
-                const int32_t base = blk.base[p + l];
-                memcpy(top + 2 * l, pf + base, 2 * sizeof(float));
-                memcpy(bot + 2 * l, pb + base, 2 * sizeof(float));
-            }
-            v4 t01, t23, b01, b23, w00, w01, w10, w11;
-            memcpy(&t01, top, sizeof t01);
-            memcpy(&t23, top + 4, sizeof t23);
-            memcpy(&b01, bot, sizeof b01);
-            memcpy(&b23, bot + 4, sizeof b23);
+            int32_t base[4];
+            for (int l = 0; l < 4; ++l) base[l] = blk.base[p + l];
+            v4 w00, w01, w10, w11;
             memcpy(&w00, &blk.w[0][p], sizeof w00);
             memcpy(&w01, &blk.w[1][p], sizeof w01);
             memcpy(&w10, &blk.w[2][p], sizeof w10);
             memcpy(&w11, &blk.w[3][p], sizeof w11);
-            v4 v = {0.0f, 0.0f, 0.0f, 0.0f};
-            v += w00 * __builtin_shufflevector(t01, t23, 0, 2, 4, 6);
-            v += w01 * __builtin_shufflevector(t01, t23, 1, 3, 5, 7);
-            v += w10 * __builtin_shufflevector(b01, b23, 0, 2, 4, 6);
-            v += w11 * __builtin_shufflevector(b01, b23, 1, 3, 5, 7);
-            memcpy(reinterpret_cast<float*>(out) + p, &v, sizeof v);
+            for (int j = 0; j < NC; ++j) {
+                const float* pt = pf + j * plane_stride;
+                const float* pd = pb + j * plane_stride;
+                float top[8], bot[8];  // (x00, x01) and (x10, x11) of samples p .. p+3
+                for (int l = 0; l < 4; ++l) {
+                    memcpy(top + 2 * l, pt + base[l], 2 * sizeof(float));
+                    memcpy(bot + 2 * l, pd + base[l], 2 * sizeof(float));
+                }
+                v4 t01, t23, b01, b23;
+                memcpy(&t01, top, sizeof t01);
+                memcpy(&t23, top + 4, sizeof t23);
+                memcpy(&b01, bot, sizeof b01);
+                memcpy(&b23, bot + 4, sizeof b23);
+                v4 v = {0.0f, 0.0f, 0.0f, 0.0f};
+                v += w00 * __builtin_shufflevector(t01, t23, 0, 2, 4, 6);
+                v += w01 * __builtin_shufflevector(t01, t23, 1, 3, 5, 7);
+                v += w10 * __builtin_shufflevector(b01, b23, 0, 2, 4, 6);
+                v += w11 * __builtin_shufflevector(b01, b23, 1, 3, 5, 7);
+                memcpy(reinterpret_cast<float*>(out) + j * out_stride + p, &v, sizeof v);
+            }
         }
     }
 #endif
     for (; p < n; ++p) {
-        const T* q = plane + blk.base[p];
-        Acc v = Acc(0);
-        v += blk.w[0][p] * load<Acc>(q[0]);
-        v += blk.w[1][p] * load<Acc>(q[1]);
-        v += blk.w[2][p] * load<Acc>(q[W]);
-        v += blk.w[3][p] * load<Acc>(q[W + 1]);
-        out[p] = v;
+        const int32_t base = blk.base[p];
+        for (int j = 0; j < NC; ++j) {
+            const T* q = plane + j * plane_stride + base;
+            Acc v = Acc(0);
+            v += blk.w[0][p] * load<Acc>(q[0]);
+            v += blk.w[1][p] * load<Acc>(q[1]);
+            v += blk.w[2][p] * load<Acc>(q[W]);
+            v += blk.w[3][p] * load<Acc>(q[W + 1]);
+            out[j * out_stride + p] = v;
+        }
+    }
+}
+
+template <class Acc, class T, int B>
+DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>& blk, int n, Acc* out) {
+    apply_taps_block_planes<1>(plane, 0, W, blk, n, out, 0);
+}
+
+// The most planes apply_taps_block_run samples together (measured: see apply_taps_block_planes).
+constexpr int kTapsRun = 4;
+template <class Acc, class T, int B>
+DCN_HD void apply_taps_block_run(int64_t nc, const T* plane, int64_t plane_stride, int64_t W,
+                                 const TapsBlock<Acc, B>& blk, int n, Acc* out, int64_t out_stride) {
+    static_assert(kTapsRun == 4, "the switch below takes 1 .. 4 planes");
+    for (; nc > 0; nc -= kTapsRun, plane += kTapsRun * plane_stride, out += kTapsRun * out_stride) {
+        switch (nc < kTapsRun ? nc : kTapsRun) {
+            case 4: apply_taps_block_planes<4>(plane, plane_stride, W, blk, n, out, out_stride); break;
+            case 3: apply_taps_block_planes<3>(plane, plane_stride, W, blk, n, out, out_stride); break;
+            case 2: apply_taps_block_planes<2>(plane, plane_stride, W, blk, n, out, out_stride); break;
+            default: apply_taps_block_planes<1>(plane, plane_stride, W, blk, n, out, out_stride); break;
+        }
     }
 }
 

@@ -25,7 +25,9 @@ std::vector<int64_t> vec(const int64_t* v, int64_t n) {
 }
 
 // The column matrix [N, C*kH*kW, L] the way the ONNX Runtime op samples it: taps blocks of
-// kBlock positions (shared by the channels of an offset group), apply_taps_block per plane.
+// kBlock positions (shared by the channels of an offset group), apply_taps_block_run over the
+// group's channels (runs of up to four: the sweep's groups of 1 to 4, 7 and 9 channels take
+// every run length).
 constexpr int kBlock = 48;  // not the op's 128: other tails
 template <class T>
 void columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, const void* offv, const void* maskv,
@@ -49,9 +51,9 @@ void columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, const void*
                                                                    pos / d.outW, pos % d.outW),
                                       d.H, d.W);
                     }
-                    for (int64_t c = g * Cog; c < (g + 1) * Cog; ++c)
-                        dcn::apply_taps_block<Acc>(X + (n * d.C + c) * d.H * d.W, d.W, blk, pn,
-                                                   out + ((n * d.C + c) * kk + k) * L + p0);
+                    dcn::apply_taps_block_run<Acc>(Cog, X + (n * d.C + g * Cog) * d.H * d.W,
+                                                   d.H * d.W, d.W, blk, pn,
+                                                   out + ((n * d.C + g * Cog) * kk + k) * L + p0, kk * L);
                 }
 }
 
