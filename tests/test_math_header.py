@@ -279,6 +279,52 @@ def test_conv_taps_blocks_equal_elements(lib, spec, dtype):
     assert np.array_equal(by_block, by_element)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 1e6 in float16: inf, one more edge
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("shape", [(7, 13, (1, 1), (1, 1, 1, 1), (1, 1)), (9, 30, (2, 3), (0, 2, 1, 0), (2, 1)),
+                                   (2, 2, (1, 1), (1, 1, 1, 1), (1, 1))], ids=["13-wide", "stride23", "2x2"])
+def test_conv_taps_blocks_at_the_edges(lib, dtype, shape):
+    """deform_taps_block (four positions of a row at a time for float on the host) against the
+    element function where sampling is decided: samples exactly on the map's borders (-1, -0, 0,
+    H-1, H), just inside and outside them, halves, far points, NaN / inf offsets, and a mask with
+    zeros, negatives, inf and NaN; rows of 13 and of 10 (tails of 1-3 positions, blocks of 48
+    starting inside rows), strides 2x3, asymmetric pads, a 2x2 map. Columns bit for bit; the host
+    library also compares every block byte for byte with set_taps per position (a message if not)."""
+    H, W, strides, pads, dil = shape
+    kH, kW, og, C = 3, 2, 2, 4
+    rng = np.random.default_rng(41)
+    oH = conv_out_size(H, pads[0], pads[2], dil[0], kH, strides[0])
+    oW = conv_out_size(W, pads[1], pads[3], dil[1], kW, strides[1])
+    x = torch.from_numpy(rng.standard_normal((2, C, H, W)))
+    w = torch.from_numpy(rng.standard_normal((3, C, kH, kW)))
+    # offsets that land the sample (before the offset: ho*stride - pad + i*dil) on chosen points
+    base_h = (np.arange(oH) * strides[0] - pads[0])[None, None, :, None] + \
+        (np.arange(kH * kW) // kW * dil[0]).repeat(1)[None, :, None, None]
+    base_w = (np.arange(oW) * strides[1] - pads[1])[None, None, None, :] + \
+        (np.arange(kH * kW) % kW * dil[1])[None, :, None, None]
+    points_h = np.array([-1.0, -0.9999, -0.5, -0.0, 0.0, 0.25, 1.0, H - 2.0, H - 1.5, H - 1.0, H - 0.5, H - 1e-4,
+                         float(H), H + 0.5, 1e6, -1e6, np.nan, np.inf, -np.inf])
+    points_w = np.array([-1.0, -0.9999, -0.5, -0.0, 0.0, 0.25, 1.0, W - 2.0, W - 1.5, W - 1.0, W - 0.5, W - 1e-4,
+                         float(W), W + 0.5, 1e6, -1e6, np.nan, np.inf, -np.inf])
+    shape_o = (2, og, kH * kW, oH, oW)
+    th = rng.choice(points_h, size=shape_o)
+    tw = rng.choice(points_w, size=shape_o)
+    off = np.empty((2, og, kH * kW, 2, oH, oW))
+    off[:, :, :, 0] = th - base_h[:, None]
+    off[:, :, :, 1] = tw - base_w[:, None]
+    off = torch.from_numpy(off.reshape(2, og * kH * kW * 2, oH, oW))
+    mask = rng.choice(np.array([0.0, -0.0, 1.0, 0.5, -2.0, np.inf, np.nan, 0.3]), size=(2, og * kH * kW, oH, oW),
+                      p=[0.1, 0.05, 0.3, 0.2, 0.1, 0.05, 0.05, 0.15])
+    args = dict(strides=strides, pads=pads, dilations=dil, offset_group=og, kernel_shape=(kH, kW))
+    by_element, msg = host_conv(lib, dtype, x, w, off, None, torch.from_numpy(mask), columns=1, **args)
+    assert msg == ""
+    by_block, msg = host_conv(lib, dtype, x, w, off, None, torch.from_numpy(mask), columns=2, **args)
+    assert msg == ""
+    assert np.isnan(by_element).any() and (by_element == 0).mean() > 0.1  # the edges were reached
+    assert np.array_equal(by_block, by_element, equal_nan=True)
+    assert np.array_equal(np.signbit(by_block), np.signbit(by_element))
+
+
 @pytest.mark.parametrize("spec", [CONV_SPECS[1], CONV_SPECS[3]], ids=[CONV_SPECS[1][0], CONV_SPECS[3][0]])
 def test_conv_bigger_batch(lib, spec):
     c = make_conv_case(spec, batch=5, seed=7)

@@ -25,36 +25,47 @@ std::vector<int64_t> vec(const int64_t* v, int64_t n) {
 }
 
 // The column matrix [N, C*kH*kW, L] the way the ONNX Runtime op samples it: taps blocks of
-// kBlock positions (shared by the channels of an offset group), apply_taps_block_run over the
+// kBlock positions (deform_taps_block; shared by the channels of an offset group; blocks that
+// start and end inside output rows), apply_taps_block_run over the
 // group's channels (runs of up to four: the sweep's groups of 1 to 4, 7 and 9 channels take
 // every run length).
 constexpr int kBlock = 48;  // not the op's 128: other tails
+// Each block is also checked byte for byte against set_taps of deform_im2col_taps per position
+// (what deform_taps_block promises); "" or where the first difference is.
 template <class T>
-void columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, const void* offv, const void* maskv,
-                       void* outv) {
+std::string columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, const void* offv, const void* maskv,
+                              void* outv) {
     using Acc = typename dcn::AccOf<T>::type;
     const T* X = static_cast<const T*>(Xv);
     const T* off = static_cast<const T*>(offv);
     const T* mask = static_cast<const T*>(maskv);
     Acc* out = static_cast<Acc*>(outv);
     const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, Cog = d.C / d.offsetGroup;
-    dcn::TapsBlock<Acc, kBlock> blk;
+    dcn::TapsBlock<Acc, kBlock> blk, one;
     for (int64_t n = 0; n < d.N; ++n)
         for (int64_t g = 0; g < d.offsetGroup; ++g)
             for (int64_t k = 0; k < kk; ++k)
                 for (int64_t p0 = 0; p0 < L; p0 += kBlock) {
                     const int pn = static_cast<int>(std::min<int64_t>(kBlock, L - p0));
+                    dcn::deform_taps_block<Acc>(off, mask, d, n, g, k, p0, pn, blk);
                     for (int p = 0; p < pn; ++p) {
                         const int64_t pos = p0 + p;
-                        dcn::set_taps(blk, p,
+                        dcn::set_taps(one, p,
                                       dcn::deform_im2col_taps<Acc>(off, mask, d, n, g, k / d.kW, k % d.kW,
                                                                    pos / d.outW, pos % d.outW),
                                       d.H, d.W);
+                        bool same = blk.base[p] == one.base[p];
+                        for (int q = 0; q < 4; ++q) same = same && std::memcmp(&blk.w[q][p], &one.w[q][p], sizeof(Acc)) == 0;
+                        if (!same)
+                            return "deform_taps_block differs from set_taps at n " + std::to_string(n) + ", offset group " +
+                                   std::to_string(g) + ", kernel point " + std::to_string(k) + ", position " +
+                                   std::to_string(pos);
                     }
                     dcn::apply_taps_block_run<Acc>(Cog, X + (n * d.C + g * Cog) * d.H * d.W,
                                                    d.H * d.W, d.W, blk, pn,
                                                    out + ((n * d.C + g * Cog) * kk + k) * L + p0, kk * L);
                 }
+    return "";
 }
 
 template <class T>
@@ -98,7 +109,8 @@ void conv2d(const dcn::DeformConvDims& d, const void* Xv, const void* Wv, const 
 
 // Validates, then (when out != NULL) computes the op (columns_only = 0: Y [N, M, oH, oW])
 // or its column matrix [N, C*kH*kW, oH*oW] (columns_only = 1: deform_im2col_element per entry;
-// 2: taps blocks and apply_taps_block, as the ONNX Runtime op; finite X, H and W >= 2 only). B / mask NULL = absent;
+// 2: taps blocks and apply_taps_block_run, as the ONNX Runtime op, each block checked against set_taps per
+// position (a message where they differ); finite X, H and W >= 2 only). B / mask NULL = absent;
 // kernel_shape with n_kernel_shape = 0 = absent. dims_out (optional) receives the 19
 // DeformConvDims integers in declaration order.
 DCN_EXPORT int dcn_host_deform_conv2d(int dtype, int columns_only, const void* X, const int64_t* x_shape,
@@ -131,12 +143,14 @@ DCN_EXPORT int dcn_host_deform_conv2d(int dtype, int columns_only, const void* X
     if (out && columns_only == 2) {
         if (!dcn::block_sampling_ok(d.H, d.W))
             return report("dcn_host_deform_conv2d: taps blocks need H, W >= 2", msg, msg_size);
+        std::string bad;
         switch (dtype) {
-            case 0: columns_by_blocks<double>(d, X, offset, mask, out); break;
-            case 1: columns_by_blocks<float>(d, X, offset, mask, out); break;
-            case 2: columns_by_blocks<dcn::Half>(d, X, offset, mask, out); break;
+            case 0: bad = columns_by_blocks<double>(d, X, offset, mask, out); break;
+            case 1: bad = columns_by_blocks<float>(d, X, offset, mask, out); break;
+            case 2: bad = columns_by_blocks<dcn::Half>(d, X, offset, mask, out); break;
             default: return report("dcn_host_deform_conv2d: dtype " + std::to_string(dtype) + ", expected 0, 1 or 2", msg, msg_size);
         }
+        if (!bad.empty()) return report(bad, msg, msg_size);
     } else if (out) {
         const bool cols = columns_only != 0;
         switch (dtype) {

@@ -6,7 +6,7 @@
 // Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
 // columns or kWideChunkPositions wide: the GEMM reads them from L2 right after they are written;
 // whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group,
-// kernel point, 128 output positions) one dcn::TapsBlock (deform_im2col_taps, mask folded in),
+// kernel point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in),
 // then per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over
 // the run's planes, each block's taps loaded once for them, then the MatMul, then bias (and the
 // chunk copied into Y). Planes holding inf /
@@ -183,13 +183,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
                     const int64_t q0 = p0 + tile * kTile;
                     const int qn = static_cast<int>(std::min<int64_t>(kTile, p0 + pn - q0));
-                    int64_t ho = q0 / d.outW, wo = q0 % d.outW;
-                    for (int p = 0; p < qn; ++p) {
-                        const dcn::BilinearTaps<float> t =
-                            dcn::deform_im2col_taps<float>(off, msk, d, n0 + n, g, k / d.kW, k % d.kW, ho, wo);
-                        dcn::set_taps(blocks.get()[it], p, t, d.H, d.W);
-                        if (++wo == d.outW) wo = 0, ++ho;
-                    }
+                    dcn::deform_taps_block<float>(off, msk, d, n0 + n, g, k, q0, qn, blocks.get()[it]);
                 });
                 // 2. Columns [cnt, C*kH*kW, pn]; work item (n, run of up to kPlanes channels of one
                 //    offset group): the run's kH*kW rows each, sampled block by block from the run's
