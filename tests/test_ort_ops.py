@@ -154,10 +154,10 @@ def test_conv_columns_in_chunks_of_positions(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_conv_channels_sampled_in_runs(dtype):
-    """Channels are sampled four at a time from one taps block (apply_taps_block_planes): offset groups
-    of 7 channels (runs of 4 and 3) and of 1, a non-finite plane inside a run (channel 9: its run samples
-    channel by channel, the element path for that plane) and one ending a run (channel 13), two images;
-    every channel lands in its own rows."""
+    """Channels are sampled four at a time from one taps block (apply_taps_block_run): two offset groups
+    of 7 channels (runs of 4 and 3), a non-finite plane inside a run (channel 9: its run samples channel
+    by channel, the element path for that plane) and one ending a run (channel 13), two images; every
+    channel lands in its own rows."""
     g = torch.Generator().manual_seed(31)
     N, C, H, W, M = 2, 14, 9, 11, 5
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
