@@ -23,7 +23,8 @@ sampling_ratio 2, zero offsets) vs torchvision.ops.roi_align(aligned=True), the 
 
 All runtimes get the same number of threads (default: the machine's cores); the columns of a
 row run interleaved, round after round, and each cell is the median. Idle ONNX Runtime workers
-do not spin (as in bench_e2e_cpu.py), so that one column never takes the cores from the next.
+do not spin (as in bench_e2e_cpu.py), nor do PyTorch's OpenMP workers (OMP_WAIT_POLICY=PASSIVE
+unless set), so that one column never takes the cores from the next.
 Not a test: it prints, it asserts nothing about time.
 """
 from __future__ import annotations
@@ -38,6 +39,14 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# PyTorch's OpenMP workers spin a while after each call by default, taking the cores from the
+# column that runs next: ORT's dense Conv right after torchvision took 6.5 ms on c3 at two threads
+# instead of 4.2. Here they wait passively, like ONNX Runtime's (torchvision's one large parallel
+# loop is as fast either way). Not in bench_e2e_cpu.py: PyTorch eager, many small loops, was 25 %
+# slower there waiting passively. Only where torch is not loaded yet (else it has no effect).
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402

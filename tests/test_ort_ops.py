@@ -132,7 +132,9 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     """Columns over the op's largest chunk (8 MiB; C*kH*kW*outH*outW = 288*8190 floats, 9.4 MB): runs of
     output positions of one image (several chunks, the last one shorter, whatever the machine's L2 size),
     groups and offset groups, mask, bias, one plane with inf / NaN (the element path) and one sample far
-    outside; each chunk lands where it belongs."""
+    outside; each chunk lands where it belongs. Several chunks run side by side, one per thread (each
+    with its own scratch and its own MatMul call from a pool thread): one, two and four threads (more
+    threads than this machine has cores) give the same bytes."""
     g = torch.Generator().manual_seed(21)
     N, C, H, W, M = 2, 32, 90, 91, 6
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
@@ -150,6 +152,8 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     assert not finite.all() and finite.mean() > 0.5  # the inf / NaN plane reaches some outputs, not all
     assert_matches(np.where(finite, got, 0), np.where(finite, want.numpy(), 0), dtype)
     assert np.array_equal(np.isfinite(got), finite)
+    for threads in (1, 4):
+        np.testing.assert_array_equal(run(DEFORM_CONV2D, ins, attrs, dtype, threads=threads), got)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

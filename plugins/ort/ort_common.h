@@ -9,6 +9,9 @@
 #undef ORT_API_MANUAL_INIT
 
 #include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -165,7 +168,7 @@ constexpr double kSerialWork = 16384.0;
 
 // f(i) for i in [0, total) on the session's intra-op thread pool; work: about how many inner-loop
 // steps (a sampled or converted value) one i takes, so that small loops stay on this thread. f must
-// not throw.
+// not throw (FirstError where it may).
 template <class F> void parallel_for(const Ort::KernelContext& ctx, size_t total, double work, const F& f) {
     if (total == 0) return;
     if (total == 1 || static_cast<double>(total) * work < kSerialWork) {
@@ -207,6 +210,54 @@ template <class T> class Scratch {
   private:
     OrtAllocator* alloc_ = nullptr;
     T* data_ = nullptr;
+};
+
+// Items of a parallel_for that may throw (an ONNX Runtime call inside them): run(f) runs f and
+// keeps the first exception any item threw; rethrow() after the loop throws it on the calling
+// thread (an exception must not leave an item: the pool's worker threads would terminate).
+class FirstError {
+  public:
+    template <class F> void run(const F& f) noexcept {
+        try {
+            f();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+    void rethrow() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::exception_ptr error_;
+};
+
+// Scratch for the items of a parallel_for, one set per item running at once: take() hands out a
+// free set (made by make() when none is free), give() returns it. So one thread reuses one set,
+// still in its cache, and n threads make n sets.
+template <class B> class ScratchPool {
+  public:
+    template <class Make> B* take(const Make& make) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!free_.empty()) {
+            B* b = free_.back();
+            free_.pop_back();
+            return b;
+        }
+        all_.push_back(make());
+        return all_.back().get();
+    }
+    void give(B* b) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        free_.push_back(b);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<B>> all_;
+    std::vector<B*> free_;
 };
 
 // The element type tag of T for the custom-op type constraint.

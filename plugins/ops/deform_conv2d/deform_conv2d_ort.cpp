@@ -9,14 +9,21 @@
 // kernel point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in),
 // then per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over
 // the run's planes, each block's taps loaded once for them, then the MatMul, then bias (and the
-// chunk copied into Y). Planes holding inf /
+// chunk copied into Y). An image's chunks run one after the other, each step spread over the pool,
+// or, where there are as many as the machine has hardware threads, side by side: each chunk
+// start to end on one thread, with its own scratch from a pool. Planes holding inf /
 // NaN (where 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2
 // take deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <type_traits>
 #if __has_include(<unistd.h>)
 #include <unistd.h>  // sysconf: the L2 cache size
+#endif
+#if defined(__linux__)
+#include <sched.h>  // sched_getaffinity: the CPUs this process may run on
 #endif
 
 #include "deform_conv2d_math.h"
@@ -55,6 +62,27 @@ constexpr int64_t kMinChunkPositions = 16;
 // c5 0.99 -> 0.95 at one thread and 1.02 -> 0.97 at two (one chunk of 256 positions instead of
 // three of 96), c4 0.82 -> 0.81 and 1.01 -> 1.01 (256 instead of 208), c3 unchanged (416 already).
 constexpr int64_t kWideChunkPositions = 256;
+// Chunks of one image batch run side by side, one per thread, each sampled and multiplied start
+// to end by one thread (its columns stay in that core's L2; one MatMul call per thread, nested in
+// the pool's loop), where there are at least this many of them: as many as this process may run
+// on (its CPU affinity, else the hardware threads; at least 2), so that every core gets one (an op
+// cannot read its session's thread count through ONNX Runtime's C API). Fewer chunks run one after the
+// other, each step of each spread over the pool. At one thread both are the same work in the same
+// order. Measured (bench_ort_ops.py layers, two threads, 2 MiB L2, both builds side by side, two
+// runs): c3 (10 chunks) 0.86-0.87, c4 (4 chunks) 0.89-0.91, c3 at 100x100 0.87 of the time of
+// one after the other; one thread 0.99-1.01 (the same work). On a machine with 512 KiB of L2
+// (AMD EPYC) the same idea had measured 0.90-0.98 at two threads.
+int64_t side_by_side_chunks() {
+    static const int64_t n = [] {
+        int64_t cpus = std::thread::hardware_concurrency();
+#if defined(__linux__) && defined(CPU_COUNT)
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
+#endif
+        return std::max<int64_t>(2, cpus);
+    }();
+    return n;
+}
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
 constexpr int kTile = 128;
 // Channels sampled together from one taps block (apply_taps_block_run): a sample's base index
@@ -147,16 +175,27 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             P = std::min<int64_t>(L, ((L + chunks - 1) / chunks + 15) / 16 * 16);
         }
         const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
+        const int64_t chunks = (L + P - 1) / P;  // of one image batch
         const int64_t tiles = (P + kTile - 1) / kTile;
         const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
-        Scratch<float> cols(ctx, static_cast<size_t>(nb * K * P));
-        Scratch<float> gemm_out(ctx, is_float && !split ? 0 : static_cast<size_t>(nb * d.M * P));
-        Scratch<dcn::TapsBlock<float, kTile>> blocks(
-            ctx, block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
         // Planes holding inf / NaN take the element function (see above): one look per plane.
         Scratch<uint8_t> finite(ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0);
         // float16: the images' planes in float (exact), converted once, sampled by the float path.
         Scratch<float> x_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
+        // One chunk's scratch: its columns, the GEMM's output where it does not go straight into Y,
+        // and its taps blocks; one set per chunk being worked on at once.
+        struct ChunkScratch {
+            Scratch<float> cols, out;
+            Scratch<dcn::TapsBlock<float, kTile>> blocks;
+            ChunkScratch(const Ort::KernelContext& c, size_t n_cols, size_t n_out, size_t n_blocks)
+                : cols(c, n_cols), out(c, n_out), blocks(c, n_blocks) {}
+        };
+        ScratchPool<ChunkScratch> pool;
+        const auto make_scratch = [&] {
+            return std::make_unique<ChunkScratch>(
+                ctx, static_cast<size_t>(nb * K * P), is_float && !split ? 0 : static_cast<size_t>(nb * d.M * P),
+                block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
+        };
 
         for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
             const int64_t cnt = std::min(nb, d.N - n0);
@@ -171,31 +210,44 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     finite.get()[nc] = all_finite(dst, hw);
                 }
             });
-            for (int64_t p0 = 0; p0 < L; p0 += P) {
+            // The chunk of output positions [p0, p0 + pn) of images [n0, n0 + cnt): its loops on the
+            // pool (one chunk) or on this thread (chunks side by side, one per thread).
+            const auto chunk = [&](int64_t p0, bool parallel) {
+                const auto loop = [&](size_t total, double work, const auto& f) {
+                    if (parallel) return parallel_for(ctx, total, work, f);
+                    for (size_t i = 0; i < total; ++i) f(i);
+                };
+                ChunkScratch* s = pool.take(make_scratch);
+                const struct Give {
+                    ScratchPool<ChunkScratch>& pool;
+                    ChunkScratch* s;
+                    ~Give() { pool.give(s); }
+                } give{pool, s};
                 const int64_t pn = std::min(P, L - p0);
                 const int64_t tn = (pn + kTile - 1) / kTile;  // tiles of this chunk
+                dcn::TapsBlock<float, kTile>* blocks = s->blocks.get();
                 // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
                 //    shared by the C/offset_group channels of the group.
                 const size_t taps_items = block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0;
-                parallel_for(ctx, taps_items, 8.0 * kTile, [&](size_t item) {
+                loop(taps_items, 8.0 * kTile, [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t tile = it % tn, k = (it / tn) % kk;
                     const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
                     const int64_t q0 = p0 + tile * kTile;
                     const int qn = static_cast<int>(std::min<int64_t>(kTile, p0 + pn - q0));
-                    dcn::deform_taps_block<float>(off, msk, d, n0 + n, g, k, q0, qn, blocks.get()[it]);
+                    dcn::deform_taps_block<float>(off, msk, d, n0 + n, g, k, q0, qn, blocks[it]);
                 });
                 // 2. Columns [cnt, C*kH*kW, pn]; work item (n, run of up to kPlanes channels of one
                 //    offset group): the run's kH*kW rows each, sampled block by block from the run's
                 //    planes together where they are all finite, else channel by channel.
                 const int64_t runs = (Cog + kPlanes - 1) / kPlanes;  // per offset group
-                parallel_for(ctx, static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
+                loop(static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t n = it / (d.offsetGroup * runs), g = (it / runs) % d.offsetGroup;
                     const int64_t c0 = g * Cog + (it % runs) * kPlanes;
                     const int nc = static_cast<int>(std::min<int64_t>(kPlanes, (g + 1) * Cog - c0));
                     const int64_t hw = d.H * d.W, rows = kk * pn;  // one channel's plane; its columns
-                    float* col = cols.get() + (n * d.C + c0) * rows;
+                    float* col = s->cols.get() + (n * d.C + c0) * rows;
                     const float* plane = nullptr;
                     bool together = block_ok;
                     if (block_ok) {
@@ -205,7 +257,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     }
                     // planes [pl, pl + count * hw) sampled block by block into their rows at out
                     const auto by_blocks = [&](int64_t count, const float* pl, float* out) {
-                        const dcn::TapsBlock<float, kTile>* block = blocks.get() + (n * d.offsetGroup + g) * kk * tn;
+                        const dcn::TapsBlock<float, kTile>* block = blocks + (n * d.offsetGroup + g) * kk * tn;
                         for (int64_t k = 0; k < kk; ++k)
                             for (int64_t tile = 0; tile < tn; ++tile) {
                                 const int64_t q = tile * kTile;
@@ -231,10 +283,10 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     }
                 });
                 // 3. out[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x pn): ONNX Runtime's MatMul, one call.
-                float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : gemm_out.get();
-                matmul(ctx, wf, {d.group, Mg, Kg}, cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
+                float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
+                matmul(ctx, wf, {d.group, Mg, Kg}, s->cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
                 // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
-                parallel_for(ctx, is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
+                loop(is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
                     const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
                     float* row = out + static_cast<int64_t>(nm) * pn;
                     if (is_float && !split) {
@@ -244,6 +296,15 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                         for (int64_t l = 0; l < pn; ++l) dst[l] = dcn::store<T>(row[l] + b);
                     }
                 });
+            };
+            if (chunks < side_by_side_chunks()) {
+                for (int64_t p0 = 0; p0 < L; p0 += P) chunk(p0, true);
+            } else {  // each chunk on one thread, start to end (its columns stay in that core's L2)
+                FirstError error;
+                parallel_for(ctx, static_cast<size_t>(chunks), double(cnt * K * P), [&](size_t i) {
+                    error.run([&] { chunk(static_cast<int64_t>(i) * P, false); });
+                });
+                error.rethrow();
             }
         }
     }
