@@ -235,10 +235,23 @@ class FirstError {
 };
 
 // Scratch for the items of a parallel_for, one set per item running at once: take() hands out a
-// free set (made by make() when none is free), give() returns it. So one thread reuses one set,
-// still in its cache, and n threads make n sets.
+// free set (made by make() when none is free), give() returns it (Lease: both, for a scope). So
+// one thread reuses one set, still in its cache, and n threads make n sets.
 template <class B> class ScratchPool {
   public:
+    class Lease {
+      public:
+        template <class Make> Lease(ScratchPool& pool, const Make& make) : pool_(pool), b_(pool.take(make)) {}
+        ~Lease() { pool_.give(b_); }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        B* operator->() const { return b_; }
+
+      private:
+        ScratchPool& pool_;
+        B* b_;
+    };
+
     template <class Make> B* take(const Make& make) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!free_.empty()) {

@@ -9,9 +9,9 @@
 // kernel point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in),
 // then per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over
 // the run's planes, each block's taps loaded once for them, then the MatMul, then bias (and the
-// chunk copied into Y). An image's chunks run one after the other, each step spread over the pool,
-// or, where there are as many as the machine has hardware threads, side by side: each chunk
-// start to end on one thread, with its own scratch from a pool. Planes holding inf /
+// chunk copied into Y). Image batches, and an image batch's chunks, run one after the other, each
+// step spread over the pool, or, where there are at least as many as the CPUs, side by side: each
+// start to end on one thread, with its own scratch from a pool (side_by_side_items). Planes holding inf /
 // NaN (where 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2
 // take deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
@@ -62,17 +62,19 @@ constexpr int64_t kMinChunkPositions = 16;
 // c5 0.99 -> 0.95 at one thread and 1.02 -> 0.97 at two (one chunk of 256 positions instead of
 // three of 96), c4 0.82 -> 0.81 and 1.01 -> 1.01 (256 instead of 208), c3 unchanged (416 already).
 constexpr int64_t kWideChunkPositions = 256;
-// Chunks of one image batch run side by side, one per thread, each sampled and multiplied start
-// to end by one thread (its columns stay in that core's L2; one MatMul call per thread, nested in
-// the pool's loop), where there are at least this many of them: as many as this process may run
-// on (its CPU affinity, else the hardware threads; at least 2), so that every core gets one (an op
-// cannot read its session's thread count through ONNX Runtime's C API). Fewer chunks run one after the
-// other, each step of each spread over the pool. At one thread both are the same work in the same
-// order. Measured (bench_ort_ops.py layers, two threads, 2 MiB L2, both builds side by side, two
-// runs): c3 (10 chunks) 0.86-0.87, c4 (4 chunks) 0.89-0.91, c3 at 100x100 0.87 of the time of
-// one after the other; one thread 0.99-1.01 (the same work). On a machine with 512 KiB of L2
-// (AMD EPYC) the same idea had measured 0.90-0.98 at two threads.
-int64_t side_by_side_chunks() {
+// Image batches, or the chunks of one image batch, run side by side, each sampled and multiplied
+// start to end by one thread (its columns stay in that core's L2; one MatMul call per thread,
+// nested in the pool's loop), where there are at least this many of them: as many as this
+// process may run on (its CPU affinity, else the hardware threads; at least 2), so that every
+// core gets one (an op cannot read its session's thread count through ONNX Runtime's C API;
+// images that fit the budget together are batched no more than N / this, so that every core
+// gets a batch). Fewer run one after the other, each step spread over the pool. Either way each
+// output value is the same arithmetic (bit for bit the same at one thread). Measured (bench_ort_ops.py layers, two threads,
+// 2 MiB L2, both builds side by side, two runs): c3 (10 chunks) 0.86-0.87, c4 (4 chunks)
+// 0.89-0.91, c3 at 100x100 0.87 of the time of one after the other; one thread 0.99-1.01 (the
+// same work). On a machine with 512 KiB of L2 (AMD EPYC) the same idea had measured 0.90-0.98
+// at two threads.
+int64_t side_by_side_items() {
     static const int64_t n = [] {
         int64_t cpus = std::thread::hardware_concurrency();
 #if defined(__linux__) && defined(CPU_COUNT)
@@ -162,9 +164,11 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         // L2 right after sampling.
         const int64_t K = d.C * kk;  // column rows of one image (all groups)
         const int64_t budget = static_cast<int64_t>(chunk_bytes() / sizeof(float));
+        const int64_t cpus = side_by_side_items();
         int64_t nb = 1, P = L;
         if (K * L <= budget) {
             nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
+            if (d.N >= cpus) nb = std::min(nb, d.N / cpus);  // a batch of images for every CPU
         } else {
             // as many chunks as the budget needs, of equal size (a multiple of 16 positions), none
             // narrower than kWideChunkPositions where 8 MiB of columns hold that many
@@ -177,11 +181,23 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
         const int64_t chunks = (L + P - 1) / P;  // of one image batch
         const int64_t tiles = (P + kTile - 1) / kTile;
+        const int64_t batches = (d.N + nb - 1) / nb;
         const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
-        // Planes holding inf / NaN take the element function (see above): one look per plane.
-        Scratch<uint8_t> finite(ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0);
-        // float16: the images' planes in float (exact), converted once, sampled by the float path.
-        Scratch<float> x_float(ctx, is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
+        // One image batch's scratch: which planes hold inf / NaN (they take the element function,
+        // see above: one look per plane) and, for float16, the planes in float (exact, converted
+        // once, sampled by the float path).
+        struct BatchScratch {
+            Scratch<uint8_t> finite;
+            Scratch<float> x_float;
+            BatchScratch(const Ort::KernelContext& c, size_t n_finite, size_t n_float)
+                : finite(c, n_finite), x_float(c, n_float) {}
+        };
+        ScratchPool<BatchScratch> batch_pool;
+        const auto make_batch_scratch = [&] {
+            return std::make_unique<BatchScratch>(
+                ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0,
+                is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
+        };
         // One chunk's scratch: its columns, the GEMM's output where it does not go straight into Y,
         // and its taps blocks; one set per chunk being worked on at once.
         struct ChunkScratch {
@@ -190,46 +206,47 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             ChunkScratch(const Ort::KernelContext& c, size_t n_cols, size_t n_out, size_t n_blocks)
                 : cols(c, n_cols), out(c, n_out), blocks(c, n_blocks) {}
         };
-        ScratchPool<ChunkScratch> pool;
-        const auto make_scratch = [&] {
+        ScratchPool<ChunkScratch> chunk_pool;
+        const auto make_chunk_scratch = [&] {
             return std::make_unique<ChunkScratch>(
                 ctx, static_cast<size_t>(nb * K * P), is_float && !split ? 0 : static_cast<size_t>(nb * d.M * P),
                 block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
         };
 
-        for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
+        // The loops of one image batch or chunk: on the pool, or on this thread (batches or chunks
+        // side by side, one per thread).
+        const auto loop = [&](bool parallel, size_t total, double work, const auto& f) {
+            if (parallel) return parallel_for(ctx, total, work, f);
+            for (size_t i = 0; i < total; ++i) f(i);
+        };
+        // Images [n0, n0 + cnt).
+        const auto batch = [&](int64_t n0, bool parallel) {
             const int64_t cnt = std::min(nb, d.N - n0);
-            parallel_for(ctx, block_ok ? static_cast<size_t>(cnt * d.C) : 0, double(d.H * d.W), [&](size_t nc) {
+            const typename ScratchPool<BatchScratch>::Lease b(batch_pool, make_batch_scratch);
+            uint8_t* const finite = b->finite.get();
+            float* const x_float = b->x_float.get();
+            loop(parallel, block_ok ? static_cast<size_t>(cnt * d.C) : 0, double(d.H * d.W), [&](size_t nc) {
                 const int64_t hw = d.H * d.W;
                 const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
                 if constexpr (is_float) {
-                    finite.get()[nc] = all_finite(src, hw);
+                    finite[nc] = all_finite(src, hw);
                 } else {
-                    float* dst = x_float.get() + static_cast<int64_t>(nc) * hw;
+                    float* dst = x_float + static_cast<int64_t>(nc) * hw;
                     for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
-                    finite.get()[nc] = all_finite(dst, hw);
+                    finite[nc] = all_finite(dst, hw);
                 }
             });
-            // The chunk of output positions [p0, p0 + pn) of images [n0, n0 + cnt): its loops on the
-            // pool (one chunk) or on this thread (chunks side by side, one per thread).
-            const auto chunk = [&](int64_t p0, bool parallel) {
-                const auto loop = [&](size_t total, double work, const auto& f) {
-                    if (parallel) return parallel_for(ctx, total, work, f);
-                    for (size_t i = 0; i < total; ++i) f(i);
-                };
-                ChunkScratch* s = pool.take(make_scratch);
-                const struct Give {
-                    ScratchPool<ChunkScratch>& pool;
-                    ChunkScratch* s;
-                    ~Give() { pool.give(s); }
-                } give{pool, s};
+            // The chunk of output positions [p0, p0 + pn) of the batch's images.
+            const auto chunk = [&](int64_t p0, bool parallel_steps) {
+                const auto steps = [&](size_t total, double work, const auto& f) { loop(parallel_steps, total, work, f); };
+                const typename ScratchPool<ChunkScratch>::Lease s(chunk_pool, make_chunk_scratch);
                 const int64_t pn = std::min(P, L - p0);
                 const int64_t tn = (pn + kTile - 1) / kTile;  // tiles of this chunk
                 dcn::TapsBlock<float, kTile>* blocks = s->blocks.get();
                 // 1. Taps (mask folded in) of every (n, offset group, kernel point, tile of positions),
                 //    shared by the C/offset_group channels of the group.
                 const size_t taps_items = block_ok ? static_cast<size_t>(cnt * d.offsetGroup * kk * tn) : 0;
-                loop(taps_items, 8.0 * kTile, [&](size_t item) {
+                steps(taps_items, 8.0 * kTile, [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t tile = it % tn, k = (it / tn) % kk;
                     const int64_t g = (it / (tn * kk)) % d.offsetGroup, n = it / (tn * kk * d.offsetGroup);
@@ -241,7 +258,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 //    offset group): the run's kH*kW rows each, sampled block by block from the run's
                 //    planes together where they are all finite, else channel by channel.
                 const int64_t runs = (Cog + kPlanes - 1) / kPlanes;  // per offset group
-                loop(static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
+                steps(static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t n = it / (d.offsetGroup * runs), g = (it / runs) % d.offsetGroup;
                     const int64_t c0 = g * Cog + (it % runs) * kPlanes;
@@ -252,8 +269,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     bool together = block_ok;
                     if (block_ok) {
                         plane = is_float ? reinterpret_cast<const float*>(x) + ((n0 + n) * d.C + c0) * hw
-                                         : x_float.get() + (n * d.C + c0) * hw;
-                        for (int j = 0; j < nc; ++j) together = together && finite.get()[n * d.C + c0 + j];
+                                         : x_float + (n * d.C + c0) * hw;
+                        for (int j = 0; j < nc; ++j) together = together && finite[n * d.C + c0 + j];
                     }
                     // planes [pl, pl + count * hw) sampled block by block into their rows at out
                     const auto by_blocks = [&](int64_t count, const float* pl, float* out) {
@@ -270,7 +287,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     for (int j = 0; j < nc; ++j) {
                         const int64_t c = c0 + j;
                         float* cj = col + j * rows;
-                        if (block_ok && finite.get()[n * d.C + c]) {
+                        if (block_ok && finite[n * d.C + c]) {
                             by_blocks(1, plane + j * hw, cj);
                         } else {  // inf / NaN in the plane: the element function, whose outside neighbours read nothing
                             for (int64_t k = 0; k < kk; ++k)
@@ -286,7 +303,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
                 matmul(ctx, wf, {d.group, Mg, Kg}, s->cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
                 // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
-                loop(is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
+                steps(is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
                     const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
                     float* row = out + static_cast<int64_t>(nm) * pn;
                     if (is_float && !split) {
@@ -297,8 +314,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     }
                 });
             };
-            if (chunks < side_by_side_chunks()) {
-                for (int64_t p0 = 0; p0 < L; p0 += P) chunk(p0, true);
+            if (!parallel || chunks < cpus) {
+                for (int64_t p0 = 0; p0 < L; p0 += P) chunk(p0, parallel);
             } else {  // each chunk on one thread, start to end (its columns stay in that core's L2)
                 FirstError error;
                 parallel_for(ctx, static_cast<size_t>(chunks), double(cnt * K * P), [&](size_t i) {
@@ -306,6 +323,15 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 });
                 error.rethrow();
             }
+        };
+        if (batches < cpus) {
+            for (int64_t n0 = 0; n0 < d.N; n0 += nb) batch(n0, true);
+        } else {  // each image batch on one thread, start to end
+            FirstError error;
+            parallel_for(ctx, static_cast<size_t>(batches), double(nb * K * P), [&](size_t i) {
+                error.run([&] { batch(static_cast<int64_t>(i) * nb, false); });
+            });
+            error.rethrow();
         }
     }
 
