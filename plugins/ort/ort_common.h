@@ -166,17 +166,49 @@ inline Ort::ConstValue optional_input(const Ort::KernelContext& ctx, size_t inde
 // loops each woke the pool), ORT's native DeformConv 20 us at both; with this rule, 19 us at both.
 constexpr double kSerialWork = 16384.0;
 
+// The items of a loop on the pool (parallel_for): run(f) runs f and keeps the first exception any
+// item threw; rethrow() after the loop throws it on the calling thread (an exception must not leave
+// an item: it would unwind through ONNX Runtime's C callback on a pool thread).
+class FirstError {
+  public:
+    template <class F> void run(const F& f) noexcept {
+        try {
+            f();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+    void rethrow() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::exception_ptr error_;
+};
+
 // f(i) for i in [0, total) on the session's intra-op thread pool; work: about how many inner-loop
-// steps (a sampled or converted value) one i takes, so that small loops stay on this thread. f must
-// not throw (FirstError where it may).
+// steps (a sampled or converted value) one i takes, so that small loops stay on this thread. Where
+// items throw, the first exception is thrown here once the loop is done.
 template <class F> void parallel_for(const Ort::KernelContext& ctx, size_t total, double work, const F& f) {
     if (total == 0) return;
     if (total == 1 || static_cast<double>(total) * work < kSerialWork) {
         for (size_t i = 0; i < total; ++i) f(i);
         return;
     }
-    ctx.ParallelFor([](void* user, size_t i) { (*static_cast<const F*>(user))(i); }, total, 0,
-                    const_cast<F*>(&f));
+    struct Loop {
+        explicit Loop(const F& fn) : f(fn) {}
+        const F& f;
+        FirstError error;
+    } loop(f);
+    ctx.ParallelFor(
+        [](void* user, size_t i) {
+            Loop& l = *static_cast<Loop*>(user);
+            l.error.run([&] { l.f(i); });
+        },
+        total, 0, &loop);
+    loop.error.rethrow();
 }
 
 // CPU memory info, created once and never released (no ORT call during static destruction).
@@ -210,28 +242,6 @@ template <class T> class Scratch {
   private:
     OrtAllocator* alloc_ = nullptr;
     T* data_ = nullptr;
-};
-
-// Items of a parallel_for that may throw (an ONNX Runtime call inside them): run(f) runs f and
-// keeps the first exception any item threw; rethrow() after the loop throws it on the calling
-// thread (an exception must not leave an item: the pool's worker threads would terminate).
-class FirstError {
-  public:
-    template <class F> void run(const F& f) noexcept {
-        try {
-            f();
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!error_) error_ = std::current_exception();
-        }
-    }
-    void rethrow() const {
-        if (error_) std::rethrow_exception(error_);
-    }
-
-  private:
-    std::mutex mutex_;
-    std::exception_ptr error_;
 };
 
 // Scratch for the items of a parallel_for, one set per item running at once: take() hands out a

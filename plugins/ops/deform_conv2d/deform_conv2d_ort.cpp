@@ -317,21 +317,15 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             if (!parallel || chunks < cpus) {
                 for (int64_t p0 = 0; p0 < L; p0 += P) chunk(p0, parallel);
             } else {  // each chunk on one thread, start to end (its columns stay in that core's L2)
-                FirstError error;
-                parallel_for(ctx, static_cast<size_t>(chunks), double(cnt * K * P), [&](size_t i) {
-                    error.run([&] { chunk(static_cast<int64_t>(i) * P, false); });
-                });
-                error.rethrow();
+                parallel_for(ctx, static_cast<size_t>(chunks), double(cnt * K * P),
+                             [&](size_t i) { chunk(static_cast<int64_t>(i) * P, false); });
             }
         };
         if (batches < cpus) {
             for (int64_t n0 = 0; n0 < d.N; n0 += nb) batch(n0, true);
         } else {  // each image batch on one thread, start to end
-            FirstError error;
-            parallel_for(ctx, static_cast<size_t>(batches), double(nb * K * P), [&](size_t i) {
-                error.run([&] { batch(static_cast<int64_t>(i) * nb, false); });
-            });
-            error.rethrow();
+            parallel_for(ctx, static_cast<size_t>(batches), double(nb * K * P),
+                         [&](size_t i) { batch(static_cast<int64_t>(i) * nb, false); });
         }
     }
 
