@@ -38,6 +38,8 @@
 //   DCN_HD bool block_sampling_ok(int64_t H, int64_t W);             H, W >= 2, H*W <= INT32_MAX
 //   template<class Acc, int B> DCN_HD void set_taps(TapsBlock<Acc, B>&, int p, const BilinearTaps<Acc>&,
 //                                                   int64_t H, int64_t W);
+//   template<class Acc, class T, int B> DCN_HD Acc window_sum(const TapsBlock<Acc, B>&, int p,
+//       T v00, T v01, T v10, T v11);   sample p from its window's four values (every block function's sum)
 //   template<class Acc, class T, int B> DCN_HD void apply_taps_block(const T* plane, int64_t W,
 //       const TapsBlock<Acc, B>&, int n, Acc* out);
 //       the taps of B samples as one base index and four window weights each: out[p] =
@@ -314,6 +316,18 @@ DCN_HD void set_taps(TapsBlock<Acc, B>& blk, int p, const BilinearTaps<Acc>& t, 
     }
 }
 
+// Sample p of a taps block from its window's four values (slots 0 .. 3: top left, top right,
+// bottom left, bottom right): the weighted sum, slot by slot, as every block function sums it.
+template <class Acc, class T, int B>
+DCN_HD Acc window_sum(const TapsBlock<Acc, B>& blk, int p, T v00, T v01, T v10, T v11) {
+    Acc v = Acc(0);
+    v += blk.w[0][p] * load<Acc>(v00);
+    v += blk.w[1][p] * load<Acc>(v01);
+    v += blk.w[2][p] * load<Acc>(v10);
+    v += blk.w[3][p] * load<Acc>(v11);
+    return v;
+}
+
 // out[p] = apply_taps(plane, taps of sample p) for p < n: the same terms in the same order,
 // plus 0 * (a value inside the plane) for the empty slots. Equal to apply_taps only when every
 // value of the plane is finite (0 * inf is NaN): callers check that, else use apply_taps.
@@ -370,12 +384,7 @@ DCN_HD void apply_taps_block_planes(const T* plane, int64_t plane_stride, int64_
         const int32_t base = blk.base[p];
         for (int j = 0; j < NC; ++j) {
             const T* q = plane + j * plane_stride + base;
-            Acc v = Acc(0);
-            v += blk.w[0][p] * load<Acc>(q[0]);
-            v += blk.w[1][p] * load<Acc>(q[1]);
-            v += blk.w[2][p] * load<Acc>(q[W]);
-            v += blk.w[3][p] * load<Acc>(q[W + 1]);
-            out[j * out_stride + p] = v;
+            out[j * out_stride + p] = window_sum(blk, p, q[0], q[1], q[W], q[W + 1]);
         }
     }
 }
@@ -394,13 +403,13 @@ DCN_HD void apply_taps_block_channels(const T* x, int64_t pixel_stride, int64_t 
         const T* x01 = x00 + pixel_stride;
         const T* x10 = x00 + W * pixel_stride;
         const T* x11 = x10 + pixel_stride;
-        const Acc w00 = blk.w[0][p], w01 = blk.w[1][p], w10 = blk.w[2][p], w11 = blk.w[3][p];
         Acc* o = out + p * out_stride;
         int64_t c = 0;
 #if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
         if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
             typedef float v4 __attribute__((vector_size(16)));
-            const v4 a00 = v4{} + w00, a01 = v4{} + w01, a10 = v4{} + w10, a11 = v4{} + w11;
+            const v4 a00 = v4{} + blk.w[0][p], a01 = v4{} + blk.w[1][p];
+            const v4 a10 = v4{} + blk.w[2][p], a11 = v4{} + blk.w[3][p];
             for (; c + 4 <= nc; c += 4) {
                 v4 t00, t01, t10, t11;
                 memcpy(&t00, x00 + c, sizeof t00);
@@ -416,14 +425,7 @@ DCN_HD void apply_taps_block_channels(const T* x, int64_t pixel_stride, int64_t 
             }
         }
 #endif
-        for (; c < nc; ++c) {
-            Acc v = Acc(0);
-            v += w00 * load<Acc>(x00[c]);
-            v += w01 * load<Acc>(x01[c]);
-            v += w10 * load<Acc>(x10[c]);
-            v += w11 * load<Acc>(x11[c]);
-            o[c] = v;
-        }
+        for (; c < nc; ++c) o[c] = window_sum(blk, p, x00[c], x01[c], x10[c], x11[c]);
     }
 }
 
