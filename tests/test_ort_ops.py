@@ -244,6 +244,33 @@ def test_conv_constant_weights_kept_pixel_major(dtype):
             np.testing.assert_array_equal(y, got)
 
 
+# The pixel-major GEMM's two orientations (positions_major_gemm in deform_conv2d_ort_layout.h):
+# columns x W^T, transposed into Y by 4x4 blocks with the bias, where a chunk has more positions than
+# there are filters; W x columns^T straight into Y otherwise.
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("M,N", [(7, 3), (53, 8)], ids=["positions-major", "filters-major"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_conv_pixel_major_gemm_orientations(dtype, M, N, bias):
+    """A 7x7 map (49 positions: twelve 4-position blocks and a tail of one) for 7 filters (a 4x4 block
+    row and a tail of three): columns x W^T, then transposed into Y; 53 filters, more than the 49
+    positions (pixel-major all the same: 8 images, 392 positions for 53 filters, W fed as an input):
+    W x columns^T. With and without a bias, one and two threads (the same bytes), against the
+    reference."""
+    g = torch.Generator().manual_seed(47)
+    C, H, W = 10, 7, 7
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / 6
+    b = torch.randn(M, generator=g, dtype=torch.float64) if bias else None
+    off = torch.randn(N, 18, H, W, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(N, 9, H, W, generator=g, dtype=torch.float64)
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+    want = deform_conv2d(*(rounded(t, dtype) for t in (x, off, w, b)), padding=(1, 1), mask=rounded(mask, dtype)).numpy()
+    one = run(DEFORM_CONV2D, ins, attrs, dtype, threads=1)
+    assert_matches(one, want, dtype)
+    np.testing.assert_array_equal(run(DEFORM_CONV2D, ins, attrs, dtype, threads=2), one)
+
+
 def test_conv_deep_input_in_wide_chunks():
     """A deep input (C*kH*kW = 9216 column rows) whose columns outgrow any L2 budget: runs of output
     positions as wide as 8 MiB of columns allow (kWideChunkPositions capped: 227 -> 240 of 900,

@@ -1,23 +1,23 @@
 // dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
-// Runtime's own MatMul or Gemm (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for
-// W x columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the images
-// converted to float once, then sampled by the float path).
+// Runtime's own MatMul or Gemm (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for W x
+// columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the images converted
+// to float once, then sampled by the float path).
 //
 // Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
 // columns or kWideChunkPositions wide: the GEMM reads them from L2 right after they are written;
-// whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group,
-// kernel point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in),
-// then the columns in one of two layouts: pixel-major (group 1: per (n, 128 positions)
+// whole-image columns of a c3 layer, 19 MB, went to memory and back): per (n, offset group, kernel
+// point, 128 output positions) one dcn::TapsBlock (deform_taps_block, mask folded in), then the
+// columns in one of two layouts: pixel-major (group 1: per (n, 128 positions)
 // apply_taps_block_channels over each offset group's channels of X copied channels-last, columns
-// [positions, kH*kW*C], then Gemm with transB = 1; see kPixelMajorPositionsPerFilter), else
-// planes (per (n, run of up to kPlanes channels of one offset group) apply_taps_block_run over the
-// run's planes, each block's taps loaded once for them, columns [C*kH*kW, positions], then the
-// MatMul), then bias (and the chunk copied into Y). Image batches, and an image batch's chunks,
-// run one after the other, each step spread over the pool, or, where there are at least as many
-// as the CPUs, side by side: each start to end on one thread, with its own scratch from a pool
-// (side_by_side_items). Planes holding inf / NaN (where 0 * inf would differ from "outside
-// neighbours count zero") and maps thinner than 2 take deform_im2col_element instead. All
-// threading is the session's intra-op pool (ParallelFor).
+// [positions, kH*kW*C], then Gemm with transB = 1; see kPixelMajorPositionsPerFilter and
+// positions_major_gemm), else planes (per (n, run of up to kPlanes channels of one offset group)
+// apply_taps_block_run over the run's planes, each block's taps loaded once for them, columns
+// [C*kH*kW, positions], then the MatMul), then bias (and the chunk copied, or transposed, into Y).
+// Image batches, and an image batch's chunks, run one after the other, each step spread over the
+// pool, or, where there are at least as many as the CPUs, side by side: each start to end on one
+// thread, with its own scratch from a pool (side_by_side_items). Planes holding inf / NaN
+// (where 0 * inf would differ from "outside neighbours count zero") and maps thinner than 2 take
+// deform_im2col_element instead. All threading is the session's intra-op pool (ParallelFor).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -34,7 +34,7 @@
 #endif
 
 #include "deform_conv2d_math.h"
-#include "deform_conv2d_ort_layout.h"  // to_channels_last, all_finite
+#include "deform_conv2d_ort_layout.h"  // to_channels_last, positions_major_gemm, from_positions_major, all_finite
 #include "ort_common.h"     // plugins/ort
 #include "ort_custom_op.h"  // plugins/ort
 #include "ort_ops.h"        // plugins/ort
@@ -104,17 +104,18 @@ constexpr int kPlanes = dcn::kTapsRun;
 // each sample's four neighbours then four runs of adjacent channels (apply_taps_block_channels:
 // four channels a vector, where planes take two 8-byte loads and their unzipping per sample and
 // channel), an image's columns [positions, kH*kW*C], W in float as [M, kH*kW, C], and ONNX
-// Runtime's Gemm with transB = 1 (MLAS SGEMM reading the columns transposed). W is made so once
-// and kept where it is a constant (an initializer, as in exported models), else once per run,
-// and then only where there are at least this many output positions (all images) per filter
-// (the permutation reads M*C*kH*kW weights, the sampling saves on N*C*kH*kW*oH*oW values: c5 at
-// batch 1, 256 positions for 512 filters, would not gain). Measured against planes only (both
+// Runtime's Gemm with transB = 1 (W x columns^T into Y, or columns x W^T: positions_major_gemm). W
+// is made so once and kept where it is a constant (an initializer, as in exported models), else
+// once per run, and then only where there are at least this many output positions (all images) per
+// filter (the permutation reads M*C*kH*kW weights, the sampling saves on N*C*kH*kW*oH*oW values: c5
+// at batch 1, 256 positions for 512 filters, would not gain). Measured against planes only (both
 // builds side by side, bench_ort_ops.py layers with W an initializer, both session orders, 2 MiB
 // L2): one thread c3 0.95-0.97, c4 0.95-0.96, c5 0.97-1.00, small 0.85-0.87, small at batch 8
 // 0.78-0.89, c3 at 100x100 0.99-1.00 (5 MB channels-last: no longer in L2); two threads c3
 // 0.95-0.98, c4 0.96, c5 0.98, small 0.87-0.91, c3 at 100x100 0.97-1.00. Sampling alone (c3, one
 // thread): 2.3 -> 1.6 ms; the copy channels-last costs 0.2 of it.
 constexpr int64_t kPixelMajorPositionsPerFilter = 4;
+constexpr int kFiltersPerItem = 16;  // Y's rows per work item of from_positions_major
 // Pixels of an image copied channels-last by one work item (to_channels_last).
 constexpr int64_t kPixelRun = 16;
 
@@ -233,6 +234,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             P = std::min<int64_t>(L, ((L + chunks - 1) / chunks + 15) / 16 * 16);
         }
         const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
+        // pixel-major GEMM columns x W^T, writing [cnt, pn, M], transposed into Y
+        const bool positions_major = pixel_major && positions_major_gemm(d.M, P);
         const int64_t chunks = (L + P - 1) / P;  // of one image batch
         const int64_t tiles = (P + kTile - 1) / kTile;
         const int64_t batches = (d.N + nb - 1) / nb;
@@ -252,8 +255,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 (is_float && !pixel_major) || !block_ok ? 0 : static_cast<size_t>(nb * d.C * d.H * d.W));
         };
         // One chunk's scratch: its columns ([cnt, C*kH*kW, pn], pixel-major [cnt, pn, kH*kW*C]), the
-        // GEMM's output where it does not go straight into Y, and its taps blocks; one set per chunk
-        // being worked on at once.
+        // GEMM's output where it does not go straight into Y (positions_major: [cnt, pn, M]), and its
+        // taps blocks; one set per chunk being worked on at once.
         struct ChunkScratch {
             Scratch<float> cols, out;
             Scratch<dcn::TapsBlock<float, kTile>> blocks;
@@ -263,7 +266,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         ScratchPool<ChunkScratch> chunk_pool;
         const auto make_chunk_scratch = [&] {
             return std::make_unique<ChunkScratch>(
-                ctx, static_cast<size_t>(nb * K * P), is_float && !split ? 0 : static_cast<size_t>(nb * d.M * P),
+                ctx, static_cast<size_t>(nb * K * P),
+                is_float && !split && !positions_major ? 0 : static_cast<size_t>(nb * d.M * P),
                 block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
         };
 
@@ -392,18 +396,29 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                     }
                 });
                 // 3. out[n, grp] = W[grp] (Mg x Kg) x columns[n, grp] (Kg x pn): ONNX Runtime's MatMul, one
-                //    call; pixel-major out[n] = W (M x K) x columns[n]^T (columns[n]: pn x K): its Gemm
-                //    (transB = 1), one call an image.
-                float* out = is_float && !split ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
-                if (pixel_major) {
+                //    call; pixel-major out[n] = W (M x K) x columns[n]^T (columns[n]: pn x K), or
+                //    positions_major columns[n] x W^T ([pn, M]): its Gemm (transB = 1), one call an image.
+                float* out = is_float && !split && !positions_major ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
+                if (positions_major) {
+                    for (int64_t n = 0; n < cnt; ++n)
+                        invoke(gemm_t_, ctx, s->cols.get() + n * pn * K, {pn, K}, wf, {d.M, K}, out + n * pn * d.M, {pn, d.M});
+                } else if (pixel_major) {
                     for (int64_t n = 0; n < cnt; ++n)
                         invoke(gemm_t_, ctx, wf, {d.M, K}, s->cols.get() + n * pn * K, {pn, K}, out + n * d.M * pn, {d.M, pn});
                 } else {
                     invoke(matmul_, ctx, wf, {d.group, Mg, Kg}, s->cols.get(), {cnt, d.group, Kg, pn}, out,
                            {cnt, d.group, Mg, pn});
                 }
-                // 4. Bias, and the chunk into Y (float16: added in float, then rounded).
-                steps(is_float && !split && !bias ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
+                // 4. Bias, and the chunk into Y (float16: added in float, then rounded); positions_major
+                //    transposed into Y, kFiltersPerItem rows of Y an item.
+                const int64_t row_items = (d.M + kFiltersPerItem - 1) / kFiltersPerItem;
+                steps(positions_major ? static_cast<size_t>(cnt * row_items) : 0, double(kFiltersPerItem * pn), [&](size_t item) {
+                    const int64_t n = static_cast<int64_t>(item) / row_items;
+                    const int64_t m0 = static_cast<int64_t>(item) % row_items * kFiltersPerItem;
+                    from_positions_major(out + n * pn * d.M, d.M, pn, m0, std::min(d.M, m0 + kFiltersPerItem), bias,
+                                         y + (n0 + n) * d.M * L + p0, L);
+                });
+                steps(positions_major || (is_float && !split && !bias) ? 0 : static_cast<size_t>(cnt * d.M), double(pn), [&](size_t nm) {
                     const float b = bias ? dcn::load<float>(bias[static_cast<int64_t>(nm) % d.M]) : 0.0f;
                     float* row = out + static_cast<int64_t>(nm) * pn;
                     if (is_float && !split) {
