@@ -34,6 +34,10 @@ def lib():
     L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
     L.dcn_emu_fused_kernel.restype = ctypes.c_int
     L.dcn_emu_fused_kernel.argtypes = []
+    L.dcn_emu_conv_workspace.restype = ctypes.c_int64
+    L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int]
+    L.dcn_emu_fused_workspace.restype = ctypes.c_int64
+    L.dcn_emu_fused_workspace.argtypes = [I64]
     return L
 
 
@@ -45,7 +49,7 @@ def fused(lib, dtype, c, kernel="one-stage"):
     x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
     oh, ow = c.offset.shape[2], c.offset.shape[3]
     y = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=npd)
-    stats = (ctypes.c_int64 * 6)()
+    stats = (ctypes.c_int64 * 7)()
     msg = ctypes.create_string_buffer(1024)
     rc = lib.dcn_emu_deform_conv2d_fused(
         code, KERNELS.get(kernel, kernel), _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b),
@@ -61,7 +65,8 @@ def test_fused_path_matches_reference(lib, name, dtype, kernel):
     c = make_case(**CASES[name])
     rc, y, stats, msg = fused(lib, dtype, c, kernel)
     assert rc == 0, msg
-    blocks, unwritten, untiled, ws, fused_bytes, hazards = stats
+    blocks, unwritten, untiled, ws, fused_bytes, hazards, misaligned = stats
+    assert misaligned == 0, "16-byte copies at addresses a GPU's 16-byte loads / stores fault on"
     assert unwritten == 0, "output entries left unwritten"
     assert untiled == 0, "tile / copy entries left unwritten"
     assert hazards == 0, "a taps buffer read before it held its pair, or written while read"
@@ -90,7 +95,7 @@ def test_pipelined_schedule_edges(lib, pairs, perKg):
     for kernel in KERNELS:
         rc, y, stats, msg = fused(lib, "float64", c, kernel)
         assert rc == 0, msg
-        assert stats[1:3] == [0, 0] and stats[5] == 0, (kernel, stats)
+        assert stats[1:3] == [0, 0] and stats[5:] == [0, 0], (kernel, stats)
         assert_matches(y, ref, "float64", f"fused {kernel} pairs {pairs} steps/pair {perKg}")
 
 
@@ -135,3 +140,34 @@ def test_plan_chooses_fused_only_when_on_applicable_and_it_pays(lib, monkeypatch
     assert lib.dcn_emu_conv_path(_dims(1, 512, 25, 42, 512), 0, 132) == 0  # still FP16 only
     monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "0")
     assert lib.dcn_emu_conv_path(c3, 1, 132) == 0
+
+
+@pytest.mark.parametrize("largest,run", [
+    ((256, 256, 200, 200, 256), (64, 256, 200, 200, 256)),  # largest: X of 2.6e9 elements, over int32
+    ((1, 32, 47000, 47000, 32), (1, 32, 8000, 8000, 32)),  # one huge image: its pixels and X over int32
+    ((2, 64, 300, 300, 64), (1, 64, 120, 90, 64)),  # within int32: the plain layout
+], ids=["batch-over-int32", "image-over-int32", "within-int32"])
+def test_workspace_holds_the_fused_copies_of_any_smaller_run(lib, monkeypatch, largest, run):
+    """The workspace is sized once, for the largest shapes, and the path chosen per run: a run that the
+    fused path takes must find its copies' room even where the largest shapes are past the kernels'
+    int32 limits (so the fused path would not take those)."""
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")
+    ws = lib.dcn_emu_conv_workspace(_dims(*largest), 2)
+    need = lib.dcn_emu_fused_workspace(_dims(*run))
+    assert lib.dcn_emu_conv_path(_dims(*run), 1, 132) == 1 and need > 0
+    assert ws >= need, f"workspace {ws} for {largest}, the fused path at {run} needs {need}"
+
+
+def test_fused_path_refuses_no_channels_and_too_many_filter_tiles(lib, monkeypatch):
+    """C == 0 (its output is the bias: the two-stage kernel's schedule would have no step) and more than
+    65535 tiles of 128 filters (the grid's y limit; reachable with a 1x1 kernel) take im2col, even when
+    forced."""
+    monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")
+    assert lib.dcn_emu_fused_workspace(_dims(2, 0, 9, 9, 32)) == -1
+    assert lib.dcn_emu_conv_path(_dims(2, 0, 9, 9, 32), 1, 132) == 0
+    def one_by_one(M):  # 1x1 kernel: M * C within int32 up to 67M filters
+        return (ctypes.c_int64 * 20)(1, 32, 2, 2, M, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 1)
+
+    assert lib.dcn_emu_conv_path(one_by_one(65535 * 128), 1, 132) == 1
+    assert lib.dcn_emu_conv_path(one_by_one(65535 * 128 + 1), 1, 132) == 0
+

@@ -506,7 +506,8 @@ def test_roi_pool_item_mapping_and_plan(lib):
 
 
 def test_roi_pool_index_type_where_sizes_fit(lib):
-    """int32 (K as planned) only while the outputs, the data and H, W <= 2^24 fit; else int64 with K = 1."""
+    """int32 (K as planned) only while the outputs, the data, a plane (H*W, even with no images) and H, W <=
+    2^24 fit; else int64 with K = 1."""
     L = _roi_lib(lib)
     out = (ctypes.c_int64 * 2)()
     big = 2 ** 31
@@ -518,7 +519,9 @@ def test_roi_pool_index_type_where_sizes_fit(lib):
             ((1, 1, 2 ** 24, 2, 1, 1), [1, 32]), ((1, 1, 2 ** 24 + 1, 1, 1, 1), [1, 64]),  # H exact in float
             ((1, 1, 2, 2 ** 24 + 1, 1, 1), [1, 64]),
             ((1, 2 ** 16, 2, 2, 2 ** 11, 4), [1, 64]),         # outputs R*C*bins = 2^31
-            ((1, 2 ** 16, 2, 2, 2 ** 11 - 1, 4), [8, 32])]:
+            ((1, 2 ** 16, 2, 2, 2 ** 11 - 1, 4), [8, 32]),
+            ((0, 1, 2 ** 16, 2 ** 15, 1, 1), [1, 64]),         # no images, but H*W = 2^31: the plane size
+            ((0, 1, 2 ** 16, 2 ** 15 - 1, 1, 1), [1, 32])]:
         L.dcn_emu_roi_pool_launch_choice(N, C, H, W, R, P_, P_, out)
         assert list(out) == want, ((N, C, H, W, R, P_), list(out))
 

@@ -494,6 +494,17 @@ def test_conv_configure_rejects_bad_shapes_with_header_messages(hx, clean_log):
         in hx.log()
 
 
+def test_conv_configure_rejects_a_staged_pitch_over_int_max(hx, clean_log):
+    """600000001 output positions: a leading dimension cuBLAS takes (< 2**31), but the staged output's
+    rows, 600000004 floats, are 2400000016 bytes apart: more than cudaMemcpy2DAsync's pitch allows."""
+    s = (1, 1, 1, 600000001, 1, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, 1, False, False)
+    shapes, out, fields = conv_io(s)
+    rc, _ = hx.configure(hx.create("DeformConv2d", "wide", fields), shapes, out)
+    assert rc != 0
+    assert ("DeformConv2d 'wide': oH*oW (rounded up to 16 bytes) * 4 bytes, the staged output's pitch = 2400000016,"
+            " expected <= 2147483647") in hx.log()
+
+
 def test_enqueue_without_gpu_reports_and_returns_the_status(hx, clean_log):
     # null device pointers: the error is reported, naming the layer and the input, to the
     # execution context's error recorder, and returned (the cuBLAS / kernel launch statuses

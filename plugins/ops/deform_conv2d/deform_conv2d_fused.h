@@ -44,6 +44,15 @@ constexpr int64_t kAlign = 256;
 
 DCN_HD int64_t align_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
+#if !defined(__CUDA_ARCH__)
+// Host emulation only: copy_vec calls on 2-byte elements whose addresses are not 16-byte aligned,
+// the accesses a GPU's 16-byte load / store would fault on (the emulation reports the count).
+inline int64_t& misaligned_vectors() {
+    static int64_t n = 0;
+    return n;
+}
+#endif
+
 // 8 elements (16 bytes for half) from src to dst: one 16-byte load / store on the GPU, where every
 // caller's addresses are 16-byte aligned (256-aligned buffers, channel offsets multiples of 8).
 template <class T> DCN_HD void copy_vec(T* dst, const T* src) {
@@ -53,30 +62,51 @@ template <class T> DCN_HD void copy_vec(T* dst, const T* src) {
     else
         memcpy(dst, src, kVec * sizeof(T));
 #else
+    if (sizeof(T) == 2 && (reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 16 != 0)
+        ++misaligned_vectors();
     memcpy(dst, src, kVec * sizeof(T));
 #endif
 }
 
-// The shapes and types the fused path takes.
-DCN_HD bool applicable(const DeformConvDims& d, bool half) {
+// The kinds of problem the fused path takes, whatever N, H and W: half data, one group, at
+// least kBK channels an offset group and a multiple of kBK (C == 0 would leave the two-stage
+// kernel's schedule without a step: perKg 0), output channels in at most 65535 tiles (grid y).
+DCN_HD bool applicable_kind(const DeformConvDims& d, bool half) {
     if (!half || d.group != 1 || d.offsetGroup < 1 || d.C % d.offsetGroup != 0) return false;
-    if ((d.C / d.offsetGroup) % kBK != 0 || d.M < 1) return false;
-    // 32-bit tile arithmetic: pixels of the batch, NHWC offsets and weight rows fit int32
+    const int64_t Cg = d.C / d.offsetGroup;
+    return Cg >= kBK && Cg % kBK == 0 && d.M >= 1 && (d.M + kBM - 1) / kBM <= 65535;
+}
+// The sizes the kernels' 32-bit tile arithmetic holds: pixels of the batch, NHWC offsets and
+// weight rows fit int32.
+DCN_HD bool fits_int32(const DeformConvDims& d) {
     const int64_t L = d.outH * d.outW;
     return d.N * L <= int64_t(INT32_MAX) - kBN && d.N * d.H * d.W * d.C <= int64_t(INT32_MAX) &&
            d.M * d.kH * d.kW * d.C <= int64_t(INT32_MAX);
 }
+// The shapes and types the fused path takes.
+DCN_HD bool applicable(const DeformConvDims& d, bool half) { return applicable_kind(d, half) && fits_int32(d); }
 
 // Workspace parts (bytes from the 256-aligned base), for elements of elemBytes.
 struct Layout {
     int64_t xt, wt, bytes;  // offsets of Xt and Wt; bytes used from the aligned base
 };
-DCN_HD Layout layout(const DeformConvDims& d, int64_t elemBytes) {
+DCN_HD Layout layout_of(int64_t xElems, int64_t wElems, int64_t elemBytes) {
     Layout l;
     l.xt = 0;
-    l.wt = align_up(d.N * d.H * d.W * d.C * elemBytes);
-    l.bytes = l.wt + align_up(d.M * d.kH * d.kW * d.C * elemBytes);
+    l.wt = align_up(xElems * elemBytes);
+    l.bytes = l.wt + align_up(wElems * elemBytes);
     return l;
+}
+DCN_HD Layout layout(const DeformConvDims& d, int64_t elemBytes) {
+    return layout_of(d.N * d.H * d.W * d.C, d.M * d.kH * d.kW * d.C, elemBytes);
+}
+// At least layout(e).bytes for every problem e the fused path takes (applicable) with dims no
+// larger than d's, whether d itself fits int32 or not (the workspace is sized for the largest
+// shapes, the path chosen per run): the copies' sizes grow with the dims and stop at int32's.
+DCN_HD int64_t layout_bound_bytes(const DeformConvDims& d, int64_t elemBytes) {
+    const int64_t cap = int64_t(INT32_MAX);
+    const int64_t x = d.N * d.H * d.W * d.C, w = d.M * d.kH * d.kW * d.C;
+    return layout_of(x < cap ? x : cap, w < cap ? w : cap, elemBytes).bytes;
 }
 
 struct Grid {

@@ -31,7 +31,8 @@ template <class T> void poison(std::vector<T>& v) {
 }
 
 // stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes,
-// 5 taps-buffer hazards of the two-stage schedule
+// 5 taps-buffer hazards of the two-stage schedule, 6 16-byte copies of half at addresses not 16-byte
+// aligned (fused::misaligned_vectors)
 template <class T>
 std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv, const void* Wv, const void* offv,
                          const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
@@ -45,9 +46,10 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
     T* Y = static_cast<T*>(Yv);
     if (!fused::applicable(d, true))
         return "fused path not applicable: group " + std::to_string(d.group) + ", C / offset_group " +
-               std::to_string(d.offsetGroup ? d.C / d.offsetGroup : 0) + " (needs group 1, a multiple of " +
+               std::to_string(d.offsetGroup ? d.C / d.offsetGroup : 0) + " (needs group 1, a positive multiple of " +
                std::to_string(fused::kBK) + ")";
     const int64_t L = d.outH * d.outW, yTotal = d.N * d.M * L;
+    fused::misaligned_vectors() = 0;
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
 
     std::vector<T> Xt(static_cast<size_t>(d.N * d.H * d.W * d.C)), Wt(static_cast<size_t>(d.M * d.kH * d.kW * d.C));
@@ -185,6 +187,7 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
         stats[3] = plan::conv_workspace_bytes(d, sizeof(T));
         stats[4] = plan::kAlignBytes + fused::layout(d, sizeof(T)).bytes;
         stats[5] = hazards;
+        stats[6] = fused::misaligned_vectors();
     }
     return "";
 }
@@ -201,7 +204,7 @@ DeformConvDims dims_from(const int64_t* v) {
 }  // namespace
 
 // The fused path for one DeformConv2d (inputs as dcn_emu_deform_conv2d's; dtype 0 float64,
-// 1 float32, 2 float16 storage; kernel 0 the one-stage kernel, 1 the two-stage one; stats: 6
+// 1 float32, 2 float16 storage; kernel 0 the one-stage kernel, 1 the two-stage one; stats: 7
 // entries). Returns 1 with the message when the path does not apply.
 DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, int kernel, const void* X, const int64_t* x_shape, const void* W,
                                            const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
@@ -233,4 +236,17 @@ DCN_EXPORT int dcn_emu_fused_kernel() {
 // group, offset_group, outH, outW, hasMask): 1 fused, 0 im2col (DCN_DEFORM_CONV_FUSED as set).
 DCN_EXPORT int dcn_emu_conv_path(const int64_t* v, int half, int64_t sm_count) {
     return dcn::plan::choose_path(dims_from(v), half != 0, sm_count) == dcn::plan::Path::kFused ? 1 : 0;
+}
+
+// The workspace the plugin asks for at dims v (its largest shapes; layout as dcn_emu_conv_path),
+// elements of elem_bytes (2: half, 4: float).
+DCN_EXPORT int64_t dcn_emu_conv_workspace(const int64_t* v, int elem_bytes) {
+    return dcn::plan::conv_workspace_bytes(dims_from(v), elem_bytes);
+}
+
+// What the fused path at dims v uses of the workspace (its copies from the aligned base, with the
+// alignment slack), or -1 where it does not take dims v.
+DCN_EXPORT int64_t dcn_emu_fused_workspace(const int64_t* v) {
+    const dcn::DeformConvDims d = dims_from(v);
+    return dcn::fused::applicable(d, true) ? dcn::plan::kAlignBytes + dcn::fused::layout(d, 2).bytes : -1;
 }

@@ -208,14 +208,16 @@ inline int64_t split_weight_lo_offset(const DeformConvDims& d) { return align_up
 inline int64_t split_weight_bytes(const DeformConvDims& d) { return 2 * align_up(weight_elems(d) * 4); }
 
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
-// either path at any smaller shapes (the path is chosen at enqueue); float: either FP32 GEMM.
+// either path at any smaller shapes (the path is chosen at enqueue, where a smaller problem may
+// take the fused path that d's int32 limits refuse: layout_bound_bytes); float: either FP32 GEMM.
 inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {
     int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
     if (elemBytes == 4) {
         const int64_t split = workspace_bytes(im2col_layout(d, 4, true).perImageBytes, d.N, cap, split_weight_bytes(d));
         im2col = split > im2col ? split : im2col;
     }
-    const int64_t f = fused::applicable(d, elemBytes == 2) ? kAlignBytes + fused::layout(d, elemBytes).bytes : 0;
+    const int64_t f =
+        fused::applicable_kind(d, elemBytes == 2) ? kAlignBytes + fused::layout_bound_bytes(d, elemBytes) : 0;
     return im2col > f ? im2col : f;
 }
 

@@ -75,19 +75,22 @@ DeformConvDims DeformConv2dPlugin::validateShapes(nvinfer1::Dims const* dims, in
     auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, i >= 3); };
     DeformConvDims d{};
     throwIfError(validate_deform_conv2d(mLayerName, mAttrs, ref(0), ref(1), ref(2), ref(3), ref(4), &d));
-    // cuBLAS takes int sizes and counts.
+    // cuBLAS takes int sizes and counts; the staged output's copy (cudaMemcpy2DAsync) pitches in
+    // bytes up to INT_MAX (cudaDevAttrMaxPitch), float's 4 bytes the most.
     int64_t const Kg = d.C / d.group * d.kH * d.kW;
     struct
     {
         char const* what;
         int64_t v;
-    } const sizes[] = {{"oH*oW (rounded up to 16 bytes)", plan::im2col_layout(d, 2).ld}, {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
+    } const sizes[] = {{"oH*oW (rounded up to 16 bytes)", plan::im2col_layout(d, 2).ld},
+        {"oH*oW (rounded up to 16 bytes) * 4 bytes, the staged output's pitch", plan::im2col_layout(d, 4).ld * 4},
+        {"C/group*kH*kW", Kg}, {"M/group", d.M / d.group}, {kDeformConv2dFields[kDC_GROUP].name, d.group}};
     for (auto const& s : sizes)
     {
         if (s.v > INT_MAX)
         {
             throw PluginError(who() + ": " + s.what + " = " + std::to_string(s.v) + ", expected <= "
-                + std::to_string(INT_MAX) + " (cuBLAS int sizes)");
+                + std::to_string(INT_MAX) + " (cuBLAS int sizes, the 2-D copy's pitch)");
         }
     }
     return d;

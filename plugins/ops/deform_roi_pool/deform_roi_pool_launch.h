@@ -64,11 +64,12 @@ template <class I> DCN_HD RoIPoolItem roi_pool_item(I item, I bins, I nCb, I PW)
 }
 
 // int32 indices: the item loop (item + nthreads), the outputs (R*C*bins), the data offsets
-// (N*C*H*W) and the plane offsets (H, W <= kRoIPoolMaxNarrowSide) all stay in int32.
+// (N*C*H*W), the plane size (H*W: computed even with no images) and the plane offsets (H, W <=
+// kRoIPoolMaxNarrowSide) all stay in int32.
 DCN_HD bool fits_roi_pool_int32(const RoIPoolPlan& pl, int64_t blocks, const DeformRoIPoolDims& d) {
     return fits_int32(pl.total, blocks) && d.R * d.C * pl.bins <= int64_t(INT32_MAX) &&
-           d.N * d.C * d.H * d.W <= int64_t(INT32_MAX) && d.H <= kRoIPoolMaxNarrowSide &&
-           d.W <= kRoIPoolMaxNarrowSide;
+           d.N * d.C * d.H * d.W <= int64_t(INT32_MAX) && d.H * d.W <= int64_t(INT32_MAX) &&
+           d.H <= kRoIPoolMaxNarrowSide && d.W <= kRoIPoolMaxNarrowSide;
 }
 
 // The launcher's choice: the plan, and int32 indices when they fit (else K = 1 and int64).
