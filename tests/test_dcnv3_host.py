@@ -159,3 +159,62 @@ def test_limits_equal_the_contract(lib, op):
     out = (ctypes.c_int64 * 4)()
     getattr(lib, f"dcn_host_dcnv{op}_limits")(out)
     assert list(out) == [limits["kernel_shape"], limits["strides"], limits["pads"], limits["dilations"]]
+
+
+_HUGE_IMAGE = r"""
+import ctypes, mmap, sys
+import numpy as np
+
+lib = ctypes.CDLL(sys.argv[1])
+N, H, W, S = 2, 46341, 46341, 32  # an image of H*W = 2147488281 > 2**31 - 1 pixels, strided by 32
+Ho = Wo = (H - 1) // S + 1
+NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)  # Python < 3.12
+try:  # float16 X, 8.6 GB of address space, never touched but where written below
+    if not NORESERVE:
+        raise OSError("no MAP_NORESERVE")
+    buf = mmap.mmap(-1, N * H * W * 2, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | NORESERVE)
+except (OSError, ValueError, AttributeError) as e:
+    print("SKIP", e)
+    sys.exit(0)
+x = np.frombuffer(buf, dtype=np.float16).reshape(N, H, W, 1)
+spots = [(0, 0, 0), (1, 0, 0), (1, Ho - 1, Wo - 1), (1, 700, 1000)]
+for i, (n, ho, wo) in enumerate(spots):
+    x[n, ho * S, wo * S, 0] = i + 1
+off = np.zeros((N, Ho, Wo, 2), np.float16)
+mask = np.ones((N, Ho, Wo, 1), np.float16)
+y = np.full((N, Ho, Wo, 1), np.nan, np.float16)
+I64 = ctypes.POINTER(ctypes.c_int64)
+ints = lambda v: (ctypes.c_int64 * len(v))(*v)
+stats, msg = (ctypes.c_int64 * 4)(), ctypes.create_string_buffer(1024)
+f = lib.dcn_host_dcnv3
+f.restype = ctypes.c_int
+P = ctypes.c_void_p
+f.argtypes = ([ctypes.c_int] * 4 + [ctypes.c_int64] + [P, I64, ctypes.c_int64] * 3 + [I64] * 4
+              + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_char_p, P, I64,
+                 ctypes.c_char_p, ctypes.c_size_t])
+rc = f(2, 1, 0, 0, 0, x.ctypes.data, ints(x.shape), 4, off.ctypes.data, ints(off.shape), 4, mask.ctypes.data,
+       ints(mask.shape), 4, ints([1, 1]), ints([S, S]), ints([0, 0, 0, 0]), ints([1, 1]), 1, 1, 1.0, 0, b"huge",
+       y.ctypes.data, stats, msg, len(msg))
+assert rc == 0, msg.value
+assert stats[2] == 1 and stats[3] == 0, list(stats)  # int32 items, every output written
+want = np.zeros_like(y)
+for i, (n, ho, wo) in enumerate(spots):
+    want[n, ho, wo, 0] = i + 1
+assert np.array_equal(y, want), [(s, float(y[s][0])) for s in spots]
+print("OK")
+"""
+
+
+def test_kernel_thread_body_on_an_image_past_int32(lib, tmp_path):
+    """Outputs that fit int32 indexing (2 x 1449 x 1449 items) from images that do not (46341 x 46341 =
+    2147488281 pixels, read at stride 32): the thread body's input offsets stay int64 (int32 ones had
+    wrapped and read before X: a crash on the host, an illegal address on a GPU). A float16 X of 8.6 GB
+    address space, never touched but where written; in a subprocess (a crash must not take the suite)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _HUGE_IMAGE, str(require(plugins.host_test_library))],
+                       capture_output=True, text=True, timeout=300)
+    if r.stdout.startswith("SKIP"):
+        pytest.skip(f"no 8.6 GB of address space without reserve here: {r.stdout.strip()}")
+    assert r.returncode == 0 and r.stdout.strip() == "OK", (r.returncode, r.stdout[-500:], r.stderr[-1500:])

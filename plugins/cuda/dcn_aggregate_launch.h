@@ -77,11 +77,15 @@ template <class T, int V, class I>
 DCN_HD void aggregate_thread(I tid, I nthreads, const T* X, const T* offset, const T* mask, const AggregateDims& d, T* Y) {
     using Acc = typename AccOf<T>::type;
     const I cv = static_cast<I>(d.C / V), total = static_cast<I>(aggregate_total(d, V));
-    const I oH = static_cast<I>(d.outH), oW = static_cast<I>(d.outW), hw_in = static_cast<I>(d.H * d.W);
+    const I oH = static_cast<I>(d.outH), oW = static_cast<I>(d.outW);
+    // The input's sizes in int64 whatever I: the items (outputs / V) may fit int32 where an input
+    // image (H*W, strided down to the output) or the channel offset (C up to V*INT32_MAX) does not.
+    const int64_t hw_in = d.H * d.W;
     for (I idx = tid; idx < total; idx += nthreads) {
-        const I pos = idx / cv, c = (idx % cv) * V;
+        const I pos = idx / cv;
+        const int64_t c = static_cast<int64_t>(idx % cv) * V;
         const I wo = pos % oW, ho = (pos / oW) % oH, n = pos / (oW * oH);
-        const AggregateSite<Acc, T> s = aggregate_site<Acc>(offset, mask, d, pos, ho, wo, c / static_cast<I>(d.groupChannels));
+        const AggregateSite<Acc, T> s = aggregate_site<Acc>(offset, mask, d, pos, ho, wo, c / d.groupChannels);
         const T* xn = X + static_cast<int64_t>(n) * hw_in * d.C + c;
         Acc acc[V];
         for (int v = 0; v < V; ++v) acc[v] = Acc(0);
