@@ -125,6 +125,9 @@ def check_conv_stats(c, stats, *, chunk_expected=None):
     assert unwritten == 0, "output entries left unwritten"
     if N == 0 or c.weight.shape[0] == 0:
         return
+    if c.x.shape[1] == 0:  # no input channels: the output is the bias (or zeros), no chunk, no GEMM
+        assert (chunks, gemms, batches) == (0, 0, 0)
+        return
     L = c.offset.shape[2] * c.offset.shape[3]
     assert vec == (4 if L % 4 == 0 else 2 if L % 2 == 0 else 1), (vec, L)  # pixels per item: the widest dividing L
     assert 1 <= cpt <= c.x.shape[1] // c.offset_group
@@ -141,6 +144,20 @@ def check_conv_stats(c, stats, *, chunk_expected=None):
 
 # --------------------------------------------------------------------------- DeformConv2d
 CONV_IDS = [s[0] for s in CONV_SPECS]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("hw", [(4, 4), (5, 3)], ids=["L16", "L15-staged"])
+def test_conv_without_input_channels_gives_the_bias(lib, hw, dtype, bias):
+    """C = 0 (W [M, 0, kH, kW]): Y is B broadcast, or zeros, without columns or a GEMM (cuBLAS refuses k = 0
+    with ldb = 0): the plan's bias_only, as the plugin runs it; with and without a padded leading dimension."""
+    c = make_conv_case(("c0", 2, 0, *hw, 5, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, bias, 1.0))
+    rc, y, stats, msg = emu_conv(lib, dtype, c)
+    assert rc == 0, msg
+    check_conv_stats(c, stats)
+    want = np.broadcast_to((c.bias.numpy() if bias else np.zeros(5))[None, :, None, None], y.shape)
+    np.testing.assert_array_equal(y.astype(np.float64), want.astype(DTYPES[dtype][1]).astype(np.float64))
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))

@@ -526,6 +526,23 @@ def test_enqueue_without_gpu_reports_and_returns_the_status(hx, clean_log):
                      r"pointer", log), log
 
 
+def test_enqueue_takes_an_empty_input_without_memory(hx, clean_log):
+    """An empty input (here X with no rows, padded into a 2x7 output; PS-RoI data with no rows) may come
+    with a null pointer: no kernel reads it. The next used input, non-empty and null here, is the one
+    reported."""
+    fields = dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1, offset_group=1, kernel_shape=[1, 1])
+    h = hx.attach(hx.create("DeformConv2d", "c", fields))
+    rc, stage = hx.run(h, [[1, 4, 0, 5], [3, 4, 1, 1], [1, 2, 2, 7]], [1, 3, 2, 7])
+    log = hx.log()
+    assert stage == 2 and rc != 0, log
+    assert "DeformConv2d 'c': W has shape [3,4,1,1] and a null device pointer" in log and "X has shape" not in log
+    p = hx.attach(hx.create("DeformPSROIPool", "p", POOL_FIELDS))
+    rc, stage = hx.run(p, [[1, 21 * 49, 0, 12], [4, 5], [4, 2, 7, 7]], [4, 21, 7, 7])
+    log = hx.log()
+    assert stage == 2 and rc != 0, log
+    assert "DeformPSROIPool 'p': rois has shape [4,5] and a null device pointer" in log and "data has shape" not in log
+
+
 def test_enqueue_empty_batch_and_no_rois_do_nothing(hx, clean_log):
     shapes, out, fields = conv_io(SHAPES[2])
     h = hx.attach(hx.create("DeformConv2d", "c", fields))

@@ -146,7 +146,7 @@ void PluginBase::checkRank(char const* name, int32_t got, int32_t expected) cons
 
 void PluginBase::checkData(char const* name, nvinfer1::Dims const& dims, void const* data) const
 {
-    if (data == nullptr)
+    if (data == nullptr && volume(dims) > 0)
     {
         throw PluginError(
             mWho + ": " + name + " has shape " + dimsToString(dims) + " and a null device pointer, expected its data");

@@ -118,7 +118,8 @@ protected:
     }
     // Throws "<who>: <name> has rank <got>, expected <expected>" unless they agree.
     void checkRank(char const* name, int32_t got, int32_t expected) const;
-    // Throws "<who>: <name> has shape [...] and a null device pointer, expected its data".
+    // Throws "<who>: <name> has shape [...] and a null device pointer, expected its data" (an empty
+    // tensor, which no kernel reads, may come without memory).
     void checkData(char const* name, nvinfer1::Dims const& dims, void const* data) const;
     // Reports "<who>: <what> failed with cudaErrorX (text) [enqueue]"; returns the status.
     int32_t cudaFailed(char const* what, cudaError_t e) const noexcept;

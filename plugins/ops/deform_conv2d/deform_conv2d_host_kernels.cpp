@@ -17,6 +17,7 @@
 // 1 = int32, 2 = int64. max_blocks > 0 caps the grid (exercises the grid-stride loop).
 // Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
 // message from the header, or an emulation check that failed).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -134,11 +135,13 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
             });
     };
     const float beta = B ? 1.f : 0.f;
-    if (B && !lay.staged) fill_bias(d.N * d.M, lay.L, Y);
+    const bool biasOnly = plan::bias_only(d);  // as the plugin: Y = B or zeros, no chunk
+    if (B && (!lay.staged || biasOnly)) fill_bias(d.N * d.M, lay.L, Y);
+    if (!B && biasOnly) std::fill(Y, Y + yTotal, dcn::store<T>(0.0f));
     int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0, firstBlocks = 0, firstBits = 0;
     int64_t firstV = 0, firstCpt = 0;
     const int64_t outImage = d.M * lay.L;
-    for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
+    for (int64_t n0 = 0; !biasOnly && n0 < d.N; n0 += chunk) {
         const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
         for (int64_t q = 0; q < colCapacity; ++q) ws[static_cast<size_t>(q)] = sentinel<T>();
         const launch::Im2colPlan pl = launch::im2col_plan(d, nb, lay.ld, g_im2col_target);

@@ -98,8 +98,10 @@ DCN_HD void store_vector(T* dst, const Acc* v) {
     } else if constexpr (V == 2 && std::is_same<T, float>::value) {
         *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
     } else if constexpr (V == 4 && std::is_same<T, __half>::value) {
-        const __half2 h[2] = {__floats2half2_rn(v[0], v[1]), __floats2half2_rn(v[2], v[3])};
-        *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(h);
+        uint2 raw;  // 8-byte aligned: the two half2 written into it, then one 8-byte store
+        reinterpret_cast<__half2*>(&raw)[0] = __floats2half2_rn(v[0], v[1]);
+        reinterpret_cast<__half2*>(&raw)[1] = __floats2half2_rn(v[2], v[3]);
+        *reinterpret_cast<uint2*>(dst) = raw;
     } else if constexpr (V == 2 && std::is_same<T, __half>::value) {
         *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v[0], v[1]);
     } else {

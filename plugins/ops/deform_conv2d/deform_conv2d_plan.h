@@ -119,6 +119,10 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
     return fit < 1 ? 1 : (fit > N ? N : fit);
 }
 
+// No input channels (C = 0, W [M, 0, kH, kW]): Y is B broadcast, or zeros; no columns and no GEMM
+// (cuBLAS refuses k = 0 with ldb = 0).
+inline bool bias_only(const DeformConvDims& d) { return d.C == 0; }
+
 // ---- which path: im2col + GEMM, or the fused FP16 kernel (deform_conv2d_fused.h) -------------
 // The fused kernel applies to half data, group 1, C / offset_group a multiple of fused::kBK. It
 // samples each (pixel, K) once per block of kBM output channels, so it is taken where one block

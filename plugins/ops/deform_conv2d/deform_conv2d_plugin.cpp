@@ -188,6 +188,16 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         }
     }
 
+    if (plan::bias_only(d))
+    {
+        // no input channels: Y = B broadcast, or zeros (no columns; cuBLAS refuses k = 0 with ldb = 0)
+        int64_t const L = d.outH * d.outW;
+        cudaError_t const e = B != nullptr
+            ? cuda::fill_bias<T>(B, d.M, d.N * d.M, L, Y, stream)
+            : cudaMemsetAsync(Y, 0, static_cast<size_t>(d.N * d.M * L) * sizeof(T), stream);
+        return e == cudaSuccess ? 0 : cudaFailed("output for no input channels (bias or zeros)", e);
+    }
+
     // FP32 in 3xTF32 mode (deform_conv2d_plan.h): hi halves in the columns, lo halves after the
     // staging, the weights' halves after the columns part, three TF32 GEMMs per GEMM.
     bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;

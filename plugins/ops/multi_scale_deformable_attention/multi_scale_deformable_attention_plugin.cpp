@@ -106,7 +106,7 @@ int32_t MsdaPlugin::launch(MsdaDims const& d, nvinfer1::PluginTensorDesc const* 
 {
     for (int32_t i = 0; i < 5; ++i)
     {
-        if (volume(inputDesc[i].dims) > 0) // an empty input (L = 0, S = 0) may come without memory
+        if (volume(inputDesc[i].dims) > 0) // an empty input (L = 0, S = 0) may come without memory (checkData too)
         {
             checkData(MsdaTraits::kInputs[i], inputDesc[i].dims, inputs[i]);
         }
