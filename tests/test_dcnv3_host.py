@@ -39,6 +39,7 @@ def lib():
                       + [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_char_p,
                          P, I64, ctypes.c_char_p, ctypes.c_size_t])
         getattr(L, f"dcn_host_dcnv{op}_limits").argtypes = [I64]
+    L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
     return L
 
 
@@ -49,8 +50,8 @@ def _ints(v):
 def host_run(L, op, case_or_arrays, attrs, dtype="float64", mode=1, vec=0, index_mode=0, max_blocks=0, node="n"):
     """Returns (output or None, message, stats)."""
     code, np_dtype = DTYPES[dtype]
-    x, off, mask = (None if a is None else np.ascontiguousarray(np.asarray(a).astype(np_dtype))
-                    for a in case_or_arrays)
+    x, off, mask = (None if a is None else np.ascontiguousarray(np.asarray(a).astype(np_dtype, copy=False))
+                    for a in case_or_arrays)  # (no copy of an array already so: a misaligned view stays one)
     ho, wo = off.shape[1:3] if off is not None and off.ndim == 4 else (0, 0)
     out = np.zeros((x.shape[0], ho, wo, x.shape[3]), np_dtype) if x.ndim == 4 else None
     stats = (ctypes.c_int64 * 4)()
@@ -97,12 +98,15 @@ def test_kernel_thread_bodies(lib, case, dtype):
     r3, r4 = references(case, dtype)
     widths = [0] + [v for v in (1, 2, 4, 8) if case.group_channels % v == 0]
     for vec in widths:
+        lib.dcn_host_misaligned_vector_accesses()
         y3, msg, st = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), dtype, vec=vec)
         assert msg == "" and st[3] == 0, (vec, msg, st)  # every output written
         _check(y3, r3, dtype)
         y4, msg, st = host_run(lib, 4, (case.x, case.offset_mask, None), case.attrs(), dtype, vec=vec)
         assert msg == "" and st[3] == 0, (vec, msg, st)
         _check(y4, r4, dtype)
+        if vec == 0:  # the launcher's width: no vector access a GPU would fault on
+            assert lib.dcn_host_misaligned_vector_accesses() == 0, (case.name, dtype)
 
 
 @pytest.mark.parametrize("index_mode,max_blocks", [(1, 0), (2, 0), (0, 1), (2, 3)])
@@ -125,6 +129,30 @@ def test_kernel_equals_element_function_bit_for_bit_in_float32(lib):
     for vec in (1, 8):
         k, _, _ = host_run(lib, 3, (case.x, case.offset, case.mask), case.attrs(), "float32", vec=vec)
         np.testing.assert_array_equal(k, e)
+
+
+@pytest.mark.parametrize("op", [3, 4])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_launcher_narrows_the_width_for_a_misaligned_input(lib, op, dtype):
+    """X one element past an aligned address: the launcher takes one channel a thread (every access
+    aligned, the right values); forcing four channels on that X, the check counts the accesses a GPU
+    would fault on (the check itself works)."""
+    case = by_name("g1-cg32")
+    npd = DTYPES[dtype][1]
+    x = case.x.numpy().astype(npd)
+    buf = np.empty(x.size + 16, npd)
+    start = (-buf.ctypes.data // buf.itemsize) % 16 + 1  # one element past a 64-byte boundary
+    shifted = buf[start:start + x.size].reshape(x.shape)
+    shifted[...] = x
+    inputs = (shifted, case.offset, case.mask) if op == 3 else (shifted, case.offset_mask, None)
+    want = references(case, dtype)[op - 3]
+    lib.dcn_host_misaligned_vector_accesses()
+    y, msg, st = host_run(lib, op, inputs, case.attrs(), dtype)
+    assert msg == "" and st[1] == 1 and lib.dcn_host_misaligned_vector_accesses() == 0, (msg, st)
+    _check(y, want, dtype)
+    y, msg, st = host_run(lib, op, inputs, case.attrs(), dtype, vec=4)
+    assert msg == "" and st[1] == 4 and lib.dcn_host_misaligned_vector_accesses() > 0, (msg, st)
+    _check(y, want, dtype)  # the host reads it right all the same: only the count shows the fault
 
 
 def test_launcher_picks_eight_channels_for_internimage_groups(lib):

@@ -49,6 +49,7 @@ def load_library():
         pytest.fail(f"{path} has no dcn_emu_deform_conv2d: it was built without plugins/ops/deform_conv2d/deform_conv2d_host_kernels.cpp; "
                     "rebuild it (bash scripts/setup.sh)")
     L.dcn_emu_deform_conv2d.restype = ctypes.c_int
+    L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
     L.dcn_emu_deform_conv2d.argtypes = (
         [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64] + [P, I64] * 5 + [I64, I64, I64]
         + [ctypes.c_int64, ctypes.c_int64, P, I64, ctypes.c_char_p, ctypes.c_size_t])
@@ -164,9 +165,13 @@ def test_conv_without_input_channels_gives_the_bias(lib, hw, dtype, bias):
 @pytest.mark.parametrize("spec", CONV_SPECS, ids=CONV_IDS)
 def test_conv_launch_matches_reference(lib, spec, dtype):
     c = make_conv_case(spec)
+    lib.dcn_host_misaligned_vector_accesses()
     rc, y, stats, msg = emu_conv(lib, dtype, c)
     assert rc == 0, msg
     check_conv_stats(c, stats)
+    # the im2col stores of V columns (float4 / float2 / 8- and 4-byte half stores on a GPU) at aligned
+    # addresses: the padded leading dimension and the items' starts
+    assert lib.dcn_host_misaligned_vector_accesses() == 0
     assert_matches(y, conv_reference(c, dtype), dtype, spec[0])
 
 

@@ -56,6 +56,7 @@ template <int V, class Acc, class T> DCN_HD void load_vec(const T* src, Acc* out
 #if defined(__CUDA_ARCH__)
     r = *reinterpret_cast<const VecOf<T, V>*>(src);  // aligned: aggregate_vector_width
 #else
+    if (sizeof(T) <= 4) note_vector_access(src, sizeof r);  // (float64: host tests only)
     std::memcpy(&r, src, sizeof r);
 #endif
     for (int v = 0; v < V; ++v) out[v] = load<Acc>(r.v[v]);
@@ -67,6 +68,7 @@ template <int V, class T, class Acc> DCN_HD void store_vec(T* dst, const Acc* in
 #if defined(__CUDA_ARCH__)
     *reinterpret_cast<VecOf<T, V>*>(dst) = r;
 #else
+    if (sizeof(T) <= 4) note_vector_access(dst, sizeof r);
     std::memcpy(dst, &r, sizeof r);
 #endif
 }

@@ -10,7 +10,8 @@
 // compiles with g++ and nvcc.
 #pragma once
 
-#include "dcn_math.h"  // plugins/common
+#include "dcn_math.h"          // plugins/common
+#include "dcn_vector_check.h"  // plugins/common: note_vector_access (the host branches of vector loads / stores)
 
 #include <cstdint>
 

@@ -1,10 +1,11 @@
 // host_math.cpp: the shared math core (plugins/common/dcn_math.h) over arrays, exported with C
 // linkage for tests/test_math_header.py (ctypes): bilinear sampling, output sizes, half
-// conversions, rounding. Test code: it only loops and calls the header. Each op's own functions
+// conversions, rounding; the count of misaligned vector accesses. Test code: it only loops and calls the header. Each op's own functions
 // over whole tensors are in its folder (plugins/ops/<op>/<op>_host_math.cpp).
 #include <cstdint>
 
-#include "dcn_math.h"   // plugins/common
+#include "dcn_math.h"          // plugins/common
+#include "dcn_vector_check.h"  // plugins/common
 #include "host_tests.h"  // plugins/tests
 
 // out[q] = bilinear(plane [H, W], h[q], w[q]) in float64.
@@ -29,4 +30,12 @@ DCN_EXPORT void dcn_host_half_to_float(const uint16_t* in, float* out, int64_t n
 // C round() of the header (halves away from zero), float64.
 DCN_EXPORT void dcn_host_round(const double* in, double* out, int64_t n) {
     for (int64_t q = 0; q < n; ++q) out[q] = dcn::round_of(in[q]);
+}
+
+// The kernels' vector accesses at addresses a GPU would fault on since the last call
+// (dcn_vector_check.h), then reset: the host tests expect none for the launchers' choices.
+DCN_EXPORT int64_t dcn_host_misaligned_vector_accesses() {
+    const int64_t n = dcn::misaligned_vector_accesses();
+    dcn::misaligned_vector_accesses() = 0;
+    return n;
 }

@@ -22,6 +22,7 @@
 // otherwise and while the path is switched off.
 #pragma once
 
+#include "dcn_vector_check.h"  // plugins/common
 #include "deform_conv2d_math.h"
 
 #include <cstdint>
@@ -44,15 +45,6 @@ constexpr int64_t kAlign = 256;
 
 DCN_HD int64_t align_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
-#if !defined(__CUDA_ARCH__)
-// Host emulation only: copy_vec calls on 2-byte elements whose addresses are not 16-byte aligned,
-// the accesses a GPU's 16-byte load / store would fault on (the emulation reports the count).
-inline int64_t& misaligned_vectors() {
-    static int64_t n = 0;
-    return n;
-}
-#endif
-
 // 8 elements (16 bytes for half) from src to dst: one 16-byte load / store on the GPU, where every
 // caller's addresses are 16-byte aligned (256-aligned buffers, channel offsets multiples of 8).
 template <class T> DCN_HD void copy_vec(T* dst, const T* src) {
@@ -62,8 +54,10 @@ template <class T> DCN_HD void copy_vec(T* dst, const T* src) {
     else
         memcpy(dst, src, kVec * sizeof(T));
 #else
-    if (sizeof(T) == 2 && (reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 16 != 0)
-        ++misaligned_vectors();
+    if (sizeof(T) == 2) {  // the device's 16-byte accesses (half only)
+        note_vector_access(dst, 16);
+        note_vector_access(src, 16);
+    }
     memcpy(dst, src, kVec * sizeof(T));
 #endif
 }

@@ -32,7 +32,7 @@ template <class T> void poison(std::vector<T>& v) {
 
 // stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes,
 // 5 taps-buffer hazards of the two-stage schedule, 6 16-byte copies of half at addresses not 16-byte
-// aligned (fused::misaligned_vectors)
+// aligned (dcn::note_vector_access)
 template <class T>
 std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv, const void* Wv, const void* offv,
                          const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
@@ -49,7 +49,7 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
                std::to_string(d.offsetGroup ? d.C / d.offsetGroup : 0) + " (needs group 1, a positive multiple of " +
                std::to_string(fused::kBK) + ")";
     const int64_t L = d.outH * d.outW, yTotal = d.N * d.M * L;
-    fused::misaligned_vectors() = 0;
+    dcn::misaligned_vector_accesses() = 0;
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
 
     std::vector<T> Xt(static_cast<size_t>(d.N * d.H * d.W * d.C)), Wt(static_cast<size_t>(d.M * d.kH * d.kW * d.C));
@@ -187,7 +187,7 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
         stats[3] = plan::conv_workspace_bytes(d, sizeof(T));
         stats[4] = plan::kAlignBytes + fused::layout(d, sizeof(T)).bytes;
         stats[5] = hazards;
-        stats[6] = fused::misaligned_vectors();
+        stats[6] = dcn::misaligned_vector_accesses();
     }
     return "";
 }

@@ -108,6 +108,7 @@ DCN_HD void store_vector(T* dst, const Acc* v) {
         for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
     }
 #else
+    if (sizeof(T) <= 4) note_vector_access(dst, V * static_cast<int64_t>(sizeof(T)));  // (float64: host tests only)
     for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
 #endif
 }

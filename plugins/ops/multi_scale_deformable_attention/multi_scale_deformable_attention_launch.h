@@ -70,6 +70,9 @@ DCN_HD void msda_levels_thread(int t, int nb, const LevelReader& reader, const M
 // Y = store<T>(acc) for V channels (vector stores on the device).
 template <int V, class T, class Acc> struct VecStore {
     DCN_HD static void run(T* y, const Acc* acc) {
+#if !defined(__CUDA_ARCH__)
+        if (V > 1 && sizeof(T) <= 4) note_vector_access(y, V * static_cast<int64_t>(sizeof(T)));
+#endif
         for (int j = 0; j < V; ++j) y[j] = store<T>(acc[j]);
     }
 };
