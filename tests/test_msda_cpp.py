@@ -32,6 +32,7 @@ def lib():
     L.dcn_msda_elements.argtypes = [ctypes.c_int, P, P, P, ctypes.c_int, P, P, I64, P]
     L.dcn_msda_validate.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32), I64, P, P, ctypes.c_int, I64,
                                     ctypes.c_char_p, ctypes.c_size_t]
+    L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
     return L
 
 
@@ -61,10 +62,13 @@ def emulate(lib, c, dtype, *, index_mode=0, vector=0, max_blocks=0, offset_value
     N, S, M, D = c.value.shape
     y = np.full((N, c.loc.shape[1], M * D), np.nan, dtype=np_t)
     stats = (ctypes.c_int64 * 5)()
+    lib.dcn_host_misaligned_vector_accesses()
     rc = lib.dcn_emu_msda(code, index_mode, _ptr(v), _ptr(s), _ptr(st), s.itemsize, _ptr(loc), _ptr(w), _dims(c),
                           vector, split, max_blocks, _ptr(y), stats)
     assert rc == 0
-    return y, list(stats)
+    misaligned = lib.dcn_host_misaligned_vector_accesses()  # value loads / Y stores a GPU would fault on
+    assert vector != 0 or misaligned == 0, f"the launcher's width: {misaligned} misaligned vector accesses"
+    return y, list(stats) + [misaligned]
 
 
 def _want(c):
@@ -120,6 +124,7 @@ def test_launcher_choices(lib):
     assert emulate(lib, c, "float32")[1][:2] == [4, 8]  # 16-byte float loads, 8 threads a group
     assert emulate(lib, c, "float16")[1][:2] == [4, 8]  # 8-byte half loads
     assert emulate(lib, c, "float32", offset_value=True)[1][:2] == [1, 32]  # misaligned value: scalar
+    assert emulate(lib, c, "float32", offset_value=True, vector=4)[1][5] > 0  # forced: the check counts them
     c3 = make_case("d6", [(6, 5)], N=1, Lq=3, M=2, D=6, P=2)
     y, stats = emulate(lib, c3, "float32")
     assert stats[:2] == [2, 4]

@@ -5,7 +5,7 @@
 // of every vector load / store helper) counts them; the host tests read and reset the count
 // (dcn_host_misaligned_vector_accesses) and expect none for the launchers' choices. Not compiled
 // into device code; only the CUDA launch headers' helpers call it (not the math shared with the
-// ONNX Runtime ops: MSDA's value loads go unchecked).
+// ONNX Runtime ops: MSDA's value loads are checked per thread item, note_msda_value_loads).
 #pragma once
 
 #include <cstdint>

@@ -90,6 +90,17 @@ template <> struct VecStore<8, __half, float> {
 };
 #endif
 
+#if !defined(__CUDA_ARCH__)
+// Host emulation: the value loads (VecLoad, V at once on a GPU) of group g's channels d0 .. d0+V are
+// at value + row * M*D + m*D + d0 for the levels' pixel rows: all aligned iff the first is and M*D
+// is a multiple of V (msda_accumulate is shared with the ONNX Runtime op, so the check is here).
+template <int V, class T> void note_msda_value_loads(const T* value, const MsdaDims& d, int64_t g, int64_t d0) {
+    if (V == 1 || sizeof(T) > 4) return;
+    note_vector_access(value + (g % d.M) * d.D + d0, V * static_cast<int64_t>(sizeof(T)));
+    if ((d.M * d.D) % V != 0) ++misaligned_vector_accesses();
+}
+#endif
+
 // One thread: every group g = tid / G + k * (nthreads / G) and chunk c = tid % G + k' * G.
 template <int V, class T, class TL, class Idx, class Levels>
 DCN_HD void msda_thread(Idx tid, Idx nthreads, int G, const T* value, const Levels& levels, const TL* loc,
@@ -102,6 +113,9 @@ DCN_HD void msda_thread(Idx tid, Idx nthreads, int G, const T* value, const Leve
     for (Idx g = tid / static_cast<Idx>(G); g < groups; g += g_step) {
         for (Idx c = lane; c < chunks; c += static_cast<Idx>(G)) {
             Acc acc[V];
+#if !defined(__CUDA_ARCH__)
+            note_msda_value_loads<V>(value, d, static_cast<int64_t>(g), static_cast<int64_t>(c) * V);
+#endif
             msda_accumulate<Acc, V>(value, levels, loc, attn, d, static_cast<int64_t>(g),
                                     static_cast<int64_t>(c) * V, V, acc);
             VecStore<V, T, Acc>::run(Y + static_cast<int64_t>(g) * d.D + static_cast<int64_t>(c) * V, acc);
@@ -145,6 +159,9 @@ DCN_HD void msda_split_partial(int t, int64_t first, int G, int K, const T* valu
     const int lane = t % (G * K), c = lane % G, k = lane / G;
     Acc* out = part + static_cast<int64_t>(t) * V;
     if (g < msda_groups(d) && c < d.D / V) {
+#if !defined(__CUDA_ARCH__)
+        note_msda_value_loads<V>(value, d, g, static_cast<int64_t>(c) * V);
+#endif
         msda_accumulate<Acc, V>(value, levels, loc, attn, d, g, static_cast<int64_t>(c) * V, V, out, k, K);
     } else {
         for (int j = 0; j < V; ++j) out[j] = Acc(0);
