@@ -3,8 +3,8 @@ trt_device.py: the host harness in device mode), in the style of tests/test_trt_
 
 Every plugin lifecycle step to enqueue on torch CUDA tensors, FP32 and FP16, against the float64 reference
 (exporter/ops/dcnv3, dcnv4, on the same device) with dcn_base/tolerance.py: the awkward sweep (tests/helpers/
-dcn_sweep.py), InternImage-T layers (stage 1 at 224x224 batch 1 and 32, stage 2 at 512x512 batch 8), an X
-pointer off the vector alignment (the scalar path), the grid_sample formulation on CUDA agreeing too,
+dcn_sweep.py), InternImage-T layers (stage 1 at 224x224 batch 1 and 32, stage 2 at 512x512 batch 8), X
+pointers off the vector alignment (narrower vectors, the scalar path), the grid_sample formulation on CUDA agreeing too,
 CUDA graph capture and replay. Without a CUDA device every test skips, naming it.
 """
 from __future__ import annotations
@@ -68,13 +68,18 @@ def test_internimage_t_layers(hx, stage, size, batch, op, dtype):
     check(hx, case, op, dtype, f"{op} InternImage-T stage {stage} at {size}, batch {batch}")
 
 
+@pytest.mark.parametrize("shift", [1, 4], ids=["one-element-off", "four-elements-off"])
+@pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_misaligned_x_takes_the_scalar_path(hx, dtype):
+def test_misaligned_x_narrows_the_vector_width(hx, dtype, op, shift):
+    """X `shift` elements past a 512-byte aligned allocation: one element off, one channel a thread (no
+    vector loads); four off, four channels a thread (8 bytes of float16, 16 of float32) where eight would
+    fault. The launcher's choice is checked on the host (tests/test_dcnv3_host.py); here the results."""
     case = internimage_case(1, 64, 2, dtype=torch.float32)
-    buf = torch.empty(case.x.numel() + 1, dtype=dtype, device="cuda")
-    x = buf[1:].view(case.x.shape)  # one element off: no vector loads
+    buf = torch.empty(case.x.numel() + shift, dtype=dtype, device="cuda")
+    x = buf[shift:].view(case.x.shape)
     x.copy_(case.x)
-    check(hx, case, "DCNv3", dtype, "DCNv3 misaligned X", [x, case.offset, case.mask])
+    check(hx, case, op, dtype, f"{op} X {shift} elements off", [x] + inputs_of(case, op)[1:])
 
 
 def test_grid_sample_formulation_agrees_on_cuda(hx):
