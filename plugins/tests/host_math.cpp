@@ -1,6 +1,7 @@
 // host_math.cpp: the shared math core (plugins/common/dcn_math.h) over arrays, exported with C
 // linkage for tests/test_math_header.py (ctypes): bilinear sampling, output sizes, half
-// conversions, rounding; the count of misaligned vector accesses. Test code: it only loops and calls the header. Each op's own functions
+// conversions, rounding; and the host emulation's count of misaligned vector accesses
+// (dcn_vector_check.h). Test code: it only loops and calls the headers. Each op's own functions
 // over whole tensors are in its folder (plugins/ops/<op>/<op>_host_math.cpp).
 #include <cstdint>
 
