@@ -457,6 +457,19 @@ def test_conv_configure_and_workspace(hx, clean_log, s, dtype, size):
     assert ws == conv_workspace(s, out, size, fused=s is FUSED_SHAPE and size == 2)
 
 
+@pytest.mark.parametrize("mb", ["64", "1024"])
+def test_conv_workspace_ignores_the_columns_cap_knob(hx, clean_log, monkeypatch, mb):
+    """DCN_DEFORM_CONV_COLUMNS_MB only lowers the chunks a run takes (measurements), never the workspace:
+    it may differ between building an engine and running it (a larger cap at run time than at build time
+    had overrun the workspace), and a value above the default does not raise the cap."""
+    s = (8, 64, 100, 100, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, True)  # columns: 8 x 23 MB
+    shapes, out, fields = conv_io(s)
+    monkeypatch.setenv("DCN_DEFORM_CONV_COLUMNS_MB", mb)
+    rc, ws = hx.configure(hx.create("DeformConv2d", "c", fields), shapes, out, "FP32")
+    assert rc == 0, hx.log()
+    assert ws == conv_workspace(s, out, 4)
+
+
 def conv_workspace(s, out, size, *, fused=False):
     """The DeformConv2d plugin's workspace for shape s (max shapes) of elements of `size` bytes."""
     N, C, H, W, M, kH, kW = s[:7]

@@ -37,13 +37,15 @@ namespace dcn {
 namespace plan {
 
 // Column buffer cap: a chunk holds as many images as fit (at least one).
-// DCN_DEFORM_CONV_COLUMNS_MB overrides it for measurements (benchmarks/bench_plugins_cuda.py);
-// it must not change between building an engine and running it (the workspace size follows it).
+// DCN_DEFORM_CONV_COLUMNS_MB lowers it for measurements (benchmarks/bench_plugins_cuda.py): the
+// chunks a run takes, never the workspace, which is sized for kColumnsCapBytes
+// (conv_workspace_bytes), so that the variable may differ between building an engine and running
+// it (a larger cap at run time than at build time had overrun the workspace).
 constexpr int64_t kColumnsCapBytes = int64_t(256) << 20;
 inline int64_t columns_cap() {
     const char* e = std::getenv("DCN_DEFORM_CONV_COLUMNS_MB");
     const long long mb = e != nullptr ? std::atoll(e) : 0;
-    return mb > 0 && mb <= (int64_t(1) << 20) ? static_cast<int64_t>(mb) << 20 : kColumnsCapBytes;
+    return mb > 0 && (static_cast<int64_t>(mb) << 20) < kColumnsCapBytes ? static_cast<int64_t>(mb) << 20 : kColumnsCapBytes;
 }
 // cuBLAS workspace handed to cublasSetWorkspace (32 MiB: NVIDIA's recommendation for
 // Hopper and newer, more than enough before), so cuBLAS never allocates in enqueue
@@ -214,7 +216,7 @@ inline int64_t split_weight_bytes(const DeformConvDims& d) { return 2 * align_up
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
 // either path at any smaller shapes (the path is chosen at enqueue, where a smaller problem may
 // take the fused path that d's int32 limits refuse: layout_bound_bytes); float: either FP32 GEMM.
-inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = columns_cap()) {
+inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = kColumnsCapBytes) {
     int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
     if (elemBytes == 4) {
         const int64_t split = workspace_bytes(im2col_layout(d, 4, true).perImageBytes, d.N, cap, split_weight_bytes(d));
