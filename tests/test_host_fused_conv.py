@@ -38,6 +38,7 @@ def lib():
     L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int]
     L.dcn_emu_fused_workspace.restype = ctypes.c_int64
     L.dcn_emu_fused_workspace.argtypes = [I64]
+    L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
     return L
 
 
@@ -49,13 +50,15 @@ def fused(lib, dtype, c, kernel="one-stage"):
     x, w, off, b, m = (_arr(t, npd) for t in (c.x, c.weight, c.offset, c.bias, c.mask))
     oh, ow = c.offset.shape[2], c.offset.shape[3]
     y = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=npd)
-    stats = (ctypes.c_int64 * 7)()
+    stats = (ctypes.c_int64 * 6)()
     msg = ctypes.create_string_buffer(1024)
+    lib.dcn_host_misaligned_vector_accesses()
     rc = lib.dcn_emu_deform_conv2d_fused(
         code, KERNELS.get(kernel, kernel), _p(x), _shape(x), _p(w), _shape(w), _p(off), _shape(off), _p(b), _shape(b),
         _p(m), _shape(m), _ints(c.strides), _ints(c.pads), _ints(c.dilations), c.group, c.offset_group, _p(y), stats,
         msg, len(msg))
-    return rc, y, list(stats), msg.value.decode()
+    # stats, then the 16-byte copies at addresses a GPU would fault on
+    return rc, y, list(stats) + [lib.dcn_host_misaligned_vector_accesses()], msg.value.decode()
 
 
 @pytest.mark.parametrize("kernel", list(KERNELS))

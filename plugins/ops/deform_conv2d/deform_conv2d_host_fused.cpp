@@ -31,8 +31,8 @@ template <class T> void poison(std::vector<T>& v) {
 }
 
 // stats: 0 blocks, 1 unwritten outputs, 2 unwritten tile entries, 3 workspace bytes (the plan), 4 fused bytes,
-// 5 taps-buffer hazards of the two-stage schedule, 6 16-byte copies of half at addresses not 16-byte
-// aligned (dcn::note_vector_access)
+// 5 taps-buffer hazards of the two-stage schedule (misaligned 16-byte copies: counted by
+// dcn_vector_check.h, read with dcn_host_misaligned_vector_accesses)
 template <class T>
 std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv, const void* Wv, const void* offv,
                          const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
@@ -49,7 +49,6 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
                std::to_string(d.offsetGroup ? d.C / d.offsetGroup : 0) + " (needs group 1, a positive multiple of " +
                std::to_string(fused::kBK) + ")";
     const int64_t L = d.outH * d.outW, yTotal = d.N * d.M * L;
-    dcn::misaligned_vector_accesses() = 0;
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
 
     std::vector<T> Xt(static_cast<size_t>(d.N * d.H * d.W * d.C)), Wt(static_cast<size_t>(d.M * d.kH * d.kW * d.C));
@@ -185,9 +184,8 @@ std::string conv2d_fused(const DeformConvDims& d, bool pipelined, const void* Xv
         stats[1] = unwritten;
         stats[2] = untiled;
         stats[3] = plan::conv_workspace_bytes(d, sizeof(T));
-        stats[4] = plan::kAlignBytes + fused::layout(d, sizeof(T)).bytes;
+        stats[4] = plan::fused_workspace_bytes(d, sizeof(T));
         stats[5] = hazards;
-        stats[6] = dcn::misaligned_vector_accesses();
     }
     return "";
 }
@@ -204,7 +202,7 @@ DeformConvDims dims_from(const int64_t* v) {
 }  // namespace
 
 // The fused path for one DeformConv2d (inputs as dcn_emu_deform_conv2d's; dtype 0 float64,
-// 1 float32, 2 float16 storage; kernel 0 the one-stage kernel, 1 the two-stage one; stats: 7
+// 1 float32, 2 float16 storage; kernel 0 the one-stage kernel, 1 the two-stage one; stats: 6
 // entries). Returns 1 with the message when the path does not apply.
 DCN_EXPORT int dcn_emu_deform_conv2d_fused(int dtype, int kernel, const void* X, const int64_t* x_shape, const void* W,
                                            const int64_t* w_shape, const void* offset, const int64_t* offset_shape,
@@ -248,5 +246,5 @@ DCN_EXPORT int64_t dcn_emu_conv_workspace(const int64_t* v, int elem_bytes) {
 // alignment slack), or -1 where it does not take dims v.
 DCN_EXPORT int64_t dcn_emu_fused_workspace(const int64_t* v) {
     const dcn::DeformConvDims d = dims_from(v);
-    return dcn::fused::applicable(d, true) ? dcn::plan::kAlignBytes + dcn::fused::layout(d, 2).bytes : -1;
+    return dcn::fused::applicable(d, true) ? dcn::plan::fused_workspace_bytes(d, 2) : -1;
 }

@@ -213,6 +213,12 @@ inline int64_t weight_elems(const DeformConvDims& d) { return d.M * (d.group > 0
 inline int64_t split_weight_lo_offset(const DeformConvDims& d) { return align_up(weight_elems(d) * 4) / 4; }
 inline int64_t split_weight_bytes(const DeformConvDims& d) { return 2 * align_up(weight_elems(d) * 4); }
 
+// What the fused path at dims d uses of the workspace: its copies from the aligned base, and the
+// slack for aligning the base.
+inline int64_t fused_workspace_bytes(const DeformConvDims& d, int64_t elemBytes) {
+    return kAlignBytes + fused::layout(d, elemBytes).bytes;
+}
+
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
 // either path at any smaller shapes (the path is chosen at enqueue, where a smaller problem may
 // take the fused path that d's int32 limits refuse: layout_bound_bytes); float: either FP32 GEMM.
