@@ -4,8 +4,8 @@
 // by element, so nothing would show such an address. note_vector_access (called by the host branch
 // of every vector load / store helper) counts them; the host tests read and reset the count
 // (dcn_host_misaligned_vector_accesses) and expect none for the launchers' choices. Not compiled
-// into device code; only the CUDA launch headers' helpers call it (not the math shared with the
-// ONNX Runtime ops: MSDA's value loads are checked per thread item, note_msda_value_loads).
+// into device code; only the CUDA launch headers' helpers call it (where a load helper is math
+// shared with an ONNX Runtime op, its op's launch header checks the addresses per thread item).
 #pragma once
 
 #include <cstdint>
