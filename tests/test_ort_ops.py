@@ -203,12 +203,14 @@ def test_conv_channels_sampled_in_runs(dtype, M):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_conv_constant_weights_kept_pixel_major(dtype):
+def test_conv_constant_weights_kept_pixel_major(dtype, monkeypatch):
     """W as an initializer: pixel-major columns at any batch, W's pixel-major float form made once (by
     the first run) and kept. W fed as an input: made per run, and pixel-major only from 4 positions per
     filter on: batch 1 (8x8 map: 64 positions for 32 filters) takes planes, batch 2 (128) pixel-major,
-    bit for bit what the kept form gives. Four runs at once on a fresh session (they race to make it):
-    the same bytes. Every result matches the reference."""
+    bit for bit what the kept form gives (with DCN_ORT_GEMM=sgemm: a kept W otherwise takes the bf16x3
+    GEMM where the CPU has AMX, tests/test_ort_amx_gemm.py). Four runs at once on a fresh session (they
+    race to make it): the same bytes. Every result matches the reference."""
+    monkeypatch.setenv("DCN_ORT_GEMM", "sgemm")
     g = torch.Generator().manual_seed(43)
     C, H, W, M = 12, 8, 8, 32
     x = torch.randn(2, C, H, W, generator=g, dtype=torch.float64)

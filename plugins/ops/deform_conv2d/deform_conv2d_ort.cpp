@@ -1,7 +1,8 @@
 // dcn::DeformConv2d for ONNX Runtime (CPU): deformable im2col from deform_conv2d_math.h, then ONNX
 // Runtime's own MatMul or Gemm (MLAS SGEMM, invoked through OrtApi::CreateOp / InvokeOp) for W x
-// columns. float32 and float16 (float16: sampling, GEMM and bias in float32; the images converted
-// to float once, then sampled by the float path).
+// columns, or, where W is a constant and the CPU has AMX, a bf16x3 GEMM on AMX tiles
+// (plugins/ort/ort_amx_gemm.h; DCN_ORT_GEMM chooses). float32 and float16 (float16: sampling, GEMM
+// and bias in float32; the images converted to float once, then sampled by the float path).
 //
 // Chunk by chunk (images, or runs of output positions of one image, at most chunk_bytes() of
 // columns or kWideChunkPositions wide: the GEMM reads them from L2 right after they are written;
@@ -23,18 +24,13 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <type_traits>
 #include <vector>
-#if __has_include(<unistd.h>)
-#include <unistd.h>  // sysconf: the L2 cache size
-#endif
-#if defined(__linux__)
-#include <sched.h>  // sched_getaffinity: the CPUs this process may run on
-#endif
 
 #include "deform_conv2d_math.h"
+#include "deform_conv2d_ort_chunks.h"  // chunk_bytes, side_by_side_items, chunk widths
 #include "deform_conv2d_ort_layout.h"  // to_channels_last, positions_major_gemm, from_positions_major, all_finite
+#include "ort_amx_gemm.h"   // plugins/ort
 #include "ort_common.h"     // plugins/ort
 #include "ort_custom_op.h"  // plugins/ort
 #include "ort_ops.h"        // plugins/ort
@@ -42,57 +38,6 @@
 namespace dcn_ort {
 namespace {
 
-// Columns of at most one core's L2 cache per GEMM call (sysconf; 1 MiB where it is not known),
-// within [256 KiB, 8 MiB]: images, or runs of output positions of one image, sampled and then
-// multiplied while the columns are still in L2. Measured (bench_ort_ops.py layers, 2 MiB L2):
-// 1 and 2 MiB equal at one thread; at two threads 2 MiB took 0.79 / 0.92 of ORT's DeformConv
-// time on c3 / c4 where 1 MiB took 0.86 / 0.96 (fewer, larger chunks; past the L2 size, 4 and 8 MiB
-// gained little more at two threads and lost at one).
-constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
-constexpr size_t kMinChunkBytes = size_t{256} << 10;
-constexpr size_t kMaxChunkBytes = size_t{8} << 20;
-size_t chunk_bytes() {
-    static const size_t bytes = [] {
-        long l2 = -1;
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        return l2 <= 0 ? kDefaultChunkBytes : std::clamp(static_cast<size_t>(l2), kMinChunkBytes, kMaxChunkBytes);
-    }();
-    return bytes;
-}
-// The fewest output positions of a chunk (very deep inputs: C*kH*kW*16 floats over the budget).
-constexpr int64_t kMinChunkPositions = 16;
-// Runs of output positions at least this wide where their columns stay within kMaxChunkBytes,
-// even past the L2 budget: MLAS's GEMM runs narrow right-hand sides slower (ONNX Runtime's MatMul
-// of c5's 512 x 4608 weights, 2 MiB L2, one thread: 123 GFLOP/s on runs of 96 positions, 144 on
-// 256). Measured ours / ORT DeformConv (bench_ort_ops.py layers, median of 3 interleaved runs):
-// c5 0.99 -> 0.95 at one thread and 1.02 -> 0.97 at two (one chunk of 256 positions instead of
-// three of 96), c4 0.82 -> 0.81 and 1.01 -> 1.01 (256 instead of 208), c3 unchanged (416 already).
-constexpr int64_t kWideChunkPositions = 256;
-// Image batches, or the chunks of one image batch, run side by side, each sampled and multiplied
-// start to end by one thread (its columns stay in that core's L2; one MatMul call per thread,
-// nested in the pool's loop), where there are at least this many of them: as many as this
-// process may run on (its CPU affinity, else the hardware threads; at least 2), so that every
-// core gets one (an op cannot read its session's thread count through ONNX Runtime's C API;
-// images that fit the budget together are batched no more than N / this, so that every core
-// gets a batch). Fewer run one after the other, each step spread over the pool. Either way each
-// output value is the same arithmetic (bit for bit the same at one thread). Measured (bench_ort_ops.py layers, two threads,
-// 2 MiB L2, both builds side by side, two runs): c3 (10 chunks) 0.86-0.87, c4 (4 chunks)
-// 0.89-0.91, c3 at 100x100 0.87 of the time of one after the other; one thread 0.99-1.01 (the
-// same work). On a machine with 512 KiB of L2 (AMD EPYC) the same idea had measured 0.90-0.98
-// at two threads.
-int64_t side_by_side_items() {
-    static const int64_t n = [] {
-        int64_t cpus = std::thread::hardware_concurrency();
-#if defined(__linux__) && defined(CPU_COUNT)
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
-#endif
-        return std::max<int64_t>(2, cpus);
-    }();
-    return n;
-}
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
 constexpr int kTile = 128;
 // Channels sampled together from one taps block (apply_taps_block_run): a sample's base index
@@ -118,6 +63,10 @@ constexpr int64_t kPixelMajorPositionsPerFilter = 4;
 constexpr int kFiltersPerItem = 16;  // Y's rows per work item of from_positions_major
 // Pixels of an image copied channels-last by one work item (to_channels_last).
 constexpr int64_t kPixelRun = 16;
+// The bf16x3 GEMM's work items where a chunk's steps are spread over the pool: runs of this many
+// output positions where W's pieces fit the L2 budget (c3: 0.9 MB), else one run of filters (a
+// multiple of 32) per CPU, so that each item streams only its share of W's pieces (c5: 14 MB).
+constexpr int64_t kAmxRows = 128;
 
 template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
     DeformConv2dKernel(const OrtKernelInfo* info)
@@ -145,6 +94,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         int is_constant = 0;
         Ort::ConstKernelInfo(info).GetTensorConstantInput(1, &is_constant);
         w_constant_ = is_constant != 0;
+        use_amx_ = amx::chosen_by_env();
     }
 
     void Compute(OrtKernelContext* context) {
@@ -198,6 +148,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             std::call_once(w_kept_once_, [&] {
                 std::vector<float> kept(static_cast<size_t>(d.M * Kg));
                 to_pixel_major(kept.data());
+                if (use_amx_) w_packed_ = amx::pack_b(kept.data(), d.M, Kg);  // null: W holds inf / NaN / huge
                 w_kept_shape_ = ws;
                 w_kept_ = std::move(kept);
             });
@@ -213,6 +164,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             });
             wf = w_buf.get();
         }
+        // W's bf16x3 pieces (kept with W): the GEMM on AMX tiles, columns x W^T into [pn, M]
+        const amx::PackedB* const packed = keep_w ? w_packed_.get() : nullptr;
 
         // Chunks of columns: images [n0, n0 + cnt) x output positions [p0, p0 + pn), at most
         // chunk_bytes() of columns (or kWideChunkPositions wide), so that the GEMM reads them from
@@ -235,7 +188,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         }
         const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
         // pixel-major GEMM columns x W^T, writing [cnt, pn, M], transposed into Y
-        const bool positions_major = pixel_major && positions_major_gemm(d.M, P);
+        const bool positions_major = pixel_major && (packed != nullptr || positions_major_gemm(d.M, P));
         const int64_t chunks = (L + P - 1) / P;  // of one image batch
         const int64_t tiles = (P + kTile - 1) / kTile;
         const int64_t batches = (d.N + nb - 1) / nb;
@@ -399,7 +352,27 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 //    call; pixel-major out[n] = W (M x K) x columns[n]^T (columns[n]: pn x K), or
                 //    positions_major columns[n] x W^T ([pn, M]): its Gemm (transB = 1), one call an image.
                 float* out = is_float && !split && !positions_major ? reinterpret_cast<float*>(y) + n0 * d.M * L : s->out.get();
-                if (positions_major) {
+                if (packed != nullptr) {
+                    // bf16x3 on AMX tiles: out[n] = columns[n] x W^T, one item an image, or, where the
+                    // steps are spread over the pool, by runs of positions or of filters (kAmxRows);
+                    // an item whose columns hold a value the split refuses takes the Gemm instead.
+                    const bool by_filters = parallel_steps && packed->data.size() * 2 > chunk_bytes();
+                    const int64_t rows = parallel_steps && !by_filters ? kAmxRows : pn;
+                    const int64_t cols = by_filters ? ((d.M + cpus - 1) / cpus + 31) / 32 * 32 : d.M;
+                    const int64_t rparts = (pn + rows - 1) / rows, cparts = (d.M + cols - 1) / cols;
+                    steps(static_cast<size_t>(cnt * rparts * cparts), double(rows * cols * K), [&](size_t item) {
+                        const int64_t it = static_cast<int64_t>(item), n = it / (rparts * cparts);
+                        const int64_t r0 = it / cparts % rparts * rows, j0 = it % cparts * cols;
+                        const int64_t rn = std::min(rows, pn - r0), jn = std::min(d.M, j0 + cols) - j0;
+                        const float* a = s->cols.get() + (n * pn + r0) * K;
+                        float* c = out + (n * pn + r0) * d.M + j0;
+                        if (amx::multiply(a, K, rn, *packed, j0, j0 + jn, c - j0, d.M)) return;
+                        std::vector<float> part(static_cast<size_t>(rn * jn));
+                        invoke(gemm_t_, ctx, a, {rn, K}, wf + j0 * K, {jn, K}, part.data(), {rn, jn});
+                        for (int64_t r = 0; r < rn; ++r)
+                            std::memcpy(c + r * d.M, part.data() + r * jn, static_cast<size_t>(jn) * sizeof(float));
+                    });
+                } else if (positions_major) {
                     for (int64_t n = 0; n < cnt; ++n)
                         invoke(gemm_t_, ctx, s->cols.get() + n * pn * K, {pn, K}, wf, {d.M, K}, out + n * pn * d.M, {pn, d.M});
                 } else if (pixel_major) {
@@ -472,6 +445,10 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
     std::once_flag w_kept_once_;
     std::vector<int64_t> w_kept_shape_;
     std::vector<float> w_kept_;
+    // DCN_ORT_GEMM chose bf16x3 (amx::chosen_by_env); then W's pieces, kept with it (null where W
+    // holds a value the split refuses: the Gemm then).
+    bool use_amx_ = false;
+    std::unique_ptr<amx::PackedB> w_packed_;
 };
 
 struct DeformConv2dSpec {

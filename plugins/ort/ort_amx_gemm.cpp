@@ -1,0 +1,274 @@
+// The bf16x3 AMX GEMM of ort_amx_gemm.h. Compiled for any x86-64 target: the AMX and AVX-512
+// code is in functions built for those extensions (target attributes), run only where
+// available() found them; elsewhere available() is false and nothing here runs.
+#include "ort_amx_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
+#define DCN_ORT_AMX 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace dcn_ort {
+namespace amx {
+namespace {
+
+constexpr int kPieces = 3;                    // products per k: hi*hi, hi*lo, lo*hi
+constexpr int64_t kDepth = kBlockK * kPieces;  // a full block's interleaved depth (384)
+// Per k, the pieces A and B give to the interleaved depth (0 = hi, 1 = lo).
+constexpr int kPiecesA[kPieces] = {0, 0, 1};
+constexpr int kPiecesB[kPieces] = {0, 1, 0};
+// Magnitudes from here on are not split (hi could round to inf).
+constexpr float kSplitLimit = 8.5070592e37f;  // 2^126
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// float -> bfloat16, rounded to nearest even; zero and subnormals to a signed zero (as the
+// vector conversion and the tile multiply treat subnormal inputs). Finite inputs below 2^126 only.
+uint16_t to_bf16(float v) {
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return static_cast<uint16_t>(u >> 16);
+}
+float from_bf16(uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float v;
+    std::memcpy(&v, &u, sizeof v);
+    return v;
+}
+bool splittable(float v) { return std::abs(v) < kSplitLimit; }  // false for inf and NaN
+
+// 64-byte aligned scratch of one thread, grown as needed.
+template <class T> struct ThreadBuffer {
+    T* data = nullptr;
+    size_t size = 0;
+    T* get(size_t n) {
+        if (n > size) {
+            std::free(data);
+            data = static_cast<T*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(n * sizeof(T)), 64)));
+            if (data == nullptr) throw std::bad_alloc();
+            size = n;
+        }
+        return data;
+    }
+    ~ThreadBuffer() { std::free(data); }
+};
+
+#if DCN_ORT_AMX
+constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: ask for an XSAVE feature's state
+constexpr int kXfeatureXtiledata = 18;      // AMX's tile data
+
+struct Support {
+    bool ok = false;
+    std::string why;
+};
+Support probe() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return {false, "no CPUID leaf 7"};
+    const bool avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1);  // F, BW, VL
+    const bool amx = (d >> 22 & 1) && (d >> 24 & 1);                    // AMX-BF16, AMX-TILE
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    const bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) != 0 && (a1 >> 5 & 1);  // AVX512-BF16
+    if (!(avx512 && amx && bf16)) return {false, "this CPU has no AMX-BF16 with AVX512-BF16"};
+    if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+        return {false, "the kernel refused this process AMX's tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"};
+    return {true, ""};
+}
+
+#define DCN_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+// The tile palette: tiles 0-3 C (16 x 16 float), 4-5 A (16 rows x 32 bfloat16), 6-7 B (16 pairs
+// of rows x 16 columns).
+struct alignas(64) TileConfig {
+    uint8_t palette = 1, start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+    TileConfig() {
+        for (int t = 0; t < 8; ++t) {
+            colsb[t] = 64;
+            rows[t] = 16;
+        }
+    }
+};
+
+// Output vector v (of kPieces, 32 bfloat16 each) of 32 floats' pieces: lane u is piece
+// kPiecesA[t % 3] of float t / 3, t = 32 v + u; index into [hi(32) | lo(32)].
+struct SplitIndex {
+    alignas(64) uint16_t index[kPieces][32];
+    SplitIndex() {
+        for (int v = 0; v < kPieces; ++v)
+            for (int u = 0; u < 32; ++u) {
+                const int t = 32 * v + u;
+                index[v][u] = static_cast<uint16_t>(kPiecesA[t % kPieces] * 32 + t / kPieces);
+            }
+    }
+};
+const SplitIndex kSplitIndex;
+
+// Floats [0, n) of src (n <= 32) into 3 * 32 bfloat16 at dst (the pieces of floats past n zero);
+// false if one of them is not split.
+DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst) {
+    const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+    const __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
+    const __m512 limit = _mm512_set1_ps(kSplitLimit);
+    const __mmask16 ok0 = _mm512_cmp_ps_mask(_mm512_abs_ps(x0), limit, _CMP_LT_OQ);
+    const __mmask16 ok1 = _mm512_cmp_ps_mask(_mm512_abs_ps(x1), limit, _CMP_LT_OQ);
+    if ((ok0 & m0) != m0 || (ok1 & m1) != m1) return false;
+    const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);  // [x0's | x1's]
+    // hi back in float (the maskz forms: GCC 12 warns of the plain ones' undefined lanes)
+    const __m512 h0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+        0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, _mm512_maskz_extracti64x4_epi64(0xff, hi, 0)), 16));
+    const __m512 h1 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+        0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, _mm512_maskz_extracti64x4_epi64(0xff, hi, 1)), 16));
+    const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(x1, h1), _mm512_sub_ps(x0, h0));
+    for (int v = 0; v < kPieces; ++v) {
+        const __m512i index = _mm512_load_si512(kSplitIndex.index[v]);
+        _mm512_storeu_si512(dst + 32 * v, _mm512_permutex2var_epi16(hi, index, lo));
+    }
+    return true;
+}
+
+DCN_AMX_TARGET bool multiply_tiles(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1,
+                                   float* c, int64_t ldc) {
+    static thread_local ThreadBuffer<uint16_t> a_buf;
+    static thread_local ThreadBuffer<float> c_buf;
+    const int64_t rows32 = round_up(rows, 32), width = round_up(j1 - j0, 32);
+    uint16_t* ap = a_buf.get(static_cast<size_t>(rows32 * kDepth));  // rows kDepth apart
+    float* cp = c_buf.get(static_cast<size_t>(rows32 * width));      // rows width apart
+    const TileConfig config;
+    _tile_loadconfig(&config);
+    bool ok = true;
+    for (int64_t blk = 0; ok && blk < b.blocks(); ++blk) {
+        const int64_t k0 = blk * kBlockK, kn = std::min(kBlockK, b.k - k0), depth = b.depth(blk);
+        for (int64_t r = 0; ok && r < rows; ++r)
+            for (int64_t q = 0; ok && q < kn; q += 32)
+                ok = split32(a + r * lda + k0 + q, std::min<int64_t>(32, kn - q), ap + r * kDepth + q * kPieces);
+        for (int64_t r = rows; r < rows32; ++r) std::memset(ap + r * kDepth, 0, static_cast<size_t>(depth) * 2);
+        if (!ok) break;
+        for (int64_t i = 0; i < rows32; i += 32)
+            for (int64_t j = 0; j < width; j += 32) {
+                float* c00 = cp + i * width + j;
+                if (blk == 0) {
+                    _tile_zero(0);
+                    _tile_zero(1);
+                    _tile_zero(2);
+                    _tile_zero(3);
+                } else {
+                    _tile_loadd(0, c00, width * 4);
+                    _tile_loadd(1, c00 + 16, width * 4);
+                    _tile_loadd(2, c00 + 16 * width, width * 4);
+                    _tile_loadd(3, c00 + 16 * width + 16, width * 4);
+                }
+                const uint16_t* b0 = b.tile(blk, (j0 + j) / 16);
+                const uint16_t* b1 = b0 + depth * 16;
+                const uint16_t* a0 = ap + i * kDepth;
+                const uint16_t* a1 = a0 + 16 * kDepth;
+                for (int64_t d = 0; d < depth; d += 32) {
+                    _tile_loadd(4, a0 + d, kDepth * 2);
+                    _tile_loadd(5, a1 + d, kDepth * 2);
+                    _tile_loadd(6, b0 + d * 16, 64);
+                    _tile_loadd(7, b1 + d * 16, 64);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+                _tile_stored(0, c00, width * 4);
+                _tile_stored(1, c00 + 16, width * 4);
+                _tile_stored(2, c00 + 16 * width, width * 4);
+                _tile_stored(3, c00 + 16 * width + 16, width * 4);
+            }
+    }
+    _tile_release();
+    if (!ok) return false;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(c + r * ldc + j0, cp + r * width, static_cast<size_t>(j1 - j0) * 4);
+    return true;
+}
+#endif  // DCN_ORT_AMX
+
+}  // namespace
+
+int64_t PackedB::depth(int64_t block) const { return round_up(std::min(kBlockK, k - block * kBlockK) * kPieces, 32); }
+
+// Every block before the last is kDepth deep; a tile is [depth / 2][16][2].
+int64_t PackedB::tile_offset(int64_t block, int64_t t) const { return block * tiles * kDepth * 16 + t * depth(block) * 16; }
+const uint16_t* PackedB::tile(int64_t block, int64_t t) const { return data.data() + tile_offset(block, t); }
+
+std::unique_ptr<PackedB> pack_b(const float* b, int64_t n, int64_t k) {
+    auto p = std::make_unique<PackedB>();
+    p->n = n;
+    p->k = k;
+    p->tiles = round_up(n, 32) / 16;
+    const int64_t blocks = p->blocks();
+    p->data.assign(static_cast<size_t>(blocks == 0 ? 0 : p->tile_offset(blocks - 1, p->tiles)), 0);
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t k0 = blk * kBlockK, kn = std::min(kBlockK, k - k0);
+        for (int64_t t = 0; t < p->tiles; ++t) {
+            uint16_t* tile = p->data.data() + p->tile_offset(blk, t);
+            for (int64_t col = 0; col < 16 && t * 16 + col < n; ++col) {
+                const float* row = b + (t * 16 + col) * k + k0;
+                for (int64_t q = 0; q < kn; ++q) {
+                    if (!splittable(row[q])) return nullptr;
+                    const uint16_t hi = to_bf16(row[q]);
+                    const uint16_t piece[2] = {hi, to_bf16(row[q] - from_bf16(hi))};
+                    for (int s = 0; s < kPieces; ++s) {
+                        const int64_t e = q * kPieces + s;  // depth index: pair e / 2, half e % 2
+                        tile[(e / 2) * 32 + col * 2 + e % 2] = piece[kPiecesB[s]];
+                    }
+                }
+            }
+        }
+    }
+    return p;
+}
+
+bool available(std::string* why) {
+#if DCN_ORT_AMX
+    static const Support support = probe();
+    if (why != nullptr) *why = support.why;
+    return support.ok;
+#else
+    if (why != nullptr) *why = "this build has no AMX code (x86-64 Linux with GCC 11+ or Clang only)";
+    return false;
+#endif
+}
+
+bool chosen_by_env() {
+    const char* env = std::getenv("DCN_ORT_GEMM");
+    const std::string v = env == nullptr ? "" : env;
+    std::string why;
+    if (v.empty() || v == "auto") return available();
+    if (v == "sgemm") return false;
+    if (v == "bf16x3") {
+        if (!available(&why)) throw std::runtime_error("DCN_ORT_GEMM=bf16x3: not available here: " + why);
+        return true;
+    }
+    throw std::runtime_error("DCN_ORT_GEMM: got '" + v + "', expected auto, bf16x3 or sgemm");
+}
+
+bool multiply(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1, float* c,
+              int64_t ldc) {
+#if DCN_ORT_AMX
+    if (rows <= 0 || j1 <= j0) return true;
+    return multiply_tiles(a, lda, rows, b, j0, j1, c, ldc);
+#else
+    (void)a, (void)lda, (void)rows, (void)b, (void)j0, (void)j1, (void)c, (void)ldc;
+    return false;
+#endif
+}
+
+}  // namespace amx
+}  // namespace dcn_ort

@@ -1,0 +1,150 @@
+"""DeformConv2d's bf16x3 GEMM on AMX tiles (plugins/ort/ort_amx_gemm.h) in ONNX Runtime sessions.
+
+DCN_ORT_GEMM (read when a session makes the op's kernel): auto (default) takes bf16x3 where the CPU
+has AMX and W is a constant, bf16x3 asks for it (an error where it is not available), sgemm keeps ONNX
+Runtime's float32 SGEMM. Checked against the float64 reference on the awkward sweep with W an
+initializer, on shapes that take every split of the work (runs of positions, runs of filters, rows and
+filters that fill no tile), with values the split refuses (inf / NaN in X, W or the offsets: the
+SGEMM takes them), and at one, two and four threads. Without AMX the bf16x3 tests skip, naming why.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dcn_base.tolerance import tolerance
+from exporter.ops import deform_conv2d
+from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
+from helpers.sweep import CONV_SPECS, make_conv_case
+from test_ort_ops import ORT_ERRORS, assert_matches, conv_inputs, conv_ref, np_inputs, rounded, run
+
+ENV = "DCN_ORT_GEMM"
+KEPT = ("W", "B")  # initializers: W's pieces made once and kept (the bf16x3 path needs a constant W)
+
+
+def worst(got, want, dtype):
+    """max |got - want| / (atol + rtol |want|): the error in units of the dtype's tolerance."""
+    atol, rtol = tolerance(dtype)
+    want = np.asarray(want, dtype=np.float64)
+    return float(np.max(np.abs(got.astype(np.float64) - want) / (atol + rtol * np.abs(want))))
+
+
+@pytest.fixture
+def bf16x3(monkeypatch):
+    """DCN_ORT_GEMM=bf16x3, or a skip naming why this machine cannot run it."""
+    monkeypatch.setenv(ENV, "bf16x3")
+    c = make_conv_case(CONV_SPECS[0])
+    try:
+        run(DEFORM_CONV2D, np_inputs(conv_inputs(c)), c.attrs(), initializers=KEPT)
+    except ORT_ERRORS as e:
+        if "not available here" in str(e):
+            pytest.skip(f"bf16x3 GEMM: {str(e).split('not available here: ')[-1]}")
+        raise
+    return monkeypatch
+
+
+def with_gemm(monkeypatch, value, fn):
+    monkeypatch.setenv(ENV, value)
+    try:
+        return fn()
+    finally:
+        monkeypatch.setenv(ENV, "bf16x3")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("spec", CONV_SPECS, ids=[s[0] for s in CONV_SPECS])
+def test_bf16x3_sweep(bf16x3, spec, dtype):
+    c = make_conv_case(spec)
+    got = run(DEFORM_CONV2D, np_inputs(conv_inputs(c)), c.attrs(), dtype, initializers=KEPT)
+    assert_matches(got, conv_ref(c, dtype), dtype, spec[0])
+
+
+def layer(N, C, H, W, M, seed, kernel=(3, 3), bias=True):
+    g = torch.Generator().manual_seed(seed)
+    kh, kw = kernel
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(M, C, kh, kw, generator=g, dtype=torch.float64) / math.sqrt(C * kh * kw)
+    b = torch.randn(M, generator=g, dtype=torch.float64) if bias else None
+    pads = [(kh - 1) // 2, (kw - 1) // 2]
+    oh, ow = H + 2 * pads[0] - kh + 1, W + 2 * pads[1] - kw + 1
+    off = torch.randn(N, 2 * kh * kw, oh, ow, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(N, kh * kw, oh, ow, generator=g, dtype=torch.float64)
+    attrs = dict(pads=pads * 2, kernel_shape=[kh, kw])
+    return dict(X=x, W=w, offset=off, B=b, mask=mask), attrs, pads
+
+
+def reference(t, pads, dtype):
+    return deform_conv2d(*(rounded(t[k], dtype) for k in ("X", "offset", "W", "B")), padding=tuple(pads),
+                         mask=rounded(t["mask"], dtype)).numpy()
+
+
+@pytest.mark.parametrize("shape", [
+    (1, 128, 13, 11, 333, (3, 3)),  # 1152 deep, 333 filters (no multiple of 32): runs of filters at two threads
+    (3, 64, 20, 19, 40, (3, 3)),    # 380 positions an image (no multiple of 16), 40 filters: runs of positions
+    (2, 5, 9, 7, 3, (3, 2)),        # 30 deep, 3 filters: one partial tile each way
+    (1, 300, 6, 6, 64, (3, 3)),     # 2700 deep: 22 depth blocks, the last one short
+], ids=["filters", "positions", "tiny", "deep"])
+def test_bf16x3_layers_every_split(bf16x3, shape):
+    """The work split every way the op splits it; one, two and four threads give the same bytes (each
+    output value is the same sum, whichever item computes it); within a fraction of float32's tolerance
+    (bf16x3 leaves out ~2^-17 of each product); not the SGEMM's bytes (the tiles ran)."""
+    N, C, H, W, M, kernel = shape
+    t, attrs, pads = layer(N, C, H, W, M, seed=sum(shape[:5]), kernel=kernel)
+    ins = np_inputs(t)
+    want = reference(t, pads, "float32")
+    got = run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=1)
+    assert worst(got, want, "float32") < 0.25
+    for threads in (2, 4):
+        np.testing.assert_array_equal(run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=threads), got)
+    sgemm = with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=1))
+    assert worst(sgemm, want, "float32") < 0.25
+    assert not np.array_equal(got, sgemm)
+    half = run(DEFORM_CONV2D, ins, attrs, "float16", initializers=KEPT, threads=2)
+    assert_matches(half, reference(t, pads, "float16"), "float16")
+
+
+@pytest.mark.parametrize("where", ["X", "offset"])
+def test_bf16x3_nonfinite_columns_take_the_sgemm(bf16x3, where):
+    """inf / NaN reaching the columns (from X, or NaN offsets sampling nothing but their mask):
+    the items holding them take the SGEMM, which gives inf and NaN their float32 meaning; the rest
+    stays bf16x3. Finite outputs within the tolerance, non-finite ones where the reference has them."""
+    t, attrs, pads = layer(2, 64, 12, 12, 96, seed=5)
+    if where == "X":
+        t["X"][1, 7, 3, 4], t["X"][1, 9, 8, 8] = math.inf, math.nan
+    else:
+        t["mask"][0, 4, 5, 5] = math.inf  # an infinite weight on a sample inside the map
+    ins = np_inputs(t)
+    want = reference(t, pads, "float32")
+    finite = np.isfinite(want)
+    assert not finite.all() and finite.mean() > 0.5
+    for threads in (1, 2):
+        got = run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=threads)
+        assert np.array_equal(np.isfinite(got), finite)
+        assert_matches(np.where(finite, got, 0), np.where(finite, want, 0), "float32")
+
+
+def test_bf16x3_weights_the_split_refuses(bf16x3):
+    """W holding inf or a magnitude of 2^126 and more is not split: the layer runs the SGEMM,
+    bit for bit what DCN_ORT_GEMM=sgemm gives."""
+    for bad in (math.inf, 2.0 ** 126):
+        t, attrs, _ = layer(1, 16, 10, 10, 32, seed=9)
+        t["W"][3, 2, 1, 1] = bad
+        ins = np_inputs(t)
+        got = run(DEFORM_CONV2D, ins, attrs, initializers=KEPT)
+        np.testing.assert_array_equal(got, with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs,
+                                                                                   initializers=KEPT)))
+
+
+def test_gemm_choice_errors(monkeypatch):
+    c = make_conv_case(CONV_SPECS[0])
+    ins = np_inputs(conv_inputs(c))
+    monkeypatch.setenv(ENV, "fp64")
+    with pytest.raises(ORT_ERRORS) as err:
+        run(DEFORM_CONV2D, ins, c.attrs(), initializers=KEPT)
+    assert "DCN_ORT_GEMM: got 'fp64', expected auto, bf16x3 or sgemm" in str(err.value)
+    for value in ("sgemm", "auto", ""):  # every valid choice runs, with or without AMX
+        monkeypatch.setenv(ENV, value)
+        assert_matches(run(DEFORM_CONV2D, ins, c.attrs(), initializers=KEPT), conv_ref(c, "float32"), "float32")
