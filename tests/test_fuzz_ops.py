@@ -38,21 +38,25 @@ ALLOCATION_FAILURES = ("bad_alloc", "failed to allocate", "memoryerror", "cannot
 
 
 # --------------------------------------------------------------------------- one case, in the child
-def _onnx_model(case: dict) -> bytes:
+def _onnx_model(case: dict, feeds: dict[str, np.ndarray] | None = None) -> bytes:
+    """The case's single-node model; the inputs the case names "constant" as initializers of their feeds."""
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
 
     from exporter.contract import DOMAIN, DOMAIN_VERSION
 
     etype = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
              "int64": TensorProto.INT64, "int32": TensorProto.INT32}
-    names, vis = [], []
+    names, vis, inits = [], [], []
     for name, spec in case["inputs"].items():
         if spec is None:
             names.append("")
             continue
         shape, dtype = spec
         names.append(name)
+        if name in case.get("constant", ()):
+            inits.append(numpy_helper.from_array(feeds[name], name))
+            continue
         vis.append(helper.make_tensor_value_info(name, etype[dtype], [f"{name}_{i}" for i in range(len(shape))]))
     while names and names[-1] == "":
         names.pop()
@@ -61,7 +65,8 @@ def _onnx_model(case: dict) -> bytes:
         node.attribute.append(helper.make_attribute(k, v, attr_type=onnx.AttributeProto.INTS) if v == [] else
                               helper.make_attribute(k, v))
     out_type = etype[next(s for s in case["inputs"].values() if s is not None)[1]]
-    graph = helper.make_graph([node], "fuzz", vis, [helper.make_tensor_value_info("Y", out_type, None)])
+    graph = helper.make_graph([node], "fuzz", vis, [helper.make_tensor_value_info("Y", out_type, None)],
+                              initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19),
                                                     helper.make_opsetid(DOMAIN, DOMAIN_VERSION)])
     model.ir_version = 10
@@ -193,8 +198,8 @@ def _same(got: np.ndarray, want: np.ndarray, magnitude: np.ndarray | None = None
 
 
 def run_case(case: dict, lib: str) -> dict:
-    model = _onnx_model(case)
     feeds = _feeds(case)
+    model = _onnx_model(case, feeds)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
@@ -202,7 +207,7 @@ def run_case(case: dict, lib: str) -> dict:
     so.register_custom_ops_library(lib)
     try:
         sess = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
-        got = sess.run(None, feeds)[0]
+        got = sess.run(None, {k: v for k, v in feeds.items() if k not in case.get("constant", ())})[0]
     except Exception as e:  # noqa: BLE001 - an ONNX Runtime error is the op's answer
         return {"result": "error", "message": str(e)}
     out = {"result": "ok", "shape": list(got.shape)}

@@ -129,6 +129,35 @@ def test_conv_bigger_batch_and_threads():
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("gemm", ["auto", "sgemm"])
+@pytest.mark.parametrize("group", [1, 2], ids=["pixel-major", "planes"])
+def test_conv_small_layer_in_runs_side_by_side(group, gemm, monkeypatch):
+    """A small layer of one image (24 channels, 15x13, 20 filters: 42120 column values, between
+    kSerialWork and kSmallLayerValues) takes one run of positions per CPU, the runs side by side (on
+    two CPUs: 112 and 83 positions, neither a multiple of the 128-position taps block); one plane
+    with inf, one with NaN. Matches the reference; one, two and four threads give the same bytes."""
+    monkeypatch.setenv("DCN_ORT_GEMM", gemm)
+    g = torch.Generator().manual_seed(31)
+    C, H, W, M = 24, 15, 13, 20
+    x = torch.randn(1, C, H, W, generator=g, dtype=torch.float64)
+    x[0, 3, 7, 7], x[0, 11, 2, 9] = math.inf, math.nan
+    w = torch.randn(M, C // group, 3, 3, generator=g, dtype=torch.float64) / 8
+    b = torch.randn(M, generator=g, dtype=torch.float64)
+    off = torch.randn(1, 18, H, W, generator=g, dtype=torch.float64) * 2
+    mask = torch.rand(1, 9, H, W, generator=g, dtype=torch.float64)
+    ins = np_inputs({"X": x, "W": w, "offset": off, "B": b, "mask": mask})
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3], group=group)
+    want = deform_conv2d(*(rounded(t, "float32") for t in (x, off, w, b)), padding=(1, 1),
+                         mask=rounded(mask, "float32")).numpy()
+    finite = np.isfinite(want)
+    assert not finite.all() and finite.mean() > 0.5
+    got = run(DEFORM_CONV2D, ins, attrs, initializers=("W", "B"), threads=2)
+    assert np.array_equal(np.isfinite(got), finite)
+    assert_matches(np.where(finite, got, 0), np.where(finite, want, 0), "float32")
+    for threads in (1, 4):
+        np.testing.assert_array_equal(run(DEFORM_CONV2D, ins, attrs, initializers=("W", "B"), threads=threads), got)
+
+
 # The op's two column layouts, chosen by shape (deform_conv2d_ort.cpp): pixel-major (channels-last
 # sampling, Gemm) for group 1 with at least kPixelMajorPositionsPerFilter = 4 output positions (all
 # images) per filter, planes (runs of channels, MatMul) otherwise.

@@ -27,6 +27,7 @@ constexpr int64_t kDepth = kBlockK * kPieces;  // a full block's interleaved dep
 // Per k, the pieces A and B give to the interleaved depth (0 = hi, 1 = lo).
 constexpr int kPiecesA[kPieces] = {0, 0, 1};
 constexpr int kPiecesB[kPieces] = {0, 1, 0};
+constexpr int64_t kRowGroup = 512;            // rows of A a thread's buffers hold (c3's chunks: 416)
 // Magnitudes from here on are not split (hi could round to inf).
 constexpr float kSplitLimit = 8.5070592e37f;  // 2^126
 
@@ -56,6 +57,7 @@ template <class T> struct ThreadBuffer {
     T* get(size_t n) {
         if (n > size) {
             std::free(data);
+            size = 0;
             data = static_cast<T*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(n * sizeof(T)), 64)));
             if (data == nullptr) throw std::bad_alloc();
             size = n;
@@ -141,13 +143,17 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst) {
     return true;
 }
 
-DCN_AMX_TARGET bool multiply_tiles(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1,
+// multiply for at most kRowGroup rows: A's pieces of one depth block at a time in a_buf (rows ad
+// apart: a full block's depth, or a shorter k's rounded up to 32 values), C in c_buf (rows width apart)
+// until the last block.
+DCN_AMX_TARGET bool multiply_group(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1,
                                    float* c, int64_t ldc) {
     static thread_local ThreadBuffer<uint16_t> a_buf;
     static thread_local ThreadBuffer<float> c_buf;
     const int64_t rows32 = round_up(rows, 32), width = round_up(j1 - j0, 32);
-    uint16_t* ap = a_buf.get(static_cast<size_t>(rows32 * kDepth));  // rows kDepth apart
-    float* cp = c_buf.get(static_cast<size_t>(rows32 * width));      // rows width apart
+    const int64_t ad = round_up(std::min(kBlockK, b.k), 32) * kPieces;  // split32 writes 32 values' pieces
+    uint16_t* ap = a_buf.get(static_cast<size_t>(rows32 * ad));
+    float* cp = c_buf.get(static_cast<size_t>(rows32 * width));
     const TileConfig config;
     _tile_loadconfig(&config);
     bool ok = true;
@@ -155,8 +161,8 @@ DCN_AMX_TARGET bool multiply_tiles(const float* a, int64_t lda, int64_t rows, co
         const int64_t k0 = blk * kBlockK, kn = std::min(kBlockK, b.k - k0), depth = b.depth(blk);
         for (int64_t r = 0; ok && r < rows; ++r)
             for (int64_t q = 0; ok && q < kn; q += 32)
-                ok = split32(a + r * lda + k0 + q, std::min<int64_t>(32, kn - q), ap + r * kDepth + q * kPieces);
-        for (int64_t r = rows; r < rows32; ++r) std::memset(ap + r * kDepth, 0, static_cast<size_t>(depth) * 2);
+                ok = split32(a + r * lda + k0 + q, std::min<int64_t>(32, kn - q), ap + r * ad + q * kPieces);
+        for (int64_t r = rows; r < rows32; ++r) std::memset(ap + r * ad, 0, static_cast<size_t>(depth) * 2);
         if (!ok) break;
         for (int64_t i = 0; i < rows32; i += 32)
             for (int64_t j = 0; j < width; j += 32) {
@@ -174,11 +180,11 @@ DCN_AMX_TARGET bool multiply_tiles(const float* a, int64_t lda, int64_t rows, co
                 }
                 const uint16_t* b0 = b.tile(blk, (j0 + j) / 16);
                 const uint16_t* b1 = b0 + depth * 16;
-                const uint16_t* a0 = ap + i * kDepth;
-                const uint16_t* a1 = a0 + 16 * kDepth;
+                const uint16_t* a0 = ap + i * ad;
+                const uint16_t* a1 = a0 + 16 * ad;
                 for (int64_t d = 0; d < depth; d += 32) {
-                    _tile_loadd(4, a0 + d, kDepth * 2);
-                    _tile_loadd(5, a1 + d, kDepth * 2);
+                    _tile_loadd(4, a0 + d, ad * 2);
+                    _tile_loadd(5, a1 + d, ad * 2);
                     _tile_loadd(6, b0 + d * 16, 64);
                     _tile_loadd(7, b1 + d * 16, 64);
                     _tile_dpbf16ps(0, 4, 6);
@@ -195,6 +201,15 @@ DCN_AMX_TARGET bool multiply_tiles(const float* a, int64_t lda, int64_t rows, co
     _tile_release();
     if (!ok) return false;
     for (int64_t r = 0; r < rows; ++r) std::memcpy(c + r * ldc + j0, cp + r * width, static_cast<size_t>(j1 - j0) * 4);
+    return true;
+}
+
+// Rows kRowGroup at a time, so that the thread's buffers stay bounded (a 9-deep layer's chunk may
+// have 58000 positions): W's pieces are streamed once a group.
+bool multiply_tiles(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1, float* c,
+                    int64_t ldc) {
+    for (int64_t r = 0; r < rows; r += kRowGroup)
+        if (!multiply_group(a + r * lda, lda, std::min(kRowGroup, rows - r), b, j0, j1, c + r * ldc, ldc)) return false;
     return true;
 }
 #endif  // DCN_ORT_AMX

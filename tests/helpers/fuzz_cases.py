@@ -182,6 +182,16 @@ def conv_value_cases() -> Iterator[dict]:
                                "conv NaN/inf/huge values", values=("X", "W", "B", "mask"))
 
 
+def conv_constant_weight_cases() -> Iterator[dict]:
+    """conv_value_cases' poisons of X, W and the offsets with W and B initializers ("constant"): the op
+    keeps W's prepared forms (its pixel-major float copy and, where the CPU has AMX, the bf16x3 GEMM's
+    pieces, which refuse inf, NaN and huge values); the same answers as with W fed."""
+    for c in poisoned_inputs(lambda: conv_case({"pads": [1, 1, 1, 1]}), ("X", "W", "offset"),
+                             "conv constant W NaN/inf/huge values", values=("X", "W", "B", "mask")):
+        c["constant"] = ("W", "B")
+        yield c
+
+
 def conv_shape_cases() -> Iterator[dict]:
     base = conv_case({})
     for name, spec in base["inputs"].items():
@@ -543,7 +553,7 @@ def all_cases() -> list[dict]:
     gens = (conv_attribute_cases(), conv_wrapped_product_cases(), conv_value_cases(), conv_shape_cases(),
             pool_attribute_cases(), pool_wrapped_product_cases(), pool_value_cases(), pool_shape_cases(),
             roi_pool_attribute_cases(), roi_pool_value_cases(), roi_pool_shape_cases(), roi_pool_dtype_cases(),
-            *(spec_cases(s) for s in specs()), msda_cases())
+            *(spec_cases(s) for s in specs()), msda_cases(), conv_constant_weight_cases())
     cases = [c for g in gens for c in g]
     for i, c in enumerate(cases):
         c["id"] = f"{i:03d}-{c['op']}-{c['category'].replace(' ', '_')}"
