@@ -83,6 +83,12 @@ Support probe() {
     unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
     const bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) != 0 && (a1 >> 5 & 1);  // AVX512-BF16
     if (!(avx512 && amx && bf16)) return {false, "this CPU has no AMX-BF16 with AVX512-BF16"};
+    // the OS saves the AVX-512 state (XCR0: opmask, upper ZMM halves, ZMM16-31; and SSE / AVX)
+    unsigned a2 = 0, b2 = 0, c2 = 0, d2 = 0;
+    if (__get_cpuid(1, &a2, &b2, &c2, &d2) == 0 || !(c2 >> 27 & 1)) return {false, "the OS has no XSAVE enabled"};
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 0xe6u) != 0xe6u) return {false, "the OS does not save the AVX-512 state (XCR0)"};
     if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
         return {false, "the kernel refused this process AMX's tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"};
     return {true, ""};

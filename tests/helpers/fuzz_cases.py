@@ -185,7 +185,7 @@ def conv_value_cases() -> Iterator[dict]:
 def conv_constant_weight_cases() -> Iterator[dict]:
     """conv_value_cases' poisons of X, W and the offsets with W and B initializers ("constant"): the op
     keeps W's prepared forms (its pixel-major float copy and, where the CPU has AMX, the bf16x3 GEMM's
-    pieces, which refuse inf, NaN and huge values); the same answers as with W fed."""
+    pieces, which refuse inf, NaN and huge values); held to the reference as the fed-W cases are."""
     for c in poisoned_inputs(lambda: conv_case({"pads": [1, 1, 1, 1]}), ("X", "W", "offset"),
                              "conv constant W NaN/inf/huge values", values=("X", "W", "B", "mask")):
         c["constant"] = ("W", "B")
