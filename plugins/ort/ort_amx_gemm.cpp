@@ -24,7 +24,8 @@ namespace {
 
 constexpr int kPieces = 3;                    // products per k: hi*hi, hi*lo, lo*hi
 constexpr int64_t kDepth = kBlockK * kPieces;  // a full block's interleaved depth (384)
-// Per k, the pieces A and B give to the interleaved depth (0 = hi, 1 = lo).
+// The pieces A and B give to the interleaved depth (0 = hi, 1 = lo), per group of 32 values of
+// k: three runs of 32, run s A's piece kPiecesA[s] against B's kPiecesB[s] of the same k.
 constexpr int kPiecesA[kPieces] = {0, 0, 1};
 constexpr int kPiecesB[kPieces] = {0, 1, 0};
 constexpr int64_t kRowGroup = 512;            // rows of A a thread's buffers hold (c3's chunks: 416)
@@ -111,22 +112,8 @@ struct alignas(64) TileConfig {
     }
 };
 
-// Output vector v (of kPieces, 32 bfloat16 each) of 32 floats' pieces: lane u is piece
-// kPiecesA[t % 3] of float t / 3, t = 32 v + u; index into [hi(32) | lo(32)].
-struct SplitIndex {
-    alignas(64) uint16_t index[kPieces][32];
-    SplitIndex() {
-        for (int v = 0; v < kPieces; ++v)
-            for (int u = 0; u < 32; ++u) {
-                const int t = 32 * v + u;
-                index[v][u] = static_cast<uint16_t>(kPiecesA[t % kPieces] * 32 + t / kPieces);
-            }
-    }
-};
-const SplitIndex kSplitIndex;
-
-// Floats [0, n) of src (n <= 32) into 3 * 32 bfloat16 at dst (the pieces of floats past n zero);
-// false if one of them is not split.
+// Floats [0, n) of src (n <= 32) into 3 runs of 32 bfloat16 at dst, run s piece kPiecesA[s] of
+// the 32 floats (the pieces of floats past n zero); false if one of them is not split.
 DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst) {
     const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
@@ -142,10 +129,7 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst) {
     const __m512 h1 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
         0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, _mm512_maskz_extracti64x4_epi64(0xff, hi, 1)), 16));
     const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(x1, h1), _mm512_sub_ps(x0, h0));
-    for (int v = 0; v < kPieces; ++v) {
-        const __m512i index = _mm512_load_si512(kSplitIndex.index[v]);
-        _mm512_storeu_si512(dst + 32 * v, _mm512_permutex2var_epi16(hi, index, lo));
-    }
+    for (int s = 0; s < kPieces; ++s) _mm512_storeu_si512(dst + 32 * s, kPiecesA[s] == 0 ? hi : lo);
     return true;
 }
 
@@ -222,7 +206,7 @@ bool multiply_tiles(const float* a, int64_t lda, int64_t rows, const PackedB& b,
 
 }  // namespace
 
-int64_t PackedB::depth(int64_t block) const { return round_up(std::min(kBlockK, k - block * kBlockK) * kPieces, 32); }
+int64_t PackedB::depth(int64_t block) const { return round_up(std::min(kBlockK, k - block * kBlockK), 32) * kPieces; }
 
 // Every block before the last is kDepth deep; a tile is [depth / 2][16][2].
 int64_t PackedB::tile_offset(int64_t block, int64_t t) const { return block * tiles * kDepth * 16 + t * depth(block) * 16; }
@@ -246,7 +230,8 @@ std::unique_ptr<PackedB> pack_b(const float* b, int64_t n, int64_t k) {
                     const uint16_t hi = to_bf16(row[q]);
                     const uint16_t piece[2] = {hi, to_bf16(row[q] - from_bf16(hi))};
                     for (int s = 0; s < kPieces; ++s) {
-                        const int64_t e = q * kPieces + s;  // depth index: pair e / 2, half e % 2
+                        // depth index (as split32 lays out A): run s of q's group of 32; pair e / 2, half e % 2
+                        const int64_t e = q / 32 * 32 * kPieces + s * 32 + q % 32;
                         tile[(e / 2) * 32 + col * 2 + e % 2] = piece[kPiecesB[s]];
                     }
                 }

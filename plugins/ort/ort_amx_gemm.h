@@ -4,8 +4,8 @@
 // the bits below lo) is at most about 2^-17 of each product: on a c5-like product (4608 deep) the
 // error was 4.7e-6 of the output's largest magnitude where SGEMM's was 4.8e-7, and float32's
 // tolerance (dcn_base/tolerance.py) is 1e-4. PyTorch calls the same split its "high" float32
-// matmul precision. The three products are one bfloat16 GEMM over a depth three times k: per k,
-// A's pieces (hi, hi, lo) against B's (hi, lo, hi).
+// matmul precision. The three products are one bfloat16 GEMM over a depth three times k: per 32
+// values of k, a run of A's hi, one of its hi again and one of its lo against B's hi, lo and hi.
 // Measured (one core of this Xeon, 2 MiB L2): the tile kernel runs 1.0-1.3 TFLOP/s of bfloat16,
 // MLAS's SGEMM 150-170 GFLOP/s of float32. Six products (three pieces a side, float32's full
 // accuracy) would run at about SGEMM's speed: not offered.
@@ -37,7 +37,7 @@ bool chosen_by_env();
 
 // B's pieces, by depth blocks of kBlockK values of k (the last one shorter): per block and
 // column tile of 16, [depth / 2][16][2] bfloat16 (AMX's pairs of rows), depth = 3 * the block's k
-// rounded up to 32, zeros past n and past the block's k.
+// rounded up to 32 (three runs of 32 per 32 values of k), zeros past n and past the block's k.
 // 128 measured (one thread, the c3 / c4 / c5 chunks' products): 64 took 1.03 / 1.13 / 0.96 of its
 // time, 256 1.18 / 1.16 / 1.08.
 constexpr int64_t kBlockK = 128;
