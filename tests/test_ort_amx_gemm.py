@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcn_base.tolerance import tolerance
+from dcn_base.tolerance import error_ratio, tolerance
 from exporter.ops import deform_conv2d
 from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from helpers.sweep import CONV_SPECS, make_conv_case
@@ -23,13 +23,6 @@ from test_ort_ops import ORT_ERRORS, assert_matches, conv_inputs, conv_ref, np_i
 
 ENV = "DCN_ORT_GEMM"
 KEPT = ("W", "B")  # initializers: W's pieces made once and kept (the bf16x3 path needs a constant W)
-
-
-def worst(got, want, dtype):
-    """max |got - want| / (atol + rtol |want|): the error in units of the dtype's tolerance."""
-    atol, rtol = tolerance(dtype)
-    want = np.asarray(want, dtype=np.float64)
-    return float(np.max(np.abs(got.astype(np.float64) - want) / (atol + rtol * np.abs(want))))
 
 
 @pytest.fixture
@@ -98,11 +91,11 @@ def test_bf16x3_layers_every_split(bf16x3, shape):
     ins = np_inputs(t)
     want = reference(t, pads, "float32")
     got = run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=1)
-    assert worst(got, want, "float32") < 0.5
+    assert error_ratio(got, want, *tolerance("float32")) < 0.5
     for threads in (2, 4):
         np.testing.assert_array_equal(run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=threads), got)
     sgemm = with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs, initializers=KEPT, threads=1))
-    assert worst(sgemm, want, "float32") < 0.5
+    assert error_ratio(sgemm, want, *tolerance("float32")) < 0.5
     assert not np.array_equal(got, sgemm)
     half = run(DEFORM_CONV2D, ins, attrs, "float16", initializers=KEPT, threads=2)
     assert_matches(half, reference(t, pads, "float16"), "float16")

@@ -144,6 +144,7 @@ DCN_AMX_TARGET bool multiply_group(const float* a, int64_t lda, int64_t rows, co
     const int64_t ad = round_up(std::min(kBlockK, b.k), 32) * kPieces;  // split32 writes 32 values' pieces
     uint16_t* ap = a_buf.get(static_cast<size_t>(rows32 * ad));
     float* cp = c_buf.get(static_cast<size_t>(rows32 * width));
+    for (int64_t r = rows; r < rows32; ++r) std::memset(ap + r * ad, 0, static_cast<size_t>(ad) * 2);  // zero rows
     const TileConfig config;
     _tile_loadconfig(&config);
     bool ok = true;
@@ -152,7 +153,6 @@ DCN_AMX_TARGET bool multiply_group(const float* a, int64_t lda, int64_t rows, co
         for (int64_t r = 0; ok && r < rows; ++r)
             for (int64_t q = 0; ok && q < kn; q += 32)
                 ok = split32(a + r * lda + k0 + q, std::min<int64_t>(32, kn - q), ap + r * ad + q * kPieces);
-        for (int64_t r = rows; r < rows32; ++r) std::memset(ap + r * ad, 0, static_cast<size_t>(depth) * 2);
         if (!ok) break;
         for (int64_t i = 0; i < rows32; i += 32)
             for (int64_t j = 0; j < width; j += 32) {

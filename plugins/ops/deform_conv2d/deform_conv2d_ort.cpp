@@ -181,6 +181,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const int64_t budget = static_cast<int64_t>(chunk_bytes() / sizeof(float));
         const int64_t cpus = side_by_side_items();
         int64_t nb = 1, P = L;
+        // the width of `parts` equal runs of L's positions, a multiple of 16 positions
+        const auto run_width = [L](int64_t parts) { return std::min<int64_t>(L, ((L + parts - 1) / parts + 15) / 16 * 16); };
         if (K * L <= budget) {
             nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
             if (d.N >= cpus) {
@@ -188,7 +190,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             } else if (const double values = static_cast<double>(d.N * K * L);
                        values < kSmallLayerValues && values >= kSerialWork && L >= 2 * kMinChunkPositions) {
                 // a small layer: a run of positions for every CPU, side by side (see kSmallLayerValues)
-                P = std::min<int64_t>(L, ((L + cpus - 1) / cpus + 15) / 16 * 16);
+                P = run_width(cpus);
             }
         } else {
             // as many chunks as the budget needs, of equal size (a multiple of 16 positions), none
@@ -197,7 +199,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 std::min<int64_t>(kWideChunkPositions, static_cast<int64_t>(kMaxChunkBytes / sizeof(float)) / K);
             const int64_t most = std::max({kMinChunkPositions, wide, budget / K});
             const int64_t chunks = (L + most - 1) / most;
-            P = std::min<int64_t>(L, ((L + chunks - 1) / chunks + 15) / 16 * 16);
+            P = run_width(chunks);
         }
         const bool split = P < L;  // the GEMM writes a scratch [cnt, M, pn], copied into Y
         // pixel-major GEMM columns x W^T, writing [cnt, pn, M], transposed into Y
