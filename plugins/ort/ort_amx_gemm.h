@@ -4,10 +4,10 @@
 // the bits below lo) is at most about 2^-17 of each product: on a c5-like product (4608 deep) the
 // error was 4.7e-6 of the output's largest magnitude where SGEMM's was 4.8e-7, and float32's
 // tolerance (dcn_base/tolerance.py) is 1e-4. PyTorch calls the same split its "high" float32
-// matmul precision. The three products are one bfloat16 GEMM over a depth three times k: per 32
-// values of k, a run of A's hi, one of its hi again and one of its lo against B's hi, lo and hi.
-// Measured (one core of this Xeon, 2 MiB L2): the tile kernel runs 1.0-1.3 TFLOP/s of bfloat16,
-// MLAS's SGEMM 150-170 GFLOP/s of float32. Six products (three pieces a side, float32's full
+// matmul precision. Per 32 values of k, three tile products into each C tile: A's hi x B's hi,
+// A's hi x B's lo, A's lo x B's hi. Measured (one core of this Xeon, 2 MiB L2): 0.9-1.1 TFLOP/s of
+// bfloat16 with the split (the c4 / c5 products; the tiles' peak 3.0), MLAS's SGEMM 150-170
+// GFLOP/s of float32. Six products (three pieces a side, float32's full
 // accuracy) would run at about SGEMM's speed: not offered.
 //
 // C[rows, n] = A[rows, k] x B[n, k]^T with B packed once (PackedB, kept by the caller: a
@@ -36,17 +36,17 @@ bool available(std::string* why = nullptr);
 bool chosen_by_env();
 
 // B's pieces, by depth blocks of kBlockK values of k (the last one shorter): per block and
-// column tile of 16, [depth / 2][16][2] bfloat16 (AMX's pairs of rows), depth = 3 * the block's k
-// rounded up to 32 (three runs of 32 per 32 values of k), zeros past n and past the block's k.
-// 128 measured (one thread, the c3 / c4 / c5 chunks' products): 64 took 1.03 / 1.13 / 0.96 of its
-// time, 256 1.18 / 1.16 / 1.08.
+// column tile of 16, hi then lo, each [kd / 2][16][2] bfloat16 (AMX's pairs of rows), kd = the
+// block's k rounded up to 32; zeros past n and past the block's k.
+// 128 measured (one thread, the c3 / c4 / c5 chunks' products, one interleaved run): 64 took
+// 1.13 / 1.09 / 1.00 of its time, 192 0.96 / 1.01 / 0.99, 256 1.08 / 1.04 / 1.02.
 constexpr int64_t kBlockK = 128;
 struct PackedB {
     int64_t n = 0, k = 0;  // B is n x k
     int64_t tiles = 0;     // column tiles of 16: n rounded up to 32, over 16
     std::vector<uint16_t> data;
     int64_t blocks() const { return (k + kBlockK - 1) / kBlockK; }
-    int64_t depth(int64_t block) const;           // interleaved depth of a block, a multiple of 32
+    int64_t depth(int64_t block) const;           // a block's tile depth, hi and lo: 2 * kd
     int64_t tile_offset(int64_t block, int64_t t) const;  // column tile t of a block, in data
     const uint16_t* tile(int64_t block, int64_t t) const;
 };

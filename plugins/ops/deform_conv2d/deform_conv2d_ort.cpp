@@ -28,23 +28,17 @@
 #include <vector>
 
 #include "deform_conv2d_math.h"
-#include "deform_conv2d_ort_chunks.h"  // chunk_bytes, side_by_side_items, chunk widths
+#include "deform_conv2d_ort_chunks.h"  // chunk_bytes, side_by_side_items, chunk widths, kSmallLayerValues
 #include "deform_conv2d_ort_layout.h"  // to_channels_last, positions_major_gemm, from_positions_major, all_finite
-#include "ort_amx_gemm.h"   // plugins/ort
-#include "ort_common.h"     // plugins/ort
-#include "ort_custom_op.h"  // plugins/ort
-#include "ort_ops.h"        // plugins/ort
+#include "ort_amx_gemm.h"    // plugins/ort
+#include "ort_common.h"      // plugins/ort
+#include "ort_custom_op.h"   // plugins/ort
+#include "ort_ops.h"         // plugins/ort
+#include "ort_pool_probe.h"  // plugins/ort
 
 namespace dcn_ort {
 namespace {
 
-// Layers of fewer column values than this (and at least kSerialWork) and fewer images than CPUs:
-// their positions in one run per CPU, the runs side by side, each start to end on one thread (one
-// wake of the pool, where the steps of a single chunk wake it each: taps, columns, GEMM). Measured
-// against one chunk (32ch and 64ch 16x16, batch 1, two threads, 2 MiB L2): idle workers spinning
-// (ONNX Runtime's default; each library in its own process) 0.83-0.96 of the time, not spinning
-// (both in one process, interleaved) 0.75-0.82.
-constexpr double kSmallLayerValues = 262144.0;
 // Output positions per taps block (dcn::TapsBlock: 20 bytes each).
 constexpr int kTile = 128;
 // Channels sampled together from one taps block (apply_taps_block_run): a sample's base index
@@ -71,8 +65,8 @@ constexpr int kFiltersPerItem = 16;  // Y's rows per work item of from_positions
 // Pixels of an image copied channels-last by one work item (to_channels_last).
 constexpr int64_t kPixelRun = 16;
 // The bf16x3 GEMM's work items where a chunk's steps are spread over the pool: runs of this many
-// output positions where W's pieces fit the L2 budget (c3: 0.9 MB), else one run of filters (a
-// multiple of 32) per CPU, so that each item streams only its share of W's pieces (c5: 14 MB).
+// output positions where W's pieces fit the L2 budget (c3: 0.6 MB), else one run of filters (a
+// multiple of 32) per CPU, so that each item streams only its share of W's pieces (c5: 9.4 MB).
 constexpr int64_t kAmxRows = 128;
 
 template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>> {
@@ -239,6 +233,11 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 block_ok ? static_cast<size_t>(nb * d.offsetGroup * kk * tiles) : 0);
         };
 
+        // A small layer whose images or runs would go side by side: on the pool, or on this thread
+        // where that has been the faster (serial; PoolProbe), the run timed.
+        const double values = static_cast<double>(d.N * K * L);
+        const bool small = values < kSmallLayerValues && (batches >= cpus || chunks >= cpus);
+        const bool serial = small && probe_.serial_now();
         // The loops of one image batch or chunk: on the pool, or on this thread (batches or chunks
         // side by side, one per thread).
         const auto loop = [&](bool parallel, size_t total, double work, const auto& f) {
@@ -424,12 +423,16 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                              [&](size_t i) { chunk(static_cast<int64_t>(i) * P, false); });
             }
         };
-        if (batches < cpus) {
+        const int64_t t_start = small ? PoolProbe::now_ns() : 0;
+        if (serial) {  // a small layer, its images and runs one after the other on this thread
+            for (int64_t n0 = 0; n0 < d.N; n0 += nb) batch(n0, false);
+        } else if (batches < cpus) {
             for (int64_t n0 = 0; n0 < d.N; n0 += nb) batch(n0, true);
         } else {  // each image batch on one thread, start to end
             parallel_for(ctx, static_cast<size_t>(batches), double(nb * K * P),
                          [&](size_t i) { batch(static_cast<int64_t>(i) * nb, false); });
         }
+        if (small) probe_.report(serial, PoolProbe::now_ns() - t_start, values);
     }
 
   private:
@@ -464,6 +467,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
     // holds a value the split refuses: the Gemm then).
     bool use_amx_ = false;
     std::unique_ptr<amx::PackedB> w_packed_;
+    // Small layers: side by side on the pool, or on the calling thread (ort_pool_probe.h).
+    PoolProbe probe_;
 };
 
 struct DeformConv2dSpec {

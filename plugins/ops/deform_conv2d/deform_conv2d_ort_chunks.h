@@ -68,4 +68,14 @@ inline int64_t side_by_side_items() {
     return n;
 }
 
+// Layers of fewer column values than this (and at least kSerialWork, ort_common.h) and fewer
+// images than CPUs: their positions in one run per CPU, the runs side by side, each start to end
+// on one thread (one wake of the pool, where the steps of a single chunk wake it each: taps,
+// columns, GEMM). Measured against one chunk (32ch and 64ch 16x16, batch 1, two threads, 2 MiB
+// L2): idle workers spinning (ONNX Runtime's default; each library in its own process) 0.83-0.96
+// of the time, not spinning (both in one process, interleaved) 0.75-0.82. Layers this small
+// whose images or runs would go side by side take them on the calling thread, one after the
+// other, where the pool does not pay off (its workers asleep: PoolProbe, ort_pool_probe.h).
+constexpr double kSmallLayerValues = 262144.0;
+
 }  // namespace dcn_ort
