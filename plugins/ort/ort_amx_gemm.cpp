@@ -3,6 +3,8 @@
 // available() found them; elsewhere available() is false and nothing here runs.
 #include "ort_amx_gemm.h"
 
+#include "ort_env.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -252,16 +254,17 @@ bool available(std::string* why) {
 }
 
 bool chosen_by_env() {
-    const char* env = std::getenv("DCN_ORT_GEMM");
-    const std::string v = env == nullptr ? "" : env;
-    std::string why;
-    if (v.empty() || v == "auto") return available();
-    if (v == "sgemm") return false;
-    if (v == "bf16x3") {
+    switch (env_choice("DCN_ORT_GEMM", {"auto", "bf16x3", "sgemm"})) {
+    case 0:
+        return available();
+    case 1: {
+        std::string why;
         if (!available(&why)) throw std::runtime_error("DCN_ORT_GEMM=bf16x3: not available here: " + why);
         return true;
     }
-    throw std::runtime_error("DCN_ORT_GEMM: got '" + v + "', expected auto, bf16x3 or sgemm");
+    default:
+        return false;
+    }
 }
 
 bool multiply(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1, float* c,

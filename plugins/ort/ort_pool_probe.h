@@ -20,28 +20,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
-#include <stdexcept>
-#include <string>
+
+#include "ort_env.h"  // plugins/ort
 
 namespace dcn_ort {
 
 class PoolProbe {
   public:
-    enum class Mode { kAuto, kPool, kSerial };
+    enum class Mode { kAuto, kPool, kSerial };  // DCN_ORT_SMALL_WORK's words, in order
     static constexpr int kSamples = 3;
     static constexpr int64_t kProbeEvery = 32;
 
     PoolProbe() : mode_(mode_by_env()) {}
 
     static Mode mode_by_env() {
-        const char* env = std::getenv("DCN_ORT_SMALL_WORK");
-        const std::string v = env == nullptr ? "" : env;
-        if (v.empty() || v == "auto") return Mode::kAuto;
-        if (v == "pool") return Mode::kPool;
-        if (v == "serial") return Mode::kSerial;
-        throw std::runtime_error("DCN_ORT_SMALL_WORK: got '" + v + "', expected auto, pool or serial");
+        return static_cast<Mode>(env_choice("DCN_ORT_SMALL_WORK", {"auto", "pool", "serial"}));
     }
 
     // Whether this run takes its items on the calling thread: each way first measured kSamples

@@ -174,6 +174,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
         const int64_t K = d.C * kk;  // column rows of one image (all groups)
         const int64_t budget = static_cast<int64_t>(chunk_bytes() / sizeof(float));
         const int64_t cpus = side_by_side_items();
+        const double values = static_cast<double>(d.N * K * L);  // column values of the layer
         int64_t nb = 1, P = L;
         // the width of `parts` equal runs of L's positions, a multiple of 16 positions
         const auto run_width = [L](int64_t parts) { return std::min<int64_t>(L, ((L + parts - 1) / parts + 15) / 16 * 16); };
@@ -181,8 +182,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             nb = std::max<int64_t>(1, std::min<int64_t>(d.N, budget / (K * L)));
             if (d.N >= cpus) {
                 nb = std::min(nb, d.N / cpus);  // a batch of images for every CPU
-            } else if (const double values = static_cast<double>(d.N * K * L);
-                       values < kSmallLayerValues && values >= kSerialWork && L >= 2 * kMinChunkPositions) {
+            } else if (values < kSmallLayerValues && values >= kSerialWork && L >= 2 * kMinChunkPositions) {
                 // a small layer: a run of positions for every CPU, side by side (see kSmallLayerValues)
                 P = run_width(cpus);
             }
@@ -235,7 +235,6 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
 
         // A small layer whose images or runs would go side by side: on the pool, or on this thread
         // where that has been the faster (serial; PoolProbe), the run timed.
-        const double values = static_cast<double>(d.N * K * L);
         const bool small = values < kSmallLayerValues && (batches >= cpus || chunks >= cpus);
         const bool serial = small && probe_.serial_now();
         // The loops of one image batch or chunk: on the pool, or on this thread (batches or chunks
