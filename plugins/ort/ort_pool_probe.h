@@ -1,8 +1,8 @@
 // Whether small work spread over the session's intra-op pool pays off (the ONNX Runtime ops).
 // The pool's idle workers spin a while by default, and then items side by side take about half
 // the time; a session with session.intra_op.allow_spinning = 0 (or workers busy elsewhere) lets
-// them sleep, and waking one costs more than small work saves. Measured on a 32-channel 16x16
-// DeformConv2d (74k column values, two threads, this 2-vCPU VM, us): workers spinning, side by
+// them sleep, and waking one costs more than small work saves. Measured on bench_ort_ops.py's
+// "small" row (74k values of work, two threads, this 2-vCPU VM, us): workers spinning, side by
 // side 54-58 and on the calling thread 70-77; sleeping, side by side 92-102 and on the calling
 // thread 69-75 (caches cleared before each run: spinning 125-136 / 157-163, sleeping 187-199 /
 // 142-160). An op cannot read its session's settings through the C API it is built against (API
