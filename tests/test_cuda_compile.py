@@ -101,3 +101,15 @@ def test_math_exists_once():
         text = f.read_text()
         assert "floor_of(" not in text and "bilinear_taps<" not in text, \
             f"{f}: math outside plugins/common and the ops' <op>_math.h"
+
+
+def test_every_launch_returns_its_own_status():
+    """Every kernel launch goes through plugins/cuda/dcn_launch.cuh's launch_kernel (cudaLaunchKernelEx,
+    whose return is that launch's status): no <<<>>> launch and no cudaGetLastError() read after one,
+    which would also return an older error that other code on the thread left unread."""
+    sources = [*op_files("*.cu"), *sorted((REPO / "plugins" / "cuda").glob("*.cu*"))]
+    launcher = REPO / "plugins" / "cuda" / "dcn_launch.cuh"
+    assert launcher in sources and "cudaLaunchKernelEx(" in launcher.read_text()
+    for f in sources:
+        code = re.sub(r"//[^\n]*", "", f.read_text())
+        assert "<<<" not in code and "cudaGetLastError" not in code, f"{f.name}: a launch outside launch_kernel"

@@ -33,6 +33,7 @@ def lib():
     L.dcn_msda_validate.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32), I64, P, P, ctypes.c_int, I64,
                                     ctypes.c_char_p, ctypes.c_size_t]
     L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
+    L.dcn_emu_msda_fits_int32.argtypes = [I64, ctypes.c_int]
     return L
 
 
@@ -133,6 +134,21 @@ def test_launcher_choices(lib):
     y, stats = emulate(lib, big, "float32")
     assert stats[:2] == [4, 32]  # 50 chunks over 32 lanes
     _close(y, _want(big), "float32")
+
+
+@pytest.mark.parametrize("N,Lq,M,D,V,want", [
+    (2, 300, 8, 32, 4, 1),                  # Deformable DETR's decoder: int32
+    (1, 1, 1, 2**31 - 1 - 32, 1, 1),       # a lane's chunk loop ends at D + 32 = INT32_MAX
+    (1, 1, 1, 2**31 - 32, 1, 0),           # ... one past it: int64 though the grid is one block
+    (1, 1, 1, 2**33, 4, 0),                # 2**31 chunks of 4 channels
+    (1, 1, 1, 2**33 - 4 * 64, 4, 1),
+    (2**23, 64, 8, 4, 4, 0),               # the grid-stride loop itself past int32 (2**32 groups)
+])
+def test_index_type_covers_the_chunk_loop(lib, N, Lq, M, D, V, want):
+    """The plain kernel's int32 instance only where every index it forms in int32 fits: the grid-stride
+    loop (fits_int32) and a lane's loop over D / V chunks in steps of G (it ends at D / V + G)."""
+    dims = (ctypes.c_int64 * 7)(N, 1, M, D, 1, Lq, 1)
+    assert lib.dcn_emu_msda_fits_int32(dims, V) == want
 
 
 def test_element_function_equals_emulation_bit_for_bit(lib):

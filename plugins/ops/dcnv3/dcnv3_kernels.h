@@ -1,7 +1,7 @@
-// dcnv3_kernels.h: the CUDA launcher of dcn::DCNv3. Launches on `stream` and returns cudaGetLastError()
-// after the launch; an empty output launches nothing. T is float or __half: coordinates, sampling and sums
-// in float (plugins/common/dcn_aggregate.h), 8 channels per thread where group_channels and the pointers
-// allow (plugins/cuda/dcn_aggregate_launch.h).
+// dcnv3_kernels.h: the CUDA launcher of dcn::DCNv3. Launches on `stream` and returns the launch's
+// status (dcn_launch.cuh launch_kernel); an empty output launches nothing. T is float or __half:
+// coordinates, sampling and sums in float (plugins/common/dcn_aggregate.h), 8 channels per thread
+// where group_channels and the pointers allow (plugins/cuda/dcn_aggregate_launch.h).
 #pragma once
 
 #include "dcnv3_math.h"

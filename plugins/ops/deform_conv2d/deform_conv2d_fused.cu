@@ -221,16 +221,15 @@ cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* of
     if (e != cudaSuccess) return e;
     const dim3 grid(static_cast<unsigned>(g.tilesN), static_cast<unsigned>(g.tilesM));
     if (!pipelined) {
-        dcn_deform_conv_fused_kernel<<<grid, fused::kThreads, 0, stream>>>(Xt, Wt, offset, mask, B, d, Y);
-        return cudaGetLastError();
+        return launch_kernel(dcn_deform_conv_fused_kernel, grid, dim3(fused::kThreads), 0, stream, Xt, Wt, offset, mask,
+                             B, d, Y);
     }
     // per device and function, not a stream operation (the kit's graph-replay test captures it)
     e = cudaFuncSetAttribute(dcn_deform_conv_fused_pipelined_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kPipeSharedBytes));
     if (e != cudaSuccess) return e;
-    dcn_deform_conv_fused_pipelined_kernel<<<grid, fused::kThreads, kPipeSharedBytes, stream>>>(Xt, Wt, offset, mask,
-                                                                                                B, d, Y);
-    return cudaGetLastError();
+    return launch_kernel(dcn_deform_conv_fused_pipelined_kernel, grid, dim3(fused::kThreads), kPipeSharedBytes, stream,
+                         Xt, Wt, offset, mask, B, d, Y);
 }
 
 }  // namespace cuda

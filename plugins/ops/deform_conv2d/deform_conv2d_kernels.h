@@ -1,5 +1,5 @@
 // deform_conv2d_kernels.h: the CUDA launchers of dcn::DeformConv2d (no TensorRT here). Each launches
-// on `stream`, checks cudaGetLastError() after its launch and returns it; an empty problem
+// on `stream` and returns its launch's status (dcn_launch.cuh launch_kernel); an empty problem
 // launches nothing and returns cudaSuccess. T is float or __half (math in float through
 // deform_conv2d_math.h, results stored as T). Layouts: deform_conv2d_launch.h.
 #pragma once

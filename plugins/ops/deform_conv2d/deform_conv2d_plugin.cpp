@@ -150,7 +150,7 @@ int64_t DeformConv2dPlugin::smCount() const noexcept
     if (cudaGetDevice(&device) != cudaSuccess
         || cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
     {
-        cudaGetLastError(); // not sticky: clear it so that the launch check below is not misled
+        cudaGetLastError(); // not sticky: clear the error these calls left, so that no other code reads it as its own
         return 0;
     }
     return count;

@@ -1,5 +1,5 @@
 // deform_psroi_pool_kernels.h: the CUDA launcher of dcn::DeformPSROIPool (no TensorRT here). Launches
-// on `stream`, returns cudaGetLastError() after the launch; an empty problem launches nothing and
+// on `stream`, returns the launch's status (dcn_launch.cuh launch_kernel); an empty problem launches nothing and
 // returns cudaSuccess. T is float or __half (math in float through deform_psroi_pool_math.h,
 // results stored as T). Layout: deform_psroi_pool_launch.h.
 #pragma once

@@ -24,8 +24,7 @@ template <class T, class I, int K>
 cudaError_t launch_k(const T* data, const float* rois, const T* offset, const DeformRoIPoolDims& d,
                      const launch::RoIPoolPlan& pl, T* Y, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(launch::blocks_for(pl.total))), block(launch::kThreads);
-    dcn_deform_roi_pool_kernel<T, I, K><<<grid, block, 0, stream>>>(data, rois, offset, d, pl, Y);
-    return cudaGetLastError();
+    return launch_kernel(dcn_deform_roi_pool_kernel<T, I, K>, grid, block, 0, stream, data, rois, offset, d, pl, Y);
 }
 
 }  // namespace

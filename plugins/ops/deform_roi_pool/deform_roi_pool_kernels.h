@@ -1,6 +1,6 @@
 // deform_roi_pool_kernels.h: the CUDA launcher of dcn::DeformRoIPool (mmcv's deformable RoI pooling;
-// contract: docs/deform_roi_pool.md). Launches on `stream`, returns cudaGetLastError() after the
-// launch; an empty problem launches nothing. T is float or __half (math in float through
+// contract: docs/deform_roi_pool.md). Launches on `stream`, returns the launch's status
+// (dcn_launch.cuh launch_kernel); an empty problem launches nothing. T is float or __half (math in float through
 // deform_roi_pool_math.h); RoIs are float32 for both.
 #pragma once
 

@@ -108,10 +108,11 @@ int emulate_t(int index_mode, const void* value, const void* shapes, const void*
         const int V = vector ? vector
                              : launch::msda_vector_width(d.D, sizeof(T), launch::kMsdaMaxVector,
                                                          reinterpret_cast<uint64_t>(value), reinterpret_cast<uint64_t>(Y));
-        const int64_t total = launch::msda_total_threads(d, launch::msda_group_threads(d.D, V));
+        const int G = launch::msda_group_threads(d.D, V);
+        const int64_t total = launch::msda_total_threads(d, G);
         int64_t blocks = launch::blocks_for(total);
         if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-        i32 = launch::fits_int32(total, blocks);
+        i32 = launch::fits_msda_int32(d, V, G, total, blocks);
     }
     return i32 ? emulate<T, TL, int32_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, split, max_blocks, Y,
                                          stats)
@@ -149,6 +150,15 @@ DCN_EXPORT int dcn_emu_msda(int dtype, int index_mode, const void* value, const 
                                         max_blocks, Y, stats);
     return emulate_t<dcn::Half, float>(index_mode, value, shapes, starts, index_bytes, loc, attn, d, vector, split,
                                         max_blocks, Y, stats);
+}
+
+// The launcher's index type for dims (N, S, M, D, L, Lq, P) at vector width V: 1 = int32_t, 0 = int64_t
+// (launch::fits_msda_int32 on the launcher's own G and grid).
+DCN_EXPORT int dcn_emu_msda_fits_int32(const int64_t* dims, int V) {
+    const MsdaDims d = dims_of(dims);
+    const int G = launch::msda_group_threads(d.D, V);
+    const int64_t total = launch::msda_total_threads(d, G);
+    return launch::fits_msda_int32(d, V, G, total, launch::blocks_for(total)) ? 1 : 0;
 }
 
 DCN_EXPORT void dcn_msda_elements(int dtype, const void* value, const void* shapes, const void* starts,

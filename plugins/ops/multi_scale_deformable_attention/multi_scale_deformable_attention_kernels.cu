@@ -61,12 +61,13 @@ cudaError_t launch_v(int G, const T* value, const LevelReader& reader, const flo
     const int K = split_for(d, G, V);
     if (K > 1) {
         const int64_t blocks = launch::blocks_for(launch::msda_total_threads(d, G) * K);
-        dcn_msda_split_kernel<V, T><<<static_cast<unsigned>(blocks), launch::kThreads, 0, stream>>>(
-            G, K, value, reader, loc, attn, d, Y);
-        return cudaGetLastError();
+        return launch_kernel(dcn_msda_split_kernel<V, T>, dim3(static_cast<unsigned>(blocks)), dim3(launch::kThreads), 0,
+                             stream, G, K, value, reader, loc, attn, d, Y);
     }
-    return launch_grid_stride(launch::msda_total_threads(d, G), stream, dcn_msda_kernel<V, T, int32_t>,
-                              dcn_msda_kernel<V, T, int64_t>, G, value, reader, loc, attn, d, Y);
+    const int64_t total = launch::msda_total_threads(d, G);
+    return launch_grid_stride_when(launch::fits_msda_int32(d, V, G, total, launch::blocks_for(total)), total, stream,
+                                   dcn_msda_kernel<V, T, int32_t>, dcn_msda_kernel<V, T, int64_t>, G, value, reader,
+                                   loc, attn, d, Y);
 }
 
 }  // namespace

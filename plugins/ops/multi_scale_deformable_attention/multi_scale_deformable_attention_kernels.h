@@ -1,5 +1,5 @@
 // multi_scale_deformable_attention_kernels.h: the CUDA launcher of dcn::MultiScaleDeformableAttention (no TensorRT here).
-// Launches on `stream`, returns cudaGetLastError() after the launch; an empty output launches
+// Launches on `stream`, returns the launch's status (dcn_launch.cuh launch_kernel); an empty output launches
 // nothing. T is float or __half (sampling and accumulation in float), locations float32, index
 // tensors int32 (index_bytes 4) or int64 (8), all device memory. Levels that do not fit value's S
 // read nothing (the kernel cannot report; the ONNX Runtime op and the exporter reject them).

@@ -62,6 +62,14 @@ DCN_HD int msda_group_threads(int64_t D, int V) {
 DCN_HD int64_t msda_groups(const MsdaDims& d) { return d.N * d.Lq * d.M; }
 DCN_HD int64_t msda_total_threads(const MsdaDims& d, int G) { return msda_groups(d) * G; }
 
+// The plain kernel may index with int32_t when its grid-stride loop over `total` threads with `blocks`
+// blocks fits (fits_int32; the groups count is below total) and so does a lane's chunk loop
+// c = lane, lane + G, ... < D / V (its last step reaches D / V + G). Value, Y and level offsets are
+// int64 whatever the index type.
+DCN_HD bool fits_msda_int32(const MsdaDims& d, int V, int G, int64_t total, int64_t blocks) {
+    return fits_int32(total, blocks) && d.D / V + G <= int64_t(INT32_MAX);
+}
+
 // The block's prologue, thread t of nb: its share of the level table (shared memory on the GPU).
 DCN_HD void msda_levels_thread(int t, int nb, const LevelReader& reader, const MsdaDims& d, MsdaLevel* table) {
     for (int64_t l = t; l < d.L && l < kMsdaSharedLevels; l += nb) table[l] = reader(l);
