@@ -10,6 +10,17 @@ operands as TF32 by truncation (the worst reading). Checked here: the split itse
 hi, non-finite values), float32 results within dcn_base/tolerance.py's float32 row on the awkward
 sweep and in chunks, and that plain TF32 (the hi x hi term alone) or hi x lo + hi x hi miss that
 row: the terms are needed. Not checked here: cuBLAS's own TF32 kernels and the speed (the GPU kit).
+
+Tensor cores do not accumulate like IEEE float: per block of products they align the addends to the
+largest and drop the bits shifted out, then truncate the sum to float (Fasi, Higham, Mikaitis and
+Pranesh, PeerJ Computer Science 7:e330, 2021; Khattak and Mikaitis, arXiv 2512.07004, for newer
+cards). The emulation can accumulate 3xTF32's GEMMs by that model (dcn_emu_set_tc_accumulation: block
+size, extra bits kept below float's 24), so 3xTF32's accuracy is checked here under the variants a
+GPU may implement, at c5's depth (K = 4608) as well. Measured with it (error / float32's row, K = 4608,
+columns >= 0 as after a ReLU, blocks of 8): zero-mean weights 0.03 (0 extra bits) / 0.14 (3); weights
+with a mean of 0.5 / 1 standard deviation 0.42 / 0.70 (0 extra bits), <= 0.20 (3); all weights
+positive 1.08 (0 extra bits: over the row, the bias of truncation adds up over 576 blocks) / 0.25 (3).
+IEEE accumulation: 0.02-0.03 on all of them.
 """
 from __future__ import annotations
 
@@ -36,6 +47,15 @@ def lib():
     L.dcn_emu_set_split_terms_skipped.restype = ctypes.c_int
     L.dcn_emu_set_split_terms_skipped.argtypes = [ctypes.c_int]
     return L
+
+
+@pytest.fixture
+def tc_model(lib):
+    """set(block_k, extra_bits): 3xTF32's GEMMs accumulate by the tensor-core model; IEEE again after."""
+    lib.dcn_emu_set_tc_accumulation.restype = ctypes.c_int
+    lib.dcn_emu_set_tc_accumulation.argtypes = [ctypes.c_int, ctypes.c_int]
+    yield lambda block_k, extra_bits: lib.dcn_emu_set_tc_accumulation(block_k, extra_bits)
+    lib.dcn_emu_set_tc_accumulation(0, 0)
 
 
 @pytest.fixture
@@ -180,3 +200,74 @@ def test_switch_values(lib, monkeypatch, value, split_on):
         rc, _, stats, msg = emu_conv(lib, dtype, c)
         assert rc == 0, msg
         assert stats[12] == (split_on if dtype == "float32" else 0), (dtype, value)
+
+
+def c5_case(columns="any", weight_mean=0.0, seed=3):
+    """c5's depth: 512 channels x 3x3 (K = 4608), unit-scale data, weights ~ N(0, 1/K) shifted by
+    weight_mean standard deviations; columns="relu": X >= 0 (so are the columns: masks in [0, 1])."""
+    g = torch.Generator().manual_seed(seed)
+    N, C, H, W, M = 2, 512, 6, 7, 16
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    if columns == "relu":
+        x = x.abs()
+    w = torch.randn(M, C, 3, 3, generator=g, dtype=torch.float64) / (C * 9) ** 0.5
+    w = w + weight_mean * w.std()
+    off = torch.randn(N, 18, H, W, generator=g, dtype=torch.float64) * 1.5
+    mask = torch.rand(N, 9, H, W, generator=g, dtype=torch.float64)
+    b = torch.randn(M, generator=g, dtype=torch.float64)
+    return ConvCase(x, w, off, b, mask, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1)
+
+
+def error_in_rows(lib, c):
+    rc, y, stats, msg = emu_conv(lib, "float32", c)
+    assert rc == 0 and stats[12] == 1, msg
+    atol, rtol = tolerance("float32")
+    want = conv_reference(c, "float32")
+    return float(np.max(np.abs(y.astype(np.float64) - want) / (atol + rtol * np.abs(want)))), y
+
+
+TC_MODELS = [(4, 0), (8, 0), (16, 0), (8, 3)]
+DATA = {"K576": lambda: deep_case(), "K4608": lambda: c5_case(), "K4608-relu": lambda: c5_case("relu"),
+        "K4608-relu-mean-half-std": lambda: c5_case("relu", 0.5)}
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("block_k,extra_bits", TC_MODELS)
+def test_3xtf32_within_float32_row_under_tensor_core_accumulation(lib, split_mode, tc_model, data, block_k,
+                                                                 extra_bits):
+    """3xTF32 keeps float32's row when each GEMM accumulates as a tensor core may (truncated alignment
+    and normalisation), not only with IEEE adds, on detection-like layers up to c5's depth."""
+    c = DATA[data]()
+    tc_model(block_k, extra_bits)
+    error, _ = error_in_rows(lib, c)
+    assert error <= 1.0, (data, block_k, extra_bits, error)
+
+
+def test_tensor_core_model_is_used_and_truncates(lib, split_mode, tc_model):
+    """The model runs (other bytes than IEEE accumulation) and carries truncation's bias: all-positive
+    terms drift far more than with IEEE adds; three extra bits keep that drift inside the row."""
+    c = c5_case("relu", 100.0)  # every weight positive (as no trained layer has): the worst drift
+    ieee, y_ieee = error_in_rows(lib, c)
+    tc_model(8, 0)
+    bare, y_bare = error_in_rows(lib, c)
+    tc_model(8, 3)
+    guarded, _ = error_in_rows(lib, c)
+    assert not np.array_equal(y_bare, y_ieee)
+    assert ieee < 0.1 and bare > 10 * ieee and guarded <= 0.5, (ieee, bare, guarded)
+
+
+@pytest.mark.parametrize("acc,terms,extra_bits,want", [
+    (1.0, [1.5 * 2.0 ** -24], 0, 1.0),                      # below the grid of the largest: lost (IEEE: 1 + 2**-23)
+    (-1.0, [-1.5 * 2.0 ** -24], 0, -1.0),                   # ... toward zero either sign
+    (1.0, [1.5 * 2.0 ** -24], 3, 1.0),                      # kept on the finer grid, then truncated to float
+    (1.0, [1.5 * 2.0 ** -24, 1.5 * 2.0 ** -24], 3, 1.0 + 2.0 ** -23),  # two of them reach float's last bit
+    (1.0, [1.5 * 2.0 ** -24, 1.5 * 2.0 ** -24], 0, 1.0),   # each cut alone first
+    (0.0, [3.0, -1.0, 0.25], 0, 2.25),                      # on the grid: exact
+    (1.0, [float("inf")], 0, float("inf")),                 # non-finite: IEEE
+])
+def test_tensor_core_model_block(lib, acc, terms, extra_bits, want):
+    f = lib.dcn_emu_tc_block
+    f.restype = ctypes.c_float
+    f.argtypes = [ctypes.c_float, ctypes.POINTER(ctypes.c_double), ctypes.c_int, ctypes.c_int]
+    t = (ctypes.c_double * len(terms))(*terms)
+    assert f(acc, t, len(terms), extra_bits) == np.float32(want)

@@ -10,7 +10,8 @@
 // GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
 // the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
 // CUBLAS_COMPUTE_32F for float/half; CUBLAS_COMPUTE_32F_FAST_TF32 of the 3xTF32 mode reads
-// its operands as TF32, emulated by truncating them to 10 mantissa bits, the worst reading).
+// its operands as TF32, emulated by truncating them to 10 mantissa bits, the worst reading; its
+// sums by IEEE adds, or for the tests by a tensor core's truncating model, TcAccumulation).
 //
 // dtype codes: 0 = float64, 1 = float32, 2 = float16 storage (dcn::Half bits). Outputs are
 // in the storage type, as on the GPU. index_mode: 0 = as the launcher (int32 when it fits),
@@ -18,9 +19,11 @@
 // Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
 // message from the header, or an emulation check that failed).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "deform_conv2d_host_args.h"
@@ -53,18 +56,70 @@ template <class Acc, class T> Acc gemm_operand(T v, bool tf32) {
     return dcn::load<Acc>(v);
 }
 
+// How the TF32 GEMMs accumulate (tests: dcn_emu_set_tc_accumulation). block_k 0: IEEE float, one
+// rounded add a product. block_k > 0: a tensor core's multiply-add in the model Fasi, Higham,
+// Mikaitis and Pranesh derived from measurements ("Numerical behavior of NVIDIA tensor cores", PeerJ
+// Computer Science 7:e330, 2021), with the block size and the extra bits as parameters (they differ
+// between cards): per block of block_k products, the products exact, each of them and the
+// accumulator cut to the grid of 24 + extra_bits bits below the largest one's leading bit
+// (truncated: the shifted-out bits are lost), the sum normalised to float by truncation.
+struct TcAccumulation {
+    int block_k = 0;
+    int extra_bits = 0;
+};
+TcAccumulation g_tc_accumulation;
+
+float truncate_to_float(double v) {
+    float f = static_cast<float>(v);
+    if (std::isfinite(v) && std::fabs(static_cast<double>(f)) > std::fabs(v)) f = std::nextafter(f, 0.f);
+    return f;
+}
+
+// acc + terms[0 .. n) by the block model above (non-finite values: plain IEEE sums, inf / NaN as cuBLAS).
+float tc_block(float acc, const double* terms, int n, int extra_bits) {
+    double plain = acc;
+    int emax = 0;
+    bool any = acc != 0.f;
+    if (any) std::frexp(static_cast<double>(acc), &emax);
+    for (int t = 0; t < n; ++t) {
+        plain += terms[t];
+        if (terms[t] == 0.0) continue;
+        int e = 0;
+        std::frexp(terms[t], &e);
+        emax = any ? std::max(emax, e) : e;
+        any = true;
+    }
+    if (!any || !std::isfinite(plain)) return static_cast<float>(plain);
+    const double q = std::ldexp(1.0, emax - 24 - extra_bits);  // the grid: exact sums in double
+    double sum = std::trunc(static_cast<double>(acc) / q) * q;
+    for (int t = 0; t < n; ++t) sum += std::trunc(terms[t] / q) * q;
+    return truncate_to_float(sum);
+}
+
 // cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation; tf32: the
-// operands read as TF32 (CUBLAS_COMPUTE_32F_FAST_TF32).
+// operands read as TF32 (CUBLAS_COMPUTE_32F_FAST_TF32), accumulated as g_tc_accumulation says.
 template <class T>
 void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta, bool tf32 = false) {
     using Acc = typename dcn::AccOf<T>::type;
+    const int block_k = tf32 && std::is_same<T, float>::value ? g_tc_accumulation.block_k : 0;
+    std::vector<double> terms(static_cast<size_t>(std::max(block_k, 1)));
     for (int64_t b = 0; b < g.count; ++b)
         for (int64_t j = 0; j < g.n; ++j)
             for (int64_t i = 0; i < g.m; ++i) {
                 Acc acc = Acc(0);
-                for (int64_t l = 0; l < g.k; ++l)
-                    acc += gemm_operand<Acc>(A[g.a + b * g.strideA + i + l * g.lda], tf32) *
-                           gemm_operand<Acc>(B[g.b + b * g.strideB + l + j * g.ldb], tf32);
+                for (int64_t l = 0; l < g.k; ++l) {
+                    const Acc a = gemm_operand<Acc>(A[g.a + b * g.strideA + i + l * g.lda], tf32);
+                    const Acc w = gemm_operand<Acc>(B[g.b + b * g.strideB + l + j * g.ldb], tf32);
+                    if (block_k == 0) {
+                        acc += a * w;
+                        continue;
+                    }
+                    const int t = static_cast<int>(l % block_k);
+                    terms[static_cast<size_t>(t)] = static_cast<double>(a) * static_cast<double>(w);  // exact: TF32
+                    if (t == block_k - 1 || l == g.k - 1)
+                        acc = static_cast<Acc>(tc_block(static_cast<float>(acc), terms.data(), t + 1,
+                                                        g_tc_accumulation.extra_bits));
+                }
                 T& c = C[g.c + b * g.strideC + i + j * g.ldc];
                 const Acc r = beta == 0.f ? Acc(alpha) * acc : Acc(alpha) * acc + Acc(beta) * dcn::load<Acc>(c);
                 c = dcn::store<T>(r);
@@ -258,6 +313,20 @@ DCN_EXPORT int dcn_emu_set_split_terms_skipped(int skipped) {
     const int old = g_split_terms_skipped;
     g_split_terms_skipped = skipped >= 0 && skipped < 3 ? skipped : 0;
     return old;
+}
+
+// 3xTF32's GEMMs accumulate by the tensor-core model of TcAccumulation (block_k > 0) or in IEEE float
+// (block_k 0, the default); extra_bits below float's 24. Returns the previous block_k.
+DCN_EXPORT int dcn_emu_set_tc_accumulation(int block_k, int extra_bits) {
+    const int old = g_tc_accumulation.block_k;
+    g_tc_accumulation.block_k = block_k > 0 ? block_k : 0;
+    g_tc_accumulation.extra_bits = extra_bits > 0 ? extra_bits : 0;
+    return old;
+}
+
+// tc_block itself: acc + terms[0 .. n) by the tensor-core model (tests of the model).
+DCN_EXPORT float dcn_emu_tc_block(float acc, const double* terms, int n, int extra_bits) {
+    return tc_block(acc, terms, n, extra_bits);
 }
 
 // split_tf32_thread over n floats (one grid as the launcher starts it).

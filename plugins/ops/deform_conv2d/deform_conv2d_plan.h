@@ -177,8 +177,11 @@ inline FusedKernel fused_kernel() {
 // accuracy: columns and weights split into hi + lo (split_tf32, deform_conv2d_math.h) and
 // a x b = a_lo x b_hi + a_hi x b_lo + a_hi x b_hi, three cuBLAS GEMMs with
 // CUBLAS_COMPUTE_32F_FAST_TF32 accumulating in float, small terms first (kSplitTerms).
-// Host-emulated (tests/test_host_conv_3xtf32.py: TF32 operands truncated, the worst reading);
-// not yet run on a GPU, so off by default.
+// Host-emulated (tests/test_host_conv_3xtf32.py: TF32 operands truncated, the worst reading;
+// sums by IEEE adds and by a tensor-core model that truncates in alignment and normalisation:
+// within float32's row at K = 4608 for zero-mean weights; weights all of one sign drift to 1.08 of
+// it on the model without extra bits, the one case over: shorter GEMMs in K for hi x hi would
+// cut the drift); not yet run on a GPU, so off by default.
 // DCN_DEFORM_CONV_FP32_GEMM: "3xtf32" the split GEMMs, anything else SGEMM. The workspace holds
 // either (conv_workspace_bytes), so the switch may differ between building and running.
 constexpr bool k3xTf32Default = false;
