@@ -39,6 +39,8 @@ def lib():
     L.dcn_emu_fused_workspace.restype = ctypes.c_int64
     L.dcn_emu_fused_workspace.argtypes = [I64]
     L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
+    L.dcn_emu_fused_store_offsets.restype = ctypes.c_int
+    L.dcn_emu_fused_store_offsets.argtypes = [ctypes.c_int, I64]
     return L
 
 
@@ -174,3 +176,25 @@ def test_fused_path_refuses_no_channels_and_too_many_filter_tiles(lib, monkeypat
     assert lib.dcn_emu_conv_path(one_by_one(65535 * 128), 1, 132) == 1
     assert lib.dcn_emu_conv_path(one_by_one(65535 * 128 + 1), 1, 132) == 0
 
+
+
+THREADS, ROW_HALVES, TILE_ROWS = 512, 40, 128  # deform_conv2d_fused.h: kThreads, kLdA = kLdB, kBM = kBN
+
+
+@pytest.mark.parametrize("tile", ["A", "B"])
+def test_tile_stores_are_free_of_bank_conflicts(lib, tile):
+    """The A and B tiles' 16-byte shared stores, as the kernels' own store code places them: each
+    quarter-warp (the unit a 128-bit shared store is served in) writes eight different 16-byte bank
+    groups (no conflict); together the threads write every vector of the tile once; and a warp's
+    vectors are 8 whole rows, so its global loads cover the bytes row-major order would."""
+    out = (ctypes.c_int64 * (THREADS * 4))()
+    per = lib.dcn_emu_fused_store_offsets(0 if tile == "A" else 1, out)
+    assert per == 1
+    elems = np.array(out[:THREADS])
+    assert sorted(elems.tolist()) == [r * ROW_HALVES + 8 * v for r in range(TILE_ROWS) for v in range(4)]
+    groups = (elems * 2 // 16) % 8
+    for q in range(THREADS // 8):
+        assert len(set(groups[8 * q: 8 * q + 8].tolist())) == 8, (tile, q, elems[8 * q: 8 * q + 8])
+    rows = elems // ROW_HALVES
+    for w in range(THREADS // 32):
+        assert sorted(set(rows[32 * w: 32 * w + 32].tolist())) == list(range(8 * w, 8 * w + 8)), w

@@ -186,45 +186,61 @@ DCN_HD Tap<Acc> fused_tap(const T* offset, const T* mask, const DeformConvDims& 
     return tp;
 }
 
-// A tile: thread tid loads rows m0 + (tid + i*kThreads) / 4, 8 elements each (4 vectors a row; one a thread),
-// of Wt[m, kcol .. kcol + kBK) (kcol = k*C + c0); rows past M are zero.
-constexpr int kARegs = kBM * (kBK / kVec) / kThreads;  // vectors a thread (1)
+// Where vector idx of a tile goes (row, vector in the row), for tiles of kBK halves a row (4 vectors)
+// in shared rows of kLdA = kLdB halves (80 bytes): each warp's 32 vectors fill 8 rows x 4 vectors with
+// the row fastest, so a quarter-warp's eight 16-byte shared stores land in eight rows, eight different
+// 16-byte bank groups (80 * r mod 128): no bank conflict. (Row-major idx / 4, idx % 4 put lanes 0 and
+// 7 of a quarter-warp in one group: 2-way.) A warp's global loads cover the same rows and bytes either
+// way.
+constexpr int kTileVecs = kBK / kVec;      // vectors a tile row (4)
+constexpr int kWarpRows = 32 / kTileVecs;  // rows a warp's vectors fill (8)
+static_assert(kLdA == kLdB && kLdA * 2 % 128 == 80, "tile rows 80 bytes apart (mod 128): see tile_slot");
+struct Slot {
+    int row, vec;
+};
+DCN_HD Slot tile_slot(int idx) {
+    const int lane = idx % 32;
+    return {idx / 32 * kWarpRows + lane % kWarpRows, lane / kWarpRows};
+}
+
+// A tile: thread tid loads vector tile_slot(tid + i*kThreads) (8 elements; one a thread) of
+// Wt[m0 + row, kcol .. kcol + kBK) (kcol = k*C + c0); rows past M are zero.
+constexpr int kARegs = kBM * kTileVecs / kThreads;  // vectors a thread (1)
 template <class T> struct RawA {
     alignas(16) T v[kARegs][kVec];
 };
 template <class T>
 DCN_HD RawA<T> fused_fetch_a(int tid, const T* Wt, const DeformConvDims& d, int64_t m0, int64_t kcol) {
     const int64_t K = d.kH * d.kW * d.C;
-    constexpr int kSegs = kBK / kVec;
     RawA<T> a;
     for (int i = 0; i < kARegs; ++i) {
-        const int idx = tid + i * kThreads, row = idx / kSegs, seg = idx % kSegs;
-        if (m0 + row < d.M)
-            copy_vec(a.v[i], Wt + (m0 + row) * K + kcol + seg * kVec);
+        const Slot s = tile_slot(tid + i * kThreads);
+        if (m0 + s.row < d.M)
+            copy_vec(a.v[i], Wt + (m0 + s.row) * K + kcol + s.vec * kVec);
         else
             for (int e = 0; e < kVec; ++e) a.v[i][e] = store<T>(0.0f);
     }
     return a;
 }
 template <class T> DCN_HD void fused_put_a(int tid, const RawA<T>& a, T* As) {
-    constexpr int kSegs = kBK / kVec;
     for (int i = 0; i < kARegs; ++i) {
-        const int idx = tid + i * kThreads;
-        copy_vec(As + (idx / kSegs) * kLdA + (idx % kSegs) * kVec, a.v[i]);
+        const Slot s = tile_slot(tid + i * kThreads);
+        copy_vec(As + s.row * kLdA + s.vec * kVec, a.v[i]);
     }
 }
 
-// B tile: thread tid samples pixel tid / kSplit, channels c0 + (tid % kSplit) * kPer .. + kPer:
+// B tile: thread tid samples pixel tile_slot(tid).row, channels c0 + tile_slot(tid).vec * kPer .. + kPer:
 // the four neighbours' kPer channels (16-byte loads; zeros for a neighbour outside) ...
-constexpr int kPer = kBK * kBN / kThreads;  // channels a thread (8)
-constexpr int kSplit = kBK / kPer;          // threads a pixel (4)
+constexpr int kPer = kBK * kBN / kThreads;  // channels a thread (8: one vector, as tile_slot wants)
+static_assert(kPer == kVec && kBN * kTileVecs == kThreads, "B tile: one vector a thread");
 template <class T> struct RawB {
     alignas(16) T v[4][kPer];
 };
 template <class Acc, class T>
 DCN_HD RawB<T> fused_gather(int tid, const T* Xt, const DeformConvDims& d, const Tap<Acc>* taps, int64_t c0) {
-    const Tap<Acc>& tp = taps[tid / kSplit];
-    const T* img = Xt + static_cast<int64_t>(tp.n < 0 ? 0 : tp.n) * d.H * d.W * d.C + c0 + (tid % kSplit) * kPer;
+    const Slot s = tile_slot(tid);
+    const Tap<Acc>& tp = taps[s.row];
+    const T* img = Xt + static_cast<int64_t>(tp.n < 0 ? 0 : tp.n) * d.H * d.W * d.C + c0 + s.vec * kPer;
     RawB<T> b;
     for (int q = 0; q < 4; ++q) {
         if (tp.n >= 0 && tp.pix[q] >= 0) {
@@ -237,11 +253,12 @@ DCN_HD RawB<T> fused_gather(int tid, const T* Xt, const DeformConvDims& d, const
     return b;
 }
 // ... then the column entries sum_q w_q * x_q in Acc, in apply_taps' order (corners 0..3, a
-// neighbour outside adds nothing), stored as T to Bs[pix * kLdB + (tid % kSplit) * kPer ...].
+// neighbour outside adds nothing), stored as T to Bs[row * kLdB + vec * kPer ...] (tile_slot(tid)).
 template <class Acc, class T>
 DCN_HD void fused_combine(int tid, const Tap<Acc>* taps, const RawB<T>& b, T* Bs) {
-    const Tap<Acc>& tp = taps[tid / kSplit];
-    T* dst = Bs + (tid / kSplit) * kLdB + (tid % kSplit) * kPer;
+    const Slot s = tile_slot(tid);
+    const Tap<Acc>& tp = taps[s.row];
+    T* dst = Bs + s.row * kLdB + s.vec * kPer;
     for (int h = 0; h < kPer; h += kVec) {
         alignas(16) T out[kVec];
         for (int e = 0; e < kVec; ++e) {

@@ -248,3 +248,32 @@ DCN_EXPORT int64_t dcn_emu_fused_workspace(const int64_t* v) {
     const dcn::DeformConvDims d = dims_from(v);
     return dcn::fused::applicable(d, true) ? dcn::plan::fused_workspace_bytes(d, 2) : -1;
 }
+
+// Where each thread's 16-byte shared stores land in a tile, found by running the kernel's own
+// stores (which 0: fused_put_a into the A tile, 1: fused_combine into the B tile) with every
+// thread's vector holding its id: out[tid + i * kThreads] = the element offset of thread tid's i-th
+// vector (A: kARegs a thread, B: one), -1 where none landed. Returns the vectors a thread stores.
+DCN_EXPORT int dcn_emu_fused_store_offsets(int which, int64_t* out) {
+    const int per = which == 0 ? fused::kARegs : 1;
+    const int ld = which == 0 ? fused::kLdA : fused::kLdB;
+    const int rows = which == 0 ? fused::kBM : fused::kBN;
+    std::vector<float> tile(static_cast<size_t>(rows) * ld, -1.f);
+    for (int tid = 0; tid < fused::kThreads; ++tid) {
+        if (which == 0) {
+            fused::RawA<float> a;
+            for (int i = 0; i < per; ++i)
+                for (float& v : a.v[i]) v = static_cast<float>(tid + i * fused::kThreads);
+            fused::fused_put_a(tid, a, tile.data());
+        } else {
+            std::vector<fused::Tap<float>> taps(static_cast<size_t>(fused::kBN));
+            for (fused::Tap<float>& t : taps) t = {{0, -1, -1, -1}, {1.f, 0.f, 0.f, 0.f}, 0};
+            fused::RawB<float> b;
+            for (float& v : b.v[0]) v = static_cast<float>(tid);
+            fused::fused_combine<float>(tid, taps.data(), b, tile.data());
+        }
+    }
+    for (int i = 0; i < per * fused::kThreads; ++i) out[i] = -1;
+    for (int64_t e = 0; e < static_cast<int64_t>(tile.size()); e += fused::kVec)
+        if (tile[static_cast<size_t>(e)] >= 0.f) out[static_cast<int64_t>(tile[static_cast<size_t>(e)])] = e;
+    return per;
+}
