@@ -177,7 +177,6 @@ def test_fused_path_refuses_no_channels_and_too_many_filter_tiles(lib, monkeypat
     assert lib.dcn_emu_conv_path(one_by_one(65535 * 128 + 1), 1, 132) == 0
 
 
-
 THREADS, ROW_HALVES, TILE_ROWS = 512, 40, 128  # deform_conv2d_fused.h: kThreads, kLdA = kLdB, kBM = kBN
 
 

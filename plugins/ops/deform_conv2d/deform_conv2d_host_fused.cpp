@@ -267,7 +267,7 @@ DCN_EXPORT int dcn_emu_fused_store_offsets(int which, int64_t* out) {
         } else {
             std::vector<fused::Tap<float>> taps(static_cast<size_t>(fused::kBN));
             for (fused::Tap<float>& t : taps) t = {{0, -1, -1, -1}, {1.f, 0.f, 0.f, 0.f}, 0};
-            fused::RawB<float> b;
+            fused::RawB<float> b{};  // neighbours 1..3 are outside (pix -1): never read
             for (float& v : b.v[0]) v = static_cast<float>(tid);
             fused::fused_combine<float>(tid, taps.data(), b, tile.data());
         }
