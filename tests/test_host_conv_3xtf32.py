@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcn_base.tolerance import tolerance
+from dcn_base.tolerance import error_ratio, tolerance
 from exporter.contract import conv_out_size
 from helpers.sweep import CONV_SPECS, ConvCase, make_conv_case
 from test_host_kernels import DTYPES, assert_matches, check_conv_stats, conv_reference, emu_conv, load_library
@@ -161,7 +161,7 @@ def test_each_term_is_needed(lib, split_mode):
             rc, y, stats, msg = emu_conv(lib, "float32", c)
             assert rc == 0, msg
             assert stats[1] == 3 - skipped, stats
-            errors[skipped] = float(np.max(np.abs(y.astype(np.float64) - want) / (atol + rtol * np.abs(want))))
+            errors[skipped] = error_ratio(y, want, atol, rtol)
     finally:
         lib.dcn_emu_set_split_terms_skipped(0)
     assert errors[0] <= 1.0, errors
@@ -221,9 +221,7 @@ def c5_case(columns="any", weight_mean=0.0, seed=3):
 def error_in_rows(lib, c):
     rc, y, stats, msg = emu_conv(lib, "float32", c)
     assert rc == 0 and stats[12] == 1, msg
-    atol, rtol = tolerance("float32")
-    want = conv_reference(c, "float32")
-    return float(np.max(np.abs(y.astype(np.float64) - want) / (atol + rtol * np.abs(want)))), y
+    return error_ratio(y, conv_reference(c, "float32"), *tolerance("float32")), y
 
 
 TC_MODELS = [(4, 0), (8, 0), (16, 0), (8, 3)]

@@ -100,6 +100,16 @@ int emulate(const void* value, const void* shapes, const void* starts, int index
     }
 }
 
+// The launcher's index type at vector width V: int32_t where launch::fits_msda_int32 holds for its
+// G and grid (max_blocks > 0: the grid capped, as the tests cap it).
+bool launcher_int32(const MsdaDims& d, int V, int64_t max_blocks) {
+    const int G = launch::msda_group_threads(d.D, V);
+    const int64_t total = launch::msda_total_threads(d, G);
+    int64_t blocks = launch::blocks_for(total);
+    if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
+    return launch::fits_msda_int32(d, V, G, total, blocks);
+}
+
 template <class T, class TL>
 int emulate_t(int index_mode, const void* value, const void* shapes, const void* starts, int index_bytes, const void* loc,
               const void* attn, const MsdaDims& d, int vector, int split, int64_t max_blocks, void* Y, int64_t* stats) {
@@ -108,11 +118,7 @@ int emulate_t(int index_mode, const void* value, const void* shapes, const void*
         const int V = vector ? vector
                              : launch::msda_vector_width(d.D, sizeof(T), launch::kMsdaMaxVector,
                                                          reinterpret_cast<uint64_t>(value), reinterpret_cast<uint64_t>(Y));
-        const int G = launch::msda_group_threads(d.D, V);
-        const int64_t total = launch::msda_total_threads(d, G);
-        int64_t blocks = launch::blocks_for(total);
-        if (max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
-        i32 = launch::fits_msda_int32(d, V, G, total, blocks);
+        i32 = launcher_int32(d, V, max_blocks);
     }
     return i32 ? emulate<T, TL, int32_t>(value, shapes, starts, index_bytes, loc, attn, d, vector, split, max_blocks, Y,
                                          stats)
@@ -152,13 +158,9 @@ DCN_EXPORT int dcn_emu_msda(int dtype, int index_mode, const void* value, const 
                                         max_blocks, Y, stats);
 }
 
-// The launcher's index type for dims (N, S, M, D, L, Lq, P) at vector width V: 1 = int32_t, 0 = int64_t
-// (launch::fits_msda_int32 on the launcher's own G and grid).
+// The launcher's index type for dims (N, S, M, D, L, Lq, P) at vector width V: 1 = int32_t, 0 = int64_t.
 DCN_EXPORT int dcn_emu_msda_fits_int32(const int64_t* dims, int V) {
-    const MsdaDims d = dims_of(dims);
-    const int G = launch::msda_group_threads(d.D, V);
-    const int64_t total = launch::msda_total_threads(d, G);
-    return launch::fits_msda_int32(d, V, G, total, launch::blocks_for(total)) ? 1 : 0;
+    return launcher_int32(dims_of(dims), V, 0) ? 1 : 0;
 }
 
 DCN_EXPORT void dcn_msda_elements(int dtype, const void* value, const void* shapes, const void* starts,
