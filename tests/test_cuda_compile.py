@@ -4,7 +4,7 @@ scripts/check_cuda_build.sh compiles every .cu of the op folders (plugins/ops/<o
 (what nvcc supports) with -Xptxas -v and every TensorRT plugin source against real TensorRT headers
 (kernel-lens: TensorRT 10.14). Here: no kernel spills or uses a stack frame on any
 architecture, every kernel exists for every architecture, the plugin sources compiled, and
-the spill gate itself works.
+the spill gate itself works, and the machine code has the vector accesses the host emulation assumes.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from helpers.cpp_ops import op_files
-from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build
+from helpers.cuda_check import REPO, REQUIRED_ARCHS, check_build, sass_opcodes
 
 KERNELS = {
     f"{k}<{t}, {i}>"
@@ -113,3 +113,54 @@ def test_every_launch_returns_its_own_status():
     for f in sources:
         code = re.sub(r"//[^\n]*", "", f.read_text())
         assert "<<<" not in code and "cudaGetLastError" not in code, f"{f.name}: a launch outside launch_kernel"
+
+
+def test_cublas_handles_reduce_in_float():
+    """FP16 GEMMs accumulate in float (CUBLAS_COMPUTE_32F) and must reduce in float too: without
+    CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION cuBLAS may add a split-K GEMM's partial sums in half. The
+    handle's one math-mode call sets it; no other code sets a math mode."""
+    calls = {f.name: re.findall(r"cublasSetMathMode\(([^;]*)\);", re.sub(r"//[^\n]*", "", f.read_text()))
+             for f in sorted((REPO / "plugins").rglob("*.[ch]*")) if f.suffix in (".cpp", ".h", ".cu", ".cuh")}
+    calls = {k: v for k, v in calls.items() if v}
+    assert list(calls) == ["cublas_resource.cpp"] and len(calls["cublas_resource.cpp"]) == 1, calls
+    assert "CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION" in calls["cublas_resource.cpp"][0], calls
+
+# The kernels templated on a vector width: which template argument it is (the element type is float or __half).
+VECTOR_ARG = {"dcn_deform_im2col_kernel": 2, "dcn_msda_kernel": 0, "dcn_msda_split_kernel": 0,
+              "dcn_dcnv3_kernel": 1, "dcn_dcnv4_kernel": 1}
+# The fused kernels' 16-byte shared stores (A and B tiles: one-stage 2; two-stage 2 in the prologue and 2 in the
+# loop) and 16-byte global loads (a weight vector and four neighbours' vectors; the two-stage kernel twice).
+FUSED_SASS = {"dcn_deform_conv_fused_kernel": {"STS.128": 2, "LDG.E.128": 5},
+              "dcn_deform_conv_fused_pipelined_kernel": {"STS.128": 4, "LDG.E.128": 10}}
+
+
+def test_vector_accesses_are_vector_instructions():
+    """The host emulation checks the kernels' vector accesses (plugins/common/dcn_vector_check.h) and the fused
+    tiles' bank layout (fused::tile_slot, test_host_fused_conv.py) on the premise that a vector is one access;
+    the compiler may split one into pieces, which no host test sees. In the SASS of every architecture: the fused
+    kernels' tile stores and loads are 128-bit, exactly as many as their code has, and every instantiation of a
+    vector width V x element size >= 8 bytes accesses global memory that wide (16 bytes at most; sm_100 and later
+    may take a 32-byte vector in one access)."""
+    r = check_build(need_trt=False)
+    objects = sorted((r.build / "cuda").rglob("*.cu.o"))
+    assert objects, f"no kernel objects under {r.build / 'cuda'}"
+    seen: set[str] = set()
+    for obj in objects:
+        for (arch, fn), ops in sass_opcodes(obj).items():
+            m = re.search(r"(dcn_\w+)(?:<([^>]*)>)?\(", fn)
+            name = m.group(1) if m else ""
+            if name in FUSED_SASS:
+                seen.add(name)
+                for op, n in FUSED_SASS[name].items():
+                    got = sum(c for o, c in ops.items() if o == op or o.startswith(op + "."))
+                    assert got == n, f"{name} on {arch}: {got} x {op}, expected {n} ({dict(ops)})"
+            elif name in VECTOR_ARG:
+                seen.add(name)
+                args = [a.strip() for a in m.group(2).split(",")]
+                size = 4 if "float" in args else 2
+                width = min(int(args[VECTOR_ARG[name]]) * size, 16)
+                if width >= 8:  # (sm_100 on reads 32-byte vectors as one: LDG.E.ENL2.256)
+                    bits = [int(b) for o in ops if o.startswith(("LDG.", "STG.")) for b in re.findall(r"\.(\d+)", o)]
+                    assert max(bits, default=0) >= width * 8, \
+                        f"{fn} on {arch}: no global access of {width} bytes or more ({sorted(ops)})"
+    assert seen == set(FUSED_SASS) | set(VECTOR_ARG), seen

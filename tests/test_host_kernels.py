@@ -14,6 +14,7 @@ it belongs.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import math
 from typing import Optional
@@ -441,15 +442,20 @@ def _roi_lib(lib):
     return lib
 
 
-@pytest.mark.parametrize("target, K", [(0, 1), (1, 8)], ids=["launcher-K1", "K8"])
+def widest_k(C: int) -> int:
+    """The plan's K where items are plenty: 8 channels, or C rounded up to a power of two where that is less."""
+    return min(8, 1 << (C - 1).bit_length()) if C > 0 else 1
+
+
+@pytest.mark.parametrize("target", [0, 1], ids=["launcher-K1", "Kmax"])
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("data, rois, offset, attrs", _roi_cases())
-def test_roi_pool_launch_matches_reference(lib, data, rois, offset, attrs, dtype, target, K):
+def test_roi_pool_launch_matches_reference(lib, data, rois, offset, attrs, dtype, target):
     """The awkward sweep of test_deform_roi_pool (RoIs inside / off the image / zero-size / inverted, offsets far
-    outside, adaptive grids), as the launcher runs it (few items: K = 1) and in blocks of K = 8 channels (C = 2
-    or 3: every block partial)."""
+    outside, adaptive grids), as the launcher runs it (few items: K = 1) and in the widest blocks the plan takes,
+    C rounded up to a power of two (C = 3: K = 4, the block partial; C = 2: K = 2)."""
     s = check_roi(_roi_lib(lib), dtype, data, rois, offset, attrs, target=target)
-    assert s["bits"] == 32 and s["K"] == K
+    assert s["bits"] == 32 and s["K"] == (1 if target == 0 else widest_k(data.shape[1])), s
 
 
 @pytest.mark.parametrize("target, K", [(1, 8), (100, 4), (200, 2), (10 ** 9, 1)])
@@ -472,7 +478,7 @@ def test_roi_pool_index_types_and_grid_stride(lib, index, max_blocks):
     for dtype in ("float64", "float32"):
         s = check_roi(_roi_lib(lib), dtype, data, rois, offset, attrs, index=index, max_blocks=max_blocks, target=1)
         assert s["bits"] == (64 if index == "int64" else 32)
-        assert s["K"] == (1 if index == "int64" else 8)
+        assert s["K"] == (1 if index == "int64" else widest_k(data.shape[1]))
         if max_blocks:
             assert s["blocks"] == min(max_blocks, -(-s["items"] // 256))
 
@@ -522,9 +528,49 @@ def test_roi_pool_item_mapping_and_plan(lib):
     np.testing.assert_array_equal(out, np.stack([r, cb, ph * PW + pw, ph, pw], axis=1))
     plan = (ctypes.c_int64 * 4)()
     for (R, C, P_, target), K in [((512, 256, 7, 0), 8), ((128, 256, 7, 0), 4), ((64, 256, 7, 0), 2), ((1, 256, 7, 0), 1), ((0, 5, 2, 0), 1),
-                                  ((3, 0, 2, 0), 1), ((100, 3, 7, 1), 8)]:
+                                  ((3, 0, 2, 0), 1), ((100, 3, 7, 1), 4), ((100, 8, 7, 1), 8), ((100, 5, 7, 1), 8),
+                                  ((6000, 1, 7, 0), 1), ((6000, 2, 7, 0), 2), ((6000, 9, 7, 0), 8)]:
         L.dcn_emu_roi_pool_plan(R, C, P_, P_, target, plan)
         assert list(plan) == [K, -(-C // K), P_ * P_, R * -(-C // K) * P_ * P_], (R, C, P_, target, list(plan))
+
+
+DIRECT_SAMPLES = 16  # deform_roi_pool_math.h kRoIPoolDirectSamples
+
+
+def test_roi_pool_sample_runs_hold_exactly_the_samples_inside(lib):
+    """The RoI pools' loops walk only the samples whose coordinate can be inside the map (roi_pool_rows /
+    roi_pool_cols: bisection on the very coordinates the taps compute), so a huge RoI costs what its samples on the
+    map cost. Against every sample's own inside test, in float and double: grids past kRoIPoolDirectSamples and
+    within it, sizes of either sign and zero, runs beginning and ending before, inside and after the map,
+    coordinates landing on -1 and on the extent, huge, infinite and NaN starts and sizes."""
+    f = lib.dcn_emu_roi_pool_inside_run
+    f.restype, f.argtypes = None, [ctypes.c_int, ctypes.c_double, ctypes.c_double, ctypes.c_int64, ctypes.c_int64, I64]
+    rng = np.random.default_rng(3)
+    cases = [(float(a), float(b), int(c), int(e)) for a, b, c, e in zip(
+        rng.uniform(-3000, 3000, 300), rng.uniform(-5000, 5000, 300), rng.integers(1, 1025, 300), rng.integers(1, 200, 300))]
+    for count in (16, 17, 1024):
+        for extent in (1, 6, 7):
+            step = (extent + 1) / count  # samples from -1 + step / 2: the last one on the extent - step / 2
+            cases += [(-1.0 - 0.5 * step, float(extent + 1) + 0.0, count, extent),  # the first sample exactly on -1
+                      (-1.0, float(extent + 1), count, extent), (float(extent), -float(extent + 1), count, extent),
+                      (-1.0, 0.0, count, extent), (float(extent), 0.0, count, extent), (-1.0000001, 0.0, count, extent),
+                      (float(extent) + 1e-4, 0.0, count, extent), (-1e7, 2e7, count, extent), (1e7, -2e7, count, extent),
+                      (-1e30, 2e30, count, extent), (3e38, -3e38, count, extent), (-3e38, 3e38, count, extent)]
+            cases += [(a, b, count, extent) for a in (math.nan, math.inf, -math.inf, 0.5) for b in (math.nan, math.inf, -math.inf, 2.0)]
+    out = (ctypes.c_int64 * 4)()
+    kinds = collections.Counter()
+    for dtype in (0, 1):
+        for start, size, count, extent in cases:
+            f(dtype, start, size, count, extent, out)
+            lo, hi, extra, missed = list(out)
+            where = (dtype, start, size, count, extent, list(out))
+            assert missed == 0 and 0 <= lo <= hi <= count, where
+            if count <= DIRECT_SAMPLES:  # the whole grid: each sample's own test decides
+                assert (lo, hi) == (0, count), where
+                continue
+            assert extra == 0, where
+            kinds["empty" if lo == hi else "all" if hi - lo == count else "inner" if 0 < lo and hi < count else "edge"] += 1
+    assert min(kinds[k] for k in ("empty", "all", "inner", "edge")) >= 20, kinds
 
 
 def test_roi_pool_index_type_where_sizes_fit(lib):

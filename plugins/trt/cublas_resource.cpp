@@ -71,8 +71,11 @@ private:
         mStatus = cublasCreate(&mHandle);
         if (mStatus == CUBLAS_STATUS_SUCCESS)
         {
-            // FP32: no TF32; FP16: tensor cores with FP32 accumulation (CUBLAS_COMPUTE_32F at the call)
-            mStatus = cublasSetMathMode(mHandle, CUBLAS_DEFAULT_MATH);
+            // FP32: no TF32; FP16: tensor cores with FP32 accumulation (CUBLAS_COMPUTE_32F at the call),
+            // and no reduction in the output type: without the flag a split-K FP16 GEMM may add its
+            // partial sums in half (cublas_api.h, CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)
+            mStatus = cublasSetMathMode(mHandle, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                                                           CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
         }
         if (mStatus != CUBLAS_STATUS_SUCCESS && mHandle != nullptr)
         {

@@ -7,10 +7,12 @@ A missing tool skips the tests that need it, naming it; a failing build fails th
 """
 from __future__ import annotations
 
+import collections
 import functools
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -84,3 +86,37 @@ def check_build(*, need_trt: bool) -> CheckResult:
     if r.rc != 0:
         pytest.fail(f"scripts/check_cuda_build.sh failed (exit {r.rc}):\n" + r.output[-6000:])
     return r
+
+
+def cuobjdump() -> str | None:
+    """CUDA's cuobjdump: beside nvcc, else the copy in triton's wheel (a dependency of torch's)."""
+    n = nvcc()
+    cands = [Path(n).parent / "cuobjdump"] if n else []
+    spec = importlib.util.find_spec("triton")  # finds, does not import
+    if spec and spec.origin:
+        cands.append(Path(spec.origin).parent / "backends" / "nvidia" / "bin" / "cuobjdump")
+    return next((str(c) for c in cands if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+def sass_opcodes(obj: Path) -> dict[tuple[str, str], collections.Counter]:
+    """{(architecture, demangled kernel): Counter of its SASS instructions (opcode with modifiers, e.g.
+    STS.128)} of a check-build object; skips naming cuobjdump or c++filt where missing."""
+    tool, filt = cuobjdump(), shutil.which("c++filt")
+    if tool is None or filt is None:
+        pytest.skip(f"{'cuobjdump (CUDA toolkit, or triton)' if tool is None else 'c++filt (binutils)'} not found: "
+                    "cannot read the kernels' machine code")
+    text = subprocess.run([tool, "-sass", str(obj)], capture_output=True, text=True, check=True).stdout
+    table: dict[tuple[str, str], collections.Counter] = {}
+    arch = fn = None
+    for line in text.splitlines():
+        if m := re.match(r"\s*arch = (sm_\d+)", line):
+            arch = m.group(1)
+        elif m := re.search(r"Function : (\S+)", line):
+            fn = m.group(1)
+            table[(arch, fn)] = collections.Counter()
+        elif fn and (m := re.search(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)", line)):
+            table[(arch, fn)][m.group(1)] += 1
+    names = sorted({f for _, f in table})
+    plain = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True, check=True).stdout.split("\n")
+    demangled = dict(zip(names, plain))
+    return {(a, demangled[f]): c for (a, f), c in table.items()}

@@ -9,7 +9,8 @@
 // convolution group) and the math (deform_conv2d_math.h). The only stand-in is the
 // GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
 // the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
-// CUBLAS_COMPUTE_32F for float/half; CUBLAS_COMPUTE_32F_FAST_TF32 of the 3xTF32 mode reads
+// CUBLAS_COMPUTE_32F for float/half, whose handle disallows reductions in half:
+// plugins/trt/cublas_resource.cpp; CUBLAS_COMPUTE_32F_FAST_TF32 of the 3xTF32 mode reads
 // its operands as TF32, emulated by truncating them to 10 mantissa bits, the worst reading; its
 // sums by IEEE adds, or for the tests by a tensor core's truncating model, TcAccumulation).
 //

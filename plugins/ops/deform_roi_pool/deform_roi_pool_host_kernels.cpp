@@ -127,6 +127,33 @@ DCN_EXPORT void dcn_emu_roi_pool_items(int64_t bins, int64_t nCb, int64_t pooled
     }
 }
 
+namespace {
+template <class Acc> void inside_run(Acc start, Acc size, int64_t count, int64_t extent, int64_t* out) {
+    const dcn::SampleRun run = dcn::roi_pool_inside_run<Acc>(start, size, count, extent);
+    int64_t extra = 0, missed = 0;  // samples the run holds that count zero / leaves out that count
+    for (int64_t g = 0; g < count; ++g) {
+        const bool inside =
+            dcn::roi_align_taps<Acc>(extent, int64_t(1), dcn::roi_pool_sample<Acc>(start, size, g, count), Acc(0)).inside;
+        const bool held = g >= run.lo && g < run.hi;
+        extra += held && !inside;
+        missed += !held && inside;
+    }
+    const int64_t v[4] = {run.lo, run.hi, extra, missed};
+    std::memcpy(out, v, sizeof v);
+}
+}  // namespace
+
+// roi_pool_inside_run(start, size, count, extent) in float (dtype 1) or double (0), checked against every
+// sample's own inside test (roi_align_taps on the axis): out[0..3] = lo, hi, samples held that count zero,
+// samples left out that count (both 0 when the run is right).
+DCN_EXPORT void dcn_emu_roi_pool_inside_run(int dtype, double start, double size, int64_t count, int64_t extent,
+                                            int64_t* out) {
+    if (dtype == 1)
+        inside_run<float>(static_cast<float>(start), static_cast<float>(size), count, extent, out);
+    else
+        inside_run<double>(start, size, count, extent, out);
+}
+
 // out[0..3] = the plan for (R, C, pooled_height, pooled_width) and target (0: the default):
 // K, nCb, bins, total.
 DCN_EXPORT void dcn_emu_roi_pool_plan(int64_t R, int64_t C, int64_t PH, int64_t PW, int64_t target, int64_t* out) {

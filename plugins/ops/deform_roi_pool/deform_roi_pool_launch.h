@@ -12,8 +12,8 @@
 // deform_roi_pool_element in its order, so every output equals the element function's.
 //   item = (r*nCb + cb)*bins + bin,  bins fastest: a warp's stores of one channel are adjacent
 //   (Y[r][c][ph][pw], row-major), and its loads fall in one plane near each other.
-// K: the most channels (kRoIPoolMaxChannels) while that leaves enough items to fill the GPU
-// (kRoIPoolTargetItems), else halved (8, 4, 2, 1); with 64-bit indices (sizes past int32) K = 1,
+// K: the most channels (kRoIPoolMaxChannels), no more than the power of two C rounds up to, while
+// that leaves enough items to fill the GPU (kRoIPoolTargetItems), else halved (8, 4, 2, 1); with 64-bit indices (sizes past int32) K = 1,
 // where 64-bit offsets leave no registers for more accumulators.
 #pragma once
 
@@ -42,6 +42,7 @@ DCN_HD RoIPoolPlan roi_pool_plan(const DeformRoIPoolDims& d, int64_t target = kR
     RoIPoolPlan pl{};
     pl.bins = d.pooled_height * d.pooled_width;
     pl.K = max_k;
+    while (pl.K > 1 && pl.K / 2 >= d.C) pl.K /= 2;  // no more than C needs (C = 1: 1; 3 or 4: 4)
     while (pl.K > 1 && d.R * pl.bins * ((d.C + pl.K - 1) / pl.K) < target) pl.K /= 2;
     pl.nCb = (d.C + pl.K - 1) / pl.K;
     pl.total = d.R * pl.nCb * pl.bins;
@@ -103,9 +104,10 @@ DCN_HD void deform_roi_pool_thread(I tid, I nthreads, const T* data, const TR* r
         for (int k = 0; k < K; ++k) acc[k] = Acc(0);
         if (b.b >= 0) {
             const I at = (static_cast<I>(b.b) * C + c0) * HW;  // channel c0's plane
-            const I gh = static_cast<I>(b.gh), gw = static_cast<I>(b.gw);  // <= kRoIPoolMaxGrid
-            for (I iy = 0; iy < gh; ++iy)
-                for (I ix = 0; ix < gw; ++ix) {
+            // the samples that can count (<= kRoIPoolMaxGrid a side): roi_pool_rows / roi_pool_cols
+            const SampleRun ry = roi_pool_rows(b, d.H), rx = roi_pool_cols(b, d.W);
+            for (I iy = static_cast<I>(ry.lo); iy < static_cast<I>(ry.hi); ++iy)
+                for (I ix = static_cast<I>(rx.lo); ix < static_cast<I>(rx.hi); ++ix) {
                     const RoIAlignTaps<Acc, I> t = deform_roi_pool_taps<Acc, I>(b, H, W, iy, ix);
                     // a sample outside the map adds +0 in the element: no change (a sum from +0 is never -0)
                     if (!t.inside) continue;

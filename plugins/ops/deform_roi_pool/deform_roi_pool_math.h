@@ -25,6 +25,8 @@
 //       bin of a RoI), where they start (offset included) and the bin's size.
 //   template<class Acc, class I = int64_t> DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>&,
 //       I H, I W, I iy, I ix);     the taps of sample (iy, ix) of the bin (I = int32_t: needs H*W <= INT32_MAX)
+//   template<class Acc> DCN_HD SampleRun roi_pool_rows(const RoIPoolBin<Acc>&, int64_t H);   (roi_pool_cols: W)
+//       the samples iy in [lo, hi) whose y can be inside the map (the rest count zero): the loops' bounds
 //   template<class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>&);   max(gh*gw, 1)
 //   template<class Acc, class T, class RT> DCN_HD Acc deform_roi_pool_element(
 //       const T* data, const RT* rois, const T* offset /*nullable*/, const DeformRoIPoolDims& d,
@@ -167,12 +169,59 @@ DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(const RT* rois, const T* offset, cons
     return bin;
 }
 
+// Sample g (0 <= g < count) of a bin along one axis: start + (g + 1/2) * size / count.
+template <class Acc> DCN_HD Acc roi_pool_sample(Acc start, Acc size, int64_t g, int64_t count) {
+    return start + (Acc(g) + Acc(0.5)) * size / Acc(count);
+}
+
 template <class Acc, class I = int64_t>
 DCN_HD RoIAlignTaps<Acc, I> deform_roi_pool_taps(const RoIPoolBin<Acc>& bin, I H, I W, I iy, I ix) {
-    const Acc half = Acc(0.5);
-    const Acc y = bin.y0 + (Acc(iy) + half) * bin.bin_h / Acc(bin.gh);
-    const Acc x = bin.x0 + (Acc(ix) + half) * bin.bin_w / Acc(bin.gw);
+    const Acc y = roi_pool_sample(bin.y0, bin.bin_h, static_cast<int64_t>(iy), bin.gh);
+    const Acc x = roi_pool_sample(bin.x0, bin.bin_w, static_cast<int64_t>(ix), bin.gw);
     return roi_align_taps<Acc, I>(H, W, y, x);
+}
+
+// The samples of a bin along one axis that can count: those whose coordinate is in [-1, extent]
+// (RoIAlign's inside test on that axis), g in [lo, hi). The coordinate is monotone in g (every
+// rounding is), so they are one run, found by bisection on the very coordinates the taps compute;
+// a sample outside it counts zero (adds +0), so skipping it changes no bit. What it saves: a huge
+// RoI's clamped grid (up to kRoIPoolMaxGrid^2 samples a bin) that mostly misses the map, which the
+// loops would otherwise walk for every channel. Up to kRoIPoolDirectSamples samples the loop
+// decides each one (the whole grid); a start or size that is not finite has no sample inside.
+constexpr int32_t kRoIPoolDirectSamples = 16;
+struct SampleRun {
+    int32_t lo, hi;  // a grid has at most kRoIPoolMaxGrid samples a side
+};
+template <class P> DCN_HD int32_t first_where(int32_t n, const P& pred) {  // pred false ... true on [0, n)
+    int32_t a = 0, b = n;
+    while (a < b) {
+        const int32_t m = a + (b - a) / 2;
+        if (pred(m)) b = m;
+        else a = m + 1;
+    }
+    return a;
+}
+template <class Acc> DCN_HD SampleRun roi_pool_inside_run(Acc start, Acc size, int64_t count, int64_t extent) {
+    const int32_t n = static_cast<int32_t>(count);  // <= kRoIPoolMaxGrid
+    if (n <= kRoIPoolDirectSamples) return {0, n};
+    if (!(start - start == Acc(0)) || !(size - size == Acc(0))) return {0, 0};  // inf or NaN
+    const Acc low = Acc(-1), high = Acc(extent);
+    SampleRun r;
+    if (size >= Acc(0)) {  // non-decreasing
+        r.lo = first_where(n, [&](int32_t g) { return roi_pool_sample(start, size, g, count) >= low; });
+        r.hi = first_where(n, [&](int32_t g) { return roi_pool_sample(start, size, g, count) > high; });
+    } else {  // non-increasing
+        r.lo = first_where(n, [&](int32_t g) { return roi_pool_sample(start, size, g, count) <= high; });
+        r.hi = first_where(n, [&](int32_t g) { return roi_pool_sample(start, size, g, count) < low; });
+    }
+    if (r.hi < r.lo) r.hi = r.lo;
+    return r;
+}
+template <class Acc> DCN_HD SampleRun roi_pool_rows(const RoIPoolBin<Acc>& bin, int64_t H) {
+    return roi_pool_inside_run(bin.y0, bin.bin_h, bin.gh, H);
+}
+template <class Acc> DCN_HD SampleRun roi_pool_cols(const RoIPoolBin<Acc>& bin, int64_t W) {
+    return roi_pool_inside_run(bin.x0, bin.bin_w, bin.gw, W);
 }
 
 template <class Acc> DCN_HD int64_t deform_roi_pool_count(const RoIPoolBin<Acc>& bin) {
@@ -185,9 +234,10 @@ DCN_HD Acc deform_roi_pool_element(const T* data, const RT* rois, const T* offse
     const RoIPoolBin<Acc> bin = deform_roi_pool_bin<Acc>(rois, offset, d, r, ph, pw);
     if (bin.b < 0) return Acc(0);
     const T* plane = data + (bin.b * d.C + c) * d.H * d.W;
+    const SampleRun ry = roi_pool_rows(bin, d.H), rx = roi_pool_cols(bin, d.W);
     Acc sum = Acc(0);
-    for (int64_t iy = 0; iy < bin.gh; ++iy)
-        for (int64_t ix = 0; ix < bin.gw; ++ix)
+    for (int64_t iy = ry.lo; iy < ry.hi; ++iy)
+        for (int64_t ix = rx.lo; ix < rx.hi; ++ix)
             sum += apply_roi_align_taps<Acc>(plane, deform_roi_pool_taps<Acc>(bin, d.H, d.W, iy, ix));
     return sum / Acc(deform_roi_pool_count(bin));
 }

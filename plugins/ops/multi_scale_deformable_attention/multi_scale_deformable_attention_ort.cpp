@@ -32,10 +32,10 @@ template <class T> struct MsdaKernel : KernelBase<MsdaKernel<T>> {
         const bool i64 = t1 == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
         if (!i64 && t1 != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32)
             throw InvalidArgument(dcn::msda_prefix(attrs_.node()) + "spatial_shapes has element type " +
-                                  std::to_string(t1) + ", expected int64 or int32");
+                                  element_type_name(t1) + ", expected int64 or int32");
         if (t2 != t1)
             throw InvalidArgument(dcn::msda_prefix(attrs_.node()) + "level_start_index has element type " +
-                                  std::to_string(t2) + ", expected spatial_shapes' (" + (i64 ? "int64" : "int32") + ")");
+                                  element_type_name(t2) + ", expected spatial_shapes' (" + (i64 ? "int64" : "int32") + ")");
         std::vector<dcn::MsdaLevel> levels(static_cast<size_t>(d.L));
         if (i64)
             read_levels(in[1].GetTensorData<int64_t>(), in[2].GetTensorData<int64_t>(), d, levels);
