@@ -219,6 +219,39 @@ def test_conv_index_types_and_grid_stride(lib, index, max_blocks):
     assert_matches(y, conv_reference(c, "float64"), "float64", f"{index} max_blocks={max_blocks}")
 
 
+def test_conv_int32_and_int64_instances_sample_alike_at_the_edges(lib):
+    """The int32 instance decides and splits sampling positions in float (bilinear_taps_split: comparisons with
+    exact integers), the int64 one in int64: the same samples, bit for bit, with positions exactly on -1, 0, H - 1
+    and H, just inside and outside them, far away, infinite and NaN, in float64, float32 and float16; inf and NaN
+    on the map's border rows and columns make every decision at the border show."""
+    from helpers.sweep import ConvCase
+    g = torch.Generator().manual_seed(5)
+    N, C, H, W, M, kH, kW = 2, 3, 7, 9, 2, 3, 2
+    strides, pads, dil = (1, 2), (1, 0, 2, 1), (2, 1)
+    oh, ow = conv_out_size(H, 1, 2, 2, kH, 1), conv_out_size(W, 0, 1, 1, kW, 2)
+    base_h = (torch.arange(oh) * strides[0] - pads[0]).view(1, 1, oh, 1) + (torch.arange(kH * kW) // kW * dil[0]).view(1, -1, 1, 1)
+    base_w = (torch.arange(ow) * strides[1] - pads[1]).view(1, 1, 1, ow) + (torch.arange(kH * kW) % kW * dil[1]).view(1, -1, 1, 1)
+    points = torch.tensor([-1.0, -0.9999, -0.5, 0.0, 0.25, H - 1.0, H - 0.5, H - 1e-4, float(H), W - 1.0, float(W),
+                           W - 1e-4, 1e6, -1e6, 3e9, math.nan, math.inf, -math.inf], dtype=torch.float64)
+    pick = lambda: points[torch.randint(len(points), (N, kH * kW, oh, ow), generator=g)]  # noqa: E731
+    off = torch.stack([pick() - base_h, pick() - base_w], dim=2).reshape(N, 2 * kH * kW, oh, ow)
+    x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
+    x[:, 0, 0, :], x[:, 1, :, -1], x[:, 2, -1, 2] = math.inf, -math.inf, math.nan  # a neighbour read by a sample
+    w = torch.randn(M, C, kH, kW, generator=g, dtype=torch.float64)  # that should count zero shows (0 * inf)
+    mask = torch.rand(N, kH * kW, oh, ow, generator=g, dtype=torch.float64)
+    c = ConvCase(x, w, off, None, mask, strides, pads, dil, 1, 1)
+    for dtype in DTYPES:
+        with np.errstate(over="ignore"):  # float16: the far points' offsets are inf
+            (rc32, y32, s32, m32), (rc64, y64, s64, m64) = (emu_conv(lib, dtype, c, index=i) for i in ("int32", "int64"))
+        assert rc32 == 0 and rc64 == 0, (m32, m64)
+        assert (s32[4], s64[4]) == (32, 64)
+        assert np.array_equal(y32, y64, equal_nan=True) and np.array_equal(np.signbit(y32), np.signbit(y64)), dtype
+        want = conv_reference(c, dtype)
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(y64.astype(np.float64)), fin) and 0.2 < fin.mean() < 1, dtype
+        assert_matches(np.where(fin, y64, 0), np.where(fin, want, 0), dtype, f"edges {dtype}")
+
+
 def test_conv_points_outside_and_partial_corners(lib):
     """Offsets that put samples beyond the map, on its border and in partial corners."""
     g = torch.Generator().manual_seed(3)
@@ -236,6 +269,22 @@ def test_conv_points_outside_and_partial_corners(lib):
         assert rc == 0, msg
         check_conv_stats(c, stats)
         assert_matches(y, conv_reference(c, dtype), dtype, f"outside {dtype}")
+
+
+def test_conv_tall_map_keeps_the_offsets_fraction(lib):
+    """The CUDA im2col path on 65536 rows: sampling positions split exactly (bilinear_taps_split), so float32 stays
+    within its row of the float64 reference (a float sum of grid point and offset was 1e-2 off here)."""
+    from helpers.sweep import ConvCase
+    g = torch.Generator().manual_seed(12)
+    rows = 2**16
+    x = torch.randn(1, 2, rows, 2, generator=g, dtype=torch.float64) * 100
+    w = torch.randn(3, 2, 1, 1, generator=g, dtype=torch.float64)
+    off = torch.rand(1, 2, rows, 2, generator=g, dtype=torch.float64) * 4 - 2
+    c = ConvCase(x, w, off, None, None, (1, 1), (0, 0, 0, 0), (1, 1), 1, 1)
+    rc, y, stats, msg = emu_conv(lib, "float32", c)
+    assert rc == 0, msg
+    check_conv_stats(c, stats)
+    assert_matches(y, conv_reference(c, "float32"), "float32", f"{rows} rows")
 
 
 def test_conv_validation_message_from_header(lib):

@@ -368,6 +368,32 @@ def test_conv_nonfinite_offsets_read_nothing():
     assert_matches(got, conv_ref(c, "float32", offset=off), "float32")
 
 
+@pytest.mark.parametrize("rows", [2**12, 2**16])
+def test_conv_tall_maps_keep_the_offsets_fraction(rows):
+    """A sampling position is the grid point plus the offset, exactly (dcn_math.h bilinear_taps_split): a float
+    sum would keep the offset's fraction only to 2^-12 of a pixel at 4096 rows and 2^-8 at 65536 (torchvision's
+    float32 op is that far off: 5e-4 and 1e-2 here). float32 within the float32 row of the float64 reference, on
+    both of the op's ways of sampling (taps blocks, four positions at a time, and one by one past 2^22)."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(1, 1, rows, 2, generator=g, dtype=torch.float64) * 100
+    w = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    off = torch.rand(1, 2, rows, 2, generator=g, dtype=torch.float64) * 4 - 2  # fractions of every size
+    off[:, 1] = 0.25
+    x32, off32 = x.float(), off.float()
+    want = deform_conv2d.deform_conv2d(x32.double(), off32.double(), w)
+    got = run(DEFORM_CONV2D, {"X": x32.numpy(), "W": w.float().numpy(), "offset": off32.numpy()}, {})
+    assert_matches(got, want.numpy(), "float32", f"{rows} rows")
+
+
+def test_conv_past_2_24_rows_reads_every_row():
+    """2^24 + 64 rows (float cannot hold every row index): a 1x1 identity convolution returns X exactly."""
+    rows = 2**24 + 64
+    x = np.arange(rows, dtype=np.float32).reshape(1, 1, rows, 1) % 1000
+    got = run(DEFORM_CONV2D, {"X": x, "W": np.ones((1, 1, 1, 1), np.float32),
+                              "offset": np.zeros((1, 2, rows, 1), np.float32)}, {})
+    np.testing.assert_array_equal(got, x)
+
+
 def test_conv_batch0_is_empty():
     c = make_conv_case([s for s in CONV_SPECS if s[0] == "batch0"][0])
     for dtype in ("float32", "float16"):

@@ -33,34 +33,16 @@
 //   template<class Acc, class T, class I = int64_t> DCN_HD Acc bilinear(const T* plane, I H, I W, Acc h, Acc w);
 //       0 when h <= -1, h >= H, w <= -1, w >= W (or NaN); else the four integer neighbours
 //       weighted, each neighbour outside the map counting zero. bilinear = apply_taps o bilinear_taps.
-//
-//   template<class Acc, int B> struct TapsBlock { int32_t base[B]; Acc w[4][B]; };
-//   DCN_HD bool block_sampling_ok(int64_t H, int64_t W);             H, W >= 2, H*W <= INT32_MAX
-//   template<class Acc, int B> DCN_HD void set_taps(TapsBlock<Acc, B>&, int p, const BilinearTaps<Acc>&,
-//                                                   int64_t H, int64_t W);
-//   template<class Acc, class T, int B> DCN_HD Acc window_sum(const TapsBlock<Acc, B>&, int p,
-//       T v00, T v01, T v10, T v11);   sample p from its window's four values (every block function's sum)
-//   template<class Acc, class T, int B> DCN_HD void apply_taps_block(const T* plane, int64_t W,
-//       const TapsBlock<Acc, B>&, int n, Acc* out);
-//       the taps of B samples as one base index and four window weights each: out[p] =
-//       apply_taps(plane, taps p), vectorised on the host; only for planes of finite values.
-//   template<int NC, class Acc, class T, int B> DCN_HD void apply_taps_block_planes(const T* plane,
-//       int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out, int64_t out_stride);
-//       the same for NC planes at once (plane + j*plane_stride into out + j*out_stride, j < NC):
-//       each sample's base index and weights loaded once for the NC planes; equal bit for bit to
-//       NC calls of apply_taps_block.
-//   template<class Acc, class T, int B> DCN_HD void apply_taps_block_run(int64_t nc, const T* plane,
-//       int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out, int64_t out_stride);
-//       apply_taps_block_planes over nc planes (any nc >= 0), kTapsRun at a time.
-//   template<class Acc, class T, int B> DCN_HD void apply_taps_block_channels(const T* x,
-//       int64_t pixel_stride, int64_t nc, int64_t W, const TapsBlock<Acc, B>&, int n, Acc* out,
-//       int64_t out_stride);
-//       the same samples from nc channels stored channels-last (channel c of pixel i at
-//       x[i*pixel_stride + c]) into out[p*out_stride + c]; equal bit for bit to apply_taps_block
-//       of each channel's plane; vectorised over channels on the host.
+//   template<class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_taps_split(I H, I W,
+//       int64_t hb, Acc hoff, int64_t wb, Acc woff);
+//       the same at h = hb + hoff, w = wb + woff exactly (integer grid points plus float offsets:
+//       split_coord keeps the integer part in int64 and the fraction exact; no sum rounded to Acc;
+//       I = int32_t: in Acc, where grid_exact_in_float holds).
 //
 // Also here (host only, included below): the validation helpers of dcn_validate.h (ShapeRef,
-// messages). The RoI pools' shared RoI checks: dcn_roi.h; the attribute tables' machinery: dcn_fields.h.
+// messages). Taps blocks (many samples of one plane at a time, the CPU ops' sampling):
+// dcn_taps_block.h. The RoI pools' shared RoI checks: dcn_roi.h; the attribute tables'
+// machinery: dcn_fields.h.
 #pragma once
 
 #include <cstdint>
@@ -244,21 +226,24 @@ template <class Acc, class I = int64_t> struct BilinearTaps {
     I hl, wl;  // the top-left neighbour (-2, -2 when the sample is outside the map)
 };
 
-template <class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_taps(I H, I W, Acc h, Acc w) {
+// The taps of a sample outside the map: nothing to read.
+template <class Acc, class I> DCN_HD BilinearTaps<Acc, I> outside_taps() {
     BilinearTaps<Acc, I> t;
     for (int q = 0; q < 4; ++q) {
         t.idx[q] = -1;
         t.w[q] = Acc(0);
     }
     t.hl = t.wl = -2;
-    // Zero when h <= -1, h >= H, w <= -1, w >= W; written so that NaN is zero too.
-    if (!(h > Acc(-1) && h < Acc(H) && w > Acc(-1) && w < Acc(W))) return t;
-    const Acc hf = floor_of(h), wf = floor_of(w);
-    const I hl = static_cast<I>(hf), wl = static_cast<I>(wf);
+    return t;
+}
+
+// The taps of a sample inside the map (h > -1, h < H, w > -1, w < W) from its top-left neighbour
+// (hl, wl) and the fractions lh = h - hl, lw = w - wl in [0, 1).
+template <class Acc, class I> DCN_HD BilinearTaps<Acc, I> taps_from_parts(I H, I W, I hl, Acc lh, I wl, Acc lw) {
+    BilinearTaps<Acc, I> t = outside_taps<Acc, I>();
     const I hh = hl + 1, wh = wl + 1;
     t.hl = hl;
     t.wl = wl;
-    const Acc lh = h - hf, lw = w - wf;
     const Acc uh = Acc(1) - lh, uw = Acc(1) - lw;
     if (hl >= 0 && wl >= 0) {
         t.idx[0] = hl * W + wl;
@@ -279,6 +264,64 @@ template <class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_tap
     return t;
 }
 
+template <class Acc, class I = int64_t> DCN_HD BilinearTaps<Acc, I> bilinear_taps(I H, I W, Acc h, Acc w) {
+    // Zero when h <= -1, h >= H, w <= -1, w >= W; written so that NaN is zero too.
+    if (!(h > Acc(-1) && h < Acc(H) && w > Acc(-1) && w < Acc(W))) return outside_taps<Acc, I>();
+    const Acc hf = floor_of(h), wf = floor_of(w);
+    return taps_from_parts<Acc, I>(H, W, static_cast<I>(hf), h - hf, static_cast<I>(wf), w - wf);
+}
+
+// A coordinate base + off (base an integer, off a float) split exactly, without forming the sum in
+// Acc: the integer part ip = base + floor(off) in int64 and the fraction off - floor(off) in [0, 1)
+// (exact, and +0 when zero: floor(-0) is -0). A float sum keeps 24 bits: on a map of 4096 rows the
+// offset's fraction to 2^-12 of a pixel, past 2^24 rows not even the row. ok = false (the sample
+// is outside) for an offset that is NaN, infinite or past 2^60.
+template <class Acc> struct SplitCoord {
+    int64_t ip;
+    Acc frac;
+    bool ok;
+};
+template <class Acc> DCN_HD SplitCoord<Acc> split_coord(int64_t base, Acc off) {
+    SplitCoord<Acc> s;
+    const Acc fo = floor_of(off), lim = Acc(1152921504606846976.0);  // 2^60
+    s.ok = fo > -lim && fo < lim;  // false for NaN
+    s.ip = s.ok ? base + static_cast<int64_t>(fo) : 0;
+    s.frac = off - fo;
+    return s;
+}
+// Inside (-1, size) along one axis: ip > -1, or ip = -1 with a fraction; ip < size (the fraction is below 1).
+template <class Acc> DCN_HD bool split_inside(const SplitCoord<Acc>& c, int64_t size) {
+    return c.ok && (c.ip > -1 || (c.ip == -1 && c.frac > Acc(0))) && c.ip < size;
+}
+
+// bilinear_taps at the exact h = hb + hoff, w = wb + woff (DeformConv2d's sampling positions: an
+// integer grid point plus a float offset): the same rule, every bit of the offsets kept.
+// I = int32_t (a CUDA kernel's narrow instance), in fewer registers: inside is hoff > -1 - hb and
+// hoff < H - hb (w alike), comparisons with integers that Acc holds exactly where the map's sides
+// and every grid point are within 2^23 (grid_exact_in_float); inside, floor(hoff) is small, so
+// int32 holds it. The same decisions and taps as the int64 instance.
+template <class Acc, class I = int64_t>
+DCN_HD BilinearTaps<Acc, I> bilinear_taps_split(I H, I W, int64_t hb, Acc hoff, int64_t wb, Acc woff) {
+    if constexpr (sizeof(I) == 4) {
+        const I h0 = static_cast<I>(hb), w0 = static_cast<I>(wb);
+        // false for NaN too
+        if (!(hoff > Acc(-1 - h0) && hoff < Acc(H - h0) && woff > Acc(-1 - w0) && woff < Acc(W - w0)))
+            return outside_taps<Acc, I>();
+        const Acc fh = floor_of(hoff), fw = floor_of(woff);
+        return taps_from_parts<Acc, I>(H, W, h0 + static_cast<I>(fh), hoff - fh, w0 + static_cast<I>(fw), woff - fw);
+    } else {
+        const SplitCoord<Acc> h = split_coord(hb, hoff), w = split_coord(wb, woff);
+        if (!(split_inside(h, H) && split_inside(w, W))) return outside_taps<Acc, I>();
+        return taps_from_parts<Acc, I>(H, W, static_cast<I>(h.ip), h.frac, static_cast<I>(w.ip), w.frac);
+    }
+}
+// Does every grid point base (|base| <= bound) and side (H, W) stay within 2^23, so that float holds
+// every -1 - base and size - base exactly (bilinear_taps_split's int32 instance)?
+DCN_HD bool grid_exact_in_float(int64_t H, int64_t W, int64_t hbound, int64_t wbound) {
+    const int64_t lim = int64_t(1) << 23;
+    return H <= lim && W <= lim && hbound <= lim && wbound <= lim;
+}
+
 template <class Acc, class T, class I> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc, I>& t) {
     Acc v = Acc(0);
     for (int q = 0; q < 4; ++q)
@@ -288,166 +331,6 @@ template <class Acc, class T, class I> DCN_HD Acc apply_taps(const T* plane, con
 
 template <class Acc, class T, class I = int64_t> DCN_HD Acc bilinear(const T* plane, I H, I W, Acc h, Acc w) {
     return apply_taps<Acc>(plane, bilinear_taps<Acc, I>(H, W, h, w));
-}
-
-// B samples' taps for sampling one plane many times (every channel of an offset group):
-// per sample, the 2x2 window at (hb, wb) = (clamp(hl, 0, H-2), clamp(wl, 0, W-2)), which holds
-// every neighbour inside the map, as base = hb*W + wb (neighbours at base, base+1, base+W,
-// base+W+1, all inside the plane) and the four window slots' weights (0 where no neighbour).
-// Needs H >= 2, W >= 2 and H*W <= INT32_MAX (block_sampling_ok).
-template <class Acc, int B> struct TapsBlock {
-    int32_t base[B];
-    Acc w[4][B];
-};
-
-DCN_HD bool block_sampling_ok(int64_t H, int64_t W) { return H >= 2 && W >= 2 && H * W <= INT32_MAX; }
-
-template <class Acc, int B>
-DCN_HD void set_taps(TapsBlock<Acc, B>& blk, int p, const BilinearTaps<Acc>& t, int64_t H, int64_t W) {
-    const int64_t hb = t.hl < 0 ? 0 : (t.hl > H - 2 ? H - 2 : t.hl);
-    const int64_t wb = t.wl < 0 ? 0 : (t.wl > W - 2 ? W - 2 : t.wl);
-    blk.base[p] = static_cast<int32_t>(hb * W + wb);
-    for (int s = 0; s < 4; ++s) blk.w[s][p] = Acc(0);
-    for (int q = 0; q < 4; ++q) {
-        if (t.idx[q] < 0) continue;
-        // neighbour q = (hl + q/2, wl + q%2) lands on window slot (row - hb, col - wb), in the same order
-        const int64_t slot = (t.hl + q / 2 - hb) * 2 + (t.wl + q % 2 - wb);
-        blk.w[slot][p] = t.w[q];
-    }
-}
-
-// Sample p of a taps block from its window's four values (slots 0 .. 3: top left, top right,
-// bottom left, bottom right): the weighted sum, slot by slot, as every block function sums it.
-template <class Acc, class T, int B>
-DCN_HD Acc window_sum(const TapsBlock<Acc, B>& blk, int p, T v00, T v01, T v10, T v11) {
-    Acc v = Acc(0);
-    v += blk.w[0][p] * load<Acc>(v00);
-    v += blk.w[1][p] * load<Acc>(v01);
-    v += blk.w[2][p] * load<Acc>(v10);
-    v += blk.w[3][p] * load<Acc>(v11);
-    return v;
-}
-
-// out[p] = apply_taps(plane, taps of sample p) for p < n: the same terms in the same order,
-// plus 0 * (a value inside the plane) for the empty slots. Equal to apply_taps only when every
-// value of the plane is finite (0 * inf is NaN): callers check that, else use apply_taps.
-// NC planes at once (plane j at plane + j * plane_stride, its samples at out + j * out_stride):
-// each sample's base index and four weights are loaded once for all of them (per value, four
-// loads of the taps become 4 / NC; measured on 64x64 planes of 128 channels, 2 MiB of L2: 0.71
-// ns a value with one plane, 0.59 with four, and 1.04 -> 0.62 on 100x100 planes, where one
-// plane's pass over all its taps blocks evicted the blocks from L1).
-template <int NC, class Acc, class T, int B>
-DCN_HD void apply_taps_block_planes(const T* plane, int64_t plane_stride, int64_t W, const TapsBlock<Acc, B>& blk,
-                                    int n, Acc* out, int64_t out_stride) {
-    static_assert(NC >= 1, "at least one plane");
-    int p = 0;
-#if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
-    if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
-        // 4 samples at a time (SSE on any x86-64): each sample's two window rows are two pairs
-        // of adjacent floats, loaded 8 bytes at a time and unzipped into the four slot vectors.
-        typedef float v4 __attribute__((vector_size(16)));
-        const float* pf = reinterpret_cast<const float*>(plane);
-        const float* pb = pf + W;  // the windows' bottom rows
-        __asm__("" : "+r"(pb));  // a pointer of its own: no "+ W" per load (GCC would fold pb into pf + (base + W))
-        for (; p + 4 <= n; p += 4) {
-            int32_t base[4];
-            for (int l = 0; l < 4; ++l) base[l] = blk.base[p + l];
-            v4 w00, w01, w10, w11;
-            memcpy(&w00, &blk.w[0][p], sizeof w00);
-            memcpy(&w01, &blk.w[1][p], sizeof w01);
-            memcpy(&w10, &blk.w[2][p], sizeof w10);
-            memcpy(&w11, &blk.w[3][p], sizeof w11);
-            for (int j = 0; j < NC; ++j) {
-                const float* pt = pf + j * plane_stride;
-                const float* pd = pb + j * plane_stride;
-                float top[8], bot[8];  // (x00, x01) and (x10, x11) of samples p .. p+3
-                for (int l = 0; l < 4; ++l) {
-                    memcpy(top + 2 * l, pt + base[l], 2 * sizeof(float));
-                    memcpy(bot + 2 * l, pd + base[l], 2 * sizeof(float));
-                }
-                v4 t01, t23, b01, b23;
-                memcpy(&t01, top, sizeof t01);
-                memcpy(&t23, top + 4, sizeof t23);
-                memcpy(&b01, bot, sizeof b01);
-                memcpy(&b23, bot + 4, sizeof b23);
-                v4 v = {0.0f, 0.0f, 0.0f, 0.0f};
-                v += w00 * __builtin_shufflevector(t01, t23, 0, 2, 4, 6);
-                v += w01 * __builtin_shufflevector(t01, t23, 1, 3, 5, 7);
-                v += w10 * __builtin_shufflevector(b01, b23, 0, 2, 4, 6);
-                v += w11 * __builtin_shufflevector(b01, b23, 1, 3, 5, 7);
-                memcpy(reinterpret_cast<float*>(out) + j * out_stride + p, &v, sizeof v);
-            }
-        }
-    }
-#endif
-    for (; p < n; ++p) {
-        const int32_t base = blk.base[p];
-        for (int j = 0; j < NC; ++j) {
-            const T* q = plane + j * plane_stride + base;
-            out[j * out_stride + p] = window_sum(blk, p, q[0], q[1], q[W], q[W + 1]);
-        }
-    }
-}
-
-// Channels-last: channel c of pixel i at x[i * pixel_stride + c], so that a sample's four
-// neighbours are four runs of nc adjacent values (where planes need two 8-byte loads and their
-// unzipping per sample and channel). out[p * out_stride + c] for p < n, c < nc: the same terms in
-// the same order as apply_taps_block_planes (equal to it bit for bit, so only for finite values
-// as it). On the host, for float, four channels at a time (SSE on any x86-64). Measured (one
-// thread, a c3 layer's 128 channels of 64x64, columns in L2): 0.24 ns a value, 0.43 with planes.
-template <class Acc, class T, int B>
-DCN_HD void apply_taps_block_channels(const T* x, int64_t pixel_stride, int64_t nc, int64_t W,
-                                      const TapsBlock<Acc, B>& blk, int n, Acc* out, int64_t out_stride) {
-    for (int p = 0; p < n; ++p) {
-        const T* x00 = x + static_cast<int64_t>(blk.base[p]) * pixel_stride;
-        const T* x01 = x00 + pixel_stride;
-        const T* x10 = x00 + W * pixel_stride;
-        const T* x11 = x10 + pixel_stride;
-        Acc* o = out + p * out_stride;
-        int64_t c = 0;
-#if !defined(__CUDACC__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
-        if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
-            typedef float v4 __attribute__((vector_size(16)));
-            const v4 a00 = v4{} + blk.w[0][p], a01 = v4{} + blk.w[1][p];
-            const v4 a10 = v4{} + blk.w[2][p], a11 = v4{} + blk.w[3][p];
-            for (; c + 4 <= nc; c += 4) {
-                v4 t00, t01, t10, t11;
-                memcpy(&t00, x00 + c, sizeof t00);
-                memcpy(&t01, x01 + c, sizeof t01);
-                memcpy(&t10, x10 + c, sizeof t10);
-                memcpy(&t11, x11 + c, sizeof t11);
-                v4 v = {0.0f, 0.0f, 0.0f, 0.0f};
-                v += a00 * t00;
-                v += a01 * t01;
-                v += a10 * t10;
-                v += a11 * t11;
-                memcpy(o + c, &v, sizeof v);
-            }
-        }
-#endif
-        for (; c < nc; ++c) o[c] = window_sum(blk, p, x00[c], x01[c], x10[c], x11[c]);
-    }
-}
-
-template <class Acc, class T, int B>
-DCN_HD void apply_taps_block(const T* plane, int64_t W, const TapsBlock<Acc, B>& blk, int n, Acc* out) {
-    apply_taps_block_planes<1>(plane, 0, W, blk, n, out, 0);
-}
-
-// The most planes apply_taps_block_run samples together (measured: see apply_taps_block_planes).
-constexpr int kTapsRun = 4;
-template <class Acc, class T, int B>
-DCN_HD void apply_taps_block_run(int64_t nc, const T* plane, int64_t plane_stride, int64_t W,
-                                 const TapsBlock<Acc, B>& blk, int n, Acc* out, int64_t out_stride) {
-    static_assert(kTapsRun == 4, "the switch below takes 1 .. 4 planes");
-    for (; nc > 0; nc -= kTapsRun, plane += kTapsRun * plane_stride, out += kTapsRun * out_stride) {
-        switch (nc < kTapsRun ? nc : kTapsRun) {
-            case 4: apply_taps_block_planes<4>(plane, plane_stride, W, blk, n, out, out_stride); break;
-            case 3: apply_taps_block_planes<3>(plane, plane_stride, W, blk, n, out, out_stride); break;
-            case 2: apply_taps_block_planes<2>(plane, plane_stride, W, blk, n, out, out_stride); break;
-            default: apply_taps_block_planes<1>(plane, plane_stride, W, blk, n, out, out_stride); break;
-        }
-    }
 }
 
 }  // namespace dcn

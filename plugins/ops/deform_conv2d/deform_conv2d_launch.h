@@ -135,7 +135,7 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
         Acc w[V][4];
         for (int v = 0; v < V; ++v) {
             const I p = p0 + v;
-            const BilinearTaps<Acc> t = deform_im2col_taps<Acc>(offset, mask, d, n, q.g, i, j, p / outW, p % outW);
+            const BilinearTaps<Acc, I> t = deform_im2col_taps<Acc, T, I>(offset, mask, d, n, q.g, i, j, p / outW, p % outW);
             for (int c = 0; c < 4; ++c) {
                 idx[v][c] = static_cast<I>(t.idx[c]);
                 w[v][c] = t.w[c];
@@ -165,9 +165,10 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
     }
 }
 
-// int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32.
+// int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32, and
+// the sampling positions split in float (deform_grid_exact_in_float).
 DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const DeformConvDims& d) {
-    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX);
+    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX) && deform_grid_exact_in_float(d);
 }
 
 // ---- DeformConv2d: the 3xTF32 weight split (deform_conv2d_plan.h) -----------------------

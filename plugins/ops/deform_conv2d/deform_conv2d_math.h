@@ -5,11 +5,12 @@
 //   constexpr int64_t kMaxConvStride, kMaxConvPad, kMaxConvDilation;   attribute limits (contract LIMITS)
 //   struct DeformConvDims { N, C, H, W, M, kH, kW, strideH, strideW, padT, padL, padB, padR,
 //                           dilH, dilW, group, offsetGroup, outH, outW; bool hasMask; };
-//   template<class Acc, class T> DCN_HD BilinearTaps<Acc> deform_im2col_taps(
+//   template<class Acc, class T, class I = int64_t> DCN_HD BilinearTaps<Acc, I> deform_im2col_taps(
 //       const T* offset, const T* mask /*nullptr = 1*/, const DeformConvDims& d,
 //       int64_t n, int64_t g /*offset group*/, int64_t i, int64_t j, int64_t ho, int64_t wo);
 //       the taps of kernel point (i, j) at output (ho, wo), weights already times the mask;
-//       the same for every channel of offset group g.
+//       the same for every channel of offset group g; h = ho*stride - pad + i*dilation + offset
+//       exactly (bilinear_taps_split). I = int32_t needs deform_grid_exact_in_float(d).
 //   template<class Acc, class T> DCN_HD Acc deform_im2col_element(
 //       const T* X, const T* offset, const T* mask /*nullptr = 1*/, const DeformConvDims& d,
 //       int64_t n, int64_t c, int64_t i, int64_t j, int64_t ho, int64_t wo);
@@ -32,6 +33,7 @@
 #pragma once
 
 #include "dcn_math.h"      // plugins/common: the core
+#include "dcn_taps_block.h"  // plugins/common: taps blocks (the CPU op's sampling)
 #include "dcn_validate.h"  // plugins/common: messages
 #include "deform_conv2d_fields.h"
 
@@ -61,23 +63,34 @@ struct DeformConvDims {
 // Taps of kernel point (i, j) at output (ho, wo) of batch n, offset group g; weights times the mask.
 // offset: [N, 2*offsetGroup*kH*kW, outH, outW], (dh, dw) pairs point-major inside each group;
 // mask: [N, offsetGroup*kH*kW, outH, outW] or nullptr (= 1).
-template <class Acc, class T>
-DCN_HD BilinearTaps<Acc> deform_im2col_taps(const T* offset, const T* mask, const DeformConvDims& d, int64_t n,
-                                            int64_t g, int64_t i, int64_t j, int64_t ho, int64_t wo) {
+// I = int32_t: plane offsets in int32 (H*W <= INT32_MAX) and the sampling positions split in Acc,
+// which needs deform_grid_exact_in_float(d) (bilinear_taps_split).
+template <class Acc, class T, class I = int64_t>
+DCN_HD BilinearTaps<Acc, I> deform_im2col_taps(const T* offset, const T* mask, const DeformConvDims& d, int64_t n,
+                                               int64_t g, int64_t i, int64_t j, int64_t ho, int64_t wo) {
     const int64_t kk = d.kH * d.kW;
     const int64_t k = i * d.kW + j;
     const int64_t L = d.outH * d.outW;
     const int64_t pos = ho * d.outW + wo;
     const int64_t ch = 2 * (g * kk + k);  // channel of dh; dw follows
     const T* off = offset + (n * 2 * d.offsetGroup * kk + ch) * L + pos;
-    const Acc h = Acc(ho * d.strideH - d.padT + i * d.dilH) + load<Acc>(off[0]);
-    const Acc w = Acc(wo * d.strideW - d.padL + j * d.dilW) + load<Acc>(off[L]);
-    BilinearTaps<Acc> t = bilinear_taps<Acc>(d.H, d.W, h, w);
+    // h = ho*stride - pad + i*dilation + offset, exactly (bilinear_taps_split: no sum rounded to Acc)
+    BilinearTaps<Acc, I> t =
+        bilinear_taps_split<Acc, I>(static_cast<I>(d.H), static_cast<I>(d.W), ho * d.strideH - d.padT + i * d.dilH,
+                                    load<Acc>(off[0]), wo * d.strideW - d.padL + j * d.dilW, load<Acc>(off[L]));
     if (mask != nullptr) {
         const Acc m = load<Acc>(mask[(n * d.offsetGroup * kk + g * kk + k) * L + pos]);
         for (int q = 0; q < 4; ++q) t.w[q] *= m;
     }
     return t;
+}
+
+// Every grid point ho*stride - pad + i*dilation (w alike) and the map's sides within 2^23: the
+// int32 instance of deform_im2col_taps may decide and split the sampling positions in float.
+DCN_HD bool deform_grid_exact_in_float(const DeformConvDims& d) {
+    const int64_t hb = d.outH * d.strideH + d.padT + (d.kH - 1) * d.dilH;
+    const int64_t wb = d.outW * d.strideW + d.padL + (d.kW - 1) * d.dilW;
+    return grid_exact_in_float(d.H, d.W, hb, wb);
 }
 
 template <class Acc, class T>
@@ -94,10 +107,11 @@ DCN_HD Acc deform_im2col_element(const T* X, const T* offset, const T* mask, con
 // every block it samples byte for byte against that, and tests/test_math_header.py the columns
 // sampled from the blocks against the element function's, bit for bit).
 // On the host, for float, four positions of one output row at a time (SSE on any x86-64):
-// the same float operations as bilinear_taps lane by lane (floor by truncation, corrected where
-// it went up), then the slots set_taps would fill, with the same products in the same
-// order ((row weight * column weight) * mask); a row's last 1-3 positions and coordinates
-// that do not fit int32 take the loop at the end (set_taps of deform_im2col_taps, one by one).
+// the same operations as bilinear_taps_split lane by lane (each offset split into its floor, by
+// truncation corrected where it went up, and its exact fraction; the integer parts in int32),
+// then the slots set_taps would fill, with the same products in the same order ((row weight *
+// column weight) * mask); a row's last 1-3 positions and maps or grid coordinates past 2^22
+// take the loop at the end (set_taps of deform_im2col_taps, one by one).
 // Measured (one thread, maps of 16x16 to 100x100): 12-15 ns a position with that loop, 3.4-3.9
 // four at a time.
 template <class Acc, class T, int B>
@@ -110,41 +124,50 @@ DCN_HD void deform_taps_block(const T* offset, const T* mask, const DeformConvDi
     if constexpr (std::is_same<Acc, float>::value && std::is_same<T, float>::value) {
         typedef float v4 __attribute__((vector_size(16)));
         typedef int32_t v4i __attribute__((vector_size(16)));
-        // every w coordinate below in int32: (outW + 3) * strideW + padL + (kW - 1) * dilW
+        // every grid coordinate (ho*strideH - padT + i*dilH, and w alike over the row's lanes) and the
+        // map's sides at most 2^22: an offset of 2^23 or more (or NaN) then lands outside, and the
+        // rest split exactly in int32 and float
+        const int64_t span = int64_t(1) << 22;
+        const int64_t hspan = d.outH * d.strideH + d.padT + (d.kH - 1) * d.dilH;
         const int64_t wspan = (d.outW + 3) * d.strideW + d.padL + (d.kW - 1) * d.dilW;
-        const bool fits = wspan < INT32_MAX && d.padL + (d.kW - 1) * d.dilW < INT32_MAX;
+        const bool fits = d.H <= span && d.W <= span && hspan <= span && wspan <= span;
         const int64_t kk = d.kH * d.kW, L = d.outH * d.outW;
         const float* offh = offset + (n * 2 * d.offsetGroup * kk + 2 * (g * kk + k)) * L + q0;
         const float* offw = offh + L;
         const float* msk = mask != nullptr ? mask + (n * d.offsetGroup * kk + g * kk + k) * L + q0 : nullptr;
         const int64_t hoff = i * d.dilH - d.padT;
         const int32_t woff = static_cast<int32_t>(j * d.dilW - d.padL), sW = static_cast<int32_t>(d.strideW);
-        const float fH = static_cast<float>(d.H), fW = static_cast<float>(d.W);
         const v4i hm2 = v4i{} + static_cast<int32_t>(d.H - 2), wm2 = v4i{} + static_cast<int32_t>(d.W - 2);
         const v4i width = v4i{} + static_cast<int32_t>(d.W), lane = v4i{0, 1, 2, 3};
+        const v4i sizeH = v4i{} + static_cast<int32_t>(d.H), sizeW = v4i{} + static_cast<int32_t>(d.W);
         const v4i one_bits = (v4i)(v4{} + 1.0f);
+        const v4 big = v4{} + 8388608.0f;  // 2^23
         const auto pick = [](v4i c, v4 a, v4 b) { return (v4)(((v4i)a & c) | ((v4i)b & ~c)); };  // c ? a : b
+        // split_coord and split_inside lane by lane: ip = base + floor(off), frac = off - floor(off) (+ 0:
+        // truncation takes -0 to +0, where floor keeps -0, and -0 - +0 would be -0); the lanes' mask of
+        // samples inside (-1, size) along this axis
+        const auto split = [&](v4 off, v4i base, v4i size, v4i& ip, v4& frac) {
+            const v4i ok = (off > -big) & (off < big);  // false for NaN; beyond: outside (|base| <= 2^22)
+            const v4 o = pick(ok, off, v4{});
+            const v4i t = __builtin_convertvector(o, v4i);  // truncation, exact here
+            const v4 ft = __builtin_convertvector(t, v4);
+            const v4i up = ft > o;  // -1 where truncation went up: floor is one less
+            ip = base + t + up;
+            frac = (o - (ft - (v4)(up & one_bits))) + 0.0f;
+            return ok & ((ip > -1) | ((ip == -1) & (frac > 0.0f))) & (ip < size);
+        };
         while (fits && p < qn) {
             const int rowend = p + static_cast<int>(d.outW - wo < qn - p ? d.outW - wo : qn - p);
-            const float hrow = static_cast<float>(ho * d.strideH + hoff);
+            const v4i hrow = v4i{} + static_cast<int32_t>(ho * d.strideH + hoff);
             for (; p + 4 <= rowend; p += 4, wo += 4) {
                 v4 oh, ow, m = v4{} + 1.0f;
                 memcpy(&oh, offh + p, sizeof oh);
                 memcpy(&ow, offw + p, sizeof ow);
                 if (msk != nullptr) memcpy(&m, msk + p, sizeof m);
-                const v4 h = (v4{} + hrow) + oh;
-                const v4 w = __builtin_convertvector((v4i{} + static_cast<int32_t>(wo) + lane) * sW + woff, v4) + ow;
-                const v4i in = (h > -1.0f) & (h < fH) & (w > -1.0f) & (w < fW);  // false for NaN
-                // floor: truncate, then one down where truncation went up (lanes outside the map
-                // read as 0 first: every conversion in range). h is never -0 (an integer plus an
-                // offset: a sum that is exactly zero is +0), so truncation's zeros are floor's.
-                const v4i th = __builtin_convertvector(pick(in, h, v4{}), v4i);
-                const v4i tw = __builtin_convertvector(pick(in, w, v4{}), v4i);
-                const v4 fth = __builtin_convertvector(th, v4), ftw = __builtin_convertvector(tw, v4);
-                const v4i uph = fth > h, upw = ftw > w;
-                const v4i hl = th + uph, wl = tw + upw;  // uph: -1 where it went up
-                const v4 hf = fth - (v4)(uph & one_bits), wf = ftw - (v4)(upw & one_bits);
-                const v4 lh = h - hf, lw = w - wf;
+                v4i hl, wl;
+                v4 lh, lw;
+                const v4i wcol = (v4i{} + static_cast<int32_t>(wo) + lane) * sW + woff;
+                const v4i in = split(oh, hrow, sizeH, hl, lh) & split(ow, wcol, sizeW, wl, lw);
                 const v4 uh = 1.0f - lh, uw = 1.0f - lw;
                 // the 2x2 window at (clamp(hl, 0, H-2), clamp(wl, 0, W-2)): row 0 holds neighbour
                 // row hl (weight uh) or, where hl = -1, row hl+1 (lh); row 1 holds hl+1 (lh) or,
