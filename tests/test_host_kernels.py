@@ -229,8 +229,10 @@ def test_conv_int32_and_int64_instances_sample_alike_at_the_edges(lib):
     N, C, H, W, M, kH, kW = 2, 3, 7, 9, 2, 3, 2
     strides, pads, dil = (1, 2), (1, 0, 2, 1), (2, 1)
     oh, ow = conv_out_size(H, 1, 2, 2, kH, 1), conv_out_size(W, 0, 1, 1, kW, 2)
-    base_h = (torch.arange(oh) * strides[0] - pads[0]).view(1, 1, oh, 1) + (torch.arange(kH * kW) // kW * dil[0]).view(1, -1, 1, 1)
-    base_w = (torch.arange(ow) * strides[1] - pads[1]).view(1, 1, 1, ow) + (torch.arange(kH * kW) % kW * dil[1]).view(1, -1, 1, 1)
+    base_h = ((torch.arange(oh) * strides[0] - pads[0]).view(1, 1, oh, 1)
+              + (torch.arange(kH * kW) // kW * dil[0]).view(1, -1, 1, 1))
+    base_w = ((torch.arange(ow) * strides[1] - pads[1]).view(1, 1, 1, ow)
+              + (torch.arange(kH * kW) % kW * dil[1]).view(1, -1, 1, 1))
     points = torch.tensor([-1.0, -0.9999, -0.5, 0.0, 0.25, H - 1.0, H - 0.5, H - 1e-4, float(H), W - 1.0, float(W),
                            W - 1e-4, 1e6, -1e6, 3e9, math.nan, math.inf, -math.inf], dtype=torch.float64)
     pick = lambda: points[torch.randint(len(points), (N, kH * kW, oh, ow), generator=g)]  # noqa: E731
@@ -242,7 +244,8 @@ def test_conv_int32_and_int64_instances_sample_alike_at_the_edges(lib):
     c = ConvCase(x, w, off, None, mask, strides, pads, dil, 1, 1)
     for dtype in DTYPES:
         with np.errstate(over="ignore"):  # float16: the far points' offsets are inf
-            (rc32, y32, s32, m32), (rc64, y64, s64, m64) = (emu_conv(lib, dtype, c, index=i) for i in ("int32", "int64"))
+            (rc32, y32, s32, m32), (rc64, y64, s64, m64) = (emu_conv(lib, dtype, c, index=i)
+                                                            for i in ("int32", "int64"))
         assert rc32 == 0 and rc64 == 0, (m32, m64)
         assert (s32[4], s64[4]) == (32, 64)
         assert np.array_equal(y32, y64, equal_nan=True) and np.array_equal(np.signbit(y32), np.signbit(y64)), dtype
@@ -596,16 +599,19 @@ def test_roi_pool_sample_runs_hold_exactly_the_samples_inside(lib):
     f.restype, f.argtypes = None, [ctypes.c_int, ctypes.c_double, ctypes.c_double, ctypes.c_int64, ctypes.c_int64, I64]
     rng = np.random.default_rng(3)
     cases = [(float(a), float(b), int(c), int(e)) for a, b, c, e in zip(
-        rng.uniform(-3000, 3000, 300), rng.uniform(-5000, 5000, 300), rng.integers(1, 1025, 300), rng.integers(1, 200, 300))]
+        rng.uniform(-3000, 3000, 300), rng.uniform(-5000, 5000, 300), rng.integers(1, 1025, 300),
+        rng.integers(1, 200, 300))]
     for count in (16, 17, 1024):
         for extent in (1, 6, 7):
             step = (extent + 1) / count  # samples from -1 + step / 2: the last one on the extent - step / 2
             cases += [(-1.0 - 0.5 * step, float(extent + 1) + 0.0, count, extent),  # the first sample exactly on -1
                       (-1.0, float(extent + 1), count, extent), (float(extent), -float(extent + 1), count, extent),
                       (-1.0, 0.0, count, extent), (float(extent), 0.0, count, extent), (-1.0000001, 0.0, count, extent),
-                      (float(extent) + 1e-4, 0.0, count, extent), (-1e7, 2e7, count, extent), (1e7, -2e7, count, extent),
+                      (float(extent) + 1e-4, 0.0, count, extent), (-1e7, 2e7, count, extent),
+                      (1e7, -2e7, count, extent),
                       (-1e30, 2e30, count, extent), (3e38, -3e38, count, extent), (-3e38, 3e38, count, extent)]
-            cases += [(a, b, count, extent) for a in (math.nan, math.inf, -math.inf, 0.5) for b in (math.nan, math.inf, -math.inf, 2.0)]
+            cases += [(a, b, count, extent) for a in (math.nan, math.inf, -math.inf, 0.5)
+                      for b in (math.nan, math.inf, -math.inf, 2.0)]
     out = (ctypes.c_int64 * 4)()
     kinds = collections.Counter()
     for dtype in (0, 1):
@@ -618,7 +624,8 @@ def test_roi_pool_sample_runs_hold_exactly_the_samples_inside(lib):
                 assert (lo, hi) == (0, count), where
                 continue
             assert extra == 0, where
-            kinds["empty" if lo == hi else "all" if hi - lo == count else "inner" if 0 < lo and hi < count else "edge"] += 1
+            kind = "empty" if lo == hi else "all" if hi - lo == count else "inner" if 0 < lo and hi < count else "edge"
+            kinds[kind] += 1
     assert min(kinds[k] for k in ("empty", "all", "inner", "edge")) >= 20, kinds
 
 

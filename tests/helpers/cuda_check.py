@@ -114,9 +114,11 @@ def sass_opcodes(obj: Path) -> dict[tuple[str, str], collections.Counter]:
         elif m := re.search(r"Function : (\S+)", line):
             fn = m.group(1)
             table[(arch, fn)] = collections.Counter()
-        elif fn and (m := re.search(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)", line)):
+        elif fn and (m := re.search(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)",
+                                    line)):
             table[(arch, fn)][m.group(1)] += 1
     names = sorted({f for _, f in table})
-    plain = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True, check=True).stdout.split("\n")
+    plain = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True,
+                           check=True).stdout.split("\n")
     demangled = dict(zip(names, plain))
     return {(a, demangled[f]): c for (a, f), c in table.items()}

@@ -13,7 +13,8 @@
 //   item = (r*nCb + cb)*bins + bin,  bins fastest: a warp's stores of one channel are adjacent
 //   (Y[r][c][ph][pw], row-major), and its loads fall in one plane near each other.
 // K: the most channels (kRoIPoolMaxChannels), no more than the power of two C rounds up to, while
-// that leaves enough items to fill the GPU (kRoIPoolTargetItems), else halved (8, 4, 2, 1); with 64-bit indices (sizes past int32) K = 1,
+// that leaves enough items to fill the GPU (kRoIPoolTargetItems), else halved (8, 4, 2, 1); with
+// 64-bit indices (sizes past int32) K = 1,
 // where 64-bit offsets leave no registers for more accumulators.
 #pragma once
 
