@@ -25,6 +25,7 @@ import os
 import site
 import sys
 import sysconfig
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -136,6 +137,10 @@ def host_test_library(path: Union[str, os.PathLike, None] = None) -> Path:
     return locate(HOST_TESTS, path)
 
 
+# The libraries registered on each SessionOptions by ort_session (they live as long as the options do).
+_REGISTERED: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
 def ort_session(
     model: Union[str, os.PathLike, bytes],
     providers: Sequence[Any] = ("CPUExecutionProvider",),
@@ -147,13 +152,18 @@ def ort_session(
     """An ``onnxruntime.InferenceSession`` for ``model`` (path or serialized bytes) with our ops registered.
 
     ``sess_options`` (an ``onnxruntime.SessionOptions``) is used as given, with the library
-    registered on it; other keyword arguments go to ``InferenceSession``.
+    registered on it once: one options object may serve many sessions (ONNX Runtime refuses a
+    session whose options hold the library twice: "Domain already set in registry"). Other keyword
+    arguments go to ``InferenceSession``.
     """
     import onnxruntime as ort  # noqa: PLC0415  (heavy; this module stays import-light for the locator)
 
-    lib = ort_library(library)
+    lib = str(ort_library(library))
     so = sess_options if sess_options is not None else ort.SessionOptions()
-    so.register_custom_ops_library(str(lib))
+    registered = _REGISTERED.setdefault(so, set())
+    if lib not in registered:
+        so.register_custom_ops_library(lib)
+        registered.add(lib)
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     return ort.InferenceSession(model, sess_options=so, providers=list(providers), **kw)

@@ -121,7 +121,9 @@ def test_console_script_and_lazy_imports():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-def test_ort_session_registers_our_ops():
+def _one_psroi_node():
+    """(a one-node DeformPSROIPool model, serialized; its feed): RoI (1,1)-(1,1) samples once at its top-left
+    edge (0.5, 0.5), between all four pixels 0 .. 3: Y = 1.5."""
     from helpers.built_libs import require
 
     require(plugins.ort_library)
@@ -135,8 +137,23 @@ def test_ort_session_registers_our_ops():
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("dcn", 1)],
                               ir_version=10)
-    sess = plugins.ort_session(model.SerializeToString())
-    data = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
-    # RoI (1,1)-(1,1): one sample at its top-left edge (0.5, 0.5), between all four pixels
-    y = sess.run(None, {"data": data, "rois": np.array([[0, 1, 1, 1, 1]], dtype=np.float32)})[0]
+    feed = {"data": np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2),
+            "rois": np.array([[0, 1, 1, 1, 1]], dtype=np.float32)}
+    return model.SerializeToString(), feed
+
+
+def test_ort_session_registers_our_ops():
+    model, feed = _one_psroi_node()
+    y = plugins.ort_session(model).run(None, feed)[0]
     assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == 1.5
+
+
+def test_ort_session_options_serve_many_sessions():
+    """One SessionOptions for two sessions: the library is registered on it once (twice, ONNX Runtime refuses the
+    second session: "Domain already set in registry")."""
+    import onnxruntime as ort
+
+    model, feed = _one_psroi_node()
+    so = ort.SessionOptions()
+    for _ in range(2):
+        assert plugins.ort_session(model, sess_options=so).run(None, feed)[0][0, 0, 0, 0] == 1.5
