@@ -35,7 +35,11 @@ def lib():
     L.dcn_emu_fused_kernel.restype = ctypes.c_int
     L.dcn_emu_fused_kernel.argtypes = []
     L.dcn_emu_conv_workspace.restype = ctypes.c_int64
-    L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int]
+    L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
+    L.dcn_emu_conv_im2col_need.restype = ctypes.c_int64
+    L.dcn_emu_conv_im2col_need.argtypes = [I64, ctypes.c_int, ctypes.c_int]
+    L.dcn_emu_conv_min_out_area.restype = ctypes.c_int64
+    L.dcn_emu_conv_min_out_area.argtypes = [I64, ctypes.c_int64, ctypes.c_int64]
     L.dcn_emu_fused_workspace.restype = ctypes.c_int64
     L.dcn_emu_fused_workspace.argtypes = [I64]
     L.dcn_host_misaligned_vector_accesses.restype = ctypes.c_int64
@@ -157,10 +161,66 @@ def test_workspace_holds_the_fused_copies_of_any_smaller_run(lib, monkeypatch, l
     fused path takes must find its copies' room even where the largest shapes are past the kernels'
     int32 limits (so the fused path would not take those)."""
     monkeypatch.setenv("DCN_DEFORM_CONV_FUSED", "force")
-    ws = lib.dcn_emu_conv_workspace(_dims(*largest), 2)
+    ws = lib.dcn_emu_conv_workspace(_dims(*largest), 2, 0)
     need = lib.dcn_emu_fused_workspace(_dims(*run))
     assert lib.dcn_emu_conv_path(_dims(*run), 1, 132) == 1 and need > 0
     assert ws >= need, f"workspace {ws} for {largest}, the fused path at {run} needs {need}"
+
+
+def _dims_at(N, C, H, W, M, k=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1):
+    """dims_from's 20 values for any kernel and attributes (pads t, l, b, r); None where the output is empty."""
+    oh = (H + pads[0] + pads[2] - dilations[0] * (k[0] - 1) - 1) // strides[0] + 1
+    ow = (W + pads[1] + pads[3] - dilations[1] * (k[1] - 1) - 1) // strides[1] + 1
+    if oh <= 0 or ow <= 0:
+        return None
+    return (ctypes.c_int64 * 20)(N, C, H, W, M, *k, *strides, *pads, *dilations, group, 1, oh, ow, 1)
+
+
+def test_workspace_holds_the_im2col_parts_of_a_smaller_unaligned_run(lib):
+    """The review's case: the largest output area (68x80) a multiple of 8 halves, so it needs no staging, while
+    a smaller run (67x79) is staged at ld 5296; sizing for the largest shapes' own layout handed cuBLAS a
+    workspace 38 MB past TensorRT's allocation. The workspace reserves the staging unless the profile fixes
+    the output area."""
+    largest, run = _dims(8, 256, 68, 80, 512), _dims(8, 256, 67, 79, 512)
+    need = lib.dcn_emu_conv_im2col_need(run, 2, 0)
+    assert lib.dcn_emu_conv_workspace(largest, 2, 0) >= need
+    assert lib.dcn_emu_conv_workspace(largest, 2, 68 * 80) < need  # a fixed area: no staging, none reserved
+    assert lib.dcn_emu_conv_min_out_area(largest, 68, 80) == 68 * 80
+    assert lib.dcn_emu_conv_min_out_area(largest, 67, 79) == 67 * 79
+    assert lib.dcn_emu_conv_min_out_area(largest, -1, 79) == 0  # unknown: any area
+
+
+def test_workspace_holds_the_im2col_parts_of_every_smaller_run(lib):
+    """Generated: the profile's largest shapes and a run at smaller ones (batch, height, width each no larger,
+    the profile's minimum between them), awkward kernels and attributes, FP16 and FP32 (SGEMM and 3xTF32), up
+    to past the column cap: what the run's enqueue lays out (plan::im2col_parts, with the base's alignment
+    slack) fits in what getWorkspaceSize asked for at the largest shapes and the profile's minimum area."""
+    rng = np.random.default_rng(20)
+    checked = 0
+    while checked < 3000:
+        k = tuple(int(v) for v in rng.integers(1, 4, 2))
+        strides, dilations = tuple(int(v) for v in rng.integers(1, 3, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
+        pads = tuple(int(v) for v in rng.integers(0, 3, 4))
+        group = int(rng.choice([1, 2]))
+        C, M = group * int(rng.integers(1, 65)), group * int(rng.choice([1, 3, 8, 64, 256]))
+        H, W, N = int(rng.integers(1, 120)), int(rng.integers(1, 120)), int(rng.integers(1, 34))
+        if rng.random() < 0.2:  # past the 256 MiB cap of a chunk's columns
+            C, H, W = 256 * group, int(rng.integers(60, 200)), int(rng.integers(60, 200))
+        h, w, n = int(rng.integers(1, H + 1)), int(rng.integers(1, W + 1)), int(rng.integers(0, N + 1))
+        hmin, wmin = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+        largest = _dims_at(N, C, H, W, M, k, strides, pads, dilations, group)
+        run = _dims_at(n, C, h, w, M, k, strides, pads, dilations, group)
+        lowest = _dims_at(1, C, hmin, wmin, M, k, strides, pads, dilations, group)
+        if largest is None or run is None or lowest is None:
+            continue
+        min_area = lib.dcn_emu_conv_min_out_area(largest, hmin, wmin)
+        assert min_area == lowest[17] * lowest[18]
+        for es, splits in ((2, (0,)), (4, (0, 1))):
+            for ws in (lib.dcn_emu_conv_workspace(largest, es, 0), lib.dcn_emu_conv_workspace(largest, es, min_area)):
+                for split in splits:
+                    need = lib.dcn_emu_conv_im2col_need(run, es, split)
+                    assert need <= ws, (list(largest), list(run), (hmin, wmin), es, split, need, ws)
+        checked += 1
 
 
 def test_fused_path_refuses_no_channels_and_too_many_filter_tiles(lib, monkeypatch):

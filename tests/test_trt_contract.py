@@ -133,6 +133,7 @@ class Harness:
         L.dcn_harness_supports.argtypes = [P, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, I32, I32]
         L.dcn_harness_output_types.argtypes = [P, ctypes.c_int32, I32, I32]
         L.dcn_harness_configure.argtypes = [P, ctypes.c_int32, I32, I64, I32, ctypes.c_int32, I64, I64]
+        L.dcn_harness_configure_range.argtypes = [P, ctypes.c_int32, I32, I64, I64, I32, ctypes.c_int32, I64, I64]
         L.dcn_harness_run.argtypes = [P, ctypes.c_int32, I32, I64, I32, ctypes.c_int32, I64, I32]
         L.dcn_harness_destroy.argtypes = [P]
         L.dcn_harness_take_log.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
@@ -218,6 +219,16 @@ class Harness:
         ws = ctypes.c_int64()
         rc = self.L.dcn_harness_configure(h, len(shapes), ranks, dims, types, len(out_shape),
                                           (ctypes.c_int64 * 8)(*out_shape), ctypes.byref(ws))
+        return rc, ws.value
+
+    def configure_range(self, h, min_shapes, shapes, out_shape, dtype="FP32"):
+        """configure for a profile from min_shapes to shapes (opt = max)."""
+        ranks, dims = self._flat(shapes)
+        _, mins = self._flat(min_shapes)
+        types = (ctypes.c_int32 * len(shapes))(*[self.enum(dtype)] * len(shapes))
+        ws = ctypes.c_int64()
+        rc = self.L.dcn_harness_configure_range(h, len(shapes), ranks, mins, dims, types, len(out_shape),
+                                                (ctypes.c_int64 * 8)(*out_shape), ctypes.byref(ws))
         return rc, ws.value
 
     def run(self, h, shapes, out_shape, dtype="FP32"):
@@ -457,6 +468,26 @@ def test_conv_configure_and_workspace(hx, clean_log, s, dtype, size):
     assert ws == conv_workspace(s, out, size, fused=s is FUSED_SHAPE and size == 2)
 
 
+@pytest.mark.parametrize("s", SHAPES + [FUSED_SHAPE])
+@pytest.mark.parametrize("dtype,size", [("FP32", 4), ("FP16", 2)])
+def test_conv_workspace_of_a_dynamic_profile_reserves_the_staging(hx, clean_log, s, dtype, size):
+    """A profile whose minimum H / W is smaller than its maximum: a run at a smaller output area may need the
+    staged output that the largest area does not (its rows of L a multiple of 16 bytes); getWorkspaceSize
+    reads the profile's minimum and reserves the staging unless every run has the largest area."""
+    shapes, out, fields = conv_io(s)
+    low = list(s)
+    low[2], low[3] = max(s[5] * s[9][0] - s[8][0] - s[8][2], 1), max(s[6] * s[9][1] - s[8][1] - s[8][3], 1)
+    min_shapes, min_out, _ = conv_io(tuple(low))
+    assert min_out[2] >= 1 and min_out[3] >= 1 and min_out[2] * min_out[3] < out[2] * out[3]
+    h = hx.create("DeformConv2d", "c", fields)
+    rc, ws = hx.configure_range(h, min_shapes, shapes, out, dtype)
+    assert rc == 0, hx.log()
+    fused = s is FUSED_SHAPE and size == 2
+    assert ws == conv_workspace(s, out, size, fused=fused, min_area=min_out[2] * min_out[3])
+    rc, fixed = hx.configure_range(h, shapes, shapes, out, dtype)  # min = max: no staging where L needs none
+    assert rc == 0 and fixed == conv_workspace(s, out, size, fused=fused) <= ws, hx.log()
+
+
 @pytest.mark.parametrize("mb", ["64", "1024"])
 def test_conv_workspace_ignores_the_columns_cap_knob(hx, clean_log, monkeypatch, mb):
     """DCN_DEFORM_CONV_COLUMNS_MB only lowers the chunks a run takes (measurements), never the workspace:
@@ -470,17 +501,20 @@ def test_conv_workspace_ignores_the_columns_cap_knob(hx, clean_log, monkeypatch,
     assert ws == conv_workspace(s, out, 4)
 
 
-def conv_workspace(s, out, size, *, fused=False):
-    """The DeformConv2d plugin's workspace for shape s (max shapes) of elements of `size` bytes."""
+def conv_workspace(s, out, size, *, fused=False, min_area=None):
+    """The DeformConv2d plugin's workspace for shape s (max shapes) of elements of `size` bytes, for runs whose
+    output area is at least min_area (default: the largest's, a profile fixed in H and W)."""
     N, C, H, W, M, kH, kW = s[:7]
-    # im2col: columns with rows of L padded to 16 bytes, plus the GEMM's staged output where padded
+    # im2col: columns with rows of L padded to 16 bytes, plus the GEMM's staged output where padded, or where a
+    # smaller run's area may be (a smaller L may need the staging that the largest does not)
     L = out[2] * out[3]
     ld = -(-L // (16 // size)) * (16 // size)
-    per_image = (C * kH * kW + (M if ld != L else 0)) * ld * size
+    staged = ld != L or (min_area is not None and min_area < L)
+    per_image = (C * kH * kW + (M if staged else 0)) * ld * size
     align = lambda v: (v + 255) // 256 * 256  # noqa: E731
     want = 256 + align(_columns_bytes(per_image, N)) + (32 << 20)  # 256: slack to align the base
     if size == 4:  # FP32: room for the 3xTF32 GEMM too (the columns' lo halves, the weights' hi and lo halves)
-        per_split = (2 * C * kH * kW + (M if ld != L else 0)) * ld * size
+        per_split = (2 * C * kH * kW + (M if staged else 0)) * ld * size
         weights = M * (C // s[10]) * kH * kW * size
         want = max(want, 256 + align(_columns_bytes(per_split, N)) + 2 * align(weights) + (32 << 20))
     if fused:  # the fused path's copies: channels-last X, tap-major W

@@ -70,6 +70,23 @@ def test_conv_empty_bias_with_mask(hx, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+def test_conv_smaller_shapes_of_a_dynamic_profile_stay_in_the_workspace(hx, dtype):
+    """An engine built for 1x32x3x3 .. 2x32x8x8 run at 2x32x7x7: the largest output area (64) needs no
+    staging, 49 does (ld 56 in FP16 / 52 in FP32) and its staged output and cuBLAS workspace must fit in what
+    getWorkspaceSize asked for at the profile (sized for the largest shapes alone, they ended past it)."""
+    spec = ("dynamic-profile", 2, 32, 7, 7, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, True, 1.0)
+    case = td.unit_weights(make_conv_case(spec))
+    ins = td.conv_inputs(case)
+    at = lambda n, h: [[n, 32, h, h], list(ins[1].shape), [n, 18, h, h], [256], [n, 9, h, h]]  # noqa: E731
+    with td.conv_path("im2col"):
+        lay = td.run_plugin(hx, td.CONV_OP, "conv dynamic profile", case.attrs(), ins, dtype,
+                            profile=(at(1, 3), at(2, 8)), guard=1 << 20)
+        torch.cuda.synchronize()
+    td.assert_close(lay.output, td.conv_reference(lay, case), dtype, "conv dynamic profile")
+    assert lay.guard_intact(), "enqueue wrote past the workspace getWorkspaceSize asked for"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
 def test_conv_batch33_runs_in_chunks(hx, dtype):
     check_conv(hx, td.chunked_case(33), dtype, what="conv batch 33")
 

@@ -164,6 +164,27 @@ def test_device_lifecycle_dry_run(dx, clean, dtype):
     assert "kernel launch failed" in dx.log()
 
 
+@NO_GPU
+def test_device_dynamic_profile_dry_run(dx, clean):
+    """The device test's dynamic profile (tests/test_trt_device.py: built for 1x32x3x3 .. 2x32x8x8, run at
+    7x7) on host memory: configured for the range, its workspace reserves the staging a 7x7 run needs (the
+    largest area, 64, needs none), the run's shapes pass onShapeChange; enqueue then fails before memory."""
+    from helpers import trt_device as td
+    from helpers.sweep import make_conv_case
+
+    spec = ("dynamic-profile", 2, 32, 7, 7, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, True, 1.0)
+    case = make_conv_case(spec)
+    ins = td.conv_inputs(case)
+    at = lambda n, h: [[n, 32, h, h], list(ins[1].shape), [n, 18, h, h], [256], [n, 9, h, h]]  # noqa: E731
+    lay = td.run_plugin(dx, td.CONV_OP, "dry", case.attrs(), ins, torch.float16, device="cpu", expect_ok=False,
+                        profile=(at(1, 3), at(2, 8)), guard=256)
+    fixed = td.run_plugin(dx, td.CONV_OP, "dry", case.attrs(), ins, torch.float16, device="cpu", expect_ok=False,
+                          profile=(at(2, 8), at(2, 8)))
+    staging = 2 * 256 * 64 * 2  # 2 images x M x ld (64) x 2 bytes
+    assert lay.workspace_bytes - fixed.workspace_bytes == staging and lay.out_shape == [2, 256, 7, 7]
+    assert lay.guard_intact()
+
+
 # --------------------------------------------------------------------------- workspace
 @pytest.mark.parametrize("s", SHAPES[:3])
 def test_workspace_has_slack_for_aligning_its_base(dx, clean, s):

@@ -91,11 +91,13 @@ class DeviceHarness(Harness):
         self.handles.remove(h)
         self.L.dcn_harness_destroy(h)
 
-    def configure_types(self, h, shapes, out_shape, types: Sequence[str]):
+    def configure_types(self, h, shapes, out_shape, types: Sequence[str], min_shapes=None):
+        """configurePlugin + getWorkspaceSize for a profile from min_shapes (default: shapes) to shapes."""
         ranks, dims = self._flat(shapes)
+        mins = self._flat(min_shapes)[1] if min_shapes is not None else None
         ws = ctypes.c_int64()
-        rc = self.L.dcn_harness_configure(h, len(shapes), ranks, dims, self.types(types), len(out_shape),
-                                          (ctypes.c_int64 * 8)(*out_shape), ctypes.byref(ws))
+        rc = self.L.dcn_harness_configure_range(h, len(shapes), ranks, mins, dims, self.types(types), len(out_shape),
+                                                (ctypes.c_int64 * 8)(*out_shape), ctypes.byref(ws))
         return rc, ws.value
 
     def shape_change(self, h, shapes, out_shape, types: Sequence[str]) -> int:
@@ -129,6 +131,11 @@ class Layer:
     misalign: int
     keep: list = field(default_factory=list)
 
+    def guard_intact(self) -> bool:
+        """The bytes after the workspace (run_plugin's guard) still hold 0xA5."""
+        tail = self.workspace[self.workspace_bytes + self.misalign:]
+        return bool((tail == 0xA5).all())
+
     @property
     def workspace_ptr(self) -> int:
         return self.workspace.data_ptr() + self.misalign if self.workspace_bytes else 0
@@ -157,14 +164,17 @@ def _input_types(hx: DeviceHarness, h, dtype: torch.dtype, shapes: list, float32
 
 def run_plugin(hx: DeviceHarness, op: str, layer: str, fields: dict, inputs: Sequence[Optional[torch.Tensor]],
                dtype: torch.dtype, *, context: int = 0, misalign: int = 0, float32_at: Sequence[int] = (),
-               poison: bool = True, device: str = "cuda", expect_ok: bool = True) -> Layer:
+               poison: bool = True, device: str = "cuda", expect_ok: bool = True, profile=None,
+               guard: int = 0) -> Layer:
     """The whole lifecycle of one plugin layer; returns the attached layer after one enqueue on
     the current stream (output in layer.output; not synchronised). `inputs`: float64 or
     dtype tensors (moved to CUDA and cast; None = an empty optional input, rank 0, null
     pointer); `float32_at`: inputs kept in float32 when the plugin asks so; `misalign`: bytes
     added to the workspace pointer TensorRT would hand over (its alignment is undocumented).
     device="cpu", expect_ok=False: the host dry run (tests/test_trt_robustness.py): every step
-    up to enqueue, which then fails before touching memory (no GPU)."""
+    up to enqueue, which then fails before touching memory (no GPU). `profile`: (min shapes, max
+    shapes) the engine is built for (default: the inputs' own), the inputs' shapes run inside it;
+    `guard`: bytes after the workspace TensorRT hands over, filled with 0xA5 (guard_intact() checks)."""
     shapes = [list(t.shape) if t is not None else [] for t in inputs]
     h = hx.create(op, layer, fields)
     assert h, hx.log()
@@ -177,7 +187,12 @@ def run_plugin(hx: DeviceHarness, op: str, layer: str, fields: dict, inputs: Seq
     out_type = next(t for t in ("FP32", "FP16") if hx.enum(t) == out_code)
     rc, out_shape, _ = hx.output_shape(h, shapes, [[False] * len(s) for s in shapes])
     assert rc == 0, hx.log()
-    rc, ws = hx.configure_types(h, shapes, out_shape, types)
+    if profile is not None:  # built for a range of shapes: the largest's output, the profile's minimum
+        rc, max_out, _ = hx.output_shape(h, profile[1], [[False] * len(s) for s in profile[1]])
+        assert rc == 0, hx.log()
+        rc, ws = hx.configure_types(h, profile[1], max_out, types, min_shapes=profile[0])
+    else:
+        rc, ws = hx.configure_types(h, shapes, out_shape, types)
     assert rc == 0, hx.log()
     h_rt = hx.roundtrip(h, layer)  # getFieldsToSerialize -> createPlugin(kRUNTIME)
     assert h_rt, hx.log()
@@ -189,7 +204,9 @@ def run_plugin(hx: DeviceHarness, op: str, layer: str, fields: dict, inputs: Seq
     out_dtype = torch.float32 if out_type == "FP32" else torch.float16
     out = torch.full(out_shape, float("nan"), dtype=out_dtype, device=device) if poison else \
         torch.empty(out_shape, dtype=out_dtype, device=device)
-    wsbuf = torch.empty(ws + misalign if ws else 0, dtype=torch.uint8, device=device)
+    wsbuf = torch.empty(ws + misalign + guard if ws else 0, dtype=torch.uint8, device=device)
+    if ws and guard:
+        wsbuf[ws + misalign:] = 0xA5
     lay = Layer(hx, h_ctx, shapes, types, out_shape, out_type, dev, out, wsbuf, ws, misalign)
     rc = lay.enqueue() if device == "cuda" else lay.hx.enqueue(
         h_ctx, shapes, out_shape, types, out_type, [t.data_ptr() if t is not None else 0 for t in dev],

@@ -237,9 +237,21 @@ DCN_EXPORT int dcn_emu_conv_path(const int64_t* v, int half, int64_t sm_count) {
 }
 
 // The workspace the plugin asks for at dims v (its largest shapes; layout as dcn_emu_conv_path),
-// elements of elem_bytes (2: half, 4: float).
-DCN_EXPORT int64_t dcn_emu_conv_workspace(const int64_t* v, int elem_bytes) {
-    return dcn::plan::conv_workspace_bytes(dims_from(v), elem_bytes);
+// elements of elem_bytes (2: half, 4: float), runs of output area at least min_out_area (0: any).
+DCN_EXPORT int64_t dcn_emu_conv_workspace(const int64_t* v, int elem_bytes, int64_t min_out_area) {
+    return dcn::plan::conv_workspace_bytes(dims_from(v), elem_bytes, dcn::plan::kColumnsCapBytes, min_out_area);
+}
+
+// What a run at dims v needs of the workspace on the im2col path (split: 3xTF32): the slack for
+// aligning the base and every part the enqueue lays out (plan::im2col_parts).
+DCN_EXPORT int64_t dcn_emu_conv_im2col_need(const int64_t* v, int elem_bytes, int split) {
+    return dcn::plan::kAlignBytes +
+           dcn::plan::im2col_parts(dims_from(v), elem_bytes, split != 0, dcn::plan::kColumnsCapBytes).end;
+}
+
+// plan::min_out_area of dims v's attributes at input maps of min_h x min_w.
+DCN_EXPORT int64_t dcn_emu_conv_min_out_area(const int64_t* v, int64_t min_h, int64_t min_w) {
+    return dcn::plan::min_out_area(dims_from(v), min_h, min_w);
 }
 
 // What the fused path at dims v uses of the workspace (its copies from the aligned base, with the

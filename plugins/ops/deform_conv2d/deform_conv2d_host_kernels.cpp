@@ -142,26 +142,26 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     if (yTotal == 0) return "";
 
     const bool split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    const plan::Im2colLayout lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)), split);
+    const plan::Im2colParts parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);
+    const plan::Im2colLayout& lay = parts.lay;
     const int64_t perImage = lay.perImageBytes;
-    const int64_t chunk = plan::chunk_images(perImage, d.N, cap);
+    const int64_t chunk = parts.chunk;
     const int64_t splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
-    const int64_t wsBytes = plan::workspace_bytes(perImage, d.N, cap, splitWeightBytes);
-    const int64_t columnsEnd = plan::columns_end(perImage, d.N, cap);
-    const int64_t cublasOffset = plan::cublas_workspace_offset(perImage, d.N, cap, splitWeightBytes);
+    const int64_t wsBytes = plan::conv_workspace_bytes(d, static_cast<int64_t>(sizeof(T)), cap);
+    const int64_t columnsEnd = parts.weightsAt;
+    const int64_t cublasOffset = parts.cublasAt;
     if (chunk * perImage > columnsEnd || columnsEnd + splitWeightBytes > cublasOffset ||
-        cublasOffset + plan::kCublasWorkspaceBytes > wsBytes ||
-        (sizeof(T) == 4 && wsBytes > plan::conv_workspace_bytes(d, 4, cap)))
+        plan::kAlignBytes + parts.end > wsBytes)
         return "plan: a chunk of " + std::to_string(chunk) + " images (" + std::to_string(chunk * perImage) +
-               " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(cublasOffset) + " of " +
-               std::to_string(wsBytes) + " B, or the workspace is larger than the plugin asks for";
+               " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(cublasOffset) +
+               ", or the cuBLAS workspace ends past the plugin's workspace of " + std::to_string(wsBytes) + " B";
     // Only the columns + staging (+ 3xTF32 weights) part is materialised (the cuBLAS part is cuBLAS's own business).
     const int64_t capacity = cublasOffset / static_cast<int64_t>(sizeof(T));
     const int64_t colCapacity = columnsEnd / static_cast<int64_t>(sizeof(T));
     std::vector<T> ws(static_cast<size_t>(capacity));
-    T* col = ws.data();
-    T* staging = col + chunk * lay.colImage;  // as the plugin lays it out
-    T* colLo = split ? staging + chunk * lay.stageImage : nullptr;
+    T* col = ws.data();  // as the plugin lays it out
+    T* staging = col + parts.stagingAt / static_cast<int64_t>(sizeof(T));
+    T* colLo = split ? col + parts.colLoAt / static_cast<int64_t>(sizeof(T)) : nullptr;
     T* wHi = col + colCapacity;
     T* wLo = wHi + plan::split_weight_lo_offset(d);
     if constexpr (std::is_same<T, float>::value) {

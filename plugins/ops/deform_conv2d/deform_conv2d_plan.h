@@ -121,6 +121,18 @@ inline int64_t chunk_images(int64_t perImageBytes, int64_t N, int64_t cap = kCol
     return fit < 1 ? 1 : (fit > N ? N : fit);
 }
 
+// Per-image bytes that hold the im2col path of every run at dims up to d (the profile's largest)
+// whose output area oH*oW is at least minOutArea (0: any). A smaller area has a leading
+// dimension no larger than d's, but may be staged where d's is not (d's area a multiple of the
+// 16-byte row, a smaller one not: an FP16 output of 68x80 is unstaged, 67x79 staged at ld 5296), so the
+// staging rows are reserved unless every run has d's area (a profile fixed in H and W). Sizing
+// for d's own layout alone handed cuBLAS a workspace up to 38 MB past TensorRT's allocation.
+inline int64_t im2col_bound_per_image_bytes(const DeformConvDims& d, int64_t elemBytes, bool split = false,
+                                            int64_t minOutArea = 0) {
+    const Im2colLayout l = im2col_layout(d, elemBytes, split);
+    return l.staged || minOutArea >= l.L ? l.perImageBytes : l.perImageBytes + d.M * l.ld * elemBytes;
+}
+
 // No input channels (C = 0, W [M, 0, kH, kW]): Y is B broadcast, or zeros; no columns and no GEMM
 // (cuBLAS refuses k = 0 with ldb = 0).
 inline bool bias_only(const DeformConvDims& d) { return d.C == 0; }
@@ -222,18 +234,55 @@ inline int64_t fused_workspace_bytes(const DeformConvDims& d, int64_t elemBytes)
     return kAlignBytes + fused::layout(d, elemBytes).bytes;
 }
 
+// The output area oH*oW at input maps of minH x minW with d's kernel and attributes: the smallest
+// a run of the profile can have (its minimum shapes); 0 (any area) where unknown (< 0) or where
+// the output would be empty or past int64.
+inline int64_t min_out_area(const DeformConvDims& d, int64_t minH, int64_t minW) {
+    int64_t oH = 0, oW = 0, area = 0;
+    if (minH < 0 || minW < 0 || !conv_out_size_ok(minH, d.padT, d.padB, d.dilH, d.kH, d.strideH, &oH) ||
+        !conv_out_size_ok(minW, d.padL, d.padR, d.dilW, d.kW, d.strideW, &oW) || oH <= 0 || oW <= 0 ||
+        !mul_ok(oH, oW, &area))
+        return 0;
+    return area;
+}
+
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
-// either path at any smaller shapes (the path is chosen at enqueue, where a smaller problem may
-// take the fused path that d's int32 limits refuse: layout_bound_bytes); float: either FP32 GEMM.
-inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = kColumnsCapBytes) {
-    int64_t im2col = workspace_bytes(im2col_layout(d, elemBytes).perImageBytes, d.N, cap);
+// either path at any smaller shapes whose output area is at least minOutArea (0: any;
+// im2col_bound_per_image_bytes) (the path is chosen at enqueue, where a smaller problem may take
+// the fused path that d's int32 limits refuse: layout_bound_bytes); float: either FP32 GEMM.
+inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t cap = kColumnsCapBytes,
+                                    int64_t minOutArea = 0) {
+    int64_t im2col = workspace_bytes(im2col_bound_per_image_bytes(d, elemBytes, false, minOutArea), d.N, cap);
     if (elemBytes == 4) {
-        const int64_t split = workspace_bytes(im2col_layout(d, 4, true).perImageBytes, d.N, cap, split_weight_bytes(d));
+        const int64_t split = workspace_bytes(im2col_bound_per_image_bytes(d, 4, true, minOutArea), d.N, cap,
+                                              split_weight_bytes(d));
         im2col = split > im2col ? split : im2col;
     }
     const int64_t f =
         fused::applicable_kind(d, elemBytes == 2) ? kAlignBytes + fused::layout_bound_bytes(d, elemBytes) : 0;
     return im2col > f ? im2col : f;
+}
+
+// Where a run at dims d puts the im2col path's parts, in bytes from the aligned base: a chunk's
+// columns at 0, its staged output at stagingAt, the columns' lo halves (3xTF32) at colLoAt, the
+// weights' halves (3xTF32) at weightsAt, the cuBLAS workspace at cublasAt up to end. The plugin's
+// enqueue and its host emulation lay the workspace out by this; kAlignBytes + end is what the
+// run needs of the workspace.
+struct Im2colParts {
+    Im2colLayout lay;
+    int64_t chunk;  // images per chunk
+    int64_t stagingAt, colLoAt, weightsAt, cublasAt, end;
+};
+inline Im2colParts im2col_parts(const DeformConvDims& d, int64_t elemBytes, bool split, int64_t cap) {
+    Im2colParts p{};
+    p.lay = im2col_layout(d, elemBytes, split);
+    p.chunk = chunk_images(p.lay.perImageBytes, d.N, cap);
+    p.stagingAt = p.chunk * p.lay.colImage * elemBytes;
+    p.colLoAt = p.stagingAt + p.chunk * p.lay.stageImage * elemBytes;
+    p.weightsAt = columns_end(p.lay.perImageBytes, d.N, cap);
+    p.cublasAt = cublas_workspace_offset(p.lay.perImageBytes, d.N, cap, split ? split_weight_bytes(d) : 0);
+    p.end = p.cublasAt + kCublasWorkspaceBytes;
+    return p;
 }
 
 // One (strided-batched) column-major GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b] for

@@ -122,7 +122,8 @@ size_t DeformConv2dPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc co
         DeformConvDims const d = validate(maxDimsOf(inputs, nbInputs).data(), nbInputs);
         int64_t es = elementSize(inputs[0].desc.type);
         es = es == 0 ? 4 : es;
-        return static_cast<size_t>(plan::conv_workspace_bytes(d, es));
+        return static_cast<size_t>(plan::conv_workspace_bytes(d, es, plan::kColumnsCapBytes,
+            inputs[0].min.nbDims == 4 ? plan::min_out_area(d, inputs[0].min.d[2], inputs[0].min.d[3]) : 0));
     }
     DCN_TRT_CATCH(recorder(), who(), "getWorkspaceSize", return 0)
 }
@@ -201,16 +202,15 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     // FP32 in 3xTF32 mode (deform_conv2d_plan.h): hi halves in the columns, lo halves after the
     // staging, the weights' halves after the columns part, three TF32 GEMMs per GEMM.
     bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    int64_t const cap = plan::columns_cap();
-    plan::Im2colLayout const lay = plan::im2col_layout(d, static_cast<int64_t>(sizeof(T)), split);
-    int64_t const chunk = plan::chunk_images(lay.perImageBytes, d.N, cap);
+    plan::Im2colParts const parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, plan::columns_cap());
+    plan::Im2colLayout const& lay = parts.lay;
+    int64_t const chunk = parts.chunk;
     T* col = reinterpret_cast<T*>(base);
-    T* staging = col + chunk * lay.colImage; // the GEMM's output rows of ld when ld != L
-    T* colLo = split ? staging + chunk * lay.stageImage : nullptr;
-    int64_t const splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
-    T* wHi = reinterpret_cast<T*>(base + plan::columns_end(lay.perImageBytes, d.N, cap));
+    T* staging = reinterpret_cast<T*>(base + parts.stagingAt); // the GEMM's output rows of ld when ld != L
+    T* colLo = split ? reinterpret_cast<T*>(base + parts.colLoAt) : nullptr;
+    T* wHi = reinterpret_cast<T*>(base + parts.weightsAt);
     T* wLo = wHi + plan::split_weight_lo_offset(d);
-    void* cublasWs = base + plan::cublas_workspace_offset(lay.perImageBytes, d.N, cap, splitWeightBytes);
+    void* cublasWs = base + parts.cublasAt;
 
     auto blasFail = [&](char const* what, cublasStatus_t st) {
         reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("

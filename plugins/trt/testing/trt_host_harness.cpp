@@ -233,16 +233,29 @@ HARNESS_API int dcn_harness_output_types(void* handle, int32_t nbInputs, int32_t
     return rc;
 }
 
-// configurePlugin + getWorkspaceSize with min = opt = max = the given dims; output dims given too.
-HARNESS_API int dcn_harness_configure(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
-    int32_t const* types, int32_t outRank, int64_t const* outDims, int64_t* workspace)
+// configurePlugin + getWorkspaceSize for a profile from minDims (null: the given dims) to the
+// given dims (opt = max); output dims given too (the largest).
+HARNESS_API int dcn_harness_configure_range(void* handle, int32_t nbInputs, int32_t const* ranks,
+    int64_t const* minDims, int64_t const* dims, int32_t const* types, int32_t outRank, int64_t const* outDims,
+    int64_t* workspace)
 {
     auto* h = static_cast<Handle*>(handle);
     std::vector<DynamicPluginTensorDesc> in = dynDescs(nbInputs, ranks, dims, types);
+    for (int32_t i = 0; minDims != nullptr && i < nbInputs; ++i)
+    {
+        in[i].min = makeDims(ranks[i], minDims + 8 * i);
+    }
     std::vector<DynamicPluginTensorDesc> out = dynDescs(1, &outRank, outDims, types);
     int const rc = h->build->configurePlugin(in.data(), nbInputs, out.data(), 1);
     *workspace = static_cast<int64_t>(h->build->getWorkspaceSize(in.data(), nbInputs, out.data(), 1));
     return rc;
+}
+
+// configurePlugin + getWorkspaceSize with min = opt = max = the given dims; output dims given too.
+HARNESS_API int dcn_harness_configure(void* handle, int32_t nbInputs, int32_t const* ranks, int64_t const* dims,
+    int32_t const* types, int32_t outRank, int64_t const* outDims, int64_t* workspace)
+{
+    return dcn_harness_configure_range(handle, nbInputs, ranks, nullptr, dims, types, outRank, outDims, workspace);
 }
 
 // attachToContext (with the harness's error recorder) -> a new handle for the runtime clone.
