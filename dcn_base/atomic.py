@@ -9,6 +9,7 @@ marks it (:func:`final_commit`): from that commit on the command is done, so tha
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -162,12 +163,23 @@ class AtomicGroup:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
+                # a destination that is a directory would fail its rename after others were done
+                for _, dest in self._pending:
+                    if dest.is_dir():
+                        raise DcnError(f"output '{dest}' is a directory, expected a file path; nothing was replaced")
                 with uninterrupted():  # all renamed, or (an error) none
                     mode = 0o666 & ~_umask()
                     for tmp, _ in self._pending:
                         os.chmod(tmp, mode)
+                    done: list[Path] = []
                     for tmp, dest in self._pending:
-                        os.replace(tmp, dest)
+                        try:
+                            os.replace(tmp, dest)
+                        except OSError as e:
+                            replaced = f"; already replaced: {', '.join(map(str, done))}" if done else \
+                                "; nothing was replaced"
+                            raise DcnError(f"cannot replace '{dest}': {e.strerror or e}{replaced}") from e
+                        done.append(dest)
                     _committed()
                 return
         except BaseException:
@@ -214,7 +226,25 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
+        tmp.write_text(json_text(obj))
+
+
+def _strict(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    if isinstance(o, (np.generic, np.ndarray)):
+        return _strict(o.tolist())
+    if isinstance(o, float) and not math.isfinite(o):
+        return "NaN" if math.isnan(o) else ("Infinity" if o > 0 else "-Infinity")
+    return o
+
+
+def json_text(obj: Any) -> str:
+    """obj as strict JSON (RFC 8259, which any parser reads): non-finite numbers as the strings "NaN",
+    "Infinity", "-Infinity" (Python's json writes bare NaN / Infinity), numpy values as numbers / lists."""
+    return json.dumps(_strict(obj), indent=2, sort_keys=False, allow_nan=False, default=json_default) + "\n"
 
 
 def json_default(o):

@@ -23,6 +23,7 @@ when a JSON file is read or written (it is heavy).
 from __future__ import annotations
 
 import os
+import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,8 +82,11 @@ def save_npz(path: os.PathLike, arrays: Mapping[str, np.ndarray], group=None) ->
     """One feed dict / one iteration's outputs as a numpy archive, written atomically."""
     with _target(Path(path), group) as tmp:
         # Ctrl-C held back while numpy writes: interrupted, its zip archive stays open and complains at exit
-        with uninterrupted(), open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        # (np.savez's own archive, written member by member: savez(file, **arrays) fails on an array named 'file')
+        with uninterrupted(), zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for k, v in arrays.items():
+                with z.open(f"{k}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(v), allow_pickle=False)
 
 
 def _io_dir(directory: os.PathLike, group=None) -> Path:

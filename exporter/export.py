@@ -216,6 +216,7 @@ def run_export(model: Any, example_inputs: Any, opts: ExportOptions, *, log: Opt
     st = stages if stages is not None else Stages()
     job = _load(model, example_inputs, opts)
     job.swapped, job.swaps = _swap(job.module, say)
+    _float16_forms(job, opts)
     _reference(job, opts, say, st)
     t_export = time.perf_counter()
     ep, strip, dim_labels = _trace(job, opts, st)
@@ -240,13 +241,17 @@ def _load(model: Any, example_inputs: Any, opts: ExportOptions) -> _Job:
     if len(names) != len(inputs) or len(set(names)) != len(names):
         raise DcnError(f"input names {names}: expected {len(inputs)} distinct names, one per example input")
     dyn = normalize_dynamic(merge_dynamic(program_dyn, opts.dynamic, names), names, inputs)
-    # coordinates stay float32 in every FP16 mode (contract: never half)
-    keep32 = rois_positions(module, inputs, names) if opts.fp16 else []
-    onnx_inputs = tuple(t.half() if opts.fp16_io and t.is_floating_point() and i not in keep32 else t
-                        for i, t in enumerate(inputs))
+    return _Job(module, names, dyn, inputs, inputs, inputs, [])
+
+
+def _float16_forms(job: _Job, opts: ExportOptions) -> None:
+    """The inputs the ONNX model and PyTorch get: coordinates stay float32 in every FP16 mode (contract:
+    never half), found on the swapped model (mmcv's modules reach our ops only after the swap)."""
+    job.keep32 = rois_positions(job.swapped, job.inputs, job.names) if opts.fp16 else []
+    job.onnx_inputs = tuple(t.half() if opts.fp16_io and t.is_floating_point() and i not in job.keep32 else t
+                            for i, t in enumerate(job.inputs))
     # PyTorch sees the values the ONNX model gets (float16-rounded for float16 I/O)
-    ref_inputs = tuple(t.float() if opts.fp16_io and t.is_floating_point() else t for t in onnx_inputs)
-    return _Job(module, names, dyn, inputs, onnx_inputs, ref_inputs, keep32)
+    job.ref_inputs = tuple(t.float() if opts.fp16_io and t.is_floating_point() else t for t in job.onnx_inputs)
 
 
 def _swap(module: Any, say: Callable[[str], None]) -> tuple[Any, list[Swap]]:
@@ -307,7 +312,9 @@ def _check(proto: onnx.ModelProto, job: _Job, opts: ExportOptions, st: Any):
     if not opts.verify:
         return None
     st.start("verify")
-    dtype = "float16" if opts.fp16 else str(job.reference[0].dtype).replace("torch.", "")
+    # the first floating-point output's precision (integer and bool outputs are compared exactly)
+    floats = [str(r.dtype).replace("torch.", "") for r in job.reference if r.dtype.is_floating_point]
+    dtype = "float16" if opts.fp16 else (floats[0] if floats else "float32")
     report = check_export(proto, job.feed(), job.outs, job.truth, job.truth_name, dtype, opts.runtime, job.own)
     if opts.check and not report.passed:
         raise CheckError(report)

@@ -8,15 +8,15 @@ verified), ``io`` (the --save-io files), ``stage_seconds``, ``total_seconds``, `
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Optional
 
 import onnx
 
-from dcn_base.atomic import atomic_path
+from dcn_base.atomic import atomic_path, json_text
 from dcn_base.cli import versions
 
 
@@ -82,6 +82,4 @@ def export_report(result: Any, source: Optional[str], total_seconds: float) -> d
 
 def write_report(path: os.PathLike | str, report: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+        Path(tmp).write_text(json_text(report))

@@ -239,7 +239,7 @@ def test_npz_io_round_trips(made, tmp_path, capsys):
     from dcn_base.model_io import load_npz, save_npz
 
     arrays = {"a": np.arange(6, dtype=np.float16).reshape(2, 3), "rois": np.ones((4, 5), np.float32),
-              "n": np.array([3], np.int64)}
+              "n": np.array([3], np.int64), "file": np.zeros(2, np.float32)}  # 'file': np.savez's own argument
     save_npz(tmp_path / "x.npz", arrays)
     back = load_npz(tmp_path / "x.npz")
     assert back.keys() == arrays.keys()

@@ -380,3 +380,25 @@ def test_ctrl_c_while_an_archive_is_written_leaves_no_open_zip(tmp_path, monkeyp
     gc.collect()
     assert not unraisable, [u.exc_value for u in unraisable]
     assert dest.read_bytes() == OLD and sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
+
+
+def test_a_directory_in_the_way_of_an_output_replaces_nothing(tmp_path):
+    """--save-io into a folder where outputs.json is a directory: the model and inputs.json had been
+    replaced before that rename failed, under a message saying 'nothing was replaced' and naming the
+    temporary. Now every destination is checked first: nothing replaced, the destination named."""
+    import torch
+
+    import exporter
+    from dcn_base.errors import DcnError
+
+    model_path, io = tmp_path / "m.onnx", tmp_path / "io"
+    io.mkdir()
+    (io / "outputs.json").mkdir()
+    model_path.write_bytes(OLD)
+    (io / "inputs.json").write_bytes(OLD)
+    with pytest.raises(DcnError, match=r"output '.*io/outputs.json' is a directory, expected a file path; "
+                                       r"nothing was replaced"):
+        exporter.export(em.small_dcn(), torch.randn(1, 3, 8, 8), model_path, save_io=io)
+    assert model_path.read_bytes() == OLD and (io / "inputs.json").read_bytes() == OLD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["io", "m.onnx"]
+    assert sorted(p.name for p in io.iterdir()) == ["inputs.json", "outputs.json"]

@@ -151,3 +151,65 @@ def test_rewrite_is_atomic_and_errors_are_one_line(tmp_path):
     assert main([str(model), "-o", str(repo), "--max-batch", "2"]) == 0
     assert parse_config(repo / "relu" / "config.pbtxt").max_batch_size == 2
     assert not [p for p in repo.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+
+
+@pytest.mark.parametrize("location", ["../../evil.sh", "ABSOLUTE"])
+def test_external_data_outside_the_models_folder_is_refused(tmp_path, location):
+    """A hostile model's external data location ('../..' or an absolute path) named files outside the model's
+    folder: they were read from there and written outside the repository's model folder (or copied onto
+    themselves, a private file made world-readable). Refused in one line, nothing written; data inside the
+    model's folder is copied with the model."""
+    from onnx import numpy_helper
+
+    secret = tmp_path / "secret"
+    secret.write_text("key\n")
+    secret.chmod(0o600)
+    folder = tmp_path / "dl" / "a" / "b"
+    folder.mkdir(parents=True)
+    (tmp_path / "dl" / "evil.sh").write_text("echo pwned\n")
+    w = numpy_helper.from_array(np.ones((1, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [w])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    t = m.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = "location", str(secret) if location == "ABSOLUTE" else location
+    onnx.save(m, str(folder / "model.onnx"))
+    repo = tmp_path / "repo" / "models"
+    proc = subprocess.run([sys.executable, "-m", "trt_runtime.triton_repo", str(folder / "model.onnx"), "-o",
+                           str(repo)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "expected a relative path inside the model's folder" \
+        in proc.stderr, proc.stderr
+    assert not (tmp_path / "repo" / "evil.sh").exists() and not (repo / "evil.sh").exists()
+    assert oct(secret.stat().st_mode & 0o777) == oct(0o600)
+    assert not repo.exists() or not any(repo.iterdir())
+    # inside the folder: copied with the model
+    onnx.save(onnx.load(str(folder / "model.onnx"), load_external_data=False), str(folder / "model.onnx"))
+    np.ones((1, 3), np.float32).tofile(folder / "w.bin")
+    m2 = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    m2.graph.initializer[0].external_data[0].value = "w.bin"
+    onnx.save(m2, str(folder / "model.onnx"))
+    assert main([str(folder / "model.onnx"), "-o", str(repo), "--name", "m"]) == 0
+    assert (repo / "m" / "1" / "w.bin").read_bytes() == (folder / "w.bin").read_bytes()
+
+
+def test_engines_seen_through_tensorrt_batch_only_what_is_known_to_be_one_axis(tmp_path):
+    """TensorRT names no dynamic axis: images [-1, 3, H, W] and rois [-1, 5] looked like one batch axis, and
+    dcn-serve batched requests whose RoI count is not the image count. Several inputs batch only where the
+    ONNX model the engine was built from names one axis (dcn-serve reads it from the .build.json)."""
+    from trt_runtime.triton_io import ModelSpec, TensorSpec, describe_onnx
+
+    images = TensorSpec("images", "float32", ("", 3, "", ""))
+    rois, boxes = TensorSpec("rois", "float32", ("", 5)), TensorSpec("boxes", "float32", ("", 5))
+    assert not ModelSpec(tmp_path / "e", "engine", [images, rois], [boxes]).batch_axis
+    assert ModelSpec(tmp_path / "e", "engine", [images], [TensorSpec("y", "float32", ("", 3, "", ""))]).batch_axis
+    named = describe_onnx(_relu_onnx(tmp_path / "two.onnx", rois="num_rois"))
+    unnamed = ModelSpec(tmp_path / "e", "engine", [images, rois], [boxes], onnx_batch_axis=named.batch_axis)
+    assert not named.batch_axis and not unnamed.batch_axis
+    same = describe_onnx(_relu_onnx(tmp_path / "same.onnx", rois="batch"))
+    assert same.batch_axis and ModelSpec(tmp_path / "e", "engine", [images, rois], [boxes],
+                                         onnx_batch_axis=same.batch_axis).batch_axis

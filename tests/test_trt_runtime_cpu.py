@@ -242,6 +242,10 @@ def fake_build(monkeypatch, tmp_path):
 
     def engine_from_network(network, config=None, save_timing_cache=None):
         calls["engine_from_network"] = (network, config, save_timing_cache)
+        if state.get("fail"):
+            return None
+        if save_timing_cache:
+            Path(save_timing_cache).write_bytes(b"CACHE")
         return _FakeEngine(state["layers"])
 
     def save_engine(engine, path):
@@ -296,7 +300,15 @@ def test_build_orchestration_trt10_fp16(fake_build, capsys):
     assert cfg["memory_pool_limits"] == {"WORKSPACE": 256 << 20}
     assert cfg["profiles"][0]["images"] == ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))
     assert calls["LoadPlugins"][1]["plugins"] == [str(fake_build.plugin.resolve())]
-    assert calls["engine_from_network"][2] == str(fake_build.dir / "tc.cache")
+    cache = fake_build.dir / "tc.cache"
+    assert ".tmp" in calls["engine_from_network"][2] and cache.read_bytes() == b"CACHE"  # temp file, then renamed
+    # a failed build leaves the timing cache as it was (and no temporary)
+    cache.write_bytes(b"OLD")
+    fake_build.state["fail"] = True
+    assert build_main([str(onnx_path), "-o", str(out), "--plugins", str(fake_build.plugin), "--timing-cache",
+                       str(cache), "--no-progress"] + sum((["--shapes", s] for s in SHAPES_2), [])) == 2
+    assert cache.read_bytes() == b"OLD" and not list(fake_build.dir.glob(".tc.cache*"))
+    fake_build.state["fail"] = False
     assert out.read_bytes() == b"ENGINE" and ".tmp" in calls["save_engine"]  # temp file, then renamed
     info = engine_files.read_build_info(out)
     assert info["trt_version"] == "10.9.0.34" and info["precision"] == "float16"
@@ -508,3 +520,63 @@ def test_infer_cli_with_fake_engine(fake_engine, tmp_path, capsys):
         np.testing.assert_array_equal(z["out"], 2 * x)
     # a single-input engine takes a bare FILE.npy too
     assert infer_main([str(tmp_path / "fake.engine"), "--input", str(tmp_path / "x.npy")]) == 0
+
+
+def test_device_buffers_forget_a_buffer_before_freeing_it():
+    """A failed grow (one oversized request: cudaMalloc fails) must not leave the freed pointer in use: the
+    next call of normal size allocates anew instead of handing out freed memory (dcn-serve's engines live
+    across requests)."""
+    from trt_runtime.device_memory import DeviceBuffers
+
+    class Mem:
+        def __init__(self):
+            self.live, self.next = set(), 1
+
+        def alloc(self, n):
+            if n > 1 << 20:
+                raise MemoryError(f"cudaMalloc({n}) failed")
+            self.next += 1
+            self.live.add(self.next)
+            return self.next
+
+        def free(self, p):
+            self.live.remove(p)
+
+    mem = Mem()
+    bufs = DeviceBuffers(mem)
+    first = bufs.get("x", 1000)
+    with pytest.raises(MemoryError):
+        bufs.get("x", 1 << 30)
+    again = bufs.get("x", 1000)
+    assert again in mem.live and again != first
+    bufs.free_all()
+    assert not mem.live
+
+
+def test_generated_inputs_of_the_models_own_shapes_are_size_checked():
+    """--input shapes were refused past half the memory, but a model's fixed shape (or an engine profile's OPT
+    shape) went straight to the data generator (MemoryError: Unable to allocate 24.0 GiB); both are checked
+    now, in float64 (what the generator may make), and the message says float64."""
+    from trt_runtime.feeds import parse_input_shapes, resolve_input_metadata
+    from trt_runtime.targets import TargetInfo
+
+    big = TargetInfo("onnx", "big.onnx", [("x", np.float32, (3, 2 ** 30))], ["y"], "float32", lambda: None, "ort")
+    with pytest.raises(DcnError, match=r"input 'x' of shape \[3, 1073741824\]: .* GiB as float64\), expected at most"):
+        resolve_input_metadata(big, {})
+    with pytest.raises(DcnError, match="as float64"):
+        parse_input_shapes(["x:3x1073741824"])
+    small = TargetInfo("onnx", "s.onnx", [("x", np.float32, (3, 4))], ["y"], "float32", lambda: None, "ort")
+    assert resolve_input_metadata(small, {})["x"].shape == [3, 4]
+
+
+def test_engine_inputs_and_outputs_follow_the_onnx_models_order(tmp_path):
+    """The PyTorch reference takes inputs by position and names outputs in the target's order; an engine's
+    tensors are put in the order of the ONNX model it was built from (TensorRT does not promise it)."""
+    from trt_runtime.targets import onnx_order
+
+    onnx_path = _dcn_onnx(tmp_path / "m.onnx")
+    engine_in = [("offset", np.float32, (None, 18, 8, 8)), ("images", np.float32, (None, 3, 8, 8))]
+    ins, outs = onnx_order(str(onnx_path), engine_in, ["y1"])
+    assert [n for n, _, _ in ins] == ["images", "offset"] and outs == ["y1"]
+    assert onnx_order(str(tmp_path / "gone.onnx"), engine_in, ["y1"]) == (engine_in, ["y1"])
+    assert onnx_order(None, engine_in, ["y1"]) == (engine_in, ["y1"])

@@ -184,13 +184,16 @@ def _build(trt, req: _Request, plan: BuildPlan, network, config: _Config, verbos
     log(f"[dcn-build] building {plan.precision} engine from {req.onnx_path!r} with TensorRT {trt.__version__} "
         f"({'strongly typed' if plan.strongly_typed else 'FP16 builder flag' if plan.fp16_flag else 'FP32'})")
     t0 = time.monotonic()
+    # the timing cache through a temporary renamed after the build (a Ctrl-C or a full disk leaves the old one)
+    cache = atomic.atomic_output(req.timing_cache) if req.timing_cache else contextlib.nullcontext(None)
     try:
-        with G_LOGGER.verbosity(severity), (Heartbeat() if heartbeat else contextlib.nullcontext()):
-            engine = pg_trt.engine_from_network(network, config=config.loader, save_timing_cache=req.timing_cache)
+        with G_LOGGER.verbosity(severity), (Heartbeat() if heartbeat else contextlib.nullcontext()), cache as tmp:
+            engine = pg_trt.engine_from_network(network, config=config.loader,
+                                                save_timing_cache=str(tmp) if tmp is not None else None)
+            if engine is None:
+                raise DcnError(f"TensorRT failed to build {req.onnx_path!r} (see the log above)")
     except PolygraphyException as err:
         raise DcnError(f"TensorRT failed to build {req.onnx_path!r}: {first_line(err)}") from None
-    if engine is None:
-        raise DcnError(f"TensorRT failed to build {req.onnx_path!r} (see the log above)")
     return engine, time.monotonic() - t0
 
 

@@ -15,12 +15,11 @@ for FP16 targets), or the ``pytorch-own`` outputs of --save-io. Both numbers are
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from dcn_base.cli import QUIET, polygraphy_severity
 from dcn_base.console import progress_bar
 from dcn_base.errors import DcnError, first_line
 from dcn_base.model_io import load_feeds, load_reference_outputs, reference_paths
-from dcn_base.tolerance import TOLERANCES, error_ratio, output_scale, passes, tolerance
+from dcn_base.tolerance import TOLERANCES, error_ratio, exact_dtype, output_scale, passes, share_beyond, tolerance
 
 from . import engine_files
 from .feeds import fmt_dims, parse_input_shapes, parse_val_ranges, resolve_input_metadata  # noqa: F401
@@ -77,10 +76,12 @@ def _nonneg(x: float, flag: str, text: str) -> float:
 def resolve_tolerances(output_names: Sequence[str], precision: str,
                        atol: Optional[Sequence[str | float]] = None,
                        rtol: Optional[Sequence[str | float]] = None,
-                       scales: Optional[Mapping[str, float]] = None) -> dict[str, tuple[float, float]]:
+                       scales: Optional[Mapping[str, float]] = None,
+                       exact: Collection[str] = ()) -> dict[str, tuple[float, float]]:
     """{output: (atol, rtol)}: dcn_base.tolerance's row for ``precision`` -- its atol times the
     output's scale (``dcn_base.tolerance.output_scale`` of the reference; whole models) --
-    then --atol/--rtol overrides, which are taken as given."""
+    then --atol/--rtol overrides, which are taken as given. Outputs in ``exact`` (integer and bool:
+    labels, indices) are compared exactly, (0, 0), unless --atol / --rtol name them."""
     d_atol, d_rtol = tolerance(precision)
     g_atol, p_atol = parse_per_output(atol, "--atol")
     g_rtol, p_rtol = parse_per_output(rtol, "--rtol")
@@ -91,7 +92,8 @@ def resolve_tolerances(output_names: Sequence[str], precision: str,
     d_atol = d_atol if g_atol is None else g_atol
     d_rtol = d_rtol if g_rtol is None else g_rtol
     scales = scales or {}
-    return {n: (p_atol.get(n, d_atol if g_atol is not None else d_atol * scales.get(n, 1.0)), p_rtol.get(n, d_rtol))
+    return {n: (p_atol.get(n, 0.0), p_rtol.get(n, 0.0)) if n in exact else
+            (p_atol.get(n, d_atol if g_atol is not None else d_atol * scales.get(n, 1.0)), p_rtol.get(n, d_rtol))
             for n in output_names}
 
 
@@ -346,13 +348,21 @@ def _run(ref: _Reference, info, kind: str, feeds: list, prec: str, device: str, 
     return _Runs(ref_runner, ref_iters, own_iters, tgt_runner, tgt_iters, seconds)
 
 
+def _share_beyond(gots, refs, atol: float, rtol: float) -> float:
+    """share_beyond over every element of every iteration."""
+    sizes = [np.asarray(f).size for f in refs]
+    total = sum(sizes)
+    return sum(share_beyond(g, f, atol, rtol) * n for g, f, n in zip(gots, refs, sizes)) / total if total else 0.0
+
+
 def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[str, Any]]:
     """One entry per output both sides have: error statistics, the error in tolerance units, PyTorch's own, the verdict."""
     compared = [n for n in ref_iters[0].keys() if n in tgt_iters[0].keys()]
     if not compared:
         raise DcnError(f"no common outputs: reference {list(ref_iters[0].keys())} vs target {list(tgt_iters[0].keys())}")
     scales = {n: output_scale(*[it[n] for it in ref_iters]) for n in compared}
-    tols = resolve_tolerances(compared, prec, atol, rtol, scales)
+    exact = {n for n in compared if exact_dtype(np.asarray(ref_iters[0][n]).dtype)}
+    tols = resolve_tolerances(compared, prec, atol, rtol, scales, exact)
     if own_iters is not None and len(own_iters) != len(ref_iters):
         own_iters = None
 
@@ -362,9 +372,10 @@ def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[
         refs = [it[name] for it in ref_iters]
         gots = [it[name] for it in tgt_iters]
         target_err = max(error_ratio(g, f, a, r) for g, f in zip(gots, refs))
-        own_err = max(error_ratio(o[name], f, a, r) for o, f in zip(own_iters, refs)) \
-            if own_iters is not None and all(name in o for o in own_iters) else None
-        verdict = passes(target_err, own_err)
+        owns = [o[name] for o in own_iters] if own_iters is not None and all(name in o for o in own_iters) else None
+        own_err = max(error_ratio(o, f, a, r) for o, f in zip(owns, refs)) if owns is not None else None
+        verdict = passes(target_err, own_err, share=_share_beyond(gots, refs, a, r),
+                         own_share=_share_beyond(owns, refs, a, r) if owns is not None else None)
         st = error_stats(refs, gots, a, r, verdict.bound)
 
         entry = {
@@ -379,6 +390,9 @@ def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[
             "error": target_err,  # in tolerance units (dcn_base.tolerance.error_ratio)
             "own_error": own_err,  # PyTorch's own, same units; None: unknown
             "bound": verdict.bound,
+            # where PyTorch's own error widens the bound: the share of elements beyond the row, and its bound
+            "beyond_row": verdict.share,
+            "beyond_row_bound": verdict.share_bound,
             "passed": bool(verdict.passed and "shape_mismatch" not in st),
         }
         outputs.append(entry)
@@ -395,8 +409,7 @@ def _write_report(rep: dict, report: Optional[str], plot: Optional[str], ref_ite
                 rep["plots"] = write_plots(plot, ref_iters, tgt_iters, outputs, group=group)
             if report:
                 atomic.check_writable(report)
-                Path(group.path(report)).write_text(
-                    json.dumps(rep, indent=2, sort_keys=False, default=atomic.json_default) + "\n")
+                Path(group.path(report)).write_text(atomic.json_text(rep))
     except OSError as err:
         raise DcnError(f"cannot write {err.filename or report or plot!r}: {err.strerror or err}; "
                        "nothing was replaced") from None

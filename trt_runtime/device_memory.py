@@ -166,6 +166,7 @@ class DeviceBuffers:
         buf, cap = self._buffers.get(name, (None, 0))
         if buf is None or cap < nbytes:
             if buf is not None:
+                del self._buffers[name]  # forgotten before it is freed: a failed alloc below leaves no freed pointer
                 self.mem.free(buf)
             cap = max(nbytes, 256)
             buf = self.mem.alloc(cap)

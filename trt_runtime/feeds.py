@@ -21,7 +21,7 @@ def parse_input_shapes(specs: Optional[Sequence[str]]) -> dict[str, tuple[int, .
         if not sep or not name:
             raise DcnError(f"--input {spec!r}: expected NAME:SHAPE, e.g. images:1x3x224x224")
         out[name] = engine_files.parse_shape(shape, f"--input {name}")
-        check_input_size(f"--input {spec!r}", out[name], 8)  # generated inputs: up to float64
+        check_input_size(f"--input {spec!r}", out[name], 8, "float64")  # generated inputs: up to float64
     return out
 
 
@@ -69,6 +69,8 @@ def resolve_input_metadata(target: TargetInfo, shapes: Mapping[str, tuple[int, .
                                f"--input {name}:SHAPE, e.g. --input {name}:{example_shape(dims)}")
         else:
             shape = tuple(dims)
+        if name not in shapes:  # the model's own or the profile's shape: the same limit as --input's
+            check_input_size(f"input {name!r} of shape {list(shape)}", shape, 8, "float64")
         meta.add(name, dtype=dt, shape=list(shape))
     return meta
 

@@ -13,7 +13,7 @@ import numpy as np
 from dcn_base import atomic
 from dcn_base.console import near_zero_note, table
 from dcn_base.errors import DcnError, one_line
-from dcn_base.tolerance import FACTOR
+from dcn_base.tolerance import FACTOR, SHARE_FLOOR
 
 
 
@@ -119,11 +119,23 @@ def print_table(outputs: Sequence[Mapping[str, Any]], rep: Mapping[str, Any], lo
         f"{rep['target']['runner']} ({rep['target']['source']}), {rep['precision']} tolerances, "
         f"{rep['iterations']} iteration(s)")
     log(f"  (error, pytorch_own: largest |x - ref| / (atol + rtol*|ref|), x = target / PyTorch in the target's "
-        f"precision; PASS when error <= bound = max(1, {FACTOR:g} x pytorch_own), dcn_base.tolerance.passes)")
+        f"precision; PASS when error <= bound = max(1, {FACTOR:g} x pytorch_own) and, where pytorch_own widens the "
+        f"bound, at most max({100 * SHARE_FLOOR:g}%, {FACTOR:g} x PyTorch's own share) of the elements beyond the "
+        f"row (dcn_base.tolerance.passes))")
     for line in table(head, rows):
         log(line)
     for line in near_zero_note(o.get("max_rel") for o in outputs if o["passed"]):
         log(line)
+    for o in outputs:
+        if o.get("beyond_row") is not None and o["beyond_row"] > o["beyond_row_bound"]:
+            log(f"  {o['name']}: {100 * o['beyond_row']:.3g}% of its elements beyond the tolerance row, at most "
+                f"{100 * o['beyond_row_bound']:.3g}% where PyTorch's own error widens the bound "
+                f"(max({100 * SHARE_FLOOR:g}%, {FACTOR:g} x PyTorch's own share))")
+    if rep.get("not_compared"):
+        log(f"note: target output(s) {rep['not_compared']} have no reference output and were not compared")
+    empty = [o["name"] for o in outputs if o.get("elements") == 0]
+    if empty:
+        log(f"note: output(s) {empty} have no elements (nothing to compare)")
     failing = [o["name"] for o in outputs if not o["passed"]]
     if failing:
         log(f"FAIL: {len(failing)} of {len(outputs)} output(s) outside tolerance: {', '.join(failing)}")

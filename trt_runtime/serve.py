@@ -38,7 +38,8 @@ from dcn_base.libraries import ort_session
 
 from .infer import Engine
 from .plugin_loader import add_plugins_arg
-from .triton_io import ModelSpec, check_name, default_name, describe_engine_object, describe_onnx, is_onnx
+from .triton_io import ModelSpec, check_name, default_name, describe_engine, describe_engine_object, describe_onnx, \
+    is_onnx
 
 PROG = "dcn-serve"
 # PyTriton keeps these server APIs behind a generated token; statistics stay open (read-only),
@@ -275,6 +276,10 @@ class Server:
         else:
             self.runners = make_runners(self.model, "engine", opts)
             self.spec = describe_engine_object(self.runners[0].engine)
+            try:  # the ONNX model it was built from (its .build.json) names the axes TensorRT leaves unnamed
+                self.spec.onnx_batch_axis = describe_engine(self.model).batch_axis
+            except DcnError:
+                pass  # TensorRT's view alone: one input, or no batching
         self.max_batch = self.spec.batch_size(opts.max_batch)
         self.batching = self.max_batch > 0
         self.triton = None

@@ -96,6 +96,22 @@ def describe_onnx_target(path: str, plugins: Optional[str] = None) -> TargetInfo
     )
 
 
+def onnx_order(onnx_path: Optional[str], inputs: list, outputs: list[str]) -> tuple[list, list[str]]:
+    """An engine's inputs ((name, ...) tuples) and output names in the order of the ONNX model it was built
+    from, where that model is at hand: the PyTorch reference takes its inputs by position and names its
+    outputs in this order, and TensorRT does not promise to keep the ONNX order. As given otherwise."""
+    if not onnx_path or not Path(onnx_path).is_file():
+        return inputs, outputs
+    try:
+        model = load_onnx(onnx_path)
+    except DcnError:
+        return inputs, outputs
+    rank_in = {n: i for i, (n, _, _) in enumerate(onnx_inputs(model))}
+    rank_out = {n: i for i, n in enumerate(onnx_outputs(model))}
+    return (sorted(inputs, key=lambda t: rank_in.get(t[0], len(rank_in))),
+            sorted(outputs, key=lambda n: rank_out.get(n, len(rank_out))))
+
+
 def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetInfo:
     trt = environment.import_tensorrt()
     cuda_env.require_cuda_device()
@@ -109,6 +125,7 @@ def describe_engine_target(path: str, plugins: Optional[str] = None) -> TargetIn
         if any(d < 0 for d in shape):
             opt[n] = tuple(engine.get_tensor_profile_shape(n, 0)[1])
     info = engine_files.read_build_info(path)
+    inputs, out_names = onnx_order(info.get("onnx"), inputs, out_names)
     from polygraphy.backend.trt import TrtRunner  # noqa: PLC0415  (polygraphy: heavy, imported where it runs)
 
     keep = (engine, runtime)  # the runtime must outlive the engine

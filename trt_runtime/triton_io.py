@@ -69,6 +69,8 @@ class ModelSpec:
     outputs: list[TensorSpec]
     max_profile_batch: Optional[int] = None  # engines: the optimization profile's largest batch
     notes: list[str] = field(default_factory=list)
+    # engines seen through TensorRT: batch_axis of the ONNX model it was built from (None: unknown)
+    onnx_batch_axis: Optional[bool] = None
 
     @property
     def batch_axis(self) -> bool:
@@ -76,9 +78,12 @@ class ModelSpec:
         tensors = self.inputs + self.outputs
         if not tensors or any(len(t.shape) == 0 or isinstance(t.shape[0], int) for t in tensors):
             return False
+        if self.onnx_batch_axis is not None:
+            return self.onnx_batch_axis
         symbols = {t.shape[0] for t in tensors}
-        if self.kind == "engine":  # TensorRT reports -1 without names; the ONNX names were checked if known
-            return symbols == {""} or len(symbols) == 1
+        if self.kind == "engine" and symbols == {""}:
+            # TensorRT reports -1 without names: several inputs' axes 0 may differ (images and RoIs)
+            return len(self.inputs) == 1
         return len(symbols) == 1 and "" not in symbols
 
     def batch_size(self, wanted: int) -> int:
@@ -143,14 +148,23 @@ def describe_onnx(path: Union[str, Path]) -> ModelSpec:
 
 
 def onnx_external_files(path: Union[str, Path]) -> list[Path]:
-    """Files holding the model's external tensor data (large models), relative to the model."""
+    """Files holding the model's external tensor data (large models), relative to the model; each must
+    lie inside the model's folder (a hostile model's '../../x' or '/abs/x' would otherwise be read
+    from, and written to, places outside the model and the repository: DcnError)."""
     model = onnx.load(str(path), load_external_data=False)
+    base = Path(path).resolve().parent
     found: list[Path] = []
     for t in model.graph.initializer:
         if uses_external_data(t):
             for entry in t.external_data:
-                if entry.key == "location" and Path(entry.value) not in found:
-                    found.append(Path(entry.value))
+                if entry.key != "location":
+                    continue
+                loc = Path(entry.value)
+                if loc.is_absolute() or ".." in loc.parts or not (base / loc).resolve().is_relative_to(base):
+                    raise DcnError(f"model {str(path)!r}: initializer {t.name!r} has external data location "
+                                   f"{entry.value!r}, expected a relative path inside the model's folder")
+                if loc not in found:
+                    found.append(loc)
     return found
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dcn_base.atomic import atomic_path
+from dcn_base.atomic import atomic_path, uninterrupted
 from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from dcn_base.errors import DcnError
 from dcn_base.libraries import ort_library, trt_library
@@ -188,11 +188,18 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
         _write_text(staging / "README.md",
                     _readme(name, spec, engine, library.name, repo_in, command, max_batch, opts.instances, kind))
         os.chmod(staging, 0o755)
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=repo_dir))
-            os.replace(final, old / name)
-        os.replace(staging, final)
+        with uninterrupted():  # the old folder moved aside and the new one in, or (an error) the old one back
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=repo_dir)) if final.exists() else None
+            try:
+                if old is not None:
+                    os.replace(final, old / name)
+                os.replace(staging, final)
+            except OSError:
+                if old is not None and (old / name).exists() and not final.exists():
+                    os.replace(old / name, final)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+                raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
