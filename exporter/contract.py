@@ -183,7 +183,8 @@ def check_limits(op_type: str, node: str, attrs: dict[str, Any]) -> None:
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         if any(int(v) > limit for v in values):
             shown = f"[{', '.join(str(int(v)) for v in values)}]" if isinstance(value, (list, tuple)) else int(value)
-            raise ContractError(f"{op_type} '{node}': attribute {name} = {shown}, expected "
+            where = f"{op_type} '{node}'" if node else op_type  # no node name in a PyTorch run: the module says
+            raise ContractError(f"{where}: attribute {name} = {shown}, expected "
                                 f"{'values ' if isinstance(value, (list, tuple)) else ''}<= {limit} (limit)")
 
 

@@ -80,6 +80,26 @@ def cast_constants(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modu
     return module
 
 
+def drop_dtype_assertions(module: torch.nn.Module) -> torch.nn.Module:
+    """Remove the float32 dtype assertions (``aten._assert_tensor_metadata``) a torch.export program or a
+    converted TorchScript graph records at its ``.to()`` calls: run in float16 (or in float64 for the
+    truth) the tensors they check have that dtype by design. Checks only, no computation; in place."""
+    target = getattr(torch.ops.aten, "_assert_tensor_metadata", None)
+    if target is None:
+        return module
+    for m in module.modules():
+        if not isinstance(m, torch.fx.GraphModule):  # (a ScriptModule's .graph may raise)
+            continue
+        graph = m.graph
+        dead = [n for n in graph.nodes if n.op == "call_function" and getattr(n.target, "overloadpacket", None)
+                is target and not n.users]
+        for n in dead:
+            graph.erase_node(n)
+        if dead:
+            m.recompile()
+    return module
+
+
 FP16_PREFIX = "model"
 
 
@@ -93,7 +113,7 @@ class Float16(nn.Module):
 
     def __init__(self, model: nn.Module, io_fp16: bool, keep_float32: Sequence[int] = ()) -> None:
         super().__init__()
-        self.model = cast_constants(model.half(), torch.float16)
+        self.model = drop_dtype_assertions(cast_constants(model.half(), torch.float16))
         self.io_fp16 = io_fp16
         self.keep_float32 = frozenset(keep_float32)
 

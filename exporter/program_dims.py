@@ -47,12 +47,17 @@ def dynamic_axes_of(model: Any) -> list[dict[int, Label]]:
 def merge_dynamic(program: Sequence[Mapping[int, Label]], user: Optional[Mapping[str, Any]],
                   names: Sequence[str]) -> Optional[dict[str, Any]]:
     """{input name: axes}: the program's axes by position, named after the ONNX input that first
-    carries each dimension (``images_dim0``), replaced input by input by ``user``'s."""
+    carries each dimension (``images_dim0``), then ``user``'s: axis by axis where both name axes
+    ({axis: label}: naming the batch keeps the program's dynamic H and W), else input by input."""
     def label(lab: Label) -> str:
         i, axis, program_name = lab
         return f"{names[i] if i < len(names) else program_name}_dim{axis}"
 
     merged: dict[str, Any] = {names[i]: {a: label(lab) for a, lab in axes.items()}
                               for i, axes in enumerate(program) if axes and i < len(names)}
-    merged.update(user or {})
+    for name, axes in (user or {}).items():
+        if isinstance(axes, Mapping) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **axes}
+        else:
+            merged[name] = axes
     return merged or None

@@ -5,16 +5,18 @@ the tensors a registered op takes at its float32 input positions, e.g. RoIs)."""
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from dcn_base.errors import DcnError, describe
+from dcn_base.errors import ContractError, DcnError, describe
 
 from .contract import specs
-from .dtype_mode import Float16, LikeData, cast_constants, torch_overload
+from .dtype_mode import Float16, LikeData, cast_constants, drop_dtype_assertions, torch_overload
 from .swap import Swap
 from .torch_scope import ModuleTracker, flatten_outputs, output_keys, quiet_torch, set_training, shape_str
 
@@ -36,6 +38,10 @@ def reference_run(module: Any, swapped: Any, swaps: Sequence[Swap], inputs: tupl
         return outs, swapped
 
 
+def _shapes(names: Sequence[str], inputs: Sequence[torch.Tensor]) -> str:
+    return ", ".join(f"{n}: {shape_str(t)}" for n, t in zip(names, inputs))
+
+
 def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...],
                        names: Sequence[str]) -> tuple[list[torch.Tensor], Optional[list[str]]]:
     """Run the model as given (before any swap) in eval mode; an error names the running module.
@@ -48,11 +54,14 @@ def _reference_outputs(module: Any, inputs: tuple[torch.Tensor, ...],
         with torch.no_grad(), tracker, quiet_torch():
             out = module(*inputs)
             return flatten_outputs(out), output_keys(out)
+    except ContractError as e:  # an op's contract check: it names the op, the module path says which layer
+        raise ContractError(f"model rejected the example inputs ({_shapes(names, inputs)}){tracker.where()}: {e}") \
+            from e
     except DcnError:
         raise
     except Exception as e:
-        shapes = ", ".join(f"{n}: {shape_str(t)}" for n, t in zip(names, inputs))
-        raise DcnError(f"model rejected the example inputs ({shapes}){tracker.where()}: {describe(e)}") from e
+        raise DcnError(f"model rejected the example inputs ({_shapes(names, inputs)}){tracker.where()}: "
+                       f"{describe(e)}") from e
     finally:
         set_training(module, was_training)
 
@@ -63,13 +72,32 @@ def _coordinate_ops() -> dict[Any, tuple[int, ...]]:
     return {torch_overload(s.torch_op): s.float32_inputs for s in specs() if s.float32_inputs}
 
 
-class _CoordinatesProbe(TorchDispatchMode):
-    """Records the storage of every tensor a registered op takes at a float32 (coordinate) position."""
+# Ops whose output is a new quantity rather than the same coordinates moved, scaled or reshaped: learned
+# layers (a query's linear map gives offsets, not positions) and normalisations. Coordinates are followed
+# through every other op (reference points + offsets / normaliser -> sampling locations).
+_NEW_QUANTITY = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "convolution", "_convolution", "conv2d",
+                 "_softmax", "softmax", "_log_softmax", "native_layer_norm", "native_batch_norm",
+                 "_native_batch_norm_legit_no_training", "embedding"}
 
-    def __init__(self) -> None:
+
+class _CoordinatesProbe(TorchDispatchMode):
+    """Records the storage of every tensor a registered op takes at a float32 (coordinate) position, and
+    which inputs (``sources``: storage -> input position) such a tensor derives from through ops that move,
+    scale or reshape coordinates (not through learned layers: ``_NEW_QUANTITY``)."""
+
+    def __init__(self, sources: Optional[dict[int, int]] = None) -> None:
         super().__init__()
         self.storages: set[int] = set()
+        self.derived: set[int] = set()  # input positions a coordinate argument derives from
         self._ops = _coordinate_ops()
+        self._sources = dict(sources or {})
+        self._taint: dict[int, tuple[Any, frozenset]] = {}  # id(tensor) -> (weakref, input positions)
+
+    def _taint_of(self, t: torch.Tensor) -> frozenset:
+        entry = self._taint.get(id(t))
+        got = entry[1] if entry is not None and entry[0]() is t else frozenset()
+        src = self._sources.get(t.untyped_storage().data_ptr())
+        return got | {src} if src is not None else got
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -77,18 +105,29 @@ class _CoordinatesProbe(TorchDispatchMode):
             value = args[i] if len(args) > i else None
             if isinstance(value, torch.Tensor):
                 self.storages.add(value.untyped_storage().data_ptr())
-        return func(*args, **kwargs)
+                self.derived |= self._taint_of(value)
+        out = func(*args, **kwargs)
+        if func.overloadpacket.__name__ not in _NEW_QUANTITY and func not in self._ops:
+            leaves = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+            taint = frozenset().union(*(self._taint_of(a) for a in leaves)) if leaves else frozenset()
+            if taint:
+                for o in pytree.tree_leaves(out):
+                    if isinstance(o, torch.Tensor) and o.is_floating_point():
+                        self._taint[id(o)] = (weakref.ref(o), taint)
+        return out
 
 
 def rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence[str]) -> list[int]:
     """Positions of the inputs that stay float32: passed (or viewed) as a float32 (coordinate) argument of
-    a registered op in a float32 probe run, or, for modules that reach ours only after the swap, RoIs:
-    named ``*roi*`` with shape [R, 5]."""
+    a registered op in a float32 probe run, or what such an argument is computed from by moving, scaling
+    or reshaping (reference points of multi-scale deformable attention), or, for models no probe runs,
+    RoIs: named ``*roi*`` with shape [R, 5]."""
     keep = {i for i, (n, t) in enumerate(zip(names, inputs))
             if "roi" in n.lower() and t.dim() == 2 and t.shape[-1] == 5 and t.is_floating_point()}
     if not _may_take_coordinates(module):
         return sorted(keep)  # no probe run (a forward pass) for models without such ops
-    probe = _CoordinatesProbe()
+    probe = _CoordinatesProbe({t.untyped_storage().data_ptr(): i for i, t in enumerate(inputs)
+                               if t.is_floating_point()})
     was_training = module.training
     set_training(module, False)
     try:
@@ -100,7 +139,7 @@ def rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence[
         set_training(module, was_training)
     keep |= {i for i, t in enumerate(inputs)
              if t.is_floating_point() and t.untyped_storage().data_ptr() in probe.storages}
-    return sorted(keep)
+    return sorted(keep | probe.derived)
 
 
 def _may_take_coordinates(module: Any) -> bool:
@@ -145,7 +184,7 @@ def float64_reference(module: nn.Module, inputs: Sequence[torch.Tensor], count: 
     try:
         with torch.no_grad(), quiet_torch(), LikeData():
             m64 = copy.deepcopy(module)
-            cast_constants(m64.double(), torch.float64)
+            drop_dtype_assertions(cast_constants(m64.double(), torch.float64))
             set_training(m64, False)
             outs = flatten_outputs(m64(*(t.double() if t.is_floating_point() else t for t in inputs)))
     except Exception:

@@ -166,7 +166,14 @@ def trace_program(module: Any, inputs: tuple[torch.Tensor, ...], onnx_inputs: tu
         constraint = _constraint_message(cause, work, names, dyn)
         if constraint:
             raise DcnError(constraint) from e
-        raise DcnError(f"torch.export failed{tracker.where()}{user_line(cause)}: {describe(cause)}") from e
+        hint = ""
+        if dyn and isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+            hint = ("; a TorchScript model may hold sizes its code turned into numbers at the traced example's "
+                    "values: for dynamic axes export a torch.export program (.pt2) or a state dict with --factory")
+        elif dyn and isinstance(module, torch.fx.GraphModule):
+            hint = ("; a torch.export program holds the sizes it was exported with on axes it has not as dynamic: "
+                    "export it with dynamic_shapes (torch.export.Dim) for those axes, or a state dict with --factory")
+        raise DcnError(f"torch.export failed{tracker.where()}{user_line(cause)}: {describe(cause)}{hint}") from e
     return ep, strip, _dim_symbols(ep, names, dyn)
 
 

@@ -260,3 +260,17 @@ def test_generated_rois_lie_inside_the_image_for_image_inputs():
     assert float(on_image[:, 1:].max()) <= 64 and float(on_image[:, 1:].min()) >= 0
     on_features = boxes(("features", (1, 18, 4, 4)))
     assert float(on_features[:, 1:].max()) <= 64 and float(on_features[:, 1:].max()) > 4
+
+
+def test_naming_one_axis_of_a_program_keeps_its_other_dynamic_axes(tmp_path, capsys):
+    """A torch.export program with N, H and W dynamic: --dynamic input:0=batch names the batch and keeps H
+    and W dynamic (it used to replace the input's axes whole and fix H and W at the example's 16)."""
+    D = torch.export.Dim.AUTO
+    program = torch.export.export(em.small_dcn(), (torch.randn(2, 3, 16, 16),), dynamic_shapes=({0: D, 2: D, 3: D},))
+    torch.export.save(program, tmp_path / "dyn.pt2")
+    out = tmp_path / "d.onnx"
+    code, _, err = run([tmp_path / "dyn.pt2", "-o", out, "-q", "--dynamic", "input:0=batch"], capsys)
+    assert code == 0, err
+    name = onnx.load(str(out)).graph.input[0].name
+    dims = [d.dim_param or d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, f"{name}_dim2", f"{name}_dim3"], dims

@@ -148,7 +148,7 @@ def test_reference_errors(change, message):
 def test_reference_limits(change, message):
     """The contract's limits (spec LIMITS), in the contract's words, before anything is allocated."""
     args = dict(dict(pooled_height=2, pooled_width=3, spatial_scale=0.25, sampling_ratio=0, gamma=0.1), **change)
-    with pytest.raises(ContractError, match=rf"^DeformRoIPool '': attribute {message} \(limit\)$"):
+    with pytest.raises(ContractError, match=rf"^DeformRoIPool: attribute {message} \(limit\)$"):
         deform_roi_pool(torch.randn(1, 3, 7, 9), torch.tensor([[0.0, 1, 1, 5, 5]]), None, **args)
     lim = LIMITS["DeformRoIPool"]
     out = deform_roi_pool(torch.randn(1, 1, 3, 3), torch.tensor([[0.0, 0, 0, 2, 2]]), None,

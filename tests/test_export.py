@@ -281,6 +281,22 @@ def test_dynamic_axis_the_model_fixes_is_an_error(tmp_path):
                         dynamic={"x": {0: "batch", 2: "height"}})
     assert not list(tmp_path.iterdir())
 
+    class OffsetInput(torch.nn.Module):  # the offset an input of its own: its batch ties X's (the op's shapes)
+        def __init__(self):
+            super().__init__()
+            self.dcn = exporter.ops.DeformConv2d(4, 4, 3, padding=1)
+
+        def forward(self, x, off):
+            return self.dcn(x, off)
+
+    with pytest.raises(DcnError, match=r"dynamic axis 0 \(batch\) of input 'x': the model fixes it to 2"):
+        exporter.export(OffsetInput().eval(), (torch.randn(2, 4, 8, 8), torch.randn(2, 18, 8, 8)), tmp_path / "o.onnx",
+                        dynamic={"x": {0: "batch"}})
+    res = exporter.export(OffsetInput().eval(), (torch.randn(2, 4, 8, 8), torch.randn(2, 18, 8, 8)),
+                          tmp_path / "o.onnx", dynamic={"x": {0: "batch"}, "off": {0: "batch"}})
+    assert [d.dim_param or d.dim_value for d in res.model.graph.input[1].type.tensor_type.shape.dim] == \
+        ["batch", 18, 8, 8]
+
 
 # --------------------------------------------------------------------------- modes and precision
 def test_standard_deform_conv_mode(tmp_path):
@@ -393,3 +409,29 @@ def test_api_argument_errors(tmp_path):
         (tmp_path / "m_dir").mkdir()
         exporter.export(model, x, tmp_path / "m_dir")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_dir"]
+
+
+def test_an_ops_contract_error_in_the_pytorch_run_names_the_module(tmp_path):
+    """An op's own check during the PyTorch run (a 9-channel offset, a stride past the limit) said only
+    'DeformConv2d: ...' (or "DeformConv2d '': ..."): now the module path and class as well, one line."""
+    from exporter.ops import DeformConv2d
+
+    class Net(torch.nn.Module):
+        def __init__(self, stride):
+            super().__init__()
+            self.backbone = torch.nn.Module()
+            self.backbone.dcn = DeformConv2d(4, 4, 3, stride=stride, padding=1)
+
+        def forward(self, x, off):
+            return self.backbone.dcn(x, off)
+
+    x = torch.randn(1, 4, 8, 8)
+    cases = [(1, torch.randn(1, 9, 8, 8), r"in module 'backbone.dcn' \(exporter\.ops\..*DeformConv2d\): "
+                                           r"DeformConv2d: offset has 9 channels"),
+             (2000, torch.randn(1, 18, 1, 1), r"in module 'backbone.dcn' .*: DeformConv2d: attribute strides = "
+                                               r"\[2000, 2000\], expected values <= 1024 \(limit\)$")]
+    for stride, off, message in cases:
+        with pytest.raises(DcnError, match=message) as e:
+            exporter.export(Net(stride).eval(), (x, off), tmp_path / "m.onnx")
+        assert "\n" not in str(e.value) and "''" not in str(e.value)
+    assert not (tmp_path / "m.onnx").exists()

@@ -257,3 +257,30 @@ def test_unexportable_module_named_before_any_run(tmp_path):
                                        r"mmcv.ops.deform_roi_pool.DeformRoIPoolPack and overrides forward"):
         export(Net(), (torch.randn(1, 4, 8, 8), torch.tensor([[0, 1.0, 1.0, 6.0, 6.0]])), tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_mmcv_roi_pool_fp16_keeps_boxes_float32_whatever_their_name(tmp_path):
+    """RoIs are found on the swapped model: mmcv's DeformRoIPool reaches our op only after the swap, so a
+    probe of the original found nothing and RoIs named 'boxes' (not '*roi*') became half in the graph, and a
+    float16 ONNX input with --fp16-io (contract: coordinates never in half)."""
+    import onnx
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = mmcv_ops.DeformRoIPool(7, spatial_scale=1 / 16, sampling_ratio=2, gamma=0.1)
+
+        def forward(self, feats, boxes):
+            return self.pool(feats, boxes)
+
+    g = torch.Generator().manual_seed(0)
+    R = 6
+    x1, y1 = torch.rand(R, generator=g) * 1000 + 200.3, torch.rand(R, generator=g) * 500 + 100.3
+    boxes = torch.stack([torch.zeros(R), x1, y1, x1 + 37.3, y1 + 41.7], 1)
+    res = export(Head().eval(), (torch.randn(1, 8, 50, 84, generator=g), boxes), tmp_path / "h.onnx",
+                 input_names=["feats", "boxes"], fp16=True, fp16_io=True, check=True)
+    m = onnx.load(str(tmp_path / "h.onnx"))
+    types = {i.name: onnx.TensorProto.DataType.Name(i.type.tensor_type.elem_type) for i in m.graph.input}
+    assert types == {"feats": "FLOAT16", "boxes": "FLOAT"}
+    assert not [n for n in m.graph.node if n.op_type == "Cast" and "boxes" in n.input]
+    assert res.check.passed

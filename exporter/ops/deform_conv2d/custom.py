@@ -92,6 +92,14 @@ def _(input, weight, offset, bias, mask, stride, pads, dilation, group, offset_g
     m, _, kh, kw = weight.shape
     oh = conv_out_size(h, pads[0], pads[2], dilation[0], kh, stride[0])
     ow = conv_out_size(w, pads[1], pads[3], dilation[1], kw, stride[1])
+    # the shapes tied together, so that torch.export learns it (an axis declared dynamic on X alone is
+    # then reported as fixed by the model, not exported to fail at any other size)
+    for what, t in (("offset", offset), ("mask", mask)):
+        if t is not None and t.dim() == 4:
+            torch._check(t.shape[0] == n, lambda: f"{SPEC.op_type}: {what} has batch {t.shape[0]}, expected X's {n}")
+            torch._check(t.shape[2] == oh and t.shape[3] == ow,
+                         lambda: f"{SPEC.op_type}: {what} has size {list(t.shape[2:])}, expected the output's "
+                                 f"[{oh}, {ow}]")
     return input.new_empty((n, m, oh, ow))
 
 

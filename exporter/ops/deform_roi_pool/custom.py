@@ -35,6 +35,9 @@ def deform_roi_pool_op(
 
 @deform_roi_pool_op.register_fake
 def _(data, rois, offset, pooled_height, pooled_width, spatial_scale, sampling_ratio, gamma):
+    if offset is not None and offset.numel() > 0:  # one offset per RoI: the RoI count tied for torch.export
+        torch._check(offset.shape[0] == rois.shape[0],
+                     lambda: f"{SPEC.op_type}: offset has {offset.shape[0]} RoIs, expected rois' {rois.shape[0]}")
     return data.new_empty((rois.shape[0], data.shape[1], pooled_height, pooled_width))
 
 
