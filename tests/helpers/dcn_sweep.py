@@ -1,7 +1,8 @@
 """The awkward sweep of dcn::DCNv3 / dcn::DCNv4 cases every implementation is held to (reference vs
 grid_sample, custom op, ONNX Runtime op, host-emulated CUDA kernels, device tests).
 
-Kernels 3x3, 5x5, 3x5 and 1x1; stride 2 and (1, 2); dilation 2; asymmetric pads; offset_scale 0.5 / 2;
+Kernels 3x3, 5x5, 3x5, 1x1 and 2x4 (even, dilated, offset_scale 2: an odd kernel's centre and
+offset_scale 1 hide a wrong centre formula); stride 2 and (1, 2); dilation 2; asymmetric pads; offset_scale 0.5 / 2;
 remove_center with 3x3 and 5x5; groups 1..32; channels per group 1..32 (odd ones: no vector path);
 batch 0, 1, 2, 33; offsets far off the map. DCNv4 cases carry K padded to a multiple of 8 with the
 padding filled with large values (they must be ignored).
@@ -75,6 +76,8 @@ SPECS = [
     ("batch0", 0, 6, 6, 2, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1.0, 0, 1.5),
     ("batch33", 33, 4, 5, 2, 4, (3, 3), (2, 1), (1, 1, 1, 1), (1, 1), 1.0, 0, 1.5),
     ("far-off-map", 1, 6, 7, 2, 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1.0, 0, 25.0),
+    # an even kernel with dilation and offset_scale != 1: the window's centre enters the position
+    ("k2x4-d2-os2", 1, 7, 9, 2, 4, (2, 4), (1, 1), (1, 1, 1, 1), (1, 2), 2.0, 0, 1.0),
 ]
 
 

@@ -1,5 +1,6 @@
-"""Inputs of dcn::MultiScaleDeformableAttention for the tests: awkward level tables, locations
-on and off the map, NaN locations, batch 0, queries 1 and 900, int32 / int64 shapes."""
+"""Inputs of dcn::MultiScaleDeformableAttention for the tests: awkward level tables (levels stored out of
+their listed order too), locations on and off the map, NaN locations, batch 0, queries 1 and 900, int32 /
+int64 shapes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,13 +29,19 @@ class MsdaCase:
 
 
 def make_case(name: str, levels, N=2, Lq=5, M=2, D=4, P=3, seed=0, spread=0.3, nan=0, dtype=torch.float64,
-              index_dtype=torch.int64) -> MsdaCase:
+              index_dtype=torch.int64, storage=None) -> MsdaCase:
     """Random inputs; ``spread``: how far locations stray outside [0, 1] (0.3: about a third of the
-    points near or off the border); ``nan``: how many locations to set NaN."""
+    points near or off the border); ``nan``: how many locations to set NaN; ``storage``: the order the
+    levels lie in ``value`` (default: as listed), which level_start_index then tells."""
     g = torch.Generator().manual_seed(seed)
     shapes = torch.tensor(levels, dtype=index_dtype).reshape(-1, 2)
     areas = shapes[:, 0] * shapes[:, 1]
-    starts = torch.cat([areas.new_zeros(1), areas.cumsum(0)[:-1]]).to(index_dtype)
+    order = list(storage) if storage is not None else list(range(len(levels)))
+    starts = torch.zeros(len(levels), dtype=index_dtype)
+    at = 0
+    for lvl in order:
+        starts[lvl] = at
+        at += int(areas[lvl])
     S, L = int(areas.sum()), shapes.shape[0]
     value = torch.randn(N, S, M, D, generator=g, dtype=dtype)
     loc = torch.rand(N, Lq, M, L, P, 2, generator=g, dtype=dtype) * (1 + 2 * spread) - spread
@@ -59,4 +66,6 @@ def awkward_cases() -> list[MsdaCase]:
         make_case("int32 shapes", [(9, 4), (5, 2)], index_dtype=torch.int32, seed=7),
         make_case("1x1 and 1xW maps", [(1, 1), (1, 7), (6, 1)], seed=8, spread=0.6),
         make_case("D 1, M 1, P 1", [(4, 4), (2, 2)], M=1, D=1, P=1, seed=9),
+        # the levels stored in another order than listed: only level_start_index says where each is
+        make_case("levels stored out of order", [(3, 4), (2, 2), (5, 3)], seed=10, storage=[2, 0, 1]),
     ]

@@ -7,7 +7,12 @@ factories so that ``--factory helpers.user_path_models:NAME`` and pickling find 
 * ``tv_functional``: torchvision's functional ``deform_conv2d`` with kernel 3x1, stride (2, 1),
   dilation (1, 2), groups 2, offset groups 2;
 * ``psroi_head``: an R-FCN head (deformable PS-RoI pooling) whose RoIs lie beyond 1024 px;
-* ``dict_out``: a forward returning a dict of three tensors.
+* ``dict_out``: a forward returning a dict of three tensors;
+* ``mdpool_head``: mmdetection's modulated deformable RoI pooling head (ours), RoIs beyond 1024 px;
+* ``dcnv3_block`` / ``dcnv4_block``: InternImage's DCNv3 and the DCNv4 package's module, channels last,
+  groups 2;
+* ``msda_layer``: mmcv's MultiScaleDeformableAttention (ours, batch first) on two levels of a value
+  map, the level table a constant of the model.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ import torch
 import torchvision
 from torch import nn
 
-from exporter.ops import DeformConv2dPack, DeformPSROIPoolPack
+from exporter.ops import (DCNv3, DCNv4, DeformConv2dPack, DeformPSROIPoolPack, ModulatedDeformRoIPoolPack,
+                          MultiScaleDeformableAttention)
 
 
 def _init(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -96,6 +102,52 @@ class DictOut(nn.Module):
         return {"scores": y.sigmoid(), "boxes": y[:, :2] * 2.0, "feat": y}
 
 
+class MdpoolHead(nn.Module):
+    """mmdetection's mdpool head on a stride-16 map: a 1x1 conv, then modulated deformable RoI pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(4, 4, 1)
+        self.head = ModulatedDeformRoIPoolPack((3, 3), 4, deform_fc_channels=16, spatial_scale=1 / 16,
+                                               sampling_ratio=2, gamma=0.1)
+
+    def forward(self, features, rois):
+        return self.head(self.body(features), rois)
+
+
+class DCNv3Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dcn = DCNv3(channels=8, kernel_size=3, group=2, offset_scale=1.0)
+
+    def forward(self, images):  # [N, H, W, C]
+        return self.dcn(images)
+
+
+class DCNv4Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dcn = DCNv4(channels=16, kernel_size=3, group=2)
+
+    def forward(self, images):  # [N, H, W, C]
+        return self.dcn(images.flatten(1, 2), (images.shape[1], images.shape[2])).reshape(images.shape)
+
+
+class MsdaLayer(nn.Module):
+    """Two levels (8x10 and 4x5) of a value map; reference points per query and level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = MultiScaleDeformableAttention(embed_dims=16, num_heads=2, num_levels=2, num_points=2,
+                                                  batch_first=True, dropout=0.0)
+        self.register_buffer("shapes", torch.tensor([[8, 10], [4, 5]]))
+        self.register_buffer("starts", torch.tensor([0, 80]))
+
+    def forward(self, query, value, reference_points):
+        return self.attn(query, value=value, reference_points=reference_points, spatial_shapes=self.shapes,
+                         level_start_index=self.starts)
+
+
 def dcnv1_bias() -> nn.Module:
     return _init(DCNv1Bias())
 
@@ -114,6 +166,27 @@ def psroi_head() -> nn.Module:
 
 def dict_out() -> nn.Module:
     return _init(DictOut())
+
+
+def mdpool_head() -> nn.Module:
+    return _init(MdpoolHead())
+
+
+def dcnv3_block() -> nn.Module:
+    return _init(DCNv3Block())
+
+
+def dcnv4_block() -> nn.Module:
+    return _init(DCNv4Block())
+
+
+def msda_layer() -> nn.Module:
+    m = MsdaLayer()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # trained-like: attention not uniform, offsets off the initial ring
+        for lin in (m.attn.attention_weights, m.attn.sampling_offsets):
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.1)
+    return m.eval()
 
 
 def far_rois(r: int, n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
