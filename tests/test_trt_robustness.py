@@ -162,6 +162,11 @@ def test_device_lifecycle_dry_run(dx, clean, dtype):
                         device="cpu", expect_ok=False)
     assert lay.out_shape == list(td.pool_reference(lay, pool).shape)
     assert "kernel launch failed" in dx.log()
+    roi = td.mmdet_roi_case(6, channels=4)
+    lay = td.run_plugin(dx, td.ROI_OP, "dry", roi.attrs, td.roi_inputs(roi), dtype, float32_at=(1,), device="cpu",
+                        expect_ok=False)
+    assert lay.out_shape == list(td.roi_reference(lay, roi).shape)
+    assert "deformable RoI pooling kernel launch failed" in dx.log()
 
 
 @NO_GPU

@@ -27,10 +27,16 @@ DeformRoIPoolAttrs DeformRoIPoolTraits::attrs(std::vector<FieldValue> const& f)
 
 DeformRoIPoolDims DeformRoIPoolPlugin::validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
-    auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, false); };
+    // offset: absent when not given or empty (rank 0: an ONNX input named "", as the other ops' optional inputs)
+    auto ref = [&](int32_t i) { return inputShape(dims, nbInputs, i, i == 2); };
     DeformRoIPoolDims d{};
     throwIfError(validate_deform_roi_pool(mLayerName, mAttrs, ref(0), ref(1), ref(2), &d));
     return d;
+}
+
+bool DeformRoIPoolPlugin::rankIgnored(int32_t index, int32_t rank) const
+{
+    return index == 2 && rank <= 0; // offset: may be empty
 }
 
 nvinfer1::DimsExprs DeformRoIPoolPlugin::outputShape(
@@ -48,10 +54,14 @@ nvinfer1::DimsExprs DeformRoIPoolPlugin::outputShape(
 int32_t DeformRoIPoolPlugin::launch(DeformRoIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc,
     void const* const* inputs, void* output, void* /*workspace*/, cudaStream_t stream)
 {
-    void const* offset = nbInputs() >= 3 ? inputs[2] : nullptr;
+    void const* offset = d.has_offset ? inputs[2] : nullptr; // has_offset: given and not empty
     if (inputDesc[1].type != nvinfer1::DataType::kFLOAT)
     {
         throw PluginError(who() + ": rois has type " + dataTypeName(inputDesc[1].type) + ", expected FP32");
+    }
+    for (int32_t i = 0; i < (d.has_offset ? 3 : 2); ++i)
+    {
+        checkData(Traits::kInputs[i], inputDesc[i].dims, inputs[i]);
     }
     float const* rois = static_cast<float const*>(inputs[1]);
     cudaError_t const e = dispatchType(who(), "data", inputDesc[0].type, [&](auto t) {

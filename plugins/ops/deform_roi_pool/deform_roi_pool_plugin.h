@@ -44,6 +44,7 @@ public:
 private:
     nvinfer1::DimsExprs outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& eb) const override;
     DeformRoIPoolDims validateShapes(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
+    bool rankIgnored(int32_t index, int32_t rank) const override;
     int32_t launch(DeformRoIPoolDims const& d, nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
         void* output, void* workspace, cudaStream_t stream) override;
 };
