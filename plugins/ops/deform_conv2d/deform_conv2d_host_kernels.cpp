@@ -6,9 +6,10 @@
 // (deform_conv2d_launch.h, called for every (block, thread) of the grid the launcher
 // would use, in int32 or int64 indexing as the launcher picks: plugins/tests/host_tests.h),
 // the plugin's work split (deform_conv2d_plan.h: batch chunks, workspace layout, the GEMMs per
-// convolution group) and the math (deform_conv2d_math.h). The only stand-in is the
-// GEMM: cuBLAS is replaced by a plain column-major loop taking the very Gemm descriptors
-// the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
+// convolution group), its enqueue body (deform_conv2d_enqueue.h: the calls in order, their pointers,
+// bias and betas, the staged copy) and the math (deform_conv2d_math.h). The stand-ins are the
+// 2-D copy (a row copy) and the GEMM: cuBLAS is replaced by a plain column-major loop taking the
+// very Gemm descriptors the plugin hands to cublasGemmStridedBatchedEx (accumulating in Acc like
 // CUBLAS_COMPUTE_32F for float/half, whose handle disallows reductions in half:
 // plugins/trt/cublas_resource.cpp; CUBLAS_COMPUTE_32F_FAST_TF32 of the 3xTF32 mode reads
 // its operands as TF32, emulated by truncating them to 10 mantissa bits, the worst reading; its
@@ -20,6 +21,7 @@
 // Entry points return 0 when fine, 1 with a message in msg otherwise (contract validation
 // message from the header, or an emulation check that failed).
 #include <algorithm>
+#include <iterator>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -27,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "deform_conv2d_enqueue.h"
 #include "deform_conv2d_host_args.h"
 #include "deform_conv2d_launch.h"
 #include "deform_conv2d_plan.h"
@@ -127,80 +130,59 @@ void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, f
             }
 }
 
-// The plugin's enqueue (deform_conv2d_plugin.cpp, run<T>) on the host.
+// deform_conv2d_enqueue.h's Backend on the host: the kernels' thread bodies over the grid their
+// launchers would use (int32 or int64 indexing as index_mode says), host_gemm for cuBLAS, a row copy for
+// cudaMemcpy2DAsync; it checks that im2col writes exactly each chunk's column entries and counts
+// chunks, GEMMs and batches.
 template <class T>
-std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, int64_t cap, const void* Xv,
-                   const void* Wv, const void* offv, const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
-    const T* X = static_cast<const T*>(Xv);
-    const T* W = static_cast<const T*>(Wv);
-    const T* off = static_cast<const T*>(offv);
-    const T* B = static_cast<const T*>(Bv);
-    const T* mask = d.hasMask ? static_cast<const T*>(maskv) : nullptr;
-    T* Y = static_cast<T*>(Yv);
-    const int64_t yTotal = d.N * d.M * d.outH * d.outW;
-    for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
-    if (yTotal == 0) return "";
+struct HostIm2col {
+    const T* X;
+    const T* off;
+    const T* mask;
+    const DeformConvDims& d;
+    int index_mode;
+    int64_t max_blocks;
+    T* ws;                // the workspace from its aligned base (columns, staging, 3xTF32 parts)
+    int64_t colCapacity;  // elements of the column part (before the weights' halves)
+    bool split;
+    const plan::Im2colLayout& lay;
+    int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0;
+    int64_t firstBlocks = 0, firstBits = 0, firstV = 0, firstCpt = 0;
+    float chunkBeta = 0.f;  // term 0's beta (a test leaving out the first terms starts the output with it)
 
-    const bool split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    const plan::Im2colParts parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);
-    const plan::Im2colLayout& lay = parts.lay;
-    const int64_t perImage = lay.perImageBytes;
-    const int64_t chunk = parts.chunk;
-    const int64_t splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
-    const int64_t wsBytes = plan::conv_workspace_bytes(d, static_cast<int64_t>(sizeof(T)), cap);
-    const int64_t columnsEnd = parts.weightsAt;
-    const int64_t cublasOffset = parts.cublasAt;
-    if (chunk * perImage > columnsEnd || columnsEnd + splitWeightBytes > cublasOffset ||
-        plan::kAlignBytes + parts.end > wsBytes)
-        return "plan: a chunk of " + std::to_string(chunk) + " images (" + std::to_string(chunk * perImage) +
-               " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(cublasOffset) +
-               ", or the cuBLAS workspace ends past the plugin's workspace of " + std::to_string(wsBytes) + " B";
-    // Only the columns + staging (+ 3xTF32 weights) part is materialised (the cuBLAS part is cuBLAS's own business).
-    const int64_t capacity = cublasOffset / static_cast<int64_t>(sizeof(T));
-    const int64_t colCapacity = columnsEnd / static_cast<int64_t>(sizeof(T));
-    std::vector<T> ws(static_cast<size_t>(capacity));
-    T* col = ws.data();  // as the plugin lays it out
-    T* staging = col + parts.stagingAt / static_cast<int64_t>(sizeof(T));
-    T* colLo = split ? col + parts.colLoAt / static_cast<int64_t>(sizeof(T)) : nullptr;
-    T* wHi = col + colCapacity;
-    T* wLo = wHi + plan::split_weight_lo_offset(d);
-    if constexpr (std::is_same<T, float>::value) {
-        if (split) {  // the weight split kernel, as its launcher starts it
-            const int64_t n = plan::weight_elems(d);
-            if (use_int32(index_mode, n, max_blocks))
-                emulate_grid<int32_t>(n, max_blocks, [&](int32_t tid, int32_t nt) {
-                    launch::split_tf32_thread<int32_t>(tid, nt, n, W, wHi, wLo);
-                });
-            else
-                emulate_grid<int64_t>(n, max_blocks, [&](int64_t tid, int64_t nt) {
-                    launch::split_tf32_thread<int64_t>(tid, nt, n, W, wHi, wLo);
-                });
-        }
+    int zero(T* y, int64_t n) {
+        std::fill(y, y + n, dcn::store<T>(0.0f));
+        return 0;
     }
-
-    // the grid-stride launches of the bias kernel, as the launcher would start them
-    auto fill_bias = [&](int64_t rows, int64_t ld, T* dst) {
+    int fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* dst) {
         const int64_t total = rows * ld;
         if (use_int32(index_mode, total, max_blocks))
             emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) {
-                launch::fill_bias_thread<T, int32_t>(tid, nt, B, d.M, rows, ld, dst);
+                launch::fill_bias_thread<T, int32_t>(tid, nt, B, M, rows, ld, dst);
             });
         else
             emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) {
-                launch::fill_bias_thread<T, int64_t>(tid, nt, B, d.M, rows, ld, dst);
+                launch::fill_bias_thread<T, int64_t>(tid, nt, B, M, rows, ld, dst);
             });
-    };
-    const float beta = B ? 1.f : 0.f;
-    const bool biasOnly = plan::bias_only(d);  // as the plugin: Y = B or zeros, no chunk
-    if (B && (!lay.staged || biasOnly)) fill_bias(d.N * d.M, lay.L, Y);
-    if (!B && biasOnly) std::fill(Y, Y + yTotal, dcn::store<T>(0.0f));
-    int64_t chunks = 0, gemms = 0, batches = 0, uncovered = 0, outside = 0, firstBlocks = 0, firstBits = 0;
-    int64_t firstV = 0, firstCpt = 0;
-    const int64_t outImage = d.M * lay.L;
-    for (int64_t n0 = 0; !biasOnly && n0 < d.N; n0 += chunk) {
-        const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        for (int64_t q = 0; q < colCapacity; ++q) ws[static_cast<size_t>(q)] = sentinel<T>();
-        const launch::Im2colPlan pl = launch::im2col_plan(d, nb, lay.ld, g_im2col_target);
+        return 0;
+    }
+    int split_weights(const T* W, int64_t n, T* hi, T* lo) {
+        if constexpr (std::is_same<T, float>::value) {  // the weight split kernel, as its launcher starts it
+            if (use_int32(index_mode, n, max_blocks))
+                emulate_grid<int32_t>(n, max_blocks, [&](int32_t tid, int32_t nt) {
+                    launch::split_tf32_thread<int32_t>(tid, nt, n, W, hi, lo);
+                });
+            else
+                emulate_grid<int64_t>(n, max_blocks, [&](int64_t tid, int64_t nt) {
+                    launch::split_tf32_thread<int64_t>(tid, nt, n, W, hi, lo);
+                });
+            return 0;
+        }
+        return 1;
+    }
+    int im2col(int64_t n0, int64_t nb, int64_t ld, T* col, T* colLo) {
+        for (int64_t q = 0; q < colCapacity; ++q) ws[q] = sentinel<T>();
+        const launch::Im2colPlan pl = launch::im2col_plan(d, nb, ld, g_im2col_target);
         int64_t blocks = 0;
         const bool i32 = use_int32(index_mode, pl.total, max_blocks) && (index_mode == 1 || d.H * d.W <= INT32_MAX);
         auto run = [&](auto vtag) {
@@ -228,50 +210,67 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
         const int64_t rows = nb * d.C * d.kH * d.kW;
         const int64_t loStart = split ? colLo - col : -1;
         for (int64_t q = 0; q < colCapacity; ++q) {
-            const bool entry = (q < rows * lay.ld && q % lay.ld < lay.L) ||
-                               (split && q >= loStart && q - loStart < rows * lay.ld && (q - loStart) % lay.ld < lay.L);
-            const bool written = !is_sentinel(ws[static_cast<size_t>(q)]);
+            const bool entry = (q < rows * ld && q % ld < lay.L) ||
+                               (split && q >= loStart && q - loStart < rows * ld && (q - loStart) % ld < lay.L);
+            const bool written = !is_sentinel(ws[q]);
             uncovered += entry && !written ? 1 : 0;
             outside += !entry && written ? 1 : 0;
         }
-        if (B && lay.staged) fill_bias(nb * d.M, lay.ld, staging);
-        T* Yc = lay.staged ? staging : Y + n0 * outImage;
-        plan::for_each_gemm(d, lay, nb, [&](const plan::Gemm& g) {
-            if (!split) {
-                host_gemm<T>(g, col, W, Yc, 1.f, beta);
-                ++gemms;
-                batches += g.count;
-                return;
-            }
-            for (int t = g_split_terms_skipped; t < 3; ++t) {  // as the plugin, term by term
-                const plan::SplitOperands<T> o = plan::split_operands<T>(plan::kSplitTerms[t], col, colLo, wHi, wLo, beta);
-                // (a test leaving out the first terms: the first one run starts the output)
-                host_gemm<T>(g, o.columns, o.weights, Yc, 1.f, t == g_split_terms_skipped ? beta : o.beta, true);
-                ++gemms;
-                batches += g.count;
-            }
-        });
-        if (lay.staged)  // cudaMemcpy2DAsync: rows of L from pitch ld to pitch L
-            for (int64_t r = 0; r < nb * d.M; ++r)
-                std::memcpy(Y + n0 * outImage + r * lay.L, staging + r * lay.ld, lay.L * sizeof(T));
         ++chunks;
+        return 0;
     }
+    int gemm(const plan::Gemm& g, const T* a, const T* b, float beta, int term, T* c) {
+        if (term == 0) chunkBeta = beta;
+        if (term >= 0 && term < g_split_terms_skipped) return 0;  // (tests: 3xTF32 without its first terms)
+        host_gemm<T>(g, a, b, c, 1.f, term > 0 && term == g_split_terms_skipped ? chunkBeta : beta, term >= 0);
+        ++gemms;
+        batches += g.count;
+        return 0;
+    }
+    int copy_rows(T* dst, int64_t dpitch, const T* src, int64_t spitch, int64_t width, int64_t rows) {
+        for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dpitch, src + r * spitch, width * sizeof(T));
+        return 0;
+    }
+};
+
+// The plugin's enqueue (deform_conv2d_plugin.cpp, run<T>: deform_conv2d_enqueue.h) on the host.
+template <class T>
+std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, int64_t cap, const void* Xv,
+                   const void* Wv, const void* offv, const void* Bv, const void* maskv, void* Yv, int64_t* stats) {
+    const T* X = static_cast<const T*>(Xv);
+    const T* W = static_cast<const T*>(Wv);
+    const T* off = static_cast<const T*>(offv);
+    const T* B = static_cast<const T*>(Bv);
+    const T* mask = d.hasMask ? static_cast<const T*>(maskv) : nullptr;
+    T* Y = static_cast<T*>(Yv);
+    const int64_t yTotal = d.N * d.M * d.outH * d.outW;
+    for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
+    if (yTotal == 0) return "";
+
+    const bool split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
+    const plan::Im2colParts parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);
+    const plan::Im2colLayout& lay = parts.lay;
+    const int64_t perImage = lay.perImageBytes;
+    const int64_t splitWeightBytes = split ? plan::split_weight_bytes(d) : 0;
+    const int64_t wsBytes = plan::conv_workspace_bytes(d, static_cast<int64_t>(sizeof(T)), cap);
+    if (parts.chunk * perImage > parts.weightsAt || parts.weightsAt + splitWeightBytes > parts.cublasAt ||
+        plan::kAlignBytes + parts.end > wsBytes)
+        return "plan: a chunk of " + std::to_string(parts.chunk) + " images (" +
+               std::to_string(parts.chunk * perImage) + " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(parts.cublasAt) +
+               ", or the cuBLAS workspace ends past the plugin's workspace of " + std::to_string(wsBytes) + " B";
+    // Only the columns + staging (+ 3xTF32 weights) part is materialised (the cuBLAS part is cuBLAS's own business).
+    std::vector<T> ws(static_cast<size_t>(parts.cublasAt / static_cast<int64_t>(sizeof(T))));
+    HostIm2col<T> be{X, off, mask, d, index_mode, max_blocks, ws.data(),
+                     parts.weightsAt / static_cast<int64_t>(sizeof(T)), split, lay};
+    const plan::EnqueueStatus st =
+        plan::im2col_enqueue<T>(d, W, B, Y, reinterpret_cast<char*>(ws.data()), split, cap, be);
+    if (st.code != 0) return std::string(st.what) + " failed";
     int64_t yUnwritten = 0;
     for (int64_t q = 0; q < yTotal; ++q) yUnwritten += is_sentinel(Y[q]) ? 1 : 0;
     if (stats) {
-        stats[0] = chunks;
-        stats[1] = gemms;
-        stats[2] = batches;
-        stats[3] = firstBlocks;
-        stats[4] = firstBits;
-        stats[5] = uncovered;
-        stats[6] = outside;
-        stats[7] = yUnwritten;
-        stats[8] = chunk;
-        stats[9] = wsBytes;
-        stats[10] = firstV;
-        stats[11] = firstCpt;
-        stats[12] = split ? 1 : 0;
+        const int64_t v[] = {be.chunks, be.gemms, be.batches, be.firstBlocks, be.firstBits, be.uncovered, be.outside,
+                             yUnwritten, parts.chunk, wsBytes, be.firstV, be.firstCpt, split ? 1 : 0};
+        std::copy(std::begin(v), std::end(v), stats);
     }
     return "";
 }

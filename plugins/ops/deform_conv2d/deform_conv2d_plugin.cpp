@@ -1,6 +1,7 @@
 #include "deform_conv2d_plugin.h"
 
 #include "deform_conv2d_kernels.h"
+#include "deform_conv2d_enqueue.h"
 #include "deform_conv2d_plan.h"
 #include "plugin_ops.h"  // plugins/trt
 
@@ -35,6 +36,87 @@ DeformConvAttrs DeformConv2dTraits::attrs(std::vector<FieldValue> const& f)
 }
 
 namespace {
+
+// deform_conv2d_enqueue.h's Backend on the GPU: the CUDA launchers, cuBLAS on the context's handle
+// (stream and workspace set before the first GEMM; blasWhat names a failing set-up call), the 2-D copy.
+template <class T>
+struct CudaIm2col
+{
+    T const* X;
+    T const* offset;
+    T const* mask;
+    DeformConvDims const& d;
+    cublasHandle_t blas;
+    cublasStatus_t created; // the handle's creation status (attachToContext)
+    cudaStream_t stream;
+    char* cublasWs;
+    bool ready = false;
+    char const* blasWhat = nullptr;
+
+    int zero(T* y, int64_t n)
+    {
+        return cudaMemsetAsync(y, 0, static_cast<size_t>(n) * sizeof(T), stream);
+    }
+    int fill_bias(T const* B, int64_t M, int64_t rows, int64_t ld, T* dst)
+    {
+        return cuda::fill_bias<T>(B, M, rows, ld, dst, stream);
+    }
+    int split_weights(T const* W, int64_t n, T* hi, T* lo)
+    {
+        if constexpr (std::is_same<T, float>::value)
+        {
+            return cuda::split_tf32(W, n, hi, lo, stream);
+        }
+        return cudaErrorInvalidValue; // 3xTF32 is float only (im2col_enqueue asks only then)
+    }
+    int im2col(int64_t n0, int64_t nb, int64_t ld, T* col, T* colLo)
+    {
+        return cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, ld, col, colLo, stream);
+    }
+    int setUp()
+    {
+        if (blas == nullptr)
+        {
+            blasWhat = "cublasCreate (attachToContext)";
+            return created != CUBLAS_STATUS_SUCCESS ? created : CUBLAS_STATUS_NOT_INITIALIZED;
+        }
+        cublasStatus_t st = cublasSetStream(blas, stream);
+        if (st != CUBLAS_STATUS_SUCCESS)
+        {
+            blasWhat = "cublasSetStream";
+            return st;
+        }
+        st = cublasSetWorkspace(blas, cublasWs, static_cast<size_t>(plan::kCublasWorkspaceBytes));
+        if (st != CUBLAS_STATUS_SUCCESS)
+        {
+            blasWhat = "cublasSetWorkspace";
+            return st;
+        }
+        ready = true;
+        return 0;
+    }
+    int gemm(plan::Gemm const& g, T const* a, T const* b, float beta, int term, T* c)
+    {
+        int const e = ready ? 0 : setUp();
+        if (e != 0)
+        {
+            return e;
+        }
+        float const alpha = 1.F;
+        cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
+        cublasComputeType_t const compute = term < 0 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+        return cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m), static_cast<int>(g.n),
+            static_cast<int>(g.k), &alpha, a + g.a, dt, static_cast<int>(g.lda), g.strideA, b + g.b, dt,
+            static_cast<int>(g.ldb), g.strideB, &beta, c + g.c, dt, static_cast<int>(g.ldc), g.strideC,
+            static_cast<int>(g.count), compute, CUBLAS_GEMM_DEFAULT);
+    }
+    int copy_rows(T* dst, int64_t dpitch, T const* src, int64_t spitch, int64_t width, int64_t rows)
+    {
+        size_t const es = sizeof(T);
+        return cudaMemcpy2DAsync(dst, static_cast<size_t>(dpitch) * es, src, static_cast<size_t>(spitch) * es,
+            static_cast<size_t>(width) * es, static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream);
+    }
+};
 
 // floor((size + padBegin + padEnd - dilation*(kernel-1) - 1) / stride) + 1 as an expression.
 nvinfer1::IDimensionExpr const* convOutExpr(nvinfer1::IExprBuilder& eb, nvinfer1::IDimensionExpr const* size,
@@ -189,128 +271,30 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         }
     }
 
-    if (plan::bias_only(d))
-    {
-        // no input channels: Y = B broadcast, or zeros (no columns; cuBLAS refuses k = 0 with ldb = 0)
-        int64_t const L = d.outH * d.outW;
-        cudaError_t const e = B != nullptr
-            ? cuda::fill_bias<T>(B, d.M, d.N * d.M, L, Y, stream)
-            : cudaMemsetAsync(Y, 0, static_cast<size_t>(d.N * d.M * L) * sizeof(T), stream);
-        return e == cudaSuccess ? 0 : cudaFailed("output for no input channels (bias or zeros)", e);
-    }
-
-    // FP32 in 3xTF32 mode (deform_conv2d_plan.h): hi halves in the columns, lo halves after the
-    // staging, the weights' halves after the columns part, three TF32 GEMMs per GEMM.
+    // The im2col path: deform_conv2d_enqueue.h's body (also run by the host emulation) on CUDA kernels,
+    // cuBLAS (FP32 accumulation; 3xTF32's terms on FAST_TF32) and a 2-D copy.
     bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    plan::Im2colParts const parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, plan::columns_cap());
-    plan::Im2colLayout const& lay = parts.lay;
-    int64_t const chunk = parts.chunk;
-    T* col = reinterpret_cast<T*>(base);
-    T* staging = reinterpret_cast<T*>(base + parts.stagingAt); // the GEMM's output rows of ld when ld != L
-    T* colLo = split ? reinterpret_cast<T*>(base + parts.colLoAt) : nullptr;
-    T* wHi = reinterpret_cast<T*>(base + parts.weightsAt);
-    T* wLo = wHi + plan::split_weight_lo_offset(d);
-    void* cublasWs = base + parts.cublasAt;
-
-    auto blasFail = [&](char const* what, cublasStatus_t st) {
-        reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(st) + " ("
-                + cublasGetStatusString(st) + ") [enqueue]",
-            nvinfer1::ErrorCode::kFAILED_EXECUTION);
-        return static_cast<int32_t>(st);
-    };
-
-    cublasHandle_t const blas = mCublas.handle();
-    if (blas == nullptr)
+    int64_t const cap = plan::columns_cap();
+    CudaIm2col<T> be{X, offset, mask, d, mCublas.handle(), mCublas.status(), stream,
+        base + plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap).cublasAt};
+    // cuBLAS set up before anything is launched (no GEMMs, no set-up: C = 0)
+    int const ready = plan::bias_only(d) ? 0 : be.setUp();
+    plan::EnqueueStatus const st = ready != 0 ? plan::EnqueueStatus{ready, be.blasWhat, true}
+                                              : plan::im2col_enqueue<T>(d, W, B, Y, base, split, cap, be);
+    if (st.code == 0)
     {
-        return blasFail("cublasCreate (attachToContext)", mCublas.status());
+        return 0;
     }
-    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-    if ((st = cublasSetStream(blas, stream)) != CUBLAS_STATUS_SUCCESS)
+    if (!st.gemm)
     {
-        return blasFail("cublasSetStream", st);
+        return cudaFailed(st.what, static_cast<cudaError_t>(st.code));
     }
-    if ((st = cublasSetWorkspace(blas, cublasWs, static_cast<size_t>(plan::kCublasWorkspaceBytes)))
-        != CUBLAS_STATUS_SUCCESS)
-    {
-        return blasFail("cublasSetWorkspace", st);
-    }
-
-    float const alpha = 1.F;
-    float const beta = B != nullptr ? 1.F : 0.F;
-    if (B != nullptr && !lay.staged)
-    {
-        cudaError_t const e = cuda::fill_bias<T>(B, d.M, d.N * d.M, lay.L, Y, stream);
-        if (e != cudaSuccess)
-        {
-            return cudaFailed("bias broadcast kernel launch", e);
-        }
-    }
-    if constexpr (std::is_same<T, float>::value)
-    {
-        cudaError_t const e = split ? cuda::split_tf32(W, plan::weight_elems(d), wHi, wLo, stream) : cudaSuccess;
-        if (e != cudaSuccess)
-        {
-            return cudaFailed("3xTF32 weight split kernel launch", e);
-        }
-    }
-    cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
-    // One cuBLAS GEMM of descriptor g on these operands (columns a, weights b).
-    auto gemm = [&](plan::Gemm const& g, T const* a, T const* b, float const* betaOf, cublasComputeType_t compute,
-                    T* Yc) {
-        return cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m), static_cast<int>(g.n),
-            static_cast<int>(g.k), &alpha, a + g.a, dt, static_cast<int>(g.lda), g.strideA, b + g.b, dt,
-            static_cast<int>(g.ldb), g.strideB, betaOf, Yc + g.c, dt, static_cast<int>(g.ldc), g.strideC,
-            static_cast<int>(g.count), compute, CUBLAS_GEMM_DEFAULT);
-    };
-    int64_t const outImage = d.M * lay.L;
-    for (int64_t n0 = 0; n0 < d.N; n0 += chunk)
-    {
-        int64_t const nb = d.N - n0 < chunk ? d.N - n0 : chunk;
-        cudaError_t e = cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, lay.ld, col, colLo, stream);
-        if (e != cudaSuccess)
-        {
-            return cudaFailed("deformable im2col kernel launch", e);
-        }
-        if (B != nullptr && lay.staged && (e = cuda::fill_bias<T>(B, d.M, nb * d.M, lay.ld, staging, stream)) != cudaSuccess)
-        {
-            return cudaFailed("bias broadcast kernel launch", e);
-        }
-        T* Yc = lay.staged ? staging : Y + n0 * outImage;
-        plan::for_each_gemm(d, lay, nb, [&](plan::Gemm const& g) {
-            if (st != CUBLAS_STATUS_SUCCESS)
-            {
-                return;
-            }
-            if (!split)
-            {
-                st = gemm(g, col, W, &beta, CUBLAS_COMPUTE_32F, Yc);
-                return;
-            }
-            for (plan::SplitTerm const& t : plan::kSplitTerms)
-            {
-                plan::SplitOperands<T> const o = plan::split_operands<T>(t, col, colLo, wHi, wLo, beta);
-                if (st == CUBLAS_STATUS_SUCCESS)
-                {
-                    st = gemm(g, o.columns, o.weights, &o.beta, CUBLAS_COMPUTE_32F_FAST_TF32, Yc);
-                }
-            }
-        });
-        if (st != CUBLAS_STATUS_SUCCESS)
-        {
-            return blasFail("cublasGemmStridedBatchedEx", st);
-        }
-        if (lay.staged)
-        {
-            size_t const es = sizeof(T);
-            e = cudaMemcpy2DAsync(Y + n0 * outImage, lay.L * es, staging, lay.ld * es, lay.L * es,
-                static_cast<size_t>(nb * d.M), cudaMemcpyDeviceToDevice, stream);
-            if (e != cudaSuccess)
-            {
-                return cudaFailed("output copy (cudaMemcpy2DAsync)", e);
-            }
-        }
-    }
-    return 0;
+    cublasStatus_t const bs = static_cast<cublasStatus_t>(st.code);
+    char const* what = be.blasWhat != nullptr ? be.blasWhat : st.what;
+    reportError(recorder(), who() + ": " + what + " failed with " + cublasGetStatusName(bs) + " ("
+            + cublasGetStatusString(bs) + ") [enqueue]",
+        nvinfer1::ErrorCode::kFAILED_EXECUTION);
+    return static_cast<int32_t>(bs);
 }
 
 int32_t DeformConv2dPlugin::launch(DeformConvDims const& d, nvinfer1::PluginTensorDesc const* inputDesc,

@@ -1,0 +1,81 @@
+// deform_conv2d_enqueue.h: the DeformConv2d plugin's im2col + GEMM enqueue, one body for the TensorRT
+// plugin (deform_conv2d_plugin.cpp: CUDA kernels, cuBLAS, cudaMemcpy2DAsync) and its host emulation
+// (deform_conv2d_host_kernels.cpp: the kernels' thread bodies over the grid, a host GEMM), so that the
+// order of the calls, their pointers, bias handling, betas and the staged copy the plugin runs are the
+// ones the tests run. Host code, no CUDA or cuBLAS includes.
+//
+// A Backend provides (each returns its status, 0 = fine):
+//   int zero(T* y, int64_t n)                                     y[0 .. n) = 0
+//   int fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* dst)   rows of ld: B[row % M]
+//   int split_weights(const T* W, int64_t n, T* hi, T* lo)        3xTF32's weight halves (float only)
+//   int im2col(int64_t n0, int64_t nb, int64_t ld, T* col, T* colLo)         a chunk's columns
+//   int gemm(const Gemm& g, const T* a, const T* b, float beta, int term, T* c)
+//       term -1: one GEMM (CUBLAS_COMPUTE_32F); 0..2: 3xTF32's kSplitTerms[term] (FAST_TF32)
+//   int copy_rows(T* dst, int64_t dpitch, const T* src, int64_t spitch, int64_t width, int64_t rows)
+// (pitches and widths in elements).
+#pragma once
+
+#include "deform_conv2d_plan.h"
+
+#include <cstdint>
+
+namespace dcn {
+namespace plan {
+
+// What failed: the backend's status, the step's name, and whether it is a GEMM's (cuBLAS) status.
+struct EnqueueStatus {
+    int code;
+    const char* what;
+    bool gemm;
+};
+
+// The im2col path for dims d: Y = conv(X, W) (+ B), columns and GEMMs in the workspace from `base`
+// (256-byte aligned, laid out by im2col_parts; 3xTF32 when `split`, float only), chunks under `cap`.
+template <class T, class Backend>
+EnqueueStatus im2col_enqueue(const DeformConvDims& d, const T* W, const T* B, T* Y, char* base, bool split,
+                             int64_t cap, Backend& be) {
+    if (bias_only(d)) {  // no input channels: Y = B broadcast, or zeros (cuBLAS refuses k = 0 with ldb = 0)
+        const int64_t L = d.outH * d.outW;
+        const int e = B != nullptr ? be.fill_bias(B, d.M, d.N * d.M, L, Y) : be.zero(Y, d.N * d.M * L);
+        return {e, "output for no input channels (bias or zeros)", false};
+    }
+    const Im2colParts parts = im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);
+    const Im2colLayout& lay = parts.lay;
+    T* col = reinterpret_cast<T*>(base);
+    T* staging = reinterpret_cast<T*>(base + parts.stagingAt);  // the GEMM's output rows of ld when ld != L
+    T* colLo = split ? reinterpret_cast<T*>(base + parts.colLoAt) : nullptr;
+    T* wHi = reinterpret_cast<T*>(base + parts.weightsAt);
+    T* wLo = wHi + split_weight_lo_offset(d);
+    const float beta = B != nullptr ? 1.f : 0.f;
+    int e = 0;
+    if (B != nullptr && !lay.staged && (e = be.fill_bias(B, d.M, d.N * d.M, lay.L, Y)) != 0)
+        return {e, "bias broadcast kernel launch", false};
+    if (split && (e = be.split_weights(W, weight_elems(d), wHi, wLo)) != 0)
+        return {e, "3xTF32 weight split kernel launch", false};
+    const int64_t outImage = d.M * lay.L;
+    for (int64_t n0 = 0; n0 < d.N; n0 += parts.chunk) {
+        const int64_t nb = d.N - n0 < parts.chunk ? d.N - n0 : parts.chunk;
+        if ((e = be.im2col(n0, nb, lay.ld, col, colLo)) != 0) return {e, "deformable im2col kernel launch", false};
+        if (B != nullptr && lay.staged && (e = be.fill_bias(B, d.M, nb * d.M, lay.ld, staging)) != 0)
+            return {e, "bias broadcast kernel launch", false};
+        T* Yc = lay.staged ? staging : Y + n0 * outImage;
+        for_each_gemm(d, lay, nb, [&](const Gemm& g) {
+            if (e != 0) return;
+            if (!split) {
+                e = be.gemm(g, col, W, beta, -1, Yc);
+                return;
+            }
+            for (int t = 0; t < 3 && e == 0; ++t) {
+                const SplitOperands<T> o = split_operands<T>(kSplitTerms[t], col, colLo, wHi, wLo, beta);
+                e = be.gemm(g, o.columns, o.weights, o.beta, t, Yc);
+            }
+        });
+        if (e != 0) return {e, "cublasGemmStridedBatchedEx", true};
+        if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
+            return {e, "output copy (cudaMemcpy2DAsync)", false};
+    }
+    return {0, nullptr, false};
+}
+
+}  // namespace plan
+}  // namespace dcn
