@@ -223,7 +223,6 @@ def _dim_symbols(ep: torch.export.ExportedProgram, names: Sequence[str],
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
     user = [p for p in placeholders if p.name in set(ep.graph_signature.user_inputs)]
     mapping: dict[str, str] = {}
-    first: dict[str, tuple[str, str]] = {}  # label -> (symbol, where) of its first axis
     for i, axes in dyn.items():
         val = user[i].meta.get("val")
         for axis, label in axes.items():
@@ -236,10 +235,4 @@ def _dim_symbols(ep: torch.export.ExportedProgram, names: Sequence[str],
             expr = dim.node.expr
             if getattr(expr, "is_Symbol", False):
                 mapping.setdefault(str(expr), label)
-            # one label, one size: ONNX (and TensorRT's parser) read equal names as equal sizes
-            where = f"{names[i]}:{axis}"
-            seen = first.setdefault(label, (str(expr), where))
-            if seen[0] != str(expr):
-                raise DcnError(f"dynamic axes {seen[1]} and {where} are both labelled {label!r}, but the model "
-                               f"lets them differ; expected a label of their own for each")
     return mapping
