@@ -86,10 +86,11 @@ def _temporary(dest: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(dest: PathLike) -> Iterator[Path]:
+def atomic_path(dest: PathLike, commit: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``dest`` (ending in dest's suffix, which numpy and
     matplotlib choose formats by); on success it is renamed onto ``dest`` with the usual file
-    mode, on any exception (Ctrl-C too) it is removed and an existing ``dest`` stays untouched."""
+    mode, on any exception (Ctrl-C too) it is removed and an existing ``dest`` stays untouched.
+    ``commit=False``: a side output whose rename is not the command's commit (``final_commit``)."""
     dest = Path(dest)
     tmp = None
     try:
@@ -99,7 +100,8 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
         with uninterrupted():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
             os.replace(tmp, dest)
-            _committed()
+            if commit:
+                _committed()
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -198,11 +200,11 @@ class AtomicGroup:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike):
+def atomic_output(path: str | os.PathLike, commit: bool = True):
     """A temporary path next to ``path`` (same suffix), renamed onto it on success
     (dcn_base.atomic.atomic_path), after checking that ``path`` can be written at all."""
     check_writable(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, commit) as tmp:
         yield tmp
 
 

@@ -55,7 +55,8 @@ def tolerance(dtype) -> tuple[float, float]:
 
 
 def exact_dtype(dtype) -> bool:
-    """Integer and bool outputs (labels, indices, masks) are compared exactly: tolerance (0, 0)."""
+    """Integer and bool outputs (labels, indices, masks) are compared exactly: tolerance (0, 0), judged by
+    the share of differing elements (``passes(exact=True)``)."""
     kind = np.dtype(str(dtype).replace("torch.", "")).kind if not isinstance(dtype, np.dtype) else dtype.kind
     return kind in "biu"
 
@@ -151,12 +152,18 @@ class Verdict:
     factor: float = FACTOR
     share: Optional[float] = None  # the target's share of elements beyond the row; None: not judged
     share_bound: float = 1.0  # max(SHARE_FLOOR, FACTOR * own's share) where own widens the bound, else 1
+    exact: bool = False  # integer / bool output: judged by the share of differing elements alone
 
     @property
     def passed(self) -> bool:
+        if self.exact:
+            return self.share is not None and self.share <= self.share_bound
         return self.target <= self.bound and (self.share is None or self.share <= self.share_bound)
 
     def text(self) -> str:
+        if self.exact:
+            return (f"exact: {100 * (self.share or 0):.3g}% of the elements differ, at most "
+                    f"{100 * self.share_bound:.3g}% ({self.factor:g} x PyTorch's own share)")
         own = f"PyTorch's own {self.own:.3g}" if self.own is not None else "PyTorch's own unknown"
         if self.own is not None and self.own > OWN_LIMIT:
             own += f" (beyond rounding, > {OWN_LIMIT:g}: not used)"
@@ -168,9 +175,14 @@ class Verdict:
 
 
 def passes(target: float, own: Optional[float] = None, factor: float = FACTOR, *, share: Optional[float] = None,
-           own_share: Optional[float] = None) -> Verdict:
+           own_share: Optional[float] = None, exact: bool = False) -> Verdict:
     """The verdict rule (module doc): target <= max(1, factor * own), errors in tolerance units; where own
-    widens the bound and both shares are given, share <= max(SHARE_FLOOR, factor * own_share)."""
+    widens the bound and both shares are given, share <= max(SHARE_FLOOR, factor * own_share). ``exact``
+    (integer and bool outputs, tolerance (0, 0)): the share of differing elements at most factor times
+    PyTorch's own (an index that rounding flips in PyTorch's own run too), none where that is unknown."""
+    if exact:
+        bound = factor * own_share if own_share is not None else 0.0
+        return Verdict(float(target), own, 1.0, factor, share, min(1.0, bound), True)
     if own is not None and not math.isfinite(own):
         own = None  # PyTorch itself broke down (NaN / overflow): the row decides
     bound = max(1.0, factor * own) if own is not None and own <= OWN_LIMIT else 1.0

@@ -89,6 +89,7 @@ class _CoordinatesProbe(TorchDispatchMode):
         super().__init__()
         self.storages: set[int] = set()
         self.derived: set[int] = set()  # input positions a coordinate argument derives from
+        self.learned: set[int] = set()  # input positions a learned layer takes too (not kept float32 for that)
         self._ops = _coordinate_ops()
         self._sources = dict(sources or {})
         self._taint: dict[int, tuple[Any, frozenset]] = {}  # id(tensor) -> (weakref, input positions)
@@ -96,7 +97,10 @@ class _CoordinatesProbe(TorchDispatchMode):
     def _taint_of(self, t: torch.Tensor) -> frozenset:
         entry = self._taint.get(id(t))
         got = entry[1] if entry is not None and entry[0]() is t else frozenset()
-        src = self._sources.get(t.untyped_storage().data_ptr())
+        try:
+            src = self._sources.get(t.untyped_storage().data_ptr())
+        except (NotImplementedError, RuntimeError):  # sparse / mkldnn tensors have no storage: not an input
+            src = None
         return got | {src} if src is not None else got
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -107,9 +111,12 @@ class _CoordinatesProbe(TorchDispatchMode):
                 self.storages.add(value.untyped_storage().data_ptr())
                 self.derived |= self._taint_of(value)
         out = func(*args, **kwargs)
-        if func.overloadpacket.__name__ not in _NEW_QUANTITY and func not in self._ops:
-            leaves = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-            taint = frozenset().union(*(self._taint_of(a) for a in leaves)) if leaves else frozenset()
+        leaves = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        taint = frozenset().union(*(self._taint_of(a) for a in leaves)) if leaves else frozenset()
+        if func.overloadpacket.__name__ in _NEW_QUANTITY:
+            # e.g. DINO's query position embedding from the reference points: a half layer must take them
+            self.learned |= taint
+        elif func not in self._ops:
             if taint:
                 for o in pytree.tree_leaves(out):
                     if isinstance(o, torch.Tensor) and o.is_floating_point():
@@ -120,8 +127,9 @@ class _CoordinatesProbe(TorchDispatchMode):
 def rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence[str]) -> list[int]:
     """Positions of the inputs that stay float32: passed (or viewed) as a float32 (coordinate) argument of
     a registered op in a float32 probe run, or what such an argument is computed from by moving, scaling
-    or reshaping (reference points of multi-scale deformable attention), or, for models no probe runs,
-    RoIs: named ``*roi*`` with shape [R, 5]."""
+    or reshaping (reference points of multi-scale deformable attention) unless a learned layer takes it
+    too (DINO's position embedding of its reference points: float16 there), or, for models no probe
+    runs, RoIs: named ``*roi*`` with shape [R, 5]."""
     keep = {i for i, (n, t) in enumerate(zip(names, inputs))
             if "roi" in n.lower() and t.dim() == 2 and t.shape[-1] == 5 and t.is_floating_point()}
     if not _may_take_coordinates(module):
@@ -139,7 +147,7 @@ def rois_positions(module: Any, inputs: Sequence[torch.Tensor], names: Sequence[
         set_training(module, was_training)
     keep |= {i for i, t in enumerate(inputs)
              if t.is_floating_point() and t.untyped_storage().data_ptr() in probe.storages}
-    return sorted(keep | probe.derived)
+    return sorted(keep | (probe.derived - probe.learned))
 
 
 def _may_take_coordinates(module: Any) -> bool:

@@ -35,8 +35,8 @@ from onnx.reference.op_run import OpRun
 from dcn_base import libraries
 from dcn_base.console import near_zero_note
 from dcn_base.errors import DcnError, describe, one_line
-from dcn_base.tolerance import (FACTOR, error_ratio, output_scale, output_tolerance, passes, same_non_finite,
-                                share_beyond, tolerance)
+from dcn_base.tolerance import (FACTOR, error_ratio, exact_dtype, output_scale, output_tolerance, passes,
+                                same_non_finite, share_beyond, tolerance)
 
 from . import ops
 from .contract import DOMAIN, OpSpec, is_dcn_node, spec_of_node, specs
@@ -173,10 +173,11 @@ class OutputError:
     own: Optional[float] = None  # PyTorch's own error in the target's precision, same units
     share: Optional[float] = None  # the share of elements beyond the row (tolerance.share_beyond)
     own_share: Optional[float] = None  # PyTorch's own, the same
+    exact: bool = False  # an integer / bool output (tolerance.passes(exact=True))
 
     @property
     def verdict(self):
-        return passes(self.worst, self.own, share=self.share, own_share=self.own_share)
+        return passes(self.worst, self.own, share=self.share, own_share=self.own_share, exact=self.exact)
 
     @property
     def passed(self) -> bool:
@@ -208,6 +209,8 @@ class CheckReport:
                 parts.append(f"{o.name}: shape mismatch")
             elif not o.finite_ok:
                 parts.append(f"{o.name}: non-finite values differ")
+            elif o.exact:
+                parts.append(f"{o.name}: {o.verdict.text()}")
             else:
                 own = f"{o.own:.2g}" if o.own is not None else "unknown"
                 v = o.verdict
@@ -279,7 +282,9 @@ def check_outputs(runner: Runner, feed: Mapping[str, np.ndarray], output_names: 
     owns = list(own) if own is not None else [None] * len(reference)
     for name, g, r, o in zip(output_names, got, reference, owns):
         # integer and bool outputs (labels, indices) exactly
-        report.outputs.append(compare(name, g, r, *output_tolerance(dtype, np.asarray(r).dtype), o))
+        err = compare(name, g, r, *output_tolerance(dtype, np.asarray(r).dtype), o)
+        err.exact = exact_dtype(np.asarray(r).dtype)
+        report.outputs.append(err)
     return report
 
 

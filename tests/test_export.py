@@ -435,3 +435,30 @@ def test_an_ops_contract_error_in_the_pytorch_run_names_the_module(tmp_path):
             exporter.export(Net(stride).eval(), (x, off), tmp_path / "m.onnx")
         assert "\n" not in str(e.value) and "''" not in str(e.value)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_float16_keeps_reference_points_float32_unless_a_learned_layer_takes_them(tmp_path):
+    """The float32 probe follows an input to the sampling locations through the ops that move, scale or
+    reshape it: an MSDA layer's reference points stay float32 in FP16. DINO / Deformable DETR decoders also
+    embed them (sine, then Linear) into the query: a half layer must take them there, so they stay in the
+    run's precision and the FP16 export passes (kept float32, the export failed ONNX shape inference)."""
+    from helpers import user_path_models as upm
+    from exporter.reference_runs import rois_positions
+
+    class Dino(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = upm.msda_layer()
+            self.ref_head = torch.nn.Linear(4, 16)
+
+        def forward(self, query, value, reference_points):
+            return self.inner(query + self.ref_head(reference_points.flatten(2)), value, reference_points)
+
+    g = torch.Generator().manual_seed(0)
+    ins = (torch.randn(1, 6, 16, generator=g), torch.randn(1, 100, 16, generator=g), torch.rand(1, 6, 2, 2, generator=g))
+    names = ["query", "value", "reference_points"]
+    assert rois_positions(upm.msda_layer(), ins, names) == [2]
+    dino = Dino().eval()
+    assert rois_positions(dino, ins, names) == []
+    res = exporter.export(dino, ins, tmp_path / "d.onnx", input_names=names, fp16=True, check=True)
+    assert res.check.passed

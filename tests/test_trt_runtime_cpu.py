@@ -244,7 +244,8 @@ def fake_build(monkeypatch, tmp_path):
         calls["engine_from_network"] = (network, config, save_timing_cache)
         if state.get("fail"):
             return None
-        if save_timing_cache:
+        if save_timing_cache:  # Polygraphy merges with what the file holds: the old cache's entries
+            calls["cache_before"] = Path(save_timing_cache).read_bytes()
             Path(save_timing_cache).write_bytes(b"CACHE")
         return _FakeEngine(state["layers"])
 
@@ -302,6 +303,21 @@ def test_build_orchestration_trt10_fp16(fake_build, capsys):
     assert calls["LoadPlugins"][1]["plugins"] == [str(fake_build.plugin.resolve())]
     cache = fake_build.dir / "tc.cache"
     assert ".tmp" in calls["engine_from_network"][2] and cache.read_bytes() == b"CACHE"  # temp file, then renamed
+    # the old cache's entries are there for Polygraphy to merge with; its rename is not the command's commit
+    # (final_commit: Ctrl-C must still stop the build before the engine is written)
+    cache.write_bytes(b"OLD")
+    from dcn_base import atomic
+
+    committed = []
+    real_committed = atomic._committed
+    atomic._committed = lambda: committed.append(1)
+    try:
+        assert build_main([str(onnx_path), "-o", str(out), "--plugins", str(fake_build.plugin), "--timing-cache",
+                           str(cache), "--no-progress"] + sum((["--shapes", s] for s in SHAPES_2), [])) == 0
+    finally:
+        atomic._committed = real_committed
+    assert calls["cache_before"] == b"OLD" and cache.read_bytes() == b"CACHE"
+    assert len(committed) == 2  # the engine and its side file, not the timing cache
     # a failed build leaves the timing cache as it was (and no temporary)
     cache.write_bytes(b"OLD")
     fake_build.state["fail"] = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,10 +185,14 @@ def _build(trt, req: _Request, plan: BuildPlan, network, config: _Config, verbos
     log(f"[dcn-build] building {plan.precision} engine from {req.onnx_path!r} with TensorRT {trt.__version__} "
         f"({'strongly typed' if plan.strongly_typed else 'FP16 builder flag' if plan.fp16_flag else 'FP32'})")
     t0 = time.monotonic()
-    # the timing cache through a temporary renamed after the build (a Ctrl-C or a full disk leaves the old one)
-    cache = atomic.atomic_output(req.timing_cache) if req.timing_cache else contextlib.nullcontext(None)
+    # the timing cache through a temporary renamed after the build (a Ctrl-C or a full disk leaves the old one),
+    # holding the old cache's entries for Polygraphy to merge with; a side output, not the command's commit
+    # (final_commit: Ctrl-C still stops the build before the engine is written)
+    cache = atomic.atomic_output(req.timing_cache, commit=False) if req.timing_cache else contextlib.nullcontext(None)
     try:
         with G_LOGGER.verbosity(severity), (Heartbeat() if heartbeat else contextlib.nullcontext()), cache as tmp:
+            if tmp is not None and Path(req.timing_cache).is_file():
+                shutil.copyfile(req.timing_cache, tmp)
             engine = pg_trt.engine_from_network(network, config=config.loader,
                                                 save_timing_cache=str(tmp) if tmp is not None else None)
             if engine is None:

@@ -375,7 +375,8 @@ def _judge(ref_iters, tgt_iters, own_iters, prec: str, atol, rtol) -> list[dict[
         owns = [o[name] for o in own_iters] if own_iters is not None and all(name in o for o in own_iters) else None
         own_err = max(error_ratio(o, f, a, r) for o, f in zip(owns, refs)) if owns is not None else None
         verdict = passes(target_err, own_err, share=_share_beyond(gots, refs, a, r),
-                         own_share=_share_beyond(owns, refs, a, r) if owns is not None else None)
+                         own_share=_share_beyond(owns, refs, a, r) if owns is not None else None,
+                         exact=name in exact and (a, r) == (0.0, 0.0))
         st = error_stats(refs, gots, a, r, verdict.bound)
 
         entry = {

@@ -21,7 +21,8 @@ EPSILON = 2.220446049250313e-16  # Polygraphy adds this to zero reference values
 
 
 def error_arrays(ref, got):
-    """(abs error, rel error against ref) as Polygraphy computes them (fp16 promoted to fp32)."""
+    """(abs error, rel error against ref) as Polygraphy computes them (fp16 promoted to fp32), 0 where both
+    sides hold the same non-finite value (the verdict's rule: dcn_base.tolerance.same_non_finite)."""
     def up(a):
         a = np.asarray(a)
         if a.dtype == np.float16:
@@ -37,6 +38,10 @@ def error_arrays(ref, got):
         denom = r.astype(absdiff.dtype, copy=True) if absdiff.dtype.kind == "f" else r.astype(np.float64)
         denom[denom == 0] += EPSILON
         reldiff = absdiff / np.abs(denom)
+        if absdiff.dtype.kind == "f":  # the same non-finite value on both sides (NaN for NaN, inf for inf): equal
+            same = (g == r) | (np.isnan(g) & np.isnan(r)) if r.dtype.kind == "f" and g.dtype.kind == "f" else g == r
+            absdiff = np.where(same, 0, absdiff)
+            reldiff = np.where(same, 0, reldiff)
     return absdiff, reldiff
 
 
