@@ -100,10 +100,16 @@ OWN_LIMIT = 50.0
 SHARE_FLOOR = 0.01
 
 
+def equal_elements(g: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Elementwise: the same value on both sides, NaN counting as equal to NaN (the verdict's rule for
+    non-finite values; dcn-compare's table reads it too)."""
+    return (g == r) | (np.isnan(g) & np.isnan(r))
+
+
 def same_non_finite(g: np.ndarray, r: np.ndarray) -> bool:
     """Non-finite values in the same places with the same values (NaN equal to NaN, inf of one sign)."""
-    fin_g, fin_r = np.isfinite(g), np.isfinite(r)
-    return bool(np.array_equal(fin_g, fin_r) and np.array_equal(g[~fin_r], r[~fin_r], equal_nan=True))
+    finite = np.isfinite(g) & np.isfinite(r)
+    return bool(equal_elements(g, r)[~finite].all())
 
 
 def share_beyond(got, ref, atol: float, rtol: float) -> float:
@@ -115,9 +121,8 @@ def share_beyond(got, ref, atol: float, rtol: float) -> float:
         return 1.0
     if not r.size:
         return 0.0
-    fin_g, fin_r = np.isfinite(g), np.isfinite(r)
-    both = fin_g & fin_r
-    bad = ~both & ~((g == r) | (np.isnan(g) & np.isnan(r)))
+    both = np.isfinite(g) & np.isfinite(r)
+    bad = ~both & ~equal_elements(g, r)
     with np.errstate(invalid="ignore"):
         bad |= both & (np.abs(g - r) > atol + rtol * np.abs(r))
     return float(bad.sum()) / r.size

@@ -268,6 +268,7 @@ def compare(name: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: floa
         own=error_ratio(own, r, atol * scale, rtol) if own is not None else None,
         share=share_beyond(g, r, atol * scale, rtol),
         own_share=share_beyond(own, r, atol * scale, rtol) if own is not None else None,
+        exact=exact_dtype(ref.dtype),
     )
 
 
@@ -282,9 +283,7 @@ def check_outputs(runner: Runner, feed: Mapping[str, np.ndarray], output_names: 
     owns = list(own) if own is not None else [None] * len(reference)
     for name, g, r, o in zip(output_names, got, reference, owns):
         # integer and bool outputs (labels, indices) exactly
-        err = compare(name, g, r, *output_tolerance(dtype, np.asarray(r).dtype), o)
-        err.exact = exact_dtype(np.asarray(r).dtype)
-        report.outputs.append(err)
+        report.outputs.append(compare(name, g, r, *output_tolerance(dtype, np.asarray(r).dtype), o))
     return report
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from dcn_base import atomic
 from dcn_base.console import near_zero_note, table
 from dcn_base.errors import DcnError, one_line
-from dcn_base.tolerance import FACTOR, SHARE_FLOOR
+from dcn_base.tolerance import FACTOR, SHARE_FLOOR, equal_elements
 
 
 
@@ -39,7 +39,7 @@ def error_arrays(ref, got):
         denom[denom == 0] += EPSILON
         reldiff = absdiff / np.abs(denom)
         if absdiff.dtype.kind == "f":  # the same non-finite value on both sides (NaN for NaN, inf for inf): equal
-            same = (g == r) | (np.isnan(g) & np.isnan(r)) if r.dtype.kind == "f" and g.dtype.kind == "f" else g == r
+            same = equal_elements(g, r)
             absdiff = np.where(same, 0, absdiff)
             reldiff = np.where(same, 0, reldiff)
     return absdiff, reldiff

@@ -30,17 +30,17 @@ struct EnqueueStatus {
 };
 
 // The im2col path for dims d: Y = conv(X, W) (+ B), columns and GEMMs in the workspace from `base`
-// (256-byte aligned, laid out by im2col_parts; 3xTF32 when `split`, float only), chunks under `cap`.
+// (256-byte aligned) as `parts` (im2col_parts of d: its chunks; 3xTF32 when parts.split, float only) lays it out.
 template <class T, class Backend>
-EnqueueStatus im2col_enqueue(const DeformConvDims& d, const T* W, const T* B, T* Y, char* base, bool split,
-                             int64_t cap, Backend& be) {
+EnqueueStatus im2col_enqueue(const DeformConvDims& d, const Im2colParts& parts, const T* W, const T* B, T* Y,
+                             char* base, Backend& be) {
     if (bias_only(d)) {  // no input channels: Y = B broadcast, or zeros (cuBLAS refuses k = 0 with ldb = 0)
         const int64_t L = d.outH * d.outW;
         const int e = B != nullptr ? be.fill_bias(B, d.M, d.N * d.M, L, Y) : be.zero(Y, d.N * d.M * L);
         return {e, "output for no input channels (bias or zeros)", false};
     }
-    const Im2colParts parts = im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);
     const Im2colLayout& lay = parts.lay;
+    const bool split = parts.split;
     T* col = reinterpret_cast<T*>(base);
     T* staging = reinterpret_cast<T*>(base + parts.stagingAt);  // the GEMM's output rows of ld when ld != L
     T* colLo = split ? reinterpret_cast<T*>(base + parts.colLoAt) : nullptr;

@@ -256,14 +256,15 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     if (parts.chunk * perImage > parts.weightsAt || parts.weightsAt + splitWeightBytes > parts.cublasAt ||
         plan::kAlignBytes + parts.end > wsBytes)
         return "plan: a chunk of " + std::to_string(parts.chunk) + " images (" +
-               std::to_string(parts.chunk * perImage) + " B) overlaps the weights / the cuBLAS workspace at " + std::to_string(parts.cublasAt) +
-               ", or the cuBLAS workspace ends past the plugin's workspace of " + std::to_string(wsBytes) + " B";
+               std::to_string(parts.chunk * perImage) + " B) overlaps the weights / the cuBLAS workspace at " +
+               std::to_string(parts.cublasAt) + ", or the cuBLAS workspace ends past the plugin's workspace of " +
+               std::to_string(wsBytes) + " B";
     // Only the columns + staging (+ 3xTF32 weights) part is materialised (the cuBLAS part is cuBLAS's own business).
     std::vector<T> ws(static_cast<size_t>(parts.cublasAt / static_cast<int64_t>(sizeof(T))));
     HostIm2col<T> be{X, off, mask, d, index_mode, max_blocks, ws.data(),
                      parts.weightsAt / static_cast<int64_t>(sizeof(T)), split, lay};
     const plan::EnqueueStatus st =
-        plan::im2col_enqueue<T>(d, W, B, Y, reinterpret_cast<char*>(ws.data()), split, cap, be);
+        plan::im2col_enqueue<T>(d, parts, W, B, Y, reinterpret_cast<char*>(ws.data()), be);
     if (st.code != 0) return std::string(st.what) + " failed";
     int64_t yUnwritten = 0;
     for (int64_t q = 0; q < yTotal; ++q) yUnwritten += is_sentinel(Y[q]) ? 1 : 0;

@@ -270,12 +270,14 @@ inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, 
 // run needs of the workspace.
 struct Im2colParts {
     Im2colLayout lay;
+    bool split;     // 3xTF32's parts laid out
     int64_t chunk;  // images per chunk
     int64_t stagingAt, colLoAt, weightsAt, cublasAt, end;
 };
 inline Im2colParts im2col_parts(const DeformConvDims& d, int64_t elemBytes, bool split, int64_t cap) {
     Im2colParts p{};
     p.lay = im2col_layout(d, elemBytes, split);
+    p.split = split;
     p.chunk = chunk_images(p.lay.perImageBytes, d.N, cap);
     p.stagingAt = p.chunk * p.lay.colImage * elemBytes;
     p.colLoAt = p.stagingAt + p.chunk * p.lay.stageImage * elemBytes;

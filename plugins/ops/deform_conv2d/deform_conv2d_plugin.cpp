@@ -274,13 +274,12 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     // The im2col path: deform_conv2d_enqueue.h's body (also run by the host emulation) on CUDA kernels,
     // cuBLAS (FP32 accumulation; 3xTF32's terms on FAST_TF32) and a 2-D copy.
     bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    int64_t const cap = plan::columns_cap();
-    CudaIm2col<T> be{X, offset, mask, d, mCublas.handle(), mCublas.status(), stream,
-        base + plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap).cublasAt};
+    plan::Im2colParts const parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, plan::columns_cap());
+    CudaIm2col<T> be{X, offset, mask, d, mCublas.handle(), mCublas.status(), stream, base + parts.cublasAt};
     // cuBLAS set up before anything is launched (no GEMMs, no set-up: C = 0)
     int const ready = plan::bias_only(d) ? 0 : be.setUp();
     plan::EnqueueStatus const st = ready != 0 ? plan::EnqueueStatus{ready, be.blasWhat, true}
-                                              : plan::im2col_enqueue<T>(d, W, B, Y, base, split, cap, be);
+                                              : plan::im2col_enqueue<T>(d, parts, W, B, Y, base, be);
     if (st.code == 0)
     {
         return 0;
