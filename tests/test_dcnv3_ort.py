@@ -3,6 +3,8 @@ reference on the awkward sweep, float32 and float16, 1 and 2 threads (equal bit 
 line naming op, node, attribute / input, got and expected; the schemas' shape inference."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -10,7 +12,7 @@ import torch
 from onnx import TensorProto, helper
 
 from helpers.built_libs import require
-from helpers.dcn_sweep import CASES, by_name
+from helpers.dcn_sweep import CASES, by_name, with_infinite_masks
 from exporter import schemas
 from exporter.ops.dcnv3.reference import dcnv3
 from exporter.ops.dcnv4.reference import dcnv4
@@ -65,6 +67,21 @@ def test_ort_ops_match_reference(lib, case, dtype):
     atol, rtol = tolerance(dtype)
     np.testing.assert_allclose(y3.astype(np.float64), r3, atol=atol, rtol=rtol)
     np.testing.assert_allclose(y4.astype(np.float64), r4, atol=atol, rtol=rtol)
+
+
+def test_infinite_mask_on_a_neighbour_is_inf(lib):
+    """mask * bilinear where each sample sits on a neighbour (weights 1, 0, 0, 0): an infinite mask gives
+    the reference's +-inf (folded into the weights, 0 * inf had made NaN), and NaN only where the
+    reference has it (+inf and -inf summed over a group's points)."""
+    case = with_infinite_masks(by_name("k3"), seed=4)
+    y3, y4, r3, r4 = run_both(lib, case, np.float32)
+    for got, want in ((y3, r3), (y4, r4)):
+        assert np.isposinf(want).any() and np.isneginf(want).any() and np.isfinite(want).any()
+        for kind in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(kind(got), kind(want), err_msg=kind.__name__)
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], atol=tolerance("float32")[0],
+                                   rtol=tolerance("float32")[1])
 
 
 @pytest.mark.parametrize("name", ["batch33", "g32-cg4"])
@@ -125,3 +142,10 @@ def test_schema_shape_inference():
                                                                          "offset": [1, ho, wo, 88], "mask": None}))
     with pytest.raises(Exception, match=r"DCNv3 '.*blk.dcn.*': offset has 88 channels, expected group\*P\*2 = 90"):
         onnx.shape_inference.infer_shapes(bad, strict_mode=True)
+    # a zero stride or dilation, a negative pad: the contract's words, not a division by zero
+    for name, value, least in (("strides", [0, 0], 1), ("dilations", [1, 0], 1), ("pads", [1, -1, 0, 1], 0)):
+        wrong = onnx.load_from_string(dcn_model("DCNv4", dict(case.attrs(), **{name: value}),
+                                                shapes={"X": [1, 9, 11, 15], "offset_mask": [1, ho, wo, 136]}))
+        said = re.escape(f"attribute {name} = {value}, expected values >= {least}")
+        with pytest.raises(onnx.shape_inference.InferenceError, match=rf"DCNv4 '.*blk.dcn.*': {said}"):
+            onnx.shape_inference.infer_shapes(wrong, strict_mode=True)

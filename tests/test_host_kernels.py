@@ -27,7 +27,8 @@ from helpers.built_libs import require
 from exporter.contract import conv_out_size
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from dcn_base.tolerance import tolerance
-from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import (CONV_SPECS, POOL_SPECS, infinite_mask_conv_case, make_conv_case, make_pool_case,
+                           pool_kwargs)
 from trt_runtime import plugins
 
 DTYPES = {"float64": (0, np.float64), "float32": (1, np.float32), "float16": (2, np.float16)}
@@ -272,6 +273,22 @@ def test_conv_points_outside_and_partial_corners(lib):
         assert rc == 0, msg
         check_conv_stats(c, stats)
         assert_matches(y, conv_reference(c, dtype), dtype, f"outside {dtype}")
+
+
+@pytest.mark.parametrize("index", ["int32", "int64"])
+def test_conv_infinite_mask_on_a_neighbour_is_inf(lib, index):
+    """The kernels' taps (mask folded into the bilinear weights) where each sample sits on a neighbour:
+    an infinite mask gives the reference's +-inf, not inf * 0 = NaN from the three zero weights."""
+    c = infinite_mask_conv_case()
+    for dtype in DTYPES:
+        rc, y, stats, msg = emu_conv(lib, dtype, c, index=index)
+        assert rc == 0, msg
+        want = conv_reference(c, dtype)
+        assert np.isposinf(want).any() and np.isneginf(want).any() and np.isnan(want).any()
+        for kind in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(kind(y), kind(want), err_msg=f"{dtype} {kind.__name__}")
+        finite = np.isfinite(want)
+        assert_matches(np.where(finite, y, 0), np.where(finite, want, 0), dtype, f"infinite mask {dtype}")
 
 
 def test_conv_tall_map_keeps_the_offsets_fraction(lib):

@@ -109,6 +109,8 @@ def test_shape_errors_name_the_input():
         ref(v[0], s, st, loc, w)
     with pytest.raises(ContractError, match=r"spatial_shapes has type float32, expected int64 or int32"):
         ref(v, s.float(), st, loc, w)
+    with pytest.raises(ContractError, match=r"level_start_index has type int32, expected spatial_shapes' \(int64\)"):
+        ref(v, s.long(), st.int(), loc, w)  # one integer type for both (ops.md), as the C++ ops check
 
 
 def test_fake_kernel_and_export_trace():

@@ -126,15 +126,56 @@ def test_bf16x3_nonfinite_columns_take_the_sgemm(bf16x3, where):
 
 
 def test_bf16x3_weights_the_split_refuses(bf16x3):
-    """W holding inf or a magnitude of 2^126 and more is not split: the layer runs the SGEMM,
-    bit for bit what DCN_ORT_GEMM=sgemm gives."""
-    for bad in (math.inf, 2.0 ** 126):
+    """W holding inf, a magnitude of 2^126 and more, or a non-zero one below 2^-100 (a subnormal, or a
+    normal value whose lo piece would be: bfloat16 and the tiles flush those to zero) is not split: the
+    layer runs the SGEMM, bit for bit what DCN_ORT_GEMM=sgemm gives."""
+    for bad in (math.inf, 2.0 ** 126, 1e-38, 3e-37, -(2.0 ** -101)):
         t, attrs, _ = layer(1, 16, 10, 10, 32, seed=9)
         t["W"][3, 2, 1, 1] = bad
         ins = np_inputs(t)
         got = run(DEFORM_CONV2D, ins, attrs, initializers=KEPT)
         np.testing.assert_array_equal(got, with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs,
                                                                                    initializers=KEPT)))
+
+
+def one_product(a: float, b: float) -> tuple[dict, dict]:
+    """A 1x1 layer whose one non-zero output is the float32 product a * b (X holds a at one pixel, W is b)."""
+    X = np.zeros((1, 1, 4, 4), np.float32)
+    X[0, 0, 1, 1] = a
+    ins = dict(X=X, W=np.full((1, 1, 1, 1), b, np.float32), offset=np.zeros((1, 2, 4, 4), np.float32))
+    return ins, dict(kernel_shape=[1, 1])
+
+
+def bf16_hi(v) -> np.float32:
+    """v's bfloat16 piece (rounded to nearest even), in float32."""
+    u = int(np.array(v, np.float32).view(np.uint32))
+    return np.array((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000, np.uint32).view(np.float32)
+
+
+def test_bf16x3_products_that_overflow_take_the_sgemm(bf16x3):
+    """Where the pieces' float32 sums overflow, the item takes the SGEMM: a product past float32's
+    largest value is +inf (split: hi*hi = +inf and hi*lo = -inf, NaN), and a product just below it is
+    finite (split: hi*hi rounded up overflows), each what DCN_ORT_GEMM=sgemm and float32 give."""
+    lo_neg = next(v for v in np.linspace(1e21, 1.01e21, 2000, dtype=np.float32) if v - bf16_hi(v) < -1.5e-3 * v)
+    below = next(v for v in np.linspace(1.80e19, 1.85e19, 5000, dtype=np.float32)
+                 if float(v) ** 2 < float(np.finfo(np.float32).max) < float(bf16_hi(v)) ** 2)
+    for a, b, want in ((np.float32(1e21), lo_neg, math.inf), (below, below, float(np.float32(float(below) ** 2)))):
+        ins, attrs = one_product(a, b)
+        got = run(DEFORM_CONV2D, ins, attrs, initializers=("W",))
+        sgemm = with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs, initializers=("W",)))
+        assert got[0, 0, 1, 1] == want, (a, b, got[0, 0, 1, 1], want)
+        np.testing.assert_array_equal(got, sgemm)
+
+
+def test_bf16x3_tiny_columns_take_the_sgemm(bf16x3):
+    """Columns holding a non-zero magnitude below 2^-100 are not split (a subnormal times 5e37 gave 0
+    for 0.5): the item takes the SGEMM, which keeps the product."""
+    for a, b in ((1e-38, 5e37), (3e-37, 1e36)):
+        ins, attrs = one_product(a, b)
+        got = run(DEFORM_CONV2D, ins, attrs, initializers=("W",))
+        sgemm = with_gemm(bf16x3, "sgemm", lambda: run(DEFORM_CONV2D, ins, attrs, initializers=("W",)))
+        np.testing.assert_array_equal(got, sgemm)
+        assert got[0, 0, 1, 1] == np.float32(np.float32(a) * np.float32(b)), (a, b, got[0, 0, 1, 1])
 
 
 def test_gemm_choice_errors(monkeypatch):

@@ -24,7 +24,8 @@ from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from dcn_base.tolerance import tolerance
-from helpers.sweep import CONV_SPECS, POOL_SPECS, make_conv_case, make_pool_case, pool_kwargs
+from helpers.sweep import (CONV_SPECS, POOL_SPECS, infinite_mask_conv_case, make_conv_case, make_pool_case,
+                           pool_kwargs)
 from test_reference import golden_cases
 from trt_runtime import plugins
 
@@ -366,6 +367,26 @@ def test_conv_nonfinite_offsets_read_nothing():
     got = run(DEFORM_CONV2D, np_inputs(ins), c.attrs())
     assert np.all(np.isfinite(got))
     assert_matches(got, conv_ref(c, "float32", offset=off), "float32")
+
+
+def same_kinds(got, want):
+    """Equal non-finite patterns (NaN, +inf, -inf where the reference has them) and finite values alike."""
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(got), kind(want), err_msg=kind.__name__)
+    finite = np.isfinite(want)
+    assert_matches(np.where(finite, got, 0), np.where(finite, want, 0), "float32")
+
+
+@pytest.mark.parametrize("kept", [(), ("W",)], ids=["W-fed", "W-kept"])
+def test_conv_infinite_mask_on_a_neighbour_is_inf(kept):
+    """mask * bilinear (the contract) where the sample sits on a neighbour (integer offsets: weights 1,
+    0, 0, 0): an infinite mask gives +-inf as the reference does (folded into the weights, 0 * inf had
+    made the other three NaN); on a sample outside the map, 0; on a zero value, NaN."""
+    c = infinite_mask_conv_case()
+    want = conv_ref(c, "float32")
+    assert np.isposinf(want).any() and np.isneginf(want).any() and np.isnan(want).any() and np.isfinite(want).any()
+    for threads in (1, 2):
+        same_kinds(run(DEFORM_CONV2D, np_inputs(conv_inputs(c)), c.attrs(), initializers=kept, threads=threads), want)
 
 
 @pytest.mark.parametrize("rows", [2**12, 2**16])

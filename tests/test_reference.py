@@ -3,6 +3,7 @@ the original authors' golden outputs, gradcheck and hand-computed cases."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,19 @@ def test_no_trans_group1_hand_average():
     assert out.item() == pytest.approx(1.25, abs=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_c_round_is_exact_in_the_type(dtype):
+    """C's round() of each value, as C computes it (roundf / round: exact), in float32 and float64: no sum
+    rounded on the way (float32's 0.49999997 + 0.5 is 1.0; odd integers from 2^23 on are exact)."""
+    from exporter.ops.common import round_half_away
+
+    x = torch.tensor([0.49999997, -0.49999997, 0.5, -0.5, 1.5, 2.5, -2.5, 8388609.0, -8388609.0, 16777215.0, 3e9,
+                      0.0, math.inf, -math.inf], dtype=dtype)
+    want = [float(np.round(v)) if abs(v) % 1 != 0.5 else math.copysign(math.floor(abs(v)) + 1, v) for v in x.tolist()]
+    assert round_half_away(x).tolist() == want
+    assert math.isnan(round_half_away(torch.tensor([math.nan], dtype=dtype)).item())
+
+
 def test_c_round_halves_away_from_zero():
     # x1 = 2.5 -> 3 (not 2 as round-half-to-even would give); -0.5 -> -1.
     data = torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8)
@@ -202,11 +216,17 @@ def test_conv_offset_group_divisibility_error():
         (dict(trans=torch.zeros(1, 2, 3, 3)), r"DeformPSROIPool: trans has shape \[1, 2, 3, 3\], expected \[1, 2, 2, 2\] \(part_size = 2\)"),
         (dict(trans=torch.zeros(1, 6, 2, 2)), r"trans has 6 channels = 2\*3 classes, expected num_classes to divide output_dim = 2"),
         (dict(rois=torch.tensor([[1.0, 0, 0, 2, 2]])), r"DeformPSROIPool: rois\[0, 0\] = 1.0, expected a batch index in \[0, N\) = \[0, 1\)"),
+        # the C++ validation's rules (deform_psroi_pool_math.h), not only theirs
+        (dict(spatial_scale=0.0), r"DeformPSROIPool: spatial_scale is 0.0, expected a finite value > 0"),
+        (dict(spatial_scale=-0.0625), r"spatial_scale is -0.0625, expected a finite value > 0"),
+        (dict(spatial_scale=math.nan), r"spatial_scale is nan, expected a finite value > 0"),
+        (dict(trans_std=math.inf), r"DeformPSROIPool: trans_std is inf, expected a finite value"),
     ],
 )
 def test_pool_errors(over, pattern):
-    args = dict(data=torch.zeros(1, 8, 4, 4), rois=torch.tensor([[0.0, 0, 0, 2, 2]]), trans=None)
+    args = dict(data=torch.zeros(1, 8, 4, 4), rois=torch.tensor([[0.0, 0, 0, 2, 2]]), trans=None, spatial_scale=1.0,
+                trans_std=0.0)
     args.update(over)
     with pytest.raises(ContractError, match=pattern):
-        deform_psroi_pool(args["data"], args["rois"], args["trans"], spatial_scale=1.0, output_dim=2, group_size=2,
-                          pooled_size=2)
+        deform_psroi_pool(args["data"], args["rois"], args["trans"], spatial_scale=args["spatial_scale"], output_dim=2,
+                          group_size=2, pooled_size=2, trans_std=args["trans_std"])

@@ -73,5 +73,8 @@ def bilinear_gather(planes: Tensor, h: Tensor, w: Tensor) -> Tensor:
 
 
 def round_half_away(x: Tensor) -> Tensor:
-    """C's round(): halves away from zero (2.5 -> 3, -0.5 -> -1)."""
-    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
+    """C's round(): halves away from zero (2.5 -> 3, -0.5 -> -1), exactly in x's type: the fraction
+    x - trunc(x) is exact, where floor(|x| + 0.5) rounds the sum (float32's 0.49999997 gave 1, odd
+    integers from 2^23 on one more)."""
+    t = torch.trunc(x)
+    return t + torch.sign(x) * (torch.abs(x - t) >= 0.5).to(x.dtype)

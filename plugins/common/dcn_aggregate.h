@@ -91,7 +91,7 @@ DCN_HD BilinearTaps<Acc> aggregate_taps(const AggregateSite<Acc, T>& s, const Ag
     const Acc y = s.y0 + sc * (Acc(j * d.dilH - d.dilH * (d.kH - 1) / 2) + load<Acc>(s.off[2 * p + 1]));
     BilinearTaps<Acc> t = bilinear_taps<Acc>(d.H, d.W, y, x);
     const Acc m = load<Acc>(s.mask[p]);
-    for (int q = 0; q < 4; ++q) t.w[q] *= m;
+    for (int q = 0; q < 4; ++q) t.w[q] = fold_mask(t.w[q], m);
     return t;
 }
 

@@ -322,6 +322,12 @@ DCN_HD bool grid_exact_in_float(int64_t H, int64_t W, int64_t hbound, int64_t wb
     return H <= lim && W <= lim && hbound <= lim && wbound <= lim;
 }
 
+// A tap's weight times its sample's mask (DCNv2's modulation folded into the bilinear weights): a
+// zero weight stays zero, so that an infinite mask gives mask * bilinear's inf where the sample sits
+// on a neighbour (weights 1, 0, 0, 0), not inf * 0 = NaN. Exact only there: with two or more
+// non-zero weights an infinite mask can still give NaN where mask * (their sum) is inf.
+template <class Acc> DCN_HD Acc fold_mask(Acc w, Acc m) { return w == Acc(0) ? Acc(0) : w * m; }
+
 template <class Acc, class T, class I> DCN_HD Acc apply_taps(const T* plane, const BilinearTaps<Acc, I>& t) {
     Acc v = Acc(0);
     for (int q = 0; q < 4; ++q)

@@ -28,6 +28,10 @@ constexpr int kPieces = 2;  // hi, lo: each a run of the block's k (rounded up t
 constexpr int64_t kRowGroup = 512;            // rows of A a thread's buffers hold (c3's chunks: 416)
 // Magnitudes from here on are not split (hi could round to inf).
 constexpr float kSplitLimit = 8.5070592e37f;  // 2^126
+// Nor are non-zero magnitudes below this one: bfloat16 pieces and the tile multiply flush subnormals
+// to zero, so a piece under 2^-126 would be lost (a subnormal weight times 5e37 gave 0 for 0.5);
+// from 2^-100 on, lo (at least 2^-24 of the value where not zero) stays a normal number.
+constexpr float kSplitTiny = 7.8886091e-31f;  // 2^-100
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -46,7 +50,24 @@ float from_bf16(uint16_t h) {
     std::memcpy(&v, &u, sizeof v);
     return v;
 }
-bool splittable(float v) { return std::abs(v) < kSplitLimit; }  // false for inf and NaN
+bool splittable(float v) {  // false for inf and NaN
+    const float m = std::abs(v);
+    return m < kSplitLimit && (m >= kSplitTiny || m == 0.0f);
+}
+
+// Is every value of C's rows x n block finite? A product's pieces summed in float32 overflow where
+// float32's own product may not (hi * hi rounds up), and an overflow there can give inf - inf = NaN
+// where float32 gives inf: such a block is computed again by the caller's float32 GEMM.
+[[maybe_unused]] bool all_finite(const float* c, int64_t ldc, int64_t rows, int64_t n) {
+    uint32_t any = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+            uint32_t u;
+            std::memcpy(&u, c + r * ldc + j, sizeof u);
+            any |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+        }
+    return any == 0;
+}
 
 // 64-byte aligned scratch of one thread, grown as needed.
 template <class T> struct ThreadBuffer {
@@ -119,9 +140,12 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst, i
     const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
     const __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
-    const __m512 limit = _mm512_set1_ps(kSplitLimit);
-    const __mmask16 ok0 = _mm512_cmp_ps_mask(_mm512_abs_ps(x0), limit, _CMP_LT_OQ);
-    const __mmask16 ok1 = _mm512_cmp_ps_mask(_mm512_abs_ps(x1), limit, _CMP_LT_OQ);
+    const __m512 limit = _mm512_set1_ps(kSplitLimit), tiny = _mm512_set1_ps(kSplitTiny), zero = _mm512_setzero_ps();
+    const __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
+    const __mmask16 ok0 = _mm512_cmp_ps_mask(a0, limit, _CMP_LT_OQ) &
+                          (_mm512_cmp_ps_mask(a0, tiny, _CMP_GE_OQ) | _mm512_cmp_ps_mask(a0, zero, _CMP_EQ_OQ));
+    const __mmask16 ok1 = _mm512_cmp_ps_mask(a1, limit, _CMP_LT_OQ) &
+                          (_mm512_cmp_ps_mask(a1, tiny, _CMP_GE_OQ) | _mm512_cmp_ps_mask(a1, zero, _CMP_EQ_OQ));
     if ((ok0 & m0) != m0 || (ok1 & m1) != m1) return false;
     const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);  // [x0's | x1's]
     // hi back in float (the maskz forms: GCC 12 warns of the plain ones' undefined lanes)
@@ -271,7 +295,7 @@ bool multiply(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64
               int64_t ldc) {
 #if DCN_ORT_AMX
     if (rows <= 0 || j1 <= j0) return true;
-    return multiply_tiles(a, lda, rows, b, j0, j1, c, ldc);
+    return multiply_tiles(a, lda, rows, b, j0, j1, c, ldc) && all_finite(c + j0, ldc, rows, j1 - j0);
 #else
     (void)a, (void)lda, (void)rows, (void)b, (void)j0, (void)j1, (void)c, (void)ldc;
     return false;

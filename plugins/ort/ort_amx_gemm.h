@@ -12,9 +12,12 @@
 //
 // C[rows, n] = A[rows, k] x B[n, k]^T with B packed once (PackedB, kept by the caller: a
 // constant's pieces) and A split block by block while multiplying. Values that are not finite or
-// whose magnitude reaches 2^126 (hi could round to inf; inf - inf in the split) are not split:
-// pack_b returns null and multiply returns false (C then undefined), and the caller takes its
-// float32 GEMM (which gives inf and NaN their float32 meaning).
+// whose magnitude reaches 2^126 (hi could round to inf; inf - inf in the split), and non-zero
+// magnitudes below 2^-100 (a piece under 2^-126 flushes to zero), are not split: pack_b returns null
+// and multiply returns false (C then undefined), and the caller takes its float32 GEMM (which gives
+// inf and NaN their float32 meaning). So does a product whose C block is not all finite: the
+// pieces' float32 sums overflow where float32's own product may not (hi * hi rounds up), and give
+// inf - inf = NaN where float32 gives inf. Products below 2^-126 flush to zero, as the tiles do.
 #pragma once
 
 #include <cstdint>
@@ -55,7 +58,7 @@ std::unique_ptr<PackedB> pack_b(const float* b, int64_t n, int64_t k);
 
 // C[r, j] = sum_k A[r, k] * B[j, k] for r < rows and j in [j0, j1) (A rows lda apart, C rows ldc
 // apart; j0 a multiple of 32, j1 <= n). False, with those C values undefined, where A holds a value
-// that is not split. Only where available().
+// that is not split or a value of C is not finite (see above). Only where available().
 bool multiply(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1, float* c,
               int64_t ldc);
 

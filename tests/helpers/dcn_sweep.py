@@ -105,6 +105,24 @@ def make_case(spec, dtype=torch.float64, seed: int = 0) -> DcnCase:
 CASES = [make_case(s) for s in SPECS]
 
 
+def with_infinite_masks(c: DcnCase, seed: int = 0) -> DcnCase:
+    """The case with every sample on a neighbour (offsets rounded: bilinear weights 1, 0, 0, 0 with
+    offset_scale 1 and an odd kernel) and masks of +inf / -inf at random points (DCNv3's mask and
+    DCNv4's packed one alike)."""
+    g = torch.Generator().manual_seed(seed)
+    N, (ho, wo), G, P = c.N, c.out_hw, c.group, c.P
+    c.offset = torch.round(c.offset)
+    pick = torch.rand(c.mask.shape, generator=g, dtype=torch.float64)
+    c.mask = torch.where(pick < 0.15, torch.inf, torch.where(pick < 0.25, -torch.inf, c.mask.double())).to(c.mask.dtype)
+    om = c.offset_mask.double().clone()
+    packed = om[..., : G * 3 * P].reshape(N, ho, wo, G, 3 * P)
+    packed[..., : 2 * P] = c.offset.double().reshape(N, ho, wo, G, 2 * P)
+    packed[..., 2 * P:] = c.mask.double().reshape(N, ho, wo, G, P)
+    om[..., : G * 3 * P] = packed.reshape(N, ho, wo, G * 3 * P)
+    c.offset_mask = om.to(c.offset_mask.dtype)
+    return c
+
+
 def by_name(name: str, dtype=torch.float64) -> DcnCase:
     return make_case(next(s for s in SPECS if s[0] == name), dtype)
 

@@ -86,8 +86,9 @@ def deform_psroi_pool(data, rois, trans, spatial_scale, output_dim, group_size, 
             cls = ctop // per_class
             for ph in range(P):
                 for pw in range(P):
-                    part_h = math.floor(ph / P * part)
-                    part_w = math.floor(pw / P * part)
+                    # in float32 (the contract's coordinate arithmetic): 13 / 22 * 22 is 12.999999
+                    part_h = math.floor(np.float32(ph) / np.float32(P) * np.float32(part))
+                    part_w = math.floor(np.float32(pw) / np.float32(P) * np.float32(part))
                     dx = dy = 0.0
                     if use_trans:
                         dx = float(trans[r, 2 * cls, part_h, part_w]) * trans_std

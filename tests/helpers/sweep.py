@@ -64,6 +64,21 @@ def make_conv_case(spec, dtype=torch.float64, seed=0, batch=None) -> ConvCase:
     return ConvCase(x, w, off, b, mask, strides, pads, dil, group, og)
 
 
+def infinite_mask_conv_case(seed: int = 3) -> ConvCase:
+    """3x3, pad 1, one channel, integer offsets (every sample on a neighbour or off the map: weights 1, 0,
+    0, 0) and masks of +inf / -inf at random points; one value 0 (inf * 0: NaN)."""
+    g = torch.Generator().manual_seed(seed)
+    N, H, W = 2, 5, 6
+    sign = torch.where(torch.rand(N, 1, H, W, generator=g) < 0.5, -1.0, 1.0).double()
+    x = (torch.rand(N, 1, H, W, generator=g, dtype=torch.float64) * 1.5 + 0.5) * sign
+    x[0, 0, 2, 2] = 0.0
+    offset = torch.randint(-2, 3, (N, 18, H, W), generator=g).double()
+    pick = torch.rand(N, 9, H, W, generator=g, dtype=torch.float64)
+    mask = torch.where(pick < 0.2, torch.inf, torch.where(pick < 0.3, -torch.inf, pick))
+    return ConvCase(x, torch.full((1, 1, 3, 3), 0.5, dtype=torch.float64), offset, torch.zeros(1, dtype=torch.float64),
+                    mask, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1)
+
+
 def conv_cases(dtype=torch.float64):
     for spec in CONV_SPECS:
         yield spec[0], make_conv_case(spec, dtype)
@@ -88,6 +103,10 @@ POOL_SPECS = [
     ("gs1-fc-trans", 2, 7, 7, 5, 1, 4, 0, 4, 1, 1.0, 0.1,
      [[1, 0, 0, 6, 6], [0, 2, 1, 3, 2], [0, 6, 6, 6, 6]]),
     ("no-rois", 1, 5, 5, 2, 2, 2, 0, 2, 1, 1.0, 0.1, []),
+    # pooled 22: the part bins in float32 (13 / 22 * 22 = 12.999999: part 12, not 13); a corner at
+    # 0.49999997 (C round: 0, where a rounded float32 sum gave 1)
+    ("pooled22-part-rounding", 1, 9, 10, 2, 1, 22, 0, 1, 1, 0.5, 0.3,
+     [[0, 0.49999997, 1, 15, 14], [0, 2, 3.5, 12, 16.5]]),
 ]
 
 # small enough for numerical gradchecks

@@ -5,6 +5,7 @@ data), never in half. See ``../shared/design/ops.md``.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -29,9 +30,17 @@ def deform_psroi_pool_check(
     part_size: int,
     sample_per_part: int,
     name: str = "",
+    *,
+    spatial_scale: float = 1.0,
+    trans_std: float = 0.0,
 ) -> tuple[int, int]:
-    """Check shapes against the contract; return (part_size resolved, num_classes)."""
+    """Check shapes and attributes against the contract (the C++ validation's rules); return (part_size
+    resolved, num_classes)."""
     op = f"{OP}{f' {name!r}' if name else ''}"
+    if not (math.isfinite(spatial_scale) and spatial_scale > 0):
+        raise ContractError(f"{op}: spatial_scale is {spatial_scale}, expected a finite value > 0")
+    if not math.isfinite(trans_std):
+        raise ContractError(f"{op}: trans_std is {trans_std}, expected a finite value")
     for attr, val in (("output_dim", output_dim), ("group_size", group_size), ("pooled_size", pooled_size),
                       ("sample_per_part", sample_per_part)):
         if val < 1:
@@ -88,7 +97,8 @@ def deform_psroi_pool(
     ``trans is None`` means no_trans. Output [R, output_dim, pooled_size, pooled_size].
     """
     part, ncls = deform_psroi_pool_check(
-        data, rois, trans, output_dim, group_size, pooled_size, part_size, sample_per_part
+        data, rois, trans, output_dim, group_size, pooled_size, part_size, sample_per_part,
+        spatial_scale=float(spatial_scale), trans_std=float(trans_std)
     )
     N, C, H, W = data.shape
     R = rois.shape[0]
@@ -126,7 +136,9 @@ def deform_psroi_pool(
     sub_w, sub_h = bin_w / S, bin_h / S
 
     idx_p = torch.arange(P, device=dev)
-    part_idx = (idx_p * part) // P  # floor(p / P * part_size), exact in integers
+    # floor(p / P * part_size) in float32 whatever the data's type (contract: coordinate arithmetic is
+    # float32; the original's formula): p = 13 of P = part_size = 22 is part 12, not the exact 13
+    part_idx = torch.clamp(torch.floor(idx_p.to(torch.float32) / P * part).long(), max=part - 1)
     grp_idx = torch.clamp((idx_p * G) // P, 0, G - 1)
 
     ctop = torch.arange(output_dim, device=dev)

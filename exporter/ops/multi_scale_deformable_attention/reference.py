@@ -40,6 +40,10 @@ def check_shapes(value, spatial_shapes, level_start_index, sampling_locations, a
         if t.dtype not in (torch.int64, torch.int32):
             raise ContractError(f"{spec.prefix(node)}{name} has type {str(t.dtype).replace('torch.', '')}, "
                                 f"expected int64 or int32")
+    if level_start_index.dtype != spatial_shapes.dtype:  # the contract: one integer type for both
+        want = str(spatial_shapes.dtype).replace("torch.", "")
+        raise ContractError(f"{spec.prefix(node)}level_start_index has type "
+                            f"{str(level_start_index.dtype).replace('torch.', '')}, expected spatial_shapes' ({want})")
 
 
 def _sample_level(v_l: Tensor, H: int, W: int, x: Tensor, y: Tensor) -> Tensor:

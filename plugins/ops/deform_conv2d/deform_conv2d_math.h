@@ -80,7 +80,7 @@ DCN_HD BilinearTaps<Acc, I> deform_im2col_taps(const T* offset, const T* mask, c
                                     load<Acc>(off[0]), wo * d.strideW - d.padL + j * d.dilW, load<Acc>(off[L]));
     if (mask != nullptr) {
         const Acc m = load<Acc>(mask[(n * d.offsetGroup * kk + g * kk + k) * L + pos]);
-        for (int q = 0; q < 4; ++q) t.w[q] *= m;
+        for (int q = 0; q < 4; ++q) t.w[q] = fold_mask(t.w[q], m);
     }
     return t;
 }
@@ -175,10 +175,12 @@ DCN_HD void deform_taps_block(const T* offset, const T* mask, const DeformConvDi
                 const v4i rlow = hl < 0, rhigh = hl > hm2, clow = wl < 0, chigh = wl > wm2;
                 const v4 r0 = pick(rlow, lh, uh), r1 = pick(rhigh, uh, lh);
                 const v4 c0 = pick(clow, lw, uw), c1 = pick(chigh, uw, lw);
-                const v4 s00 = pick(in & ~rhigh & ~chigh, r0 * c0 * m, v4{});
-                const v4 s01 = pick(in & ~rhigh & ~clow, r0 * c1 * m, v4{});
-                const v4 s10 = pick(in & ~rlow & ~chigh, r1 * c0 * m, v4{});
-                const v4 s11 = pick(in & ~rlow & ~clow, r1 * c1 * m, v4{});
+                // fold_mask lane by lane: a zero weight stays zero (an infinite mask times 0 is no NaN)
+                const auto fold = [&](v4i slot, v4 wt) { return pick(slot & (wt != 0.0f), wt * m, v4{}); };
+                const v4 s00 = fold(in & ~rhigh & ~chigh, r0 * c0);
+                const v4 s01 = fold(in & ~rhigh & ~clow, r0 * c1);
+                const v4 s10 = fold(in & ~rlow & ~chigh, r1 * c0);
+                const v4 s11 = fold(in & ~rlow & ~clow, r1 * c1);
                 const v4i hb = ~rlow & ((rhigh & hm2) | (~rhigh & hl));
                 const v4i wb = ~clow & ((chigh & wm2) | (~chigh & wl));
                 const v4i base = in & (hb * width + wb);

@@ -149,7 +149,7 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
             std::call_once(w_kept_once_, [&] {
                 std::vector<float> kept(static_cast<size_t>(d.M * Kg));
                 to_pixel_major(kept.data());
-                if (use_amx_) w_packed_ = amx::pack_b(kept.data(), d.M, Kg);  // null: W holds inf / NaN / huge
+                if (use_amx_) w_packed_ = amx::pack_b(kept.data(), d.M, Kg);  // null: W holds inf / NaN / huge / tiny
                 w_kept_shape_ = ws;
                 w_kept_ = std::move(kept);
             });
@@ -368,7 +368,8 @@ template <class T> struct DeformConv2dKernel : KernelBase<DeformConv2dKernel<T>>
                 if (packed != nullptr) {
                     // bf16x3 on AMX tiles: out[n] = columns[n] x W^T, one item an image, or, where the
                     // steps are spread over the pool, by runs of positions or of filters (kAmxRows);
-                    // an item whose columns hold a value the split refuses takes the Gemm instead.
+                    // an item whose columns hold a value the split refuses, or whose product is not all
+                    // finite, takes the Gemm instead.
                     const bool by_filters = parallel_steps && packed->data.size() * 2 > chunk_bytes();
                     const int64_t rows = parallel_steps && !by_filters ? kAmxRows : pn;
                     const int64_t cols = by_filters ? ((d.M + cpus - 1) / cpus + 31) / 32 * 32 : d.M;

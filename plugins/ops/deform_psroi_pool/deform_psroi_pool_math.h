@@ -11,6 +11,7 @@
 //       I r, I ctop, I ph, I pw);   I = int32_t only where every offset fits (deform_psroi_pool_launch.h)
 //       one output value; 0 when no sample counted (NaN / inf box or trans included) or when
 //       rois[r, 0] is not a batch index (psroi_batch_index, dcn_roi.h).
+//   template<class I> DCN_HD I psroi_part_index(I p, I P, I part_size);   trans's part bin of bin p
 //
 //   Host only (validation; "" when fine, else one message, dcn_validate.h):
 //   struct DeformPSROIPoolAttrs { double spatial_scale; int64_t output_dim, group_size,
@@ -52,6 +53,15 @@ struct DeformPSROIPoolDims {
     bool no_trans;        // true also when trans is absent
 };
 
+// The part bin of output bin p (ph or pw): floor(p / P * part_size) as the contract writes it, in float32
+// in every type (contract: all coordinate arithmetic is float32; the original computes it so), not the
+// exact integer p * part_size / P: the two differ where p / P rounds down, e.g. P = part_size = 22,
+// p = 13 (float32 12.999999: part 12). Below part_size (p < P; P, part_size <= 32).
+template <class I> DCN_HD I psroi_part_index(I p, I P, I part_size) {
+    const I q = static_cast<I>(floor_of(static_cast<float>(p) / static_cast<float>(P) * static_cast<float>(part_size)));
+    return q < part_size - 1 ? q : part_size - 1;
+}
+
 // rois: float32 for float32 and float16 data (contract: coordinates never in half); TR = T for float64.
 // I: the index type (int64_t; int32_t in the CUDA kernel where every offset fits, deform_psroi_pool_launch.h).
 template <class Acc, class T, class TR, class I = int64_t>
@@ -79,8 +89,7 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
     Acc dx = Acc(0), dy = Acc(0);
     if (!d.no_trans && trans != nullptr) {
         const I part = static_cast<I>(d.part_size);
-        const I part_h = ph * part / P;  // floor(ph / P * part_size), exactly
-        const I part_w = pw * part / P;
+        const I part_h = psroi_part_index<I>(ph, P, part), part_w = psroi_part_index<I>(pw, P, part);
         const I class_id = ctop / static_cast<I>(d.output_dim / d.num_classes);
         const I plane = part * part;
         const T* tr = trans + ((r * static_cast<I>(d.num_classes) + class_id) * 2) * plane + part_h * part + part_w;
