@@ -17,7 +17,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
@@ -125,11 +125,13 @@ class AtomicGroup:
     temporary beside each ``dest``; when the ``with`` block ends normally every temporary is
     renamed onto its destination (only then, after all were written); on any exception
     (a full disk, Ctrl-C) every temporary and every directory ``mkdir`` created is removed and
-    the old outputs stay untouched."""
+    the old outputs stay untouched. ``remove(dest)``: a stale file that goes with the old outputs,
+    removed right after the renames (only then)."""
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
         self._created: list[Path] = []
+        self._stale: list[Path] = []
 
     def __enter__(self) -> "AtomicGroup":
         return self
@@ -155,6 +157,10 @@ class AtomicGroup:
             tmp = _temporary(dest)
             self._pending.append((tmp, dest))
         return tmp
+
+    def remove(self, dest: PathLike) -> None:
+        """Remove ``dest`` (if it is there) when the group commits, after its renames."""
+        self._stale.append(Path(dest))
 
     def write_bytes(self, dest: PathLike, data: bytes) -> Path:
         """``data`` into the temporary of ``dest`` (written through to the disk); renamed with the group."""
@@ -182,6 +188,12 @@ class AtomicGroup:
                                 "; nothing was replaced"
                             raise DcnError(f"cannot replace '{dest}': {e.strerror or e}{replaced}") from e
                         done.append(dest)
+                    for stale in self._stale:
+                        try:
+                            stale.unlink(missing_ok=True)
+                        except OSError as e:
+                            raise DcnError(f"cannot remove the stale '{stale}': {e.strerror or e}; "
+                                           f"already replaced: {', '.join(map(str, done)) or 'nothing'}") from e
                     _committed()
                 return
         except BaseException:
@@ -224,6 +236,32 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise DcnError(f"output file '{path}' is not writable")
     return parent
+
+
+def _same_file_key(path: str | os.PathLike) -> tuple:
+    """What names one file: its device and inode where it exists (hard links too), else its real path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(path))
+
+
+def check_distinct(outputs: Mapping[str, Optional[str | os.PathLike]],
+                   inputs: Mapping[str, Optional[str | os.PathLike]] = {}) -> None:  # noqa: B006 (read only)
+    """Fail before any work when an output would replace one of the command's inputs or another of its
+    outputs (``-o`` naming the model, ``--report`` naming ``-o``): {what: path} each, None for absent."""
+    seen: dict[tuple, str] = {}
+    for what, path in inputs.items():
+        if path:
+            seen.setdefault(_same_file_key(path), f"the input {what}")
+    for what, path in outputs.items():
+        if not path:
+            continue
+        key = _same_file_key(path)
+        if key in seen:
+            raise DcnError(f"output {what} {str(path)!r} is also {seen[key]}; expected a path of its own")
+        seen[key] = f"the output {what}"
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

@@ -153,13 +153,17 @@ def ort_session(
 
     ``sess_options`` (an ``onnxruntime.SessionOptions``) is used as given, with the library
     registered on it once: one options object may serve many sessions (ONNX Runtime refuses a
-    session whose options hold the library twice: "Domain already set in registry"). Other keyword
-    arguments go to ``InferenceSession``.
+    session whose options hold the library twice: "Domain already set in registry"). Without
+    ``sess_options``, a new one that logs nothing itself (severity 4: errors reach the caller as
+    exceptions, not also as a coloured line on stderr). Other keyword arguments go to ``InferenceSession``.
     """
     import onnxruntime as ort  # noqa: PLC0415  (heavy; this module stays import-light for the locator)
 
     lib = str(ort_library(library))
-    so = sess_options if sess_options is not None else ort.SessionOptions()
+    so = sess_options
+    if so is None:
+        so = ort.SessionOptions()
+        so.log_severity_level = 4
     registered = _REGISTERED.setdefault(so, set())
     if lib not in registered:
         so.register_custom_ops_library(lib)

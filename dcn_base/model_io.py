@@ -106,19 +106,31 @@ def _io_dir(directory: os.PathLike, group=None) -> Path:
 def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
             own: Mapping[str, np.ndarray] | None = None, fmt: str = "json", group=None) -> tuple[Path, Path]:
     """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths.
-    ``own``: PyTorch's outputs in the export's precision, kept beside the reference. With ``group``
-    (a dcn_base.atomic.AtomicGroup) both files become temporaries that the group renames later."""
+    ``own``: PyTorch's outputs in the export's precision, kept beside the reference. The other format's
+    pair, left by an earlier run, is removed with them (dcn-compare DIR reads outputs.json first: an old
+    one would be judged instead of the new npz). With ``group`` (a dcn_base.atomic.AtomicGroup) both
+    files become temporaries that the group renames later, and the old pair goes when it commits."""
     if fmt not in IO_FORMATS:
         raise DcnError(f"--io-format {fmt!r}: expected one of {', '.join(IO_FORMATS)}")
     d = _io_dir(directory, group)
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
+    stale = [inputs_path, outputs_path]
     if fmt == "npz":
         inputs_path, outputs_path = inputs_path.with_suffix(".npz"), outputs_path.with_suffix(".npz")
         save_npz(inputs_path, feed, group)
         save_npz(outputs_path, {**outputs, **{f"{OWN_RUNNER_NAME}/{k}": v for k, v in (own or {}).items()}}, group)
     else:
+        stale = [p.with_suffix(".npz") for p in stale]
         save_inputs(inputs_path, [feed], group)
         save_outputs(outputs_path, outputs, own=own, group=group)
+    for old in stale:
+        if group is not None:
+            group.remove(old)
+        else:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError as e:
+                raise DcnError(f"--save-io: cannot remove the stale '{old}': {e.strerror or e}") from None
     return inputs_path, outputs_path
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dcn_base.atomic import check_writable, final_commit
+from dcn_base.atomic import final_commit
 from dcn_base.cli import DEFAULT, VERBOSE, add_common_args, process_t0, run_command, verbosity, version_text
 from dcn_base.console import Stages, table
 from dcn_base.errors import DcnError
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "outputs, dynamic axes, dcn nodes, swaps, check numbers, stage times, versions")
     p.add_argument("--check", action="store_true", help="fail (exit 1, nothing written) when the ONNX model's "
                    "outputs differ from PyTorch's beyond dcn_base.tolerance")
-    p.add_argument("--no-verify", action="store_true", help="skip running the exported model")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip running the exported model (--check and --reference-check run it all the same)")
     p.add_argument("--reference-check", action="store_true",
                    help="verify with the ONNX reference evaluator + our PyTorch reference ops (pure Python)")
     p.add_argument("--factory", metavar="MODULE:CALLABLE", help="builds the model a state dict loads into")
@@ -91,9 +92,9 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
 
     specs = _input_specs(args)
     opts = _options(args, export)
-    export.check_outputs(opts)  # before loading anything
-    if args.report:
-        check_writable(Path(args.report))
+    # before loading anything; no output may replace the model, an --input file or another output
+    export.check_outputs(opts, report=Path(args.report) if args.report else None,
+                         inputs={"model": args.model, **{f"--input {s.name}": s.file for s in specs}})
     onnx_in = str(args.model or "").lower().endswith(".onnx")
     stages = Stages(["load"] + ([] if onnx_in else ["pytorch run", "torch.export"]) + ["onnx conversion", "onnx checker"]
                     + (["verify"] if opts.verify else []) + ["save"], level=verbosity(args), prog=PROG,

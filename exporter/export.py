@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from dcn_base import model_io
-from dcn_base.atomic import AtomicGroup, check_writable
+from dcn_base.atomic import AtomicGroup, check_distinct, check_writable
 from dcn_base.console import Stages
 from dcn_base.errors import DcnError, describe
 
@@ -103,7 +103,7 @@ class ExportOptions:
             raise DcnError(f"--deform-conv onnx writes the standard {', '.join(s.op_type for s in standard)}, "
                            f"which needs opset >= {needed}; got opset {self.opset}")
         self.fp16 = self.fp16 or self.fp16_io  # float16 I/O is a float16 model's option
-        self.verify = self.verify or self.check
+        self.verify = self.verify or self.check or self.runtime == "reference"  # both ask for the run
         if self.save_io_format not in model_io.IO_FORMATS:
             raise DcnError(f"--io-format {self.save_io_format!r}: expected json or npz")
         self.rewrites = rewrites.check_flags(self.rewrites)
@@ -200,11 +200,22 @@ def export(model: Any, example_inputs: Any, path: Union[str, os.PathLike], *,
     return result
 
 
-def check_outputs(opts: ExportOptions) -> None:
-    """Every output can be written (before anything is loaded or run)."""
+def check_outputs(opts: ExportOptions, *, report: Optional[os.PathLike] = None,
+                  inputs: Optional[Mapping[str, Optional[os.PathLike]]] = None) -> None:
+    """Every output can be written (before anything is loaded or run), and none of them replaces another
+    or one of ``inputs`` ({what: path}: the model, --input files): -o, ``report``, and every file
+    --save-io writes or removes (either format's pair)."""
     check_writable(opts.path)
-    if opts.save_io is not None and Path(opts.save_io).exists() and not Path(opts.save_io).is_dir():
-        raise DcnError(f"--save-io '{opts.save_io}' exists and is not a directory")
+    if report is not None:
+        check_writable(report)
+    outputs: dict[str, Optional[os.PathLike]] = {"-o": opts.path, "--report": report}
+    if opts.save_io is not None:
+        if Path(opts.save_io).exists() and not Path(opts.save_io).is_dir():
+            raise DcnError(f"--save-io '{opts.save_io}' exists and is not a directory")
+        for stem in (Path(model_io.INPUTS_FILE).stem, Path(model_io.OUTPUTS_FILE).stem):
+            for suffix in (".json", ".npz"):
+                outputs[f"--save-io {stem}{suffix}"] = Path(opts.save_io) / f"{stem}{suffix}"
+    check_distinct(outputs, inputs or {})
 
 
 def run_export(model: Any, example_inputs: Any, opts: ExportOptions, *, log: Optional[Callable[[str], None]] = None,

@@ -99,7 +99,7 @@ def _truth(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> tuple[list[np
             import onnxruntime as ort  # noqa: PLC0415  (heavy: only when a model is checked)
 
             opts = ort.SessionOptions()
-            opts.log_severity_level = 3
+            opts.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
             sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             runner = Runner("onnxruntime", lambda f: sess.run(None, dict(f)))
         return [np.asarray(a) for a in runner.run(feed)], f"the original graph on {runner.name}"

@@ -87,7 +87,7 @@ def _ort_runner(model: onnx.ModelProto, name: str) -> Runner:
     import onnxruntime as ort  # noqa: PLC0415  (heavy: only when a model is checked)
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return Runner(name, lambda feed: sess.run(None, dict(feed)))
 

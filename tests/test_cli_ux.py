@@ -215,6 +215,25 @@ def test_infer_onnx_on_the_cpu(made, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]  # atomic: no temp file left
 
 
+@pytest.mark.parametrize("model", ["missing.onnx", "missing.engine", "."], ids=["onnx", "engine", "directory"])
+def test_infer_names_a_model_that_is_not_there(tmp_path, model, capsys):
+    """A missing model (or a directory) is named, before any runtime is asked: not "TensorRT is not
+    installed" for an engine path that does not exist."""
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    assert infer_main([str(tmp_path / model), "--input", f"x={tmp_path / 'x.npy'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-infer: error: model {str(tmp_path / model)!r} does not exist or is not a file"], err
+
+
+def test_reference_check_runs_even_with_no_verify():
+    """--reference-check asks for the run as --check does: --no-verify beside it does not silently skip it."""
+    from exporter.export import ExportOptions
+
+    assert ExportOptions(Path("m.onnx"), verify=False, runtime="reference").checked().verify
+    assert ExportOptions(Path("m.onnx"), verify=False, check=True).checked().verify
+    assert not ExportOptions(Path("m.onnx"), verify=False).checked().verify
+
+
 def test_infer_help_points_at_the_standard_op():
     from trt_runtime import cli
 
@@ -246,6 +265,68 @@ def test_npz_io_round_trips(made, tmp_path, capsys):
     for k in arrays:
         assert back[k].dtype == arrays[k].dtype
         np.testing.assert_array_equal(back[k], arrays[k])
+
+
+def test_save_io_in_one_format_removes_the_other_pair(made, tmp_path):
+    """--save-io DIR --io-format npz over a DIR holding an earlier JSON pair (and back): the old pair goes
+    with the commit, so dcn-compare DIR (outputs.json first) judges the new reference, not a stale one."""
+    io = tmp_path / "io"
+    common = [str(made / "m.pt2"), "--input", "images:2x3x8x8", "--save-io", str(io), "-q"]
+    assert export_main(common + ["-o", str(tmp_path / "a.onnx")]) == 0
+    assert sorted(p.name for p in io.iterdir()) == ["inputs.json", "outputs.json"]
+    assert export_main(common + ["-o", str(tmp_path / "b.onnx"), "--io-format", "npz", "--seed", "5"]) == 0
+    assert sorted(p.name for p in io.iterdir()) == ["inputs.npz", "outputs.npz"]
+    assert compare_main([str(io), str(tmp_path / "b.onnx"), "-q"]) == 0
+    assert export_main(common + ["-o", str(tmp_path / "c.onnx")]) == 0
+    assert sorted(p.name for p in io.iterdir()) == ["inputs.json", "outputs.json"]
+
+
+@pytest.mark.parametrize("case", ["export -o = model", "export --report = -o", "export -o in --save-io",
+                                  "export -o = --input file", "compare --report = TARGET",
+                                  "compare --report in REFERENCE", "infer -o = model", "infer -o = --input file"])
+def test_an_output_never_replaces_an_input_or_another_output(made, tmp_path, case, capsys):
+    """Each command refuses, before any work (exit 2, one line naming both), an output path that is one of
+    its inputs or another of its outputs; every file stays as it was."""
+    import shutil
+
+    for name in ("m.pt2", "m.onnx"):
+        shutil.copy(made / name, tmp_path / name)
+    shutil.copytree(made / "io", tmp_path / "io")
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 3, 8, 8), np.float32))
+    pt2, onnx_, io = str(tmp_path / "m.pt2"), str(tmp_path / "m.onnx"), tmp_path / "io"
+    main, argv, said = {
+        "export -o = model": (export_main, [pt2, "-o", pt2, "--input", "images:2x3x8x8"], "output -o"),
+        "export --report = -o": (export_main, [pt2, "-o", onnx_, "--report", onnx_, "--input", "images:2x3x8x8"],
+                                 "output --report"),
+        "export -o in --save-io": (export_main, [pt2, "-o", str(io / "inputs.json"), "--save-io", str(io),
+                                                 "--input", "images:2x3x8x8"], "output --save-io inputs.json"),
+        "export -o = --input file": (export_main, [pt2, "-o", str(x), "--input", f"images={x}"], "output -o"),
+        "compare --report = TARGET": (compare_main, [str(io), onnx_, "--report", onnx_], "output --report"),
+        "compare --report in REFERENCE": (compare_main, [str(io), onnx_, "--report", str(io / "outputs.json")],
+                                          "output --report"),
+        "infer -o = model": (infer_main, [onnx_, "--input", f"images={x}", "-o", onnx_], "output -o"),
+        "infer -o = --input file": (infer_main, [onnx_, "--input", f"images={x}", "-o", str(x)], "output -o"),
+    }[case]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and "is also the" in err[0] and "expected a path of its own" in err[0], err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("prog", ["dcn-infer", "dcn-export"])
+def test_onnx_runtime_errors_are_our_one_line_only(made, tmp_path, prog):
+    """A session that ONNX Runtime refuses (here DCN_ORT_GEMM holds no choice: the op's kernel throws when
+    made) is one line of ours, exit 2: ONNX Runtime's own coloured log line of the same error is off."""
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), np.float32))
+    args = {"dcn-infer": [made / "m.onnx", "--input", f"images={tmp_path / 'x.npy'}"],
+            "dcn-export": [made / "m.pt2", "-o", tmp_path / "m.onnx", "--input", "images:2x3x8x8"]}[prog]
+    env = dict(os.environ, PYTHONPATH=str(REPO), DCN_ORT_GEMM="fastest")
+    r = subprocess.run(command(prog) + [str(a) for a in args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "DCN_ORT_GEMM" in lines[0] and "\x1b" not in r.stderr, r.stderr
 
 
 def test_export_report(made):

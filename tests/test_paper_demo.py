@@ -91,6 +91,20 @@ def test_export_check(demo):
     assert cmd in stdout
 
 
+def test_readme_compare_command(demo, capsys):
+    """The README's re-check (``.venv/bin/dcn-compare out/paper_demo/model_dcn.pt ...``), as written, on the
+    files the run wrote (its --out in place of out/paper_demo): PASS."""
+    from trt_runtime.cli import compare_main
+
+    out, _, _ = demo
+    text = README.read_text().replace("\\\n", " ")
+    m = re.search(r"^\.venv/bin/dcn-compare (out/paper_demo/model_dcn\.pt [^\n]*)$", text, re.M)
+    assert m, "samples/paper_demo/README.md has no `.venv/bin/dcn-compare out/paper_demo/model_dcn.pt ...` line"
+    argv = [a.replace("out/paper_demo", str(out)) for a in shlex.split(m.group(1))]
+    assert compare_main(argv) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
 def test_results_json(demo):
     out, _, res = demo
     assert set(res) >= {"seed", "mode", "schedule", "data", "models", "export", "dcn_compare_command",

@@ -241,6 +241,18 @@ def test_rfcn_dpsroi_readme(tmp_path, monkeypatch, capsys):
     assert cls.shape == (3, 21) and bbox.shape == (3, 8) and np.isfinite(cls).all()
 
 
+def test_rfcn_dpsroi_faster_head_run(tmp_path, monkeypatch, capsys):
+    """The main README's `python -m samples.rfcn_dpsroi.run --head rfcn|faster`: the Faster R-CNN head
+    (deformable RoI pooling, group_size 1) one-shot too, at CI size; plugin mode PASS."""
+    monkeypatch.chdir(tmp_path)
+    assert "`python -m samples.rfcn_dpsroi.run --head rfcn|faster`" in (REPO / "README.md").read_text()
+    assert dispatch(reduce(["python", "-m", "samples.rfcn_dpsroi.run", "--head", "faster", "--workdir",
+                            "out/faster"])) == 0
+    out = capsys.readouterr().out
+    assert_run_passed(out, ("plugin",))
+    assert "dcn::DeformPSROIPool" in out
+
+
 def test_mmdet_mdpool_readme(tmp_path, monkeypatch, capsys):
     """mmdetection's mdpool head (ModulatedDeformRoIPoolPack): one-shot run and step by step, plugin mode PASS,
     two dcn::DeformRoIPool nodes with mmdet's attributes, the mask a Mul after the deformable one."""

@@ -522,6 +522,7 @@ def test_infer_cli_with_fake_engine(fake_engine, tmp_path, capsys):
 
     x = np.ones((2, 3, 4, 4), np.float32)
     np.save(tmp_path / "x.npy", x)
+    (tmp_path / "fake.engine").write_bytes(b"fake")  # dcn-infer names a model file that is not there
     out = tmp_path / "out.npz"
     rc = infer_main([str(tmp_path / "fake.engine"), "--input", f"images={tmp_path / 'x.npy'}", "-o", str(out),
                      "--iterations", "5", "--warmup", "1"])

@@ -98,11 +98,11 @@ def _read(onnx_path, output, shapes, workspace, timing_cache) -> _Request:
     workspace_bytes = parse_size(workspace)
     check_dcn_attributes(model)
     out = Path(output)
-    if out.resolve() == Path(onnx_path).resolve():
-        raise DcnError(f"output {str(output)!r} is the input model")
     atomic.check_writable(out)
     if timing_cache:
         atomic.check_writable(timing_cache)
+    # the timing cache is read and written: neither it nor the model may be the engine's path
+    atomic.check_distinct({"-o": out}, {"model": onnx_path, "--timing-cache": timing_cache})
     return _Request(str(onnx_path), out, profile, workspace_bytes, dcn_nodes(model), onnx_float_dtype(model),
                     str(timing_cache) if timing_cache else None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -126,8 +127,12 @@ def _infer_body(args) -> int:
 
     if args.iterations < 0:
         raise DcnError(f"--iterations {args.iterations}: must be >= 0")
+    if not Path(args.engine).is_file():  # named before any runtime is asked (TensorRT may be missing too)
+        raise DcnError(f"model {args.engine!r} does not exist or is not a file")
     if args.output:
         atomic.check_writable(args.output)
+        files = {f"--input {spec}": spec.partition("=")[2] or spec for spec in args.input}
+        atomic.check_distinct({"-o": args.output}, {"model": args.engine, "--load-inputs": args.load_inputs, **files})
     feeds = load_input_arrays(args.input, args.load_inputs)
     if not feeds:
         raise DcnError("no inputs: give --input NAME=FILE.npy (repeatable) or --load-inputs inputs.json")

@@ -46,7 +46,7 @@ class OrtModel:
         if not Path(self.path).is_file():
             raise DcnError(f"ONNX model {self.path!r} does not exist or is not a file")
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
         if threads:
             so.intra_op_num_threads = int(threads)
         dcn = _has_dcn_nodes(self.path)

@@ -86,6 +86,7 @@ class OrtRunner:
         import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
         so = ort.SessionOptions()
+        so.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
         if threads > 0:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
