@@ -175,6 +175,9 @@ class AtomicGroup:
                 for _, dest in self._pending:
                     if dest.is_dir():
                         raise DcnError(f"output '{dest}' is a directory, expected a file path; nothing was replaced")
+                for stale in self._stale:
+                    if stale.is_dir():
+                        raise DcnError(f"'{stale}' is a directory, expected a file to remove; nothing was replaced")
                 with uninterrupted():  # all renamed, or (an error) none
                     mode = 0o666 & ~_umask()
                     for tmp, _ in self._pending:

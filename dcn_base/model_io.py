@@ -103,6 +103,12 @@ def _io_dir(directory: os.PathLike, group=None) -> Path:
     return d
 
 
+def io_files(directory: os.PathLike) -> dict[str, Path]:
+    """Every file --save-io writes or removes in ``directory`` (either format's pair), by name."""
+    return {f"{stem}{suffix}": Path(directory) / f"{stem}{suffix}"
+            for stem in (Path(INPUTS_FILE).stem, Path(OUTPUTS_FILE).stem) for suffix in (".json", ".npz")}
+
+
 def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
             own: Mapping[str, np.ndarray] | None = None, fmt: str = "json", group=None) -> tuple[Path, Path]:
     """Write ``DIR/inputs.json`` and ``DIR/outputs.json`` (``fmt="npz"``: ``.npz``); returns their paths.
@@ -114,16 +120,14 @@ def save_io(directory: os.PathLike, feed: Mapping[str, np.ndarray], outputs: Map
         raise DcnError(f"--io-format {fmt!r}: expected one of {', '.join(IO_FORMATS)}")
     d = _io_dir(directory, group)
     inputs_path, outputs_path = d / INPUTS_FILE, d / OUTPUTS_FILE
-    stale = [inputs_path, outputs_path]
     if fmt == "npz":
         inputs_path, outputs_path = inputs_path.with_suffix(".npz"), outputs_path.with_suffix(".npz")
         save_npz(inputs_path, feed, group)
         save_npz(outputs_path, {**outputs, **{f"{OWN_RUNNER_NAME}/{k}": v for k, v in (own or {}).items()}}, group)
     else:
-        stale = [p.with_suffix(".npz") for p in stale]
         save_inputs(inputs_path, [feed], group)
         save_outputs(outputs_path, outputs, own=own, group=group)
-    for old in stale:
+    for old in (p for p in io_files(d).values() if p not in (inputs_path, outputs_path)):
         if group is not None:
             group.remove(old)
         else:
@@ -260,6 +264,19 @@ def load_reference_outputs(path: str):
     only.append((pick, results[pick]))
     own_iters = list(results[OWN_RUNNER_NAME]) if OWN_RUNNER_NAME in names else None
     return only, pick, own_iters
+
+
+def reference_files(reference: Any) -> list[str]:
+    """The files that REFERENCE (a path; a module or program object: none) makes dcn-compare read: a
+    directory's --save-io files, saved outputs and the inputs beside them, or the model file."""
+    if not isinstance(reference, (str, os.PathLike)):
+        return []
+    if Path(reference).is_dir():
+        return [str(p) for p in io_files(reference).values()]
+    p = Path(reference)
+    if p.suffix.lower() in (".json", ".npz"):  # saved outputs: the inputs beside them too (reference_paths)
+        return [str(p), str(p.with_name("inputs" + p.suffix.lower()))]
+    return [str(p)]
 
 
 def reference_paths(reference: str) -> tuple[str, Optional[str]]:

@@ -212,9 +212,10 @@ def check_outputs(opts: ExportOptions, *, report: Optional[os.PathLike] = None,
     if opts.save_io is not None:
         if Path(opts.save_io).exists() and not Path(opts.save_io).is_dir():
             raise DcnError(f"--save-io '{opts.save_io}' exists and is not a directory")
-        for stem in (Path(model_io.INPUTS_FILE).stem, Path(model_io.OUTPUTS_FILE).stem):
-            for suffix in (".json", ".npz"):
-                outputs[f"--save-io {stem}{suffix}"] = Path(opts.save_io) / f"{stem}{suffix}"
+        for name, path in model_io.io_files(opts.save_io).items():
+            if Path(opts.save_io).is_dir():  # each replaced or removed: a file, writable
+                check_writable(path)
+            outputs[f"--save-io {name}"] = path
     check_distinct(outputs, inputs or {})
 
 

@@ -279,11 +279,17 @@ def test_save_io_in_one_format_removes_the_other_pair(made, tmp_path):
     assert compare_main([str(io), str(tmp_path / "b.onnx"), "-q"]) == 0
     assert export_main(common + ["-o", str(tmp_path / "c.onnx")]) == 0
     assert sorted(p.name for p in io.iterdir()) == ["inputs.json", "outputs.json"]
+    # a stale name that cannot be removed (a directory): refused before any work, nothing replaced
+    (io / "outputs.npz").mkdir()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert export_main(common + ["-o", str(tmp_path / "c.onnx")]) == 2
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("case", ["export -o = model", "export --report = -o", "export -o in --save-io",
                                   "export -o = --input file", "compare --report = TARGET",
-                                  "compare --report in REFERENCE", "infer -o = model", "infer -o = --input file"])
+                                  "compare --report in REFERENCE", "compare --report = inputs beside REFERENCE",
+                                  "infer -o = model", "infer -o = --input file"])
 def test_an_output_never_replaces_an_input_or_another_output(made, tmp_path, case, capsys):
     """Each command refuses, before any work (exit 2, one line naming both), an output path that is one of
     its inputs or another of its outputs; every file stays as it was."""
@@ -305,6 +311,8 @@ def test_an_output_never_replaces_an_input_or_another_output(made, tmp_path, cas
         "compare --report = TARGET": (compare_main, [str(io), onnx_, "--report", onnx_], "output --report"),
         "compare --report in REFERENCE": (compare_main, [str(io), onnx_, "--report", str(io / "outputs.json")],
                                           "output --report"),
+        "compare --report = inputs beside REFERENCE": (compare_main, [str(io / "outputs.json"), onnx_, "--report",
+                                                                      str(io / "inputs.json")], "output --report"),
         "infer -o = model": (infer_main, [onnx_, "--input", f"images={x}", "-o", onnx_], "output -o"),
         "infer -o = --input file": (infer_main, [onnx_, "--input", f"images={x}", "-o", str(x)], "output -o"),
     }[case]

@@ -143,9 +143,12 @@ def test_schema_shape_inference():
     with pytest.raises(Exception, match=r"DCNv3 '.*blk.dcn.*': offset has 88 channels, expected group\*P\*2 = 90"):
         onnx.shape_inference.infer_shapes(bad, strict_mode=True)
     # a zero stride or dilation, a negative pad: the contract's words, not a division by zero
-    for name, value, least in (("strides", [0, 0], 1), ("dilations", [1, 0], 1), ("pads", [1, -1, 0, 1], 0)):
-        wrong = onnx.load_from_string(dcn_model("DCNv4", dict(case.attrs(), **{name: value}),
-                                                shapes={"X": [1, 9, 11, 15], "offset_mask": [1, ho, wo, 136]}))
+    # (DCNv3: named before its channel counts, which a kernel of 0 rows would turn into nonsense)
+    for op, name, value, least in (("DCNv4", "strides", [0, 0], 1), ("DCNv4", "dilations", [1, 0], 1),
+                                   ("DCNv4", "pads", [1, -1, 0, 1], 0), ("DCNv3", "kernel_shape", [0, 5], 1)):
+        given = {"X": [1, 9, 11, 15], "offset_mask": [1, ho, wo, 136]} if op == "DCNv4" else \
+            {"X": [1, 9, 11, 15], "offset": [1, ho, wo, 90], "mask": [1, ho, wo, 45]}
+        wrong = onnx.load_from_string(dcn_model(op, dict(case.attrs(), **{name: value}), shapes=given))
         said = re.escape(f"attribute {name} = {value}, expected values >= {least}")
-        with pytest.raises(onnx.shape_inference.InferenceError, match=rf"DCNv4 '.*blk.dcn.*': {said}"):
+        with pytest.raises(onnx.shape_inference.InferenceError, match=rf"{op} '.*blk.dcn.*': {said}"):
             onnx.shape_inference.infer_shapes(wrong, strict_mode=True)

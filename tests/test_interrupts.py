@@ -385,7 +385,8 @@ def test_ctrl_c_while_an_archive_is_written_leaves_no_open_zip(tmp_path, monkeyp
 def test_a_directory_in_the_way_of_an_output_replaces_nothing(tmp_path):
     """--save-io into a folder where outputs.json is a directory: the model and inputs.json had been
     replaced before that rename failed, under a message saying 'nothing was replaced' and naming the
-    temporary. Now every destination is checked first: nothing replaced, the destination named."""
+    temporary. Now every destination is checked first (before any work: dcn_base.atomic.check_writable for
+    each --save-io file; and again before the renames): nothing replaced, the destination named."""
     import torch
 
     import exporter
@@ -396,9 +397,35 @@ def test_a_directory_in_the_way_of_an_output_replaces_nothing(tmp_path):
     (io / "outputs.json").mkdir()
     model_path.write_bytes(OLD)
     (io / "inputs.json").write_bytes(OLD)
-    with pytest.raises(DcnError, match=r"output '.*io/outputs.json' is a directory, expected a file path; "
-                                       r"nothing was replaced"):
+    with pytest.raises(DcnError, match=r"output '.*io/outputs.json' is a directory, expected a file path"):
         exporter.export(em.small_dcn(), torch.randn(1, 3, 8, 8), model_path, save_io=io)
     assert model_path.read_bytes() == OLD and (io / "inputs.json").read_bytes() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["io", "m.onnx"]
     assert sorted(p.name for p in io.iterdir()) == ["inputs.json", "outputs.json"]
+
+
+def test_a_group_removes_its_stale_files_only_when_it_commits(tmp_path):
+    """AtomicGroup.remove: the stale file goes after the renames, not when the group fails; a stale name that
+    is a directory fails the group before any rename (nothing replaced, the name given)."""
+    from dcn_base import atomic
+    from dcn_base.errors import DcnError
+
+    new, stale = tmp_path / "outputs.npz", tmp_path / "outputs.json"
+    stale.write_bytes(OLD)
+    with pytest.raises(RuntimeError):
+        with atomic.AtomicGroup() as group:
+            group.write_bytes(new, b"new")
+            group.remove(stale)
+            raise RuntimeError("a failure before the commit")
+    assert stale.read_bytes() == OLD and not new.exists()
+    with atomic.AtomicGroup() as group:
+        group.write_bytes(new, b"new")
+        group.remove(stale)
+        group.remove(tmp_path / "never-there.json")
+    assert new.read_bytes() == b"new" and not stale.exists()
+    stale.mkdir()
+    with pytest.raises(DcnError, match=r"outputs.json' is a directory, expected a file to remove; nothing was replaced"):
+        with atomic.AtomicGroup() as group:
+            group.write_bytes(new, b"newer")
+            group.remove(stale)
+    assert new.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["outputs.json", "outputs.npz"]

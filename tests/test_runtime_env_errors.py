@@ -308,6 +308,9 @@ def test_engine_not_an_engine(monkeypatch, with_fake_trt, files):
     (["{static}", "-o", "{out}", "--workspace", "lots"], "--workspace 'lots'"),
     (["{static}", "-o", "{dir}/no/such/dir/x.engine"], "does not exist"),
     (["{static}", "-o", "{dir}"], "is a directory, expected a file path"),
+    (["{static}", "-o", "{static}"], "output -o"),  # the engine over the model
+    (["{static}", "-o", "{out}", "--timing-cache", "{static}"], "output --timing-cache"),  # read, then written
+    (["{static}", "-o", "{out}", "--timing-cache", "{out}"], "output --timing-cache"),
 ])
 def test_build_input_errors_leave_files_untouched(files, capsys, args, words, no_trt):
     d = files["dir"]

@@ -101,8 +101,8 @@ def _read(onnx_path, output, shapes, workspace, timing_cache) -> _Request:
     atomic.check_writable(out)
     if timing_cache:
         atomic.check_writable(timing_cache)
-    # the timing cache is read and written: neither it nor the model may be the engine's path
-    atomic.check_distinct({"-o": out}, {"model": onnx_path, "--timing-cache": timing_cache})
+    # the timing cache is read and written: neither it nor the engine may replace the model or each other
+    atomic.check_distinct({"-o": out, "--timing-cache": timing_cache}, {"model": onnx_path})
     return _Request(str(onnx_path), out, profile, workspace_bytes, dcn_nodes(model), onnx_float_dtype(model),
                     str(timing_cache) if timing_cache else None)
 

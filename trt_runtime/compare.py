@@ -16,7 +16,6 @@ for FP16 targets), or the ``pytorch-own`` outputs of --save-io. Both numbers are
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
-from dcn_base import atomic
+from dcn_base import atomic, model_io
 from dcn_base.cli import QUIET, polygraphy_severity
 from dcn_base.console import progress_bar
 from dcn_base.errors import DcnError, first_line
@@ -149,13 +148,10 @@ def compare(
     from polygraphy.logger import G_LOGGER  # noqa: PLC0415  (polygraphy: heavy, imported when a comparison runs)
 
     kind = _check_arguments(target, iterations, precision, report, plot)
-    if report:  # the report replaces none of what is compared (a reference given as a module has no path)
-        ref_files = [reference] if isinstance(reference, (str, os.PathLike)) else []
-        if ref_files and Path(reference).is_dir():
-            ref_files = [Path(reference) / f"{stem}{suffix}" for stem in ("inputs", "outputs")
-                         for suffix in (".json", ".npz")]
+    if report:  # the report replaces none of what is compared
         atomic.check_distinct({"--report": report}, {"TARGET": target, "--load-inputs": load_inputs,
-                                                     **{f"REFERENCE {Path(f).name}": f for f in ref_files}})
+                                                     **{f"REFERENCE {Path(f).name}": f
+                                                        for f in model_io.reference_files(reference)}})
     shapes = input_shapes if isinstance(input_shapes, Mapping) else parse_input_shapes(input_shapes)
     vrange = parse_val_ranges(val_range)
     loud = polygraphy_severity(int(verbose)) if verbose else G_LOGGER.CRITICAL + 10

@@ -34,6 +34,10 @@ def infer(spec: OpSpec, ctx, channels: ChannelRule) -> None:
     ks = list(ks.ints)
     for name, vals in (("kernel_shape", ks), *a.items()):
         shapes.check_len(ctx, spec, name, vals)
+    for name, vals, least in (("kernel_shape", ks, 1), ("strides", a["strides"], 1), ("dilations", a["dilations"], 1),
+                              ("pads", a["pads"], 0)):
+        if min(vals, default=least) < least:
+            _fail(spec, ctx, f"attribute {name} = {list(vals)}, expected values >= {least}")
     group = shapes.attr_int(ctx, "group", 1)
     gc = ctx.get_attribute("group_channels")
     P = points(ks, shapes.attr_int(ctx, "remove_center", 0))
@@ -50,10 +54,6 @@ def infer(spec: OpSpec, ctx, channels: ChannelRule) -> None:
                              f"{formula} = {want}")
     spatial = []
     pads, strides, dil = a["pads"], a["strides"], a["dilations"]
-    for name, vals, least in (("kernel_shape", ks, 1), ("strides", strides, 1), ("dilations", dil, 1),
-                              ("pads", pads, 0)):
-        if min(vals, default=least) < least:
-            _fail(spec, ctx, f"attribute {name} = {list(vals)}, expected values >= {least}")
     for axis, k, s, p0, p1, d in ((1, ks[0], strides[0], pads[0], pads[2], dil[0]),
                                    (2, ks[1], strides[1], pads[1], pads[3], dil[1])):
         size, given = shapes.Dim.of(x_t, axis).value, shapes.Dim.of(types[1], axis)

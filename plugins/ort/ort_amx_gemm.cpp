@@ -32,6 +32,8 @@ constexpr float kSplitLimit = 8.5070592e37f;  // 2^126
 // to zero, so a piece under 2^-126 would be lost (a subnormal weight times 5e37 gave 0 for 0.5);
 // from 2^-100 on, lo (at least 2^-24 of the value where not zero) stays a normal number.
 constexpr float kSplitTiny = 7.8886091e-31f;  // 2^-100
+constexpr uint32_t kSplitLimitBits = 0x7e800000u, kSplitTinyBits = 0x0d800000u;  // their bits (static_assert below)
+static_assert(kSplitLimitBits == (126u + 127u) << 23 && kSplitTinyBits == (127u - 100u) << 23, "2^126, 2^-100");
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -53,20 +55,6 @@ float from_bf16(uint16_t h) {
 bool splittable(float v) {  // false for inf and NaN
     const float m = std::abs(v);
     return m < kSplitLimit && (m >= kSplitTiny || m == 0.0f);
-}
-
-// Is every value of C's rows x n block finite? A product's pieces summed in float32 overflow where
-// float32's own product may not (hi * hi rounds up), and an overflow there can give inf - inf = NaN
-// where float32 gives inf: such a block is computed again by the caller's float32 GEMM.
-[[maybe_unused]] bool all_finite(const float* c, int64_t ldc, int64_t rows, int64_t n) {
-    uint32_t any = 0;
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < n; ++j) {
-            uint32_t u;
-            std::memcpy(&u, c + r * ldc + j, sizeof u);
-            any |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
-        }
-    return any == 0;
 }
 
 // 64-byte aligned scratch of one thread, grown as needed.
@@ -140,12 +128,14 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst, i
     const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
     const __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
-    const __m512 limit = _mm512_set1_ps(kSplitLimit), tiny = _mm512_set1_ps(kSplitTiny), zero = _mm512_setzero_ps();
-    const __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
-    const __mmask16 ok0 = _mm512_cmp_ps_mask(a0, limit, _CMP_LT_OQ) &
-                          (_mm512_cmp_ps_mask(a0, tiny, _CMP_GE_OQ) | _mm512_cmp_ps_mask(a0, zero, _CMP_EQ_OQ));
-    const __mmask16 ok1 = _mm512_cmp_ps_mask(a1, limit, _CMP_LT_OQ) &
-                          (_mm512_cmp_ps_mask(a1, tiny, _CMP_GE_OQ) | _mm512_cmp_ps_mask(a1, zero, _CMP_EQ_OQ));
+    // splittable lane by lane on the magnitudes' bits u (NaN's above inf's): kSplitTiny <= u < kSplitLimit
+    // as one unsigned comparison of u - tiny, or u zero
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), tiny = _mm512_set1_epi32(kSplitTinyBits);
+    const __m512i span = _mm512_set1_epi32(static_cast<int>(kSplitLimitBits - kSplitTinyBits));
+    const __m512i u0 = _mm512_and_si512(_mm512_castps_si512(x0), magnitude);
+    const __m512i u1 = _mm512_and_si512(_mm512_castps_si512(x1), magnitude);
+    const __mmask16 ok0 = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(u0, tiny), span) | _mm512_testn_epi32_mask(u0, u0);
+    const __mmask16 ok1 = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(u1, tiny), span) | _mm512_testn_epi32_mask(u1, u1);
     if ((ok0 & m0) != m0 || (ok1 & m1) != m1) return false;
     const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);  // [x0's | x1's]
     // hi back in float (the maskz forms: GCC 12 warns of the plain ones' undefined lanes)
@@ -161,7 +151,8 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst, i
 
 // multiply for at most kRowGroup rows: A's pieces of one depth block at a time in a_buf (rows ad
 // apart: his, then los from half on; half is a full block's k, or a shorter k rounded up to 32),
-// C in c_buf (rows width apart) until the last block.
+// C in c_buf (rows width apart) until the last block. False where A holds a value that is not split
+// or C's block is not all finite.
 DCN_AMX_TARGET bool multiply_group(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64_t j0, int64_t j1,
                                    float* c, int64_t ldc) {
     static thread_local ThreadBuffer<uint16_t> a_buf;
@@ -215,8 +206,20 @@ DCN_AMX_TARGET bool multiply_group(const float* a, int64_t lda, int64_t rows, co
     }
     _tile_release();
     if (!ok) return false;
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(c + r * ldc + j0, cp + r * width, static_cast<size_t>(j1 - j0) * 4);
-    return true;
+    // C's block out of the buffer, every value checked on the way: the pieces' float32 sums overflow
+    // where float32's own product may not (hi * hi rounds up), and can give inf - inf = NaN where
+    // float32 gives inf; a block that is not all finite is computed again by the caller's float32 GEMM.
+    const __m512i exponent = _mm512_set1_epi32(0x7f800000);
+    __mmask16 nonfinite = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < j1 - j0; j += 16) {
+            const __mmask16 m = static_cast<__mmask16>(j1 - j0 - j >= 16 ? 0xffff : (1u << (j1 - j0 - j)) - 1);
+            const __m512 v = _mm512_maskz_loadu_ps(m, cp + r * width + j);
+            _mm512_mask_storeu_ps(c + r * ldc + j0 + j, m, v);
+            const __m512i e = _mm512_and_si512(_mm512_castps_si512(v), exponent);
+            nonfinite |= _mm512_mask_cmpeq_epi32_mask(m, e, exponent);
+        }
+    return nonfinite == 0;
 }
 
 // Rows kRowGroup at a time, so that the thread's buffers stay bounded (a 9-deep layer's chunk may
@@ -295,7 +298,7 @@ bool multiply(const float* a, int64_t lda, int64_t rows, const PackedB& b, int64
               int64_t ldc) {
 #if DCN_ORT_AMX
     if (rows <= 0 || j1 <= j0) return true;
-    return multiply_tiles(a, lda, rows, b, j0, j1, c, ldc) && all_finite(c + j0, ldc, rows, j1 - j0);
+    return multiply_tiles(a, lda, rows, b, j0, j1, c, ldc);
 #else
     (void)a, (void)lda, (void)rows, (void)b, (void)j0, (void)j1, (void)c, (void)ldc;
     return false;
