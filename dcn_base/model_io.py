@@ -103,6 +103,17 @@ def _io_dir(directory: os.PathLike, group=None) -> Path:
     return d
 
 
+PYTORCH_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".pkl")  # what dcn-export reads, not a runtime
+
+
+def check_not_pytorch(path: str | os.PathLike, what: str = "model") -> None:
+    """The runtime commands run ONNX models and engines: a PyTorch file is named as one, not taken for an
+    engine (whose error would be about TensorRT)."""
+    if Path(path).suffix.lower() in PYTORCH_SUFFIXES:
+        raise DcnError(f"{what} {str(path)!r} is a PyTorch file; expected an ONNX model (from dcn-export) or a "
+                       "TensorRT engine (from dcn-build)")
+
+
 def io_files(directory: os.PathLike) -> dict[str, Path]:
     """Every file --save-io writes or removes in ``directory`` (either format's pair), by name."""
     return {f"{stem}{suffix}": Path(directory) / f"{stem}{suffix}"

@@ -83,7 +83,8 @@ def _load_file(s: InputSpec):
     path = Path(s.file)
     if not path.is_file():
         hint = f" (a shape is written {s.name}:{s.file})" if re.fullmatch(r"[0-9]+(?:x[0-9]+)*", s.file) else ""
-        raise DcnError(f"--input {s.name}={s.file}: file '{s.file}' not found{hint}")
+        what = "is a directory, expected a .npy file" if path.is_dir() else "not found"
+        raise DcnError(f"--input {s.name}={s.file}: file '{s.file}' {what}{hint}")
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:

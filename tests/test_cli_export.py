@@ -65,6 +65,8 @@ ERROR_CASES = [
     ("state dict without factory", ["--input", "images:1x3x8x8"], "weights.pth",
      "holds a state dict (6 tensors); give the model's constructor with --factory"),
     ("input syntax", ["--input", "images=1x3x8x8"], "model.ts", "--input images=1x3x8x8: file '1x3x8x8' not found (a shape is written images:1x3x8x8)"),
+    ("input file a directory", ["--input", "images={d}/a_dir"], "model.ts",
+     "--input images={d}/a_dir: file '{d}/a_dir' is a directory, expected a .npy file"),
     ("input syntax 2", ["--input", "images1x3x8x8"], "model.ts",
      "--input 'images1x3x8x8': expected NAME:SHAPE[:DTYPE] (e.g. images:1x3x512x512) or NAME=FILE.npy"),
     ("input syntax 3", ["--input", "images:1xax8"], "model.ts", "expected NAME:SHAPE[:DTYPE]"),
@@ -94,7 +96,7 @@ def test_error_paths(files, tmp_path, capsys, argv, model_file, message):
     out = tmp_path / "out.onnx"
     out.write_bytes(OLD)
     model = [files / model_file] if model_file else []
-    code, _, err = run(model + ["-o", out] + argv, capsys)
+    code, _, err = run(model + ["-o", out] + [a.format(d=files) for a in argv], capsys)
     assert_one_line_error(code, err, message.format(d=files))
     assert out.read_bytes() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]  # no temp / partial files

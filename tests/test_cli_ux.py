@@ -215,6 +215,22 @@ def test_infer_onnx_on_the_cpu(made, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]  # atomic: no temp file left
 
 
+@pytest.mark.parametrize("prog", ["dcn-infer", "dcn-triton-repo"])
+def test_runtime_commands_name_a_pytorch_file(made, tmp_path, prog, capsys):
+    """dcn-infer and dcn-triton-repo run ONNX models and engines: a .pt2 is named as a PyTorch file, not
+    taken for an engine ("TensorRT is not installed", "engine 'm.pt2': ... pass --onnx")."""
+    from trt_runtime.triton_repo import main as repo_main
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), np.float32))
+    argv = {"dcn-infer": [str(made / "m.pt2"), "--input", f"images={tmp_path / 'x.npy'}"],
+            "dcn-triton-repo": [str(made / "m.pt2"), "-o", str(tmp_path / "repo")]}[prog]
+    assert {"dcn-infer": infer_main, "dcn-triton-repo": repo_main}[prog](argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{prog}: error: model {str(made / 'm.pt2')!r} is a PyTorch file; expected an ONNX model (from "
+                   "dcn-export) or a TensorRT engine (from dcn-build)"], err
+    assert not (tmp_path / "repo").exists()
+
+
 @pytest.mark.parametrize("model", ["missing.onnx", "missing.engine", "."], ids=["onnx", "engine", "directory"])
 def test_infer_names_a_model_that_is_not_there(tmp_path, model, capsys):
     """A missing model (or a directory) is named, before any runtime is asked: not "TensorRT is not

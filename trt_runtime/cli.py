@@ -19,7 +19,7 @@ from dcn_base.cli import (DEFAULT, VERBOSE, add_common_args, configure_polygraph
                           run_command, verbosity)
 from dcn_base.console import fmt_g, progress_enabled, table
 from dcn_base.errors import DcnError, one_line
-from dcn_base.model_io import load_input_arrays, save_npz
+from dcn_base.model_io import check_not_pytorch, load_input_arrays, save_npz
 
 from .build import build_engine, parse_shapes
 from .compare import compare
@@ -129,6 +129,7 @@ def _infer_body(args) -> int:
         raise DcnError(f"--iterations {args.iterations}: must be >= 0")
     if not Path(args.engine).is_file():  # named before any runtime is asked (TensorRT may be missing too)
         raise DcnError(f"model {args.engine!r} does not exist or is not a file")
+    check_not_pytorch(args.engine)
     if args.output:
         atomic.check_writable(args.output)
         files = {f"--input {spec}": spec.partition("=")[2] or spec for spec in args.input}

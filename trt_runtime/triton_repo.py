@@ -33,6 +33,7 @@ from dcn_base.atomic import atomic_path, uninterrupted
 from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from dcn_base.errors import DcnError
 from dcn_base.libraries import ort_library, trt_library
+from dcn_base.model_io import check_not_pytorch
 
 from .plugin_loader import add_plugins_arg
 from .triton_io import ModelSpec, TensorSpec, check_name, default_name, describe_engine, describe_onnx, is_onnx, \
@@ -140,6 +141,7 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
     src = Path(model)
     if not src.is_file():
         raise DcnError(f"model {model!r} does not exist or is not a file")
+    check_not_pytorch(src)
     if opts.instances < 1:
         raise DcnError(f"--instances {opts.instances}: must be >= 1")
     if opts.max_batch < 0 or opts.queue_delay_us < 0:
