@@ -141,6 +141,17 @@ def host_test_library(path: Union[str, os.PathLike, None] = None) -> Path:
 _REGISTERED: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
 
 
+def session_options():
+    """``onnxruntime.SessionOptions`` that log nothing themselves (severity 4): every session of ours reports
+    an error as the exception it raises, which the commands print as one line, not also as ONNX Runtime's
+    own coloured line on stderr."""
+    import onnxruntime as ort  # noqa: PLC0415  (heavy; this module stays import-light for the locator)
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    return so
+
+
 def ort_session(
     model: Union[str, os.PathLike, bytes],
     providers: Sequence[Any] = ("CPUExecutionProvider",),
@@ -154,16 +165,12 @@ def ort_session(
     ``sess_options`` (an ``onnxruntime.SessionOptions``) is used as given, with the library
     registered on it once: one options object may serve many sessions (ONNX Runtime refuses a
     session whose options hold the library twice: "Domain already set in registry"). Without
-    ``sess_options``, a new one that logs nothing itself (severity 4: errors reach the caller as
-    exceptions, not also as a coloured line on stderr). Other keyword arguments go to ``InferenceSession``.
+    ``sess_options``, a new one of :func:`session_options`. Other keyword arguments go to ``InferenceSession``.
     """
     import onnxruntime as ort  # noqa: PLC0415  (heavy; this module stays import-light for the locator)
 
     lib = str(ort_library(library))
-    so = sess_options
-    if so is None:
-        so = ort.SessionOptions()
-        so.log_severity_level = 4
+    so = sess_options if sess_options is not None else session_options()
     registered = _REGISTERED.setdefault(so, set())
     if lib not in registered:
         so.register_custom_ops_library(lib)

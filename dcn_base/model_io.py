@@ -217,6 +217,12 @@ def load_feeds(path: str, input_names: Sequence[str]) -> list[dict[str, Any]]:
     return [OrderedDict((n, f[n]) for n in input_names) for f in feeds]
 
 
+def input_file_spec(spec: str) -> tuple[str, str]:
+    """dcn-infer's ``--input NAME=FILE`` as (name, file); a bare ``FILE`` (a single input) as ('', FILE)."""
+    name, sep, path = spec.partition("=")
+    return (name, path) if sep else ("", spec)
+
+
 def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -> dict:
     """dcn-infer's feed: the first feed of ``load_inputs``, then ``--input NAME=FILE.npy`` / ``FILE.npz``
     / ``FILE.npy`` (a single input: name '') on top -> {name: array}."""
@@ -225,9 +231,7 @@ def load_input_arrays(specs: Sequence[str], load_inputs: Optional[str] = None) -
         first = read_feeds(load_inputs)
         feeds.update({k: np.asarray(v) for k, v in dict(first[0] if first else {}).items()})
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = "", spec
+        name, path = input_file_spec(spec)
         if not path:
             raise DcnError(f"--input {spec!r}: expected NAME=FILE.npy")
         feeds.update(_input_file(spec, name, path))
@@ -285,9 +289,12 @@ def reference_files(reference: Any) -> list[str]:
     if Path(reference).is_dir():
         return [str(p) for p in io_files(reference).values()]
     p = Path(reference)
-    if p.suffix.lower() in (".json", ".npz"):  # saved outputs: the inputs beside them too (reference_paths)
-        return [str(p), str(p.with_name("inputs" + p.suffix.lower()))]
-    return [str(p)]
+    return [str(p), str(inputs_beside(p))] if p.suffix.lower() in (".json", ".npz") else [str(p)]
+
+
+def inputs_beside(outputs: Path) -> Path:
+    """The inputs saved with saved outputs (--save-io's pair: outputs.json beside inputs.json, .npz alike)."""
+    return outputs.with_name(Path(INPUTS_FILE).stem + outputs.suffix.lower())
 
 
 def reference_paths(reference: str) -> tuple[str, Optional[str]]:
@@ -304,7 +311,7 @@ def reference_paths(reference: str) -> tuple[str, Optional[str]]:
     if p.suffix.lower() in (".json", ".npz"):
         if not p.is_file():
             raise DcnError(f"REFERENCE {reference!r} does not exist")
-        sib = p.with_name("inputs" + p.suffix.lower())
+        sib = inputs_beside(p)
         return str(p), (str(sib) if sib.is_file() else None)
     return reference, None
 

@@ -210,10 +210,11 @@ def check_outputs(opts: ExportOptions, *, report: Optional[os.PathLike] = None,
         check_writable(report)
     outputs: dict[str, Optional[os.PathLike]] = {"-o": opts.path, "--report": report}
     if opts.save_io is not None:
-        if Path(opts.save_io).exists() and not Path(opts.save_io).is_dir():
+        there = Path(opts.save_io).exists()
+        if there and not Path(opts.save_io).is_dir():
             raise DcnError(f"--save-io '{opts.save_io}' exists and is not a directory")
         for name, path in model_io.io_files(opts.save_io).items():
-            if Path(opts.save_io).is_dir():  # each replaced or removed: a file, writable
+            if there:  # each replaced or removed: a file, writable (a new folder holds none yet)
                 check_writable(path)
             outputs[f"--save-io {name}"] = path
     check_distinct(outputs, inputs or {})

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 
 from dcn_base import model_io
+from dcn_base.libraries import session_options
 from dcn_base.atomic import AtomicGroup
 from dcn_base.console import Stages
 from dcn_base.errors import DcnError, describe
@@ -98,9 +99,8 @@ def _truth(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> tuple[list[np
         else:
             import onnxruntime as ort  # noqa: PLC0415  (heavy: only when a model is checked)
 
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
-            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(model.SerializeToString(), session_options(),
+                                        providers=["CPUExecutionProvider"])
             runner = Runner("onnxruntime", lambda f: sess.run(None, dict(f)))
         return [np.asarray(a) for a in runner.run(feed)], f"the original graph on {runner.name}"
     except DcnError:

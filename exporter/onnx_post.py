@@ -15,6 +15,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from dcn_base.errors import DcnError, describe
+from dcn_base.libraries import session_options
 
 from . import ops, schemas
 from .contract import (DOMAIN, DOMAIN_VERSION, check_graph_attributes, is_dcn_node, ops as contract_ops,
@@ -34,8 +35,7 @@ def max_ir_version_for_onnxruntime() -> Optional[int]:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
+    opts = session_options()
     for ir_version in range(onnx.IR_VERSION, 6, -1):
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=ir_version)
         try:

@@ -86,9 +86,8 @@ def _default_opset(model: onnx.ModelProto) -> int:
 def _ort_runner(model: onnx.ModelProto, name: str) -> Runner:
     import onnxruntime as ort  # noqa: PLC0415  (heavy: only when a model is checked)
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), libraries.session_options(),
+                                providers=["CPUExecutionProvider"])
     return Runner(name, lambda feed: sess.run(None, dict(feed)))
 
 

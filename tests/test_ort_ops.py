@@ -24,6 +24,7 @@ from exporter.ops.deform_conv2d.spec import SPEC as DEFORM_CONV2D
 from exporter.ops.deform_psroi_pool.spec import SPEC as DEFORM_PSROI_POOL
 from exporter.ops import deform_conv2d, deform_psroi_pool
 from dcn_base.tolerance import tolerance
+from helpers.nonfinite import assert_same_nonfinite
 from helpers.sweep import (CONV_SPECS, POOL_SPECS, infinite_mask_conv_case, make_conv_case, make_pool_case,
                            pool_kwargs)
 from test_reference import golden_cases
@@ -371,8 +372,7 @@ def test_conv_nonfinite_offsets_read_nothing():
 
 def same_kinds(got, want):
     """Equal non-finite patterns (NaN, +inf, -inf where the reference has them) and finite values alike."""
-    for kind in (np.isnan, np.isposinf, np.isneginf):
-        np.testing.assert_array_equal(kind(got), kind(want), err_msg=kind.__name__)
+    assert_same_nonfinite(got, want)
     finite = np.isfinite(want)
     assert_matches(np.where(finite, got, 0), np.where(finite, want, 0), "float32")
 

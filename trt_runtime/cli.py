@@ -19,7 +19,7 @@ from dcn_base.cli import (DEFAULT, VERBOSE, add_common_args, configure_polygraph
                           run_command, verbosity)
 from dcn_base.console import fmt_g, progress_enabled, table
 from dcn_base.errors import DcnError, one_line
-from dcn_base.model_io import check_not_pytorch, load_input_arrays, save_npz
+from dcn_base.model_io import check_not_pytorch, input_file_spec, load_input_arrays, save_npz
 
 from .build import build_engine, parse_shapes
 from .compare import compare
@@ -132,7 +132,7 @@ def _infer_body(args) -> int:
     check_not_pytorch(args.engine)
     if args.output:
         atomic.check_writable(args.output)
-        files = {f"--input {spec}": spec.partition("=")[2] or spec for spec in args.input}
+        files = {f"--input {spec}": input_file_spec(spec)[1] for spec in args.input}
         atomic.check_distinct({"-o": args.output}, {"model": args.engine, "--load-inputs": args.load_inputs, **files})
     feeds = load_input_arrays(args.input, args.load_inputs)
     if not feeds:

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from dcn_base.errors import DcnError, one_line
-from dcn_base.libraries import ort_session
+from dcn_base.libraries import ort_session, session_options
 from exporter.contract import DOMAIN, is_dcn_node
 
 
@@ -45,8 +45,7 @@ class OrtModel:
         self.path = str(path)
         if not Path(self.path).is_file():
             raise DcnError(f"ONNX model {self.path!r} does not exist or is not a file")
-        so = ort.SessionOptions()
-        so.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
+        so = session_options()
         if threads:
             so.intra_op_num_threads = int(threads)
         dcn = _has_dcn_nodes(self.path)

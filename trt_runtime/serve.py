@@ -34,7 +34,7 @@ import numpy as np
 
 from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from dcn_base.errors import DcnError
-from dcn_base.libraries import ort_session
+from dcn_base.libraries import ort_session, session_options
 
 from .infer import Engine
 from .plugin_loader import add_plugins_arg
@@ -83,10 +83,7 @@ class OrtRunner:
     """ONNX Runtime session with our ops: ``runner({name: array}) -> {name: array}``."""
 
     def __init__(self, path: str, threads: int = 0, library: Optional[str] = None):
-        import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
+        so = session_options()
         if threads > 0:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1

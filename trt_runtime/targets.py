@@ -64,9 +64,8 @@ def ort_session_factory(path: str, needs_dcn_ops: bool) -> Callable[[], Any]:
             )
         import onnxruntime as ort  # noqa: PLC0415  (onnxruntime: heavy, imported where a session is made)
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 4  # errors reach us as exceptions: no second, coloured copy on stderr
-        return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(path, sess_options=libraries.session_options(),
+                                    providers=["CPUExecutionProvider"])
 
     return make
 

@@ -6,7 +6,6 @@
 #include "ort_env.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -26,14 +25,13 @@ namespace {
 
 constexpr int kPieces = 2;  // hi, lo: each a run of the block's k (rounded up to 32) in A's rows and B's tiles
 constexpr int64_t kRowGroup = 512;            // rows of A a thread's buffers hold (c3's chunks: 416)
-// Magnitudes from here on are not split (hi could round to inf).
-constexpr float kSplitLimit = 8.5070592e37f;  // 2^126
-// Nor are non-zero magnitudes below this one: bfloat16 pieces and the tile multiply flush subnormals
-// to zero, so a piece under 2^-126 would be lost (a subnormal weight times 5e37 gave 0 for 0.5);
-// from 2^-100 on, lo (at least 2^-24 of the value where not zero) stays a normal number.
-constexpr float kSplitTiny = 7.8886091e-31f;  // 2^-100
-constexpr uint32_t kSplitLimitBits = 0x7e800000u, kSplitTinyBits = 0x0d800000u;  // their bits (static_assert below)
-static_assert(kSplitLimitBits == (126u + 127u) << 23 && kSplitTinyBits == (127u - 100u) << 23, "2^126, 2^-100");
+// The magnitudes split, as the bits of |v|: from 2^-100 (kSplitTinyBits) up to, not including, 2^126
+// (kSplitLimitBits), and zero. From 2^126 on hi could round to inf (and inf, NaN lie above it); below
+// 2^-100 bfloat16 pieces and the tile multiply flush to zero a piece under 2^-126 (a subnormal weight
+// times 5e37 gave 0 for 0.5); from 2^-100 on, lo (at least 2^-24 of the value where not zero) stays a
+// normal number. One unsigned comparison: u - tiny < limit - tiny, or u zero.
+constexpr uint32_t kSplitLimitBits = (126u + 127u) << 23, kSplitTinyBits = (127u - 100u) << 23;  // 2^126, 2^-100
+constexpr uint32_t kSplitSpan = kSplitLimitBits - kSplitTinyBits;
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -53,8 +51,10 @@ float from_bf16(uint16_t h) {
     return v;
 }
 bool splittable(float v) {  // false for inf and NaN
-    const float m = std::abs(v);
-    return m < kSplitLimit && (m >= kSplitTiny || m == 0.0f);
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    u &= 0x7fffffffu;
+    return u - kSplitTinyBits < kSplitSpan || u == 0;
 }
 
 // 64-byte aligned scratch of one thread, grown as needed.
@@ -128,10 +128,9 @@ DCN_AMX_TARGET inline bool split32(const float* src, int64_t n, uint16_t* dst, i
     const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
     const __m512 x0 = _mm512_maskz_loadu_ps(m0, src), x1 = _mm512_maskz_loadu_ps(m1, src + 16);
-    // splittable lane by lane on the magnitudes' bits u (NaN's above inf's): kSplitTiny <= u < kSplitLimit
-    // as one unsigned comparison of u - tiny, or u zero
+    // splittable lane by lane
     const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), tiny = _mm512_set1_epi32(kSplitTinyBits);
-    const __m512i span = _mm512_set1_epi32(static_cast<int>(kSplitLimitBits - kSplitTinyBits));
+    const __m512i span = _mm512_set1_epi32(static_cast<int>(kSplitSpan));
     const __m512i u0 = _mm512_and_si512(_mm512_castps_si512(x0), magnitude);
     const __m512i u1 = _mm512_and_si512(_mm512_castps_si512(x1), magnitude);
     const __mmask16 ok0 = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(u0, tiny), span) | _mm512_testn_epi32_mask(u0, u0);
