@@ -22,6 +22,7 @@ import torch
 
 from exporter.ops import DeformConv2dPack, ModulatedDeformConv2dPack, deform_conv2d, deform_conv2d_op
 from exporter.ops.deform_conv2d import custom
+from helpers.ci_policy import missing, require_module
 
 # mmcv's expected values (open-mmlab/mmcv, tests/test_ops/test_modulated_deform_conv.py): output, input
 # gradient, weight gradient, conv_offset's weight [12, 1, 2, 2] and bias [12] gradients.
@@ -42,7 +43,7 @@ def kernel(request, monkeypatch):
     """Which forward kernel dcn::deform_conv2d runs (torchvision's where it is importable, else the reference)."""
     if request.param == "torchvision":
         if custom._torchvision_deform() is None:
-            pytest.skip("torchvision's deform_conv2d is not importable here")
+            missing("torchvision's deform_conv2d is not importable here")
     else:
         monkeypatch.setattr(custom, "_torchvision_deform", lambda: None)
     return request.param
@@ -73,7 +74,7 @@ def test_modulated_pack_equals_mmcvs_expected_gradients(kernel, dtype, device):
 
 def test_modulated_pack_equals_mmcvs_own_op():
     """mmcv's CPU op itself (the wheel in the venv), same module, same weights, gradients of every parameter."""
-    mmcv_ops = pytest.importorskip("mmcv.ops", reason="mmcv with its C++ ops is not installed")
+    mmcv_ops = require_module("mmcv.ops", reason="mmcv with its C++ ops is not installed")
     x, theirs = _mmcv_setup(mmcv_ops.ModulatedDeformConv2dPack, torch.float64, "cpu")
     x2, ours = _mmcv_setup(ModulatedDeformConv2dPack, torch.float64, "cpu")
     ours.load_state_dict(theirs.state_dict())

@@ -30,6 +30,7 @@ from trt_runtime.compare import (
     parse_val_ranges,
     resolve_tolerances,
 )
+from helpers.ci_policy import missing, require_module
 
 
 # --------------------------------------------------------------------------- a small standard-op model
@@ -255,7 +256,7 @@ def test_cli_fp16_precision_uses_fp16_row(small, tmp_path, capsys):
 
 def test_cli_torch_model_file_reference(small, tmp_path, capsys):
     """REFERENCE as a file loaded by exporter.loading: state dict + --factory, pickle + --trust-pickle."""
-    pytest.importorskip("exporter.loading", reason="exporter.loading (load_model) is not written yet")
+    require_module("exporter.loading", reason="exporter.loading (load_model) does not import")
     sd = tmp_path / "small_state.pt"
     torch.save(small["net"].state_dict(), sd)
     code = compare_main([str(sd), str(small["onnx"]), "--factory", "test_compare_cpu:SmallNet",
@@ -320,11 +321,11 @@ def _dcn_stack_or_skip():
     try:
         plugins.ort_library()
     except plugins.LibraryNotBuiltError as err:
-        pytest.skip(f"ONNX Runtime op library not built: {err}")
+        missing(f"ONNX Runtime op library not built: {err}")
     try:
         from exporter import export  # noqa: F401
     except (ImportError, AttributeError) as err:
-        pytest.skip(f"exporter.export (dcn-export) is not available: {err}")
+        missing(f"exporter.export (dcn-export) is not available: {err}")
     return export
 
 

@@ -19,8 +19,9 @@ from exporter.ops.dcnv3.reference import dcnv3
 from exporter.ops.dcnv4.reference import dcnv4
 from dcn_base.tolerance import tolerance
 from trt_runtime import plugins
+from helpers.ci_policy import require_module
 
-ort = pytest.importorskip("onnxruntime")
+ort = require_module("onnxruntime")
 NP = {"float32": np.float32, "float16": np.float16}
 ETYPE = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16}
 

@@ -27,8 +27,9 @@ from helpers.built_libs import require
 from test_ort_ops import make_model
 from trt_runtime import plugins
 from trt_runtime.fp16_convert import convert_to_float16
+from helpers.ci_policy import require_module
 
-pytest.importorskip("onnxconverter_common", reason="onnxconverter-common (the float16 conversion) not installed")
+require_module("onnxconverter_common", reason="onnxconverter-common (the float16 conversion) not installed")
 
 SOURCES = ("input", "initializer", "constant", "computed")
 

@@ -14,8 +14,9 @@ from helpers import fuzz_dcn
 from helpers.built_libs import require
 from test_fuzz_ops import _preload, run_forked, verdict
 from trt_runtime import plugins
+from helpers.ci_policy import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 
 @pytest.fixture(scope="module")

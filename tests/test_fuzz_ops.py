@@ -27,9 +27,10 @@ from helpers import fuzz_cases
 from helpers.cpp_ops import include_flags
 from helpers.built_libs import require
 from trt_runtime import plugins
+from helpers.ci_policy import missing, require_module
 
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+ort = require_module("onnxruntime")
+torch = require_module("torch")
 
 CHILD_ALARM_S = 30
 WALL_TIMEOUT_S = 60
@@ -417,7 +418,7 @@ def test_limits_in_header_equal_contract(tmp_path):
 
     assert {(op, name) for op, limits in LIMITS.items() for name in limits} == set(HEADER_LIMITS)
     if shutil.which("g++") is None:
-        pytest.skip("no C++ compiler (g++)")
+        missing("no C++ compiler (g++)")
     names = [*HEADER_LIMITS.values(), "kMaxElements", "kRoIPoolMaxGrid"]
     includes = "".join(f'#include "{s.name}_math.h"\n' for s in specs())
     prints = "".join(f'std::printf("%lld\\n", (long long)dcn::{n}); ' for n in names)

@@ -26,6 +26,7 @@ from helpers import export_models as em
 from exporter.cli import main as export_main
 from dcn_base.errors import DcnError
 from trt_runtime.cli import compare_main
+from helpers.ci_policy import require_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -81,7 +82,7 @@ def test_compare_malformed_inputs_json(small, tmp_path, capfd):
 
 
 def test_compare_full_disk_under_report_and_plot(small, tmp_path, capfd, monkeypatch):
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib")
     report = tmp_path / "report.json"
     report.write_text("old report\n")
     args = [str(small / "io"), str(small / "m.onnx"), "--report", str(report)]

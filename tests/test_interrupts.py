@@ -30,6 +30,7 @@ import onnx
 import pytest
 
 from helpers import export_models as em
+from helpers.ci_policy import require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -161,7 +162,7 @@ def _run(name: str, point, model: Path, tmp: Path) -> tuple[bool, int, str, str]
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_ctrl_c_at_any_moment_is_130_one_line_nothing_half_written(name, model, tmp_path):
     if name == "dcn-serve":
-        pytest.importorskip("pytriton", reason="dcn-serve needs nvidia-pytriton")
+        require_module("pytriton", reason="dcn-serve needs nvidia-pytriton")
     results = []
     for point in POINTS:
         sent, code, stdout, stderr = _run(name, point, model, tmp_path)

@@ -22,7 +22,9 @@ import pytest
 import torch
 from torch import nn
 
-mmcv_ops = pytest.importorskip(
+from helpers.ci_policy import require_module
+
+mmcv_ops = require_module(
     "mmcv.ops", reason="mmcv with its C++ ops is not installed (bash scripts/setup.sh installs it from "
                        "../shared/wheels/mmcv-2.2.0-*.whl when that wheel is present)")
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.ci_policy import missing, require_module
 
-mmcv = pytest.importorskip("mmcv", reason="mmcv is not installed (bash scripts/setup.sh installs it from "
-                                          "../shared/wheels/mmcv-2.2.0-*.whl when present)")
-pytest.importorskip("mmcv.ops", reason="mmcv without its C++ ops")
+mmcv = require_module("mmcv", reason="mmcv is not installed (bash scripts/setup.sh installs it from "
+                                     "../shared/wheels/mmcv-2.2.0-*.whl when present)")
+require_module("mmcv.ops", reason="mmcv without its C++ ops")
 if importlib.util.find_spec("mmdet") is None:
-    pytest.skip("mmdet is not installed (scripts/setup.sh installs mmdet 3.3.0 together with the mmcv wheel)",
-                allow_module_level=True)
+    missing("mmdet is not installed (scripts/setup.sh installs mmdet 3.3.0 together with the mmcv wheel)")
 
 
 def _import_mmdet():

@@ -15,6 +15,7 @@ from exporter.ops.multi_scale_deformable_attention.reference import multi_scale_
 from helpers.built_libs import require
 from helpers.msda_cases import awkward_cases, make_case
 from trt_runtime import plugins
+from helpers.ci_policy import require_module
 
 CASES = awkward_cases()
 IDS = [c.name for c in CASES]
@@ -225,7 +226,7 @@ def _ort_session(dtype, index="int64", threads=1):
     import onnx
     from onnx import TensorProto, helper
 
-    ort = pytest.importorskip("onnxruntime")
+    ort = require_module("onnxruntime")
     lib_path = str(require(plugins.ort_library))
     ft = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
     it = {"int64": TensorProto.INT64, "int32": TensorProto.INT32}
@@ -263,7 +264,7 @@ def test_ort_op_equals_reference(c, dtype, index):
 
 
 def test_ort_op_equals_mmcv():
-    mm = pytest.importorskip("mmcv.ops.multi_scale_deform_attn")
+    mm = require_module("mmcv.ops.multi_scale_deform_attn")
     c = make_case("mmcv", [(20, 25), (10, 13), (5, 7), (3, 4)], N=2, Lq=50, M=8, D=8, P=4, seed=24)
     got = _ort_session("float32").run(None, _ort_feed(c, "float32", "int64"))[0]
     v, s, st, loc, w = c.inputs()
@@ -279,7 +280,7 @@ def test_ort_op_equals_mmcv():
               r"spatial_shapes' \(int64\)"),
 ])
 def test_ort_op_rejects_with_one_line(what, match):
-    ort = pytest.importorskip("onnxruntime")
+    ort = require_module("onnxruntime")
     feed = {"value": np.zeros((1, 16, 1, 2), np.float32), "spatial_shapes": np.array([[3, 4], [2, 2]], np.int64),
             "level_start_index": np.array([0, 12], np.int64),
             "sampling_locations": np.zeros((1, 3, 1, 2, 1, 2), np.float32),

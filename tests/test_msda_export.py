@@ -18,6 +18,7 @@ from exporter.swap import swap_modules
 from helpers import msda_models
 from helpers.built_libs import require
 from trt_runtime import plugins
+from helpers.ci_policy import require_module
 
 OP = "MultiScaleDeformableAttention"
 
@@ -43,7 +44,7 @@ def _mmcv_inputs(N=2, Lq=7, levels=((8, 10), (4, 5)), E=32, ref_dim=2, seed=0):
 
 @pytest.mark.parametrize("ref_dim", [2, 4])
 def test_mmcv_layer_exports_one_node_dynamic(tmp_path, ref_dim):
-    pytest.importorskip("mmcv.ops.multi_scale_deform_attn")
+    require_module("mmcv.ops.multi_scale_deform_attn")
     m = msda_models.MmcvLayer().eval()
     path = tmp_path / "layer.onnx"
     res = export(m, _mmcv_inputs(ref_dim=ref_dim), path, check=True,
@@ -62,7 +63,7 @@ def test_mmcv_layer_exports_one_node_dynamic(tmp_path, ref_dim):
 
 
 def test_mmcv_layer_fp16_export_keeps_locations_float32(tmp_path):
-    pytest.importorskip("mmcv.ops.multi_scale_deform_attn")
+    require_module("mmcv.ops.multi_scale_deform_attn")
     path = tmp_path / "fp16.onnx"
     res = export(msda_models.MmcvLayer().eval(), _mmcv_inputs(), path, fp16=True, check=True)
     assert res.check.passed
@@ -77,7 +78,7 @@ def test_deformable_detr_exports_and_runs_on_ort(tmp_path):
     """The three attention layers as our node, checked on ORT against PyTorch float64 (a random tiny
     DeformableDetr is ill-conditioned: PyTorch float32 itself is 0.2 off float64; the check's bound is
     relative to that). Other image sizes: HF's own mask / position code bakes the traced size."""
-    pytest.importorskip("transformers")
+    require_module("transformers")
     m = msda_models.Detections(msda_models.deformable_detr())
     path = tmp_path / "ddetr.onnx"
     res = export(m, (torch.randn(1, 3, 128, 160),), path, check=True, output_names=["logits", "boxes"])
@@ -104,7 +105,7 @@ def _rt_layer_inputs(d_model=64, N=2, Lq=30, levels=((16, 16), (8, 8), (4, 4)), 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_rt_detr_layers_swap_equal_and_export_one_node_per_layer(tmp_path, version):
-    pytest.importorskip("transformers")
+    require_module("transformers")
     model = msda_models.rt_detr(version)
     layer = model.model.decoder.layers[0].encoder_attn.double()
     theirs = copy.deepcopy(layer)
@@ -126,7 +127,7 @@ def test_rt_detr_layers_swap_equal_and_export_one_node_per_layer(tmp_path, versi
 
 
 def test_rt_detr_v2_discrete_method_is_refused():
-    pytest.importorskip("transformers")
+    require_module("transformers")
     from dcn_base.errors import DcnError
 
     model = msda_models.rt_detr(2)

@@ -21,9 +21,10 @@ from exporter.ops.multi_scale_deformable_attention import fuse
 from helpers.built_libs import require
 from trt_runtime import plugins
 from trt_runtime.cli import compare_main
+from helpers.ci_policy import require_module
 
-mmcv_msda = pytest.importorskip("mmcv.ops.multi_scale_deform_attn",
-                                reason="mmcv (scripts/setup.sh installs it from ../shared/wheels)")
+mmcv_msda = require_module("mmcv.ops.multi_scale_deform_attn",
+                           reason="mmcv (scripts/setup.sh installs it from ../shared/wheels)")
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export",
                                         "ignore:The feature will be removed", "ignore:Exporting a model while it is in")

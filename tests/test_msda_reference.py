@@ -15,14 +15,15 @@ from exporter.ops.multi_scale_deformable_attention.modules import MultiScaleDefo
 from exporter.ops.multi_scale_deformable_attention.reference import (grid_sample_formulation,
                                                                      multi_scale_deformable_attention as ref)
 from helpers.msda_cases import awkward_cases, make_case
+from helpers.ci_policy import require_module
 
 CASES = awkward_cases()
 IDS = [c.name for c in CASES]
 
 
 def _mmcv():
-    return pytest.importorskip("mmcv.ops.multi_scale_deform_attn",
-                               reason="mmcv with its ops is not installed (bash scripts/setup.sh installs the wheel)")
+    return require_module("mmcv.ops.multi_scale_deform_attn",
+                          reason="mmcv with its ops is not installed (bash scripts/setup.sh installs the wheel)")
 
 
 def _listed_order(v, s, st):

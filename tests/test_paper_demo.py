@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.ci_policy import require_module
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "samples" / "paper_demo" / "README.md"
 SEED = 0  # the README's seed (the default); the deformable model must win on it with a margin
 MARGIN = 0.02  # accuracy points (of 1000 test images), so the win is not a coin flip
 
-pytest.importorskip("matplotlib")
-pytest.importorskip("onnxruntime")
+require_module("matplotlib")
+require_module("onnxruntime")
 
 
 def _readme_quick_command() -> list[str]:

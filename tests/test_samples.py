@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.ci_policy import missing, require_module
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -282,9 +283,9 @@ def test_detr_msda_readme(tmp_path, monkeypatch, capsys):
     """Deformable DETR and DINO (mmdetection configs, mmcv attention swapped), RT-DETR (transformers; also
     from its GridSample ONNX through --fuse-msda) and transformers' Deformable DETR (float16): every mode
     PASSes with one dcn::MultiScaleDeformableAttention node per attention layer and no GridSample left."""
-    pytest.importorskip("transformers")
+    require_module("transformers")
     if importlib.util.find_spec("mmdet") is None:  # (importing it needs the sample's mmcv version shim)
-        pytest.skip("mmdet is not installed (scripts/setup.sh installs it with the mmcv wheel)")
+        missing("mmdet is not installed (scripts/setup.sh installs it with the mmcv wheel)")
     monkeypatch.chdir(tmp_path)
     outputs = run_readme(SAMPLE_READMES["detr_msda"], capsys)
     runs = {c.split("--model ")[1].split()[0]: o for c, o in outputs.items() if c.startswith("python -m samples.detr_msda.run")}

@@ -24,10 +24,11 @@ import torch
 
 from dcn_base.tolerance import model_tolerance
 
+from helpers.ci_policy import require_module
 from helpers.serve_helpers import REPO, ServerProcess, batch_stats, client_for, deviation, export_resnet_tiny, export_rfcn_tiny, \
     infer, run_clients
 
-pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
+require_module("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 CLIENTS, REQUESTS = 8, 50  # the load test: 8 clients x 50 requests, half HTTP, half gRPC

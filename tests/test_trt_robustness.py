@@ -27,6 +27,7 @@ from exporter import contract
 from test_trt_contract import POOL_FIELDS, SHAPES, conv_io, conv_workspace
 from helpers.trt_device import DeviceHarness
 from trt_runtime.build import check_plugin_layers, plugin_layer_report
+from helpers.ci_policy import missing
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="host-only: enqueue on dummy device pointers")
 
@@ -272,7 +273,7 @@ def test_library_builds_without_libnvinfer(dx):
     assert libs, "libdcn_trt_plugins_no_nvinfer.so not built by scripts/check_cuda_build.sh"
     readelf, nm = shutil.which("readelf"), shutil.which("nm")
     if readelf is None or nm is None:
-        pytest.skip("readelf / nm (binutils) not found")
+        missing("readelf / nm (binutils) not found")
     needed = subprocess.run([readelf, "-d", str(libs[0])], capture_output=True, text=True, check=True).stdout
     assert "libnvinfer" not in needed and "libcublas" in needed, needed
     exported = subprocess.run([nm, "-D", "--defined-only", str(libs[0])], capture_output=True, text=True,

@@ -3,7 +3,8 @@
 
 No GPU or TensorRT library needed: nvcc (CUDA toolkit) for the kernels, TensorRT headers
 (PyPI's kernel-lens, or TensorRT_INCLUDE_DIR) for the plugin sources and the host harness.
-A missing tool skips the tests that need it, naming it; a failing build fails them.
+A missing tool skips the tests that need it, naming it (under CI it fails them:
+helpers/ci_policy.py); a failing build fails them.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from helpers.ci_policy import missing
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_cuda_build.sh"
@@ -77,10 +80,10 @@ def _run(with_trt: bool) -> CheckResult:
 def check_build(*, need_trt: bool) -> CheckResult:
     """The check build's result; skips naming what is missing, fails when the build fails."""
     if nvcc() is None:
-        pytest.skip("nvcc (CUDA toolkit) not found: install it or set CUDACXX")
+        missing("nvcc (CUDA toolkit) not found: install it or set CUDACXX")
     with_trt = trt_headers_available()
     if need_trt and not with_trt:
-        pytest.skip("TensorRT headers not found: kernel-lens not installed (pip install kernel-lens) "
+        missing("TensorRT headers not found: kernel-lens not installed (pip install kernel-lens) "
                     "and TensorRT_INCLUDE_DIR not set")
     r = _run(with_trt)
     if r.rc != 0:
@@ -103,7 +106,7 @@ def sass_opcodes(obj: Path) -> dict[tuple[str, str], collections.Counter]:
     STS.128)} of a check-build object; skips naming cuobjdump or c++filt where missing."""
     tool, filt = cuobjdump(), shutil.which("c++filt")
     if tool is None or filt is None:
-        pytest.skip(f"{'cuobjdump (CUDA toolkit, or triton)' if tool is None else 'c++filt (binutils)'} not found: "
+        missing(f"{'cuobjdump (CUDA toolkit, or triton)' if tool is None else 'c++filt (binutils)'} not found: "
                     "cannot read the kernels' machine code")
     text = subprocess.run([tool, "-sass", str(obj)], capture_output=True, text=True, check=True).stdout
     table: dict[tuple[str, str], collections.Counter] = {}
