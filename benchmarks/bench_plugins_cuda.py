@@ -172,10 +172,10 @@ def psroi_rows(hx, td, torch, iterations):
     return rows
 
 
-def dcn_rows(hx, td, torch, iterations):
+def dcn_rows(hx, td, torch, iterations, bandwidth_tbs):
     """DCNv3 / DCNv4 plugin enqueue vs the grid_sample formulation InternImage users run without the CUDA
     op (tests/helpers/dcn_grid_sample.py) on CUDA, on InternImage-T layers; the floor is the bytes that
-    must move (X, offsets, masks, Y) at 4.8 TB/s (H200 HBM3e)."""
+    must move (X, offsets, masks, Y) at this card's measured copy bandwidth."""
     from helpers.dcn_grid_sample import dcnv3_grid_sample, dcnv4_grid_sample
     from helpers.dcn_sweep import internimage_case, softmaxed
 
@@ -192,7 +192,7 @@ def dcn_rows(hx, td, torch, iterations):
                 base = td.time_ms(lambda: base_fn(*lay.inputs, **case.grid_kwargs()), iterations=iterations)
                 moved = sum(t.numel() * t.element_size() for t in lay.inputs) + \
                     lay.output.numel() * lay.output.element_size()
-                floor_ms = moved / 4.8e12 * 1e3
+                floor_ms = moved / (bandwidth_tbs * 1e12) * 1e3
                 layer = f"InternImage-T stage {stage} @{size}: {case.H}x{case.W}, {case.C} ch, {case.group} groups"
                 rows.append(dict(op=op, layer=layer, batch=batch, dtype=str(dtype).replace("torch.", ""),
                                  ours_ms=ours, grid_sample_ms=base, grid_sample_over_ours=base / ours,
@@ -265,7 +265,7 @@ def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
+def table(gpu: str, conv, caps, roi, pool, note, dcn=(), bw=0.0) -> str:
     from cuda_profile import fmt_split
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths "
@@ -303,8 +303,9 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=()) -> str:
         L.append(f"| {r['layer']} | {r['dtype']} | {fmt(r['ours_ms'])} | {fmt(r['torch_reference_ms'])} "
                  f"| {fmt(r['reference_over_ours'], 1)} |")
     if dcn:
-        L += ["", "| DCNv3 / DCNv4 layer | op | batch | dtype | ours | grid_sample formulation "
-                  "| grid_sample / ours | bytes floor | ours / floor |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+        L += ["", f"DCNv3 / DCNv4 (median ms; floor = bytes / {bw:.2f} TB/s measured copy bandwidth):", "",
+              "| DCNv3 / DCNv4 layer | op | batch | dtype | ours | grid_sample formulation "
+              "| grid_sample / ours | bytes floor | ours / floor |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
         for r in dcn:
             L.append(f"| {r['layer']} | {r['op']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} "
                      f"| {fmt(r['grid_sample_ms'])} | {fmt(r['grid_sample_over_ours'], 1)} "
@@ -380,12 +381,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     caps = [] if args.quick or "conv" not in args.ops else cap_rows(hx, td, torch, max(5, args.iterations // 3))
     roi = roi_rows(hx, td, torch, args.iterations) if "roi" in args.ops else []
     pool = psroi_rows(hx, td, torch, args.iterations) if "psroi" in args.ops else []
-    dcn = dcn_rows(hx, td, torch, args.iterations) if "dcn" in args.ops else []
-    msda, bw = [], 0.0
-    if "msda" in args.ops:
-        bw = copy_bandwidth_tbs(torch)
-        msda = msda_rows(hx, torch, args.iterations, bw)
-    text = table(gpu, conv, caps, roi, pool, note, dcn) + targets(conv) + (msda_table(msda, bw) if msda else "")
+    bw = copy_bandwidth_tbs(torch) if {"dcn", "msda"} & set(args.ops) else 0.0  # this card's, not a datasheet's
+    dcn = dcn_rows(hx, td, torch, args.iterations, bw) if "dcn" in args.ops else []
+    msda = msda_rows(hx, torch, args.iterations, bw) if "msda" in args.ops else []
+    text = table(gpu, conv, caps, roi, pool, note, dcn, bw) + targets(conv) + (msda_table(msda, bw) if msda else "")
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
