@@ -44,8 +44,10 @@ FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined"), ("im2col", "3xtf32")
 # takes the fused path, else DENSE_TARGET_B8 from batch 8.
 TV_TARGET = {"float16": 2.0, "float32": 1.3}
 DENSE_TARGET_B8, DENSE_TARGET_FUSED = 3.0, 1.5
-# the switches that are off until measured: path -> (the path it would replace, the default to flip)
+# the switches that are off until measured: path -> (the path it would replace, the default to flip); a switch is
+# worth flipping where it is faster by SWITCH_MARGIN on every row it would change (one median each: noise)
 SWITCHES = {"pipelined": ("fused", "kPipelinedDefault"), "3xtf32": ("im2col", "k3xTf32Default")}
+SWITCH_MARGIN = 1.03
 
 
 def _tv_deform_conv2d():
@@ -56,34 +58,57 @@ def _tv_deform_conv2d():
         return None, f"{type(err).__name__}: {err}"
 
 
-def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
-    import torch.nn.functional as F
+def conv_paths(hx, td, torch, row, paths, iterations):
+    """Times each DeformConv2d path of `paths` on the row's layer (its time, its per-kernel split, the
+    sampling kernel's GB/s); a path that fails is recorded in the row ("<path>_error") and the others go on."""
     from cuda_profile import kernel_split
 
+    stage, C, H, W, batch = row["stage"], row["C"], row["H"], row["W"], row["batch"]
+    dtype = getattr(torch, row["dtype"])
     case = td.resnet_case(stage, batch=batch, dtype=torch.float32)
     es = 4 if dtype == torch.float32 else 2
-    row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""))
-    paths = FP16_PATHS if dtype == torch.float16 else FP32_PATHS
+    inputs = None
     for path in paths:
-        with td.conv_path(path):
-            lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
-                                dtype, poison=False)
-            row[f"{path}_ms"] = td.time_ms(lay.enqueue, iterations=iterations)
-            split = kernel_split(lay.enqueue)
-            row[f"{path}_split"] = split
+        try:
+            with td.conv_path(path):
+                lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(),
+                                    td.conv_inputs(case, empty_bias=True), dtype, poison=False)
+                row[f"{path}_ms"] = td.time_ms(lay.enqueue, iterations=iterations)
+                split = kernel_split(lay.enqueue)
+                row[f"{path}_split"] = split
+        except Exception as err:  # noqa: BLE001  (recorded, printed in the table; the benchmark exits 1)
+            row[f"{path}_error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            continue
         sampler = split.get("fused" if path in ("fused", "pipelined") else "im2col", 0.0)
         written = {"im2col": 1, "3xtf32": 2}.get(path, 0)  # column copies the sampling writes (3xtf32: hi and lo)
         moved = es * (batch * C * 9 * H * W * written + batch * C * H * W + batch * 27 * H * W)
         row[f"{path}_sampling_gbps"] = moved / (sampler * 1e-3) / 1e9 if sampler else None
-        x, w, off, _, mask = lay.inputs
+        inputs = lay.inputs
         del lay
+    return case, inputs
+
+
+def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
+    """One layer × batch × dtype on the paths that run by default (im2col, fused); the switches' paths
+    (pipelined, 3xtf32: never yet run on a GPU) are added last by conv_paths over the measured rows."""
+    import torch.nn.functional as F
+    from cuda_profile import kernel_split
+
+    row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""),
+               stage=stage, C=C, H=H, W=W)
+    paths = [p for p in (FP16_PATHS if dtype == torch.float16 else FP32_PATHS) if p not in SWITCHES]
+    case, inputs = conv_paths(hx, td, torch, row, paths, iterations)
+    if inputs is None:
+        raise RuntimeError(f"{row['layer']} batch {batch} {row['dtype']}: no path ran ("
+                           + "; ".join(f"{p}: {row.get(f'{p}_error')}" for p in paths) + ")")
+    x, w, off, _, mask = inputs
     with td.conv_path("auto"):
         lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
                             dtype, poison=False)
         plan = kernel_split(lay.enqueue, calls=1)
         row["plan"] = "fused" if "fused" in plan else "im2col"
         del lay
-    row["ours_ms"] = row[f"{row['plan']}_ms"]
+    ours = row["ours_ms"] = row.get(f"{row['plan']}_ms")  # None where the plan's path failed (its _error)
     row["torchvision_ms"] = None
     if tv_fn is not None:
         try:
@@ -92,10 +117,10 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
         except RuntimeError:  # a dtype torchvision's CUDA kernel lacks
             pass
     row["dense_cudnn_ms"] = td.time_ms(lambda: F.conv2d(x, w, None, 1, 1), iterations=iterations)
-    row["ours_tflops"] = 2.0 * batch * C * C * 9 * H * W / row["ours_ms"] / 1e9
+    row["ours_tflops"] = None if ours is None else 2.0 * batch * C * C * 9 * H * W / ours / 1e9
     tv = row["torchvision_ms"]
-    row["torchvision_over_ours"] = None if tv is None else tv / row["ours_ms"]
-    row["ours_over_dense"] = row["ours_ms"] / row["dense_cudnn_ms"]
+    row["torchvision_over_ours"] = None if tv is None or ours is None else tv / ours
+    row["ours_over_dense"] = None if ours is None else ours / row["dense_cudnn_ms"]
     torch.cuda.empty_cache()
     return row
 
@@ -310,8 +335,8 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=(), bw=0.0) -> str:
             L.append(f"| {r['layer']} | {r['op']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} "
                      f"| {fmt(r['grid_sample_ms'])} | {fmt(r['grid_sample_over_ours'], 1)} "
                      f"| {fmt(r['floor_ms'], 4)} | {fmt(r['ours_over_floor'], 1)} |")
-    if note:
-        L += ["", f"torchvision.ops.deform_conv2d n/a: {note}"]
+    for n in [note] if isinstance(note, str) else list(note or ()):
+        L += ["", n]
     return "\n".join(L) + "\n"
 
 
@@ -327,6 +352,10 @@ def targets(conv) -> str:
          "| met (plan) | met (best) |", "|---|---:|---|---|---:|---|---:|---:|---:|---|---|"]
     for r in conv:
         measured = {p: r[f"{p}_ms"] for p in CONV_PATHS if r.get(f"{p}_ms")}
+        if not measured:
+            L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {r.get('plan', 'n/a')} | n/a | n/a | n/a | n/a "
+                     "| n/a | no | no |")
+            continue
         best = min(measured, key=measured.get)
         tv, dense = r["torchvision_ms"], r["dense_cudnn_ms"]
         want_dense = None
@@ -339,17 +368,37 @@ def targets(conv) -> str:
 
         plan_ms = r["ours_ms"]
         L.append(f"| {r['layer']} | {r['batch']} | {r['dtype']} | {r['plan']} | "
-                 f"{fmt(tv / plan_ms if tv else None, 2)} | {best} | {fmt(tv / measured[best] if tv else None, 2)} | "
-                 f"{fmt(want_dense, 1)} | {fmt(measured[best] / dense, 2)} | {met(plan_ms)} | {met(measured[best])} |")
+                 f"{fmt(tv / plan_ms if tv and plan_ms else None, 2)} | {best} | "
+                 f"{fmt(tv / measured[best] if tv else None, 2)} | {fmt(want_dense, 1)} | "
+                 f"{fmt(measured[best] / dense, 2)} | {met(plan_ms) if plan_ms else 'no'} | {met(measured[best])} |")
     for path, (base, default) in SWITCHES.items():
         pairs = [(r, r[f"{base}_ms"] / r[f"{path}_ms"]) for r in conv if r.get(f"{path}_ms") and r.get(f"{base}_ms")
                  and (path != "pipelined" or r["plan"] == "fused")]
-        if pairs:
+        failed = [f"{r['layer'].split()[0]} b{r['batch']} {r['dtype']}" for r in conv if r.get(f"{path}_error")]
+        if pairs or failed:
             speed = ", ".join(f"{r['layer'].split()[0]} b{r['batch']} {x:.2f}x" for r, x in pairs)
-            verdict = ("faster on every row: flip " if all(x > 1.0 for _, x in pairs) else "not faster everywhere: keep ") \
-                + f"{default} (deform_conv2d_plan.h) if its device tests passed"
-            L.append(f"\n{path} vs {base} ({base} ms / {path} ms): {speed}; {verdict}.")
+            margin = f"{100 * (SWITCH_MARGIN - 1):.0f} %"
+            if failed:
+                verdict = f"FAILED on {', '.join(failed)}: keep {default}"
+            elif all(x >= SWITCH_MARGIN for _, x in pairs):
+                verdict = (f"faster by at least {margin} on every row: flip {default} (deform_conv2d_plan.h) if its "
+                           "device tests passed (tests.log)")
+            else:
+                verdict = f"not faster by {margin} everywhere: keep {default}"
+            L.append(f"\n{path} vs {base} ({base} ms / {path} ms): {speed or 'n/a'}; {verdict}.")
     return "\n".join(L) + "\n"
+
+
+def save(out: Optional[Path], text: str, report: dict) -> None:
+    """bench.md and report.json as they stand, each through a temporary file renamed over the old one,
+    after every section: a run stopped at its time limit keeps what it measured."""
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in (("bench.md", text), ("report.json", json.dumps(report, indent=1))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(content)
+        os.replace(tmp, out / name)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -374,25 +423,63 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     props = torch.cuda.get_device_properties(0)
     gpu = f"{props.name} (sm_{props.major}{props.minor}, {props.multi_processor_count} SMs, torch {torch.__version__})"
     tv_fn, note = _tv_deform_conv2d()
+    dense_note = (f"dense cuDNN: torch.nn.functional.conv2d, FP32 rows with cuDNN TF32 "
+                  f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'} (torch's setting)")
     layers = td.RESNET_LAYERS[:1] if args.quick else td.RESNET_LAYERS
-    conv = [conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn)
-            for stage, C, H, W in layers for batch in args.batches for dtype in (torch.float32, torch.float16)] \
-        if "conv" in args.ops else []
-    caps = [] if args.quick or "conv" not in args.ops else cap_rows(hx, td, torch, max(5, args.iterations // 3))
-    roi = roi_rows(hx, td, torch, args.iterations) if "roi" in args.ops else []
-    pool = psroi_rows(hx, td, torch, args.iterations) if "psroi" in args.ops else []
-    bw = copy_bandwidth_tbs(torch) if {"dcn", "msda"} & set(args.ops) else 0.0  # this card's, not a datasheet's
-    dcn = dcn_rows(hx, td, torch, args.iterations, bw) if "dcn" in args.ops else []
-    msda = msda_rows(hx, torch, args.iterations, bw) if "msda" in args.ops else []
-    text = table(gpu, conv, caps, roi, pool, note, dcn, bw) + targets(conv) + (msda_table(msda, bw) if msda else "")
+    res = dict(conv=[], caps=[], roi=[], psroi=[], dcn=[], msda=[], bw=0.0, errors=[])
+
+    def render() -> str:
+        notes = [n for n in (note and f"torchvision.ops.deform_conv2d n/a: {note}", dense_note) if n]
+        text = table(gpu, res["conv"], res["caps"], res["roi"], res["psroi"], notes, res["dcn"], res["bw"]) \
+            + targets(res["conv"]) + (msda_table(res["msda"], res["bw"]) if res["msda"] else "")
+        errors = res["errors"] + [f"DeformConv2d {r['layer']} b{r['batch']} {r['dtype']} {p}: {r[f'{p}_error']}"
+                                  for r in res["conv"] for p in CONV_PATHS if r.get(f"{p}_error")]
+        return text + ("\nErrors:\n" + "\n".join(f"- {e}" for e in errors) + "\n" if errors else "")
+
+    def section(name: str, fn) -> None:
+        """Runs one section, keeps what it measured and records its failure; saves after it."""
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001  (a benchmark: the other sections still run)
+            res["errors"].append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
+        save(args.out, render(), dict(gpu=gpu, copy_tbs=res["bw"], **{k: v for k, v in res.items() if k != "bw"}))
+        print(f"bench_plugins_cuda: {name} done", file=sys.stderr, flush=True)
+
+    def conv_rows():
+        for stage, C, H, W in layers:
+            for batch in args.batches:
+                for dtype in (torch.float32, torch.float16):
+                    res["conv"].append(conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn))
+
+    def switch_paths():  # last: never yet run on a GPU, so a failure here loses nothing measured above
+        for row in res["conv"]:
+            on = [p for p in SWITCHES if p in (FP16_PATHS if row["dtype"] == "float16" else FP32_PATHS)]
+            conv_paths(hx, td, torch, row, on, args.iterations)
+
+    def bandwidth():
+        res["bw"] = copy_bandwidth_tbs(torch)  # this card's, not a datasheet's
+
+    if "conv" in args.ops:
+        section("DeformConv2d", conv_rows)
+        if not args.quick:
+            section("column cap", lambda: res["caps"].extend(cap_rows(hx, td, torch, max(5, args.iterations // 3))))
+    if "roi" in args.ops:
+        section("DeformRoIPool", lambda: res["roi"].extend(roi_rows(hx, td, torch, args.iterations)))
+    if "psroi" in args.ops:
+        section("DeformPSROIPool", lambda: res["psroi"].extend(psroi_rows(hx, td, torch, args.iterations)))
+    if {"dcn", "msda"} & set(args.ops):
+        section("copy bandwidth", bandwidth)
+    if "dcn" in args.ops and res["bw"]:
+        section("DCNv3 / DCNv4", lambda: res["dcn"].extend(dcn_rows(hx, td, torch, args.iterations, res["bw"])))
+    if "msda" in args.ops and res["bw"]:
+        section("MultiScaleDeformableAttention",
+                lambda: res["msda"].extend(msda_rows(hx, torch, args.iterations, res["bw"])))
+    if "conv" in args.ops:
+        section("DeformConv2d switches (pipelined, 3xtf32)", switch_paths)
+    text = render()
     print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.md").write_text(text)
-        (args.out / "report.json").write_text(json.dumps(dict(gpu=gpu, conv=conv, caps=caps, roi=roi, psroi=pool,
-                                                              dcn=dcn, msda=msda, copy_tbs=bw), indent=1))
     torch.cuda.synchronize()
-    return 0
+    return 1 if "\nErrors:\n" in text else 0
 
 
 if __name__ == "__main__":

@@ -8,24 +8,30 @@
 #
 # Needs nvcc, CMake (ninja if present), a Python with torch (CUDA), numpy, pytest; torchvision
 # for its deformable convolution column; TensorRT headers only (no TensorRT library): TensorRT_INCLUDE_DIR,
-# else kernel-lens of that Python, else third_party_headers/tensorrt. Steps:
-#   1. build, for this GPU's architecture only: the host harness (plugin sources + CUDA kernels +
-#      cuBLAS, TensorRT's side played by plugins/trt/testing) and the plugin library as
-#      DCN_TRT_LINK_NVINFER=OFF builds it (libdcn_trt_plugins_no_nvinfer.so), checked to need no
-#      libnvinfer; nothing named libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
+# else kernel-lens of that Python, else third_party_headers/tensorrt (scripts/setup.sh stages them
+# there, so that a lent GPU machine without kernel-lens gets them by carrying that folder). Steps:
+#   1. build, for this GPU's architecture only, the host harness (plugin sources + CUDA kernels +
+#      cuBLAS, TensorRT's side played by plugins/trt/testing): the later steps need it;
+#      then, as a step of its own, the plugin library as DCN_TRT_LINK_NVINFER=OFF builds it
+#      (libdcn_trt_plugins_no_nvinfer.so), checked to need no libnvinfer; nothing named
+#      libdcn_trt_plugins.so (dcn-plugins --trt must not find it);
 #   2. tests/test_*_device.py (test_trt_device.py and the ops' own): every plugin lifecycle step to
 #      enqueue on torch CUDA tensors, FP32 and FP16, against the float64 reference (dcn_base/tolerance.py),
 #      CUDA graph replay, two execution contexts on two streams;
-#   3. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.;
-#   4. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision
+#   3. benchmarks/bench_plugins_cuda.py (CUDA events): the deformable convolution plugin vs torchvision
 #      vs dense cuDNN conv2d, the RoI pooling plugins, multi-scale deformable attention vs grid_sample,
-#      the aggregation plugins vs InternImage's grid_sample formulation.
-# OUT_DIR gets build.log, tests.log, sanitizer-{memcheck,racecheck,initcheck}.log, report.md and
-# report.json; the table is printed last. Exit 0 all passed, 1 a step failed, 2 usage or
+#      the aggregation plugins vs InternImage's grid_sample formulation; it saves after every section;
+#   4. compute-sanitizer memcheck, racecheck and initcheck over a small subset of 2.
+# The whole run keeps within GPU_CHECK_BUDGET_S seconds (default 480: a lent machine's call is at most
+# 600 s and its session's device time 15 minutes, start included): each step runs under `timeout -s INT`
+# for at most its own cap and the time left, and a step with under 15 s left is SKIPPED and named.
+# OUT_DIR gets build.log, tests.log, bench.txt, sanitizer.log (the three tools one after the other) and report.md
+# (rewritten after every step, so that a run cut short keeps its results; the benchmark's tables are in it)
+# and report.json (at most 8 files, what a lent machine sends back); the report is printed last. Exit 0 all passed, 1 a step failed or was skipped, 2 usage or
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).
 # Environment: DCN_PYTHON (default: .venv/bin/python, else python3), CMAKE, GPU_CHECK_BUILD_DIR
 # (default build/gpu-check), GPU_CHECK_ARCH (CMake CUDA architectures, default native),
-# GPU_CHECK_SKIP_SANITIZER=1, GPU_CHECK_BENCH_ARGS (extra arguments of the benchmark).
+# GPU_CHECK_BUDGET_S, GPU_CHECK_SKIP_SANITIZER=1, GPU_CHECK_BENCH_ARGS (extra arguments of the benchmark).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -76,19 +82,18 @@ command -v ninja >/dev/null 2>&1 && GEN=(-G Ninja)
 BD="${GPU_CHECK_BUILD_DIR:-$root/build/gpu-check}"
 mkdir -p "$BD"
 
-build() {  # $1 log file
-  local log="$1"
-  {
-    echo "== configure: host harness, native architecture, TensorRT headers $TRT_INC"
-    "$CMAKE" -S plugins/trt -B "$BD/harness" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
-      -DDCN_CUDA_ARCHITECTURES="${GPU_CHECK_ARCH:-native}" -DDCN_TRT_CHECK_ONLY=ON -DDCN_TRT_HOST_HARNESS=ON \
-      -DTensorRT_INCLUDE_DIR="$TRT_INC" -DDCN_PYTHON="$PY" &&
-    "$CMAKE" --build "$BD/harness" -j "$(nproc)" --target dcn_trt_host_harness dcn_trt_plugins_no_nvinfer
-  } >"$log" 2>&1
+configure() {
+  "$CMAKE" -S plugins/trt -B "$BD/harness" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$NVCC" \
+    -DDCN_CUDA_ARCHITECTURES="${GPU_CHECK_ARCH:-native}" -DDCN_TRT_CHECK_ONLY=ON -DDCN_TRT_HOST_HARNESS=ON \
+    -DTensorRT_INCLUDE_DIR="$TRT_INC" -DDCN_PYTHON="$PY"
+}
+build_harness() {  # the host harness alone: every later step needs it, the no-libnvinfer library does not
+  echo "== configure: host harness, native architecture, TensorRT headers $TRT_INC" &&
+  configure && "$CMAKE" --build "$BD/harness" -j "$(nproc)" --target dcn_trt_host_harness
 }
 
 if [ "$mode" = harness ]; then
-  build "$BD/build.log" || { tail -40 "$BD/build.log" >&2; exit 1; }
+  build_harness >"$BD/build.log" 2>&1 || { tail -40 "$BD/build.log" >&2; exit 1; }
   find "$BD/harness" -name libdcn_trt_host_harness.so | head -1
   exit 0
 fi
@@ -98,89 +103,120 @@ mkdir -p "$OUT" || die2 "cannot create OUT_DIR $OUT"
 OUT="$(cd "$OUT" && pwd)"
 status=()
 fail=0
-step() { status+=("| $1 | $2 | $3 |"); [ "$2" = PASS ] || fail=1; }
 t0=$SECONDS
-gpu="$("$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'{p.name}, sm_{p.major}{p.minor}, torch {torch.__version__}, CUDA {torch.version.cuda}')")"
-echo "gpu_check: $gpu"
+budget="${GPU_CHECK_BUDGET_S:-480}"
+gpu="$("$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'{p.name}, sm_{p.major}{p.minor}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}')")"
+echo "gpu_check: $gpu (budget ${budget} s)"
 
-# ---- 1. build
+report() {  # report.md as it stands: rewritten whole (temporary file, rename) after every step
+  {
+    echo "# GPU proof kit: $gpu"
+    echo
+    echo "| step | result | detail |"
+    echo "|---|---|---|"
+    printf '%s\n' "${status[@]}"
+    echo
+    [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md"
+    echo
+    echo "total $((SECONDS - t0)) s of the ${budget} s budget"
+  } >"$OUT/.report.md.tmp" && mv -f "$OUT/.report.md.tmp" "$OUT/report.md"
+}
+step() { status+=("| $1 | $2 | $3 |"); [ "$2" = PASS ] || fail=1; report; }
+# limited CAP CMD...: CMD under `timeout -s INT` (pytest then still prints its summary) for CAP seconds or
+# the budget's rest, whichever is less; exit 124 when cut, 125 (CMD not run) with under 15 s left
+limited() {
+  local cap="$1" t
+  shift
+  t=$((budget - (SECONDS - t0)))
+  [ "$t" -gt "$cap" ] && t="$cap"
+  [ "$t" -ge 15 ] || return 125
+  timeout -s INT -k 15 "$t" "$@"
+}
+ended() {  # $1 exit status of a limited command: words for the report
+  case "$1" in 124) echo "cut at its time limit" ;; 125) echo "not run: the budget was spent" ;; *) echo "exit $1" ;; esac
+}
+
+# ---- 1. build: the harness (needed by all that follows), then the plugin library without libnvinfer
 s=$SECONDS
-if build "$OUT/build.log"; then
+HARNESS=""
+limited 300 bash "$root/scripts/gpu_check.sh" --build-harness >/dev/null 2>&1
+rc=$?
+cp "$BD/build.log" "$OUT/build.log" 2>/dev/null
+if [ $rc -eq 0 ]; then
   HARNESS="$(find "$BD/harness" -name libdcn_trt_host_harness.so | head -1)"
-  LIB="$(find "$BD/harness" -name libdcn_trt_plugins_no_nvinfer.so | head -1)"
-  if [ -z "$LIB" ] || [ -z "$HARNESS" ]; then
-    step build FAIL "harness or plugin library missing after the build (see build.log)"
-  elif readelf -d "$LIB" 2>/dev/null | grep -q 'NEEDED.*libnvinfer'; then
-    step build FAIL "$LIB needs libnvinfer"
+  if [ -z "$HARNESS" ]; then step build FAIL "harness missing after the build (see build.log)"
   elif grep -q "Cannot generate a safe runtime search path" "$OUT/build.log"; then
     step build FAIL "CMake: no safe runtime search path (two directories with the same CUDA libraries; see build.log)"
-  else
-    step build PASS "harness + plugin library without libnvinfer (needs $(readelf -d "$LIB" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')), $((SECONDS - s)) s"
-  fi
+  else step build PASS "host harness, $((SECONDS - s)) s"; fi
 else
-  step build FAIL "see build.log"
+  step build FAIL "$(ended $rc) (see build.log)"
   tail -30 "$OUT/build.log" >&2
-  HARNESS=""
+fi
+s=$SECONDS
+echo "== build: plugin library without libnvinfer" >>"$OUT/build.log"
+limited 120 "$CMAKE" --build "$BD/harness" -j "$(nproc)" --target dcn_trt_plugins_no_nvinfer >>"$OUT/build.log" 2>&1
+rc=$?
+LIB="$(find "$BD/harness" -name libdcn_trt_plugins_no_nvinfer.so | head -1)"
+if [ $rc -ne 0 ] || [ -z "$LIB" ]; then step "library without libnvinfer" FAIL "$(ended $rc) (see build.log)"
+elif readelf -d "$LIB" 2>/dev/null | grep -q 'NEEDED.*libnvinfer'; then step "library without libnvinfer" FAIL "$LIB needs libnvinfer"
+else
+  step "library without libnvinfer" PASS "needs $(readelf -d "$LIB" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' '), $((SECONDS - s)) s"
 fi
 export DCN_HARNESS_LIBRARY="$HARNESS"
 export PYTHONUNBUFFERED=1
 
-# ---- 2. device tests
-if [ -n "$HARNESS" ]; then
+if [ -z "$HARNESS" ]; then
+  for st in "device tests" benchmark "sanitizer memcheck" "sanitizer racecheck" "sanitizer initcheck"; do
+    step "$st" SKIP "no host harness"
+  done
+else
+  # ---- 2. device tests
   s=$SECONDS
-  "$PY" -m pytest tests/test_*_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
+  limited 200 "$PY" -m pytest tests/test_*_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
   rc=$?
   summary="$(tail -1 "$OUT/tests.log")"
   if [ $rc -eq 0 ] && ! grep -q "skipped" <<<"$summary"; then step "device tests" PASS "$summary, $((SECONDS - s)) s"
-  else step "device tests" FAIL "$summary (exit $rc; see tests.log)"; fi
+  else step "device tests" FAIL "$summary ($(ended $rc); see tests.log)"; fi
 
-  # ---- 3. compute-sanitizer over a small subset
+  # ---- 3. benchmark (bench.md and report.json saved after every section)
+  s=$SECONDS
+  # shellcheck disable=SC2086
+  limited 170 "$PY" benchmarks/bench_plugins_cuda.py --out "$OUT" ${GPU_CHECK_BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ]; then step benchmark PASS "$((SECONDS - s)) s"
+  else step benchmark FAIL "$(ended $rc), $((SECONDS - s)) s (see bench.txt; the sections measured are below)"; fi
+
+  # ---- 4. compute-sanitizer over a small subset
   SAN="$(command -v compute-sanitizer || true)"
   [ -n "$SAN" ] || { [ -x /usr/local/cuda/bin/compute-sanitizer ] && SAN=/usr/local/cuda/bin/compute-sanitizer; }
   # small: one conv with groups / offset groups / mask / bias, one PS-RoI pool with trans, graph replays
   # (im2col conv, RoI pool), the fused FP16 conv on its partial-tile case; the aggregation ops on an asymmetric
-  # case (vector path) and their scalar path
+  # case (vector path) and their scalar path; multi-scale deformable attention's split kernel (its partial sums
+  # in shared memory) and plain kernel on the small case
   subset="sweep and (k3x2-asym or ps3-classes2-part2 or k3x5-asym-os2) and fp32 or graph and (conv or roi)"
-  subset+=" or conv_fused_path and basic or misaligned_x and fp16"
+  subset+=" or conv_fused_path and basic or misaligned_x and fp16 or split_kernel and small"
+  rm -f "$OUT/sanitizer.log"
   for tool in memcheck racecheck initcheck; do
-    if [ "${GPU_CHECK_SKIP_SANITIZER:-0}" = 1 ]; then step "sanitizer $tool" SKIP "GPU_CHECK_SKIP_SANITIZER=1"; fail=1; continue; fi
+    if [ "${GPU_CHECK_SKIP_SANITIZER:-0}" = 1 ]; then step "sanitizer $tool" SKIP "GPU_CHECK_SKIP_SANITIZER=1"; continue; fi
     if [ -z "$SAN" ]; then step "sanitizer $tool" FAIL "compute-sanitizer not found"; continue; fi
     s=$SECONDS
     extra=()
     # (initcheck's unused-memory tracking is off by default; CUDA 13's compute-sanitizer takes
     # --track-unused-memory as a switch, so "--track-unused-memory no" made "no" the program)
     [ "$tool" = memcheck ] && extra=(--leak-check no)
-    DCN_UNDER_SANITIZER=1 timeout 120 "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
-      "$PY" -m pytest tests/test_*_device.py -q -x -p no:cacheprovider -k "$subset" >"$OUT/sanitizer-$tool.log" 2>&1
+    DCN_UNDER_SANITIZER=1 limited 90 "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 99 --print-limit 20 \
+      "$PY" -m pytest tests/test_*_device.py -q -x -p no:cacheprovider -k "$subset" >"$OUT/.sanitizer.tmp" 2>&1
     rc=$?
-    errs="$(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" || echo "no summary")"
+    errs="$(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/.sanitizer.tmp" || echo "no summary")"
+    { echo "==== compute-sanitizer --tool $tool (exit $rc)"; cat "$OUT/.sanitizer.tmp"; } >>"$OUT/sanitizer.log"
+    rm -f "$OUT/.sanitizer.tmp"
     if [ $rc -eq 0 ]; then step "sanitizer $tool" PASS "$errs, $((SECONDS - s)) s"
-    else step "sanitizer $tool" FAIL "$errs (exit $rc; see sanitizer-$tool.log)"; fi
+    else step "sanitizer $tool" FAIL "$errs ($(ended $rc); see sanitizer.log)"; fi
   done
 fi
 
-# ---- 4. benchmark
-s=$SECONDS
-# shellcheck disable=SC2086
-if [ -n "$HARNESS" ] && "$PY" benchmarks/bench_plugins_cuda.py --out "$OUT" ${GPU_CHECK_BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1; then
-  step benchmark PASS "$((SECONDS - s)) s"
-else
-  step benchmark FAIL "see bench output"
-  [ -f "$OUT/bench.txt" ] && tail -20 "$OUT/bench.txt" >&2
-fi
-
-{
-  echo "# GPU proof kit: $gpu"
-  echo
-  echo "| step | result | detail |"
-  echo "|---|---|---|"
-  printf '%s\n' "${status[@]}"
-  echo
-  [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md"
-  echo
-  echo "total $((SECONDS - t0)) s"
-} >"$OUT/report.md"
-rm -f "$OUT/bench.md"
+report
 [ "$fail" = 0 ] && rm -f "$OUT/bench.txt"
+rm -f "$OUT/bench.md"
 cat "$OUT/report.md"
 exit $fail

@@ -57,6 +57,13 @@ else
   log "no mmcv wheel in ${DCN_WHEELS_DIR:-../shared/wheels/}: the tests against the real mmcv / mmdet will skip"
 fi
 
+# TensorRT's headers (kernel-lens) copied to third_party_headers/tensorrt: a lent GPU machine has no kernel-lens,
+# and scripts/gpu_check.sh finds them there when that folder is carried along (README "GPU machine")
+if [ ! -f third_party_headers/tensorrt/NvInferRuntime.h ]; then
+  DCN_PYTHON="$VENV/bin/python" bash scripts/gpu_check.sh --stage-headers >/dev/null \
+    || log "TensorRT headers not staged in third_party_headers/tensorrt (the GPU kit needs them on a GPU machine)"
+fi
+
 # ONNX Runtime C/C++ headers (no wheel carries them): see scripts/get_onnxruntime_headers.sh
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ]; then
   ONNXRUNTIME_INCLUDE_DIR="$(bash scripts/get_onnxruntime_headers.sh)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -236,21 +237,29 @@ def kernels_launched(fn) -> Optional[set[str]]:
 
 
 # --------------------------------------------------------------------------- timing
+TIME_SAMPLE_MS, TIME_MAX_REPS = 0.5, 20  # time_ms: calls per event pair until a sample spans ~0.5 ms
+
+
 def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torch.cuda.Stream] = None) -> float:
-    """Median of `iterations` single calls, each timed with CUDA events on `stream`."""
+    """Median over `iterations` samples of the GPU time per call, each sample timed with CUDA events on
+    `stream` around `reps` back-to-back calls: as many as make a sample of about TIME_SAMPLE_MS (at most
+    TIME_MAX_REPS), so that a short kernel's time is not the host's launch time (Python, ctypes, enqueue)."""
     s = stream if stream is not None else torch.cuda.current_stream()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def sample(reps: int) -> float:
+        a.record(s)
+        for _ in range(reps):
+            fn()
+        b.record(s)
+        b.synchronize()
+        return a.elapsed_time(b) / reps
+
     with torch.cuda.stream(s):
         for _ in range(warmup):
             fn()
-        times = []
-        for _ in range(iterations):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record(s)
-            fn()
-            b.record(s)
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-    times.sort()
+        reps = max(1, min(TIME_MAX_REPS, math.ceil(TIME_SAMPLE_MS / max(sample(1), 1e-4))))
+        times = sorted(sample(reps) for _ in range(iterations))
     return times[len(times) // 2]
 
 
