@@ -19,6 +19,7 @@
 //   template<class Acc, class T> DCN_HD Acc load(const T& v);    T -> Acc
 //   template<class T, class Acc> DCN_HD T   store(Acc v);        Acc -> T (half: RNE)
 //   floor_of, round_of (C round: halves away from zero), ceil_of   float / double
+//   mul_rn, add_rn   float / double: a * b, a + b each rounded on its own, never fused into an fma
 //
 //   DCN_HD int64_t conv_out_size(int64_t size, int64_t pad_begin, int64_t pad_end,
 //                                int64_t dilation, int64_t kernel, int64_t stride);
@@ -168,6 +169,56 @@ DCN_HD float round_of(float x) { return roundf(x); }
 DCN_HD double round_of(double x) { return ::round(x); }
 DCN_HD float ceil_of(float x) { return ceilf(x); }
 DCN_HD double ceil_of(double x) { return ::ceil(x); }
+
+// a * b and a + b, each rounded on its own: never contracted into one fma. nvcc fuses a * b + c into an
+// fma by default (-fmad=true) while the host libraries are built with -ffp-contract=off, so the same
+// expression rounds once on the device and twice on the host. Where a coordinate decides something
+// discrete (a sample inside or skipped, a grid size by ceil: the RoI pools), that one rounding moves
+// whole samples, so such coordinates are written with these and agree bit for bit on every side.
+// DCN_FMA_CONTRACTION_TEST (tests only: the host built with contraction on, as nvcc builds the device)
+// keeps them opaque to the host compiler, as __fmul_rn / __fadd_rn are to nvcc's.
+#if defined(DCN_FMA_CONTRACTION_TEST) && !defined(__CUDA_ARCH__)
+#define DCN_RN_OPAQUE(r) __asm__("" : "+x"(r))
+#else
+#define DCN_RN_OPAQUE(r) (void)0
+#endif
+DCN_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    float r = a * b;
+    DCN_RN_OPAQUE(r);
+    return r;
+#endif
+}
+DCN_HD double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dmul_rn(a, b);
+#else
+    double r = a * b;
+    DCN_RN_OPAQUE(r);
+    return r;
+#endif
+}
+DCN_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(a, b);
+#else
+    float r = a + b;
+    DCN_RN_OPAQUE(r);
+    return r;
+#endif
+}
+DCN_HD double add_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dadd_rn(a, b);
+#else
+    double r = a + b;
+    DCN_RN_OPAQUE(r);
+    return r;
+#endif
+}
+#undef DCN_RN_OPAQUE
 
 // ---------------------------------------------------------------------------------------
 // Output sizes

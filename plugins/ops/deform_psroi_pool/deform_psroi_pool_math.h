@@ -72,10 +72,12 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
     if (b < 0) return Acc(0);
     const Acc scale = static_cast<Acc>(d.spatial_scale);
     const Acc half = Acc(0.5);
-    const Acc start_w = round_of(load<Acc>(roi[1])) * scale - half;
-    const Acc start_h = round_of(load<Acc>(roi[2])) * scale - half;
-    const Acc end_w = (round_of(load<Acc>(roi[3])) + Acc(1)) * scale - half;
-    const Acc end_h = (round_of(load<Acc>(roi[4])) + Acc(1)) * scale - half;
+    // Every product and sum of the coordinates rounded on its own (mul_rn / add_rn: no fma on the device
+    // either): the samples' skip test below is discrete in them.
+    const Acc start_w = add_rn(mul_rn(round_of(load<Acc>(roi[1])), scale), -half);
+    const Acc start_h = add_rn(mul_rn(round_of(load<Acc>(roi[2])), scale), -half);
+    const Acc end_w = add_rn(mul_rn(round_of(load<Acc>(roi[3])) + Acc(1), scale), -half);
+    const Acc end_h = add_rn(mul_rn(round_of(load<Acc>(roi[4])) + Acc(1), scale), -half);
     // A box that is not finite (NaN / inf coordinates, or overflowing when scaled) counts no sample: 0.
     if (!((start_w - start_w) == Acc(0) && (start_h - start_h) == Acc(0) && (end_w - end_w) == Acc(0) &&
           (end_h - end_h) == Acc(0)))
@@ -97,8 +99,8 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
         dx = load<Acc>(tr[0]) * std_;
         dy = load<Acc>(tr[plane]) * std_;
     }
-    const Acc wstart = Acc(pw) * bin_w + start_w + dx * roi_w;
-    const Acc hstart = Acc(ph) * bin_h + start_h + dy * roi_h;
+    const Acc wstart = add_rn(add_rn(mul_rn(Acc(pw), bin_w), start_w), mul_rn(dx, roi_w));
+    const Acc hstart = add_rn(add_rn(mul_rn(Acc(ph), bin_h), start_h), mul_rn(dy, roi_h));
 
     const I G = static_cast<I>(d.group_size);
     I gw = pw * G / P, gh = ph * G / P;  // floor(pw * group_size / P), exactly
@@ -114,8 +116,8 @@ DCN_HD Acc deform_psroi_pool_element(const T* data, const TR* rois, const T* tra
     I count = 0;
     for (I iy = 0; iy < S; ++iy) {
         for (I ix = 0; ix < S; ++ix) {
-            Acc w = wstart + Acc(ix) * sub_w;
-            Acc h = hstart + Acc(iy) * sub_h;
+            Acc w = add_rn(wstart, mul_rn(Acc(ix), sub_w));
+            Acc h = add_rn(hstart, mul_rn(Acc(iy), sub_h));
             // skip w < -0.5, w > W - 0.5, h < -0.5, h > H - 0.5 (and NaN)
             if (!(w >= -half && w <= Wm && h >= -half && h <= Hm)) continue;
             w = w < Acc(0) ? Acc(0) : (w > Wmax ? Wmax : w);

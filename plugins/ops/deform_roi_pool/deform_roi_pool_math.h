@@ -148,11 +148,13 @@ DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(const RT* rois, const T* offset, cons
     const RT* roi = rois + r * 5;
     bin.b = psroi_batch_index<Acc>(static_cast<Acc>(roi[0]), d.N);
     if (d.H < 1 || d.W < 1) bin.b = -1;
+    // Every product and sum rounded on its own (mul_rn / add_rn: no fma on the device either): the grid
+    // (ceil) and the samples' inside test are discrete in these coordinates.
     const Acc scale = static_cast<Acc>(d.spatial_scale), half = Acc(0.5);
-    Acc start_w = static_cast<Acc>(roi[1]) * scale - half;
-    Acc start_h = static_cast<Acc>(roi[2]) * scale - half;
-    const Acc roi_w = (static_cast<Acc>(roi[3]) * scale - half) - start_w;
-    const Acc roi_h = (static_cast<Acc>(roi[4]) * scale - half) - start_h;
+    Acc start_w = add_rn(mul_rn(static_cast<Acc>(roi[1]), scale), -half);
+    Acc start_h = add_rn(mul_rn(static_cast<Acc>(roi[2]), scale), -half);
+    const Acc roi_w = add_rn(mul_rn(static_cast<Acc>(roi[3]), scale), -half) - start_w;
+    const Acc roi_h = add_rn(mul_rn(static_cast<Acc>(roi[4]), scale), -half) - start_h;
     bin.bin_w = roi_w / Acc(d.pooled_width);
     bin.bin_h = roi_h / Acc(d.pooled_height);
     bin.gh = roi_pool_grid<Acc>(roi_h, d.pooled_height, d.sampling_ratio);
@@ -161,11 +163,11 @@ DCN_HD RoIPoolBin<Acc> deform_roi_pool_bin(const RT* rois, const T* offset, cons
         const int64_t plane = d.pooled_height * d.pooled_width;
         const T* o = offset + r * 2 * plane + ph * d.pooled_width + pw;
         const Acc gamma = static_cast<Acc>(d.gamma);
-        start_w += gamma * roi_w * load<Acc>(o[0]);
-        start_h += gamma * roi_h * load<Acc>(o[plane]);
+        start_w = add_rn(start_w, mul_rn(mul_rn(gamma, roi_w), load<Acc>(o[0])));
+        start_h = add_rn(start_h, mul_rn(mul_rn(gamma, roi_h), load<Acc>(o[plane])));
     }
-    bin.y0 = start_h + Acc(ph) * bin.bin_h;
-    bin.x0 = start_w + Acc(pw) * bin.bin_w;
+    bin.y0 = add_rn(start_h, mul_rn(Acc(ph), bin.bin_h));
+    bin.x0 = add_rn(start_w, mul_rn(Acc(pw), bin.bin_w));
     return bin;
 }
 
