@@ -677,3 +677,19 @@ def test_psroi_int32_where_sizes_fit(lib):
     assert f(1, 1, 2 ** 24, 2, 1, 1, 1) == 1 and f(1, 1, 2 ** 24 + 1, 1, 1, 1, 1) == 0
     assert f(1, 1, 2, 2, (big - 1) // 5, 1, 1) == 1 and f(1, 1, 2, 2, (big - 1) // 5 + 1, 1, 1) == 0
     assert f(1, 1, 2, 2, 2 ** 21, 2 ** 5, 4) == 0 and f(1, 1, 2, 2, 2 ** 21 - 1, 2 ** 5, 4) == 1  # trans: 2^31
+
+
+def test_im2col_int32_only_where_the_output_area_fits(lib):
+    """The im2col launcher indexes in int32 only while the output positions fit too: an output area
+    outH*outW past INT32_MAX (X 46340x46340, H*W within int32, kernel 1x1 with pads 1: 46342x46342) made
+    the int32 kernel's p0 negative, reading offset / mask before their plane and writing before the columns."""
+    f = lib.dcn_emu_im2col_fits_int32
+    f.restype, f.argtypes = ctypes.c_int, [ctypes.POINTER(ctypes.c_int64)]
+
+    def fits(H, W, pad, k=1):
+        v = (ctypes.c_int64 * 17)(1, 1, H, W, 1, k, k, 1, 1, pad, pad, pad, pad, 1, 1, 1, 1)
+        return f(v)
+
+    assert fits(46340, 46340, 0) == 1       # H*W = 2147395600 and the output area both fit
+    assert fits(46340, 46340, 1) == 0       # output 46342 x 46342 = 2147580964 > INT32_MAX
+    assert fits(200, 336, 1, k=3) == 1      # a detection backbone's layer

@@ -299,6 +299,20 @@ DCN_EXPORT int dcn_emu_deform_conv2d(int dtype, int index_mode, int64_t max_bloc
     return report(e, msg, msg_size);
 }
 
+// The CUDA launcher's index choice for im2col over all N images at ld = L (deform_conv2d_kernels.cu):
+// 1 = int32, 0 = int64. v: N, C, H, W, M, kH, kW, strideH, strideW, padT, padL, padB, padR, dilH, dilW,
+// group, offsetGroup (the output size from these, as the plugin computes it).
+DCN_EXPORT int dcn_emu_im2col_fits_int32(const int64_t* v) {
+    DeformConvDims d{};
+    d.N = v[0], d.C = v[1], d.H = v[2], d.W = v[3], d.M = v[4], d.kH = v[5], d.kW = v[6];
+    d.strideH = v[7], d.strideW = v[8], d.padT = v[9], d.padL = v[10], d.padB = v[11], d.padR = v[12];
+    d.dilH = v[13], d.dilW = v[14], d.group = v[15], d.offsetGroup = v[16];
+    d.outH = dcn::conv_out_size(d.H, d.padT, d.padB, d.dilH, d.kH, d.strideH);
+    d.outW = dcn::conv_out_size(d.W, d.padL, d.padR, d.dilW, d.kW, d.strideW);
+    const launch::Im2colPlan pl = launch::im2col_plan(d, d.N, d.outH * d.outW);
+    return launch::fits_im2col_int32(pl, launch::blocks_for(pl.total), d) ? 1 : 0;
+}
+
 // The im2col kernel's item mapping, for every item < total: out[5*item ...] = nl, g, cb, k, pv.
 DCN_EXPORT void dcn_emu_im2col_items(int64_t Lv, int64_t kk, int64_t nCb, int64_t G, int64_t total, int64_t* out) {
     for (int64_t item = 0; item < total; ++item) {

@@ -165,10 +165,12 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
     }
 }
 
-// int32 indices: the item loop (item + nthreads) and the plane offsets (< H*W) stay in int32, and
-// the sampling positions split in float (deform_grid_exact_in_float).
+// int32 indices: the item loop (item + nthreads), the plane offsets (< H*W), the output positions
+// (p0 < outH*outW: offset / mask planes and the column row) stay in int32, and the sampling positions
+// split in float (deform_grid_exact_in_float).
 DCN_HD bool fits_im2col_int32(const Im2colPlan& pl, int64_t blocks, const DeformConvDims& d) {
-    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX) && deform_grid_exact_in_float(d);
+    return fits_int32(pl.total, blocks) && d.H * d.W <= int64_t(INT32_MAX) && d.outH * d.outW <= int64_t(INT32_MAX) &&
+           deform_grid_exact_in_float(d);
 }
 
 // ---- DeformConv2d: the 3xTF32 weight split (deform_conv2d_plan.h) -----------------------

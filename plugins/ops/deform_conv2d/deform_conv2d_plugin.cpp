@@ -102,6 +102,16 @@ struct CudaIm2col
         {
             return e;
         }
+        // cuBLAS takes int: a size past INT32_MAX would wrap (a negative m, or k = 0: Y silently the bias alone)
+        for (int64_t const v : {g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.count})
+        {
+            if (v > static_cast<int64_t>(INT32_MAX))
+            {
+                blasWhat = "cublasGemmStridedBatchedEx (a size, leading dimension or batch count past INT32_MAX, "
+                           "cuBLAS's int arguments)";
+                return CUBLAS_STATUS_NOT_SUPPORTED;
+            }
+        }
         float const alpha = 1.F;
         cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
         cublasComputeType_t const compute = term < 0 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
