@@ -177,48 +177,23 @@ DCN_HD double ceil_of(double x) { return ::ceil(x); }
 // whole samples, so such coordinates are written with these and agree bit for bit on every side.
 // DCN_FMA_CONTRACTION_TEST (tests only: the host built with contraction on, as nvcc builds the device)
 // keeps them opaque to the host compiler, as __fmul_rn / __fadd_rn are to nvcc's.
-#if defined(DCN_FMA_CONTRACTION_TEST) && !defined(__CUDA_ARCH__)
-#define DCN_RN_OPAQUE(r) __asm__("" : "+x"(r))
-#else
-#define DCN_RN_OPAQUE(r) (void)0
-#endif
-DCN_HD float mul_rn(float a, float b) {
 #if defined(__CUDA_ARCH__)
-    return __fmul_rn(a, b);
+DCN_HD float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+DCN_HD double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+DCN_HD float add_rn(float a, float b) { return __fadd_rn(a, b); }
+DCN_HD double add_rn(double a, double b) { return __dadd_rn(a, b); }
 #else
-    float r = a * b;
-    DCN_RN_OPAQUE(r);
-    return r;
+template <class A> DCN_HD A rn_opaque(A r) {
+#if defined(DCN_FMA_CONTRACTION_TEST)
+    __asm__("" : "+x"(r));  // the value leaves the compiler's sight: nothing fuses across it
 #endif
-}
-DCN_HD double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dmul_rn(a, b);
-#else
-    double r = a * b;
-    DCN_RN_OPAQUE(r);
     return r;
-#endif
 }
-DCN_HD float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    return __fadd_rn(a, b);
-#else
-    float r = a + b;
-    DCN_RN_OPAQUE(r);
-    return r;
+DCN_HD float mul_rn(float a, float b) { return rn_opaque(a * b); }
+DCN_HD double mul_rn(double a, double b) { return rn_opaque(a * b); }
+DCN_HD float add_rn(float a, float b) { return rn_opaque(a + b); }
+DCN_HD double add_rn(double a, double b) { return rn_opaque(a + b); }
 #endif
-}
-DCN_HD double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dadd_rn(a, b);
-#else
-    double r = a + b;
-    DCN_RN_OPAQUE(r);
-    return r;
-#endif
-}
-#undef DCN_RN_OPAQUE
 
 // ---------------------------------------------------------------------------------------
 // Output sizes
