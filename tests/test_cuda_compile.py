@@ -140,7 +140,7 @@ def test_vector_accesses_are_vector_instructions():
     the compiler may split one into pieces, which no host test sees. In the SASS of every architecture: the fused
     kernels' tile stores and loads are 128-bit, exactly as many as their code has, and every instantiation of a
     vector width V x element size >= 8 bytes accesses global memory that wide (16 bytes at most; sm_100 and later
-    may take a 32-byte vector in one access)."""
+    may take a 32-byte vector in one access), and stores its outputs that wide."""
     r = check_build(need_trt=False)
     objects = sorted((r.build / "cuda").rglob("*.cu.o"))
     assert objects, f"no kernel objects under {r.build / 'cuda'}"
@@ -160,7 +160,12 @@ def test_vector_accesses_are_vector_instructions():
                 size = 4 if "float" in args else 2
                 width = min(int(args[VECTOR_ARG[name]]) * size, 16)
                 if width >= 8:  # (sm_100 on reads 32-byte vectors as one: LDG.E.ENL2.256)
-                    bits = [int(b) for o in ops if o.startswith(("LDG.", "STG.")) for b in re.findall(r"\.(\d+)", o)]
-                    assert max(bits, default=0) >= width * 8, \
+                    def widest(prefixes):
+                        return max((int(b) for o in ops if o.startswith(prefixes) for b in re.findall(r"\.(\d+)", o)),
+                                   default=0)
+                    assert widest(("LDG.", "STG.")) >= width * 8, \
                         f"{fn} on {arch}: no global access of {width} bytes or more ({sorted(ops)})"
+                    # every such kernel writes its V outputs with one store (MSDA's half x 4 once did 4)
+                    assert widest(("STG.",)) >= width * 8, \
+                        f"{fn} on {arch}: no global store of {width} bytes or more ({sorted(ops)})"
     assert seen == set(FUSED_SASS) | set(VECTOR_ARG), seen

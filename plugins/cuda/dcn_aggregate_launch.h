@@ -19,16 +19,11 @@
 #include <cstring>
 #include <type_traits>
 
-#include "dcn_launch.h"  // plugins/cuda: kThreads, blocks_for, fits_int32
+#include "dcn_launch.h"  // plugins/cuda: kThreads, blocks_for, fits_int32, load_vec, store_vec
 #include "dcn_aggregate.h"  // plugins/common
 
 namespace dcn {
 namespace launch {
-
-// V channels of T, aligned to their size: one vector load / store on the device.
-template <class T, int V> struct alignas(sizeof(T) * V) VecOf {
-    T v[V];
-};
 
 // The channels per thread for these pointers and dims (see the file comment).
 DCN_HD int aggregate_vector_width(int64_t group_channels, const void* x, const void* y, int64_t elem_size) {
@@ -50,28 +45,6 @@ template <class F> auto with_vector_width(int width, F&& f) {
 
 // Thread items of one launch: N*Ho*Wo*C / V.
 DCN_HD int64_t aggregate_total(const AggregateDims& d, int V) { return d.N * d.outH * d.outW * (d.C / V); }
-
-template <int V, class Acc, class T> DCN_HD void load_vec(const T* src, Acc* out) {
-    VecOf<T, V> r;
-#if defined(__CUDA_ARCH__)
-    r = *reinterpret_cast<const VecOf<T, V>*>(src);  // aligned: aggregate_vector_width
-#else
-    if (sizeof(T) <= 4) note_vector_access(src, sizeof r);  // (float64: host tests only)
-    std::memcpy(&r, src, sizeof r);
-#endif
-    for (int v = 0; v < V; ++v) out[v] = load<Acc>(r.v[v]);
-}
-
-template <int V, class T, class Acc> DCN_HD void store_vec(T* dst, const Acc* in) {
-    VecOf<T, V> r;
-    for (int v = 0; v < V; ++v) r.v[v] = store<T>(in[v]);
-#if defined(__CUDA_ARCH__)
-    *reinterpret_cast<VecOf<T, V>*>(dst) = r;
-#else
-    if (sizeof(T) <= 4) note_vector_access(dst, sizeof r);
-    std::memcpy(dst, &r, sizeof r);
-#endif
-}
 
 // One thread of the kernel: Y [N, Ho, Wo, C] items tid, tid + nthreads, ... (I: int32_t when the
 // launch fits it, else int64_t).

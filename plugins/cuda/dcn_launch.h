@@ -14,6 +14,7 @@
 #include "dcn_vector_check.h"  // plugins/common: note_vector_access (the host branches of vector loads / stores)
 
 #include <cstdint>
+#include <cstring>
 
 namespace dcn {
 namespace launch {
@@ -35,6 +36,36 @@ DCN_HD int64_t blocks_for(int64_t total) {
 // int32 (idx + stride <= INT32_MAX), so the kernel may index with int32_t.
 DCN_HD bool fits_int32(int64_t total, int64_t blocks) {
     return total + blocks * int64_t(kThreads) <= int64_t(INT32_MAX);
+}
+
+// V channels of T, aligned to their size: one vector load / store on the device.
+template <class T, int V> struct alignas(sizeof(T) * V) VecOf {
+    T v[V];
+};
+
+// V values from / to V consecutive elements aligned to V elements: one vector access on the device
+// (the compiler's single load / store of VecOf), element by element on the host, which notes the
+// access's alignment (dcn_vector_check.h: the host tests count misaligned vectors).
+template <int V, class Acc, class T> DCN_HD void load_vec(const T* src, Acc* out) {
+    VecOf<T, V> r;
+#if defined(__CUDA_ARCH__)
+    r = *reinterpret_cast<const VecOf<T, V>*>(src);  // aligned: the caller's vector width
+#else
+    if (sizeof(T) <= 4) note_vector_access(src, sizeof r);  // (float64: host tests only)
+    std::memcpy(&r, src, sizeof r);
+#endif
+    for (int v = 0; v < V; ++v) out[v] = load<Acc>(r.v[v]);
+}
+
+template <int V, class T, class Acc> DCN_HD void store_vec(T* dst, const Acc* in) {
+    VecOf<T, V> r;
+    for (int v = 0; v < V; ++v) r.v[v] = store<T>(in[v]);
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<VecOf<T, V>*>(dst) = r;
+#else
+    if (sizeof(T) <= 4) note_vector_access(dst, sizeof r);
+    std::memcpy(dst, &r, sizeof r);
+#endif
 }
 
 }  // namespace launch

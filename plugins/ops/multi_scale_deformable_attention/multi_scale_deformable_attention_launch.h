@@ -75,29 +75,6 @@ DCN_HD void msda_levels_thread(int t, int nb, const LevelReader& reader, const M
     for (int64_t l = t; l < d.L && l < kMsdaSharedLevels; l += nb) table[l] = reader(l);
 }
 
-// Y = store<T>(acc) for V channels (vector stores on the device).
-template <int V, class T, class Acc> struct VecStore {
-    DCN_HD static void run(T* y, const Acc* acc) {
-#if !defined(__CUDA_ARCH__)
-        if (V > 1 && sizeof(T) <= 4) note_vector_access(y, V * static_cast<int64_t>(sizeof(T)));
-#endif
-        for (int j = 0; j < V; ++j) y[j] = store<T>(acc[j]);
-    }
-};
-#if defined(__CUDA_ARCH__)
-template <> struct VecStore<4, float, float> {
-    __device__ static void run(float* y, const float* a) { *reinterpret_cast<float4*>(y) = make_float4(a[0], a[1], a[2], a[3]); }
-};
-template <> struct VecStore<8, __half, float> {
-    __device__ static void run(__half* y, const float* a) {
-        uint4 raw;
-        __half2* h = reinterpret_cast<__half2*>(&raw);
-        for (int j = 0; j < 4; ++j) h[j] = __floats2half2_rn(a[2 * j], a[2 * j + 1]);
-        *reinterpret_cast<uint4*>(y) = raw;
-    }
-};
-#endif
-
 #if !defined(__CUDA_ARCH__)
 // Host emulation: the value loads (VecLoad, V at once on a GPU) of group g's channels d0 .. d0+V are
 // at value + row * M*D + m*D + d0 for the levels' pixel rows: all aligned iff the first is and M*D
@@ -126,7 +103,7 @@ DCN_HD void msda_thread(Idx tid, Idx nthreads, int G, const T* value, const Leve
 #endif
             msda_accumulate<Acc, V>(value, levels, loc, attn, d, static_cast<int64_t>(g),
                                     static_cast<int64_t>(c) * V, V, acc);
-            VecStore<V, T, Acc>::run(Y + static_cast<int64_t>(g) * d.D + static_cast<int64_t>(c) * V, acc);
+            store_vec<V, T, Acc>(Y + static_cast<int64_t>(g) * d.D + static_cast<int64_t>(c) * V, acc);
         }
     }
 }
@@ -186,7 +163,7 @@ DCN_HD void msda_split_reduce(int t, int64_t first, int G, int K, const MsdaDims
     for (int j = 0; j < V; ++j) acc[j] = part[static_cast<int64_t>(t) * V + j];
     for (int k = 1; k < K; ++k)
         for (int j = 0; j < V; ++j) acc[j] += part[static_cast<int64_t>(t + k * G) * V + j];
-    VecStore<V, T, Acc>::run(Y + g * d.D + static_cast<int64_t>(c) * V, acc);
+    store_vec<V, T, Acc>(Y + g * d.D + static_cast<int64_t>(c) * V, acc);
 }
 
 }  // namespace launch
