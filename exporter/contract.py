@@ -55,6 +55,7 @@ class Attr:
     default: Any = None  # None: required (or optional without default, see `required`)
     length: int = 1  # number of values (INTS)
     required: bool = False
+    minimum: int | None = None  # INT / INTS: the least value the contract allows (each value of an INTS)
 
     @property
     def trt_type(self) -> str:

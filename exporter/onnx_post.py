@@ -70,7 +70,7 @@ def _name_dcn_nodes(model: onnx.ModelProto, strip: Optional[str]) -> dict[str, s
         fx_name = scopes[-1] if scopes else n.name
         path = strip_prefix(scopes[-2], strip) if len(scopes) >= 2 else ""
         if not path:
-            path = _weight_path(n)
+            path = strip_prefix(_weight_path(n), strip)
         proposals.append((n, path, fx_name))
     per_path: dict[str, int] = {}
     for _, path, _ in proposals:

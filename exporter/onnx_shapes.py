@@ -9,7 +9,7 @@ from typing import Optional
 import onnx
 from onnx import TypeProto, helper
 
-from .contract import OpSpec
+from .contract import INTS, OpSpec, conv_out_size
 
 
 class Dim:
@@ -74,23 +74,57 @@ def input_types(ctx, spec: OpSpec) -> list[Optional[TypeProto]]:
     if len({e for _, e in shared}) > 1:
         got = ", ".join(f"{n}={helper.tensor_dtype_to_np_dtype(e).name}" for n, e in shared)
         raise onnx.shape_inference.InferenceError(
-            f"{spec.op_type} '{ctx.get_display_name()}': inputs have different element types ({got}), expected one"
+            f"{spec.op_type} '{node_name(ctx)}': inputs have different element types ({got}), expected one"
         )
     node_type = shared[0][1] if shared else None
     for inp, e in present:
         if inp.dtype == "float32" and e != onnx.TensorProto.FLOAT and not (
                 e == onnx.TensorProto.DOUBLE and node_type == onnx.TensorProto.DOUBLE):
             raise onnx.shape_inference.InferenceError(
-                f"{spec.op_type} '{ctx.get_display_name()}': {inp.name} is "
+                f"{spec.op_type} '{node_name(ctx)}': {inp.name} is "
                 f"{helper.tensor_dtype_to_np_dtype(e).name}, expected float32 (also in a float16 node)"
             )
     return types
+
+
+def node_name(ctx) -> str:
+    """The node's name for messages: ONNX's display name is "node <type>[<domain>] (<name>)"."""
+    shown = ctx.get_display_name()
+    return shown[shown.index(" (") + 2:-1] if shown.endswith(")") and " (" in shown else shown
+
+
+def check_minimums(ctx, spec: OpSpec) -> None:
+    """Every integer attribute the node sets at or above the contract's minimum (Attr.minimum): before
+    the op's inference divides by a stride or counts channels with a group."""
+    for a in spec.attrs:
+        got = ctx.get_attribute(a.name) if a.minimum is not None else None
+        if got is None:
+            continue
+        values = list(got.ints) if a.kind == INTS else [int(got.i)]
+        if any(v < a.minimum for v in values):
+            shown = values if a.kind == INTS else values[0]
+            raise onnx.shape_inference.InferenceError(
+                f"{spec.op_type} '{node_name(ctx)}': attribute {a.name} = {shown}, expected "
+                f"{'values ' if a.kind == INTS else ''}>= {a.minimum}"
+            )
+
+
+def conv_output(ctx, spec: OpSpec, side: str, size: int, pad0: int, pad1: int, dilation: int, kernel: int,
+                stride: int) -> int:
+    """The output's height or width (`side`) of a convolution-shaped op; >= 1, else the node is named."""
+    out = conv_out_size(size, pad0, pad1, dilation, kernel, stride)
+    if out < 1:
+        raise onnx.shape_inference.InferenceError(
+            f"{spec.op_type} '{node_name(ctx)}': X's {side} {size} with pads {pad0}, {pad1}, dilation {dilation} and "
+            f"kernel {kernel} gives an output {side} {out}, expected >= 1"
+        )
+    return out
 
 
 def check_len(ctx, spec: OpSpec, name: str, values: list[int]) -> None:
     want = spec.attr(name).length
     if len(values) != want:
         raise onnx.shape_inference.InferenceError(
-            f"{spec.op_type} '{ctx.get_display_name()}': attribute {name} has {len(values)} values {values}, "
+            f"{spec.op_type} '{node_name(ctx)}': attribute {name} has {len(values)} values {values}, "
             f"expected {want}"
         )

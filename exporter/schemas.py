@@ -13,7 +13,7 @@ from __future__ import annotations
 from onnx import defs, helper
 from onnx.defs import OpSchema
 
-from . import ops
+from . import onnx_shapes as shapes, ops
 from .contract import DOMAIN, DOMAIN_VERSION, FLOAT, INDEX, INT, INTS, OpSpec, specs
 
 # Element types a dcn node may carry; its inputs and output share one, except inputs the contract
@@ -59,7 +59,13 @@ def build_schema(spec: OpSpec) -> OpSchema:
         + constraints,
         attributes=attributes,
     )
-    schema.set_type_and_shape_inference_function(ops.part(spec.name, "onnx").infer)
+    infer = ops.part(spec.name, "onnx").infer
+
+    def checked_infer(ctx) -> None:  # the attributes' minimums (Attr.minimum) first, for every op alike
+        shapes.check_minimums(ctx, spec)
+        infer(ctx)
+
+    schema.set_type_and_shape_inference_function(checked_infer)
     return schema
 
 

@@ -462,3 +462,16 @@ def test_float16_keeps_reference_points_float32_unless_a_learned_layer_takes_the
     assert rois_positions(dino, ins, names) == []
     res = exporter.export(dino, ins, tmp_path / "d.onnx", input_names=names, fp16=True, check=True)
     assert res.check.passed
+
+
+def test_dcn_node_named_after_its_weight_without_the_float16_wrappers_prefix():
+    """A node without module scope (a TorchScript input) is named after its weight's path; in a float16 export
+    that name still carries the float16 wrapper's prefix 'model.', which names no module of the user's model."""
+    from onnx import helper
+
+    from exporter.onnx_post import _name_dcn_nodes
+
+    for weight, strip in (("layer1.conv.weight", None), ("model.layer1.conv.weight", "model")):
+        node = helper.make_node("DeformConv2d", ["x", weight, "off"], ["y"], domain="dcn", name="node_deform_conv2d")
+        assert _name_dcn_nodes(helper.make_model(helper.make_graph([node], "g", [], [])), strip) == \
+            {"layer1.conv": "DeformConv2d"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import numpy as np
 import onnx
@@ -186,3 +187,53 @@ def test_shape_inference_rejects_contract_violations():
     m.graph.input[1].type.tensor_type.elem_type = TensorProto.FLOAT16
     with pytest.raises(Exception, match="different element types"):
         onnx.shape_inference.infer_shapes(m, strict_mode=True)
+
+
+def _below_minimum_cases():
+    for spec in contract.specs():
+        for a in spec.attrs:
+            if a.minimum is not None:
+                yield pytest.param(spec, a, id=f"{spec.op_type}-{a.name}")
+
+
+@pytest.mark.parametrize("spec,attr", list(_below_minimum_cases()))
+def test_shape_inference_names_an_attribute_below_its_minimum(spec, attr):
+    """Every integer attribute the contract bounds below (Attr.minimum), generated from the specs: one value under
+    the minimum is named with the node before the op's inference divides by it or counts with it."""
+    schemas.register()
+    valid = {contract.INT: 1, contract.INTS: None, contract.FLOAT: 0.0625}
+    attrs = {}
+    for a in spec.attrs:
+        if a.required or a is attr:
+            least = a.minimum if a.minimum is not None else 1
+            value = [max(least, 1)] * a.length if a.kind == contract.INTS else valid[a.kind]
+            if a is attr:
+                value = [a.minimum - 1] + ([a.minimum] * (a.length - 1)) if a.kind == contract.INTS else a.minimum - 1
+            attrs[a.name] = value
+    elem = {None: TensorProto.FLOAT, "float32": TensorProto.FLOAT, contract.INDEX: TensorProto.INT64}
+    ins = [helper.make_tensor_value_info(i.name, elem[i.dtype], None) for i in spec.inputs]
+    node = helper.make_node(spec.op_type, [i.name for i in spec.inputs], list(spec.outputs), domain=DOMAIN,
+                            name="n1", **attrs)
+    g = helper.make_graph([node], "g", ins, [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                                             for o in spec.outputs])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+                          ir_version=10)
+    shown = attrs[attr.name]
+    want = f"{spec.op_type} 'n1': attribute {attr.name} = {shown}, expected {'values ' if attr.kind == contract.INTS else ''}" \
+           f">= {attr.minimum}"
+    with pytest.raises(onnx.shape_inference.InferenceError, match=re.escape(want)):
+        onnx.shape_inference.infer_shapes(m, strict_mode=True)
+
+
+def test_shape_inference_names_impossible_convolution_shapes():
+    schemas.register()
+    cases = [
+        (([1, 4, 2, 9], [6, 4, 5, 3], [1, 30, "oh", "ow"], {}),
+         "DeformConv2d 'conv': X's height 2 with pads 0, 0, dilation 1 and kernel 5 gives an output height -2, expected >= 1"),
+        (([1, 4, 7, 9], [6, 3, 3, 3], [1, 18, 5, 7], {}), "W has 3 input channels, expected X's 4 / group 1"),
+        (([1, 4, 7, 9], [5, 2, 3, 3], [1, 18, 5, 7], dict(group=2)), "W has 5 output channels, expected a multiple of group 2"),
+        (([1, 4, 7, 9], [6, 4, 3, 3], [1, 54, 5, 7], dict(offset_group=3)), "X has 4 channels, expected a multiple of offset_group 3"),
+    ]
+    for (x, w, off, attrs), want in cases:
+        with pytest.raises(onnx.shape_inference.InferenceError, match=re.escape(want)):
+            onnx.shape_inference.infer_shapes(_single_conv_model(x, w, off, **attrs), strict_mode=True)

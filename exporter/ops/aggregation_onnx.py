@@ -9,7 +9,7 @@ from typing import Callable
 import onnx
 
 from exporter import onnx_shapes as shapes
-from exporter.contract import INTS, OpSpec, conv_out_size
+from exporter.contract import INTS, OpSpec
 
 from .aggregation_spec import ATTRS, points
 
@@ -18,7 +18,7 @@ ChannelRule = Callable[[int, int], list[tuple[int, int, str, bool]]]
 
 
 def _fail(spec: OpSpec, ctx, what: str) -> None:
-    raise onnx.shape_inference.InferenceError(f"{spec.op_type} '{ctx.get_display_name()}': {what}")
+    raise onnx.shape_inference.InferenceError(f"{spec.op_type} '{shapes.node_name(ctx)}': {what}")
 
 
 def infer(spec: OpSpec, ctx, channels: ChannelRule) -> None:
@@ -34,10 +34,7 @@ def infer(spec: OpSpec, ctx, channels: ChannelRule) -> None:
     ks = list(ks.ints)
     for name, vals in (("kernel_shape", ks), *a.items()):
         shapes.check_len(ctx, spec, name, vals)
-    for name, vals, least in (("kernel_shape", ks, 1), ("strides", a["strides"], 1), ("dilations", a["dilations"], 1),
-                              ("pads", a["pads"], 0)):
-        if min(vals, default=least) < least:
-            _fail(spec, ctx, f"attribute {name} = {list(vals)}, expected values >= {least}")
+    # (each attribute's minimum: onnx_shapes.check_minimums, before this)
     group = shapes.attr_int(ctx, "group", 1)
     gc = ctx.get_attribute("group_channels")
     P = points(ks, shapes.attr_int(ctx, "remove_center", 0))
@@ -60,7 +57,7 @@ def infer(spec: OpSpec, ctx, channels: ChannelRule) -> None:
         if size is None:
             spatial.append(given)  # the offsets' (symbolic) dims are the output's
             continue
-        out = conv_out_size(size, p0, p1, d, k, s)
+        out = shapes.conv_output(ctx, spec, "height" if axis == 1 else "width", size, p0, p1, d, k, s)
         if given.value is not None and given.value != out:
             _fail(spec, ctx, f"{spec.inputs[1].name} has {'height' if axis == 1 else 'width'} {given.value}, "
                              f"expected the output's {out}")

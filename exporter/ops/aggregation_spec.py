@@ -15,22 +15,21 @@ from dcn_base.errors import ContractError
 from exporter.contract import FLOAT, INT, INTS, Attr
 
 ATTRS = (
-    Attr("kernel_shape", INTS, None, length=2, required=True),  # (kh, kw)
-    Attr("strides", INTS, (1, 1), length=2),
-    Attr("pads", INTS, (0, 0, 0, 0), length=4),  # top, left, bottom, right
-    Attr("dilations", INTS, (1, 1), length=2),
-    Attr("group", INT, 1),
-    Attr("group_channels", INT, None, required=True),
+    Attr("kernel_shape", INTS, None, length=2, required=True, minimum=1),  # (kh, kw)
+    Attr("strides", INTS, (1, 1), length=2, minimum=1),
+    Attr("pads", INTS, (0, 0, 0, 0), length=4, minimum=0),  # top, left, bottom, right
+    Attr("dilations", INTS, (1, 1), length=2, minimum=1),
+    Attr("group", INT, 1, minimum=1),
+    Attr("group_channels", INT, None, required=True, minimum=1),
     Attr("offset_scale", FLOAT, 1.0),
-    Attr("remove_center", INT, 0),  # 0 / 1; odd square kernels only
+    Attr("remove_center", INT, 0, minimum=0),  # 0 / 1; odd square kernels only
 )
 
 # Upper limits (README "Limits"; equal to kMaxAggregateKernel / Stride / Pad / Dilation of
 # plugins/common/dcn_aggregate.h, tested). kernel_shape bounds the points per output (P <= 32*32).
 LIMITS: dict[str, int] = {"kernel_shape": 32, "strides": 1024, "pads": 1024, "dilations": 1024}
-# the contract's minimum of each integer attribute
-MINIMUM: dict[str, int] = {"kernel_shape": 1, "strides": 1, "pads": 0, "dilations": 1, "group": 1,
-                           "group_channels": 1, "remove_center": 0}
+# the contract's minimum of each integer attribute (Attr.minimum)
+MINIMUM: dict[str, int] = {a.name: a.minimum for a in ATTRS if a.minimum is not None}
 
 
 def points(kernel_shape: Sequence[int], remove_center: int) -> int:

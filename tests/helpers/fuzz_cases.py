@@ -35,11 +35,9 @@ WRAPPING = (I32 - 1, I32, 2**32, 2**32 + 1, 2**62, I64_MAX, I64_MIN)
 SPECIAL_FLOATS = (("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf), ("huge", 3e38), ("-huge", -3e38),
                   ("1e30", 1e30), ("denormal", 1e-45))
 
-MINIMUM = {  # contract minimum of each integer attribute
-    "strides": 1, "pads": 0, "dilations": 1, "group": 1, "offset_group": 1, "kernel_shape": 1,
-    "output_dim": 1, "group_size": 1, "pooled_size": 1, "part_size": 0, "sample_per_part": 1, "no_trans": 0,
-    "pooled_height": 1, "pooled_width": 1, "sampling_ratio": 0,
-}
+# contract minimum of each integer attribute (the specs' Attr.minimum; one value per name across the ops)
+MINIMUM = {a.name: a.minimum for s in specs() for a in s.attrs if a.minimum is not None}
+assert all(a.minimum == MINIMUM[a.name] for s in specs() for a in s.attrs if a.minimum is not None), MINIMUM
 
 # ---------------------------------------------------------------------------- DeformConv2d
 CONV_BASE = dict(N=1, C=2, H=5, W=6, M=2, kH=2, kW=3)

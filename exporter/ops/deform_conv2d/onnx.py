@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from dcn_base.errors import ContractError
 from exporter import onnx_shapes as shapes
-from exporter.contract import conv_out_size, spec_of_node
+from exporter.contract import spec_of_node
 
 from . import custom  # noqa: F401  (registers torch.ops.dcn.deform_conv2d)
 from . import reference as ref
@@ -94,17 +94,24 @@ def infer(ctx) -> None:
         shapes.check_len(ctx, spec, "kernel_shape", ks)
         if kh is not None and kw is not None and ks != [kh, kw]:
             raise onnx.shape_inference.InferenceError(
-                f"{spec.op_type} '{ctx.get_display_name()}': attribute kernel_shape is {ks}, "
+                f"{spec.op_type} '{shapes.node_name(ctx)}': attribute kernel_shape is {ks}, "
                 f"expected W's spatial shape [{kh}, {kw}]"
             )
         kh, kw = ks
     for r, name in ((shapes.rank(x_t), "X"), (shapes.rank(w_t), "W"), (shapes.rank(off_t), "offset")):
         if r is not None and r != 4:
             raise onnx.shape_inference.InferenceError(
-                f"{spec.op_type} '{ctx.get_display_name()}': {name} has rank {r}, expected 4"
+                f"{spec.op_type} '{shapes.node_name(ctx)}': {name} has rank {r}, expected 4"
             )
-    name = ctx.get_display_name()
+    name = shapes.node_name(ctx)
     og = shapes.attr_int(ctx, "offset_group", spec.attr("offset_group").default)
+    group = shapes.attr_int(ctx, "group", spec.attr("group").default)
+    C, Cg, M = shapes.Dim.of(x_t, 1).value, shapes.Dim.of(w_t, 1).value, shapes.Dim.of(w_t, 0).value
+    for ok, what in ((C is None or Cg is None or C == Cg * group, f"W has {Cg} input channels, expected X's {C} / group {group}"),
+                     (M is None or M % group == 0, f"W has {M} output channels, expected a multiple of group {group}"),
+                     (C is None or C % og == 0, f"X has {C} channels, expected a multiple of offset_group {og}")):
+        if not ok:
+            raise onnx.shape_inference.InferenceError(f"{spec.op_type} '{name}': {what}")
     mask_t = types[4] if len(types) > 4 else None
     if kh is not None and kw is not None:
         for what, tp, want in (("offset", off_t, 2 * og * kh * kw), ("mask", mask_t, og * kh * kw)):
@@ -120,7 +127,7 @@ def infer(ctx) -> None:
         size = shapes.Dim.of(x_t, axis).value
         given = shapes.Dim.of(off_t, axis)  # offset is [N, 2*og*kH*kW, oH, oW]: its (symbolic) dims are the output's
         if size is not None and k is not None:
-            out = conv_out_size(size, p0, p1, d, k, s)
+            out = shapes.conv_output(ctx, spec, "height" if axis == 2 else "width", size, p0, p1, d, k, s)
             if given.value is not None and given.value != out:
                 raise onnx.shape_inference.InferenceError(
                     f"{spec.op_type} '{name}': offset has {'height' if axis == 2 else 'width'} {given.value}, "

@@ -14,12 +14,12 @@ SPEC = OpSpec(
     ),
     outputs=("Y",),
     attrs=(
-        Attr("strides", INTS, (1, 1), length=2),
-        Attr("pads", INTS, (0, 0, 0, 0), length=4),  # top, left, bottom, right
-        Attr("dilations", INTS, (1, 1), length=2),
-        Attr("group", INT, 1),
-        Attr("offset_group", INT, 1),
-        Attr("kernel_shape", INTS, None, length=2),  # optional; must equal W's
+        Attr("strides", INTS, (1, 1), length=2, minimum=1),
+        Attr("pads", INTS, (0, 0, 0, 0), length=4, minimum=0),  # top, left, bottom, right
+        Attr("dilations", INTS, (1, 1), length=2, minimum=1),
+        Attr("group", INT, 1, minimum=1),
+        Attr("offset_group", INT, 1, minimum=1),
+        Attr("kernel_shape", INTS, None, length=2, minimum=1),  # optional; must equal W's
     ),
     torch_op="dcn::deform_conv2d",
     # upper limits (README "Limits"; kMaxConv* of deform_conv2d_math.h, tested equal); every value of the INTS

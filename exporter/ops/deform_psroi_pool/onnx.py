@@ -39,7 +39,7 @@ def infer(ctx) -> None:
     r = shapes.rank(rois_t)
     if r is not None and r != 2:
         raise onnx.shape_inference.InferenceError(
-            f"{spec.op_type} '{ctx.get_display_name()}': rois has rank {r}, expected 2 [R, 5]"
+            f"{spec.op_type} '{shapes.node_name(ctx)}': rois has rank {r}, expected 2 [R, 5]"
         )
     output_dim = ctx.get_attribute("output_dim")
     pooled = ctx.get_attribute("pooled_size")

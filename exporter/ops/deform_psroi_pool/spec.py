@@ -10,13 +10,13 @@ SPEC = OpSpec(
     outputs=("Y",),
     attrs=(
         Attr("spatial_scale", FLOAT, None, required=True),
-        Attr("output_dim", INT, None, required=True),
-        Attr("group_size", INT, None, required=True),
-        Attr("pooled_size", INT, None, required=True),
-        Attr("part_size", INT, 0),  # 0 = pooled_size
-        Attr("sample_per_part", INT, 4),
+        Attr("output_dim", INT, None, required=True, minimum=1),
+        Attr("group_size", INT, None, required=True, minimum=1),
+        Attr("pooled_size", INT, None, required=True, minimum=1),
+        Attr("part_size", INT, 0, minimum=0),  # 0 = pooled_size
+        Attr("sample_per_part", INT, 4, minimum=1),
         Attr("trans_std", FLOAT, 0.0),
-        Attr("no_trans", INT, 0),
+        Attr("no_trans", INT, 0, minimum=0),
     ),
     torch_op="dcn::deform_psroi_pool",
     # upper limits (README "Limits"; kMaxPool* of deform_psroi_pool_math.h, tested equal)

@@ -28,7 +28,7 @@ def translations(em) -> dict[Any, Callable]:
 
 def infer(ctx) -> None:
     spec = SPEC
-    name = ctx.get_display_name()
+    name = shapes.node_name(ctx)
     data_t = ctx.get_input_type(0) if ctx.has_input(0) else None
     rois_t = ctx.get_input_type(1) if ctx.has_input(1) else None
     off_t = ctx.get_input_type(2) if ctx.get_num_inputs() > 2 and ctx.has_input(2) else None

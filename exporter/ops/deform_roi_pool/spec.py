@@ -16,10 +16,10 @@ SPEC = OpSpec(
     inputs=(Input("data"), Input("rois", dtype="float32"), Input("offset", optional=True)),
     outputs=("Y",),
     attrs=(
-        Attr("pooled_height", INT, None, required=True),
-        Attr("pooled_width", INT, None, required=True),
+        Attr("pooled_height", INT, None, required=True, minimum=1),
+        Attr("pooled_width", INT, None, required=True, minimum=1),
         Attr("spatial_scale", FLOAT, None, required=True),
-        Attr("sampling_ratio", INT, 0),  # 0 = adaptive: ceil(roi size / pooled size) per RoI
+        Attr("sampling_ratio", INT, 0, minimum=0),  # 0 = adaptive: ceil(roi size / pooled size) per RoI
         Attr("gamma", FLOAT, 0.1),
     ),
     torch_op="dcn::deform_roi_pool",

@@ -39,7 +39,7 @@ def infer(ctx) -> None:
         want = len(LAYOUTS[inp.name].split(","))
         if r is not None and r != want:
             raise onnx.shape_inference.InferenceError(
-                f"{SPEC.op_type} '{ctx.get_display_name()}': {inp.name} has rank {r}, expected {want} "
+                f"{SPEC.op_type} '{shapes.node_name(ctx)}': {inp.name} has rank {r}, expected {want} "
                 f"{LAYOUTS[inp.name]}")
     m, d = shapes.Dim.of(types[0], 2), shapes.Dim.of(types[0], 3)
     md = shapes.Dim(value=m.value * d.value) if m.value is not None and d.value is not None else shapes.Dim()
