@@ -39,15 +39,24 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 
+_ALIASES = {"half": "float16", "float": "float32", "single": "float32", "double": "float64"}
+
+
+def _dtype_name(dtype) -> str:
+    """'float16', 'int64', ... for a numpy dtype or scalar type (np.float16), a torch dtype or a name
+    (torch's: 'half', 'float', 'double')."""
+    if not isinstance(dtype, str):
+        try:
+            return np.dtype(dtype).name
+        except TypeError:  # a torch dtype
+            pass
+    name = str(dtype).replace("torch.", "")
+    return _ALIASES.get(name, name)
+
+
 def tolerance(dtype) -> tuple[float, float]:
     """(atol, rtol) for a numpy / torch dtype or its name."""
-    name = str(dtype).replace("torch.", "")
-    if name in ("half",):
-        name = "float16"
-    if name in ("float", "single"):
-        name = "float32"
-    if name in ("double",):
-        name = "float64"
+    name = _dtype_name(dtype)
     try:
         return TOLERANCES[name]
     except KeyError:
@@ -57,8 +66,9 @@ def tolerance(dtype) -> tuple[float, float]:
 def exact_dtype(dtype) -> bool:
     """Integer and bool outputs (labels, indices, masks) are compared exactly: tolerance (0, 0), judged by
     the share of differing elements (``passes(exact=True)``)."""
-    kind = np.dtype(str(dtype).replace("torch.", "")).kind if not isinstance(dtype, np.dtype) else dtype.kind
-    return kind in "biu"
+    if hasattr(dtype, "is_floating_point"):  # a torch dtype (bfloat16 and friends: no numpy name)
+        return not (dtype.is_floating_point or dtype.is_complex)
+    return np.dtype(_dtype_name(dtype)).kind in "biu"
 
 
 def output_tolerance(precision, ref_dtype) -> tuple[float, float]:

@@ -135,6 +135,24 @@ class OpSpec:
         return {a.name: a.default for a in self.attrs if a.default is not None}
 
 
+# What stays a coordinate, for dcn-export --fp16 (exporter.reference_runs) and dcn-build's float16 conversion
+# (trt_runtime.fp16_convert), which keep coordinates float32: a value is followed through every op but those
+# giving a new quantity, a learned layer or a normalisation (a query's linear map gives offsets, not
+# positions). Torch's op names -> the ONNX op types torch.onnx writes them as; embedding is a Gather in ONNX,
+# which also indexes coordinates (a level's shape): followed there.
+NEW_QUANTITY_OPS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear"): ("MatMul", "Gemm", "Einsum"),
+    ("convolution", "_convolution", "conv2d"): ("Conv", "ConvTranspose"),
+    ("_softmax", "softmax"): ("Softmax",),
+    ("_log_softmax",): ("LogSoftmax",),
+    ("native_layer_norm",): ("LayerNormalization",),
+    ("native_batch_norm", "_native_batch_norm_legit_no_training"): ("BatchNormalization",),
+    ("embedding",): (),
+}
+NEW_QUANTITY_TORCH = frozenset(name for names in NEW_QUANTITY_OPS for name in names)
+NEW_QUANTITY_ONNX = frozenset(t for types in NEW_QUANTITY_OPS.values() for t in types)
+
+
 # --------------------------------------------------------------------------- the registered ops
 @functools.lru_cache(maxsize=None)
 def specs() -> tuple[OpSpec, ...]:

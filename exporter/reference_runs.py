@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from dcn_base.errors import ContractError, DcnError, describe
 
-from .contract import specs
+from .contract import NEW_QUANTITY_TORCH, specs
 from .dtype_mode import Float16, LikeData, cast_constants, drop_dtype_assertions, torch_overload
 from .swap import Swap
 from .torch_scope import ModuleTracker, flatten_outputs, output_keys, quiet_torch, set_training, shape_str
@@ -72,18 +72,15 @@ def _coordinate_ops() -> dict[Any, tuple[int, ...]]:
     return {torch_overload(s.torch_op): s.float32_inputs for s in specs() if s.float32_inputs}
 
 
-# Ops whose output is a new quantity rather than the same coordinates moved, scaled or reshaped: learned
-# layers (a query's linear map gives offsets, not positions) and normalisations. Coordinates are followed
-# through every other op (reference points + offsets / normaliser -> sampling locations).
-_NEW_QUANTITY = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "convolution", "_convolution", "conv2d",
-                 "_softmax", "softmax", "_log_softmax", "native_layer_norm", "native_batch_norm",
-                 "_native_batch_norm_legit_no_training", "embedding"}
+# Ops whose output is a new quantity rather than the same coordinates moved, scaled or reshaped (learned
+# layers and normalisations: contract.NEW_QUANTITY_TORCH). Coordinates are followed through every other op
+# (reference points + offsets / normaliser -> sampling locations).
 
 
 class _CoordinatesProbe(TorchDispatchMode):
     """Records the storage of every tensor a registered op takes at a float32 (coordinate) position, and
     which inputs (``sources``: storage -> input position) such a tensor derives from through ops that move,
-    scale or reshape coordinates (not through learned layers: ``_NEW_QUANTITY``)."""
+    scale or reshape coordinates (not through learned layers: ``NEW_QUANTITY_TORCH``)."""
 
     def __init__(self, sources: Optional[dict[int, int]] = None) -> None:
         super().__init__()
@@ -113,7 +110,7 @@ class _CoordinatesProbe(TorchDispatchMode):
         out = func(*args, **kwargs)
         leaves = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
         taint = frozenset().union(*(self._taint_of(a) for a in leaves)) if leaves else frozenset()
-        if func.overloadpacket.__name__ in _NEW_QUANTITY:
+        if func.overloadpacket.__name__ in NEW_QUANTITY_TORCH:
             # e.g. DINO's query position embedding from the reference points: a half layer must take them
             self.learned |= taint
         elif func not in self._ops:

@@ -138,9 +138,11 @@ def _network(req: _Request, plan: BuildPlan, plugin_path: Optional[str]):
         from .fp16_convert import convert_to_float16  # noqa: PLC0415  (onnxconverter-common: optional)
 
         # onnxconverter-common directly (not Polygraphy's ConvertToFp16, which some versions route
-        # through onnxmltools), the contract's float32 inputs kept float32
+        # through onnxmltools), the contract's float32 inputs kept float32; weights kept in external
+        # files read in (the conversion rewrites them)
         network = pg_trt.NetworkFromOnnxBytes(
-            pg_onnx.BytesFromOnnx(convert_to_float16(load_onnx(req.onnx_path))), strongly_typed=True,
+            pg_onnx.BytesFromOnnx(convert_to_float16(load_onnx(req.onnx_path, external_data=True))),
+            strongly_typed=True,
         )
     else:
         network = pg_trt.NetworkFromOnnxPath(req.onnx_path, strongly_typed=plan.strongly_typed)

@@ -95,33 +95,53 @@ def build_plan(trt_version: str, onnx_dtype: str, fp16: bool) -> BuildPlan:
     return BuildPlan(major, "float16", strongly_typed=False, fp16_flag=True, convert_to_fp16=False)
 
 
-def load_onnx(path: str | Path):
-    """The ONNX model's graph (weights left on disk); one-line errors for bad files."""
+def load_onnx(path: str | Path, external_data: bool = False):
+    """The ONNX model's graph (weights kept in external files left on disk unless ``external_data``);
+    one-line errors for bad files."""
     p = Path(path)
     if not p.exists():
         raise DcnError(f"ONNX model {str(path)!r} does not exist")
     if not p.is_file():
         raise DcnError(f"ONNX model {str(path)!r} is not a file")
     try:
-        return onnx.load(str(p), load_external_data=False)
+        return onnx.load(str(p), load_external_data=external_data)
     except Exception as err:  # noqa: BLE001  (protobuf DecodeError and friends)
         raise DcnError(f"{str(path)!r} is not a readable ONNX model: {one_line(err)}") from None
 
 
+# Attributes that choose the element type a node makes (Cast's ``to``, EyeLike's ``dtype``, ...).
+DTYPE_ATTRS = ("to", "dtype", "output_dtype")
+
+
+def float16_site(model) -> Optional[str]:
+    """The first thing that makes the model compute in float16, in words ("initializer 'w'", "node 'h'
+    (Cast)"), or None: a float16 weight, graph input, output or value type, or a node that makes float16
+    (a Cast to float16, a float16 constant), in subgraphs too."""
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop()
+        for t in g.initializer:
+            if t.data_type == TensorProto.FLOAT16:
+                return f"initializer {t.name!r}"
+        for vi in (*g.input, *g.output, *g.value_info):
+            if vi.type.tensor_type.elem_type == TensorProto.FLOAT16:
+                return f"value {vi.name!r}"
+        for n in g.node:
+            for a in n.attribute:
+                tensors = [a.t] if a.type == onnx.AttributeProto.TENSOR else list(a.tensors)
+                if a.type == onnx.AttributeProto.SPARSE_TENSOR:
+                    tensors.append(a.sparse_tensor.values)
+                if any(t.data_type == TensorProto.FLOAT16 for t in tensors) or (
+                        a.type == onnx.AttributeProto.INT and a.name in DTYPE_ATTRS and a.i == TensorProto.FLOAT16):
+                    return f"node {n.name!r} ({n.op_type})"
+                graphs.extend([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)
+    return None
+
+
 def onnx_float_dtype(model) -> str:
-    """'float16' if the model keeps any float weights or graph inputs in float16, else 'float32'."""
-    for init in model.graph.initializer:
-        if init.data_type == TensorProto.FLOAT16:
-            return "float16"
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.t is not None and a.t.data_type == TensorProto.FLOAT16:
-                    return "float16"
-    for vi in model.graph.input:
-        if vi.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            return "float16"
-    return "float32"
+    """'float16' if the model computes anything in float16 (:func:`float16_site`: float16 weights or inputs,
+    a Cast to float16): built as it is, strongly typed on TensorRT 11; else 'float32'."""
+    return "float16" if float16_site(model) is not None else "float32"
 
 
 def onnx_inputs(model) -> list[tuple[str, int, tuple[Any, ...]]]:
