@@ -193,6 +193,11 @@ def check_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
     proto.ir_version = max(proto.ir_version, needed)  # e.g. opset 23 needs IR 11
     ort_ir = max_ir_version_for_onnxruntime()
     if ort_ir is not None and proto.ir_version > ort_ir:
+        if needed > ort_ir:  # lowering it would write a model that claims an IR its opsets do not exist in
+            opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
+            raise DcnError(f"the exported model's opsets ({opsets}) need ONNX IR {needed}, but the installed "
+                           f"onnxruntime {ort.__version__} reads at most IR {ort_ir}: upgrade onnxruntime, or "
+                           "export with a lower opset (--opset)")
         proto.ir_version = ort_ir
     _check_contract(proto)
     check_graph_attributes(proto)  # the contract's limits, naming the node

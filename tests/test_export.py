@@ -475,3 +475,22 @@ def test_dcn_node_named_after_its_weight_without_the_float16_wrappers_prefix():
         node = helper.make_node("DeformConv2d", ["x", weight, "off"], ["y"], domain="dcn", name="node_deform_conv2d")
         assert _name_dcn_nodes(helper.make_model(helper.make_graph([node], "g", [], [])), strip) == \
             {"layer1.conv": "DeformConv2d"}
+
+
+def test_an_onnxruntime_too_old_for_the_opset_is_named(monkeypatch):
+    """An onnxruntime that reads an IR below what the model's opsets need: named in one line, not a model written
+    with an IR that claims less than its opsets need (it was lowered silently)."""
+    from onnx import TensorProto, helper
+
+    from exporter import onnx_post
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=11)
+    monkeypatch.setattr(onnx_post, "max_ir_version_for_onnxruntime", lambda: 10)
+    with pytest.raises(DcnError, match=r"opsets \(ai.onnx 23\) need ONNX IR 11, but the installed onnxruntime .* "
+                                       r"reads at most IR 10: upgrade onnxruntime, or export with a lower opset"):
+        onnx_post.check_graph(model)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=11)
+    assert onnx_post.check_graph(model).ir_version == 10  # lowered where the opsets allow it (opset 19: IR 9)

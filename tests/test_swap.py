@@ -11,6 +11,7 @@ from torch import nn
 from helpers import export_models as em
 from exporter import ops
 from dcn_base.errors import DcnError
+from dcn_base.tolerance import tolerance
 from exporter.ops.deform_conv2d.swap import Detectron2DeformConv, Detectron2ModulatedDeformConv
 from exporter.swap import match, swap_modules
 from helpers.ci_policy import require_module
@@ -19,7 +20,8 @@ from helpers.ci_policy import require_module
 def _same_outputs(original: nn.Module, swapped: nn.Module, *inputs):
     with torch.no_grad():
         want, got = original(*inputs), swapped(*inputs)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    atol, rtol = tolerance(torch.float32)
+    torch.testing.assert_close(got, want, atol=atol, rtol=rtol)
 
 
 @pytest.mark.parametrize("cls, target, kwargs", [
