@@ -102,12 +102,15 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
         raise RuntimeError(f"{row['layer']} batch {batch} {row['dtype']}: no path ran ("
                            + "; ".join(f"{p}: {row.get(f'{p}_error')}" for p in paths) + ")")
     x, w, off, _, mask = inputs
-    with td.conv_path("auto"):
-        lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(), td.conv_inputs(case, empty_bias=True),
-                            dtype, poison=False)
-        plan = kernel_split(lay.enqueue, calls=1)
-        row["plan"] = "fused" if "fused" in plan else "im2col"
-        del lay
+    try:  # which path the plugin takes by default (its kernels' names)
+        with td.conv_path("auto"):
+            lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(),
+                                td.conv_inputs(case, empty_bias=True), dtype, poison=False)
+            plan = kernel_split(lay.enqueue, calls=1)
+            row["plan"] = "fused" if "fused" in plan else "im2col"
+            del lay
+    except Exception as err:  # noqa: BLE001  (recorded; the row keeps its measured paths)
+        row["plan"], row["plan_error"] = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300]
     ours = row["ours_ms"] = row.get(f"{row['plan']}_ms")  # None where the plan's path failed (its _error)
     row["torchvision_ms"] = None
     if tv_fn is not None:
@@ -433,28 +436,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         text = table(gpu, res["conv"], res["caps"], res["roi"], res["psroi"], notes, res["dcn"], res["bw"]) \
             + targets(res["conv"]) + (msda_table(res["msda"], res["bw"]) if res["msda"] else "")
         errors = res["errors"] + [f"DeformConv2d {r['layer']} b{r['batch']} {r['dtype']} {p}: {r[f'{p}_error']}"
-                                  for r in res["conv"] for p in CONV_PATHS if r.get(f"{p}_error")]
+                                  for r in res["conv"] for p in (*CONV_PATHS, "plan") if r.get(f"{p}_error")]
         return text + ("\nErrors:\n" + "\n".join(f"- {e}" for e in errors) + "\n" if errors else "")
 
+    def checkpoint() -> None:
+        save(args.out, render(), dict(gpu=gpu, copy_tbs=res["bw"], **{k: v for k, v in res.items() if k != "bw"}))
+
+    def failed(what: str, err: BaseException) -> None:
+        res["errors"].append(f"{what}: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
+
     def section(name: str, fn) -> None:
-        """Runs one section, keeps what it measured and records its failure; saves after it."""
+        """Runs one section, keeps what it measured and records its failure; saves after it, and when
+        interrupted (the kit's timeout -s INT) saves what it has before stopping."""
         try:
             fn()
+        except KeyboardInterrupt as err:
+            failed(f"{name} (interrupted)", err)
+            checkpoint()
+            raise
         except Exception as err:  # noqa: BLE001  (a benchmark: the other sections still run)
-            res["errors"].append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
-        save(args.out, render(), dict(gpu=gpu, copy_tbs=res["bw"], **{k: v for k, v in res.items() if k != "bw"}))
+            failed(name, err)
+        checkpoint()
         print(f"bench_plugins_cuda: {name} done", file=sys.stderr, flush=True)
 
-    def conv_rows():
+    def conv_rows():  # one row at a time: a failing row is named and the next one runs; saved after each
         for stage, C, H, W in layers:
             for batch in args.batches:
                 for dtype in (torch.float32, torch.float16):
-                    res["conv"].append(conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations, tv_fn))
+                    try:
+                        res["conv"].append(conv_row(hx, td, torch, stage, C, H, W, batch, dtype, args.iterations,
+                                                    tv_fn))
+                    except Exception as err:  # noqa: BLE001
+                        failed(f"DeformConv2d {stage} b{batch} {str(dtype).replace('torch.', '')}", err)
+                    checkpoint()
 
     def switch_paths():  # last: never yet run on a GPU, so a failure here loses nothing measured above
         for row in res["conv"]:
             on = [p for p in SWITCHES if p in (FP16_PATHS if row["dtype"] == "float16" else FP32_PATHS)]
-            conv_paths(hx, td, torch, row, on, args.iterations)
+            conv_paths(hx, td, torch, row, on, args.iterations)  # (a path's failure: recorded in the row)
+            checkpoint()
 
     def bandwidth():
         res["bw"] = copy_bandwidth_tbs(torch)  # this card's, not a datasheet's

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from dcn_base.errors import ContractError
 
@@ -221,6 +221,15 @@ def conv_out_size(size: int, pad_begin: int, pad_end: int, dilation: int, kernel
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def below_minimum(op_type: str, node: str, attr: Attr, values: Sequence[int]) -> Optional[str]:
+    """The contract's message for an integer attribute with a value under its minimum (Attr.minimum), or None."""
+    if attr.minimum is None or all(v >= attr.minimum for v in values):
+        return None
+    shown = list(values) if attr.kind == INTS else values[0]
+    return (f"{op_type} '{node}': attribute {attr.name} = {shown}, expected {'values ' if attr.kind == INTS else ''}"
+            f">= {attr.minimum}")
+
+
 def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> None:
     """An ONNX node's integer attributes before TensorRT's parser sees them: it passes INT /
     INTS as int32 (wrapping larger values silently), so every value must fit int32 and its
@@ -236,6 +245,9 @@ def check_node_attributes(op_type: str, node: str, attrs: dict[str, Any]) -> Non
         if any(not isinstance(v, int) or not -INT32_MAX - 1 <= v <= INT32_MAX for v in values):
             raise ContractError(f"{op_type} '{node}': attribute {a.name} = {value}, expected "
                                 f"{'values' if a.kind == INTS else 'a value'} that fit TensorRT's int32 fields")
+        low = below_minimum(op_type, node, a, values)
+        if low:
+            raise ContractError(low)
     check_limits(op_type, node, attrs)
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 import onnx
 from onnx import TypeProto, helper
 
-from .contract import INTS, OpSpec, conv_out_size
+from .contract import INTS, OpSpec, below_minimum, conv_out_size
 
 
 class Dim:
@@ -98,15 +98,10 @@ def check_minimums(ctx, spec: OpSpec) -> None:
     the op's inference divides by a stride or counts channels with a group."""
     for a in spec.attrs:
         got = ctx.get_attribute(a.name) if a.minimum is not None else None
-        if got is None:
-            continue
-        values = list(got.ints) if a.kind == INTS else [int(got.i)]
-        if any(v < a.minimum for v in values):
-            shown = values if a.kind == INTS else values[0]
-            raise onnx.shape_inference.InferenceError(
-                f"{spec.op_type} '{node_name(ctx)}': attribute {a.name} = {shown}, expected "
-                f"{'values ' if a.kind == INTS else ''}>= {a.minimum}"
-            )
+        low = got is not None and below_minimum(spec.op_type, node_name(ctx), a,
+                                                list(got.ints) if a.kind == INTS else [int(got.i)])
+        if low:
+            raise onnx.shape_inference.InferenceError(low)
 
 
 def conv_output(ctx, spec: OpSpec, side: str, size: int, pad0: int, pad1: int, dilation: int, kernel: int,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from dcn_base.errors import ContractError
 from helpers import export_models as em
 import exporter
 from exporter import contract, schemas
@@ -223,6 +224,8 @@ def test_shape_inference_names_an_attribute_below_its_minimum(spec, attr):
            f">= {attr.minimum}"
     with pytest.raises(onnx.shape_inference.InferenceError, match=re.escape(want)):
         onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    with pytest.raises(ContractError, match=re.escape(want)):  # dcn-build's check before TensorRT's parser too
+        contract.check_node_attributes(spec.op_type, "n1", attrs)
 
 
 def test_shape_inference_names_impossible_convolution_shapes():

@@ -230,3 +230,59 @@ def test_gpu_check_keeps_its_budget_and_names_what_it_cut(tmp_path):
     assert "| device tests | FAIL |" in report and "cut at its time limit" in report, report
     assert "| benchmark | FAIL | not run: the budget was spent" in report, report
     assert "| sanitizer initcheck | FAIL |" in report and "not run: the budget was spent" in report, report
+
+
+BENCH_STUBS = """
+    import json, pathlib, types
+    import torch
+    import bench_plugins_cuda as b
+    from helpers import trt_device as td
+    td.cuda_missing = lambda: None
+    td.DeviceHarness = lambda path: object()
+    td.device_harness_path = lambda: "x"
+    torch.cuda.get_device_properties = lambda i: types.SimpleNamespace(name="Fake", major=9, minor=0,
+                                                                       multi_processor_count=132)
+    torch.cuda.synchronize = lambda: None
+    calls = []
+
+    def conv_row(hx, td_, torch_, stage, C, H, W, batch, dtype, it, tv):
+        calls.append(batch)
+        if len(calls) == FAIL_AT:
+            raise FAILURE
+        return dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype)[6:], stage=stage,
+                    C=C, H=H, W=W, plan="im2col", im2col_ms=1.0, ours_ms=1.0, torchvision_ms=None, dense_cudnn_ms=0.5,
+                    torchvision_over_ours=None, ours_over_dense=2.0, ours_tflops=1.0, im2col_split={})
+
+    b.conv_row = conv_row
+    b.conv_paths = lambda *a, **k: (None, None)
+    out = pathlib.Path(OUT)
+"""
+
+
+def test_bench_a_failing_row_is_named_and_the_others_run(tmp_path):
+    """One DeformConv2d row that fails (the plugin's enqueue) is named under Errors; the rows after it still run
+    (no GPU needed: the rows are played)."""
+    p = _python(BENCH_STUBS.replace("FAIL_AT", "2").replace("FAILURE", "RuntimeError('enqueue returned 1')")
+                .replace("OUT", repr(str(tmp_path))) + """
+    rc = b.main(["--ops", "conv", "--quick", "--out", str(out)])
+    rep = json.loads((out / "report.json").read_text())
+    assert rc == 1 and len(calls) == 4 and len(rep["conv"]) == 3, (rc, calls, rep["conv"])
+    assert rep["errors"] == ["DeformConv2d c3 b1 float16: RuntimeError: enqueue returned 1"], rep["errors"]
+    assert "Errors:" in (out / "bench.md").read_text()
+    print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
+def test_bench_interrupted_keeps_what_it_measured(tmp_path):
+    """The kit's timeout -s INT while the third row runs: the two measured rows are saved before it stops."""
+    p = _python(BENCH_STUBS.replace("FAIL_AT", "3").replace("FAILURE", "KeyboardInterrupt")
+                .replace("OUT", repr(str(tmp_path))) + """
+    try:
+        b.main(["--ops", "conv", "--quick", "--out", str(out)])
+    except KeyboardInterrupt:
+        rep = json.loads((out / "report.json").read_text())
+        assert len(rep["conv"]) == 2 and rep["errors"] == ["DeformConv2d (interrupted): KeyboardInterrupt: "], rep
+        print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr

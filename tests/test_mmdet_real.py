@@ -60,7 +60,7 @@ def _config(name):
 
     path = CONFIGS / name
     if not path.is_file():
-        pytest.skip(f"mmdet's config {name} is not in this mmdet installation")
+        missing(f"mmdet's config {name} is not in this mmdet installation")
     return Config.fromfile(str(path))
 
 

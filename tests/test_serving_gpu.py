@@ -14,9 +14,10 @@ import torch
 from dcn_base.tolerance import model_tolerance
 from test_trt_runtime_gpu import trt_env  # noqa: F401  (the fixture: skips naming what is missing)
 
+from helpers.ci_policy import require_module
 from helpers.serve_helpers import ServerProcess, batch_stats, deviation, export_resnet_tiny, infer, run_clients
 
-pytest.importorskip("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
+require_module("tritonclient.http", reason="tritonclient (installed with nvidia-pytriton)")
 pytestmark = [pytest.mark.trt, pytest.mark.gpu]
 
 

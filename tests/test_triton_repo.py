@@ -17,10 +17,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from helpers.ci_policy import require_module
 from trt_runtime.triton_repo import main
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                       reason="tritonclient (installed with nvidia-pytriton)")
+model_config_pb2 = require_module("tritonclient.grpc.model_config_pb2",
+                                  reason="tritonclient (installed with nvidia-pytriton)")
 from google.protobuf import text_format  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from dcn_base.errors import DcnError
+from helpers.ci_policy import require_module
 from trt_runtime import cuda_env, engine_files, environment, plugin_loader
 from trt_runtime.build import (
     PluginLayerCheckFailed,
@@ -337,7 +338,7 @@ def test_build_orchestration_trt11_converts_float32(fake_build, monkeypatch, cap
 
     # the real conversion: onnxconverter-common called directly (trt_runtime.fp16_convert), whatever
     # converter a Polygraphy version wraps
-    pytest.importorskip("onnxconverter_common", reason="onnxconverter-common not installed")
+    require_module("onnxconverter_common", reason="onnxconverter-common not installed")
 
     fake_build.trt.__version__ = "11.0.0.8"
     onnx_path = _dcn_onnx(fake_build.dir / "m.onnx")

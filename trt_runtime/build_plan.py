@@ -139,9 +139,21 @@ def float16_site(model) -> Optional[str]:
 
 
 def onnx_float_dtype(model) -> str:
-    """'float16' if the model computes anything in float16 (:func:`float16_site`: float16 weights or inputs,
-    a Cast to float16): built as it is, strongly typed on TensorRT 11; else 'float32'."""
-    return "float16" if float16_site(model) is not None else "float32"
+    """'float16' if the model keeps any float weights, constants or graph inputs in float16, else 'float32'.
+    A float32 model with a few float16 steps (a Cast to float16: :func:`float16_site`) is 'float32': FP16 by
+    TensorRT 10's builder flag, compared at float32's tolerance (PyTorch's float32 run has the same casts);
+    TensorRT 11's float16 conversion refuses it in one line (build it with --no-fp16, as typed)."""
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT16:
+            return "float16"
+    for node in model.graph.node:
+        if node.op_type == "Constant" and any(a.t.data_type == TensorProto.FLOAT16 for a in node.attribute
+                                              if a.type == onnx.AttributeProto.TENSOR):
+            return "float16"
+    for vi in model.graph.input:
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            return "float16"
+    return "float32"
 
 
 def onnx_inputs(model) -> list[tuple[str, int, tuple[Any, ...]]]:

@@ -97,7 +97,7 @@ def _refuse(model: onnx.ModelProto) -> None:
     site = float16_site(model)
     if site is not None:
         raise DcnError(f"the model computes in float16 already, at {site}: the float16 conversion takes a float32 "
-                       "model; a float16 or mixed-precision model is built as it is")
+                       "model; build this one as typed with --no-fp16, or export it in float16 (dcn-export --fp16)")
 
 
 def _prepare(model: onnx.ModelProto, block_ops: set[str]) -> onnx.ModelProto:

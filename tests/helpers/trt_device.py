@@ -238,16 +238,19 @@ def kernels_launched(fn) -> Optional[set[str]]:
 
 # --------------------------------------------------------------------------- timing
 TIME_SAMPLE_MS, TIME_MAX_REPS = 0.5, 20  # time_ms: calls per event pair until a sample spans ~0.5 ms
+TIME_QUEUE_CYCLES = 2_000_000  # time_ms: a GPU sleep (~1 ms) queued before each sample's first event
 
 
 def time_ms(fn, *, iterations: int = 50, warmup: int = 10, stream: Optional[torch.cuda.Stream] = None) -> float:
     """Median over `iterations` samples of the GPU time per call, each sample timed with CUDA events on
-    `stream` around `reps` back-to-back calls: as many as make a sample of about TIME_SAMPLE_MS (at most
-    TIME_MAX_REPS), so that a short kernel's time is not the host's launch time (Python, ctypes, enqueue)."""
+    `stream` around `reps` back-to-back calls (as many as make a sample of about TIME_SAMPLE_MS, at most
+    TIME_MAX_REPS), queued behind a GPU sleep (TIME_QUEUE_CYCLES): the host launches the calls while the
+    GPU sleeps, so a short kernel's time is its own, not the host's launch time (Python, ctypes, enqueue)."""
     s = stream if stream is not None else torch.cuda.current_stream()
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
     def sample(reps: int) -> float:
+        torch.cuda._sleep(TIME_QUEUE_CYCLES)  # on `stream` (the current one here): the calls queue behind it
         a.record(s)
         for _ in range(reps):
             fn()

@@ -88,31 +88,6 @@ DCN_HD Im2colItem im2col_item(I item, I Lv, I kk, I nCb, I G) {
     return q;
 }
 
-// V column entries (Acc) -> storage: one V-wide vector store on the GPU (dst aligned to V
-// elements), element by element on the host.
-template <class T, int V, class Acc>
-DCN_HD void store_vector(T* dst, const Acc* v) {
-#if defined(__CUDA_ARCH__)
-    if constexpr (V == 4 && std::is_same<T, float>::value) {
-        *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-    } else if constexpr (V == 2 && std::is_same<T, float>::value) {
-        *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
-    } else if constexpr (V == 4 && std::is_same<T, __half>::value) {
-        uint2 raw;  // 8-byte aligned: the two half2 written into it, then one 8-byte store
-        reinterpret_cast<__half2*>(&raw)[0] = __floats2half2_rn(v[0], v[1]);
-        reinterpret_cast<__half2*>(&raw)[1] = __floats2half2_rn(v[2], v[3]);
-        *reinterpret_cast<uint2*>(dst) = raw;
-    } else if constexpr (V == 2 && std::is_same<T, __half>::value) {
-        *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v[0], v[1]);
-    } else {
-        for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
-    }
-#else
-    if (sizeof(T) <= 4) note_vector_access(dst, V * static_cast<int64_t>(sizeof(T)));  // (float64: host tests only)
-    for (int e = 0; e < V; ++e) dst[e] = store<T>(v[e]);
-#endif
-}
-
 // One thread of the im2col kernel: items tid, tid + nthreads, ... of images [n0, n0 + nb)
 // into col[nl][c][k][p]. I: the index type of the item loop (int32 when the launcher's
 // fits_im2col_int32 holds); tensor offsets are 64-bit. colLo (float only, nullptr otherwise):
@@ -157,10 +132,10 @@ DCN_HD void deform_im2col_thread(I tid, I nthreads, const T* X, const T* offset,
                 if (colLo != nullptr) {
                     float lo[V];
                     for (int e = 0; e < V; ++e) split_tf32(v[e], v[e], lo[e]);
-                    store_vector<T, V>(colLo + at, lo);
+                    store_vec<V, T>(colLo + at, lo);  // (dcn_launch.h: one V-wide store)
                 }
             }
-            store_vector<T, V>(col + at, v);
+            store_vec<V, T>(col + at, v);
         }
     }
 }
