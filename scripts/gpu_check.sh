@@ -31,7 +31,9 @@
 # environment (no CUDA device, no nvcc, no TensorRT headers: one line).
 # Environment: DCN_PYTHON (default: .venv/bin/python, else python3), CMAKE, GPU_CHECK_BUILD_DIR
 # (default build/gpu-check), GPU_CHECK_ARCH (CMake CUDA architectures, default native),
-# GPU_CHECK_BUDGET_S, GPU_CHECK_SKIP_SANITIZER=1, GPU_CHECK_BENCH_ARGS (extra arguments of the benchmark).
+# GPU_CHECK_BUDGET_S, GPU_CHECK_STEPS (which of "tests bench sanitizers" to run after the build, default all:
+# a second call on the same machine reuses the build, e.g. GPU_CHECK_STEPS=sanitizers for what a first call's
+# budget left out), GPU_CHECK_SKIP_SANITIZER=1, GPU_CHECK_BENCH_ARGS (extra arguments of the benchmark).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -105,6 +107,8 @@ status=()
 fail=0
 t0=$SECONDS
 budget="${GPU_CHECK_BUDGET_S:-480}"
+steps=" ${GPU_CHECK_STEPS:-tests bench sanitizers} "
+asked() { [[ "$steps" == *" $1 "* ]]; }
 gpu="$("$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'{p.name}, sm_{p.major}{p.minor}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}')")"
 echo "gpu_check: $gpu (budget ${budget} s)"
 
@@ -172,19 +176,23 @@ if [ -z "$HARNESS" ]; then
 else
   # ---- 2. device tests
   s=$SECONDS
-  limited 200 "$PY" -m pytest tests/test_*_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
+  asked tests && limited 200 "$PY" -m pytest tests/test_*_device.py -q -rs -p no:cacheprovider >"$OUT/tests.log" 2>&1
   rc=$?
-  summary="$(tail -1 "$OUT/tests.log")"
-  if [ $rc -eq 0 ] && ! grep -q "skipped" <<<"$summary"; then step "device tests" PASS "$summary, $((SECONDS - s)) s"
-  else step "device tests" FAIL "$summary ($(ended $rc); see tests.log)"; fi
+  if asked tests; then
+    summary="$(tail -1 "$OUT/tests.log")"
+    if [ $rc -eq 0 ] && ! grep -q "skipped" <<<"$summary"; then step "device tests" PASS "$summary, $((SECONDS - s)) s"
+    else step "device tests" FAIL "$summary ($(ended $rc); see tests.log)"; fi
+  fi
 
   # ---- 3. benchmark (bench.md and report.json saved after every section)
   s=$SECONDS
-  # shellcheck disable=SC2086
-  limited 170 "$PY" benchmarks/bench_plugins_cuda.py --out "$OUT" ${GPU_CHECK_BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1
-  rc=$?
-  if [ $rc -eq 0 ]; then step benchmark PASS "$((SECONDS - s)) s"
-  else step benchmark FAIL "$(ended $rc), $((SECONDS - s)) s (see bench.txt; the sections measured are below)"; fi
+  if asked bench; then
+    # shellcheck disable=SC2086
+    limited 170 "$PY" benchmarks/bench_plugins_cuda.py --out "$OUT" ${GPU_CHECK_BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then step benchmark PASS "$((SECONDS - s)) s"
+    else step benchmark FAIL "$(ended $rc), $((SECONDS - s)) s (see bench.txt; the sections measured are below)"; fi
+  fi
 
   # ---- 4. compute-sanitizer over a small subset
   SAN="$(command -v compute-sanitizer || true)"
@@ -197,6 +205,7 @@ else
   subset+=" or conv_fused_path and basic or misaligned_x and fp16 or split_kernel and small"
   rm -f "$OUT/sanitizer.log"
   for tool in memcheck racecheck initcheck; do
+    asked sanitizers || continue
     if [ "${GPU_CHECK_SKIP_SANITIZER:-0}" = 1 ]; then step "sanitizer $tool" SKIP "GPU_CHECK_SKIP_SANITIZER=1"; continue; fi
     if [ -z "$SAN" ]; then step "sanitizer $tool" FAIL "compute-sanitizer not found"; continue; fi
     s=$SECONDS

@@ -189,7 +189,7 @@ echo "========= ERROR SUMMARY: 0 errors"
 """
 
 
-def _fake_kit(tmp_path, budget: int, sleep: int) -> tuple[subprocess.CompletedProcess, "Path"]:
+def _fake_kit(tmp_path, budget: int, sleep: int, **extra_env) -> tuple[subprocess.CompletedProcess, "Path"]:
     """scripts/gpu_check.sh with its Python, CMake and compute-sanitizer played by scripts (no GPU needed):
     its control flow, budget and report."""
     tools = tmp_path / "tools"
@@ -203,7 +203,7 @@ def _fake_kit(tmp_path, budget: int, sleep: int) -> tuple[subprocess.CompletedPr
     out = tmp_path / "out"
     env = dict(os.environ, DCN_PYTHON=str(tools / "python"), CMAKE=str(tools / "cmake"), CUDACXX="/bin/true",
                TensorRT_INCLUDE_DIR=str(headers), GPU_CHECK_BUILD_DIR=str(tmp_path / "build"),
-               GPU_CHECK_BUDGET_S=str(budget), FAKE_SLEEP=str(sleep), PATH=f"{tools}:{os.environ['PATH']}")
+               GPU_CHECK_BUDGET_S=str(budget), FAKE_SLEEP=str(sleep), PATH=f"{tools}:{os.environ['PATH']}", **extra_env)
     p = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(out)], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=120)
     return p, out
@@ -286,3 +286,13 @@ def test_bench_interrupted_keeps_what_it_measured(tmp_path):
         print("ok")
     """)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
+def test_gpu_check_runs_the_steps_asked(tmp_path):
+    """GPU_CHECK_STEPS=sanitizers: a second call on the same machine runs what a first call's budget left out."""
+    p, out = _fake_kit(tmp_path, budget=480, sleep=0, GPU_CHECK_STEPS="sanitizers")
+    assert p.returncode == 0, p.stdout + p.stderr
+    report = (out / "report.md").read_text()
+    assert "| build | PASS |" in report and "| sanitizer racecheck | PASS |" in report, report
+    assert "device tests" not in report and "| benchmark |" not in report, report
+    assert not (out / "tests.log").exists() and not (out / "bench.txt").exists()
