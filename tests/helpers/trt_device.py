@@ -221,9 +221,9 @@ def as_reference_inputs(lay: Layer) -> list[Optional[torch.Tensor]]:
     return [None if t is None else t.double() for t in lay.inputs]
 
 
-def kernels_launched(fn) -> Optional[set[str]]:
-    """Names of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels too);
-    None under compute-sanitizer (DCN_UNDER_SANITIZER, set by scripts/gpu_check.sh), which holds
+def kernel_launches(fn) -> Optional[dict[str, int]]:
+    """{name: launches} of the CUDA kernels fn() launches (torch.profiler: the plugin library's kernels
+    too); None under compute-sanitizer (DCN_UNDER_SANITIZER, set by scripts/gpu_check.sh), which holds
     the profiling interface CUPTI itself."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -233,7 +233,13 @@ def kernels_launched(fn) -> Optional[set[str]]:
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    return {ev.key for ev in prof.key_averages()}
+    return {ev.key: ev.count for ev in prof.key_averages()}
+
+
+def kernels_launched(fn) -> Optional[set[str]]:
+    """Names of the CUDA kernels fn() launches (kernel_launches); None under compute-sanitizer."""
+    counts = kernel_launches(fn)
+    return None if counts is None else set(counts)
 
 
 # --------------------------------------------------------------------------- timing
@@ -405,8 +411,9 @@ def resnet_case(stage: str, batch: int = 1, seed: int = 0, dtype=torch.float64):
 
 
 def chunked_case(batch: int = 33, seed: int = 0):
-    """Big enough per image (64ch 3x3 over 64x64: 9.4 MB of FP32 columns) that batch 33 runs in
-    two chunks of the 256 MiB column buffer (27 + 6 images), with groups, offset groups, bias, mask."""
+    """Big enough per image (64ch 3x3 over 64x64: 9.4 MB of FP32 columns, 4.7 MB of FP16) that batch 33 runs
+    in chunks of the column buffer with a remainder (FP32 27 + 6 at the default 256 MiB; FP16 only under a
+    lower cap: 13 + 13 + 7 at DCN_DEFORM_CONV_COLUMNS_MB=64), with groups, offset groups, bias, mask."""
     from .sweep import ConvCase
 
     g = torch.Generator().manual_seed(seed)
