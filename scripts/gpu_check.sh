@@ -175,7 +175,7 @@ if [ -z "$HARNESS" ]; then
   done
 else
   # ---- 2. device tests, within 200 s, in separate processes (a CUDA fault is sticky: it fails every later
-  # test of its process): the plugins' lifecycle file on the paths a GPU has run before (DeformConv2d and the
+  # test of its process): the plugins' lifecycle file on the paths a GPU has run before (the convolution and the
   # pools, issue 20's subject) first, then each other op's file, then the switches' paths no GPU has run yet
   # (pipelined, 3xTF32); a test hung in a CUDA call shows its stack after 60 s (faulthandler)
   s=$SECONDS
