@@ -35,10 +35,16 @@ from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
+from dcn_base.errors import describe  # noqa: E402  (the repository's root on the path first)
 OPS = ("conv", "roi", "psroi", "msda", "dcn")
 # DeformConv2d: im2col, the one-stage and the two-stage fused kernel (FP16), im2col with FP32's GEMM as 3xTF32
 CONV_PATHS = ("im2col", "fused", "pipelined", "3xtf32")
 FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined"), ("im2col", "3xtf32")
+
+
+def paths_of(dtype: str) -> tuple[str, ...]:
+    """The DeformConv2d paths measured in a dtype ("float16" or "float32")."""
+    return FP16_PATHS if dtype == "float16" else FP32_PATHS
 # Issue 20's DeformConv2d targets, printed as a verdict per row (a benchmark: nothing asserts on time):
 # torchvision / ours at least TV_TARGET[dtype]; FP16 ours / dense at most DENSE_TARGET_FUSED where the plan
 # takes the fused path, else DENSE_TARGET_B8 from batch 8.
@@ -77,7 +83,7 @@ def conv_paths(hx, td, torch, row, paths, iterations):
                 split = kernel_split(lay.enqueue)
                 row[f"{path}_split"] = split
         except Exception as err:  # noqa: BLE001  (recorded, printed in the table; the benchmark exits 1)
-            row[f"{path}_error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            row[f"{path}_error"] = describe(err, 300)
             continue
         sampler = split.get("fused" if path in ("fused", "pipelined") else "im2col", 0.0)
         written = {"im2col": 1, "3xtf32": 2}.get(path, 0)  # column copies the sampling writes (3xtf32: hi and lo)
@@ -96,7 +102,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
 
     row = dict(op="DeformConv2d", layer=f"{stage} {C}ch {H}x{W}", batch=batch, dtype=str(dtype).replace("torch.", ""),
                stage=stage, C=C, H=H, W=W)
-    paths = [p for p in (FP16_PATHS if dtype == torch.float16 else FP32_PATHS) if p not in SWITCHES]
+    paths = [p for p in paths_of(row["dtype"]) if p not in SWITCHES]
     case, inputs = conv_paths(hx, td, torch, row, paths, iterations)
     if inputs is None:
         raise RuntimeError(f"{row['layer']} batch {batch} {row['dtype']}: no path ran ("
@@ -110,7 +116,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
             row["plan"] = "fused" if "fused" in plan else "im2col"
             del lay
     except Exception as err:  # noqa: BLE001  (recorded; the row keeps its measured paths)
-        row["plan"], row["plan_error"] = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        row["plan"], row["plan_error"] = "failed", describe(err, 300)
     ours = row["ours_ms"] = row.get(f"{row['plan']}_ms")  # None where the plan's path failed (its _error)
     row["torchvision_ms"] = None
     if tv_fn is not None:
@@ -293,7 +299,7 @@ def fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def table(gpu: str, conv, caps, roi, pool, note, dcn=(), bw=0.0) -> str:
+def table(gpu: str, conv, caps, roi, pool, notes, dcn=(), bw=0.0) -> str:
     from cuda_profile import fmt_split
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths "
@@ -338,7 +344,7 @@ def table(gpu: str, conv, caps, roi, pool, note, dcn=(), bw=0.0) -> str:
             L.append(f"| {r['layer']} | {r['op']} | {r['batch']} | {r['dtype']} | {fmt(r['ours_ms'], 4)} "
                      f"| {fmt(r['grid_sample_ms'])} | {fmt(r['grid_sample_over_ours'], 1)} "
                      f"| {fmt(r['floor_ms'], 4)} | {fmt(r['ours_over_floor'], 1)} |")
-    for n in [note] if isinstance(note, str) else list(note or ()):
+    for n in notes or ():
         L += ["", n]
     return "\n".join(L) + "\n"
 
@@ -435,15 +441,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes = [n for n in (note and f"torchvision.ops.deform_conv2d n/a: {note}", dense_note) if n]
         text = table(gpu, res["conv"], res["caps"], res["roi"], res["psroi"], notes, res["dcn"], res["bw"]) \
             + targets(res["conv"]) + (msda_table(res["msda"], res["bw"]) if res["msda"] else "")
-        errors = res["errors"] + [f"DeformConv2d {r['layer']} b{r['batch']} {r['dtype']} {p}: {r[f'{p}_error']}"
-                                  for r in res["conv"] for p in (*CONV_PATHS, "plan") if r.get(f"{p}_error")]
-        return text + ("\nErrors:\n" + "\n".join(f"- {e}" for e in errors) + "\n" if errors else "")
+        return text + ("\nErrors:\n" + "\n".join(f"- {e}" for e in errors()) + "\n" if errors() else "")
+
+    def errors() -> list[str]:  # the sections' and the DeformConv2d paths' (recorded in their rows)
+        return res["errors"] + [f"DeformConv2d {r['layer']} b{r['batch']} {r['dtype']} {p}: {r[f'{p}_error']}"
+                                for r in res["conv"] for p in (*CONV_PATHS, "plan") if r.get(f"{p}_error")]
 
     def checkpoint() -> None:
         save(args.out, render(), dict(gpu=gpu, copy_tbs=res["bw"], **{k: v for k, v in res.items() if k != "bw"}))
 
     def failed(what: str, err: BaseException) -> None:
-        res["errors"].append(f"{what}: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}")
+        res["errors"].append(f"{what}: {describe(err, 300)}")
 
     def section(name: str, fn) -> None:
         """Runs one section, keeps what it measured and records its failure; saves after it, and when
@@ -472,7 +480,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def switch_paths():  # last: never yet run on a GPU, so a failure here loses nothing measured above
         for row in res["conv"]:
-            on = [p for p in SWITCHES if p in (FP16_PATHS if row["dtype"] == "float16" else FP32_PATHS)]
+            on = [p for p in SWITCHES if p in paths_of(row["dtype"])]
             conv_paths(hx, td, torch, row, on, args.iterations)  # (a path's failure: recorded in the row)
             checkpoint()
 
@@ -499,7 +507,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text = render()
     print(text)
     torch.cuda.synchronize()
-    return 1 if "\nErrors:\n" in text else 0
+    return 1 if errors() else 0
 
 
 if __name__ == "__main__":
