@@ -202,15 +202,10 @@ def test_shape_inference_names_an_attribute_below_its_minimum(spec, attr):
     """Every integer attribute the contract bounds below (Attr.minimum), generated from the specs: one value under
     the minimum is named with the node before the op's inference divides by it or counts with it."""
     schemas.register()
-    valid = {contract.INT: 1, contract.INTS: None, contract.FLOAT: 0.0625}
-    attrs = {}
-    for a in spec.attrs:
-        if a.required or a is attr:
-            least = a.minimum if a.minimum is not None else 1
-            value = [max(least, 1)] * a.length if a.kind == contract.INTS else valid[a.kind]
-            if a is attr:
-                value = [a.minimum - 1] + ([a.minimum] * (a.length - 1)) if a.kind == contract.INTS else a.minimum - 1
-            attrs[a.name] = value
+    valid = {contract.INT: 1, contract.FLOAT: 0.0625}  # every required attribute's minimum is at most 1
+    attrs = {a.name: [1] * a.length if a.kind == contract.INTS else valid[a.kind] for a in spec.attrs if a.required}
+    attrs[attr.name] = ([attr.minimum - 1] + [attr.minimum] * (attr.length - 1) if attr.kind == contract.INTS
+                        else attr.minimum - 1)
     elem = {None: TensorProto.FLOAT, "float32": TensorProto.FLOAT, contract.INDEX: TensorProto.INT64}
     ins = [helper.make_tensor_value_info(i.name, elem[i.dtype], None) for i in spec.inputs]
     node = helper.make_node(spec.op_type, [i.name for i in spec.inputs], list(spec.outputs), domain=DOMAIN,
