@@ -185,6 +185,16 @@ FAKE_CMAKE = r"""#!/usr/bin/env bash
 if [ "$1" = --build ]; then for t in "$@"; do last="$t"; done; mkdir -p "$2/lib"; touch "$2/lib/lib$last.so"; fi
 """
 FAKE_SANITIZER = """#!/usr/bin/env bash
+# options as CUDA 13's compute-sanitizer reads them: these take a value, any other --option is a switch,
+# and the first other word is the program (the kit's "--track-unused-memory no" had made "no" the program)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tool|--leak-check|--error-exitcode|--print-limit) shift 2 ;;
+    --*) shift ;;
+    *) break ;;
+  esac
+done
+[ -x "$1" ] || { echo "========= Error: Target application doesn't exist: $1"; exit 1; }
 echo "========= ERROR SUMMARY: 0 errors"
 """
 
