@@ -134,13 +134,17 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
     return row
 
 
+# The caps measured (MiB); the plan's cap (kColumnsCapBytes in deform_conv2d_plan.h) is the largest.
+CAPS_MB = (16, 48, 128, 256)
+
+
 def cap_rows(hx, td, torch, iterations):
     """The column buffer's cap (DCN_DEFORM_CONV_COLUMNS_MB) on c3 batch 8, im2col path."""
     rows = []
     _, C, H, W = td.RESNET_LAYERS[0]
     case = td.resnet_case("c3", batch=8, dtype=torch.float32)
     for dtype in (torch.float16, torch.float32):
-        for mb in (16, 48, 128, 256):
+        for mb in CAPS_MB:
             os.environ["DCN_DEFORM_CONV_COLUMNS_MB"] = str(mb)
             try:
                 with td.conv_path("im2col"):
@@ -325,6 +329,8 @@ def table(gpu: str, conv, caps, roi, pool, notes, dcn=(), bw=0.0) -> str:
     L += ["", "Column-buffer cap (DCN_DEFORM_CONV_COLUMNS_MB), c3 batch 8, im2col path:", "",
           "| dtype | cap MiB | ms |", "|---|---:|---:|"]
     L += [f"| {r['dtype']} | {r['cap_mb']} | {fmt(r['ms'])} |" for r in caps]
+    if caps:
+        L += ["", cap_verdict(caps)]
     L += ["", "| DeformRoIPool | offsets | dtype | ours | roi_align(aligned=True) | ours / roi_align | split | GB/s |",
           "|---|---|---|---:|---:|---:|---|---:|"]
     for r in roi:
@@ -347,6 +353,34 @@ def table(gpu: str, conv, caps, roi, pool, notes, dcn=(), bw=0.0) -> str:
     for n in notes or ():
         L += ["", n]
     return "\n".join(L) + "\n"
+
+
+def cap_verdict(caps) -> str:
+    """Which column-buffer cap to keep (issue 20: the chunk size chosen by measurement): a smaller cap is
+    advised only where it is faster than the plan's (the largest measured) by SWITCH_MARGIN in every dtype
+    measured, and then the one whose smallest speed-up over the dtypes is largest (on a tie the larger cap:
+    fewer chunks, fewer GEMM calls)."""
+    plan = max(CAPS_MB)
+    by = {}
+    for r in caps:
+        if r.get("ms"):
+            by.setdefault(r["dtype"], {})[r["cap_mb"]] = r["ms"]
+    timed = {dt: ms for dt, ms in by.items() if plan in ms}
+    if not timed:
+        return f"Column cap: the plan's {plan} MiB was not measured; keep kColumnsCapBytes."
+    ok = [mb for mb in CAPS_MB if mb < plan and all(mb in ms and ms[plan] / ms[mb] >= SWITCH_MARGIN
+                                                     for ms in timed.values())]
+    speed = "; ".join(f"{dt} " + ", ".join(f"{mb} MiB {ms[plan] / ms[mb]:.2f}x" for mb in sorted(ms) if mb != plan)
+                      for dt, ms in timed.items())
+    margin = f"{100 * (SWITCH_MARGIN - 1):.0f} %"
+    if ok:
+        best = max(ok, key=lambda mb: (min(ms[plan] / ms[mb] for ms in timed.values()), mb))
+        return (f"Column cap vs the plan's {plan} MiB ({plan} MiB ms / cap ms): {speed}; {best} MiB is faster by "
+                f"at least {margin} in every dtype on c3 batch 8: rerun the table with DCN_DEFORM_CONV_COLUMNS_MB="
+                f"{best} (more rows take chunks then), and if no row is slower, lower kColumnsCapBytes "
+                f"(deform_conv2d_plan.h) to {best} MiB.")
+    return f"Column cap vs the plan's {plan} MiB ({plan} MiB ms / cap ms): {speed}; no smaller cap faster by {margin} " \
+           "in every dtype: keep kColumnsCapBytes."
 
 
 def targets(conv) -> str:

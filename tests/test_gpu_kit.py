@@ -149,6 +149,31 @@ def test_bench_targets_verdict():
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
 
 
+def test_bench_cap_verdict():
+    """The column cap's verdict (issue 20: the chunk size chosen by measurement): a smaller cap only where it
+    is faster than the plan's 256 MiB by the margin in every dtype, then the largest such (pure function)."""
+    p = _python("""
+        import bench_plugins_cuda as b
+        def rows(ms16, ms32):
+            return [dict(dtype=dt, cap_mb=mb, ms=ms) for dt, t in (("float16", ms16), ("float32", ms32))
+                    for mb, ms in zip(b.CAPS_MB, t)]
+        v = b.cap_verdict(rows((0.62, 0.60, 0.66, 0.70), (1.5, 1.45, 1.6, 1.7)))  # 48 MiB: the best worst case
+        assert "48 MiB is faster by at least 3 % in every dtype on c3 batch 8: rerun the table with " \
+               "DCN_DEFORM_CONV_COLUMNS_MB=48" in v and v.endswith("lower kColumnsCapBytes (deform_conv2d_plan.h) "
+                                                                   "to 48 MiB."), v
+        assert "float16 16 MiB 1.13x, 48 MiB 1.17x, 128 MiB 1.06x" in v, v
+        v = b.cap_verdict(rows((0.60, 0.62, 0.66, 0.70), (1.75, 1.7, 1.69, 1.7)))  # float32: no smaller cap 3 % faster
+        assert v.endswith("no smaller cap faster by 3 % in every dtype: keep kColumnsCapBytes."), v
+        # float16's 256 MiB not measured: float32 decides; equal speed-ups: the larger cap
+        assert b.cap_verdict(rows((0.6, 0.6, 0.6, None), (1.5, 1.5, 1.5, 1.7))).endswith("to 128 MiB."), v
+        assert "was not measured" in b.cap_verdict([dict(dtype="float16", cap_mb=16, ms=0.5)])
+        md = b.table("a GPU", [], rows((0.62, 0.60, 0.66, 0.70), (1.5, 1.45, 1.6, 1.7)), [], [], None)
+        assert "lower kColumnsCapBytes (deform_conv2d_plan.h) to 48 MiB." in md, md
+        print("ok")
+    """)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
 def test_bench_saves_after_each_section(tmp_path):
     """bench.md and report.json are replaced whole (temporary file, rename) after every section, so a run
     stopped at its time limit keeps what it measured (pure function: no device needed)."""

@@ -36,7 +36,9 @@
 namespace dcn {
 namespace plan {
 
-// Column buffer cap: a chunk holds as many images as fit (at least one).
+// Column buffer cap: a chunk holds as many images as fit (at least one). 256 MiB until measured:
+// benchmarks/bench_plugins_cuda.py times 16-256 MiB on c3 batch 8 and says whether a smaller cap (one
+// whose chunk stays in L2) is faster (cap_verdict).
 // DCN_DEFORM_CONV_COLUMNS_MB lowers it for measurements (benchmarks/bench_plugins_cuda.py): the
 // chunks a run takes, never the workspace, which is sized for kColumnsCapBytes
 // (conv_workspace_bytes), so that the variable may differ between building an engine and running
