@@ -38,8 +38,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 from dcn_base.errors import describe  # noqa: E402  (the repository's root on the path first)
 OPS = ("conv", "roi", "psroi", "msda", "dcn")
 # DeformConv2d: im2col, the one-stage and the two-stage fused kernel (FP16), im2col with FP32's GEMM as 3xTF32
-CONV_PATHS = ("im2col", "fused", "pipelined", "3xtf32")
-FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined"), ("im2col", "3xtf32")
+CONV_PATHS = ("im2col", "fused", "pipelined", "3xtf32", "nhwc")
+FP16_PATHS, FP32_PATHS = ("im2col", "fused", "pipelined", "nhwc"), ("im2col", "3xtf32")
 
 
 def paths_of(dtype: str) -> tuple[str, ...]:
@@ -52,7 +52,11 @@ TV_TARGET = {"float16": 2.0, "float32": 1.3}
 DENSE_TARGET_B8, DENSE_TARGET_FUSED = 3.0, 1.5
 # the switches that are off until measured: path -> (the path it would replace, the default to flip); a switch is
 # worth flipping where it is faster by SWITCH_MARGIN on every row it would change (one median each: noise)
-SWITCHES = {"pipelined": ("fused", "kPipelinedDefault"), "3xtf32": ("im2col", "k3xTf32Default")}
+SWITCHES = {"pipelined": ("fused", "kPipelinedDefault"), "3xtf32": ("im2col", "k3xTf32Default"),
+            "nhwc": ("im2col", "kNhwcDefault")}
+# The rows a switch would change: the pipelined kernel where the plan takes the fused path, the channels-last
+# im2col where it takes the im2col path (3xtf32: every FP32 row, all im2col).
+SWITCH_PLAN = {"pipelined": "fused", "nhwc": "im2col"}
 SWITCH_MARGIN = 1.03
 
 
@@ -85,8 +89,9 @@ def conv_paths(hx, td, torch, row, paths, iterations):
         except Exception as err:  # noqa: BLE001  (recorded, printed in the table; the benchmark exits 1)
             row[f"{path}_error"] = describe(err, 300)
             continue
-        sampler = split.get("fused" if path in ("fused", "pipelined") else "im2col", 0.0)
-        written = {"im2col": 1, "3xtf32": 2}.get(path, 0)  # column copies the sampling writes (3xtf32: hi and lo)
+        sampler = split.get({"fused": "fused", "pipelined": "fused", "nhwc": "im2col-nhwc"}.get(path, "im2col"), 0.0)
+        # column copies the sampling writes (3xtf32: hi and lo)
+        written = {"im2col": 1, "3xtf32": 2, "nhwc": 1}.get(path, 0)
         moved = es * (batch * C * 9 * H * W * written + batch * C * H * W + batch * 27 * H * W)
         row[f"{path}_sampling_gbps"] = moved / (sampler * 1e-3) / 1e9 if sampler else None
         inputs = lay.inputs
@@ -113,7 +118,7 @@ def conv_row(hx, td, torch, stage, C, H, W, batch, dtype, iterations, tv_fn):
             lay = td.run_plugin(hx, td.CONV_OP, f"bench.{stage}", case.attrs(),
                                 td.conv_inputs(case, empty_bias=True), dtype, poison=False)
             plan = kernel_split(lay.enqueue, calls=1)
-            row["plan"] = "fused" if "fused" in plan else "im2col"
+            row["plan"] = "fused" if "fused" in plan else "nhwc" if "im2col-nhwc" in plan else "im2col"
             del lay
     except Exception as err:  # noqa: BLE001  (recorded; the row keeps its measured paths)
         row["plan"], row["plan_error"] = "failed", describe(err, 300)
@@ -308,12 +313,13 @@ def table(gpu: str, conv, caps, roi, pool, notes, dcn=(), bw=0.0) -> str:
 
     L = [f"Plugin enqueue on {gpu} (median ms, CUDA events). im2col / fused: our two DeformConv2d paths "
          "(fused: the one-stage kernel; pipelined: the two-stage one, DCN_DEFORM_CONV_FUSED_KERNEL=pipelined; "
-         "3xtf32: FP32 im2col with the GEMM as three TF32 GEMMs, DCN_DEFORM_CONV_FP32_GEMM=3xtf32); "
+         "3xtf32: FP32 im2col with the GEMM as three TF32 GEMMs, DCN_DEFORM_CONV_FP32_GEMM=3xtf32; "
+         "nhwc: FP16 im2col from a channels-last copy into tap-major columns, one GEMM, DCN_DEFORM_CONV_IM2COL=nhwc); "
          "plan: the path the plugin takes by default; ratios use the plan's path "
          "(torchvision / ours > 1: ours faster; ours / dense: the price of deformation over cuDNN):", "",
-         "| layer | batch | dtype | im2col | fused | pipelined | 3xtf32 | plan | torchvision | dense cuDNN "
+         "| layer | batch | dtype | im2col | fused | pipelined | 3xtf32 | nhwc | plan | torchvision | dense cuDNN "
          "| torchvision / ours | ours / dense | ours TFLOP/s |",
-         "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in conv:
         cells = [r["layer"], r["batch"], r["dtype"], *(fmt(r.get(f"{p}_ms")) for p in CONV_PATHS), r["plan"],
                  fmt(r["torchvision_ms"]), fmt(r["dense_cudnn_ms"]), fmt(r["torchvision_over_ours"], 2),
@@ -416,7 +422,7 @@ def targets(conv) -> str:
                  f"{fmt(measured[best] / dense, 2)} | {met(plan_ms) if plan_ms else 'no'} | {met(measured[best])} |")
     for path, (base, default) in SWITCHES.items():
         pairs = [(r, r[f"{base}_ms"] / r[f"{path}_ms"]) for r in conv if r.get(f"{path}_ms") and r.get(f"{base}_ms")
-                 and (path != "pipelined" or r["plan"] == "fused")]
+                 and r["plan"] == SWITCH_PLAN.get(path, r["plan"])]
         failed = [f"{r['layer'].split()[0]} b{r['batch']} {r['dtype']}" for r in conv if r.get(f"{path}_error")]
         if pairs or failed:
             speed = ", ".join(f"{r['layer'].split()[0]} b{r['batch']} {x:.2f}x" for r, x in pairs)

@@ -13,7 +13,8 @@ import re
 GROUPS = [
     ("im2col", r"dcn_deform_im2col_kernel"),
     ("fused", r"dcn_deform_conv_fused_(pipelined_)?kernel"),  # the one-stage or two-stage kernel
-    ("fused-prep", r"dcn_fused_(nhwc|weight)_kernel"),
+    ("fused-prep", r"dcn_fused_(nhwc|weight)_kernel"),  # (also the channels-last im2col's copies)
+    ("im2col-nhwc", r"dcn_nhwc_im2col_kernel"),  # the channels-last im2col's sampling
     ("tf32-split", r"dcn_split_tf32_kernel"),  # 3xTF32: the weights' hi / lo halves
     ("bias", r"dcn_fill_bias_kernel"),
     ("roi-pool", r"dcn_deform_roi_pool"),

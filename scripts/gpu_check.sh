@@ -177,14 +177,14 @@ else
   # ---- 2. device tests, within 200 s, in separate processes (a CUDA fault is sticky: it fails every later
   # test of its process): the plugins' lifecycle file on the paths a GPU has run before (the convolution and the
   # pools, issue 20's subject) first, then each other op's file, then the switches' paths no GPU has run yet
-  # (pipelined, 3xTF32); a test hung in a CUDA call shows its stack after 60 s (faulthandler)
+  # (pipelined, 3xTF32, nhwc); a test hung in a CUDA call shows its stack after 60 s (faulthandler)
   s=$SECONDS
   if asked tests; then
     tests_end=$((SECONDS + 200))
     : >"$OUT/tests.log"
-    groups=("tests/test_trt_device.py|not pipelined and not 3xtf32")
+    groups=("tests/test_trt_device.py|not pipelined and not 3xtf32 and not nhwc")
     for f in tests/test_*_device.py; do [ "$f" = tests/test_trt_device.py ] || groups+=("$f|"); done
-    groups+=("tests/test_trt_device.py|pipelined or 3xtf32")
+    groups+=("tests/test_trt_device.py|pipelined or 3xtf32 or nhwc")
     summaries=()
     trc=0
     for g in "${groups[@]}"; do

@@ -28,7 +28,8 @@ KERNELS = {
 } | {
     f"dcn_deform_im2col_kernel<{t}, {i}, {v}>" for t in ("float", "__half") for i in ("int32_t", "int64_t")
     for v in (1, 2, 4)
-} | {f"{k}<{i}>" for k in ("dcn_fused_nhwc_kernel", "dcn_fused_weight_kernel", "dcn_split_tf32_kernel")
+} | {f"{k}<{i}>" for k in ("dcn_fused_nhwc_kernel", "dcn_fused_weight_kernel", "dcn_split_tf32_kernel",
+                          "dcn_nhwc_im2col_kernel")
      for i in ("int32_t", "int64_t")} | {
     "dcn_deform_conv_fused_kernel", "dcn_deform_conv_fused_pipelined_kernel"} | {
     f"{k}<{t}, {v}, {i}>" for k in ("dcn_dcnv3_kernel", "dcn_dcnv4_kernel") for t in ("float", "__half")
@@ -37,9 +38,10 @@ KERNELS = {
     f"dcn_msda_split_kernel<{v}, {t}>" for v in (1, 2, 4) for t in ("float", "__half")}
 # __launch_bounds__ -> register cap (65536 / (threads * minimum blocks per SM)); 64 for the rest. 128: the
 # im2col kernel (256 x 2; 4 samples' taps live across its channel loop) and both fused kernels (512 x 1;
-# 64 accumulator registers, the two-stage one also the next step's loads).
+# 64 accumulator registers, the two-stage one also the next step's loads); 85: the channels-last im2col
+# (256 x 3; four neighbours' vectors in flight).
 REGISTER_CAP = {"dcn_deform_im2col_kernel": 128, "dcn_deform_conv_fused_kernel": 128,
-                "dcn_deform_conv_fused_pipelined_kernel": 128}
+                "dcn_deform_conv_fused_pipelined_kernel": 128, "dcn_nhwc_im2col_kernel": 85}
 
 
 def test_kernels_compile_for_every_arch_without_spills():
@@ -128,10 +130,12 @@ def test_cublas_handles_reduce_in_float():
 # The kernels templated on a vector width: which template argument it is (the element type is float or __half).
 VECTOR_ARG = {"dcn_deform_im2col_kernel": 2, "dcn_msda_kernel": 0, "dcn_msda_split_kernel": 0,
               "dcn_dcnv3_kernel": 1, "dcn_dcnv4_kernel": 1}
-# The fused kernels' 16-byte shared stores (A and B tiles: one-stage 2; two-stage 2 in the prologue and 2 in the
+# The fused kernels' (and the channels-last im2col's) 16-byte shared stores (A and B tiles: one-stage 2; two-stage 2 in the prologue and 2 in the
 # loop) and 16-byte global loads (a weight vector and four neighbours' vectors; the two-stage kernel twice).
 FUSED_SASS = {"dcn_deform_conv_fused_kernel": {"STS.128": 2, "LDG.E.128": 5},
-              "dcn_deform_conv_fused_pipelined_kernel": {"STS.128": 4, "LDG.E.128": 10}}
+              "dcn_deform_conv_fused_pipelined_kernel": {"STS.128": 4, "LDG.E.128": 10},
+              # the channels-last im2col (deform_conv2d_nhwc.h): four neighbours' vectors in, one column vector out
+              "dcn_nhwc_im2col_kernel": {"LDG.E.128": 4, "STG.E.128": 1}}
 
 
 def test_vector_accesses_are_vector_instructions():

@@ -100,14 +100,14 @@ def test_bench_table_and_split_know_every_conv_path():
         from helpers.trt_device import PATH_KERNELS
         assert {k: group_of(f"void dcn::cuda::(anonymous namespace)::{v}(const __half *)")
                 for k, v in PATH_KERNELS.items()} == {"im2col": "im2col", "fused": "fused", "pipelined": "fused",
-                                                       "3xtf32": "tf32-split"}
+                                                       "3xtf32": "tf32-split", "nhwc": "im2col-nhwc"}
         row = dict(layer="c3 128ch 100x167", batch=1, dtype="float16", im2col_ms=0.2, fused_ms=0.15, pipelined_ms=0.1,
                    plan="fused", torchvision_ms=0.3, dense_cudnn_ms=0.08, torchvision_over_ours=2.0,
                    ours_over_dense=1.9, ours_tflops=33.0, im2col_split={"im2col": 0.1}, pipelined_split={"fused": 0.09})
         md = b.table("a GPU", [row], [], [], [], None)
         head = next(l for l in md.splitlines() if l.startswith("| layer | batch | dtype | im2col"))
         line = next(l for l in md.splitlines() if l.startswith("| c3 128ch 100x167 | 1 | float16 | 0.200"))
-        assert "| pipelined | 3xtf32 |" in head and "| 0.150 | 0.100 | n/a | fused |" in line, (head, line)
+        assert "| pipelined | 3xtf32 | nhwc |" in head and "| 0.150 | 0.100 | n/a | n/a | fused |" in line, (head, line)
         assert "| pipelined | fused 0.090 (100%) |" in md, md
         print("ok")
     """)
@@ -143,6 +143,10 @@ def test_bench_targets_verdict():
         rows[0].update(fused_error="AssertionError: enqueue returned 1", ours_ms=None)
         del rows[0]["fused_ms"]
         assert "| c3 128ch 100x167 | 1 | float16 | fused | n/a | im2col |" in b.targets(rows)
+        # the channels-last im2col: judged on the rows the plan runs on im2col only (c5 here, not c3's fused)
+        rows[0]["nhwc_ms"], rows[2]["nhwc_ms"] = 0.01, 0.2
+        assert "nhwc vs im2col (im2col ms / nhwc ms): c5 b8 2.09x; faster by at least 3 % on every row: flip " \
+               "kNhwcDefault" in b.targets(rows), b.targets(rows)
         assert b.targets([]) == ""
         print("ok")
     """)

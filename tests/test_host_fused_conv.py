@@ -38,6 +38,8 @@ def lib():
     L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
     L.dcn_emu_conv_im2col_need.restype = ctypes.c_int64
     L.dcn_emu_conv_im2col_need.argtypes = [I64, ctypes.c_int, ctypes.c_int]
+    L.dcn_emu_conv_nhwc_need.restype = ctypes.c_int64
+    L.dcn_emu_conv_nhwc_need.argtypes = [I64]
     L.dcn_emu_conv_min_out_area.restype = ctypes.c_int64
     L.dcn_emu_conv_min_out_area.argtypes = [I64, ctypes.c_int64, ctypes.c_int64]
     L.dcn_emu_fused_workspace.restype = ctypes.c_int64
@@ -194,9 +196,10 @@ def test_workspace_holds_the_im2col_parts_of_every_smaller_run(lib):
     """Generated: the profile's largest shapes and a run at smaller ones (batch, height, width each no larger,
     the profile's minimum between them), awkward kernels and attributes, FP16 and FP32 (SGEMM and 3xTF32), up
     to past the column cap: what the run's enqueue lays out (plan::im2col_parts, with the base's alignment
-    slack) fits in what getWorkspaceSize asked for at the largest shapes and the profile's minimum area."""
+    slack) fits in what getWorkspaceSize asked for at the largest shapes and the profile's minimum area; so does
+    the FP16 channels-last im2col's (plan::nhwc_parts, where it applies: the switch may be set at run time only)."""
     rng = np.random.default_rng(20)
-    checked = 0
+    checked = nhwc_checked = 0
     while checked < 3000:
         k = tuple(int(v) for v in rng.integers(1, 4, 2))
         strides, dilations = tuple(int(v) for v in rng.integers(1, 3, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
@@ -220,7 +223,11 @@ def test_workspace_holds_the_im2col_parts_of_every_smaller_run(lib):
                 for split in splits:
                     need = lib.dcn_emu_conv_im2col_need(run, es, split)
                     assert need <= ws, (list(largest), list(run), (hmin, wmin), es, split, need, ws)
+                if es == 2 and (nhwc := lib.dcn_emu_conv_nhwc_need(run)) > 0:
+                    assert nhwc <= ws, (list(largest), list(run), (hmin, wmin), "nhwc", nhwc, ws)
+                    nhwc_checked += 1
         checked += 1
+    assert nhwc_checked > 100, nhwc_checked
 
 
 def test_fused_path_refuses_no_channels_and_too_many_filter_tiles(lib, monkeypatch):

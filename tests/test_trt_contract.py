@@ -520,6 +520,13 @@ def conv_workspace(s, out, size, *, fused=False, min_area=None):
         want = max(want, 256 + align(_columns_bytes(per_split, N)) + 2 * align(weights) + (32 << 20))
     if fused:  # the fused path's copies: channels-last X, tap-major W
         want = max(want, 256 + align(N * H * W * C * size) + align(M * kH * kW * C * size))
+    group, og = s[10], s[11]
+    if size == 2 and group == 1 and C % og == 0 and C // og >= 8 and (C // og) % 8 == 0:
+        # the channels-last im2col (DCN_DEFORM_CONV_IM2COL=nhwc, off by default): per image columns [L][K],
+        # the staged output where padded (as above) and the channels-last copy; the tap-major weights once
+        K = kH * kW * C
+        per_nhwc = (L * K + (M * ld if staged else 0) + H * W * C) * size
+        want = max(want, 256 + align(_columns_bytes(per_nhwc, N)) + align(M * K * size) + (32 << 20))
     return want
 
 

@@ -105,12 +105,13 @@ def test_resnet50_dcn_layers_1333x800(hx, stage, dtype):
 
 
 # --------------------------------------------------------------------------- DeformConv2d, fused FP16 path
-@pytest.mark.parametrize("path", ["fused", "pipelined", "im2col"])
+@pytest.mark.parametrize("path", ["fused", "pipelined", "im2col", "nhwc"])
 @pytest.mark.parametrize("name", list(FUSED_CASES))
 def test_conv_fused_path(hx, name, path):
     """The host-emulated fused cases (partial tiles, offset groups, asymmetric geometry, points
-    outside, M over one tile) on the tensor cores; the same layers on the im2col path agree too.
-    (A test per path: scripts/gpu_check.sh runs the two-stage kernel, never yet run on a GPU, last.)"""
+    outside, M over one tile) on the tensor cores; the same layers on the im2col paths (NCHW, and the
+    channels-last one: group 1, whole 8-channel vectors, as these cases are) agree too.
+    (A test per path: scripts/gpu_check.sh runs the paths never yet run on a GPU, pipelined and nhwc, last.)"""
     case = make_fused_case(**FUSED_CASES[name])
     with td.conv_path(path):
         lay = check_conv(hx, case, torch.float16, what=f"conv {name} {path}", misalign=16)
@@ -121,7 +122,7 @@ def test_conv_fused_path(hx, name, path):
 FUSED_KERNELS = ["fused", "pipelined"]  # the one-stage and the two-stage kernel
 
 
-@pytest.mark.parametrize("path", FUSED_KERNELS)
+@pytest.mark.parametrize("path", FUSED_KERNELS + ["nhwc"])
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("stage", [r[0] for r in td.RESNET_LAYERS])
 def test_resnet50_dcn_layers_fused(hx, stage, batch, path):
@@ -159,7 +160,7 @@ def test_resnet50_dcn_layers_3xtf32(hx, stage, batch):
         assert names is None or any(td.PATH_KERNELS["3xtf32"] in k for k in names)
 
 
-@pytest.mark.parametrize("path", FUSED_KERNELS + ["3xtf32"])
+@pytest.mark.parametrize("path", FUSED_KERNELS + ["3xtf32", "nhwc"])
 def test_conv_fused_graph_replay(hx, path):
     case = make_fused_case(**FUSED_CASES["basic"])
     dtype = torch.float32 if path == "3xtf32" else torch.float16

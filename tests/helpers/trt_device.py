@@ -277,23 +277,27 @@ CONV_OP, POOL_OP, ROI_OP = "DeformConv2d", "DeformPSROIPool", "DeformRoIPool"
 FUSED_ENV = "DCN_DEFORM_CONV_FUSED"  # deform_conv2d_plan.h: 0 off, 1 on, force (no SM-count rule)
 FUSED_KERNEL_ENV = "DCN_DEFORM_CONV_FUSED_KERNEL"  # deform_conv2d_plan.h: pipelined, else one-stage
 FP32_GEMM_ENV = "DCN_DEFORM_CONV_FP32_GEMM"  # deform_conv2d_plan.h: 3xtf32, else SGEMM
+IM2COL_ENV = "DCN_DEFORM_CONV_IM2COL"  # deform_conv2d_plan.h: nhwc (the channels-last im2col), else NCHW
 
 # kernel name (as the profiler shows it) of each DeformConv2d path's main kernel (3xtf32: the
 # im2col path whose FP32 GEMM runs as three TF32 GEMMs; its own kernel is the weight split)
 PATH_KERNELS = {"im2col": "dcn_deform_im2col_kernel", "fused": "dcn_deform_conv_fused_kernel",
-                "pipelined": "dcn_deform_conv_fused_pipelined_kernel", "3xtf32": "dcn_split_tf32_kernel"}
+                "pipelined": "dcn_deform_conv_fused_pipelined_kernel", "3xtf32": "dcn_split_tf32_kernel",
+                "nhwc": "dcn_nhwc_im2col_kernel"}
 
 
 class conv_path:
     """Context manager: the DeformConv2d path the plugin takes in this process ("im2col", "fused":
     the one-stage FP16 implicit-GEMM kernel wherever it applies, "pipelined": the two-stage one,
-    "3xtf32": im2col with FP32's GEMM as three TF32 GEMMs, "auto": the plan's default)."""
+    "3xtf32": im2col with FP32's GEMM as three TF32 GEMMs, "nhwc": the channels-last im2col (FP16) where it
+    applies, "auto": the plan's default)."""
 
-    VALUES = {"im2col": ("0", None, None), "fused": ("force", "one-stage", None),
-              "pipelined": ("force", "pipelined", None), "3xtf32": ("0", None, "3xtf32"), "auto": (None, None, None)}
+    VALUES = {"im2col": ("0", None, None, None), "fused": ("force", "one-stage", None, None),
+              "pipelined": ("force", "pipelined", None, None), "3xtf32": ("0", None, "3xtf32", None),
+              "nhwc": ("0", None, None, "nhwc"), "auto": (None, None, None, None)}
 
     def __init__(self, path: str):
-        self.values = dict(zip((FUSED_ENV, FUSED_KERNEL_ENV, FP32_GEMM_ENV), self.VALUES[path]))
+        self.values = dict(zip((FUSED_ENV, FUSED_KERNEL_ENV, FP32_GEMM_ENV, IM2COL_ENV), self.VALUES[path]))
 
     def __enter__(self):
         self.old = {k: os.environ.get(k) for k in self.values}

@@ -12,7 +12,10 @@
 //   int gemm(const Gemm& g, const T* a, const T* b, float beta, int term, T* c)
 //       term -1: one GEMM (CUBLAS_COMPUTE_32F); 0..2: 3xTF32's kSplitTerms[term] (FAST_TF32)
 //   int copy_rows(T* dst, int64_t dpitch, const T* src, int64_t spitch, int64_t width, int64_t rows)
-// (pitches and widths in elements).
+// (pitches and widths in elements); and for the channels-last path (nhwc_enqueue, deform_conv2d_nhwc.h):
+//   int tap_major_weights(const T* W, T* wt)                      Wt[m][k][c] = W[m][c][k]
+//   int channels_last(int64_t n0, int64_t nb, T* xt)              the chunk's X as [nb][H][W][C]
+//   int nhwc_im2col(int64_t n0, int64_t nb, const T* xt, T* col)  the chunk's columns [nb][L][K]
 #pragma once
 
 #include "deform_conv2d_plan.h"
@@ -71,6 +74,38 @@ EnqueueStatus im2col_enqueue(const DeformConvDims& d, const Im2colParts& parts, 
             }
         });
         if (e != 0) return {e, "cublasGemmStridedBatchedEx", true};
+        if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
+            return {e, "output copy (cudaMemcpy2DAsync)", false};
+    }
+    return {0, nullptr, false};
+}
+
+// The channels-last im2col path (nhwc::applicable(d, ...) holds, so C > 0): Y = conv(X, W) (+ B), its
+// parts in the workspace from `base` (256-byte aligned) as `parts` (nhwc_parts of d) lays them out.
+template <class T, class Backend>
+EnqueueStatus nhwc_enqueue(const DeformConvDims& d, const NhwcParts& parts, const T* W, const T* B, T* Y, char* base,
+                           Backend& be) {
+    const Im2colLayout& lay = parts.lay.lay;
+    T* col = reinterpret_cast<T*>(base);
+    T* staging = reinterpret_cast<T*>(base + parts.stagingAt);
+    T* xt = reinterpret_cast<T*>(base + parts.xtAt);
+    T* wt = reinterpret_cast<T*>(base + parts.weightsAt);
+    const float beta = B != nullptr ? 1.f : 0.f;
+    int e = 0;
+    if (B != nullptr && !lay.staged && (e = be.fill_bias(B, d.M, d.N * d.M, lay.L, Y)) != 0)
+        return {e, "bias broadcast kernel launch", false};
+    if ((e = be.tap_major_weights(W, wt)) != 0) return {e, "tap-major weight copy kernel launch", false};
+    const int64_t outImage = d.M * lay.L;
+    for (int64_t n0 = 0; n0 < d.N; n0 += parts.chunk) {
+        const int64_t nb = d.N - n0 < parts.chunk ? d.N - n0 : parts.chunk;
+        if ((e = be.channels_last(n0, nb, xt)) != 0) return {e, "channels-last copy kernel launch", false};
+        if ((e = be.nhwc_im2col(n0, nb, xt, col)) != 0)
+            return {e, "channels-last deformable im2col kernel launch", false};
+        if (B != nullptr && lay.staged && (e = be.fill_bias(B, d.M, nb * d.M, lay.ld, staging)) != 0)
+            return {e, "bias broadcast kernel launch", false};
+        T* Yc = lay.staged ? staging : Y + n0 * outImage;
+        if ((e = be.gemm(nhwc_gemm(d, parts.lay, nb), col, wt, beta, -1, Yc)) != 0)
+            return {e, "cublasGemmStridedBatchedEx", true};
         if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
             return {e, "output copy (cudaMemcpy2DAsync)", false};
     }

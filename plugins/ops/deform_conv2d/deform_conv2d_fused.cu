@@ -13,6 +13,7 @@
 #include "dcn_launch.cuh"  // plugins/cuda
 #include "deform_conv2d_fused.h"
 #include "deform_conv2d_kernels.h"
+#include "deform_conv2d_nhwc.h"
 
 namespace dcn {
 namespace cuda {
@@ -39,6 +40,18 @@ __global__ void __launch_bounds__(launch::kThreads, launch::kMinBlocksPerSM)
     I tid, nthreads;
     thread_range(tid, nthreads);
     fused::weight_thread<__half, I>(tid, nthreads, W, d, Wt);
+}
+
+// The channels-last im2col path's sampling (deform_conv2d_nhwc.h), beside the copies it shares with the
+// fused kernels.
+template <class I>
+__global__ void __launch_bounds__(launch::kThreads, nhwc::kMinBlocksPerSM)
+    dcn_nhwc_im2col_kernel(const __half* __restrict__ Xt, const __half* __restrict__ offset,
+                           const __half* __restrict__ mask, const DeformConvDims d, int64_t n0, int64_t nb,
+                           __half* __restrict__ col) {
+    I tid, nthreads;
+    thread_range(tid, nthreads);
+    nhwc::im2col_thread<__half, I>(tid, nthreads, Xt, offset, mask, d, n0, nb, col);
 }
 
 struct MainTiles {
@@ -204,6 +217,24 @@ __global__ void __launch_bounds__(fused::kThreads, 1)
 }
 
 }  // namespace
+
+cudaError_t tap_major_weights(const __half* W, const DeformConvDims& d, __half* Wt, cudaStream_t stream) {
+    return launch_grid_stride(fused::weight_items(d), stream, dcn_fused_weight_kernel<int32_t>,
+                              dcn_fused_weight_kernel<int64_t>, W, d, Wt);
+}
+
+cudaError_t channels_last(const __half* X, const DeformConvDims& d, int64_t n0, int64_t nb, __half* Xt,
+                          cudaStream_t stream) {
+    const DeformConvDims c = nhwc::chunk_dims(d, nb);
+    return launch_grid_stride(fused::nhwc_items(c), stream, dcn_fused_nhwc_kernel<int32_t>,
+                              dcn_fused_nhwc_kernel<int64_t>, X + n0 * d.C * d.H * d.W, c, Xt);
+}
+
+cudaError_t nhwc_im2col(const __half* Xt, const __half* offset, const __half* mask, const DeformConvDims& d,
+                        int64_t n0, int64_t nb, __half* col, cudaStream_t stream) {
+    return launch_grid_stride(nhwc::items(d, nb), stream, dcn_nhwc_im2col_kernel<int32_t>,
+                              dcn_nhwc_im2col_kernel<int64_t>, Xt, offset, mask, d, n0, nb, col);
+}
 
 cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* offset, const __half* mask,
                               const __half* B, const DeformConvDims& d, void* workspace, __half* Y,

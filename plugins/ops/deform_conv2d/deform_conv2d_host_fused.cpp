@@ -231,9 +231,14 @@ DCN_EXPORT int dcn_emu_fused_kernel() {
 }
 
 // The plan's choice for dims v[0..19] (N, C, H, W, M, kH, kW, strides, pads t/l/b/r, dilations,
-// group, offset_group, outH, outW, hasMask): 1 fused, 0 im2col (DCN_DEFORM_CONV_FUSED as set).
+// group, offset_group, outH, outW, hasMask): 0 im2col, 1 fused, 2 channels-last im2col
+// (DCN_DEFORM_CONV_FUSED and DCN_DEFORM_CONV_IM2COL as set).
 DCN_EXPORT int dcn_emu_conv_path(const int64_t* v, int half, int64_t sm_count) {
-    return dcn::plan::choose_path(dims_from(v), half != 0, sm_count) == dcn::plan::Path::kFused ? 1 : 0;
+    switch (dcn::plan::choose_path(dims_from(v), half != 0, sm_count)) {
+        case dcn::plan::Path::kFused: return 1;
+        case dcn::plan::Path::kNhwc: return 2;
+        default: return 0;
+    }
 }
 
 // The workspace the plugin asks for at dims v (its largest shapes; layout as dcn_emu_conv_path),
@@ -247,6 +252,14 @@ DCN_EXPORT int64_t dcn_emu_conv_workspace(const int64_t* v, int elem_bytes, int6
 DCN_EXPORT int64_t dcn_emu_conv_im2col_need(const int64_t* v, int elem_bytes, int split) {
     return dcn::plan::kAlignBytes +
            dcn::plan::im2col_parts(dims_from(v), elem_bytes, split != 0, dcn::plan::kColumnsCapBytes).end;
+}
+
+// What a run at dims v needs of the workspace on the channels-last im2col path (FP16): the alignment slack
+// and every part nhwc_enqueue lays out (plan::nhwc_parts); -1 where the path does not take dims v.
+DCN_EXPORT int64_t dcn_emu_conv_nhwc_need(const int64_t* v) {
+    const dcn::DeformConvDims d = dims_from(v);
+    if (!dcn::nhwc::applicable(d, true)) return -1;
+    return dcn::plan::kAlignBytes + dcn::plan::nhwc_parts(d, 2, dcn::plan::kColumnsCapBytes).end;
 }
 
 // plan::min_out_area of dims v's attributes at input maps of min_h x min_w.

@@ -32,6 +32,7 @@
 #include "deform_conv2d_enqueue.h"
 #include "deform_conv2d_host_args.h"
 #include "deform_conv2d_launch.h"
+#include "deform_conv2d_nhwc.h"
 #include "deform_conv2d_plan.h"
 #include "host_tests.h"  // plugins/tests
 
@@ -100,7 +101,7 @@ float tc_block(float acc, const double* terms, int n, int extra_bits) {
     return truncate_to_float(sum);
 }
 
-// cublasGemmStridedBatchedEx(OP_N, OP_N) on the host, column-major, Acc accumulation; tf32: the
+// cublasGemmStridedBatchedEx(OP_N or, transA, OP_T; OP_N) on the host, column-major, Acc accumulation; tf32: the
 // operands read as TF32 (CUBLAS_COMPUTE_32F_FAST_TF32), accumulated as g_tc_accumulation says.
 template <class T>
 void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, float beta, bool tf32 = false) {
@@ -112,7 +113,8 @@ void host_gemm(const plan::Gemm& g, const T* A, const T* B, T* C, float alpha, f
             for (int64_t i = 0; i < g.m; ++i) {
                 Acc acc = Acc(0);
                 for (int64_t l = 0; l < g.k; ++l) {
-                    const Acc a = gemm_operand<Acc>(A[g.a + b * g.strideA + i + l * g.lda], tf32);
+                    const int64_t at = g.transA ? l + i * g.lda : i + l * g.lda;  // op(A)[i, l]
+                    const Acc a = gemm_operand<Acc>(A[g.a + b * g.strideA + at], tf32);
                     const Acc w = gemm_operand<Acc>(B[g.b + b * g.strideB + l + j * g.ldb], tf32);
                     if (block_k == 0) {
                         acc += a * w;
@@ -231,7 +233,80 @@ struct HostIm2col {
         for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dpitch, src + r * spitch, width * sizeof(T));
         return 0;
     }
+    // The channels-last path's kernels (deform_conv2d_nhwc.h; the launchers in deform_conv2d_fused.cu), each
+    // over the grid its launcher starts. The chunk's part of the workspace (columns, staging, Xt) is filled
+    // with sentinels before its copy; the sampling kernel must write exactly the chunk's columns and the
+    // copy exactly its Xt (uncovered / outside).
+    int tap_major_weights(const T* W, T* wt) {
+        const int64_t n = dcn::fused::weight_items(d);
+        run_grid(n, [&](auto tid, auto nt) { dcn::fused::weight_thread<T>(tid, nt, W, d, wt); });
+        return 0;
+    }
+    int channels_last(int64_t n0, int64_t nb, T* xt) {
+        for (int64_t q = 0; q < colCapacity; ++q) ws[q] = sentinel<T>();
+        const DeformConvDims c = dcn::nhwc::chunk_dims(d, nb);
+        const T* Xc = X + n0 * d.C * d.H * d.W;
+        run_grid(dcn::fused::nhwc_items(c), [&](auto tid, auto nt) { dcn::fused::nhwc_thread<T>(tid, nt, Xc, c, xt); });
+        return 0;
+    }
+    int nhwc_im2col(int64_t n0, int64_t nb, const T* xt, T* col) {
+        const int64_t total = dcn::nhwc::items(d, nb);
+        const int64_t blocks =
+            run_grid(total, [&](auto tid, auto nt) { dcn::nhwc::im2col_thread<T>(tid, nt, xt, off, mask, d, n0, nb, col); });
+        if (chunks == 0) {
+            firstBlocks = blocks;
+            firstBits = use_int32(index_mode, total, max_blocks) ? 32 : 64;
+        }
+        const int64_t cols = nb * lay.L * d.kH * d.kW * d.C, xtAt = xt - col, xts = nb * d.H * d.W * d.C;
+        for (int64_t q = 0; q < colCapacity; ++q) {
+            const bool entry = q < cols || (q >= xtAt && q < xtAt + xts);
+            const bool written = !is_sentinel(ws[q]);
+            uncovered += entry && !written ? 1 : 0;
+            outside += !entry && written ? 1 : 0;
+        }
+        ++chunks;
+        return 0;
+    }
+    // f(tid, nthreads) for every thread of the launcher's grid of `total` items, in int32 or int64 as
+    // index_mode says; the grid's blocks.
+    template <class F> int64_t run_grid(int64_t total, F&& f) {
+        if (use_int32(index_mode, total, max_blocks))
+            return emulate_grid<int32_t>(total, max_blocks, [&](int32_t tid, int32_t nt) { f(tid, nt); });
+        return emulate_grid<int64_t>(total, max_blocks, [&](int64_t tid, int64_t nt) { f(tid, nt); });
+    }
 };
+
+// The plugin's channels-last path (deform_conv2d_plugin.cpp, run<T>: deform_conv2d_enqueue.h nhwc_enqueue) on
+// the host, for any storage type (the plugin takes it for half only; float64 checks the path exactly).
+template <class T>
+std::string conv2d_nhwc(const DeformConvDims& d, int index_mode, int64_t max_blocks, int64_t cap, const T* X,
+                        const T* W, const T* off, const T* B, const T* mask, T* Y, int64_t* stats) {
+    const int64_t es = static_cast<int64_t>(sizeof(T));
+    const plan::NhwcParts parts = plan::nhwc_parts(d, es, cap);
+    const int64_t wsBytes = plan::conv_workspace_bytes(d, es == 2 ? 2 : es, cap);
+    const int64_t needed = plan::kAlignBytes + parts.end;
+    if (parts.chunk * parts.lay.perImageBytes > parts.weightsAt ||
+        parts.weightsAt + plan::nhwc_weight_bytes(d, es) > parts.cublasAt || (es == 2 && needed > wsBytes))
+        return "plan: a channels-last chunk of " + std::to_string(parts.chunk) + " images overlaps the weights / the "
+               "cuBLAS workspace, or the cuBLAS workspace ends past the plugin's workspace of " +
+               std::to_string(wsBytes) + " B";
+    if (parts.stagingAt % 16 != 0 || parts.xtAt % 16 != 0 || parts.weightsAt % 16 != 0)
+        return "plan: a channels-last part is not 16-byte aligned";
+    // columns, staging and Xt (the chunk part), then the weights
+    std::vector<T> ws(static_cast<size_t>(parts.cublasAt / es));
+    HostIm2col<T> be{X, off, mask, d, index_mode, max_blocks, ws.data(), parts.weightsAt / es, false, parts.lay.lay};
+    const plan::EnqueueStatus st = plan::nhwc_enqueue<T>(d, parts, W, B, Y, reinterpret_cast<char*>(ws.data()), be);
+    if (st.code != 0) return std::string(st.what) + " failed";
+    const int64_t yTotal = d.N * d.M * d.outH * d.outW;
+    int64_t yUnwritten = 0;
+    for (int64_t q = 0; q < yTotal; ++q) yUnwritten += is_sentinel(Y[q]) ? 1 : 0;
+    if (stats) {
+        const int64_t v[] = {be.chunks, be.gemms, be.batches, be.firstBlocks, be.firstBits, be.uncovered, be.outside,
+                             yUnwritten, parts.chunk, wsBytes, dcn::nhwc::kVec, d.C / d.offsetGroup, 0};
+        std::copy(std::begin(v), std::end(v), stats);
+    }
+    return "";
+}
 
 // The plugin's enqueue (deform_conv2d_plugin.cpp, run<T>: deform_conv2d_enqueue.h) on the host.
 template <class T>
@@ -246,6 +321,9 @@ std::string conv2d(const DeformConvDims& d, int index_mode, int64_t max_blocks, 
     const int64_t yTotal = d.N * d.M * d.outH * d.outW;
     for (int64_t q = 0; q < yTotal; ++q) Y[q] = sentinel<T>();
     if (yTotal == 0) return "";
+    // the plan's choice where the switch is on (the plugin: half only; here every type, the shapes it takes)
+    if (plan::nhwc_selected() && dcn::nhwc::applicable(d, true))
+        return conv2d_nhwc<T>(d, index_mode, max_blocks, cap, X, W, off, B, mask, Y, stats);
 
     const bool split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
     const plan::Im2colParts parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, cap);

@@ -31,6 +31,15 @@ cudaError_t deform_conv_fused(const __half* X, const __half* W, const __half* of
                               const __half* B, const DeformConvDims& d, void* workspace, __half* Y,
                               bool pipelined, cudaStream_t stream);
 
+// The channels-last im2col path (deform_conv2d_nhwc.h; FP16, nhwc::applicable shapes): Wt[m][k][c] =
+// W[m][c][k] (group 1); Xt = images [n0, n0 + nb) of X as [nb][H][W][C]; the chunk's columns
+// col[nb][outH*outW][kH*kW*C] from Xt. Buffers 16-byte aligned.
+cudaError_t tap_major_weights(const __half* W, const DeformConvDims& d, __half* Wt, cudaStream_t stream);
+cudaError_t channels_last(const __half* X, const DeformConvDims& d, int64_t n0, int64_t nb, __half* Xt,
+                          cudaStream_t stream);
+cudaError_t nhwc_im2col(const __half* Xt, const __half* offset, const __half* mask, const DeformConvDims& d,
+                        int64_t n0, int64_t nb, __half* col, cudaStream_t stream);
+
 // Y[r*ld + p] = B[r % M] for rows r < rows, p < ld (Y, or the GEMM's staging buffer).
 template <class T>
 cudaError_t fill_bias(const T* B, int64_t M, int64_t rows, int64_t ld, T* Y, cudaStream_t stream);

@@ -13,6 +13,8 @@
 //       for each GEMM of for_each_gemm():  Y (+)= W x columns, per convolution group
 //       (FP32 in 3xTF32 mode: the im2col also writes the columns' lo halves; three TF32 GEMMs
 //       per GEMM, kSplitTerms)
+//   (the FP16 channels-last variant, deform_conv2d_nhwc.h, off by default: per chunk a channels-last copy of
+//   the images, columns col[nl][L][kH*kW*C] and one transposed GEMM a chunk; NhwcParts, nhwc_gemm)
 //   ld = outH*outW rounded up to 16 bytes (Im2colLayout): cuBLAS's fast tensor-core kernels want
 //   16-byte aligned leading dimensions (measured on an H200, FP16 c5 (L = 1050): 147 TFLOP/s
 //   unaligned, c4 (L = 4200): 671). Where ld != L the GEMM writes a staged output [nb][M][ld]
@@ -28,6 +30,7 @@
 
 #include "deform_conv2d_fused.h"
 #include "deform_conv2d_math.h"
+#include "deform_conv2d_nhwc.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -164,13 +167,22 @@ inline FusedMode fused_mode() {
     return e[0] == '1' ? FusedMode::kOn : FusedMode::kOff;
 }
 
-enum class Path { kIm2col, kFused };
+// The channels-last im2col (deform_conv2d_nhwc.h: the fused kernel's sampling into a column buffer
+// in its K order, then one cuBLAS GEMM) where the fused kernel is not taken: written without a GPU,
+// not yet run on one, so off by default. DCN_DEFORM_CONV_IM2COL: "nhwc" this path where it applies
+// (FP16, group 1, offset groups of whole 8-channel vectors), anything else the NCHW im2col. The
+// workspace holds either (conv_workspace_bytes), so the switch may differ between building and running.
+constexpr bool kNhwcDefault = false;
+inline bool nhwc_selected() { return env_selects("DCN_DEFORM_CONV_IM2COL", "nhwc", kNhwcDefault); }
+
+enum class Path { kIm2col, kFused, kNhwc };
 inline Path choose_path(const DeformConvDims& d, bool half, int64_t smCount) {
     const FusedMode mode = fused_mode();
-    if (mode == FusedMode::kOff || !fused::applicable(d, half)) return Path::kIm2col;
+    const Path other = nhwc_selected() && nhwc::applicable(d, half) ? Path::kNhwc : Path::kIm2col;
+    if (mode == FusedMode::kOff || !fused::applicable(d, half)) return other;
     if (mode == FusedMode::kForce) return Path::kFused;
     const fused::Grid g = fused::grid(d);
-    return g.tilesM == 1 && 2 * g.tilesN >= smCount ? Path::kFused : Path::kIm2col;
+    return g.tilesM == 1 && 2 * g.tilesN >= smCount ? Path::kFused : other;
 }
 
 // Which fused kernel runs where the fused path is taken: the one-stage kernel (measured on an
@@ -248,6 +260,32 @@ inline int64_t min_out_area(const DeformConvDims& d, int64_t minH, int64_t minW)
     return area;
 }
 
+// The channels-last im2col path (deform_conv2d_nhwc.h), per image of a chunk: its columns [L][K]
+// (K = kH*kW*C: rows of 16 bytes' multiples, C being a multiple of 8), the staged output [M][ld] (as
+// the im2col path's: ld from im2col_layout), its channels-last copy [H][W][C]; and the tap-major
+// weights Wt [M][K] once. All multiples of 16 bytes, so every part of a chunk starts 16-byte aligned.
+struct NhwcLayout {
+    Im2colLayout lay;  // L, ld, staged, stageImage (its columns fields unused)
+    int64_t K, colImage, xtImage, perImageBytes;
+};
+inline NhwcLayout nhwc_layout(const DeformConvDims& d, int64_t elemBytes) {
+    NhwcLayout n{};
+    n.lay = im2col_layout(d, elemBytes);
+    n.K = d.kH * d.kW * d.C;
+    n.colImage = n.lay.L * n.K;
+    n.xtImage = d.H * d.W * d.C;
+    n.perImageBytes = (n.colImage + n.lay.stageImage + n.xtImage) * elemBytes;
+    return n;
+}
+inline int64_t nhwc_weight_bytes(const DeformConvDims& d, int64_t elemBytes) {
+    return d.M * d.kH * d.kW * d.C * elemBytes;
+}
+// As im2col_bound_per_image_bytes: the staging reserved unless every run of the profile has d's area.
+inline int64_t nhwc_bound_per_image_bytes(const DeformConvDims& d, int64_t elemBytes, int64_t minOutArea = 0) {
+    const NhwcLayout n = nhwc_layout(d, elemBytes);
+    return n.lay.staged || minOutArea >= n.lay.L ? n.perImageBytes : n.perImageBytes + d.M * n.lay.ld * elemBytes;
+}
+
 // The workspace of a problem with dims d (max shapes) and elements of elemBytes: enough for
 // either path at any smaller shapes whose output area is at least minOutArea (0: any;
 // im2col_bound_per_image_bytes) (the path is chosen at enqueue, where a smaller problem may take
@@ -262,7 +300,12 @@ inline int64_t conv_workspace_bytes(const DeformConvDims& d, int64_t elemBytes, 
     }
     const int64_t f =
         fused::applicable_kind(d, elemBytes == 2) ? kAlignBytes + fused::layout_bound_bytes(d, elemBytes) : 0;
-    return im2col > f ? im2col : f;
+    const int64_t c = nhwc::applicable(d, elemBytes == 2)
+                          ? workspace_bytes(nhwc_bound_per_image_bytes(d, elemBytes, minOutArea), d.N, cap,
+                                            nhwc_weight_bytes(d, elemBytes))
+                          : 0;
+    const int64_t most = im2col > f ? im2col : f;
+    return most > c ? most : c;
 }
 
 // Where a run at dims d puts the im2col path's parts, in bytes from the aligned base: a chunk's
@@ -289,15 +332,54 @@ inline Im2colParts im2col_parts(const DeformConvDims& d, int64_t elemBytes, bool
     return p;
 }
 
-// One (strided-batched) column-major GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b] for
+// One (strided-batched) column-major GEMM: C[b] = alpha * op(A[b]) x B[b] + beta * C[b] for
 // b < count, A[b] = A + a + b*strideA etc.; offsets in elements from the chunk's columns,
-// the weights and the chunk's first output image (in Y, or in the staging buffer).
+// the weights and the chunk's first output image (in Y, or in the staging buffer). transA: A is
+// stored k x m (lda >= k) and read transposed (CUBLAS_OP_T; the channels-last columns).
 struct Gemm {
     int64_t m, n, k, lda, ldb, ldc;
     int64_t a, b, c;
     int64_t strideA, strideB, strideC;
     int64_t count;
+    bool transA;
 };
+
+// The channels-last path's parts, in bytes from the aligned base: a chunk's columns at 0, its staged
+// output at stagingAt, its channels-last copy at xtAt, the tap-major weights at weightsAt, the cuBLAS
+// workspace at cublasAt up to end.
+struct NhwcParts {
+    NhwcLayout lay;
+    int64_t chunk;
+    int64_t stagingAt, xtAt, weightsAt, cublasAt, end;
+};
+inline NhwcParts nhwc_parts(const DeformConvDims& d, int64_t elemBytes, int64_t cap) {
+    NhwcParts p{};
+    p.lay = nhwc_layout(d, elemBytes);
+    p.chunk = chunk_images(p.lay.perImageBytes, d.N, cap);
+    p.stagingAt = p.chunk * p.lay.colImage * elemBytes;
+    p.xtAt = p.stagingAt + p.chunk * p.lay.lay.stageImage * elemBytes;
+    p.weightsAt = columns_end(p.lay.perImageBytes, d.N, cap);
+    p.cublasAt = cublas_workspace_offset(p.lay.perImageBytes, d.N, cap, nhwc_weight_bytes(d, elemBytes));
+    p.end = p.cublasAt + kCublasWorkspaceBytes;
+    return p;
+}
+// The chunk's GEMM: Y[n] (L x M column-major, rows of ld) = col[n]^T (col[n]: K x L column-major) x Wt^T
+// (Wt: K x M column-major), batched over the chunk's nb images.
+inline Gemm nhwc_gemm(const DeformConvDims& d, const NhwcLayout& l, int64_t nb) {
+    Gemm g{};
+    g.m = l.lay.L;
+    g.n = d.M;
+    g.k = l.K;
+    g.lda = l.K;
+    g.ldb = l.K;
+    g.ldc = l.lay.ld;
+    g.strideA = l.colImage;
+    g.strideB = 0;
+    g.strideC = d.M * l.lay.ld;
+    g.count = nb;
+    g.transA = true;
+    return g;
+}
 
 // Calls f(Gemm) for every GEMM of a chunk of nb images: one call per group batched over
 // the chunk's images when group <= nb (group == 1: a single call), else one call per

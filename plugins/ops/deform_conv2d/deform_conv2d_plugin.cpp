@@ -73,6 +73,31 @@ struct CudaIm2col
     {
         return cuda::deform_im2col<T>(X, offset, mask, d, n0, nb, ld, col, colLo, stream);
     }
+    // The channels-last path (half only: run<T> takes it only then)
+    int tap_major_weights(T const* W, T* wt)
+    {
+        if constexpr (std::is_same<T, __half>::value)
+        {
+            return cuda::tap_major_weights(W, d, wt, stream);
+        }
+        return cudaErrorInvalidValue;
+    }
+    int channels_last(int64_t n0, int64_t nb, T* xt)
+    {
+        if constexpr (std::is_same<T, __half>::value)
+        {
+            return cuda::channels_last(X, d, n0, nb, xt, stream);
+        }
+        return cudaErrorInvalidValue;
+    }
+    int nhwc_im2col(int64_t n0, int64_t nb, T const* xt, T* col)
+    {
+        if constexpr (std::is_same<T, __half>::value)
+        {
+            return cuda::nhwc_im2col(xt, offset, mask, d, n0, nb, col, stream);
+        }
+        return cudaErrorInvalidValue;
+    }
     int setUp()
     {
         if (blas == nullptr)
@@ -115,7 +140,8 @@ struct CudaIm2col
         float const alpha = 1.F;
         cudaDataType_t const dt = std::is_same<T, float>::value ? CUDA_R_32F : CUDA_R_16F;
         cublasComputeType_t const compute = term < 0 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
-        return cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m), static_cast<int>(g.n),
+        return cublasGemmStridedBatchedEx(blas, g.transA ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(g.m),
+            static_cast<int>(g.n),
             static_cast<int>(g.k), &alpha, a + g.a, dt, static_cast<int>(g.lda), g.strideA, b + g.b, dt,
             static_cast<int>(g.ldb), g.strideB, &beta, c + g.c, dt, static_cast<int>(g.ldc), g.strideC,
             static_cast<int>(g.count), compute, CUBLAS_GEMM_DEFAULT);
@@ -271,9 +297,11 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
     // byte (getWorkspaceSize asked for the slack).
     char* const base = static_cast<char*>(workspace) + plan::base_padding(reinterpret_cast<uintptr_t>(workspace));
 
+    plan::Path const path
+        = std::is_same<T, __half>::value ? plan::choose_path(d, true, smCount()) : plan::Path::kIm2col;
     if constexpr (std::is_same<T, __half>::value)
     {
-        if (plan::choose_path(d, true, smCount()) == plan::Path::kFused)
+        if (path == plan::Path::kFused)
         {
             cudaError_t const e = cuda::deform_conv_fused(X, W, offset, mask, B, d, base, Y,
                 plan::fused_kernel() == plan::FusedKernel::kPipelined, stream);
@@ -281,14 +309,20 @@ int32_t DeformConv2dPlugin::run(DeformConvDims const& d, bool hasBias, void cons
         }
     }
 
-    // The im2col path: deform_conv2d_enqueue.h's body (also run by the host emulation) on CUDA kernels,
-    // cuBLAS (FP32 accumulation; 3xTF32's terms on FAST_TF32) and a 2-D copy.
+    // The im2col paths: deform_conv2d_enqueue.h's bodies (also run by the host emulation) on CUDA kernels,
+    // cuBLAS (FP32 accumulation; 3xTF32's terms on FAST_TF32) and a 2-D copy: the NCHW im2col, or (FP16,
+    // switched on) the channels-last one.
+    int64_t const es = static_cast<int64_t>(sizeof(T));
+    bool const nhwc = path == plan::Path::kNhwc;
     bool const split = std::is_same<T, float>::value && plan::fp32_gemm() == plan::Fp32Gemm::k3xTf32;
-    plan::Im2colParts const parts = plan::im2col_parts(d, static_cast<int64_t>(sizeof(T)), split, plan::columns_cap());
-    CudaIm2col<T> be{X, offset, mask, d, mCublas.handle(), mCublas.status(), stream, base + parts.cublasAt};
+    plan::Im2colParts const parts = plan::im2col_parts(d, es, split, plan::columns_cap());
+    plan::NhwcParts const cl = plan::nhwc_parts(d, es, plan::columns_cap());
+    CudaIm2col<T> be{X, offset, mask, d, mCublas.handle(), mCublas.status(), stream,
+        base + (nhwc ? cl.cublasAt : parts.cublasAt)};
     // cuBLAS set up before anything is launched (no GEMMs, no set-up: C = 0)
     int const ready = plan::bias_only(d) ? 0 : be.setUp();
     plan::EnqueueStatus const st = ready != 0 ? plan::EnqueueStatus{ready, be.blasWhat, true}
+        : nhwc                                ? plan::nhwc_enqueue<T>(d, cl, W, B, Y, base, be)
                                               : plan::im2col_enqueue<T>(d, parts, W, B, Y, base, be);
     if (st.code == 0)
     {

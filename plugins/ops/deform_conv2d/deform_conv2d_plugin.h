@@ -3,7 +3,8 @@
 // IPluginCreatorV3One creator "DeformConv2d" version "1", namespace "". Inputs X, W, offset[, B[, mask]], linear FP32 or FP16.
 // enqueue: for FP16 shapes the fused kernel takes (deform_conv2d_plan.h choose_path) one implicit-GEMM
 // kernel on the tensor cores; otherwise bias broadcast, then per chunk of the batch a deformable im2col into the
-// workspace and cuBLAS GEMMs (FP32 accumulation) on the execution context's shared cuBLAS
+// workspace (NCHW, or with DCN_DEFORM_CONV_IM2COL=nhwc for FP16 from a channels-last copy into tap-major
+// columns: deform_conv2d_nhwc.h) and cuBLAS GEMMs (FP32 accumulation) on the execution context's shared cuBLAS
 // handle (cublas_resource.h). An empty optional input (B or mask of rank 0, as TensorRT
 // may pass for an ONNX input named "") counts as absent.
 #pragma once
