@@ -3,8 +3,10 @@ ports) and ``dcn-triton-repo`` (native model repositories, configs parsed by Tri
 model-config protobuf from tritonclient).
 
 Bounded: two servers (the tiny ResNet-DCN sample with dynamic batching, the tiny R-FCN sample
-without), 8 clients x 50 requests on the first, a few on the second; every server is stopped
-in a ``finally`` (SIGINT, then the whole process tree is killed), also when a test fails.
+without), 8 clients x 50 requests on the first, a few on the second, and two of a few seconds
+on a three-node ONNX model (one value per item; Server embedded in this process); every server
+is stopped in a ``finally`` (SIGINT, then the whole process tree is killed), also when a test
+fails. Options that would make tritonserver fail are refused before it starts (no 120 s waits).
 Every response is compared with the PyTorch reference of *its own* input (distinct inputs,
 so a response swapped between requests of one dynamic batch fails), within the float32
 row of dcn_base/tolerance.py scaled by the output's range (model_tolerance).
@@ -281,3 +283,215 @@ def test_port_in_use_is_one_line_exit_2(resnet, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"dcn-serve: error: --http-port {port}: cannot listen on 127.0.0.1:{port} (Address already in use); "
                    "choose another port (0: a free one)"]
+
+
+# --------------------------------------------------------------------------- dcn-serve: shapes, ports, processes
+
+
+def _per_item_onnx(path: Path) -> Path:
+    """coords [batch, 4] and w [batch] (one value per item) -> box [batch, 4], score [batch] = sum(coords) + w."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["coords"], ["box"]),
+         helper.make_node("ReduceSum", ["coords"], ["total"], axes=[1], keepdims=0),
+         helper.make_node("Add", ["total", "w"], ["score"])], "g",
+        [vi("coords", TensorProto.FLOAT, ["batch", 4]), vi("w", TensorProto.FLOAT, ["batch"])],
+        [vi("box", TensorProto.FLOAT, ["batch", 4]), vi("score", TensorProto.FLOAT, ["batch"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(path))
+    return path
+
+
+def test_one_value_per_item_is_served_as_batch_by_1(request, work):
+    """A [batch]-shaped input / output left PyTriton dims [] and Triton refused the model ("model input 'w'
+    must specify 'dims'"); it is declared [1] per item, sent as [n, 1] (as dcn-triton-repo's dims [1] +
+    reshape []), and the callable hands the model its [n]."""
+    model = _per_item_onnx(work / "per_item.onnx")
+    logdir = work / "per-item-server"
+    logdir.mkdir()
+    server = _server(request, model, ["--threads", "1"], logdir)
+    out = server.stdout()
+    assert re.search(r"input\s+w FP32 \['batch'\] \(sent as \[batch, 1\]", out), out
+    assert re.search(r"output\s+score FP32 \['batch'\] \(sent as \[batch, 1\]", out), out
+    coords = np.arange(12, dtype=np.float32).reshape(3, 4) - 5
+    w = np.array([[1], [2], [3]], np.float32)
+    for protocol in ("http", "grpc"):
+        module, client = client_for(protocol, server)
+        try:
+            got = infer(module, client, "per_item", {"coords": coords, "w": w}, ["box", "score"])
+        finally:
+            client.close()
+        np.testing.assert_array_equal(got["box"], np.maximum(coords, 0))
+        np.testing.assert_array_equal(got["score"], coords.sum(axis=1, keepdims=True) + w)
+    assert server.stop() == 130, server.stderr()
+
+
+def test_infer_callable_reshapes_one_value_per_item():
+    """The callable behind the [1] declarations: requests of one batch stacked ([n, 1] -> the model's [n]) and
+    split back ([n] -> [n, 1]); unbatched, a rank-0 tensor travels as [1]."""
+    from types import SimpleNamespace
+
+    from trt_runtime.serve import _tensors, infer_callable
+    from trt_runtime.triton_io import ModelSpec, TensorSpec
+
+    seen = []
+
+    def runner(feeds):
+        seen.append({k: v.shape for k, v in feeds.items()})
+        return {"score": feeds["coords"].sum(axis=-1) + feeds["w"]}
+
+    coords, w, score = (TensorSpec("coords", "float32", ("batch", 4)), TensorSpec("w", "float32", ("batch",)),
+                        TensorSpec("score", "float32", ("batch",)))
+    spec = ModelSpec(Path("m.onnx"), "onnx", [coords, w], [score])
+    mc = SimpleNamespace(Tensor=lambda **kw: (kw["name"], tuple(kw["shape"])))
+    assert _tensors(mc, spec.inputs + spec.outputs, True) == [("coords", (4,)), ("w", (1,)), ("score", (1,))]
+    requests = [{"coords": np.ones((n, 4), np.float32), "w": np.full((n, 1), n, np.float32)} for n in (1, 2)]
+    responses = infer_callable(runner, spec, True, "m")(requests)
+    assert seen == [{"coords": (3, 4), "w": (3,)}]
+    assert [r["score"].tolist() for r in responses] == [[[5.0]], [[6.0], [6.0]]]
+
+    scalar = ModelSpec(Path("s.onnx"), "onnx", [TensorSpec("s", "float32", ())], [TensorSpec("t", "float32", ())])
+    assert _tensors(mc, scalar.inputs, False) == [("s", (1,))]
+    [response] = infer_callable(lambda f: {"t": f["s"] * 2}, scalar, False, "s")([{"s": np.array([1.5], np.float32)}])
+    assert response["t"].shape == (1,) and response["t"][0] == 3.0
+
+
+def test_stop_leaves_the_host_programs_children_alone(work):
+    """A program embedding Server: stop() reaped every descendant of the process, the host's own
+    children with them (SIGKILL); now only the tritonserver it started and that server's backend stubs."""
+    import signal
+
+    from trt_runtime.serve import ServeOptions, Server, _start_time, descendants
+
+    model = _per_item_onnx(work / "embedded.onnx")
+    worker = subprocess.Popen(["sleep", "600"])  # the host program's own child
+    try:
+        before = set(_child_ids())
+        server = Server(str(model), ServeOptions(http_port=0, grpc_port=0, metrics_port=0, threads=1))
+        try:
+            server.start()
+            roots = [p for p in _child_ids() if p not in before and _comm(p) == "tritonserver"]
+            started = {p: _start_time(p) for root in roots for p in [root, *descendants(root)]}
+            assert len(roots) == 1 and len(started) > 1, started  # the server and its Python backend stub(s)
+        finally:
+            server.stop()
+        assert worker.poll() is None, f"the host's child was killed (exit {worker.returncode})"
+        alive = [p for p, t in started.items() if t is not None and _start_time(p) == t]
+        assert not alive, f"server processes left running: {alive}"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+
+def _child_ids() -> list[int]:
+    import os
+
+    from trt_runtime.serve import _children_table
+
+    return _children_table().get(os.getpid(), [])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("ports, message", [
+    (("P", "P", "0"), "--grpc-port P: the same port as --http-port"),
+    (("0", "P", "P"), "--metrics-port P: the same port as --grpc-port"),
+    (("P", "0", "P"), "--metrics-port P: the same port as --http-port"),
+], ids=["http-grpc", "grpc-metrics", "http-metrics"])
+def test_one_port_for_two_endpoints_is_one_line_exit_2(tmp_path, capsys, ports, message):
+    """tritonserver printed its usage and dcn-serve waited 120 s; refused before anything starts."""
+    from trt_runtime.serve import free_port, main
+
+    port = str(free_port())
+    argv = [str(_per_item_onnx(tmp_path / "m.onnx"))]
+    for flag, value in zip(("--http-port", "--grpc-port", "--metrics-port"), ports):
+        argv += [flag, port if value == "P" else value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-serve: error: {message.replace('P', port)}; expected a different port for each endpoint "
+                   "(0: a free one)"], err
+
+
+@pytest.mark.parametrize("host", ["::1", "localhost"])
+def test_host_that_is_not_ipv4_is_one_line_exit_2(tmp_path, capsys, host):
+    """IPv6 failed with a raw gaierror or blamed the port; a host name passed the checks and Triton's HTTP
+    server (inet_addr) never became ready (120 s)."""
+    from trt_runtime.serve import main
+
+    argv = [str(_per_item_onnx(tmp_path / "m.onnx")), "--host", host, "--http-port", "0", "--grpc-port", "0",
+            "--metrics-port", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-serve: error: --host {host!r}: expected an IPv4 address such as 127.0.0.1 (0.0.0.0: every "
+                   "interface); host names and IPv6 are not supported"], err
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_pytorch_file_is_named_as_one(tmp_path, capsys, suffix):
+    """dcn-serve m.pt2 took it for an engine ("TensorRT is not installed"), as dcn-triton-repo no longer does."""
+    from trt_runtime.serve import main
+
+    model = tmp_path / f"m{suffix}"
+    model.write_bytes(b"PK")
+    assert main([str(model), "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dcn-serve: error: model {str(model)!r} is a PyTorch file; expected an ONNX model (from "
+                   "dcn-export) or a TensorRT engine (from dcn-build)"], err
+
+
+def test_unknown_rank_is_refused_before_the_server_starts(tmp_path):
+    """A tensor without a shape was taken for a scalar. (Server() only: were it accepted, main() would serve.)"""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from dcn_base.errors import DcnError
+    from trt_runtime.serve import ServeOptions, Server
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), str(tmp_path / "m.onnx"))
+    with pytest.raises(DcnError) as caught:
+        Server(str(tmp_path / "m.onnx"), ServeOptions(http_port=0, grpc_port=0, metrics_port=0))
+    assert str(caught.value) == ("tensor 'x' has unknown rank (no shape in the ONNX model); expected a shape on every "
+                                 "input and output (dims may be symbols), as dcn-export writes them")
+    assert getattr(caught.value, "exit_code", 2) == 2
+
+
+def test_engine_whose_profile_starts_above_batch_1_is_served_unbatched():
+    """An engine built for batch 2..8: Triton's batcher would form batches of 1 the engine refuses; no
+    batching (full shapes), and the startup line says why."""
+    from types import SimpleNamespace
+
+    from trt_runtime.serve import ServeOptions, Server
+    from trt_runtime.triton_io import describe_engine_object
+
+    class FakeEngine:
+        path, input_names, output_names = "m.engine", ["images"], ["features"]
+        dtypes = {"images": np.dtype("float32"), "features": np.dtype("float32")}
+
+        def input_shape(self, name):
+            return (-1, 3, 8, 8)
+
+        def profile_shapes(self, name):
+            return ((2, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8))
+
+    spec = describe_engine_object(FakeEngine())
+    assert spec.batch_axis and spec.batch_size(8) == 0
+    server = object.__new__(Server)
+    server.model, server.name, server.spec, server.opts = "m.engine", "m", spec, ServeOptions()
+    server.runners = [SimpleNamespace(what="TensorRT + libdcn_trt_plugins")]
+    server.max_batch, server.batching = 0, False
+    assert server.describe()[0] == (
+        "model 'm' from m.engine: TensorRT + libdcn_trt_plugins, 1 instance(s), no batching (the engine's "
+        "optimization profile starts at batch 2, and Triton's batcher forms smaller batches too; requests carry "
+        "their whole batch)")
+    spec.min_profile_batch = 1
+    assert spec.batch_size(16) == 8

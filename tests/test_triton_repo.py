@@ -107,16 +107,23 @@ def test_repository_files_load_together_in_onnx_runtime(tmp_path):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_engine_repository(tmp_path):
-    """An engine (bytes here: TensorRT is not needed to write the repository), its inputs / outputs from the
-    ONNX named by its .build.json, max_batch_size capped by the build profile, the plugin library shipped."""
+def _fake_engine(tmp_path, batches):
+    """An engine file (bytes: TensorRT is not needed to write a repository), its .build.json with a profile of
+    batches (min, opt, max) over the ReLU ONNX, and a plugin library file: (engine, plugins, ONNX path)."""
     onnx_path = _relu_onnx(tmp_path / "relu.onnx")
     engine = tmp_path / "relu.engine"
     engine.write_bytes(b"engine bytes")
     (tmp_path / "relu.engine.build.json").write_text(json.dumps(
-        {"onnx": str(onnx_path), "shapes": {"images": [[1, 3, 64, 64], [2, 3, 64, 64], [4, 3, 64, 64]]}}))
+        {"onnx": str(onnx_path), "shapes": {"images": [[b, 3, 64, 64] for b in batches]}}))
     plugins = tmp_path / "libdcn_trt_plugins.so"
     plugins.write_bytes(b"plugin library")
+    return engine, plugins, onnx_path
+
+
+def test_engine_repository(tmp_path):
+    """An engine (bytes here: TensorRT is not needed to write the repository), its inputs / outputs from the
+    ONNX named by its .build.json, max_batch_size capped by the build profile, the plugin library shipped."""
+    engine, plugins, _ = _fake_engine(tmp_path, (1, 2, 4))
     repo = tmp_path / "repo"
     assert main([str(engine), "-o", str(repo), "--plugins", str(plugins), "--mount", "/models",
                  "--instances", "3"]) == 0
@@ -214,3 +221,91 @@ def test_engines_seen_through_tensorrt_batch_only_what_is_known_to_be_one_axis(t
     same = describe_onnx(_relu_onnx(tmp_path / "same.onnx", rois="batch"))
     assert same.batch_axis and ModelSpec(tmp_path / "e", "engine", [images, rois], [boxes],
                                          onnx_batch_axis=same.batch_axis).batch_axis
+
+
+def test_tensor_names_are_escaped_in_the_config(tmp_path):
+    """Names went into config.pbtxt unescaped: 'in"put' ended the string early and the file did not parse
+    (exit 0 all the same). Quotes, backslashes and control characters are escaped as the text format has them."""
+    names = ['in"put', "back\\slash", "out:0"]
+    graph = helper.make_graph([helper.make_node("Add", names[:2], [names[2]])], "g",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 3]) for n in names[:2]],
+                              [helper.make_tensor_value_info(names[2], TensorProto.FLOAT, ["batch", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(tmp_path / "odd.onnx"))
+    repo = tmp_path / "repo"
+    assert main([str(tmp_path / "odd.onnx"), "-o", str(repo)]) == 0
+    cfg = parse_config(repo / "odd" / "config.pbtxt")
+    assert [i.name for i in cfg.input] + [o.name for o in cfg.output] == names
+    from trt_runtime.triton_repo import pbtxt_string
+
+    for text in ["a'b", "tab\there", "new\nline", "\x01\x7f", "é ü"]:
+        assert text_format.Parse(f"name: {pbtxt_string(text)}", model_config_pb2.ModelConfig()).name == text
+
+
+def test_unknown_rank_is_refused(tmp_path, capsys):
+    """A tensor without a shape in the ONNX model was written as a scalar (dims [1] reshaped to [])."""
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(tmp_path / "norank.onnx"))
+    assert main([str(tmp_path / "norank.onnx"), "-o", str(tmp_path / "repo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dcn-triton-repo: error: tensor 'x' has unknown rank (no shape in the ONNX model); expected a "
+                   "shape on every input and output (dims may be symbols), as dcn-export writes them"], err
+    assert not (tmp_path / "repo").exists()
+
+
+def test_relative_mount_is_refused(tmp_path, capsys):
+    """--mount models put op_library_filename relative to wherever the server runs."""
+    model = _relu_onnx(tmp_path / "relu.onnx")
+    assert main([str(model), "-o", str(tmp_path / "repo"), "--mount", "models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dcn-triton-repo: error: --mount 'models': expected an absolute path"), \
+        err
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("engine", [False, True], ids=["onnx", "engine"])
+def test_command_lines_quote_paths(tmp_path, capsys, engine):
+    """A repository path with a space: the printed tritonserver line and the README's shell lines split
+    into the right arguments."""
+    import shlex
+
+    model = _relu_onnx(tmp_path / "relu.onnx")
+    argv = [str(model), "-o", str(tmp_path / "my repo"), "--name", "relu"]
+    if engine:
+        (tmp_path / "relu.engine").write_bytes(b"engine bytes")
+        plugins = tmp_path / "libdcn_trt_plugins.so"
+        plugins.write_bytes(b"plugin library")
+        argv = [str(tmp_path / "relu.engine"), *argv[1:], "--onnx", str(model), "--plugins", str(plugins)]
+    assert main(argv) == 0
+    where = str((tmp_path / "my repo").resolve())
+    lib = f"{where}/relu/{'libdcn_trt_plugins.so' if engine else 'libdcn_ort.so'}"
+    want = ["tritonserver", f"--model-repository={where}"] + ([f"--backend-config=tensorrt,plugins={lib}"]
+                                                             if engine else [])
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("serve it with: ")]
+    assert shlex.split(line.removeprefix("serve it with: ")) == want
+    readme = (tmp_path / "my repo" / "relu" / "README.md").read_text()
+    shell = [ln for ln in readme.splitlines() if ln.startswith(("tritonserver", "LD_PRELOAD", "docker", "  nvcr"))]
+    assert [shlex.split(ln) for ln in shell if ln.startswith("tritonserver")] == [want]
+    docker = shlex.split(" ".join(ln.rstrip("\\") for ln in shell if ln.startswith(("docker", "  nvcr"))))
+    assert docker[docker.index("-v") + 1] == f"$PWD:{where}" and docker[-len(want):] == want
+    if engine:
+        [preload] = [shlex.split(ln) for ln in shell if ln.startswith("LD_PRELOAD")]
+        assert preload == [f"LD_PRELOAD={lib}", "tritonserver", f"--model-repository={where}"]
+    assert list(parse_config(tmp_path / "my repo" / "relu" / "config.pbtxt").model_operations.op_library_filename) \
+        == ([] if engine else [lib])
+
+
+def test_engine_whose_profile_starts_above_batch_1_is_not_batched(tmp_path, capsys):
+    """An engine built for batch 2..8 got max_batch_size 8: Triton's batcher forms batches of 1 too, which the
+    engine refuses. No batching (full shapes), and the printed line and the README say why."""
+    engine, plugins, _ = _fake_engine(tmp_path, (2, 4, 8))
+    repo = tmp_path / "repo"
+    assert main([str(engine), "-o", str(repo), "--plugins", str(plugins)]) == 0
+    cfg = parse_config(repo / "relu" / "config.pbtxt")
+    assert cfg.max_batch_size == 0 and not cfg.HasField("dynamic_batching")
+    assert [list(i.dims) for i in cfg.input] == [[-1, 3, -1, -1]]
+    why = ("no batching (the engine's optimization profile starts at batch 2, and Triton's batcher forms smaller "
+           "batches too; requests carry their whole batch): full shapes")
+    assert f"(max_batch_size 0: {why})" in capsys.readouterr().out
+    assert why in (repo / "relu" / "README.md").read_text()

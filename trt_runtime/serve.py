@@ -8,6 +8,9 @@ an ``.onnx`` from dcn-export runs in ONNX Runtime with our CPU ops
 engine; Triton's dynamic batcher groups requests over the model's batch axis
 (:mod:`trt_runtime.triton_io`), and the callable stacks the requests of one batch that share
 their other dimensions into one run and splits the outputs back, request by request.
+Triton needs at least one dimension per item: a tensor with one value per item ([batch], or
+rank 0 unbatched) is declared with dims [1] and sent as [batch, 1] (or [1]), as the native
+repositories' ``dims: [ 1 ] reshape: { shape: [ ] }`` have it; the callable reshapes it.
 
 The Python backend's stub is linked against ``libpython``; it must load the running
 interpreter's own library (``sysconfig``'s LIBDIR), which :func:`python_env` puts first on
@@ -16,6 +19,7 @@ interpreter's own library (``sysconfig``'s LIBDIR), which :func:`python_env` put
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import shutil
@@ -35,6 +39,7 @@ import numpy as np
 from dcn_base.cli import QUIET, VERBOSE, add_common_args, run_command, verbosity
 from dcn_base.errors import DcnError
 from dcn_base.libraries import ort_session, session_options
+from dcn_base.model_io import check_not_pytorch
 
 from .infer import Engine
 from .plugin_loader import add_plugins_arg
@@ -120,6 +125,12 @@ def infer_callable(runner: Callable[[dict], dict], spec: ModelSpec, batching: bo
     """
     input_names = [t.name for t in spec.inputs]
     dtypes = {t.name: np.dtype(t.dtype) for t in spec.inputs}
+    # one value per item: Triton's [n, 1] (unbatched [1]) is the model's [n] ([]), and back (see _tensors)
+    squeeze = {t.name for t in spec.inputs if not _item_dims(t, batching)}
+    unsqueeze = {t.name for t in spec.outputs if not _item_dims(t, batching)}
+
+    def wire(out: dict) -> dict:
+        return {k: v.reshape(v.shape + (1,)) if k in unsqueeze else v for k, v in out.items()}
 
     def run(feeds: dict) -> dict:
         try:
@@ -130,10 +141,14 @@ def infer_callable(runner: Callable[[dict], dict], spec: ModelSpec, batching: bo
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
             raise DcnError(f"model {model_name!r} failed on {shapes}: {' '.join(str(err).split())}") from None
 
+    def feed(r, n: str) -> np.ndarray:
+        arr = np.asarray(r[n], dtype=dtypes[n])
+        return arr.reshape(arr.shape[:-1]) if n in squeeze else arr
+
     def infer(requests):
-        feeds_list = [{n: np.asarray(r[n], dtype=dtypes[n]) for n in input_names} for r in requests]
+        feeds_list = [{n: feed(r, n) for n in input_names} for r in requests]
         if not batching:
-            return [run(f) for f in feeds_list]
+            return [wire(run(f)) for f in feeds_list]
         groups: dict[tuple, list[int]] = {}
         for i, f in enumerate(feeds_list):
             key = tuple((n, f[n].shape[1:]) for n in input_names)
@@ -141,14 +156,14 @@ def infer_callable(runner: Callable[[dict], dict], spec: ModelSpec, batching: bo
         responses: list[Optional[dict]] = [None] * len(feeds_list)
         for members in groups.values():
             if len(members) == 1:
-                responses[members[0]] = run(feeds_list[members[0]])
+                responses[members[0]] = wire(run(feeds_list[members[0]]))
                 continue
             stacked = {n: np.concatenate([feeds_list[i][n] for i in members], axis=0) for n in input_names}
             out = run(stacked)
             sizes = [int(feeds_list[i][input_names[0]].shape[0]) for i in members]
             bounds = np.cumsum([0] + sizes)
             for k, i in enumerate(members):
-                responses[i] = {name: arr[bounds[k]:bounds[k + 1]] for name, arr in out.items()}
+                responses[i] = wire({name: arr[bounds[k]:bounds[k + 1]] for name, arr in out.items()})
         return responses
 
     return infer
@@ -178,6 +193,17 @@ def import_pytriton():
     return pt, mc
 
 
+def check_host(host: str) -> str:
+    """--host must be an IPv4 address: Triton's HTTP server binds what inet_addr() reads (a name such as
+    localhost, or an IPv6 address, never becomes ready), and the port checks here are IPv4."""
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise DcnError(f"--host {host!r}: expected an IPv4 address such as 127.0.0.1 (0.0.0.0: every interface); "
+                       "host names and IPv6 are not supported") from None
+    return host
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` now (for port 0 in the options, and for tests)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -196,8 +222,8 @@ def check_port(host: str, port: int, what: str) -> None:
                                         "choose another port (0: a free one)") from None
 
 
-def descendants(pid: int) -> list[int]:
-    """Ids of the processes below ``pid`` (from /proc; empty where there is none), deepest first."""
+def _children_table() -> dict[int, list[int]]:
+    """{parent id: ids of its children}, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -205,6 +231,12 @@ def descendants(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int, children: Optional[dict[int, list[int]]] = None) -> list[int]:
+    """Ids of the processes below ``pid`` (from /proc; empty where there is none), deepest first."""
+    children = _children_table() if children is None else children
     found: list[int] = []
 
     def walk(p: int) -> None:
@@ -241,9 +273,41 @@ def _reap(spawned: dict[int, Optional[str]], grace_s: float = 5.0) -> None:
             pass
 
 
+def _item_dims(t, batching: bool) -> tuple[int, ...]:
+    """A tensor's dims per request item: without its batch axis when Triton batches."""
+    return t.dims[1:] if batching else t.dims
+
+
 def _tensors(mc, tensors, batching: bool):
-    return [mc.Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=t.dims[1:] if batching else t.dims)
+    """PyTriton's declarations; one value per item (no dims left) is declared as (1,): Triton refuses empty
+    dims ("must specify 'dims'"), and infer_callable reshapes between the two."""
+    return [mc.Tensor(name=t.name, dtype=np.dtype(t.dtype).type, shape=_item_dims(t, batching) or (1,))
             for t in tensors]
+
+
+def wire_shape(t, batching: bool) -> Optional[str]:
+    """How a tensor with one value per item travels, for the startup lines (None: as the model has it)."""
+    if _item_dims(t, batching):
+        return None
+    return f"[{t.shape_text()[0]}, 1]" if batching else "[1]"
+
+
+def _servers_spawned(before: set[int]) -> dict[int, Optional[str]]:
+    """The tritonserver processes this process started since ``before`` (its children then), and everything
+    below them (the Python backend stubs), with their start times: what stop() may reap. Other children of
+    this process (a host program's own, multiprocessing's resource tracker) are left alone."""
+    table = _children_table()
+    found: list[int] = []
+    for pid in table.get(os.getpid(), []):
+        if pid in before:
+            continue
+        try:
+            name = (Path("/proc") / str(pid) / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name == "tritonserver":
+            found += [pid, *descendants(pid, table)]
+    return {pid: _start_time(pid) for pid in found}
 
 
 class Server:
@@ -252,18 +316,13 @@ class Server:
     def __init__(self, model: str, opts: ServeOptions):
         self.model = str(model)
         self.opts = opts
+        check_not_pytorch(self.model)
         if opts.instances < 1:
             raise DcnError(f"--instances {opts.instances}: must be >= 1")
         if opts.max_batch < 0 or opts.queue_delay_us < 0 or opts.threads < 0:
             raise DcnError("--max-batch, --max-queue-delay-us and --threads must be >= 0")
-        for what in ("http_port", "grpc_port", "metrics_port"):
-            port = getattr(opts, what)
-            if port == 0:
-                setattr(opts, what, free_port(opts.host if opts.host != "0.0.0.0" else "127.0.0.1"))
-            elif not 0 < port < 65536:
-                raise DcnError(f"--{what.replace('_', '-')} {port}: expected 1..65535 (0: a free port)")
-            else:
-                check_port(opts.host, port, f"--{what.replace('_', '-')}")
+        check_host(opts.host)
+        self._check_ports()
         self.pt, self.mc = import_pytriton()
         if not Path(self.model).is_file():
             raise DcnError(f"model {self.model!r} does not exist or is not a file")
@@ -283,6 +342,34 @@ class Server:
         self.triton = None
         self._logdir = tempfile.mkdtemp(prefix="dcn-serve-")
         self.log_file = Path(self._logdir) / "tritonserver.log"
+        self._children_before: set[int] = set()
+
+    def _check_ports(self) -> None:
+        """Each endpoint its own port: explicit ones in range, distinct and free now (tritonserver would
+        print its usage or fail to bind, and PyTriton wait 120 s for it); 0 becomes a free port that no
+        other endpoint has."""
+        opts = self.opts
+        flags = {what: f"--{what.replace('_', '-')}" for what in ("http_port", "grpc_port", "metrics_port")}
+        taken: dict[int, str] = {}
+        for what, flag in flags.items():
+            port = getattr(opts, what)
+            if port == 0:
+                continue
+            if not 0 < port < 65536:
+                raise DcnError(f"{flag} {port}: expected 1..65535 (0: a free port)")
+            if port in taken:
+                raise DcnError(f"{flag} {port}: the same port as {taken[port]}; expected a different port for each "
+                               "endpoint (0: a free one)")
+            taken[port] = flag
+            check_port(opts.host, port, flag)
+        probe = opts.host if opts.host != "0.0.0.0" else "127.0.0.1"
+        for what, flag in flags.items():
+            if getattr(opts, what) == 0:
+                port = free_port(probe)
+                while port in taken:
+                    port = free_port(probe)
+                taken[port] = flag
+                setattr(opts, what, port)
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -326,6 +413,7 @@ class Server:
             log_file=None if self.opts.verbose else self.log_file,
         )
         security = pt.TritonSecurityConfig(restricted_endpoints=list(RESTRICTED_APIS))
+        self._children_before = set(_children_table().get(os.getpid(), []))  # not ours to reap (see stop())
         self.triton = triton = pt.Triton(config=config, security_config=security)
         try:
             triton.__enter__()  # launches tritonserver
@@ -361,7 +449,7 @@ class Server:
     def stop(self, keep_log: bool = False) -> None:
         triton, self.triton = self.triton, None
         if triton is not None:
-            spawned = {pid: _start_time(pid) for pid in descendants(os.getpid())}  # tritonserver, backend stubs
+            spawned = _servers_spawned(self._children_before)  # tritonserver and its backend stubs, nothing else
             triton.stop()
             _reap(spawned)
         self._keep_log = getattr(self, "_keep_log", False) or keep_log
@@ -371,11 +459,13 @@ class Server:
     def describe(self) -> list[str]:
         runtime = self.runners[0].what
         batching = (f"dynamic batching up to {self.max_batch} (max queue delay {self.opts.queue_delay_us} us)"
-                    if self.batching else "no batching (axis 0 is not one batch axis of every input and output)"
-                    if self.opts.max_batch else "no batching (--max-batch 0)")
+                    if self.batching else f"no batching ({self.spec.no_batching_reason(self.opts.max_batch)})")
         lines = [f"model {self.name!r} from {self.model}: {runtime}, {self.opts.instances} instance(s), {batching}"]
-        lines += [f"  input  {t.describe()}" for t in self.spec.inputs]
-        lines += [f"  output {t.describe()}" for t in self.spec.outputs]
+        for what, tensors in (("input ", self.spec.inputs), ("output", self.spec.outputs)):
+            for t in tensors:
+                sent = wire_shape(t, self.batching)
+                lines.append(f"  {what} {t.describe()}" + (f" (sent as {sent}: Triton needs a dimension)"
+                                                           if sent else ""))
         ep = self.endpoints
         lines += [f"  HTTP     {ep['http']}/v2/models/{self.name}/infer",
                   f"  gRPC     {ep['grpc']} (model {self.name!r})",

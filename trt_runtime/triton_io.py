@@ -8,7 +8,8 @@ loaded); an engine through TensorRT (GPU machine), or from the ONNX model it was
 Dynamic batching needs one batch axis: axis 0 of every input and every output, dynamic and
 one symbol (ONNX ``dim_param``) throughout. A model whose axis 0 means different things
 (the PS-RoI sample: ``images`` batch vs ``rois`` count) is served without batching
-(Triton's ``max_batch_size: 0``, full shapes).
+(Triton's ``max_batch_size: 0``, full shapes); so is an engine whose optimization profile
+starts above batch 1 (Triton's batcher forms batches from 1 up, which the engine would refuse).
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class ModelSpec:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     max_profile_batch: Optional[int] = None  # engines: the optimization profile's largest batch
+    min_profile_batch: Optional[int] = None  # engines: the optimization profile's smallest batch
     notes: list[str] = field(default_factory=list)
     # engines seen through TensorRT: batch_axis of the ONNX model it was built from (None: unknown)
     onnx_batch_axis: Optional[bool] = None
@@ -86,9 +88,21 @@ class ModelSpec:
             return len(self.inputs) == 1
         return len(symbols) == 1 and "" not in symbols
 
+    def no_batching_reason(self, wanted: int) -> Optional[str]:
+        """Why Triton must not batch this model (None: it may), for the tools' summary lines."""
+        if wanted <= 0:
+            return "--max-batch 0"
+        if not self.batch_axis:
+            return "axis 0 is not one batch axis of every input and output"
+        if self.min_profile_batch is not None and self.min_profile_batch > 1:
+            return (f"the engine's optimization profile starts at batch {self.min_profile_batch}, and Triton's "
+                    "batcher forms smaller batches too; requests carry their whole batch")
+        return None
+
     def batch_size(self, wanted: int) -> int:
-        """Triton's max_batch_size for a wanted maximum: 0 without a batch axis, capped by the engine's profile."""
-        if wanted <= 0 or not self.batch_axis:
+        """Triton's max_batch_size for a wanted maximum: 0 without batching (see no_batching_reason), capped by
+        the engine's profile."""
+        if self.no_batching_reason(wanted) is not None:
             return 0
         if self.max_profile_batch is not None:
             return max(1, min(wanted, self.max_profile_batch))
@@ -123,6 +137,9 @@ def _onnx_tensor(value_info) -> TensorSpec:
     tt = value_info.type.tensor_type
     if not value_info.type.HasField("tensor_type"):
         raise DcnError(f"ONNX value {value_info.name!r} is not a tensor (sequence / map values are not served)")
+    if not tt.HasField("shape"):  # a rank-0 tensor has a shape with no dims; this one has none at all
+        raise DcnError(f"tensor {value_info.name!r} has unknown rank (no shape in the ONNX model); expected a shape "
+                       "on every input and output (dims may be symbols), as dcn-export writes them")
     dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else "?"
     shape: list[Dim] = []
     for d in tt.shape.dim:
@@ -186,9 +203,10 @@ def describe_engine(path: Union[str, Path], onnx_path: Optional[Union[str, Path]
                        f"and {where}; pass --onnx MODEL.onnx")
     spec = describe_onnx(src)
     spec.path, spec.kind = p, "engine"
-    batches = [int(s[2][0]) for s in (info.get("shapes") or {}).values() if s and len(s) == 3 and s[2]]
-    if batches:
-        spec.max_profile_batch = min(batches)
+    profiles = [s for s in (info.get("shapes") or {}).values() if s and len(s) == 3 and s[0] and s[2]]
+    if profiles:
+        spec.max_profile_batch = min(int(s[2][0]) for s in profiles)
+        spec.min_profile_batch = max(int(s[0][0]) for s in profiles)
     spec.notes.append(f"inputs / outputs from {src}")
     return spec
 
@@ -203,4 +221,5 @@ def describe_engine_object(engine) -> ModelSpec:
     dyn = [n for n in engine.input_names if engine.input_shape(n) and engine.input_shape(n)[0] < 0]
     if dyn:
         spec.max_profile_batch = min(int(engine.profile_shapes(n)[2][0]) for n in dyn)
+        spec.min_profile_batch = max(int(engine.profile_shapes(n)[0][0]) for n in dyn)
     return spec

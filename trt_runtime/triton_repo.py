@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence
 
 from dcn_base.atomic import atomic_path, uninterrupted
@@ -64,6 +65,23 @@ class RepoResult:
     spec: ModelSpec
     max_batch: int
     command: str
+    batching: str  # the batching decision, as the README states it
+
+
+def pbtxt_string(text: str) -> str:
+    """``text`` as a quoted string of protobuf's text format: backslash, quotes and control characters
+    escaped (a tensor named 'in"put' would otherwise end the string early and break the file)."""
+    out = []
+    for ch in text:
+        if ch in '\\"\'':
+            out.append("\\" + ch)
+        elif ch in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)  # UTF-8 as it is: the text format reads it
+    return '"' + "".join(out) + '"'
 
 
 def _dims(t: TensorSpec, batching: bool) -> str:
@@ -75,20 +93,20 @@ def config_text(name: str, spec: ModelSpec, *, platform: str, max_batch: int, qu
                 instances: int, kind: str, op_library: Optional[str] = None) -> str:
     """config.pbtxt (model_config.proto text format)."""
     batching = max_batch > 0
-    lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {max_batch}"]
+    lines = [f"name: {pbtxt_string(name)}", f"platform: {pbtxt_string(platform)}", f"max_batch_size: {max_batch}"]
     for section, tensors in (("input", spec.inputs), ("output", spec.outputs)):
         entries = []
         for t in tensors:
             # a scalar (per batch item) is dims [1] reshaped to [] (Triton's convention)
             reshape = "" if (t.dims[1:] if batching else t.dims) else "\n    reshape: { shape: [ ] }"
-            entries.append(f'  {{\n    name: "{t.name}"\n    data_type: TYPE_{t.triton_type}\n'
+            entries.append(f"  {{\n    name: {pbtxt_string(t.name)}\n    data_type: TYPE_{t.triton_type}\n"
                            f"    dims: {_dims(t, batching)}{reshape}\n  }}")
         lines.append(f"{section} [\n" + ",\n".join(entries) + "\n]")
     if batching:
         lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {queue_delay_us}\n}}")
     lines.append(f"instance_group [\n  {{\n    count: {instances}\n    kind: {kind}\n  }}\n]")
     if op_library:
-        lines.append(f'model_operations {{\n  op_library_filename: "{op_library}"\n}}')
+        lines.append(f"model_operations {{\n  op_library_filename: {pbtxt_string(op_library)}\n}}")
     return "\n".join(lines) + "\n"
 
 
@@ -102,13 +120,18 @@ def _write_text(dest: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def batching_text(spec: ModelSpec, max_batch: int, wanted: int) -> str:
+    return (f"dynamic batching up to {max_batch} over axis 0" if max_batch
+            else f"no batching ({spec.no_batching_reason(wanted)}): full shapes")
+
+
 def _readme(name: str, spec: ModelSpec, engine: bool, lib_name: str, repo_in: str, command: str,
-            max_batch: int, instances: int, kind: str) -> str:
+            max_batch: int, instances: int, kind: str, wanted: int) -> str:
     lib_in = f"{repo_in}/{name}/{lib_name}"
+    repo_q = shlex.quote(repo_in)  # the shell lines' paths quoted (a space in REPO's path)
     io = "\n".join(f"- {'input ' if t in spec.inputs else 'output'} `{t.name}` {t.triton_type} "
                    f"{t.shape_text()}" for t in spec.inputs + spec.outputs)
-    batching = (f"dynamic batching up to {max_batch} over axis 0" if max_batch
-                else "no batching (axis 0 is not one batch axis of every input and output): full shapes")
+    batching = batching_text(spec, max_batch, wanted)
     head = [f"# Triton model `{name}` ({'TensorRT engine' if engine else 'ONNX Runtime'}, written by {PROG})", "",
             f"{batching}; {instances} instance(s), {kind}.", "", io, "",
             f"Paths below are as the server sees them: this repository at `{repo_in}`.", ""]
@@ -118,18 +141,20 @@ def _readme(name: str, spec: ModelSpec, engine: bool, lib_name: str, repo_in: st
             "the version the engine was built with; the engine is bound to its GPU model too). Load our plugins",
             "with the backend's `plugins` option:", "", "```sh", command, "```", "",
             "or preload the library (it registers its creators when loaded):", "", "```sh",
-            f"LD_PRELOAD={lib_in} tritonserver --model-repository={repo_in}", "```", "",
+            f"LD_PRELOAD={shlex.quote(lib_in)} {shlex.join(['tritonserver', f'--model-repository={repo_in}'])}",
+            "```", "",
             "In Docker, mount the repository where the commands expect it:", "", "```sh",
-            f"docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD\":{repo_in} \\",
+            f"docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD\":{repo_q} \\",
             f"  nvcr.io/nvidia/tritonserver:<yy.mm>-py3 {command}", "```",
         ]
     else:
         body = [
             "ONNX Runtime backend: `config.pbtxt` registers our op library with every session",
-            f"(`model_operations {{ op_library_filename: \"{lib_in}\" }}`; the backend's ONNX Runtime must be",
+            f"(`model_operations {{ op_library_filename: {pbtxt_string(lib_in)} }}`; the backend's ONNX Runtime "
+            "must be",
             ">= 1.17, the op library's minimum C API). CPU instances serve without a GPU:", "", "```sh", command,
             "```", "", "In Docker, mount the repository where `config.pbtxt` expects the library:", "", "```sh",
-            f"docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD\":{repo_in} \\",
+            f"docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD\":{repo_q} \\",
             f"  nvcr.io/nvidia/tritonserver:<yy.mm>-py3 {command}", "```",
         ]
     tail = ["", f"Requests: `POST /v2/models/{name}/infer` (HTTP, port 8000) or gRPC `ModelInfer` (port 8001);",
@@ -146,6 +171,9 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
         raise DcnError(f"--instances {opts.instances}: must be >= 1")
     if opts.max_batch < 0 or opts.queue_delay_us < 0:
         raise DcnError("--max-batch and --max-queue-delay-us must be >= 0")
+    if opts.mount is not None and not PurePosixPath(opts.mount).is_absolute():
+        raise DcnError(f"--mount {opts.mount!r}: expected an absolute path (REPO's path as the server sees it, "
+                       "e.g. /models; op_library_filename would be read relative to the server's directory)")
     engine = not is_onnx(src)
     spec = describe_engine(src, opts.onnx) if engine else describe_onnx(src)
     for t in spec.inputs + spec.outputs:
@@ -161,12 +189,12 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
     repo_dir.mkdir(parents=True, exist_ok=True)
     repo_in = (opts.mount or str(repo_dir.resolve())).rstrip("/") or "/"
     lib_in = f"{repo_in}/{name}/{library.name}"
+    command = shlex.join(["tritonserver", f"--model-repository={repo_in}"]  # printed and in the README: quoted
+                         + ([f"--backend-config=tensorrt,plugins={lib_in}"] if engine else []))
     if engine:
-        command = f"tritonserver --model-repository={repo_in} --backend-config=tensorrt,plugins={lib_in}"
         text = config_text(name, spec, platform="tensorrt_plan", max_batch=max_batch,
                            queue_delay_us=opts.queue_delay_us, instances=opts.instances, kind=kind)
     else:
-        command = f"tritonserver --model-repository={repo_in}"
         text = config_text(name, spec, platform="onnxruntime_onnx", max_batch=max_batch,
                            queue_delay_us=opts.queue_delay_us, instances=opts.instances, kind=kind,
                            op_library=lib_in)
@@ -188,7 +216,8 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
         _copy(library, staging / library.name)
         _write_text(staging / "config.pbtxt", text)
         _write_text(staging / "README.md",
-                    _readme(name, spec, engine, library.name, repo_in, command, max_batch, opts.instances, kind))
+                    _readme(name, spec, engine, library.name, repo_in, command, max_batch, opts.instances, kind,
+                            opts.max_batch))
         os.chmod(staging, 0o755)
         with uninterrupted():  # the old folder moved aside and the new one in, or (an error) the old one back
             old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=repo_dir)) if final.exists() else None
@@ -208,7 +237,7 @@ def write_repository(model: str, repo: str, opts: RepoOptions) -> RepoResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RepoResult(final, final / "config.pbtxt", final / "README.md", final / library.name, spec, max_batch,
-                      command)
+                      command, batching_text(spec, max_batch, opts.max_batch))
 
 
 # --------------------------------------------------------------------------- command line
@@ -253,7 +282,7 @@ def _write(args: argparse.Namespace, opts: RepoOptions) -> int:
     if verbosity(args) <= QUIET:
         return 0
     print(f"wrote {res.model_dir}/: config.pbtxt, 1/{'model.onnx' if is_onnx(args.model) else 'model.plan'}, "
-          f"{res.library.name}, README.md (max_batch_size {res.max_batch})")
+          f"{res.library.name}, README.md (max_batch_size {res.max_batch}: {res.batching})")
     for note in res.spec.notes:
         print(note)
     print(f"serve it with: {res.command}")
