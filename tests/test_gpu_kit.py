@@ -224,6 +224,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$1" ] || { echo "========= Error: Target application doesn't exist: $1"; exit 1; }
+# FAKE_SAN_FAIL_NEVER_RUN: an error in the pass over the paths no GPU has run yet
+case "${FAKE_SAN_FAIL_NEVER_RUN:-}:$*" in
+  1:*"and (pipelined or"*) echo "========= ERROR SUMMARY: 1 error"; exit 99 ;;
+esac
 echo "========= ERROR SUMMARY: 0 errors"
 """
 
@@ -258,6 +262,19 @@ def test_gpu_check_runs_every_step_and_sends_back_at_most_8_files(tmp_path):
     assert "Plugin enqueue on Fake GPU" in report and "of the 480 s budget" in report
     files = sorted(f.name for f in out.iterdir())
     assert len(files) <= 8 and not [f for f in files if f.startswith(".")], files  # a lent machine sends back 8
+
+
+def test_sanitizers_run_the_never_run_paths_in_a_pass_of_their_own(tmp_path):
+    """A sanitizer error on a switch's path (never run on a GPU) fails the step and is named, while the pass over
+    the paths a GPU has run before still reports its own result (a CUDA fault is sticky: one process would have
+    stopped at it)."""
+    p, out = _fake_kit(tmp_path, budget=480, sleep=0, FAKE_SAN_FAIL_NEVER_RUN="1")
+    assert p.returncode == 1, p.stdout + p.stderr
+    report = (out / "report.md").read_text()
+    assert ("| sanitizer memcheck | FAIL | run before: ========= ERROR SUMMARY: 0 errors; never run: ========= "
+            "ERROR SUMMARY: 1 error (exit 99) (see sanitizer.log) |") in report, report
+    log = (out / "sanitizer.log").read_text()
+    assert "paths run before (exit 0)" in log and "paths never run (exit 99)" in log, log
 
 
 def test_gpu_check_keeps_its_budget_and_names_what_it_cut(tmp_path):

@@ -69,16 +69,18 @@ def test_conv_empty_bias_with_mask(hx, dtype):
     assert lay.shapes[3] == [] and lay.inputs[3] is None
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
-def test_conv_smaller_shapes_of_a_dynamic_profile_stay_in_the_workspace(hx, dtype):
+@pytest.mark.parametrize("path,dtype", [("im2col", torch.float32), ("im2col", torch.float16), ("nhwc", torch.float16)],
+                         ids=["im2col-fp32", "im2col-fp16", "nhwc-fp16"])
+def test_conv_smaller_shapes_of_a_dynamic_profile_stay_in_the_workspace(hx, path, dtype):
     """An engine built for 1x32x3x3 .. 2x32x8x8 run at 2x32x7x7: the largest output area (64) needs no
     staging, 49 does (ld 56 in FP16 / 52 in FP32) and its staged output and cuBLAS workspace must fit in what
-    getWorkspaceSize asked for at the profile (sized for the largest shapes alone, they ended past it)."""
+    getWorkspaceSize asked for at the profile (sized for the largest shapes alone, they ended past it); on the
+    NCHW im2col and on the FP16 channels-last one (its copy of X besides)."""
     spec = ("dynamic-profile", 2, 32, 7, 7, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, True, 1.0)
     case = td.unit_weights(make_conv_case(spec))
     ins = td.conv_inputs(case)
     at = lambda n, h: [[n, 32, h, h], list(ins[1].shape), [n, 18, h, h], [256], [n, 9, h, h]]  # noqa: E731
-    with td.conv_path("im2col"):
+    with td.conv_path(path):
         lay = td.run_plugin(hx, td.CONV_OP, "conv dynamic profile", case.attrs(), ins, dtype,
                             profile=(at(1, 3), at(2, 8)), guard=1 << 20)
         torch.cuda.synchronize()

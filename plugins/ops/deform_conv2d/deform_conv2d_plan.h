@@ -363,8 +363,8 @@ inline NhwcParts nhwc_parts(const DeformConvDims& d, int64_t elemBytes, int64_t 
     p.end = p.cublasAt + kCublasWorkspaceBytes;
     return p;
 }
-// The chunk's GEMM: Y[n] (L x M column-major, rows of ld) = col[n]^T (col[n]: K x L column-major) x Wt^T
-// (Wt: K x M column-major), batched over the chunk's nb images.
+// The chunk's GEMM: Y[n] (L x M column-major, rows of ld) = col[n]^T (OP_T; col[n]: K x L column-major) x Wt
+// (OP_N; Wt: K x M column-major), batched over the chunk's nb images.
 inline Gemm nhwc_gemm(const DeformConvDims& d, const NhwcLayout& l, int64_t nb) {
     Gemm g{};
     g.m = l.lay.L;
