@@ -226,7 +226,7 @@ else
   # (im2col conv, RoI pool), the fused FP16 conv on its partial-tile case; the aggregation ops on an asymmetric
   # case and a misaligned X (scalar and 8-byte vectors) and group_channels 32 (the 16-byte and wider vectors);
   # multi-scale deformable attention's split kernel (its partial sums in shared memory) and plain kernel;
-  # the DeformConv2d switches' paths (pipelined, 3xTF32, nhwc) in those cases, in a pass of their own
+  # the convolution switches' paths (pipelined, 3xTF32, nhwc) in those cases, in a pass of their own
   subset="sweep and (k3x2-asym or ps3-classes2-part2 or k3x5-asym-os2) and fp32 or graph and (conv or roi)"
   subset+=" or conv_fused_path and basic or misaligned_x and fp16 or split_kernel and small or sweep and g1-cg32"
   rm -f "$OUT/sanitizer.log"

@@ -54,7 +54,7 @@ def _args(name: str, model: Path, out: Path) -> list[str]:
     """Arguments that keep each command busy for a while (and write outputs where it has any)."""
     m, io = str(model / "m.onnx"), model / "io"
     if name == "dcn-serve":
-        from trt_runtime.serve import free_port
+        from trt_runtime.serve_processes import free_port
 
         ports = [str(free_port("127.0.0.1")) for _ in range(3)]
         return [m, "--host", "127.0.0.1", "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]]
@@ -92,7 +92,7 @@ def _imports_begun(pid: int) -> bool:
 
 
 def _descendants(pid: int) -> list[int]:
-    from trt_runtime.serve import descendants
+    from trt_runtime.serve_processes import descendants
 
     return descendants(pid)
 

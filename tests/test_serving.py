@@ -363,7 +363,8 @@ def test_stop_leaves_the_host_programs_children_alone(work):
     children with them (SIGKILL); now only the tritonserver it started and that server's backend stubs."""
     import signal
 
-    from trt_runtime.serve import ServeOptions, Server, _start_time, descendants
+    from trt_runtime.serve import ServeOptions, Server
+    from trt_runtime.serve_processes import _start_time, descendants
 
     model = _per_item_onnx(work / "embedded.onnx")
     worker = subprocess.Popen(["sleep", "600"])  # the host program's own child
@@ -388,7 +389,7 @@ def test_stop_leaves_the_host_programs_children_alone(work):
 def _child_ids() -> list[int]:
     import os
 
-    from trt_runtime.serve import _children_table
+    from trt_runtime.serve_processes import _children_table
 
     return _children_table().get(os.getpid(), [])
 
@@ -407,7 +408,8 @@ def _comm(pid: int) -> str:
 ], ids=["http-grpc", "grpc-metrics", "http-metrics"])
 def test_one_port_for_two_endpoints_is_one_line_exit_2(tmp_path, capsys, ports, message):
     """tritonserver printed its usage and dcn-serve waited 120 s; refused before anything starts."""
-    from trt_runtime.serve import free_port, main
+    from trt_runtime.serve import main
+    from trt_runtime.serve_processes import free_port
 
     port = str(free_port())
     argv = [str(_per_item_onnx(tmp_path / "m.onnx"))]

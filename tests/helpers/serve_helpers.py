@@ -46,7 +46,7 @@ class ServerProcess:
 
     def __init__(self, model: Optional[Path], args: Sequence[str], logdir: Path,
                  command: Optional[Sequence[str]] = None):
-        from trt_runtime.serve import free_port
+        from trt_runtime.serve_processes import free_port
 
         self.http_port, self.grpc_port, self.metrics_port = (free_port(HOST) for _ in range(3))
         self.stdout_path, self.stderr_path = logdir / "serve.out", logdir / "serve.err"
@@ -98,7 +98,7 @@ class ServerProcess:
         return self.returncode
 
     def kill(self) -> None:
-        from trt_runtime.serve import descendants
+        from trt_runtime.serve_processes import descendants
 
         for pid in [*descendants(self.proc.pid), self.proc.pid]:
             try:
