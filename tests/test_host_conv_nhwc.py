@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from helpers.sweep import make_conv_case
-from test_host_fused_conv import _dims, _dims_at
-from test_host_kernels import DTYPES, assert_matches, conv_reference, emu_conv, load_library
+from test_host_fused_conv import _dims
+from test_host_kernels import DTYPES, I64, assert_matches, conv_reference, emu_conv, load_library
 
 ENV = "DCN_DEFORM_CONV_IM2COL"
 
@@ -35,16 +35,9 @@ IDS = [s[0] for s in NHWC_SPECS]
 
 @pytest.fixture(scope="module")
 def lib():
-    L = load_library()
-    I64 = ctypes.POINTER(ctypes.c_int64)
+    L = load_library()  # (the workspace of every smaller run: test_host_fused_conv.py's generated test)
     L.dcn_emu_conv_path.restype = ctypes.c_int
     L.dcn_emu_conv_path.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
-    L.dcn_emu_conv_nhwc_need.restype = ctypes.c_int64
-    L.dcn_emu_conv_nhwc_need.argtypes = [I64]
-    L.dcn_emu_conv_workspace.restype = ctypes.c_int64
-    L.dcn_emu_conv_workspace.argtypes = [I64, ctypes.c_int, ctypes.c_int64]
-    L.dcn_emu_conv_min_out_area.restype = ctypes.c_int64
-    L.dcn_emu_conv_min_out_area.argtypes = [I64, ctypes.c_int64, ctypes.c_int64]
     return L
 
 

@@ -32,6 +32,30 @@ struct EnqueueStatus {
     bool gemm;
 };
 
+// The chunk loop both im2col paths run: the bias broadcast (into Y, or per chunk into the staged rows), then
+// prepare(), then per chunk of images [n0, n0 + nb): sample(n0, nb) (the columns), multiply(nb, Yc) (the GEMMs
+// into Y's rows of the chunk or the staging), and the staged rows moved into Y. Each step returns its status.
+template <class T, class Backend, class Prepare, class Sample, class Multiply>
+EnqueueStatus run_chunks(const DeformConvDims& d, const Im2colLayout& lay, int64_t chunk, const T* B, T* Y, T* staging,
+                         Backend& be, Prepare&& prepare, Sample&& sample, Multiply&& multiply) {
+    int e = 0;
+    if (B != nullptr && !lay.staged && (e = be.fill_bias(B, d.M, d.N * d.M, lay.L, Y)) != 0)
+        return {e, "bias broadcast kernel launch", false};
+    EnqueueStatus st = prepare();
+    if (st.code != 0) return st;
+    const int64_t outImage = d.M * lay.L;
+    for (int64_t n0 = 0; n0 < d.N; n0 += chunk) {
+        const int64_t nb = d.N - n0 < chunk ? d.N - n0 : chunk;
+        if ((st = sample(n0, nb)).code != 0) return st;
+        if (B != nullptr && lay.staged && (e = be.fill_bias(B, d.M, nb * d.M, lay.ld, staging)) != 0)
+            return {e, "bias broadcast kernel launch", false};
+        if ((st = multiply(nb, lay.staged ? staging : Y + n0 * outImage)).code != 0) return st;
+        if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
+            return {e, "output copy (cudaMemcpy2DAsync)", false};
+    }
+    return {0, nullptr, false};
+}
+
 // The im2col path for dims d: Y = conv(X, W) (+ B), columns and GEMMs in the workspace from `base`
 // (256-byte aligned) as `parts` (im2col_parts of d: its chunks; 3xTF32 when parts.split, float only) lays it out.
 template <class T, class Backend>
@@ -50,34 +74,30 @@ EnqueueStatus im2col_enqueue(const DeformConvDims& d, const Im2colParts& parts, 
     T* wHi = reinterpret_cast<T*>(base + parts.weightsAt);
     T* wLo = wHi + split_weight_lo_offset(d);
     const float beta = B != nullptr ? 1.f : 0.f;
-    int e = 0;
-    if (B != nullptr && !lay.staged && (e = be.fill_bias(B, d.M, d.N * d.M, lay.L, Y)) != 0)
-        return {e, "bias broadcast kernel launch", false};
-    if (split && (e = be.split_weights(W, weight_elems(d), wHi, wLo)) != 0)
-        return {e, "3xTF32 weight split kernel launch", false};
-    const int64_t outImage = d.M * lay.L;
-    for (int64_t n0 = 0; n0 < d.N; n0 += parts.chunk) {
-        const int64_t nb = d.N - n0 < parts.chunk ? d.N - n0 : parts.chunk;
-        if ((e = be.im2col(n0, nb, lay.ld, col, colLo)) != 0) return {e, "deformable im2col kernel launch", false};
-        if (B != nullptr && lay.staged && (e = be.fill_bias(B, d.M, nb * d.M, lay.ld, staging)) != 0)
-            return {e, "bias broadcast kernel launch", false};
-        T* Yc = lay.staged ? staging : Y + n0 * outImage;
-        for_each_gemm(d, lay, nb, [&](const Gemm& g) {
-            if (e != 0) return;
-            if (!split) {
-                e = be.gemm(g, col, W, beta, -1, Yc);
-                return;
-            }
-            for (int t = 0; t < 3 && e == 0; ++t) {
-                const SplitOperands<T> o = split_operands<T>(kSplitTerms[t], col, colLo, wHi, wLo, beta);
-                e = be.gemm(g, o.columns, o.weights, o.beta, t, Yc);
-            }
+    return run_chunks<T>(
+        d, lay, parts.chunk, B, Y, staging, be,
+        [&]() -> EnqueueStatus {
+            return {split ? be.split_weights(W, weight_elems(d), wHi, wLo) : 0, "3xTF32 weight split kernel launch",
+                    false};
+        },
+        [&](int64_t n0, int64_t nb) -> EnqueueStatus {
+            return {be.im2col(n0, nb, lay.ld, col, colLo), "deformable im2col kernel launch", false};
+        },
+        [&](int64_t nb, T* Yc) -> EnqueueStatus {
+            int e = 0;
+            for_each_gemm(d, lay, nb, [&](const Gemm& g) {
+                if (e != 0) return;
+                if (!split) {
+                    e = be.gemm(g, col, W, beta, -1, Yc);
+                    return;
+                }
+                for (int t = 0; t < 3 && e == 0; ++t) {
+                    const SplitOperands<T> o = split_operands<T>(kSplitTerms[t], col, colLo, wHi, wLo, beta);
+                    e = be.gemm(g, o.columns, o.weights, o.beta, t, Yc);
+                }
+            });
+            return {e, "cublasGemmStridedBatchedEx", true};
         });
-        if (e != 0) return {e, "cublasGemmStridedBatchedEx", true};
-        if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
-            return {e, "output copy (cudaMemcpy2DAsync)", false};
-    }
-    return {0, nullptr, false};
 }
 
 // The channels-last im2col path (nhwc::applicable(d, ...) holds, so C > 0): Y = conv(X, W) (+ B), its
@@ -85,31 +105,22 @@ EnqueueStatus im2col_enqueue(const DeformConvDims& d, const Im2colParts& parts, 
 template <class T, class Backend>
 EnqueueStatus nhwc_enqueue(const DeformConvDims& d, const NhwcParts& parts, const T* W, const T* B, T* Y, char* base,
                            Backend& be) {
-    const Im2colLayout& lay = parts.lay.lay;
     T* col = reinterpret_cast<T*>(base);
     T* staging = reinterpret_cast<T*>(base + parts.stagingAt);
     T* xt = reinterpret_cast<T*>(base + parts.xtAt);
     T* wt = reinterpret_cast<T*>(base + parts.weightsAt);
     const float beta = B != nullptr ? 1.f : 0.f;
-    int e = 0;
-    if (B != nullptr && !lay.staged && (e = be.fill_bias(B, d.M, d.N * d.M, lay.L, Y)) != 0)
-        return {e, "bias broadcast kernel launch", false};
-    if ((e = be.tap_major_weights(W, wt)) != 0) return {e, "tap-major weight copy kernel launch", false};
-    const int64_t outImage = d.M * lay.L;
-    for (int64_t n0 = 0; n0 < d.N; n0 += parts.chunk) {
-        const int64_t nb = d.N - n0 < parts.chunk ? d.N - n0 : parts.chunk;
-        if ((e = be.channels_last(n0, nb, xt)) != 0) return {e, "channels-last copy kernel launch", false};
-        if ((e = be.nhwc_im2col(n0, nb, xt, col)) != 0)
-            return {e, "channels-last deformable im2col kernel launch", false};
-        if (B != nullptr && lay.staged && (e = be.fill_bias(B, d.M, nb * d.M, lay.ld, staging)) != 0)
-            return {e, "bias broadcast kernel launch", false};
-        T* Yc = lay.staged ? staging : Y + n0 * outImage;
-        if ((e = be.gemm(nhwc_gemm(d, parts.lay, nb), col, wt, beta, -1, Yc)) != 0)
-            return {e, "cublasGemmStridedBatchedEx", true};
-        if (lay.staged && (e = be.copy_rows(Y + n0 * outImage, lay.L, staging, lay.ld, lay.L, nb * d.M)) != 0)
-            return {e, "output copy (cudaMemcpy2DAsync)", false};
-    }
-    return {0, nullptr, false};
+    return run_chunks<T>(
+        d, parts.lay.lay, parts.chunk, B, Y, staging, be,
+        [&]() -> EnqueueStatus { return {be.tap_major_weights(W, wt), "tap-major weight copy kernel launch", false}; },
+        [&](int64_t n0, int64_t nb) -> EnqueueStatus {
+            const int e = be.channels_last(n0, nb, xt);
+            if (e != 0) return {e, "channels-last copy kernel launch", false};
+            return {be.nhwc_im2col(n0, nb, xt, col), "channels-last deformable im2col kernel launch", false};
+        },
+        [&](int64_t nb, T* Yc) -> EnqueueStatus {
+            return {be.gemm(nhwc_gemm(d, parts.lay, nb), col, wt, beta, -1, Yc), "cublasGemmStridedBatchedEx", true};
+        });
 }
 
 }  // namespace plan
